@@ -106,9 +106,7 @@ def resolve_config(
         A new instance of ``config_cls``.
     """
     if config is not None and not isinstance(config, config_cls):
-        raise TypeError(
-            f"config must be a {config_cls.__name__}, got {type(config).__name__}"
-        )
+        raise TypeError(f"config must be a {config_cls.__name__}, got {type(config).__name__}")
     names = {f.name for f in dataclasses.fields(config_cls)}  # type: ignore[arg-type]
     unknown = sorted(set(overrides) - names)
     if unknown:

@@ -20,13 +20,79 @@ _MANIP = "rewardlab.envs.manipulation:ManipulationEnv"
 _DRIVE = "rewardlab.envs.driving:DrivingEnv"
 
 # --- gridworlds -------------------------------------------------------------------------------
-GRIDWORLD_IDS: list[tuple[str, str, dict[str, Any], int, str]] = []
+GRIDWORLD_IDS: list[tuple[str, str, dict[str, Any], int, str]] = [
+    ("GridEmpty-v0", _GRID, {"layout": "empty"}, 100, "Empty 8x8 room: reach the far corner."),
+    (
+        "GridFourRooms-v0",
+        _GRID,
+        {"layout": "four_rooms"},
+        100,
+        "Sutton's four rooms, 13x13: reach a random goal cell in the far room.",
+    ),
+    (
+        "GridKeyDoor-v0",
+        _GRID,
+        {"layout": "key_door"},
+        300,
+        "Minigrid DoorKey 8x8: pick up the key, unlock the door, reach the goal.",
+    ),
+    (
+        "GridKeyDoorDense-v0",
+        _GRID,
+        {"layout": "key_door", "reward_type": "dense"},
+        300,
+        "GridKeyDoor with the hand-designed dense reward (key, door, approach, step terms).",
+    ),
+    (
+        "GridLavaCrossing-v0",
+        _GRID,
+        {"layout": "lava_crossing"},
+        324,
+        "Cross a lava river through its one gap, 9x9; lava ends the episode.",
+    ),
+]
 
 # --- manipulation -----------------------------------------------------------------------------
 MANIPULATION_IDS: list[tuple[str, str, dict[str, Any], int, str]] = []
 
 # --- driving ----------------------------------------------------------------------------------
-DRIVING_IDS: list[tuple[str, str, dict[str, Any], int, str]] = []
+DRIVING_IDS: list[tuple[str, str, dict[str, Any], int, str]] = [
+    (
+        "DriveHighway-v0",
+        _DRIVE,
+        {"reward_type": "carl"},
+        200,
+        "3-lane highway, 20 IDM cars, 600 m route; CaRL reward (progress x infraction factors)",
+    ),
+    (
+        "DriveHighwaySparse-v0",
+        _DRIVE,
+        {"reward_type": "sparse"},
+        200,
+        "3-lane highway, 20 IDM cars, 600 m route; reward 1 on completing the route",
+    ),
+    (
+        "DriveHighwayWeighted-v0",
+        _DRIVE,
+        {"reward_type": "weighted"},
+        200,
+        "3-lane highway, 20 IDM cars, 600 m route; highway-env's weighted speed/lane/collision",
+    ),
+    (
+        "DriveDense-v0",
+        _DRIVE,
+        {"reward_type": "carl", "lanes_count": 4, "vehicles_count": 40, "vehicles_density": 4.0},
+        200,
+        "4-lane highway, 40 closely spaced IDM cars, 600 m route; CaRL reward",
+    ),
+    (
+        "DriveExit-v0",
+        _DRIVE,
+        {"reward_type": "carl", "lanes_count": 4, "vehicles_count": 30, "target_lane": -1},
+        200,
+        "4-lane highway, 30 IDM cars; the route ends in the rightmost lane; CaRL reward",
+    ),
+]
 
 
 def all_specs() -> list[tuple[str, str, dict[str, Any], int, str]]:
@@ -45,6 +111,4 @@ def register_all() -> None:
         env_id = f"{NAMESPACE}/{name}"
         if env_id in gym.registry:
             continue
-        gym.register(
-            id=env_id, entry_point=entry_point, kwargs=kwargs, max_episode_steps=max_steps
-        )
+        gym.register(id=env_id, entry_point=entry_point, kwargs=kwargs, max_episode_steps=max_steps)

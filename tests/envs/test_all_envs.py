@@ -82,8 +82,10 @@ def test_seeded_determinism_across_resets(env_id: str) -> None:
 def test_reward_components_sum_to_reward(env_id: str) -> None:
     env = gym.make(env_id)
     for policy_name in ("random", "expert"):
-        act = expert_policy(env) if policy_name == "expert" else (
-            lambda _obs: env.action_space.sample()
+        act = (
+            expert_policy(env)
+            if policy_name == "expert"
+            else (lambda _obs: env.action_space.sample())
         )
         env.action_space.seed(0)
         obs, info = env.reset(seed=0)
@@ -107,7 +109,7 @@ def test_expert_succeeds_and_progress_is_a_potential(env_id: str) -> None:
     for seed in range(N_EPISODES):
         succeeded, progress, success = _rollout(env, seed, act)
         successes += succeeded
-        assert 0.0 <= min(progress) and max(progress) <= 1.0
+        assert min(progress) >= 0.0 and max(progress) <= 1.0
         assert progress[0] <= 0.2, f"progress at reset should be near 0, got {progress[0]}"
         for p, s in zip(progress, success, strict=True):
             if s:
@@ -116,9 +118,7 @@ def test_expert_succeeds_and_progress_is_a_potential(env_id: str) -> None:
     assert successes >= 0.95 * N_EPISODES, f"expert succeeded in {successes}/{N_EPISODES}"
 
 
-SPARSE_IDS = [
-    i for i in ALL_IDS if gym.spec(i).kwargs.get("reward_type", "sparse") == "sparse"
-]
+SPARSE_IDS = [i for i in ALL_IDS if gym.spec(i).kwargs.get("reward_type", "sparse") == "sparse"]
 
 
 @pytest.mark.parametrize("env_id", SPARSE_IDS)
@@ -126,8 +126,7 @@ def test_random_policy_rarely_succeeds_on_sparse_tasks(env_id: str) -> None:
     env = gym.make(env_id)
     env.action_space.seed(0)
     successes = sum(
-        _rollout(env, seed, lambda _obs: env.action_space.sample())[0]
-        for seed in range(N_EPISODES)
+        _rollout(env, seed, lambda _obs: env.action_space.sample())[0] for seed in range(N_EPISODES)
     )
     env.close()
     assert successes < 0.2 * N_EPISODES, f"random succeeded in {successes}/{N_EPISODES}"
