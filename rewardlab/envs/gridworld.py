@@ -349,16 +349,12 @@ def _layout_model(layout: Layout) -> _LayoutModel:
                     index[((y * w + x) * 4 + d) * k + stage] = len(states)
                     states.append((x, y, d, stage))
     n_states = len(states)
-    codes = np.array([cells[y * w + x] for x, y, _, _ in states], dtype=np.uint8)
+    arr = np.array(states, dtype=np.int64).reshape(-1, 4)
+    grid = np.frombuffer(cells, dtype=np.uint8).reshape(h, w)
+    codes = grid[arr[:, 1], arr[:, 0]]
     terminal = (codes == GOAL) | (codes == LAVA)
-    succ = np.empty((n_states, len(ACTION_NAMES)), dtype=np.int64)
-    for i, s in enumerate(states):
-        for a in range(len(ACTION_NAMES)):
-            if terminal[i]:
-                succ[i, a] = i
-            else:
-                x2, y2, d2, st2 = _transition(cells, w, *s, a)
-                succ[i, a] = index[((y2 * w + x2) * 4 + d2) * k + st2]
+    succ = _successor_table(grid, arr, np.array(index), k)
+    succ[terminal] = np.flatnonzero(terminal)[:, None]
     dist = np.where(codes == GOAL, 0.0, np.inf)
     while True:  # Bellman-Ford on unit costs; terminates after at most diameter sweeps
         new = np.where(terminal, dist, np.minimum(dist, 1.0 + dist[succ].min(axis=1)))
@@ -372,7 +368,7 @@ def _layout_model(layout: Layout) -> _LayoutModel:
     progress = np.clip(1.0 - dist / normalizer, 0.0, 1.0)
     expert = np.argmin(dist[succ], axis=1)
     return _LayoutModel(
-        states=np.array(states, dtype=np.int64).reshape(-1, 4),
+        states=arr,
         index=index,
         succ=succ,
         terminal=terminal,
@@ -381,7 +377,34 @@ def _layout_model(layout: Layout) -> _LayoutModel:
         progress=[float(p) for p in progress],
         expert=[int(a) for a in expert],
         initial=initial,
-        vector_obs=_vector_obs(layout, np.array(states, dtype=np.int64).reshape(-1, 4)),
+        vector_obs=_vector_obs(layout, arr),
+    )
+
+
+def _successor_table(
+    grid: np.ndarray, states: np.ndarray, index: np.ndarray, n_stages: int
+) -> np.ndarray:
+    """``(S, A)`` successor indices of all states at once: :func:`_transition`, vectorized.
+
+    A second implementation of the dynamics on purpose: the tests check it against the
+    scalar one ``step()`` runs, for every state and action.
+    """
+    x, y, d, stage = states.T
+    fx, fy = x + np.take(_DX, d), y + np.take(_DY, d)
+    front = grid[fy, fx]
+    blocked = (
+        (front == WALL) | ((front == KEY) & (stage == NO_KEY)) | ((front == DOOR) & (stage != 2))
+    )
+    moves = [
+        (x, y, (d - 1) & 3, stage),
+        (x, y, (d + 1) & 3, stage),
+        (np.where(blocked, x, fx), np.where(blocked, y, fy), d, stage),
+        (x, y, d, np.where((front == KEY) & (stage == NO_KEY), HAS_KEY, stage)),
+        (x, y, d, np.where((front == DOOR) & (stage == HAS_KEY), DOOR_OPEN, stage)),
+    ]
+    width = grid.shape[1]
+    return np.stack(
+        [index[((y2 * width + x2) * 4 + d2) * n_stages + s2] for x2, y2, d2, s2 in moves], axis=1
     )
 
 

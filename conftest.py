@@ -1,4 +1,4 @@
-"""Test-wide environment: headless rendering, no model-hub retries."""
+"""Test-wide environment (tests and doctests): headless rendering, no model-hub retries."""
 
 import os
 
