@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -45,6 +46,12 @@ def image_strip(frames: list[np.ndarray], n_frames: int = 6, gap: int = 4) -> np
     return np.concatenate(tiles[:-1], axis=1)
 
 
+def _frame(env: gym.Env[Any, Any]) -> np.ndarray:
+    frame = env.render()
+    assert isinstance(frame, np.ndarray), "rgb_array render mode returns an array"
+    return frame
+
+
 def run_demo(
     env_id: str, out_dir: Path, seed: int = 0, width: int = 224, height: int = 224
 ) -> DemoResult:
@@ -54,11 +61,11 @@ def run_demo(
     env = gym.make(env_id, render_mode="rgb_array", render_width=width, render_height=height)
     act = expert_policy(env)
     obs, info = env.reset(seed=seed)
-    frames = [env.render()]
+    frames: list[np.ndarray] = [_frame(env)]
     episode_return, steps, success, done = 0.0, 0, info["is_success"], False
     while not done:
         obs, reward, terminated, truncated, info = env.step(act(obs))
-        frames.append(env.render())
+        frames.append(_frame(env))
         episode_return += float(reward)
         steps += 1
         success = success or info["is_success"]

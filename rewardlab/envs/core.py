@@ -143,12 +143,13 @@ class TaskEnv(gym.Env[Any, Any], Generic[ConfigT]):
         """The scripted expert's action in the current state (may read privileged state)."""
 
     def _require_render_mode(self) -> None:
-        if self.render_mode is None:
-            name = self.spec.id if self.spec is not None else type(self).__name__
-            raise ValueError(
-                f"render() needs a render mode; create the env with "
-                f'gym.make("{name}", render_mode="rgb_array")'
-            )
+        if self.render_mode is not None:
+            return
+        if self.spec is not None:
+            how = f'gym.make("{self.spec.id}", render_mode="rgb_array")'
+        else:
+            how = f'{type(self).__name__}(render_mode="rgb_array")'
+        raise ValueError(f"render() needs a render mode; create the env with {how}")
 
 
 def _task_env(env: gym.Env[Any, Any]) -> TaskEnv[Any]:

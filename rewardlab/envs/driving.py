@@ -250,13 +250,14 @@ class DrivingEnv(TaskEnv[DrivingConfig]):
 
     * ``"sparse"``: ``reward_completion = 1`` on the step the route is completed without a
       collision, else 0.
-    * ``"carl"`` (CaRL): ``reward_route = (c' - c) * p_centre * p_speeding * p_headway``,
-      with the factors in info as ``penalty_lane_centre = 1 - (1 - carl_off_centre_factor) *
+    * ``"carl"`` (CaRL): ``reward_route = (c' - c) * p_centre * p_speeding * p_headway``
+      when ``c' > c``, and the unscaled ``c' - c`` otherwise (a regress is never discounted
+      by an infraction), with the factors in info as ``penalty_lane_centre = 1 - (1 - carl_off_centre_factor) *
       min(|lateral offset| / (w/2), 1)``, ``penalty_speeding = max(0, 1 - max(v -
       speed_limit, 0) / carl_speeding_tolerance)`` and ``penalty_headway =
       carl_too_close_factor`` if the bumper gap to the nearest car ahead in the lanes the ego
-      overlaps is below ``carl_min_headway * v`` else 1. The return of a completed route is
-      at most 1.
+      overlaps is below ``carl_min_headway * v`` else 1. So the return of any episode is at
+      most ``c_T - c_0 <= 1``.
     * ``"weighted"`` (highway-env): ``r = on_road * (w_c crashed + w_s speed + w_r lane - w_c)
       / (w_s + w_r - w_c)``, with ``speed = clip(lmap(v cos(heading), reward_speed_range,
       [0, 1]), 0, 1)``, ``lane = nearest lane index / max(lanes_count - 1, 1)`` (1 in the
@@ -459,7 +460,12 @@ class DrivingEnv(TaskEnv[DrivingConfig]):
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         cfg = self.config
-        act = np.asarray(action, dtype=np.float64).reshape(2)
+        act = np.asarray(action, dtype=np.float64)
+        if act.size != 2 or not np.isfinite(act).all():
+            raise ValueError(
+                f"action must be 2 finite numbers (steering, acceleration), got {action!r}"
+            )
+        act = act.reshape(2)
         steering = min(max(float(act[0]), -1.0), 1.0) * cfg.max_steering
         acceleration = min(max(float(act[1]), -1.0), 1.0) * cfg.max_acceleration
         for _ in range(self._substeps):
@@ -557,7 +563,10 @@ class DrivingEnv(TaskEnv[DrivingConfig]):
         info["penalty_lane_centre"] = centre
         info["penalty_speeding"] = speeding
         info["penalty_headway"] = headway
-        info["reward_route"] = reward = delta * centre * speeding * headway
+        # Factors scale progress only: scaling a regress (c' < c, e.g. drifting out of the
+        # target lane) would make an infraction cheaper, and a loop could earn reward.
+        factor = centre * speeding * headway
+        info["reward_route"] = reward = delta * factor if delta > 0 else delta
         return reward
 
     def _weighted_reward(self, info: dict[str, Any]) -> float:

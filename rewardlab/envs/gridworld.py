@@ -330,7 +330,8 @@ class _LayoutModel:
     vector_obs: np.ndarray  # (S, 17) float32
 
 
-@functools.lru_cache(maxsize=4096)
+# Bounded: a size-32 key-door model holds a few MB, and randomized layouts rarely repeat.
+@functools.lru_cache(maxsize=256)
 def _layout_model(layout: Layout) -> _LayoutModel:
     w, h, k, cells = layout.width, layout.height, layout.n_stages, layout.cells
     index = [-1] * (h * w * 4 * k)
@@ -760,10 +761,12 @@ class GridWorldEnv(TaskEnv[GridWorldConfig]):
             raise ValueError(f"action must be in [0, 5), got {action!r}")
         state = self._state
         if model.terminal[self._index]:
-            nxt = state
+            # Absorbing with zero reward, as in tabular(): stepping on after `terminated`
+            # must not pay the goal (or the lava penalty) again.
+            nxt, terms = state, (0.0,) * len(self._names)
         else:
             nxt = _transition(layout.cells, layout.width, *state, a)
-        terms = _reward_terms(layout, self.config.reward_type, state, nxt)
+            terms = _reward_terms(layout, self.config.reward_type, state, nxt)
         self._set_state(nxt)
         code = layout.cells[nxt[1] * layout.width + nxt[0]]
         success = code == GOAL

@@ -114,6 +114,22 @@ def test_carl_multiplies_progress_by_infraction_factors() -> None:
     assert reward == pytest.approx(info["progress"] - before)
 
 
+def test_carl_never_discounts_a_regress() -> None:
+    # On the exit route, drifting away from the target lane lowers completion; speeding while
+    # doing it must not shrink the penalty (the factors scale progress only).
+    env = DrivingEnv(reward_type="carl", lanes_count=4, target_lane=-1, vehicles_count=1)
+    cfg = env.config
+    target_y = (cfg.lanes_count - 1) * cfg.lane_width
+    for speed in (cfg.speed_limit - 1.0, cfg.speed_limit + 2 * cfg.carl_speeding_tolerance):
+        _scenario(env, (100.0, target_y, -0.6, speed), _far_cars(1))
+        before = env.progress()
+        _, reward, _, _, info = env.step(ZERO)
+        delta = info["progress"] - before
+        assert delta < 0
+        assert reward == pytest.approx(delta)
+    assert info["penalty_speeding"] == 0.0
+
+
 @pytest.mark.parametrize("reward_type", ["sparse", "carl", "weighted"])
 def test_collision_terminates_and_is_reported(reward_type: str) -> None:
     env = DrivingEnv(reward_type=reward_type, vehicles_count=1)
@@ -275,3 +291,14 @@ def test_render_shows_the_ego_in_its_colour() -> None:
     assert np.all(frame == TRAFFIC_RGB, axis=-1).any()
     rows, cols = np.nonzero(ego)
     assert abs(cols.mean() - 0.3 * 224) < 3  # the ego sits at 30% of the width
+
+
+@pytest.mark.parametrize("action", [[np.nan, 0.0], [0.0, 0.0, 0.0]])
+def test_bad_action_fails_before_touching_the_state(action: list[float]) -> None:
+    env = DrivingEnv()
+    env.reset(seed=0)
+    before = env.state_dict()
+    with pytest.raises(ValueError, match="finite"):
+        env.step(np.array(action))
+    for name, value in env.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])
