@@ -252,12 +252,12 @@ class DrivingEnv(TaskEnv[DrivingConfig]):
       collision, else 0.
     * ``"carl"`` (CaRL): ``reward_route = (c' - c) * p_centre * p_speeding * p_headway``
       when ``c' > c``, and the unscaled ``c' - c`` otherwise (a regress is never discounted
-      by an infraction), with the factors in info as ``penalty_lane_centre = 1 - (1 - carl_off_centre_factor) *
-      min(|lateral offset| / (w/2), 1)``, ``penalty_speeding = max(0, 1 - max(v -
-      speed_limit, 0) / carl_speeding_tolerance)`` and ``penalty_headway =
-      carl_too_close_factor`` if the bumper gap to the nearest car ahead in the lanes the ego
-      overlaps is below ``carl_min_headway * v`` else 1. So the return of any episode is at
-      most ``c_T - c_0 <= 1``.
+      by an infraction). The factors, in info:
+      ``penalty_lane_centre = 1 - (1 - carl_off_centre_factor) * min(|lateral offset| / (w/2),
+      1)``; ``penalty_speeding = max(0, 1 - max(v - speed_limit, 0) /
+      carl_speeding_tolerance)``; ``penalty_headway = carl_too_close_factor`` if the bumper gap
+      to the nearest car ahead in the lanes the ego overlaps is below ``carl_min_headway * v``,
+      else 1. So the return of any episode is at most ``c_T - c_0 <= 1``.
     * ``"weighted"`` (highway-env): ``r = on_road * (w_c crashed + w_s speed + w_r lane - w_c)
       / (w_s + w_r - w_c)``, with ``speed = clip(lmap(v cos(heading), reward_speed_range,
       [0, 1]), 0, 1)``, ``lane = nearest lane index / max(lanes_count - 1, 1)`` (1 in the
