@@ -54,12 +54,27 @@ GRIDWORLD_IDS: list[tuple[str, str, dict[str, Any], int, str]] = [
 
 # --- manipulation -----------------------------------------------------------------------------
 MANIPULATION_IDS: list[tuple[str, str, dict[str, Any], int, str]] = [
-    ("ManipReach-v0", _MANIP, {"task": "reach"}, 50,
-     "Cartesian gripper: touch a green ball floating above the table"),
-    ("ManipPush-v0", _MANIP, {"task": "push"}, 100,
-     "Cartesian gripper: push a red block onto a green disc on the table"),
-    ("ManipPickPlace-v0", _MANIP, {"task": "pick_place"}, 100,
-     "Cartesian gripper: pick up a red block and place it on a raised green platform"),
+    (
+        "ManipReach-v0",
+        _MANIP,
+        {"task": "reach"},
+        50,
+        "Cartesian gripper: touch a green ball floating above the table",
+    ),
+    (
+        "ManipPush-v0",
+        _MANIP,
+        {"task": "push"},
+        100,
+        "Cartesian gripper: push a red block onto a green disc on the table",
+    ),
+    (
+        "ManipPickPlace-v0",
+        _MANIP,
+        {"task": "pick_place"},
+        100,
+        "Cartesian gripper: pick up a red block and place it on a raised green platform",
+    ),
 ]
 
 # --- driving ----------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""MJCF models, one folder per model; loaded with :mod:`importlib.resources`."""
