@@ -36,26 +36,29 @@ FAMILIES = {
 
 
 def ratio_table(rows: list[dict]) -> str:
-    """Markdown table: ours vs peer steps/s per family and render setting."""
+    """Markdown table: ours vs its peer at the same matched setting, per rendering mode."""
     lines = [
-        "| family | rendering | rewardlab env | steps/s | peer | peer steps/s | ratio |",
-        "|---|---|---|---:|---|---:|---:|",
+        "| family | matched | rendering | rewardlab | steps/s | peer | steps/s | ratio |",
+        "|---|---|---|---|---:|---|---:|---:|",
     ]
-    for family in FAMILIES:
-        for render in (False, True):
-            ours = [
-                r for r in rows if r["family"] == family and r["render"] == render and not r["peer"]
-            ]
-            peers = [
-                r for r in rows if r["family"] == family and r["render"] == render and r["peer"]
-            ]
-            for o in ours:
-                for p in peers:
-                    lines.append(
-                        f"| {family} | {'224x224' if render else 'none'} | {o['env']} | "
-                        f"{o['steps_per_s']:,.0f} | {p['env']} | {p['steps_per_s']:,.0f} | "
-                        f"{o['steps_per_s'] / p['steps_per_s']:.1f}x |"
-                    )
+    for ours in (r for r in rows if not r["peer"]):
+        key = (ours["family"], ours["match"], ours["render"])
+        for peer in (
+            r for r in rows if r["peer"] and (r["family"], r["match"], r["render"]) == key
+        ):
+            lines.append(
+                f"| {ours['family']} | {ours['match']} | "
+                f"{'224x224' if ours['render'] else 'none'} | {ours['env']} | "
+                f"{ours['steps_per_s']:,.0f} | {peer['env']} | {peer['steps_per_s']:,.0f} | "
+                f"{ours['steps_per_s'] / peer['steps_per_s']:.1f}x |"
+            )
+    frames = [r for r in rows if r.get("ms_per_frame") is not None]
+    if frames:
+        lines.append("")
+        lines += [
+            f"- {r['env']}: {r['ms_per_frame']:.1f} ms per 224x224 frame ({r['match']})"
+            for r in frames
+        ]
     return "\n".join(lines)
 
 

@@ -87,6 +87,7 @@ def measure(n_steps: int = 2_000) -> list[dict[str, Any]]:
                 rows.append(
                     {
                         "family": "driving",
+                        "match": f"{vehicles} cars, {lanes} lanes, {sim}/{policy} Hz",
                         "env": PEER if peer else OURS,
                         "peer": peer,
                         "render": render,

@@ -68,6 +68,7 @@ def measure(n_steps: int = 20_000, n_render_steps: int | None = None) -> list[di
                 rows.append(
                     {
                         "family": "gridworld",
+                        "match": f"task: {peer}",
                         "env": env_id,
                         "peer": is_peer,
                         "render": render,

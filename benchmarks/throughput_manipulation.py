@@ -99,6 +99,7 @@ def measure(
                 rows.append(
                     {
                         "family": "manipulation",
+                        "match": f"{substeps} substeps",
                         "env": env_id if is_peer else f"{env_id} (frame_skip={substeps})",
                         "peer": is_peer,
                         "render": render,

@@ -1,0 +1,39 @@
+"""The README's commands and example stay true."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
+def test_readme_python_example_runs(capsys) -> None:
+    (code,) = re.findall(r"```python\n(.*?)```", README, re.S)
+    exec(compile(code, "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "True 1.0 (224, 224, 3)" in out
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    commands = re.findall(r"```bash\n(.*?)\n```", README, re.S)
+    assert len(commands) >= 2, "README opens with the install and the test command"
+    test_command = commands[1].strip()
+    ci = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text()
+    assert test_command.removeprefix(".venv/bin/python ") in ci
+    assert "pytest" in test_command
+
+
+def test_readme_lists_every_env_id() -> None:
+    from rewardlab import env_ids
+
+    missing = [i for i in env_ids() if f"`{i}`" not in README]
+    assert not missing, f"README's env table misses {missing}"
+
+
+def test_console_script_help() -> None:
+    script = Path(sys.executable).with_name("rewardlab")  # installed beside this Python
+    out = subprocess.run([str(script), "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "demo" in out.stdout
