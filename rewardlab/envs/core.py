@@ -142,6 +142,13 @@ class TaskEnv(gym.Env[Any, Any], Generic[ConfigT]):
     def expert_action(self) -> Any:
         """The scripted expert's action in the current state (may read privileged state)."""
 
+    def _init_render_mode(self, render_mode: str | None) -> None:
+        """Check ``render_mode`` against ``metadata["render_modes"]`` and store it."""
+        modes = self.metadata["render_modes"]
+        if render_mode is not None and render_mode not in modes:
+            raise ValueError(f"render_mode must be one of {modes} or None, got {render_mode!r}")
+        self.render_mode = render_mode
+
     def _require_render_mode(self) -> None:
         if self.render_mode is not None:
             return

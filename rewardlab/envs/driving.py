@@ -310,12 +310,7 @@ class DrivingEnv(TaskEnv[DrivingConfig]):
         self, config: DrivingConfig | None = None, render_mode: str | None = None, **kwargs: Any
     ) -> None:
         self.config = cfg = resolve_config(DrivingConfig, config, kwargs)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be one of {self.metadata['render_modes']} or None, "
-                f"got {render_mode!r}"
-            )
-        self.render_mode = render_mode
+        self._init_render_mode(render_mode)
         n, k = cfg.vehicles_count, cfg.observed_vehicles
         self.observation_space = spaces.Box(
             -1.0, 1.0, (EGO_FEATURES + VEHICLE_FEATURES * k,), np.float32

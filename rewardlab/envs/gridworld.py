@@ -694,12 +694,7 @@ class GridWorldEnv(TaskEnv[GridWorldConfig]):
         **kwargs: Any,
     ) -> None:
         self.config = resolve_config(GridWorldConfig, config, kwargs)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be one of {self.metadata['render_modes']} or None, "
-                f"got {render_mode!r}"
-            )
-        self.render_mode = render_mode
+        self._init_render_mode(render_mode)
         cfg, n = self.config, self.config.grid_size
         self.action_space = spaces.Discrete(len(ACTION_NAMES))
         if cfg.obs_type == "vector":

@@ -270,12 +270,7 @@ class ManipulationEnv(TaskEnv[ManipulationConfig]):
         **kwargs: Any,
     ) -> None:
         self.config = resolve_config(ManipulationConfig, config, kwargs)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be None or one of {self.metadata['render_modes']}, "
-                f"got {render_mode!r}"
-            )
-        self.render_mode = render_mode
+        self._init_render_mode(render_mode)
         cfg = self.config
         self._task_name = cfg.task
         self._has_block = cfg.task != "reach"

@@ -194,3 +194,11 @@ def test_import_is_cheap() -> None:
     assert out.returncode == 0, out.stderr
     assert int(out.stdout) == len(ALL_IDS)
     assert rewardlab.__version__
+
+
+@pytest.mark.parametrize("env_id", ALL_IDS)
+def test_unsupported_render_mode_is_rejected(env_id: str) -> None:
+    spec = gym.spec(env_id)
+    env_cls = gym.envs.registration.load_env_creator(spec.entry_point)
+    with pytest.raises(ValueError, match="'human'"):
+        env_cls(**spec.kwargs, render_mode="human")
