@@ -80,6 +80,11 @@ _CAPTIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 }
 
 
+# Block (half-width 0.025 m) and platform (0.045 m) overlap when their centres are closer than
+# 0.07 m along both axes, i.e. possibly at any distance below 0.07 * sqrt(2).
+_MIN_PLATFORM_DISTANCE = (0.025 + 0.045) * math.sqrt(2)
+
+
 @dataclass(frozen=True)
 class ManipulationConfig:
     """Everything that defines a :class:`ManipulationEnv` MDP and its rendering.
@@ -144,6 +149,11 @@ class ManipulationConfig:
                 "min_target_distance must exceed distance_threshold (else episodes could start "
                 "solved) and be at most target_range (else no target can be sampled), got "
                 f"{self.min_target_distance!r}"
+            )
+        if self.task == "pick_place" and self.min_target_distance < _MIN_PLATFORM_DISTANCE:
+            raise ValueError(
+                f"pick_place needs min_target_distance >= {_MIN_PLATFORM_DISTANCE:.3f} m, else "
+                f"the block can start inside the platform; got {self.min_target_distance!r}"
             )
 
 
@@ -368,7 +378,9 @@ class ManipulationEnv(TaskEnv[ManipulationConfig]):
         return self._grip_xpos.copy()
 
     def _finger_gap(self) -> float:
-        return float(self._finger_qpos[0][0] + self._finger_qpos[1][0])
+        # Closing fingers overshoot their soft joint limit at 0 by up to a few mm (they do not
+        # collide with each other); a gap below 0 means closed.
+        return max(float(self._finger_qpos[0][0] + self._finger_qpos[1][0]), 0.0)
 
     def _block_grasped(self) -> bool:
         """Both finger pads are in contact with the block."""
@@ -402,16 +414,16 @@ class ManipulationEnv(TaskEnv[ManipulationConfig]):
 
     def _obs(self) -> np.ndarray:
         gripper = self._grip_xpos
-        finger_l, finger_r = self._finger_qpos
+        gap = (self._finger_gap(),)
         if not self._has_block:
-            parts = (*self._hand_qvel, finger_l + finger_r, self._target, self._target - gripper)
+            parts = (*self._hand_qvel, gap, self._target, self._target - gripper)
             return np.concatenate((gripper, *parts), dtype=np.float32)
         block = self._block_body.xpos
         return np.concatenate(
             (
                 gripper,
                 *self._hand_qvel,
-                finger_l + finger_r,
+                gap,
                 block,
                 self._block_body.xquat,
                 self._block_joint.qvel,
@@ -549,8 +561,13 @@ class ManipulationEnv(TaskEnv[ManipulationConfig]):
                 return xyz
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if not self._d0:
+            raise RuntimeError("call reset() before step()")
+        a = np.asarray(action, dtype=np.float64)
+        if a.shape != (4,) or not np.isfinite(a).all():
+            raise ValueError(f"action must be 4 finite numbers in [-1, 1], got {action!r}")
         # np.minimum/np.maximum: np.clip's dispatch alone costs more than the physics substep.
-        a = np.minimum(np.maximum(np.asarray(action, dtype=np.float64), -1.0), 1.0)
+        a = np.minimum(np.maximum(a, -1.0), 1.0)
         cfg, data = self.config, self.data
         set_point = self._grip_xpos + a[:3] * cfg.action_scale
         data.ctrl[self._hand_act] = np.minimum(np.maximum(set_point, _HAND_LOW), _HAND_HIGH)

@@ -202,3 +202,47 @@ def test_unsupported_render_mode_is_rejected(env_id: str) -> None:
     env_cls = gym.envs.registration.load_env_creator(spec.entry_point)
     with pytest.raises(ValueError, match="'human'"):
         env_cls(**spec.kwargs, render_mode="human")
+
+
+@pytest.mark.parametrize("env_id", ALL_IDS)
+def test_observations_stay_in_space_over_long_rollouts(env_id: str) -> None:
+    # The checkers only try a few steps; bounds must hold for whole episodes of both policies.
+    env = gym.make(env_id)
+    space = env.observation_space
+    env.action_space.seed(0)
+    for act in (expert_policy(env), lambda _obs: env.action_space.sample()):
+        for seed in range(5):
+            obs, _ = env.reset(seed=seed)
+            done = False
+            while not done:
+                assert space.contains(obs), (seed, obs)
+                obs, _, terminated, truncated, _ = env.step(act(obs))
+                done = terminated or truncated
+            assert space.contains(obs)
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", ALL_IDS)
+def test_reset_forgets_the_previous_episode(env_id: str) -> None:
+    def replay(env: gym.Env, actions: list) -> list:
+        obs, _ = env.reset(seed=7)
+        out = [obs]
+        for a in actions:
+            obs, reward, terminated, truncated, _ = env.step(a)
+            out += [obs, reward]
+            if terminated or truncated:
+                break
+        return out
+
+    source = gym.make(env_id).action_space
+    source.seed(1)
+    actions = [source.sample() for _ in range(40)]
+    used = gym.make(env_id)
+    act = expert_policy(used)
+    obs, _ = used.reset(seed=0)
+    for _ in range(150):
+        obs, _, terminated, truncated, _ = used.step(act(obs))
+        if terminated or truncated:
+            obs, _ = used.reset()
+    for x, y in zip(replay(used, actions), replay(gym.make(env_id), actions), strict=True):
+        np.testing.assert_array_equal(x, y)

@@ -292,3 +292,25 @@ def test_task_captions_name_the_colours() -> None:
     assert [v.name for v in task.state_variables if v.privileged] == ["block_grasped"]
     assert "block_pos" in names and "target_pos" in names
     env.close()
+
+
+@pytest.mark.parametrize("action", [[np.nan, 0, 0, 0], [0, 0, 0], [0, 0, 0, 0, 0], [[0, 0, 0, 0]]])
+def test_bad_action_is_rejected_before_simulating(action: list) -> None:
+    env = gym.make("rewardlab/ManipPush-v0").unwrapped
+    env.reset(seed=0)
+    before = env.state_dict()
+    with pytest.raises(ValueError, match="4 finite numbers"):
+        env.step(np.array(action, dtype=np.float64))
+    for name, value in env.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+def test_step_before_reset_says_what_to_do() -> None:
+    with pytest.raises(RuntimeError, match="reset"):
+        gym.make("rewardlab/ManipPush-v0").unwrapped.step(np.zeros(4))
+
+
+def test_pick_place_rejects_a_block_start_inside_the_platform() -> None:
+    with pytest.raises(ValueError, match="0.05"):
+        gym.make("rewardlab/ManipPickPlace-v0", min_target_distance=0.05)
+    gym.make("rewardlab/ManipPush-v0", min_target_distance=0.05).close()  # no platform there
