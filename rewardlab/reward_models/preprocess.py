@@ -1,0 +1,114 @@
+"""Batched image preprocessing for vision-language encoders, on tensors.
+
+Per-frame PIL preprocessing is a known bottleneck of CLIP rewards, and a plain
+``Resize((s, s))`` silently squashes non-square renders. :func:`preprocess_frames` takes a whole
+``(B, H, W, 3)`` uint8 batch on the encoder's device and applies, in order:
+
+1. an optional crop box ``(top, left, height, width)`` in pixels;
+2. a resize policy that keeps the aspect ratio:
+
+   - ``"letterbox"``: pad the frame (centered) with the model's fill color to the encoder's
+     aspect ratio, then resize: the whole frame is seen, with bars on the short side;
+   - ``"center_crop"``: resize so the short side matches the encoder's input, then crop the
+     center: no bars, but the ends of the long side are cut off;
+
+   the resize (``torch.nn.functional.interpolate``, antialiased) is skipped entirely when the
+   frame is already at the encoder's input size;
+3. scaling to ``[0, 1]`` and normalization with the model's per-channel mean and std.
+
+This module imports torch; ``rewardlab.reward_models`` does not import it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["RESIZE_POLICIES", "ResizePolicy", "preprocess_frames"]
+
+ResizePolicy = Literal["letterbox", "center_crop"]
+RESIZE_POLICIES: tuple[str, ...] = ("letterbox", "center_crop")
+
+
+def _resize(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
+    """Antialiased resize of a float ``(B, 3, H, W)`` batch in ``[0, 255]``."""
+    if tuple(x.shape[-2:]) == size:
+        return x
+    out = F.interpolate(x, size=size, mode=mode, align_corners=False, antialias=True)
+    # Bicubic overshoots; PIL clamps to uint8, so do the same.
+    return out.clamp_(0.0, 255.0)
+
+
+def preprocess_frames(
+    frames: torch.Tensor,
+    size: tuple[int, int],
+    mean: Sequence[float],
+    std: Sequence[float],
+    *,
+    resize: ResizePolicy = "letterbox",
+    fill: float | Sequence[float] = 0.0,
+    crop: tuple[int, int, int, int] | None = None,
+    interpolation: str = "bicubic",
+) -> torch.Tensor:
+    """Turn a batch of uint8 frames into the encoder's normalized input.
+
+    Args:
+        frames: ``(B, H, W, 3)`` uint8 tensor (already on the target device).
+        size: Encoder input ``(height, width)``.
+        mean: Per-channel mean in ``[0, 1]`` units.
+        std: Per-channel std in ``[0, 1]`` units.
+        resize: ``"letterbox"`` or ``"center_crop"`` (see the module docstring).
+        fill: Letterbox fill color in ``[0, 255]`` pixel units, one value or one per channel.
+        crop: Optional box ``(top, left, height, width)`` applied before resizing.
+        interpolation: ``"bicubic"`` or ``"bilinear"``.
+
+    Returns:
+        ``(B, 3, size[0], size[1])`` float32 tensor.
+
+    Raises:
+        ValueError: On a malformed batch, an unknown policy or a crop box outside the frame.
+    """
+    if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(
+            f"frames must be a (B, H, W, 3) uint8 batch, got shape {tuple(frames.shape)} "
+            f"dtype {frames.dtype}"
+        )
+    if resize not in RESIZE_POLICIES:
+        raise ValueError(f"resize must be one of {RESIZE_POLICIES}, got {resize!r}")
+    if interpolation not in ("bicubic", "bilinear"):
+        raise ValueError(f"interpolation must be 'bicubic' or 'bilinear', got {interpolation!r}")
+    th, tw = size
+    if crop is not None:
+        top, left, ch, cw = crop
+        height, width = frames.shape[1:3]
+        if top < 0 or left < 0 or ch <= 0 or cw <= 0 or top + ch > height or left + cw > width:
+            raise ValueError(
+                f"crop box (top, left, height, width)={crop} does not fit in a "
+                f"{height}x{width} frame"
+            )
+        frames = frames[:, top : top + ch, left : left + cw]
+    x = frames.permute(0, 3, 1, 2).float()
+    h, w = x.shape[-2:]
+    if resize == "letterbox":
+        # Pad to the encoder's aspect ratio, centered; the resize below then scales uniformly.
+        ph = max(h, round(w * th / tw))
+        pw = max(w, round(h * tw / th))
+        if (ph, pw) != (h, w):
+            fill_t = torch.as_tensor(fill, dtype=x.dtype, device=x.device).reshape(-1, 1, 1)
+            canvas = fill_t.expand(3, ph, pw).repeat(x.shape[0], 1, 1, 1)
+            top, left = (ph - h) // 2, (pw - w) // 2
+            canvas[:, :, top : top + h, left : left + w] = x
+            x = canvas
+        x = _resize(x, (th, tw), interpolation)
+    else:
+        scale = max(th / h, tw / w)
+        rh, rw = max(th, round(h * scale)), max(tw, round(w * scale))
+        x = _resize(x, (rh, rw), interpolation)
+        top, left = (rh - th) // 2, (rw - tw) // 2
+        x = x[:, :, top : top + th, left : left + tw]
+    mean_t = torch.as_tensor(mean, dtype=x.dtype, device=x.device).reshape(1, 3, 1, 1)
+    std_t = torch.as_tensor(std, dtype=x.dtype, device=x.device).reshape(1, 3, 1, 1)
+    return (x / 255.0 - mean_t) / std_t
