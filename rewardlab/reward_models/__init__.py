@@ -1,5 +1,8 @@
 """Reward models: pure batched functions of transitions (no Gymnasium or SB3 plumbing).
 
+Composites in :mod:`rewardlab.reward_models.compose` build a reward by wrapping other models
+(weighted sums, products with penalty factors, clipping, rescaling, running normalization).
+
 :class:`~rewardlab.reward_models.clip.CLIPRewardModel` is exported lazily: importing this
 package does not import torch or open_clip.
 """
@@ -7,8 +10,31 @@ package does not import torch or open_clip.
 from typing import Any
 
 from rewardlab.reward_models.base import RewardBatch, RewardModel, RewardOutput
+from rewardlab.reward_models.compose import (
+    Affine,
+    Clip,
+    FunctionReward,
+    InfoReward,
+    PenaltyFactors,
+    Product,
+    RunningNorm,
+    WeightedSum,
+)
 
-__all__ = ["CLIPRewardModel", "RewardBatch", "RewardModel", "RewardOutput"]
+__all__ = [
+    "Affine",
+    "CLIPRewardModel",
+    "Clip",
+    "FunctionReward",
+    "InfoReward",
+    "PenaltyFactors",
+    "Product",
+    "RewardBatch",
+    "RewardModel",
+    "RewardOutput",
+    "RunningNorm",
+    "WeightedSum",
+]
 
 
 def __getattr__(name: str) -> Any:
