@@ -1,5 +1,17 @@
-"""Adapters from reward models and potentials to Gymnasium wrappers and SB3 vector envs."""
+"""Adapters from reward models and potentials to Gymnasium wrappers and SB3 vector envs.
 
+Per-env wrappers: :class:`ModelReward`, :class:`PotentialShaping` (and the negative controls
+:class:`ProgressBonus`, :class:`MismatchedShaping`), :class:`CaptureFrames`. SB3
+``VecEnvWrapper`` layers: :class:`VecModelReward`, :class:`VecPotentialShaping`; they are
+imported lazily, so ``import rewardlab.wrappers`` does not import stable_baselines3.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rewardlab.wrappers.frames import FRAME_KEY, CaptureFrames
+from rewardlab.wrappers.reward import COMPONENT_PREFIX, REWARD_MODES, ModelReward
 from rewardlab.wrappers.shaping import (
     POTENTIAL_NAMES,
     MismatchedShaping,
@@ -9,11 +21,31 @@ from rewardlab.wrappers.shaping import (
     check_shaping_gamma,
 )
 
+if TYPE_CHECKING:
+    from rewardlab.wrappers.vec import VecModelReward, VecPotentialShaping
+
 __all__ = [
+    "COMPONENT_PREFIX",
+    "FRAME_KEY",
     "POTENTIAL_NAMES",
+    "REWARD_MODES",
+    "CaptureFrames",
     "MismatchedShaping",
+    "ModelReward",
     "Potential",
     "PotentialShaping",
     "ProgressBonus",
+    "VecModelReward",
+    "VecPotentialShaping",
     "check_shaping_gamma",
 ]
+
+_LAZY = {"VecModelReward", "VecPotentialShaping"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from rewardlab.wrappers import vec
+
+        return getattr(vec, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

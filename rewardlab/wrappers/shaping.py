@@ -200,6 +200,14 @@ class PotentialShaping(_PotentialWrapper):
         self.gamma = _check_gamma(gamma)
         super().__init__(env, potential)
 
+    def shaping_gammas(self) -> list[float]:
+        """Discounts of this and every policy-invariant shaping layer inside it.
+
+        Lets :func:`check_shaping_gamma` ask sub-envs that live in other processes.
+        """
+        layers, _ = _layers(self)
+        return [x.gamma for x in layers if getattr(x, "enforces_policy_invariance", False)]
+
     def _term(self, phi: float, phi_next: float, terminated: bool) -> float:
         f = shaping_term(np.array([phi]), np.array([phi_next]), np.array([terminated]), self.gamma)
         return float(f[0])
@@ -285,9 +293,11 @@ class MismatchedShaping(_PotentialWrapper):
         return float(f[0])
 
 
-def _layers(env: Any) -> list[Any]:
-    """Every layer of a wrapper chain, outermost first, through SB3 vector envs."""
+def _layers(env: Any) -> tuple[list[Any], list[Any]]:
+    """Every in-process layer of a wrapper chain, outermost first, through SB3 vector envs,
+    and the vector envs whose sub-envs live in other processes (e.g. ``SubprocVecEnv``)."""
     layers: list[Any] = []
+    remote: list[Any] = []
     stack = [env]
     while stack:
         layer = stack.pop()
@@ -298,13 +308,17 @@ def _layers(env: Any) -> list[Any]:
             stack.append(layer.venv)
         elif isinstance(getattr(layer, "envs", None), list):  # SB3 DummyVecEnv
             stack.extend(reversed(layer.envs))
-        elif hasattr(layer, "num_envs") and hasattr(layer, "step_async"):
-            raise TypeError(
-                f"check_shaping_gamma cannot look inside a {type(layer).__name__} (its envs "
-                "live in other processes); check one sub-env built the same way, or a "
-                "DummyVecEnv of them"
-            )
-    return layers
+        elif hasattr(layer, "env_is_wrapped") and hasattr(layer, "env_method"):
+            remote.append(layer)
+    return layers, remote
+
+
+def _mismatch(name: str, gamma: float, agent: float) -> ValueError:
+    return ValueError(
+        f"{name} shapes with gamma={gamma!r} but the agent discounts with gamma={agent!r}; "
+        "potential-based shaping is policy-invariant only when they are equal: pass the "
+        "agent's gamma to the shaping wrapper"
+    )
 
 
 def check_shaping_gamma(env: Any, agent_gamma: float) -> None:
@@ -319,20 +333,26 @@ def check_shaping_gamma(env: Any, agent_gamma: float) -> None:
     :class:`ProgressBonus` are negative controls and are skipped. Call it when training starts
     with the learner's discount (SB3: ``model.gamma``).
 
+    Sub-envs in other processes (``SubprocVecEnv``) are asked through the VecEnv API
+    (``env_is_wrapped``, ``env_method("shaping_gammas")``).
+
     Args:
-        env: A Gymnasium env or an SB3 VecEnv (a ``DummyVecEnv`` or wrappers of one).
+        env: A Gymnasium env or an SB3 VecEnv (and wrappers of either).
         agent_gamma: The agent's discount.
 
     Raises:
         ValueError: On a mismatch, naming both discounts and the fix.
-        TypeError: If ``env`` holds a VecEnv whose sub-envs cannot be reached in-process
-            (e.g. ``SubprocVecEnv``).
     """
     agent = _check_gamma(agent_gamma, "agent_gamma")
-    for layer in _layers(env):
+    layers, remote = _layers(env)
+    for layer in layers:
         if getattr(layer, "enforces_policy_invariance", False) and layer.gamma != agent:
-            raise ValueError(
-                f"{type(layer).__name__} shapes with gamma={layer.gamma!r} but the agent "
-                f"discounts with gamma={agent!r}; potential-based shaping is policy-invariant "
-                "only when they are equal: pass the agent's gamma to the shaping wrapper"
-            )
+            raise _mismatch(type(layer).__name__, layer.gamma, agent)
+    for venv in remote:  # sub-envs in other processes: ask them through the VecEnv API
+        shaped = [i for i, w in enumerate(venv.env_is_wrapped(PotentialShaping)) if w]
+        if not shaped:
+            continue
+        for gammas in venv.env_method("shaping_gammas", indices=shaped):
+            for gamma in gammas:
+                if gamma != agent:
+                    raise _mismatch(f"PotentialShaping in a {type(venv).__name__}", gamma, agent)
