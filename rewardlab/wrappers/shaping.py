@@ -25,9 +25,11 @@ import numpy as np
 
 from rewardlab.reward_models.base import RewardBatch, RewardModel
 from rewardlab.reward_models.potentials import shaping_term
+from rewardlab.wrappers.reward import require_rgb_array
 
 __all__ = [
     "POTENTIAL_NAMES",
+    "check_potential",
     "MismatchedShaping",
     "Potential",
     "PotentialShaping",
@@ -51,6 +53,26 @@ def _check_gamma(gamma: float, name: str = "gamma") -> float:
     return float(gamma)
 
 
+def check_potential(potential: object) -> None:
+    """Raise unless ``potential`` is a name in :data:`POTENTIAL_NAMES`, a callable or a model.
+
+    Raises:
+        ValueError: For an unknown name, listing the valid ones.
+        TypeError: For anything else that is not callable.
+    """
+    if isinstance(potential, str):
+        if potential not in POTENTIAL_NAMES:
+            raise ValueError(
+                f"unknown potential {potential!r}; valid names are {list(POTENTIAL_NAMES)}, "
+                "or pass a callable obs_batch -> (B,) or a RewardModel"
+            )
+    elif not callable(potential):  # a RewardModel is callable too
+        raise TypeError(
+            f"potential must be one of {list(POTENTIAL_NAMES)}, a callable or a RewardModel, "
+            f"got {type(potential).__name__}"
+        )
+
+
 class _PotentialWrapper(gym.Wrapper[Any, Any, Any, Any], gym.utils.RecordConstructorArgs):
     """Evaluates a potential on every state entered and adds a term built from it.
 
@@ -61,24 +83,9 @@ class _PotentialWrapper(gym.Wrapper[Any, Any, Any, Any], gym.utils.RecordConstru
     def __init__(self, env: gym.Env[Any, Any], potential: Potential) -> None:
         gym.Wrapper.__init__(self, env)
         self.potential = potential
-        if isinstance(potential, str):
-            if potential not in POTENTIAL_NAMES:
-                raise ValueError(
-                    f"unknown potential {potential!r}; valid names are {list(POTENTIAL_NAMES)}, "
-                    "or pass a callable obs_batch -> (B,) or a RewardModel"
-                )
-        elif isinstance(potential, RewardModel):
-            if potential.needs_frames and env.render_mode != "rgb_array":
-                raise ValueError(
-                    f"{type(potential).__name__} needs frames, but the env's render_mode is "
-                    f"{env.render_mode!r}; create the env with render_mode='rgb_array' "
-                    "(e.g. gym.make(env_id, render_mode='rgb_array'))"
-                )
-        elif not callable(potential):
-            raise TypeError(
-                f"potential must be one of {list(POTENTIAL_NAMES)}, a callable or a RewardModel, "
-                f"got {type(potential).__name__}"
-            )
+        check_potential(potential)
+        if isinstance(potential, RewardModel) and potential.needs_frames:
+            require_rgb_array(env, type(potential).__name__)
         self._phi: float | None = None
 
     def _potential_of(self, obs: Any, info: dict[str, Any]) -> float:

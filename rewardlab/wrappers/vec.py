@@ -38,7 +38,7 @@ from rewardlab.wrappers.reward import (
     check_model,
     run_model,
 )
-from rewardlab.wrappers.shaping import POTENTIAL_NAMES, Potential, _check_gamma
+from rewardlab.wrappers.shaping import Potential, _check_gamma, check_potential
 
 __all__ = ["VecModelReward", "VecPotentialShaping"]
 
@@ -200,20 +200,9 @@ class VecPotentialShaping(VecEnvWrapper):
 
     def __init__(self, venv: VecEnv, potential: Potential, gamma: float) -> None:
         self.gamma = _check_gamma(gamma)
-        if isinstance(potential, str):
-            if potential not in POTENTIAL_NAMES:
-                raise ValueError(
-                    f"unknown potential {potential!r}; valid names are {list(POTENTIAL_NAMES)}, "
-                    "or pass a callable obs_batch -> (B,) or a RewardModel"
-                )
-        elif isinstance(potential, RewardModel):
-            if potential.needs_frames:
-                _require_frames(venv, type(potential).__name__)
-        elif not callable(potential):
-            raise TypeError(
-                f"potential must be one of {list(POTENTIAL_NAMES)}, a callable or a RewardModel, "
-                f"got {type(potential).__name__}"
-            )
+        check_potential(potential)
+        if isinstance(potential, RewardModel) and potential.needs_frames:
+            _require_frames(venv, type(potential).__name__)
         super().__init__(venv)
         self.potential = potential
         self._phi: np.ndarray | None = None
