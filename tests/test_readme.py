@@ -5,16 +5,30 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
+
+import pytest
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
 
-def test_readme_python_example_runs(capsys) -> None:
-    (code,) = re.findall(r"```python\n(.*?)```", README, re.S)
-    exec(compile(code, "README.md", "exec"), {})
-    out = capsys.readouterr().out
-    assert "True 1.0 (224, 224, 3)" in out
+PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```", README, re.S)
+# Text each block prints, in README order; a new block needs an entry here.
+EXPECTED_OUTPUT = ["True 1.0 (224, 224, 3)", "['original_reward', 'reward_model/clip']\n2 16"]
+
+
+def test_every_readme_python_block_is_checked() -> None:
+    assert len(PYTHON_BLOCKS) == len(EXPECTED_OUTPUT)
+
+
+@pytest.mark.parametrize("index", range(len(EXPECTED_OUTPUT)))
+def test_readme_python_example_runs(index: int, capsys: pytest.CaptureFixture[str]) -> None:
+    with warnings.catch_warnings():
+        # The learned-reward example builds random CLIP weights on purpose (offline).
+        warnings.filterwarnings("ignore", "CLIPRewardModel: pretrained=None", UserWarning)
+        exec(compile(PYTHON_BLOCKS[index], "README.md", "exec"), {})
+    assert EXPECTED_OUTPUT[index] in capsys.readouterr().out
 
 
 def test_ci_runs_the_readme_test_command() -> None:

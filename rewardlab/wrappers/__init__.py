@@ -1,9 +1,10 @@
 """Adapters from reward models and potentials to Gymnasium wrappers and SB3 vector envs.
 
-Per-env wrappers: :class:`ModelReward`, :class:`PotentialShaping` (and the negative controls
-:class:`ProgressBonus`, :class:`MismatchedShaping`), :class:`CaptureFrames`. SB3
-``VecEnvWrapper`` layers: :class:`VecModelReward`, :class:`VecPotentialShaping`; they are
-imported lazily, so ``import rewardlab.wrappers`` does not import stable_baselines3.
+Per-env wrappers: :class:`ModelReward`, :class:`CLIPReward` (a CLIP reward prompted with the
+task), :class:`PotentialShaping` (and the negative controls :class:`ProgressBonus`,
+:class:`MismatchedShaping`), :class:`CaptureFrames`. SB3 ``VecEnvWrapper`` layers:
+:class:`VecModelReward`, :class:`VecPotentialShaping`. Those three are imported lazily, so
+``import rewardlab.wrappers`` imports neither torch, open_clip nor stable_baselines3.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from rewardlab.wrappers.shaping import (
 )
 
 if TYPE_CHECKING:
+    from rewardlab.wrappers.clip import CLIPReward
     from rewardlab.wrappers.vec import VecModelReward, VecPotentialShaping
 
 __all__ = [
     "COMPONENT_PREFIX",
+    "CLIPReward",
     "FRAME_KEY",
     "POTENTIAL_NAMES",
     "REWARD_MODES",
@@ -44,6 +47,10 @@ _LAZY = {"VecModelReward", "VecPotentialShaping"}
 
 
 def __getattr__(name: str) -> Any:
+    if name == "CLIPReward":
+        from rewardlab.wrappers.clip import CLIPReward
+
+        return CLIPReward
     if name in _LAZY:
         from rewardlab.wrappers import vec
 

@@ -141,7 +141,10 @@ class ModelReward(gym.Wrapper[Any, Any, Any, Any], gym.utils.RecordConstructorAr
     def __init__(
         self, env: gym.Env[Any, Any], model: RewardModel, mode: RewardMode = "replace"
     ) -> None:
-        gym.utils.RecordConstructorArgs.__init__(self, model=model, mode=mode)
+        # Recorded by reference: a deep copy would clone the model (a CLIP encoder: ~600 MB).
+        gym.utils.RecordConstructorArgs.__init__(
+            self, model=model, mode=mode, _disable_deepcopy=True
+        )
         gym.Wrapper.__init__(self, env)
         check_model(model, mode)
         if model.needs_frames:

@@ -203,7 +203,10 @@ class PotentialShaping(_PotentialWrapper):
     """Read by :func:`check_shaping_gamma`: this layer's ``gamma`` must be the agent's."""
 
     def __init__(self, env: gym.Env[Any, Any], potential: Potential, gamma: float) -> None:
-        gym.utils.RecordConstructorArgs.__init__(self, potential=potential, gamma=gamma)
+        # Recorded by reference: deep-copying would clone a model potential (a CLIP encoder).
+        gym.utils.RecordConstructorArgs.__init__(
+            self, potential=potential, gamma=gamma, _disable_deepcopy=True
+        )
         self.gamma = _check_gamma(gamma)
         super().__init__(env, potential)
 
@@ -244,7 +247,9 @@ class ProgressBonus(_PotentialWrapper):
     enforces_policy_invariance = False
 
     def __init__(self, env: gym.Env[Any, Any], potential: Potential, scale: float = 1.0) -> None:
-        gym.utils.RecordConstructorArgs.__init__(self, potential=potential, scale=scale)
+        gym.utils.RecordConstructorArgs.__init__(
+            self, potential=potential, scale=scale, _disable_deepcopy=True
+        )
         if not np.isfinite(scale):
             raise ValueError(f"scale must be finite, got {scale!r}")
         self.scale = float(scale)
@@ -284,7 +289,7 @@ class MismatchedShaping(_PotentialWrapper):
         self, env: gym.Env[Any, Any], potential: Potential, gamma: float, agent_gamma: float
     ) -> None:
         gym.utils.RecordConstructorArgs.__init__(
-            self, potential=potential, gamma=gamma, agent_gamma=agent_gamma
+            self, potential=potential, gamma=gamma, agent_gamma=agent_gamma, _disable_deepcopy=True
         )
         self.gamma = _check_gamma(gamma)
         self.agent_gamma = _check_gamma(agent_gamma, "agent_gamma")

@@ -300,3 +300,13 @@ def test_check_shaping_gamma_reaches_into_subprocesses() -> None:
         outer.close()
     finally:
         venv.close()
+
+
+def test_wrappers_record_models_by_reference() -> None:
+    # Gymnasium deep-copies recorded constructor args by default: that would clone a model
+    # (a CLIP encoder is hundreds of MB) for every wrapper.
+    model = TransitionReward()
+    env = ModelReward(_make(), model)
+    assert env._saved_kwargs["model"] is model
+    shaped = PotentialShaping(_make(), model, gamma=0.9)
+    assert shaped._saved_kwargs["potential"] is model

@@ -1,0 +1,196 @@
+"""``CLIPReward``: a zero-shot CLIP reward on an env's own frames, prompted with its task.
+
+This module imports torch and open_clip (through
+:class:`~rewardlab.reward_models.clip.CLIPRewardModel`); ``rewardlab.wrappers`` exports
+:class:`CLIPReward` lazily so ``import rewardlab.wrappers`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+
+from rewardlab.envs.core import get_task
+from rewardlab.reward_models.base import RewardBatch, RewardModel, RewardOutput
+from rewardlab.reward_models.clip import CLIPRewardModel
+from rewardlab.reward_models.preprocess import ResizePolicy
+from rewardlab.wrappers.reward import ModelReward, RewardMode, require_rgb_array
+
+__all__ = ["CLIPReward"]
+
+
+class _StepClock(gym.Wrapper[Any, Any, Any, Any]):
+    """Counts steps since reset and whether the last step ended the episode.
+
+    ``ModelReward`` calls its model after the inner step, so a model reading this clock knows
+    whether the step just taken is due for evaluation, truncation included (which a
+    ``RewardBatch`` does not carry).
+    """
+
+    def __init__(self, env: gym.Env[Any, Any]) -> None:
+        super().__init__(env)
+        self.t = 0
+        self.ended = False
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        self.t, self.ended = 0, False
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.t += 1
+        self.ended = bool(terminated or truncated)
+        return obs, reward, terminated, truncated, info
+
+
+class _EveryK(RewardModel):
+    """Evaluates ``model`` on steps ``1, k+1, 2k+1, ...`` and the last one; repeats in between.
+
+    It renders the frame itself, only on the steps it evaluates: rendering is skipped with the
+    model call.
+    """
+
+    def __init__(self, model: CLIPRewardModel, clock: _StepClock, every: int) -> None:
+        self.model = model
+        self.clock = clock
+        self.every = every
+        self._last: RewardOutput | None = None
+
+    def __call__(self, batch: RewardBatch) -> RewardOutput:
+        due = (self.clock.t - 1) % self.every == 0 or self.clock.ended
+        if due:
+            frames = np.asarray(self.clock.render())[None]
+            self._last = self.model(dataclasses.replace(batch, frames=frames))
+        assert self._last is not None
+        return self._last
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _EveryK:
+        # ModelReward records its model with deepcopy: share it, as copying would clone the
+        # encoder and the env the clock wraps (MuJoCo envs cannot be copied).
+        return self
+
+
+class CLIPReward(ModelReward):
+    """Rewards each step with a CLIP model's score of the frame entered, prompted by the task.
+
+    A :class:`~rewardlab.wrappers.reward.ModelReward` around a
+    :class:`~rewardlab.reward_models.clip.CLIPRewardModel`: every step ``env.render()`` of
+    ``s'`` (before any reset) is encoded and scored by ``head`` against the prompts, which
+    default to the task's own (``rewardlab.get_task(env)``: ``goal``, ``baseline``,
+    ``negatives``). ``info["original_reward"]`` holds the env's reward and
+    ``info["reward_model/clip"]`` the CLIP score.
+
+    With ``every=k`` the model runs on steps ``1, k + 1, 2k + 1, ...`` of each episode and
+    always on its last step (terminated or truncated); steps in between repeat the last
+    value. This trades reward resolution for a k-fold cheaper encoder.
+
+    The CLIP score also works as a shaping potential:
+    ``PotentialShaping(env, clip_model, gamma)`` with a ``CLIPRewardModel`` adds
+    ``gamma * Phi(s') - Phi(s)`` and leaves the optimal policy unchanged.
+
+    Args:
+        env: The env to wrap; its ``render_mode`` must be ``"rgb_array"``.
+        model: open_clip model name, or a built ``CLIPRewardModel`` to share its encoder
+            (then ``pretrained``, ``device``, ``resize``, ``crop`` and ``cache_size`` are not
+            used, and prompts must not be given: they are the instance's).
+        pretrained: open_clip pretrained tag, a local checkpoint path, or None for random
+            weights (warns; tests only).
+        head: One of :data:`rewardlab.reward_models.clip.HEADS`; default ``"cosine"``, or an
+            instance's own head. A different head on an instance shares its encoder.
+        goal: Goal caption or prompt set; default ``get_task(env).goal``.
+        baseline: Baseline caption; default ``get_task(env).baseline``.
+        negatives: Failure captions; default ``get_task(env).negatives``.
+        mode: ``"replace"`` or ``"add"``, as in ``ModelReward``.
+        every: Evaluate the model every ``every`` steps (>= 1), see above.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+        resize: ``"letterbox"`` (default) or ``"center_crop"`` for frames whose aspect ratio
+            differs from the encoder's; render at the encoder's input size to skip resizing.
+        crop: Optional box ``(top, left, height, width)`` cut from every frame first.
+        cache_size: LRU cache of frame embeddings (0 = off).
+        **head_options: The head's options (``alpha``, ``c``, ``temperature``, ``threshold``).
+
+    Raises:
+        ValueError: If the env does not render ``rgb_array``, ``every < 1``, the head is
+            unknown, or prompts are given with a model instance.
+        TypeError: If the env is not a rewardlab env and no goal is given.
+        PretrainedWeightsNotFoundError: If the weights can be neither found nor downloaded.
+    """
+
+    def __init__(
+        self,
+        env: gym.Env[Any, Any],
+        model: str | CLIPRewardModel = "ViT-B-32",
+        pretrained: str | None = "laion2b_s34b_b79k",
+        head: str | None = None,
+        *,
+        goal: str | Sequence[str] | None = None,
+        baseline: str | Sequence[str] | None = None,
+        negatives: Sequence[str] | None = None,
+        mode: RewardMode = "replace",
+        every: int = 1,
+        device: str = "auto",
+        resize: ResizePolicy = "letterbox",
+        crop: tuple[int, int, int, int] | None = None,
+        cache_size: int = 0,
+        **head_options: float,
+    ) -> None:
+        require_rgb_array(env, "CLIPReward")
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be an int >= 1, got {every!r}")
+        if isinstance(model, CLIPRewardModel):
+            prompts = {"goal": goal, "baseline": baseline, "negatives": negatives}
+            given = [name for name, value in prompts.items() if value is not None]
+            if given:
+                raise ValueError(
+                    f"{given} given with a built CLIPRewardModel, which has its own prompts; "
+                    "build the model with these prompts instead"
+                )
+            clip = model
+            if (head is not None and head != model.head) or head_options:
+                clip = model.with_head(head or model.head, **head_options)
+        else:
+            if goal is None or baseline is None or negatives is None:
+                task = get_task(env)
+                goal = task.goal if goal is None else goal
+                baseline = task.baseline if baseline is None else baseline
+                negatives = task.negatives if negatives is None else negatives
+            # Widened for mypy: CLIPRewardModel also takes str keywords (precision, cache_dir).
+            options: dict[str, Any] = dict(head_options)
+            clip = CLIPRewardModel(
+                model,
+                pretrained,
+                head=head or "cosine",
+                goal=goal,
+                baseline=baseline,
+                negatives=negatives,
+                device=device,
+                resize=resize,
+                crop=crop,
+                cache_size=cache_size,
+                **options,
+            )
+        # Record the user's arguments (not the internal clock and throttle) before
+        # ModelReward's own recording, which then keeps these; by reference, since a deep copy
+        # would clone the encoder.
+        gym.utils.RecordConstructorArgs.__init__(
+            self,
+            model=model,
+            pretrained=pretrained,
+            head=head,
+            goal=goal,
+            baseline=baseline,
+            negatives=negatives,
+            mode=mode,
+            every=every,
+            _disable_deepcopy=True,
+        )
+        clock = _StepClock(env)
+        super().__init__(clock, _EveryK(clip, clock, every), mode=mode)
+        self.clip = clip
+        self.every = every
