@@ -196,7 +196,12 @@ class WeightedSum(RewardModel):
             name: self.weights[name] * _reward_of(model, batch, name)
             for name, model in self.children.items()
         }
-        return RewardOutput(np.sum(list(components.values()), axis=0), components)
+        # Add in order, as np.sum(..., axis=0) would, without stacking the components.
+        summands = iter(components.values())
+        reward = next(summands).copy()
+        for value in summands:
+            reward += value
+        return RewardOutput(reward, components)
 
 
 class Product(RewardModel):

@@ -8,6 +8,7 @@ For many envs at once, one model call per step, use
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, SupportsFloat
 
@@ -57,7 +58,9 @@ def run_model(model: RewardModel, batch: RewardBatch) -> RewardOutput:
         raise ValueError(
             f"{type(model).__name__} returned rewards of shape {reward.shape}, expected ({n},)"
         )
-    if not np.all(np.isfinite(reward)):
+    # One reduction instead of an isfinite array: a finite sum means every reward is finite
+    # (NaN and inf propagate); only an overflowing sum needs the elementwise check.
+    if not (math.isfinite(reward.sum()) or np.all(np.isfinite(reward))):
         raise ValueError(f"{type(model).__name__} returned non-finite rewards {reward!r}")
     components = {k: np.asarray(v, dtype=np.float64) for k, v in out.components.items()}
     for key, value in components.items():
@@ -76,13 +79,17 @@ def batch_info(
     Raises:
         KeyError: If a row lacks a key the model needs.
     """
-    for info in infos:
-        missing = [k for k in model.needs_info if k not in info]
-        if missing:
-            raise KeyError(
-                f"{type(model).__name__} needs info keys {missing}, missing from {where}"
-            )
-    return {k: np.asarray([info[k] for info in infos]) for k in model.needs_info}
+    try:
+        return {k: np.asarray([info[k] for info in infos]) for k in model.needs_info}
+    except KeyError:
+        # Only when a key is missing: name every missing key of the first row lacking one.
+        for info in infos:
+            missing = [k for k in model.needs_info if k not in info]
+            if missing:
+                raise KeyError(
+                    f"{type(model).__name__} needs info keys {missing}, missing from {where}"
+                ) from None
+        raise
 
 
 def require_rgb_array(env: gym.Env[Any, Any], what: str) -> None:

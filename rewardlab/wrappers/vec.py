@@ -21,6 +21,7 @@ that does not (e.g. SB3's ``VecNormalize``) must go outside them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -73,7 +74,9 @@ def _final_transition(
     """``(next_obs, terminated)`` with auto-reset undone: the true final obs where done."""
     next_obs = obs.copy()
     terminated = np.zeros(len(dones), dtype=bool)
-    for i in map(int, np.flatnonzero(dones)):
+    if not dones.any():  # the common step: nothing to undo
+        return next_obs, terminated
+    for i in np.flatnonzero(dones).tolist():
         if "terminal_observation" not in infos[i]:
             raise KeyError(
                 f"sub-env {i} is done but infos[{i}] has no 'terminal_observation'; wrap an SB3 "
@@ -155,14 +158,18 @@ class VecModelReward(VecEnvWrapper):
         )
         out = run_model(self.model, batch)
         self._obs = arr.copy()
-        rews = np.asarray(rews)
-        for i, info in enumerate(infos):
-            info["original_reward"] = float(rews[i])
-            for key, value in out.components.items():
-                info[COMPONENT_PREFIX + key] = float(value[i])
+        # float64 holds every float32 exactly, so .tolist() gives the same Python floats as
+        # float(rews[i]) without a numpy scalar per row.
+        rews64 = np.asarray(rews).astype(np.float64)
+        for info, r in zip(infos, rews64.tolist(), strict=True):
+            info["original_reward"] = r
+        for key, value in out.components.items():
+            info_key = COMPONENT_PREFIX + key
+            for info, v in zip(infos, value.tolist(), strict=True):
+                info[info_key] = v
         new = out.reward.copy()
         if self.mode == "add":
-            new += rews.astype(np.float64)
+            new += rews64
         return obs, new, dones, infos
 
 
@@ -234,7 +241,11 @@ class VecPotentialShaping(VecEnvWrapper):
         else:
             fn: Callable[[np.ndarray], np.ndarray] = pot
             values = np.asarray(fn(obs), dtype=np.float64)
-        if values.shape != (len(obs),) or not np.all(np.isfinite(values)):
+        # A finite sum means every value is finite (NaN/inf propagate); only an overflowing
+        # sum falls through to the elementwise check.
+        if values.shape != (len(obs),) or not (
+            math.isfinite(values.sum()) or np.all(np.isfinite(values))
+        ):
             raise ValueError(
                 "the potential must return one finite value per observation, shape "
                 f"({len(obs)},), got {values!r}"
@@ -262,21 +273,30 @@ class VecPotentialShaping(VecEnvWrapper):
         arr = _array_obs(obs, type(self).__name__)
         dones = np.asarray(dones, dtype=bool)
         next_obs, terminated = _final_transition(arr, dones, infos)
-        # A true terminal state has no future: Phi = 0 (Ng et al. 1999); a truncated one keeps
-        # the potential of its true final observation.
-        phi_next = np.where(terminated, 0.0, self._potentials(next_obs, infos))
-        term = shaping_term(self._phi, phi_next, terminated, self.gamma)
-        phi = phi_next.copy()
-        done_idx = np.flatnonzero(dones)
-        if len(done_idx):
+        phi_next = self._potentials(next_obs, infos)
+        if dones.any():
+            # A true terminal state has no future: Phi = 0 (Ng et al. 1999); a truncated one
+            # keeps the potential of its true final observation.
+            phi_next = np.where(terminated, 0.0, phi_next)
+            term = shaping_term(self._phi, phi_next, terminated, self.gamma)
+            phi = phi_next.copy()
+            done_idx = np.flatnonzero(dones)
             # After an auto-reset the next step leaves the new episode's first state.
             phi[done_idx] = self._potentials(
-                arr[done_idx], [self.reset_infos[int(i)] for i in done_idx]
+                arr[done_idx], [self.reset_infos[i] for i in done_idx.tolist()]
             )
+        else:
+            # Nothing terminated: shaping_term reduces to this, without its np.where.
+            term = self.gamma * phi_next - self._phi
+            phi = phi_next.copy()  # the potential may hand back an array it reuses
         self._phi = phi
-        rews = np.asarray(rews)
-        for i, info in enumerate(infos):
-            info["original_reward"] = float(rews[i])
-            info["shaping"] = float(term[i])
-            info["potential"] = float(phi_next[i])
-        return obs, rews.astype(np.float64) + term, dones, infos
+        # float64 holds every float32 exactly, so .tolist() gives the same Python floats as
+        # float(rews[i]) without a numpy scalar per row.
+        rews64 = np.asarray(rews).astype(np.float64)
+        for info, r, f, p in zip(
+            infos, rews64.tolist(), term.tolist(), phi_next.tolist(), strict=True
+        ):
+            info["original_reward"] = r
+            info["shaping"] = f
+            info["potential"] = p
+        return obs, rews64 + term, dones, infos
