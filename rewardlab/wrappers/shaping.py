@@ -17,6 +17,7 @@ agent's.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, SupportsFloat
 
@@ -73,7 +74,7 @@ def check_potential(potential: object) -> None:
         )
 
 
-class _PotentialWrapper(gym.Wrapper[Any, Any, Any, Any], gym.utils.RecordConstructorArgs):
+class _PotentialWrapper(gym.Wrapper[Any, Any, Any, Any], gym.utils.RecordConstructorArgs, ABC):
     """Evaluates a potential on every state entered and adds a term built from it.
 
     Subclasses implement :meth:`_term`. The potential of the state entered is cached and
@@ -124,8 +125,9 @@ class _PotentialWrapper(gym.Wrapper[Any, Any, Any, Any], gym.utils.RecordConstru
             )
         return float(values[0])
 
+    @abstractmethod
     def _term(self, phi: float, phi_next: float, terminated: bool) -> float:
-        raise NotImplementedError
+        """The term added to the reward for a step from ``s`` to ``s'``."""
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None

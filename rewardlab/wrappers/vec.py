@@ -68,6 +68,19 @@ def _stack_frames(infos: Sequence[Mapping[str, Any]], who: str) -> np.ndarray:
         ) from None
 
 
+def _wait_transitions(
+    wrapper: VecEnvWrapper,
+) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]], np.ndarray, np.ndarray]:
+    """Finish the inner step; return ``(obs, obs as array, rewards, dones, infos, next_obs,
+    terminated)`` with the auto-reset undone in ``next_obs``, and pass ``reset_infos`` on."""
+    obs, rews, dones, infos = wrapper.venv.step_wait()
+    wrapper.reset_infos = list(wrapper.venv.reset_infos)
+    arr = _array_obs(obs, type(wrapper).__name__)
+    dones = np.asarray(dones, dtype=bool)
+    next_obs, terminated = _final_transition(arr, dones, infos)
+    return obs, arr, rews, dones, list(infos), next_obs, terminated
+
+
 def _final_transition(
     obs: np.ndarray, dones: np.ndarray, infos: Sequence[Mapping[str, Any]]
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -142,11 +155,7 @@ class VecModelReward(VecEnvWrapper):
         """
         if self._obs is None or self._actions is None:
             raise RuntimeError(f"{type(self).__name__}: call reset() before step()")
-        obs, rews, dones, infos = self.venv.step_wait()
-        self.reset_infos = list(self.venv.reset_infos)
-        arr = _array_obs(obs, type(self).__name__)
-        dones = np.asarray(dones, dtype=bool)
-        next_obs, terminated = _final_transition(arr, dones, infos)
+        obs, arr, rews, dones, infos, next_obs, terminated = _wait_transitions(self)
         name = type(self.model).__name__
         batch = RewardBatch(
             obs=self._obs,
@@ -268,11 +277,7 @@ class VecPotentialShaping(VecEnvWrapper):
         """
         if self._phi is None:
             raise RuntimeError(f"{type(self).__name__}: call reset() before step()")
-        obs, rews, dones, infos = self.venv.step_wait()
-        self.reset_infos = list(self.venv.reset_infos)
-        arr = _array_obs(obs, type(self).__name__)
-        dones = np.asarray(dones, dtype=bool)
-        next_obs, terminated = _final_transition(arr, dones, infos)
+        obs, arr, rews, dones, infos, next_obs, terminated = _wait_transitions(self)
         phi_next = self._potentials(next_obs, infos)
         if dones.any():
             # A true terminal state has no future: Phi = 0 (Ng et al. 1999); a truncated one
