@@ -191,7 +191,6 @@ def measure_clip(
     from PIL import Image
 
     from rewardlab.reward_models.clip import CLIPRewardModel
-    from rewardlab.reward_models.preprocess import preprocess_frames
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "random weights" warnings: intended here
@@ -238,16 +237,7 @@ def measure_clip(
 
     def pre_ours(x: np.ndarray) -> Callable[[], Any]:
         def f() -> Any:
-            t = torch.from_numpy(np.ascontiguousarray(x)).to(dev)
-            out = preprocess_frames(
-                t,
-                ours.input_size,
-                ours.mean,
-                ours.std,
-                resize=ours.resize,
-                fill=ours.fill,
-                interpolation=ours.interpolation,
-            )
+            out = ours.preprocess(x)
             sync()
             return out
 

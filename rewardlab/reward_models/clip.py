@@ -300,9 +300,11 @@ class CLIPRewardModel(RewardModel):
         # Averaging unit vectors shortens them: re-normalize (a known bug in public code).
         return _normalize(rows.mean(axis=0))
 
-    def _encode(self, frames: np.ndarray) -> np.ndarray:
+    def preprocess(self, frames: np.ndarray) -> torch.Tensor:
+        """The encoder's input for uint8 ``(B, H, W, 3)`` frames, on the model's device:
+        crop, resize policy and normalization, batched."""
         x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
-        pixels = preprocess_frames(
+        return preprocess_frames(
             x,
             self.input_size,
             self.mean,
@@ -312,6 +314,9 @@ class CLIPRewardModel(RewardModel):
             crop=self.crop,
             interpolation=self.interpolation,
         )
+
+    def _encode(self, frames: np.ndarray) -> np.ndarray:
+        pixels = self.preprocess(frames)
         with torch.inference_mode(), self._autocast():
             emb = self.clip_model.encode_image(pixels)
         return _normalize(emb.float().cpu().numpy().astype(np.float64))
