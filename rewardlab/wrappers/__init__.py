@@ -3,7 +3,9 @@
 Per-env wrappers: :class:`ModelReward`, :class:`CLIPReward` (a CLIP reward prompted with the
 task), :class:`PotentialShaping` (and the negative controls :class:`ProgressBonus`,
 :class:`MismatchedShaping`), :class:`CaptureFrames`. SB3 ``VecEnvWrapper`` layers:
-:class:`VecModelReward`, :class:`VecPotentialShaping`. Those three are imported lazily, so
+:class:`VecModelReward`, :class:`VecPotentialShaping` (and the negative controls
+:class:`VecProgressBonus`, :class:`VecMismatchedShaping`). CLIPReward and the vector layers
+are imported lazily, so
 ``import rewardlab.wrappers`` imports neither torch, open_clip nor stable_baselines3.
 """
 
@@ -24,7 +26,12 @@ from rewardlab.wrappers.shaping import (
 
 if TYPE_CHECKING:
     from rewardlab.wrappers.clip import CLIPReward
-    from rewardlab.wrappers.vec import VecModelReward, VecPotentialShaping
+    from rewardlab.wrappers.vec import (
+        VecMismatchedShaping,
+        VecModelReward,
+        VecPotentialShaping,
+        VecProgressBonus,
+    )
 
 __all__ = [
     "COMPONENT_PREFIX",
@@ -38,12 +45,14 @@ __all__ = [
     "Potential",
     "PotentialShaping",
     "ProgressBonus",
+    "VecMismatchedShaping",
     "VecModelReward",
     "VecPotentialShaping",
+    "VecProgressBonus",
     "check_shaping_gamma",
 ]
 
-_LAZY = {"VecModelReward", "VecPotentialShaping"}
+_LAZY = {"VecMismatchedShaping", "VecModelReward", "VecPotentialShaping", "VecProgressBonus"}
 
 
 def __getattr__(name: str) -> Any:

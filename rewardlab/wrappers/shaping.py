@@ -54,6 +54,23 @@ def _check_gamma(gamma: float, name: str = "gamma") -> float:
     return float(gamma)
 
 
+def _check_mismatch(gamma: float, agent_gamma: float) -> float:
+    """Validate a negative control's discounts; return ``agent_gamma``."""
+    agent = _check_gamma(agent_gamma, "agent_gamma")
+    if _check_gamma(gamma) == agent:
+        raise ValueError(
+            f"mismatched shaping needs gamma != agent_gamma, got both {gamma!r}; "
+            "use PotentialShaping for policy-invariant shaping"
+        )
+    return agent
+
+
+def _check_scale(scale: float) -> float:
+    if not np.isfinite(scale):
+        raise ValueError(f"scale must be finite, got {scale!r}")
+    return float(scale)
+
+
 def check_potential(potential: object) -> None:
     """Raise unless ``potential`` is a name in :data:`POTENTIAL_NAMES`, a callable or a model.
 
@@ -252,9 +269,7 @@ class ProgressBonus(_PotentialWrapper):
         gym.utils.RecordConstructorArgs.__init__(
             self, potential=potential, scale=scale, _disable_deepcopy=True
         )
-        if not np.isfinite(scale):
-            raise ValueError(f"scale must be finite, got {scale!r}")
-        self.scale = float(scale)
+        self.scale = _check_scale(scale)
         super().__init__(env, potential)
 
     def _next_potential(self, obs: Any, info: dict[str, Any], terminated: bool) -> float:
@@ -293,13 +308,8 @@ class MismatchedShaping(_PotentialWrapper):
         gym.utils.RecordConstructorArgs.__init__(
             self, potential=potential, gamma=gamma, agent_gamma=agent_gamma, _disable_deepcopy=True
         )
+        self.agent_gamma = _check_mismatch(gamma, agent_gamma)
         self.gamma = _check_gamma(gamma)
-        self.agent_gamma = _check_gamma(agent_gamma, "agent_gamma")
-        if self.gamma == self.agent_gamma:
-            raise ValueError(
-                f"MismatchedShaping needs gamma != agent_gamma, got both {gamma!r}; "
-                "use PotentialShaping for policy-invariant shaping"
-            )
         super().__init__(env, potential)
 
     def _term(self, phi: float, phi_next: float, terminated: bool) -> float:

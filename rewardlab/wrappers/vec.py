@@ -21,27 +21,38 @@ that does not (e.g. SB3's ``VecNormalize``) must go outside them.
 
 from __future__ import annotations
 
-import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
 from rewardlab.reward_models.base import RewardBatch, RewardModel
-from rewardlab.reward_models.potentials import shaping_term
 from rewardlab.wrappers.frames import FRAME_KEY, CaptureFrames
 from rewardlab.wrappers.reward import (
     COMPONENT_PREFIX,
     RewardMode,
+    all_finite,
     batch_info,
     check_model,
     run_model,
 )
-from rewardlab.wrappers.shaping import Potential, _check_gamma, check_potential
+from rewardlab.wrappers.shaping import (
+    Potential,
+    _check_gamma,
+    _check_mismatch,
+    _check_scale,
+    check_potential,
+)
 
-__all__ = ["VecModelReward", "VecPotentialShaping"]
+__all__ = [
+    "VecMismatchedShaping",
+    "VecModelReward",
+    "VecPotentialShaping",
+    "VecProgressBonus",
+]
 
 
 def _array_obs(obs: VecEnvObs, who: str) -> np.ndarray:
@@ -68,17 +79,42 @@ def _stack_frames(infos: Sequence[Mapping[str, Any]], who: str) -> np.ndarray:
         ) from None
 
 
-def _wait_transitions(
-    wrapper: VecEnvWrapper,
-) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]], np.ndarray, np.ndarray]:
-    """Finish the inner step; return ``(obs, obs as array, rewards, dones, infos, next_obs,
-    terminated)`` with the auto-reset undone in ``next_obs``, and pass ``reset_infos`` on."""
+class _Step(NamedTuple):
+    """An inner vector step with SB3's auto-reset undone."""
+
+    obs: VecEnvObs  # as returned: after a done, the next episode's first observation
+    arr: np.ndarray  # ``obs`` as an array
+    rews: np.ndarray
+    dones: np.ndarray  # bool
+    infos: list[dict[str, Any]]
+    next_obs: np.ndarray  # the true ``s'``: ``arr`` itself when nothing is done
+    terminated: np.ndarray  # bool; read-only when nothing is done
+    any_done: bool
+
+
+_NOT_TERMINATED: dict[int, np.ndarray] = {}
+
+
+def _not_terminated(n: int) -> np.ndarray:
+    """A shared read-only ``(n,)`` all-False array: most steps end no episode."""
+    flags = _NOT_TERMINATED.get(n)
+    if flags is None:
+        flags = _NOT_TERMINATED[n] = np.zeros(n, dtype=bool)
+        flags.flags.writeable = False
+    return flags
+
+
+def _wait_transitions(wrapper: VecEnvWrapper) -> _Step:
+    """Finish the inner step, undo the auto-reset in ``next_obs`` and pass ``reset_infos`` on."""
     obs, rews, dones, infos = wrapper.venv.step_wait()
     wrapper.reset_infos = list(wrapper.venv.reset_infos)
     arr = _array_obs(obs, type(wrapper).__name__)
     dones = np.asarray(dones, dtype=bool)
+    infos = list(infos)
+    if not np.count_nonzero(dones):  # the common step: nothing to undo
+        return _Step(obs, arr, rews, dones, infos, arr, _not_terminated(len(dones)), False)
     next_obs, terminated = _final_transition(arr, dones, infos)
-    return obs, arr, rews, dones, list(infos), next_obs, terminated
+    return _Step(obs, arr, rews, dones, infos, next_obs, terminated, True)
 
 
 def _final_transition(
@@ -87,8 +123,6 @@ def _final_transition(
     """``(next_obs, terminated)`` with auto-reset undone: the true final obs where done."""
     next_obs = obs.copy()
     terminated = np.zeros(len(dones), dtype=bool)
-    if not dones.any():  # the common step: nothing to undo
-        return next_obs, terminated
     for i in np.flatnonzero(dones).tolist():
         if "terminal_observation" not in infos[i]:
             raise KeyError(
@@ -155,21 +189,22 @@ class VecModelReward(VecEnvWrapper):
         """
         if self._obs is None or self._actions is None:
             raise RuntimeError(f"{type(self).__name__}: call reset() before step()")
-        obs, arr, rews, dones, infos, next_obs, terminated = _wait_transitions(self)
+        step = _wait_transitions(self)
+        infos = step.infos
         name = type(self.model).__name__
         batch = RewardBatch(
             obs=self._obs,
             action=self._actions,
-            next_obs=next_obs,
-            terminated=terminated,
+            next_obs=step.next_obs,
+            terminated=step.terminated,
             frames=_stack_frames(infos, name) if self.model.needs_frames else None,
             info=batch_info(self.model, infos),
         )
         out = run_model(self.model, batch)
-        self._obs = arr.copy()
+        self._obs = step.arr.copy()
         # float64 holds every float32 exactly, so .tolist() gives the same Python floats as
         # float(rews[i]) without a numpy scalar per row.
-        rews64 = np.asarray(rews).astype(np.float64)
+        rews64 = np.asarray(step.rews).astype(np.float64)
         for info, r in zip(infos, rews64.tolist(), strict=True):
             info["original_reward"] = r
         for key, value in out.components.items():
@@ -179,43 +214,29 @@ class VecModelReward(VecEnvWrapper):
         new = out.reward.copy()
         if self.mode == "add":
             new += rews64
-        return obs, new, dones, infos
+        return step.obs, new, step.dones, infos
 
 
-class VecPotentialShaping(VecEnvWrapper):
-    """Policy-invariant potential-based shaping over an SB3 vector env.
+class _VecPotentialLayer(VecEnvWrapper, ABC):
+    """Adds a term computed from cached potentials ``Phi(s)`` and ``Phi(s')`` to the reward.
 
-    The vector version of :class:`~rewardlab.wrappers.shaping.PotentialShaping`, with the
-    same rewards: adds ``F = gamma * Phi(s') - Phi(s)`` (Ng, Harada & Russell 1999) with
-    dynamic-potential caching (Devlin & Kudenko 2012), ``Phi(s') = 0`` only where the
-    episode terminated, and on truncation the potential of the true final observation
+    Each vector step makes one potential call for all sub-envs, plus one for the sub-envs
+    that just reset. ``Phi(s')`` on truncation is the potential of the true final observation
     (``infos[i]["terminal_observation"]``; ``"progress"`` from the terminal step's
     ``infos[i]``). After a done, the cached ``Phi`` becomes that of the new episode's first
     state, read from ``venv.reset_infos[i]`` (``"progress"``, ``"frame"``) and the returned
-    observation. Each vector step makes one potential call for all sub-envs, plus one for
-    the sub-envs that just reset.
-
-    Every ``infos[i]`` gets ``original_reward``, ``shaping`` (``F``) and ``potential``
-    (``Phi(s')``, 0 where terminated). Rewards are returned as float64.
-
-    Args:
-        venv: The SB3 vector env to wrap.
-        potential: ``"progress"``, a callable ``(B, *obs_shape) -> (B,)`` or a
-            ``RewardModel`` read as ``Phi(s')`` (called with ``obs = next_obs = s'`` and zero
-            actions; with ``needs_frames`` it reads :class:`CaptureFrames`' frames).
-        gamma: Shaping discount in ``(0, 1]``, equal to the agent's: check it with
-            :func:`~rewardlab.wrappers.shaping.check_shaping_gamma`.
-
-    Raises:
-        ValueError: If ``gamma`` is not in ``(0, 1]``, ``potential`` is an unknown name, or
-            a frame-reading model wraps sub-envs without :class:`CaptureFrames`.
+    observation. Every ``infos[i]`` gets ``original_reward``, ``shaping`` (the term) and
+    ``potential`` (``Phi(s')``, 0 where terminated when :attr:`zero_terminal`). Rewards are
+    returned as float64.
     """
 
-    enforces_policy_invariance = True
-    """Read by :func:`check_shaping_gamma`: this layer's ``gamma`` must be the agent's."""
+    enforces_policy_invariance = False
+    """Read by :func:`check_shaping_gamma`: True when ``gamma`` must be the agent's."""
 
-    def __init__(self, venv: VecEnv, potential: Potential, gamma: float) -> None:
-        self.gamma = _check_gamma(gamma)
+    zero_terminal = True
+    """``Phi(s') = 0`` where the episode terminated (a true terminal state has no future)."""
+
+    def __init__(self, venv: VecEnv, potential: Potential) -> None:
         check_potential(potential)
         if isinstance(potential, RewardModel) and potential.needs_frames:
             _require_frames(venv, type(potential).__name__)
@@ -223,12 +244,16 @@ class VecPotentialShaping(VecEnvWrapper):
         self.potential = potential
         self._phi: np.ndarray | None = None
 
+    @abstractmethod
+    def _term(self, phi: np.ndarray, phi_next: np.ndarray) -> np.ndarray:
+        """The ``(B,)`` term added to the reward, from ``Phi(s)`` and ``Phi(s')``."""
+
     def _potentials(self, obs: np.ndarray, infos: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """``Phi`` of the states whose observations are ``obs`` and infos ``infos``."""
         pot = self.potential
         if isinstance(pot, str):
             try:
-                values = np.array([float(info["progress"]) for info in infos])
+                values = np.array([info["progress"] for info in infos], dtype=np.float64)
             except KeyError:
                 raise KeyError(
                     "potential 'progress' reads info['progress'], which this env does not "
@@ -250,11 +275,7 @@ class VecPotentialShaping(VecEnvWrapper):
         else:
             fn: Callable[[np.ndarray], np.ndarray] = pot
             values = np.asarray(fn(obs), dtype=np.float64)
-        # A finite sum means every value is finite (NaN/inf propagate); only an overflowing
-        # sum falls through to the elementwise check.
-        if values.shape != (len(obs),) or not (
-            math.isfinite(values.sum()) or np.all(np.isfinite(values))
-        ):
+        if values.shape != (len(obs),) or not all_finite(values):
             raise ValueError(
                 "the potential must return one finite value per observation, shape "
                 f"({len(obs)},), got {values!r}"
@@ -270,38 +291,124 @@ class VecPotentialShaping(VecEnvWrapper):
         return obs
 
     def step_wait(self) -> VecEnvStepReturn:
-        """Step every sub-env and add the shaping term.
+        """Step every sub-env and add the term.
 
         Raises:
             RuntimeError: If called before :meth:`reset`.
         """
         if self._phi is None:
             raise RuntimeError(f"{type(self).__name__}: call reset() before step()")
-        obs, arr, rews, dones, infos, next_obs, terminated = _wait_transitions(self)
-        phi_next = self._potentials(next_obs, infos)
-        if dones.any():
-            # A true terminal state has no future: Phi = 0 (Ng et al. 1999); a truncated one
-            # keeps the potential of its true final observation.
-            phi_next = np.where(terminated, 0.0, phi_next)
-            term = shaping_term(self._phi, phi_next, terminated, self.gamma)
-            phi = phi_next.copy()
-            done_idx = np.flatnonzero(dones)
+        step = _wait_transitions(self)
+        phi_next = self._potentials(step.next_obs, step.infos)
+        if step.any_done and self.zero_terminal:
+            # Ng et al. (1999): Phi = 0 in a true terminal state; a truncated one keeps the
+            # potential of its true final observation.
+            phi_next = np.where(step.terminated, 0.0, phi_next)
+        term = self._term(self._phi, phi_next)
+        phi = phi_next.copy()  # the potential may hand back an array it reuses
+        if step.any_done:
             # After an auto-reset the next step leaves the new episode's first state.
+            done_idx = np.flatnonzero(step.dones)
             phi[done_idx] = self._potentials(
-                arr[done_idx], [self.reset_infos[i] for i in done_idx.tolist()]
+                step.arr[done_idx], [self.reset_infos[i] for i in done_idx.tolist()]
             )
-        else:
-            # Nothing terminated: shaping_term reduces to this, without its np.where.
-            term = self.gamma * phi_next - self._phi
-            phi = phi_next.copy()  # the potential may hand back an array it reuses
         self._phi = phi
         # float64 holds every float32 exactly, so .tolist() gives the same Python floats as
         # float(rews[i]) without a numpy scalar per row.
-        rews64 = np.asarray(rews).astype(np.float64)
+        rews64 = np.asarray(step.rews).astype(np.float64)
         for info, r, f, p in zip(
-            infos, rews64.tolist(), term.tolist(), phi_next.tolist(), strict=True
+            step.infos, rews64.tolist(), term.tolist(), phi_next.tolist(), strict=True
         ):
             info["original_reward"] = r
             info["shaping"] = f
             info["potential"] = p
-        return obs, rews64 + term, dones, infos
+        rews64 += term
+        return step.obs, rews64, step.dones, step.infos
+
+
+class VecPotentialShaping(_VecPotentialLayer):
+    """Policy-invariant potential-based shaping over an SB3 vector env.
+
+    The vector version of :class:`~rewardlab.wrappers.shaping.PotentialShaping`, with the
+    same rewards: adds ``F = gamma * Phi(s') - Phi(s)`` (Ng, Harada & Russell 1999) with
+    dynamic-potential caching (Devlin & Kudenko 2012) and ``Phi(s') = 0`` only where the
+    episode terminated (see :class:`_VecPotentialLayer` for the auto-reset handling and the
+    info keys).
+
+    Args:
+        venv: The SB3 vector env to wrap.
+        potential: ``"progress"``, a callable ``(B, *obs_shape) -> (B,)`` or a
+            ``RewardModel`` read as ``Phi(s')`` (called with ``obs = next_obs = s'`` and zero
+            actions; with ``needs_frames`` it reads :class:`CaptureFrames`' frames).
+        gamma: Shaping discount in ``(0, 1]``, equal to the agent's: check it with
+            :func:`~rewardlab.wrappers.shaping.check_shaping_gamma`.
+
+    Raises:
+        ValueError: If ``gamma`` is not in ``(0, 1]``, ``potential`` is an unknown name, or
+            a frame-reading model wraps sub-envs without :class:`CaptureFrames`.
+    """
+
+    enforces_policy_invariance = True
+
+    def __init__(self, venv: VecEnv, potential: Potential, gamma: float) -> None:
+        self.gamma = _check_gamma(gamma)
+        super().__init__(venv, potential)
+
+    def _term(self, phi: np.ndarray, phi_next: np.ndarray) -> np.ndarray:
+        # phi_next is already 0 where terminated: this is shaping_term without its np.where.
+        term = phi_next * self.gamma
+        term -= phi
+        return term
+
+
+class VecMismatchedShaping(VecPotentialShaping):
+    """NEGATIVE CONTROL: :class:`VecPotentialShaping` with a discount other than the agent's.
+
+    The vector version of :class:`~rewardlab.wrappers.shaping.MismatchedShaping`, with the
+    same rewards: ``F = gamma * Phi(s') - Phi(s)`` where ``gamma != agent_gamma``, so the
+    invariance of Ng, Harada & Russell (1999) fails. :func:`check_shaping_gamma` skips it.
+
+    Args:
+        venv: The SB3 vector env to wrap.
+        potential: As for :class:`VecPotentialShaping`.
+        gamma: The (wrong) shaping discount, in ``(0, 1]``.
+        agent_gamma: The agent's discount, in ``(0, 1]``, different from ``gamma``.
+
+    Raises:
+        ValueError: If a discount is not in ``(0, 1]`` or the two are equal.
+    """
+
+    enforces_policy_invariance = False
+
+    def __init__(
+        self, venv: VecEnv, potential: Potential, gamma: float, agent_gamma: float
+    ) -> None:
+        self.agent_gamma = _check_mismatch(gamma, agent_gamma)
+        super().__init__(venv, potential, gamma)
+
+
+class VecProgressBonus(_VecPotentialLayer):
+    """NEGATIVE CONTROL: adds the raw potential ``scale * Phi(s')`` to every reward.
+
+    The vector version of :class:`~rewardlab.wrappers.shaping.ProgressBonus`, with the same
+    rewards: ``Phi(s')`` of the state entered, terminal states included. Rewarding progress
+    itself rather than its potential difference changes the optimal policy; it exists to
+    be compared against :class:`VecPotentialShaping`.
+
+    Args:
+        venv: The SB3 vector env to wrap.
+        potential: As for :class:`VecPotentialShaping`.
+        scale: Multiplier of the bonus.
+
+    Raises:
+        ValueError: If ``scale`` is not finite or ``potential`` is an unknown name.
+    """
+
+    zero_terminal = False
+
+    def __init__(self, venv: VecEnv, potential: Potential, scale: float = 1.0) -> None:
+        self.scale = _check_scale(scale)
+        super().__init__(venv, potential)
+
+    def _term(self, phi: np.ndarray, phi_next: np.ndarray) -> np.ndarray:
+        return phi_next * self.scale

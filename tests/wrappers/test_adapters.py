@@ -15,10 +15,14 @@ import rewardlab
 from rewardlab.reward_models.base import RewardBatch, RewardModel, RewardOutput
 from rewardlab.wrappers import (
     CaptureFrames,
+    MismatchedShaping,
     ModelReward,
     PotentialShaping,
+    ProgressBonus,
+    VecMismatchedShaping,
     VecModelReward,
     VecPotentialShaping,
+    VecProgressBonus,
     check_shaping_gamma,
 )
 
@@ -160,6 +164,47 @@ def test_shaping_per_env_and_vec_agree(vec_cls: type, potential: Any) -> None:
     orig = np.array([[i["original_reward"] for i in row] for row in i1], dtype=np.float32)
     shaping = np.array([[i["shaping"] for i in row] for row in i1])
     np.testing.assert_array_equal(r2, orig.astype(np.float64) + shaping)
+
+
+@pytest.mark.parametrize("vec_cls", VEC_CLASSES)
+@pytest.mark.parametrize(
+    ("per_env", "vec"),
+    [
+        (
+            lambda e: ProgressBonus(e, "progress", scale=0.5),
+            lambda v: VecProgressBonus(v, "progress", scale=0.5),
+        ),
+        (
+            lambda e: MismatchedShaping(e, _obs_potential, gamma=0.99, agent_gamma=0.9),
+            lambda v: VecMismatchedShaping(v, _obs_potential, gamma=0.99, agent_gamma=0.9),
+        ),
+    ],
+    ids=["progress_bonus", "mismatched"],
+)
+def test_negative_controls_per_env_and_vec_agree(vec_cls: type, per_env: Any, vec: Any) -> None:
+    r1, d1, i1 = _per_env(per_env)
+    r2, d2, i2 = _vec(vec_cls, vec)
+    np.testing.assert_array_equal(d1, d2)
+    assert d1.sum() > 0
+    for key in ("shaping", "potential"):
+        np.testing.assert_array_equal(
+            [[i[key] for i in row] for row in i1], [[i[key] for i in row] for row in i2]
+        )
+    orig = np.array([[i["original_reward"] for i in row] for row in i1], dtype=np.float32)
+    np.testing.assert_allclose(
+        r1, orig.astype(np.float64) + [[i["shaping"] for i in row] for row in i1]
+    )
+    np.testing.assert_array_equal(
+        r2, orig.astype(np.float64) + [[i["shaping"] for i in row] for row in i1]
+    )
+
+
+def test_vec_mismatched_shaping_is_skipped_by_the_gamma_check() -> None:
+    venv = VecMismatchedShaping(DummyVecEnv([_make]), "progress", gamma=0.99, agent_gamma=0.9)
+    check_shaping_gamma(venv, 0.9)  # a negative control: no error
+    with pytest.raises(ValueError, match="gamma != agent_gamma"):
+        VecMismatchedShaping(DummyVecEnv([_make]), "progress", gamma=0.9, agent_gamma=0.9)
+    venv.close()
 
 
 @pytest.mark.parametrize("vec_cls", VEC_CLASSES)
