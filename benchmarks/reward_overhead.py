@@ -374,7 +374,9 @@ def main() -> None:
         help=f"comma-separated CLIP batch sizes (default {','.join(map(str, BATCH_SIZES))})",
     )
     parser.add_argument("--steps", type=int, default=4_000, help="vec steps per shaping run")
-    parser.add_argument("--repeats", type=int, default=15, help="shaping runs per setting (interleaved, best kept)")
+    parser.add_argument(
+        "--repeats", type=int, default=15, help="shaping runs per setting (interleaved, best kept)"
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads on CPU")
     parser.add_argument("--no-cuda", action="store_true", help="skip CUDA even when available")
     parser.add_argument(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +44,87 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _parse_set(items: Sequence[str] | None) -> dict[str, object]:
+    """``KEY=VALUE`` pairs, values read as YAML (``0.01``, ``[64, 64]``, ``true``)."""
+    import yaml
+
+    out: dict[str, object] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from rewardlab.agents.train import TrainConfig, check_config, train
+
+    try:
+        config = TrainConfig.from_dict(
+            {
+                "env": args.env,
+                "reward": args.reward,
+                "algo": args.algo,
+                "steps": args.steps,
+                "seed": args.seed,
+                "eval_freq": args.eval_freq or max(args.steps // 20, 1),
+                "eval_episodes": args.eval_episodes,
+                "device": args.device,
+                "hyperparams": _parse_set(args.set),
+                "env_kwargs": _parse_set(args.env_kwarg),
+                "checkpoint_freq": args.checkpoint_freq,
+                "video": args.video,
+            },
+            where="option",
+        )
+        check_config(config)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", args.reward).strip("_") or "reward"
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("runs")
+        / (f"{config.env.replace('/', '__')}-{name}-{config.algo}-seed{config.seed}")
+    )
+    result = train(config, out, progress_bar=not args.no_progress, verbose=0)
+    final = result.evals[-1]
+    print(
+        f"{config.env} {config.algo} reward={args.reward} seed={config.seed}: "
+        f"success={final['success_rate']:.2f} return={final['mean_return']:.3f} "
+        f"in {result.wall_s:.0f} s -> {out}"
+    )
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from rewardlab.experiments.runner import run_comparison
+    from rewardlab.experiments.spec import load_spec
+
+    try:
+        spec = load_spec(args.spec)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else Path("results") / spec.name
+    try:
+        report = run_comparison(
+            spec,
+            out,
+            backend=args.backend,
+            workers=args.workers,
+            overwrite=args.overwrite,
+            log=functools.partial(print, flush=True),
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"report: {report}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``rewardlab`` command (documents every subcommand)."""
     parser = argparse.ArgumentParser(
@@ -73,6 +156,72 @@ def build_parser() -> argparse.ArgumentParser:
         "--size", type=int, default=224, help="frame size in px (default: %(default)s)"
     )
     demo.set_defaults(func=_cmd_demo)
+
+    tr = sub.add_parser(
+        "train",
+        help="train one SB3 agent on a task with a reward spec, evaluated on the true task",
+        description=(
+            "Train one agent. The reward is a short name (env, sparse, dense, carl, weighted, "
+            "pbrs, progress_bonus, pbrs_mismatched, clip, pbrs_clip) or a YAML mapping such as "
+            "'{shaping: progress}'. Evaluation runs on a separate env with the task's own "
+            "reward. Writes config.json, eval.csv, progress.csv, TensorBoard events and "
+            "model.zip to --out."
+        ),
+    )
+    tr.add_argument(
+        "--env", required=True, metavar="ID", help="env id, e.g. rewardlab/GridKeyDoor-v0"
+    )
+    tr.add_argument("--reward", default="env", help="reward spec (default: %(default)s)")
+    tr.add_argument(
+        "--algo", default="ppo", help="ppo, a2c, dqn, sac or td3 (default: %(default)s)"
+    )
+    tr.add_argument("--steps", type=int, default=100_000, help="env steps (default: %(default)s)")
+    tr.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    tr.add_argument(
+        "--eval-freq", type=int, help="env steps between evaluations (default: steps/20)"
+    )
+    tr.add_argument(
+        "--eval-episodes",
+        type=int,
+        default=20,
+        help="episodes per evaluation (default: %(default)s)",
+    )
+    tr.add_argument("--device", default="auto", help="torch device; auto uses CUDA when present")
+    tr.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="hyperparameter override (repeatable), e.g. --set ent_coef=0.01",
+    )
+    tr.add_argument(
+        "--env-kwarg", action="append", metavar="KEY=VALUE", help="gym.make keyword (repeatable)"
+    )
+    tr.add_argument("--checkpoint-freq", type=int, help="env steps between checkpoints")
+    tr.add_argument(
+        "--video", action="store_true", help="save a GIF of each evaluation's first episode"
+    )
+    tr.add_argument("--out", help="run folder (default: runs/<env>-<reward>-<algo>-seed<k>)")
+    tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    tr.set_defaults(func=_cmd_train)
+
+    cmp = sub.add_parser(
+        "compare",
+        help="run a comparison spec (envs x reward variants x seeds) and write its report",
+        description=(
+            "Run every (env, variant, seed) of a YAML comparison spec (see experiments/), "
+            "resuming: finished runs are skipped, interrupted ones redone. Then write "
+            "report.md, summary.json and plots (IQM with stratified-bootstrap CIs, "
+            "probability of improvement, performance profiles) to the output folder."
+        ),
+    )
+    cmp.add_argument("spec", help="comparison spec (YAML)")
+    cmp.add_argument("--out", help="output folder (default: results/<spec name>)")
+    cmp.add_argument("--backend", choices=["local", "ray"], help="override the spec's backend")
+    cmp.add_argument("--workers", type=int, help="parallel runs (default: the spec's)")
+    cmp.add_argument(
+        "--overwrite", action="store_true", help="retrain finished runs whose config changed"
+    )
+    cmp.set_defaults(func=_cmd_compare)
     return parser
 
 

@@ -1,5 +1,27 @@
-"""SB3 glue: callbacks (and, later, agent construction and evaluation on the true reward)."""
+"""SB3 glue: agents from per-env hyperparameters, one training run, evaluation on the true task.
+
+- :func:`make_agent`, :func:`load_hyperparams`: an SB3 algorithm (``ALGOS``) with the per-env
+  defaults of ``rewardlab/agents/hyperparams/<algo>.yml``.
+- :func:`train`, :class:`TrainConfig`: one run, with its logs, checkpoints and evaluations.
+- :class:`TrueTaskEval`, :func:`evaluate_policy_on_task`: success and true return on a
+  separate env without reward layers, on fixed seeds.
+- :class:`ShapingDiscountCheck`: refuses to train when shaping's discount is not the agent's.
+"""
 
 from rewardlab.agents.callbacks import ShapingDiscountCheck
+from rewardlab.agents.evaluation import EvalResult, TrueTaskEval, evaluate_policy_on_task
+from rewardlab.agents.factory import ALGOS, load_hyperparams, make_agent
+from rewardlab.agents.train import TrainConfig, TrainResult, train
 
-__all__ = ["ShapingDiscountCheck"]
+__all__ = [
+    "ALGOS",
+    "EvalResult",
+    "ShapingDiscountCheck",
+    "TrainConfig",
+    "TrainResult",
+    "TrueTaskEval",
+    "evaluate_policy_on_task",
+    "load_hyperparams",
+    "make_agent",
+    "train",
+]

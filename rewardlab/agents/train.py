@@ -1,0 +1,203 @@
+"""One training run: an SB3 agent on a task with a reward spec, evaluated on the true task."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from rewardlab.wrappers.spec import RewardSpec, _format_error, parse_reward
+
+__all__ = ["TrainConfig", "TrainResult", "check_config", "train"]
+
+
+class TrainConfig(BaseModel):
+    """Everything that defines one training run (saved as the run's ``config.json``).
+
+    Attributes:
+        env: A registered env id.
+        env_kwargs: ``gym.make`` keywords of both the training and the evaluation env.
+        reward: The reward trained on (a :class:`~rewardlab.wrappers.spec.RewardSpec`, a
+            short name such as ``"pbrs"`` or a mapping).
+        algo: ``ppo``, ``a2c``, ``dqn``, ``sac`` or ``td3``.
+        hyperparams: Overrides of the per-env defaults (``rewardlab/agents/hyperparams``).
+        steps: Training budget in env steps (summed over sub-envs).
+        seed: Seed of the agent and of training sub-env 0 (sub-env ``i`` gets ``seed + i``).
+        eval_freq: Env steps between evaluations on the true task.
+        eval_episodes: Episodes per evaluation, with reset seeds ``eval_seed + k``, the same
+            at every evaluation and in every run.
+        eval_seed: First evaluation seed, far from training seeds.
+        device: Torch device of the agent; ``"auto"`` uses CUDA when present.
+        checkpoint_freq: Env steps between model checkpoints; None saves the final model only.
+        video: Save the first evaluation episode of every evaluation as a GIF.
+        eval_deterministic: Evaluate the greedy policy instead of the policy as trained
+            (sampled actions, seeded). Off by default: a greedy policy over discrete actions
+            often loops forever in a gridworld although the policy it came from succeeds.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    env: str
+    env_kwargs: dict[str, Any] = Field(default_factory=dict)
+    reward: RewardSpec = Field(default_factory=RewardSpec)
+    algo: str = "ppo"
+    hyperparams: dict[str, Any] = Field(default_factory=dict)
+    steps: int = Field(gt=0)
+    seed: int = Field(default=0, ge=0)
+    eval_freq: int = Field(default=10_000, gt=0)
+    eval_episodes: int = Field(default=20, gt=0)
+    eval_seed: int = Field(default=1_000_000, ge=0)
+    device: str = "auto"
+    checkpoint_freq: int | None = Field(default=None, gt=0)
+    video: bool = False
+    eval_deterministic: bool = False
+
+    @field_validator("reward", mode="before")
+    @classmethod
+    def _parse_reward(cls, value: Any) -> Any:
+        return parse_reward(value) if isinstance(value, str) else value
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "config") -> TrainConfig:
+        """Validate ``data``; errors name each bad field (prefixed by ``where``).
+
+        Raises:
+            ValueError: Listing every invalid field.
+        """
+        try:
+            return cls.model_validate(data)
+        except ValidationError as err:
+            raise ValueError(f"invalid training config:\n{_format_error(err, where)}") from None
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a finished run reports.
+
+    Attributes:
+        evals: One dict per evaluation (:data:`~rewardlab.agents.evaluation.EVAL_COLUMNS`).
+        wall_s: Seconds of training, evaluations included.
+        steps: Env steps trained.
+    """
+
+    evals: list[dict[str, float]]
+    wall_s: float
+    steps: int
+
+
+def check_config(config: TrainConfig) -> dict[str, Any]:
+    """Check that ``config`` can run, without training; return its resolved hyperparameters.
+
+    Builds the training env once (with the reward's ``reward_type``) so that an unknown env
+    id or env keyword fails here, before any training.
+
+    Raises:
+        ValueError: For an unknown env id, algorithm, hyperparameter or env keyword.
+    """
+    import rewardlab  # noqa: F401  (registers the ids)
+    from rewardlab.agents.factory import load_hyperparams
+
+    if config.env not in gym.registry:
+        close = difflib.get_close_matches(config.env, list(gym.registry), n=3)
+        hint = f" Did you mean {close}?" if close else ""
+        raise ValueError(f"unknown env id {config.env!r}.{hint} `rewardlab envs` lists them")
+    params = load_hyperparams(config.algo, config.env, config.hyperparams)
+    kwargs = dict(config.env_kwargs)
+    if config.reward.reward_type is not None:
+        kwargs["reward_type"] = config.reward.reward_type
+    try:
+        gym.make(config.env, **kwargs).close()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{config.env} rejects env_kwargs {kwargs}: {exc}") from None
+    return params
+
+
+def _agent_gamma(algo: str, params: dict[str, Any]) -> float:
+    import inspect
+
+    from rewardlab.agents.factory import algorithm_class
+
+    if "gamma" in params:
+        return float(params["gamma"])
+    default = inspect.signature(algorithm_class(algo).__init__).parameters["gamma"].default
+    return float(default)
+
+
+def train(
+    config: TrainConfig,
+    run_dir: str | os.PathLike[str],
+    *,
+    progress_bar: bool = False,
+    verbose: int = 0,
+) -> TrainResult:
+    """Train one agent as ``config`` says and write its results to ``run_dir``.
+
+    Writes ``config.json``, ``eval.csv`` (true-task evaluations, appended as they happen),
+    ``progress.csv`` and TensorBoard event files (SB3's logs), ``checkpoints/`` (with
+    ``checkpoint_freq``), ``videos/`` (with ``video``) and ``model.zip``. The shaping
+    discount is the agent's ``gamma``, and :class:`ShapingDiscountCheck` verifies it at
+    training start. Evaluation runs on a separate env without the reward layers.
+
+    Raises:
+        ValueError: From :func:`check_config`, before any training.
+    """
+    from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
+    from stable_baselines3.common.logger import configure
+
+    from rewardlab.agents.callbacks import ShapingDiscountCheck
+    from rewardlab.agents.evaluation import TrueTaskEval
+    from rewardlab.agents.factory import make_agent
+    from rewardlab.wrappers.spec import make_reward_vec
+
+    params = check_config(config)
+    out = Path(run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(config.model_dump(mode="json"), indent=2))
+    gamma = _agent_gamma(config.algo, params)
+    venv = make_reward_vec(
+        config.env,
+        config.reward,
+        n_envs=int(params.get("n_envs", 1)),
+        seed=config.seed,
+        agent_gamma=gamma,
+        env_kwargs=config.env_kwargs,
+    )
+    eval_kwargs = dict(config.env_kwargs)
+    if config.video:
+        eval_kwargs["render_mode"] = "rgb_array"
+
+    def make_eval_env() -> gym.Env[Any, Any]:
+        return gym.make(config.env, **eval_kwargs)
+
+    start = time.perf_counter()
+    try:
+        agent = make_agent(config.algo, venv, params, seed=config.seed, device=config.device)
+        agent.set_logger(configure(str(out), ["csv", "tensorboard"]))
+        evaluator = TrueTaskEval(
+            make_eval_env,
+            config.eval_freq,
+            [config.eval_seed + k for k in range(config.eval_episodes)],
+            csv_path=out / "eval.csv",
+            video_dir=out / "videos" if config.video else None,
+            deterministic=config.eval_deterministic,
+        )
+        callbacks: list[Any] = [ShapingDiscountCheck(), evaluator]
+        if config.checkpoint_freq is not None:
+            n_envs = venv.num_envs
+            callbacks.append(
+                CheckpointCallback(
+                    max(config.checkpoint_freq // n_envs, 1), str(out / "checkpoints")
+                )
+            )
+        agent.learn(config.steps, callback=CallbackList(callbacks), progress_bar=progress_bar)
+        agent.save(out / "model.zip")
+    finally:
+        venv.close()
+    return TrainResult(evals=evaluator.rows, wall_s=time.perf_counter() - start, steps=config.steps)

@@ -1,0 +1,638 @@
+"""Comparison report for RL runs: run statistics per env and variant, figures, Markdown.
+
+Input is one :class:`RunResult` per (env, variant, seed): the success rate and true return
+of the evaluations made during training. :func:`summarize` computes, per env and variant,
+with 95% percentile stratified-bootstrap intervals over runs (Agarwal et al. 2021):
+
+- final success (the last evaluation): IQM and mean;
+- final true return: IQM and mean;
+- normalized area under the success curve (:func:`~rewardlab.evaluation.stats.normalized_auc`
+  from the first evaluation to ``budget``, last value held): IQM;
+- steps to reach ``threshold`` success: median over the runs that reached it, and how many
+  never did;
+
+and, between variants, the probability of improvement of final success and a decision per
+pair: one variant is better when the final-success IQM intervals do not overlap.
+
+:func:`write_report` writes ``report.md``, ``summary.json`` and PNG figures (matplotlib,
+Agg canvas; no pyplot state). Each file is written to a temporary file in the same folder
+and moved into place with :func:`os.replace`, and ``report.md`` is written last, so an
+interrupted run never leaves a half-written file or a report linking to missing figures.
+
+Bootstrap draws come from generators seeded by ``(seed, env, variant, metric)``: the numbers
+for one variant do not change when another variant or env is added to the results.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from itertools import combinations
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rewardlab.evaluation import stats
+from rewardlab.experiments.files import atomic_write
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = ["RunResult", "summarize", "write_report"]
+
+CONFIDENCE = 0.95
+"""Coverage of every interval in the report."""
+
+
+@dataclass(frozen=True, eq=False)
+class RunResult:
+    """The evaluations of one training run.
+
+    Attributes:
+        env: Env id, e.g. ``"rewardlab/PushCube-v0"``.
+        variant: Name of what is compared, e.g. the reward (``"sparse"``, ``"clip"``).
+        seed: Training seed; unique per (env, variant).
+        steps: Env steps at each evaluation, shape ``(T,)``, non-negative, strictly
+            increasing.
+        success: Evaluation success rate at each evaluation, shape ``(T,)``, in ``[0, 1]``.
+        returns: Mean true (task) episode return at each evaluation, shape ``(T,)``.
+
+    Arrays are stored as read-only float64 copies. Final performance is the last evaluation.
+
+    Raises:
+        ValueError: For empty or mismatched arrays, non-finite values, unsorted steps or a
+            success rate outside ``[0, 1]``; the message names the run.
+    """
+
+    env: str
+    variant: str
+    seed: int
+    steps: np.ndarray
+    success: np.ndarray
+    returns: np.ndarray
+
+    def __post_init__(self) -> None:
+        for field in ("env", "variant"):
+            value = getattr(self, field)
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"RunResult.{field} must be a non-empty string, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
+            raise ValueError(f"{self.name}: seed must be an int, got {self.seed!r}")
+        object.__setattr__(self, "seed", int(self.seed))
+        arrays = {}
+        for field in ("steps", "success", "returns"):
+            a = np.array(getattr(self, field), dtype=np.float64)
+            if a.ndim != 1 or a.size == 0:
+                raise ValueError(
+                    f"{self.name}: {field} must be a non-empty 1-D array, got {a.shape}"
+                )
+            if not np.isfinite(a).all():
+                t = int(np.flatnonzero(~np.isfinite(a))[0])
+                raise ValueError(f"{self.name}: {field}[{t}] is {a[t]}, expected a finite value")
+            a.flags.writeable = False
+            arrays[field] = a
+        lengths = {field: a.size for field, a in arrays.items()}
+        if len(set(lengths.values())) != 1:
+            raise ValueError(
+                f"{self.name}: steps, success and returns must have the same length, got {lengths}"
+            )
+        steps, success = arrays["steps"], arrays["success"]
+        if steps[0] < 0 or not (np.diff(steps) > 0).all():
+            raise ValueError(
+                f"{self.name}: steps must be non-negative and strictly increasing, got {steps}"
+            )
+        if ((success < 0) | (success > 1)).any():
+            t = int(np.flatnonzero((success < 0) | (success > 1))[0])
+            raise ValueError(f"{self.name}: success[{t}] is {success[t]}, expected in [0, 1]")
+        for field, a in arrays.items():
+            object.__setattr__(self, field, a)
+
+    @property
+    def name(self) -> str:
+        """``run env=... variant=... seed=...``, for messages."""
+        return f"run env={self.env!r} variant={self.variant!r} seed={self.seed!r}"
+
+
+_Groups = dict[str, dict[str, list[RunResult]]]
+
+
+def _group(results: Iterable[RunResult], budget: float) -> _Groups:
+    """``env -> variant -> runs`` (envs and variants sorted by name, runs by seed), validated."""
+    runs = list(results)
+    if not runs:
+        raise ValueError("results is empty: pass at least one RunResult")
+    if not math.isfinite(budget) or budget <= 0:
+        raise ValueError(f"budget must be a positive number of env steps, got {budget}")
+    seen: set[tuple[str, str, int]] = set()
+    groups: _Groups = {}
+    for i, run in enumerate(runs):
+        if not isinstance(run, RunResult):
+            raise TypeError(f"results[{i}] must be a RunResult, got {type(run).__name__}")
+        key = (run.env, run.variant, run.seed)
+        if key in seen:
+            raise ValueError(f"{run.name} appears twice in results; seeds must be unique")
+        seen.add(key)
+        if run.steps[0] >= budget:
+            raise ValueError(
+                f"{run.name}: first evaluation at step {run.steps[0]:g} is not before the "
+                f"budget {budget:g}; raise the budget"
+            )
+        groups.setdefault(run.env, {}).setdefault(run.variant, []).append(run)
+    return {
+        env: {v: sorted(variants[v], key=lambda r: r.seed) for v in sorted(variants)}
+        for env, variants in sorted(groups.items())
+    }
+
+
+def _rng(seed: int, *keys: str) -> np.random.Generator:
+    """A generator determined by ``seed`` and the names of what it is drawn for."""
+    return np.random.default_rng([seed, *(zlib.crc32(k.encode()) for k in keys)])
+
+
+def _interval(
+    x: np.ndarray, statistic: stats.Statistic, reps: int, rng: np.random.Generator
+) -> dict[str, float]:
+    ci = stats.stratified_bootstrap_ci(
+        {"x": x}, statistic, reps=reps, confidence=CONFIDENCE, rng=rng
+    )
+    return ci["x"].to_dict()
+
+
+def _final_success(runs: list[RunResult]) -> np.ndarray:
+    return np.array([r.success[-1] for r in runs])
+
+
+def _variant_summary(
+    env: str,
+    variant: str,
+    runs: list[RunResult],
+    *,
+    budget: float,
+    threshold: float,
+    reps: int,
+    seed: int,
+) -> dict[str, Any]:
+    success = _final_success(runs)
+    returns = np.array([r.returns[-1] for r in runs])
+    auc = np.array([stats.normalized_auc(r.steps, r.success, budget) for r in runs])
+    first, reached = zip(
+        *(stats.steps_to_threshold(r.steps, r.success, threshold) for r in runs), strict=True
+    )
+    to_threshold = stats.steps_to_threshold_summary(np.array(first), np.array(reached))
+
+    def ci(x: np.ndarray, statistic: stats.Statistic, metric: str) -> dict[str, float]:
+        return _interval(x, statistic, reps, _rng(seed, env, variant, metric))
+
+    return {
+        "n_runs": len(runs),
+        "seeds": [r.seed for r in runs],
+        "final_success": {
+            "iqm": ci(success, stats.aggregate_iqm, "final_success/iqm"),
+            "mean": ci(success, stats.aggregate_mean, "final_success/mean"),
+        },
+        "final_return": {
+            "iqm": ci(returns, stats.aggregate_iqm, "final_return/iqm"),
+            "mean": ci(returns, stats.aggregate_mean, "final_return/mean"),
+        },
+        "auc": {"iqm": ci(auc, stats.aggregate_iqm, "auc/iqm")},
+        "steps_to_threshold": to_threshold.to_dict(),
+    }
+
+
+DECISION_METRICS = {"final_success": "final success", "auc": "normalized AUC of success"}
+"""The IQMs compared pairwise in the decisions, with their labels in the report."""
+
+
+def _decision(a: str, b: str, iqm_a: dict[str, float], iqm_b: dict[str, float]) -> str:
+    if iqm_a["low"] > iqm_b["high"]:
+        return f"{a} better than {b}"
+    if iqm_b["low"] > iqm_a["high"]:
+        return f"{b} better than {a}"
+    return "no clear difference"
+
+
+def _json_safe(x: Any) -> Any:
+    """NaN and inf to ``None``, numpy scalars to Python numbers, recursively."""
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    return x
+
+
+def summarize(
+    results: Iterable[RunResult],
+    *,
+    budget: float,
+    threshold: float,
+    reps: int = 2000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Run statistics per env and variant, probability of improvement and decisions.
+
+    Args:
+        results: One :class:`RunResult` per (env, variant, seed).
+        budget: Training budget in env steps: the end of the AUC integration range.
+        threshold: Success rate counted as reached for steps-to-threshold (inclusive).
+        reps: Bootstrap resamples per interval.
+        seed: Non-negative seed of every bootstrap.
+
+    Returns:
+        A JSON-serializable dict (NaN written as ``None``)::
+
+            {"budget", "threshold", "reps", "seed", "confidence",
+             "envs": {env: {
+                 "variants": {variant: {
+                     "n_runs", "seeds",
+                     "final_success": {"iqm": I, "mean": I},
+                     "final_return": {"iqm": I, "mean": I},
+                     "auc": {"iqm": I},
+                     "steps_to_threshold": {"n_runs", "n_reached", "n_never", "median", "iqm"}}},
+                 "probability_of_improvement": {a: {b: I}},  # P(final success of a > b)
+                 "decision": [{"pair": [a, b], "metric": "final_success" or "auc",
+                               "decision": "a better than b" or "b better than a" or
+                               "no clear difference"}]}}}
+
+        where ``I`` is ``{"point", "low", "high"}``. Envs and variants are sorted by name.
+
+    Raises:
+        ValueError: For empty results, duplicate runs, a bad budget, threshold, reps or seed.
+        TypeError: For an element that is not a :class:`RunResult`.
+    """
+    if not math.isfinite(threshold):
+        raise ValueError(f"threshold must be finite, got {threshold}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    if isinstance(reps, bool) or not isinstance(reps, (int, np.integer)) or reps < 1:
+        raise ValueError(f"reps must be a positive int, got {reps!r}")
+    groups = _group(results, budget)
+    envs: dict[str, Any] = {}
+    for env, variants in groups.items():
+        per_variant = {
+            v: _variant_summary(
+                env, v, runs, budget=budget, threshold=threshold, reps=reps, seed=seed
+            )
+            for v, runs in variants.items()
+        }
+        poi: dict[str, dict[str, dict[str, float]]] = {v: {} for v in variants}
+        for a, b in ((a, b) for a in variants for b in variants if a != b):
+            poi[a][b] = stats.probability_of_improvement_ci(
+                _final_success(variants[a]),
+                _final_success(variants[b]),
+                reps=reps,
+                confidence=CONFIDENCE,
+                rng=_rng(seed, env, a, b, "poi"),
+            ).to_dict()
+        decision = [
+            {
+                "pair": [a, b],
+                "metric": metric,
+                "decision": _decision(
+                    a, b, per_variant[a][metric]["iqm"], per_variant[b][metric]["iqm"]
+                ),
+            }
+            for metric in DECISION_METRICS
+            for a, b in combinations(variants, 2)
+        ]
+        envs[env] = {
+            "variants": per_variant,
+            "probability_of_improvement": poi,
+            "decision": decision,
+        }
+    summary = {
+        "budget": float(budget),
+        "threshold": float(threshold),
+        "reps": int(reps),
+        "seed": int(seed),
+        "confidence": CONFIDENCE,
+        "envs": envs,
+    }
+    safe: dict[str, Any] = _json_safe(summary)
+    return safe
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+def _slugs(envs: Iterable[str]) -> dict[str, str]:
+    """File-name-safe, distinct prefixes for env ids (``rewardlab/PushCube-v0`` -> ...)."""
+    out: dict[str, str] = {}
+    for env in envs:
+        base = re.sub(r"[^A-Za-z0-9._-]+", "_", env).strip("._") or "env"
+        slug, i = base, 2
+        while slug in out.values():
+            slug, i = f"{base}_{i}", i + 1
+        out[env] = slug
+    return out
+
+
+def _new_figure(ncols: int = 1, width: float = 6.0, height: float = 4.0) -> tuple[Figure, Any]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width * ncols, height), layout="constrained")
+    FigureCanvasAgg(fig)  # explicit Agg canvas: no pyplot, no global backend switch
+    return fig, fig.subplots(1, ncols, squeeze=False)[0]
+
+
+def _save(fig: Figure, path: Path) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    atomic_write(path, buf.getvalue())
+
+
+def _colors(variants: list[str]) -> dict[str, Any]:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10"]
+    return {v: cmap(i % 10) for i, v in enumerate(variants)}
+
+
+def _curves_on_grid(runs: list[RunResult]) -> tuple[np.ndarray, np.ndarray]:
+    """Success curves on the union of the runs' steps from the latest first evaluation on.
+
+    Runs evaluated at the same steps are used as they are; otherwise each run is linearly
+    interpolated, holding its last value past its last evaluation (as in the AUC).
+    """
+    start = max(r.steps[0] for r in runs)
+    grid = np.unique(np.concatenate([r.steps for r in runs]))
+    grid = grid[grid >= start]
+    curves = np.stack([np.interp(grid, r.steps, r.success) for r in runs])
+    return grid, curves
+
+
+def _plot_learning_curves(
+    ax: Axes,
+    env: str,
+    variants: dict[str, list[RunResult]],
+    colors: dict[str, Any],
+    *,
+    reps: int,
+    seed: int,
+    threshold: float,
+) -> None:
+    for v, runs in variants.items():
+        grid, curves = _curves_on_grid(runs)
+        point, low, high = stats.iqm_curve(
+            curves, reps=reps, confidence=CONFIDENCE, rng=_rng(seed, env, v, "curve")
+        )
+        ax.plot(grid, point, color=colors[v], label=f"{v} (n={len(runs)})")
+        ax.fill_between(grid, low, high, color=colors[v], alpha=0.2, linewidth=0)
+    ax.axhline(threshold, color="0.5", linestyle=":", linewidth=1, label=f"threshold {threshold:g}")
+    ax.set(xlabel="env steps", ylabel="success rate (IQM)", ylim=(-0.02, 1.02), title=env)
+    ax.legend(loc="best", fontsize="small")
+
+
+def _plot_final_intervals(
+    axes: Any, env: str, summary: dict[str, Any], colors: dict[str, Any]
+) -> None:
+    variants = list(summary["variants"])
+    for ax, stat in zip(axes, ("iqm", "mean"), strict=True):
+        for y, v in enumerate(variants):
+            ci = summary["variants"][v]["final_success"][stat]
+            ax.barh(
+                y, ci["high"] - ci["low"], left=ci["low"], height=0.6, color=colors[v], alpha=0.4
+            )
+            ax.plot([ci["point"]] * 2, [y - 0.3, y + 0.3], color=colors[v], linewidth=2)
+        ax.set_yticks(range(len(variants)), variants)
+        ax.set(xlim=(-0.02, 1.02), xlabel=f"final success ({stat.upper()}, {CONFIDENCE:.0%} CI)")
+        ax.invert_yaxis()
+    axes[0].set_title(env)
+
+
+def _plot_profiles(
+    ax: Axes,
+    env: str,
+    variants: dict[str, list[RunResult]],
+    colors: dict[str, Any],
+    *,
+    reps: int,
+    seed: int,
+) -> None:
+    taus = np.linspace(0.0, 1.0, 101)
+    for v, runs in variants.items():
+        point, low, high = stats.performance_profile_ci(
+            _final_success(runs),
+            taus,
+            reps=reps,
+            confidence=CONFIDENCE,
+            rng=_rng(seed, env, v, "profile"),
+        )
+        ax.plot(taus, point, color=colors[v], label=v)
+        ax.fill_between(taus, low, high, color=colors[v], alpha=0.2, linewidth=0)
+    ax.set(
+        xlabel=r"final success $\tau$",
+        ylabel=r"fraction of runs with success > $\tau$",
+        xlim=(0, 1),
+        ylim=(-0.02, 1.02),
+        title=env,
+    )
+    ax.legend(loc="best", fontsize="small")
+
+
+def _plot_poi(ax: Axes, env: str, summary: dict[str, Any]) -> None:
+    variants = list(summary["variants"])
+    poi = summary["probability_of_improvement"]
+    n = len(variants)
+    matrix = np.full((n, n), np.nan)
+    for i, a in enumerate(variants):
+        for j, b in enumerate(variants):
+            if a != b:
+                ci = poi[a][b]
+                matrix[i, j] = ci["point"]
+                ax.text(
+                    j,
+                    i,
+                    f"{ci['point']:.2f}\n[{ci['low']:.2f}, {ci['high']:.2f}]",
+                    ha="center",
+                    va="center",
+                    fontsize="small",
+                    # Dark ends of the colormap need light text.
+                    color="white" if abs(ci["point"] - 0.5) > 0.3 else "black",
+                )
+    image = ax.imshow(np.ma.masked_invalid(matrix), cmap="RdBu", vmin=0.0, vmax=1.0)
+    ax.figure.colorbar(image, ax=ax, label="P(row > column)")
+    ax.set_xticks(range(n), variants, rotation=30, ha="right")
+    ax.set_yticks(range(n), variants)
+    ax.set_title(f"{env}\nprobability of improvement, final success")
+
+
+def _cell(ci: dict[str, float | None]) -> str:
+    def num(x: float | None) -> str:
+        if x is None:
+            return "–"
+        return f"{x:.2f}" if abs(x) < 1e4 else f"{x:.3g}"
+
+    return f"{num(ci['point'])} [{num(ci['low'])}, {num(ci['high'])}]"
+
+
+def _md(text: str) -> str:
+    """Escape a name for a Markdown table cell."""
+    return text.replace("|", r"\|")
+
+
+def _markdown(
+    title: str,
+    notes: str,
+    summary: dict[str, Any],
+    figures: dict[str, list[tuple[str, str]]],
+    n_runs: int,
+) -> str:
+    thr = summary["threshold"]
+    lines = [f"# {title}", ""]
+    if notes.strip():
+        lines += [notes.strip(), ""]
+    lines += [
+        f"{n_runs} runs; budget {summary['budget']:,.0f} env steps; final = last evaluation. "
+        f"Intervals: {summary['confidence']:.0%} percentile stratified bootstrap over runs "
+        f"({summary['reps']} resamples, seed {summary['seed']}). IQM: mean of the middle 50% "
+        "of runs (scipy `trim_mean(x, 0.25)`). AUC: area under the success curve from the "
+        "first evaluation to the budget (last value held), divided by that length. "
+        f"Steps to threshold: first evaluation with success ≥ {thr:g}, median over the runs "
+        "that reached it; *never* counts the runs that did not. Probability of improvement: "
+        "P(row's final success > column's) + ½ P(equal).",
+        "",
+    ]
+    for env, env_summary in summary["envs"].items():
+        variants = env_summary["variants"]
+        lines += [
+            f"## {env}",
+            "",
+            "| Variant | Runs | Final success IQM | Final success mean | Final return IQM "
+            f"| Normalized AUC IQM | Steps to success ≥ {thr:g} (median) |",
+            "|---|---:|---|---|---|---|---|",
+        ]
+        for v, s in variants.items():
+            t = s["steps_to_threshold"]
+            median = "–" if t["median"] is None else f"{t['median']:,.0f}"
+            lines.append(
+                f"| {_md(v)} | {s['n_runs']} | {_cell(s['final_success']['iqm'])} "
+                f"| {_cell(s['final_success']['mean'])} | {_cell(s['final_return']['iqm'])} "
+                f"| {_cell(s['auc']['iqm'])} "
+                f"| {median} (never: {t['n_never']}/{t['n_runs']}) |"
+            )
+        lines += [
+            "",
+            f'### Decisions (IQM, {summary["confidence"]:.0%} CIs: "better" only where the '
+            "intervals do not overlap)",
+            "",
+        ]
+        if env_summary["decision"]:
+            for d in env_summary["decision"]:
+                a, b = d["pair"]
+                text = d["decision"]
+                label = DECISION_METRICS[d["metric"]]
+                lines.append(
+                    f"- {label}: {a} vs {b}: {text}"
+                    if text == "no clear difference"
+                    else f"- {label}: {text}"
+                )
+        else:
+            lines.append("- only one variant: nothing to compare")
+        lines += ["", "### Probability of improvement (final success, P(row > column))", ""]
+        names = list(variants)
+        lines += [
+            "| | " + " | ".join(_md(v) for v in names) + " |",
+            "|---|" + "---|" * len(names),
+        ]
+        poi = env_summary["probability_of_improvement"]
+        for a in names:
+            cells = ["–" if a == b else _cell(poi[a][b]) for b in names]
+            lines.append(f"| {_md(a)} | " + " | ".join(cells) + " |")
+        lines += ["", "### Figures", ""]
+        for caption, filename in figures[env]:
+            lines += [f"![{caption}]({filename})", ""]
+    return "\n".join(lines)
+
+
+def write_report(
+    results: Iterable[RunResult],
+    out_dir: Path,
+    *,
+    title: str,
+    budget: float,
+    threshold: float,
+    reps: int = 2000,
+    seed: int = 0,
+    notes: str = "",
+) -> Path:
+    """Write ``report.md``, ``summary.json`` and figures comparing the variants of each env.
+
+    Per env ``<env>`` (file-name-safe prefix ``<slug>``) the figures are:
+    ``<slug>_learning_curves.png`` (IQM success over env steps with CI bands),
+    ``<slug>_final_success.png`` (IQM and mean CI bars), ``<slug>_performance_profile.png``
+    (fraction of runs above each final success, with bands) and, with two variants or more,
+    ``<slug>_probability_of_improvement.png``. ``report.md`` holds the numbers of
+    :func:`summarize` (saved as ``summary.json``), the decisions and links to the figures.
+
+    Args:
+        results: One :class:`RunResult` per (env, variant, seed).
+        out_dir: Folder for the report; created if missing, files in it overwritten.
+        title: Report title.
+        budget: Training budget in env steps (see :func:`summarize`).
+        threshold: Success rate for steps-to-threshold.
+        reps: Bootstrap resamples per interval or band.
+        seed: Non-negative seed of every bootstrap.
+        notes: Markdown placed under the title (setup, commit, caveats).
+
+    Returns:
+        The path of ``report.md``.
+
+    Raises:
+        ValueError: As :func:`summarize`.
+    """
+    runs = list(results)
+    summary = summarize(runs, budget=budget, threshold=threshold, reps=reps, seed=seed)
+    groups = _group(runs, budget)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    slugs = _slugs(groups)
+    figures: dict[str, list[tuple[str, str]]] = {}
+    for env, variants in groups.items():
+        env_summary = summary["envs"][env]
+        colors = _colors(list(variants))
+        slug, written = slugs[env], []
+
+        fig, (ax,) = _new_figure()
+        _plot_learning_curves(ax, env, variants, colors, reps=reps, seed=seed, threshold=threshold)
+        written.append(("Learning curves", f"{slug}_learning_curves.png"))
+        _save(fig, out_dir / written[-1][1])
+
+        fig, axes = _new_figure(ncols=2, width=4.5, height=0.6 * len(variants) + 1.5)
+        _plot_final_intervals(axes, env, env_summary, colors)
+        written.append(("Final success intervals", f"{slug}_final_success.png"))
+        _save(fig, out_dir / written[-1][1])
+
+        fig, (ax,) = _new_figure()
+        _plot_profiles(ax, env, variants, colors, reps=reps, seed=seed)
+        written.append(("Performance profiles", f"{slug}_performance_profile.png"))
+        _save(fig, out_dir / written[-1][1])
+
+        if len(variants) > 1:
+            side = 1.3 * len(variants) + 2.5
+            fig, (ax,) = _new_figure(width=side, height=side - 0.8)
+            _plot_poi(ax, env, env_summary)
+            written.append(("Probability of improvement", f"{slug}_probability_of_improvement.png"))
+            _save(fig, out_dir / written[-1][1])
+        figures[env] = written
+
+    atomic_write(
+        out_dir / "summary.json",
+        (json.dumps(summary, indent=2, allow_nan=False) + "\n").encode(),
+    )
+    report = out_dir / "report.md"
+    atomic_write(report, _markdown(title, notes, summary, figures, len(runs)).encode())
+    return report

@@ -1,0 +1,134 @@
+"""Comparisons end to end through the CLI: report, resume, interrupted runs, Ray, bad specs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rewardlab.cli import main
+from rewardlab.experiments.runner import DONE_MARKER
+from rewardlab.experiments.spec import load_spec
+
+TINY: dict[str, Any] = {
+    "name": "tiny",
+    "envs": [{"id": "rewardlab/GridEmpty-v0", "kwargs": {"size": 5}}],
+    "algo": "ppo",
+    "hyperparams": {"n_envs": 2, "n_steps": 64, "batch_size": 64, "n_epochs": 1},
+    "budget": 256,
+    "seeds": 2,
+    "eval": {"freq": 128, "episodes": 3},
+    "variants": {"sparse": "sparse", "pbrs": "pbrs"},
+    "workers": 2,
+    "report": {"reps": 100},
+}
+
+
+def _write(tmp_path: Path, spec: dict[str, Any]) -> Path:
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def _markers(out: Path) -> dict[str, float]:
+    return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in out.rglob(DONE_MARKER)}
+
+
+def _layout(out: Path) -> set[str]:
+    """Every file under runs/, event-file names (host and time dependent) reduced."""
+    names = set()
+    for p in (out / "runs").rglob("*"):
+        if p.is_file():
+            rel = str(p.relative_to(out))
+            names.add(rel.split("events.out")[0] + "events" if "events.out" in rel else rel)
+    return names
+
+
+def test_compare_writes_report_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    spec, out = _write(tmp_path, TINY), tmp_path / "out"
+    assert main(["compare", str(spec), "--out", str(out)]) == 0
+    markers = _markers(out)
+    assert len(markers) == 4
+    report = (out / "report.md").read_text()
+    for section in ("Final success IQM", "Decisions", "Probability of improvement", ".png"):
+        assert section in report
+    assert json.loads((out / "summary.json").read_text())["envs"]["rewardlab/GridEmpty-v0"]
+    assert "4 to run" in capsys.readouterr().out
+
+    # Same command again: nothing is retrained.
+    assert main(["compare", str(spec), "--out", str(out)]) == 0
+    assert "0 to run" in capsys.readouterr().out
+    assert _markers(out) == markers
+
+    # A run killed mid-way (folder without marker, half-written files) is redone, alone.
+    killed = out / "runs" / "rewardlab__GridEmpty-v0" / "pbrs" / "seed_1"
+    (killed / DONE_MARKER).unlink()
+    (killed / "eval.csv").write_text("step,success_rate\n0,")
+    assert main(["compare", str(spec), "--out", str(out)]) == 0
+    assert "1 to run" in capsys.readouterr().out
+    after = _markers(out)
+    redone = str((killed / DONE_MARKER).relative_to(out))
+    assert after[redone] != markers.get(redone)
+    assert {k: v for k, v in after.items() if k != redone} == {
+        k: v for k, v in markers.items() if k != redone
+    }
+    assert (killed / "eval.csv").read_text().count("\n") == 4  # header + evals at 0, 128, 256
+
+    # A finished run whose config the spec no longer matches is never silently replaced.
+    changed = _write(tmp_path, {**TINY, "budget": 384})
+    assert main(["compare", str(changed), "--out", str(out)]) == 2
+    assert "different config" in capsys.readouterr().err
+
+
+def test_ray_backend_gives_the_same_layout(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    spec = {**TINY, "seeds": [0], "variants": {"pbrs": "pbrs"}}
+    local, ray_out = tmp_path / "local", tmp_path / "ray"
+    path = _write(tmp_path, spec)
+    assert main(["compare", str(path), "--out", str(local), "--workers", "1"]) == 0
+    assert main(["compare", str(path), "--out", str(ray_out), "--backend", "ray"]) == 0
+    assert _layout(local) == _layout(ray_out)
+    assert (ray_out / "report.md").is_file()
+    run = Path("runs/rewardlab__GridEmpty-v0/pbrs/seed_0/eval.csv")
+    # Same seeds, same single-threaded training: the same evaluations on both backends.
+    assert (local / run).read_text() == (ray_out / run).read_text()
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"envs": ["rewardlab/GridEmptyy-v0"]}, r"envs\[0\].*unknown env id.*GridEmpty-v0"),
+        ({"variants": {"a": "pbrss"}}, r"variants.*unknown reward 'pbrss'.*\['pbrs'\]"),
+        ({"seeds": None}, r"spec\.seeds"),
+        ({"budget": -5}, r"spec\.budget: Input should be greater than 0"),
+        ({"backend": "slurm"}, r"spec\.backend: Input should be 'local' or 'ray'"),
+        ({"variants": {"a": {"shaping": "progres"}}}, r"variants\.a.*shaping"),
+        ({"hyperparams": {"n_step": 8}}, r"unknown PPO hyperparameter 'n_step'.*n_steps"),
+        ({"evaluation": {"freq": 3}}, r"spec\.evaluation: Extra inputs are not permitted"),
+    ],
+)
+def test_bad_specs_fail_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture, change: dict[str, Any], match: str
+) -> None:
+    spec = {**TINY, **change}
+    if change.get("seeds", 0) is None:
+        del spec["seeds"]
+    out = tmp_path / "out"
+    assert main(["compare", str(_write(tmp_path, spec)), "--out", str(out)]) == 2
+    import re
+
+    assert re.search(match, capsys.readouterr().err, re.S)
+    assert not out.exists()
+
+
+def test_shipped_specs_validate() -> None:
+    root = Path(__file__).resolve().parents[2] / "experiments"
+    specs = sorted(root.glob("*.yaml"))
+    assert len(specs) >= 3
+    for path in specs:
+        spec = load_spec(path)
+        assert (root / f"{path.stem}.md").is_file(), f"{path.name} has no README"
+        assert spec.budget > 0
