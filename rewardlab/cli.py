@@ -68,8 +68,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 "algo": args.algo,
                 "steps": args.steps,
                 "seed": args.seed,
-                "eval_freq": args.eval_freq or max(args.steps // 20, 1),
+                "eval_freq": max(args.steps // 20, 1) if args.eval_freq is None else args.eval_freq,
                 "eval_episodes": args.eval_episodes,
+                "eval_seed": args.eval_seed,
+                "eval_deterministic": args.eval_deterministic,
                 "device": args.device,
                 "hyperparams": _parse_set(args.set),
                 "env_kwargs": _parse_set(args.env_kwarg),
@@ -89,7 +91,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         else Path("runs")
         / (f"{config.env.replace('/', '__')}-{name}-{config.algo}-seed{config.seed}")
     )
-    result = train(config, out, progress_bar=not args.no_progress, verbose=0)
+    try:
+        result = train(config, out, progress_bar=not args.no_progress)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     final = result.evals[-1]
     print(
         f"{config.env} {config.algo} reward={args.reward} seed={config.seed}: "
@@ -185,6 +191,17 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=20,
         help="episodes per evaluation (default: %(default)s)",
+    )
+    tr.add_argument(
+        "--eval-seed",
+        type=int,
+        default=1_000_000,
+        help="reset seed of evaluation episode 0; episode k gets seed+k (default: %(default)s)",
+    )
+    tr.add_argument(
+        "--eval-deterministic",
+        action="store_true",
+        help="evaluate the greedy policy (default: actions sampled from the policy)",
     )
     tr.add_argument("--device", default="auto", help="torch device; auto uses CUDA when present")
     tr.add_argument(

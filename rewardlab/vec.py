@@ -61,7 +61,8 @@ def make_vec(
     shaped one), :class:`~rewardlab.wrappers.frames.CaptureFrames` when frames are needed,
     ``vec_env_cls``, :class:`~rewardlab.wrappers.vec.VecModelReward` if ``reward`` is given,
     :class:`~rewardlab.wrappers.vec.VecPotentialShaping` if ``shaping`` is given. Sub-env
-    ``i`` is seeded with ``seed + i`` at the first ``reset()``.
+    ``i`` is seeded with ``seed + i`` at the first ``reset()``. (An SB3 algorithm built with
+    ``seed=s`` re-seeds them with ``s + i``; ``rewardlab.agents.train`` re-seeds after it.)
 
     Args:
         env_id: A registered id, e.g. ``"rewardlab/GridKeyDoor-v0"``.

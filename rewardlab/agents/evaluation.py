@@ -180,6 +180,10 @@ class TrueTaskEval(BaseCallback):
     def _on_training_end(self) -> None:
         if not self.rows or self.rows[-1]["step"] < self.num_timesteps:
             self._evaluate()
+        self.close()
+
+    def close(self) -> None:
+        """Close the evaluation envs (also after a failed ``learn``)."""
         for env in self._envs:
             env.close()
         self._envs = []

@@ -9,14 +9,24 @@ from importlib import resources
 from typing import Any
 
 import yaml
+from gymnasium import spaces
 from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
-__all__ = ["ALGOS", "algorithm_class", "load_hyperparams", "make_agent"]
+__all__ = ["ACTION_SPACES", "ALGOS", "algorithm_class", "load_hyperparams", "make_agent"]
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"a2c": A2C, "dqn": DQN, "ppo": PPO, "sac": SAC, "td3": TD3}
 """The algorithms by name (lower case)."""
+
+ACTION_SPACES: dict[str, tuple[type[spaces.Space[Any]], ...]] = {
+    "a2c": (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary),
+    "dqn": (spaces.Discrete,),
+    "ppo": (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary),
+    "sac": (spaces.Box,),
+    "td3": (spaces.Box,),
+}
+"""The action spaces each algorithm supports (as SB3 asserts when the agent is built)."""
 
 _RUN_KEYS = ("n_envs", "policy")
 """Hyperparameter keys that are not algorithm keywords."""

@@ -29,7 +29,7 @@ class TrainConfig(BaseModel):
         algo: ``ppo``, ``a2c``, ``dqn``, ``sac`` or ``td3``.
         hyperparams: Overrides of the per-env defaults (``rewardlab/agents/hyperparams``).
         steps: Training budget in env steps (summed over sub-envs).
-        seed: Seed of the agent and of training sub-env 0 (sub-env ``i`` gets ``seed + i``).
+        seed: Seed of the agent; training sub-env ``i`` gets ``seed * n_envs + i``.
         eval_freq: Env steps between evaluations on the true task.
         eval_episodes: Episodes per evaluation, with reset seeds ``eval_seed + k``, the same
             at every evaluation and in every run.
@@ -84,7 +84,8 @@ class TrainResult:
     Attributes:
         evals: One dict per evaluation (:data:`~rewardlab.agents.evaluation.EVAL_COLUMNS`).
         wall_s: Seconds of training, evaluations included.
-        steps: Env steps trained.
+        steps: Env steps trained (at least ``config.steps``: on-policy algorithms finish
+            their last rollout).
     """
 
     evals: list[dict[str, float]]
@@ -95,14 +96,21 @@ class TrainResult:
 def check_config(config: TrainConfig) -> dict[str, Any]:
     """Check that ``config`` can run, without training; return its resolved hyperparameters.
 
-    Builds the training env once (with the reward's ``reward_type``) so that an unknown env
-    id or env keyword fails here, before any training.
+    Builds the training env with the reward's ``reward_type`` and the agent on it once (no
+    reward models: a CLIP model is loaded at training start), so that an unknown env id or
+    env keyword, an algorithm that does not support the env's actions, a bad hyperparameter
+    value or a shaping discount equal to the agent's fails here, before any training.
 
     Raises:
-        ValueError: For an unknown env id, algorithm, hyperparameter or env keyword.
+        ValueError: Naming what is wrong.
     """
-    import rewardlab  # noqa: F401  (registers the ids)
-    from rewardlab.agents.factory import load_hyperparams
+    import rewardlab
+    from rewardlab.agents.factory import (
+        ACTION_SPACES,
+        algorithm_class,
+        load_hyperparams,
+        make_agent,
+    )
 
     if config.env not in gym.registry:
         close = difflib.get_close_matches(config.env, list(gym.registry), n=3)
@@ -113,10 +121,38 @@ def check_config(config: TrainConfig) -> dict[str, Any]:
     if config.reward.reward_type is not None:
         kwargs["reward_type"] = config.reward.reward_type
     try:
-        gym.make(config.env, **kwargs).close()
+        env = gym.make(config.env, **kwargs)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{config.env} rejects env_kwargs {kwargs}: {exc}") from None
+    space = env.action_space
+    env.close()
+    cls = algorithm_class(config.algo)
+    if not isinstance(space, ACTION_SPACES[config.algo.lower()]):
+        raise ValueError(
+            f"{cls.__name__} does not support {config.env}'s {type(space).__name__} actions; "
+            f"use one of {_algos_for(space)}"
+        )
+    gamma = _agent_gamma(config.algo, params)
+    if config.reward.shaping_gamma is not None and config.reward.shaping_gamma == gamma:
+        raise ValueError(
+            f"reward.shaping_gamma={config.reward.shaping_gamma} equals the agent's gamma: "
+            "drop it for policy-invariant shaping, or set another value for the "
+            "mismatched-discount control"
+        )
+    venv = rewardlab.make_vec(config.env, int(params.get("n_envs", 1)), env_kwargs=kwargs)
+    try:
+        make_agent(config.algo, venv, params, seed=config.seed, device="cpu")
+    except (AssertionError, TypeError, ValueError) as exc:
+        raise ValueError(f"{cls.__name__} rejects the hyperparameters {params}: {exc}") from None
+    finally:
+        venv.close()
     return params
+
+
+def _algos_for(space: gym.Space[Any]) -> list[str]:
+    from rewardlab.agents.factory import ACTION_SPACES
+
+    return [name for name, kinds in ACTION_SPACES.items() if isinstance(space, kinds)]
 
 
 def _agent_gamma(algo: str, params: dict[str, Any]) -> float:
@@ -145,8 +181,13 @@ def train(
     discount is the agent's ``gamma``, and :class:`ShapingDiscountCheck` verifies it at
     training start. Evaluation runs on a separate env without the reward layers.
 
+    Training sub-env ``i`` is seeded with ``seed * n_envs + i``, so runs with different seeds
+    never share an env seed (with ``seed + i`` runs 0 and 1 would share ``n_envs - 1``
+    streams and look more alike than independent runs are).
+
     Raises:
-        ValueError: From :func:`check_config`, before any training.
+        ValueError: From :func:`check_config`, before any training, or if ``run_dir`` already
+            holds files (a run never mixes its logs with another's).
     """
     from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
     from stable_baselines3.common.logger import configure
@@ -158,14 +199,19 @@ def train(
 
     params = check_config(config)
     out = Path(run_dir)
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(
+            f"run folder {out} already holds files; train into a new folder or delete it"
+        )
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(config.model_dump(mode="json"), indent=2))
     gamma = _agent_gamma(config.algo, params)
+    n_envs = int(params.get("n_envs", 1))
     venv = make_reward_vec(
         config.env,
         config.reward,
-        n_envs=int(params.get("n_envs", 1)),
-        seed=config.seed,
+        n_envs=n_envs,
+        seed=config.seed * n_envs,
         agent_gamma=gamma,
         env_kwargs=config.env_kwargs,
     )
@@ -176,21 +222,26 @@ def train(
     def make_eval_env() -> gym.Env[Any, Any]:
         return gym.make(config.env, **eval_kwargs)
 
+    evaluator = TrueTaskEval(
+        make_eval_env,
+        config.eval_freq,
+        [config.eval_seed + k for k in range(config.eval_episodes)],
+        csv_path=out / "eval.csv",
+        video_dir=out / "videos" if config.video else None,
+        deterministic=config.eval_deterministic,
+    )
+    logger = configure(str(out), ["csv", "tensorboard"])
     start = time.perf_counter()
     try:
-        agent = make_agent(config.algo, venv, params, seed=config.seed, device=config.device)
-        agent.set_logger(configure(str(out), ["csv", "tensorboard"]))
-        evaluator = TrueTaskEval(
-            make_eval_env,
-            config.eval_freq,
-            [config.eval_seed + k for k in range(config.eval_episodes)],
-            csv_path=out / "eval.csv",
-            video_dir=out / "videos" if config.video else None,
-            deterministic=config.eval_deterministic,
+        agent = make_agent(
+            config.algo, venv, params, seed=config.seed, device=config.device, verbose=verbose
         )
+        agent.set_logger(logger)
+        # SB3 seeds the env with the agent's seed (sub-env i: seed + i) when it builds the
+        # agent; re-seed after, for disjoint env seeds across runs (applied at learn's reset).
+        venv.seed(config.seed * n_envs)
         callbacks: list[Any] = [ShapingDiscountCheck(), evaluator]
         if config.checkpoint_freq is not None:
-            n_envs = venv.num_envs
             callbacks.append(
                 CheckpointCallback(
                     max(config.checkpoint_freq // n_envs, 1), str(out / "checkpoints")
@@ -199,5 +250,9 @@ def train(
         agent.learn(config.steps, callback=CallbackList(callbacks), progress_bar=progress_bar)
         agent.save(out / "model.zip")
     finally:
+        evaluator.close()
+        logger.close()
         venv.close()
-    return TrainResult(evals=evaluator.rows, wall_s=time.perf_counter() - start, steps=config.steps)
+    return TrainResult(
+        evals=evaluator.rows, wall_s=time.perf_counter() - start, steps=agent.num_timesteps
+    )

@@ -10,7 +10,9 @@ Results layout, the same for every backend::
 
 Resume: a run folder with ``done.json`` for the same config is skipped; one without it was
 interrupted and is redone from scratch; a finished run whose config differs from the spec's
-is an error (the spec changed) unless ``overwrite``. Runs never write outside their folder,
+is an error (the spec changed, nothing is touched) unless ``overwrite``. With Ray on a
+cluster (``address:``), every node must see the output folder at the same path (a shared
+filesystem): runs write their folders where they run. Runs never write outside their folder,
 and the marker is the last thing a run writes, so killing the process loses only the runs
 in flight.
 """
@@ -83,6 +85,9 @@ def execute_run(config: dict[str, Any], run_dir: str) -> dict[str, Any]:
     _setup_worker()
     from rewardlab.agents.train import TrainConfig, train
 
+    # A retried task (Ray retries one whose worker died) starts from an empty folder.
+    if Path(run_dir).exists():
+        shutil.rmtree(run_dir)
     result = train(TrainConfig.model_validate(config), run_dir)
     marker = {
         "config": config,
@@ -96,46 +101,59 @@ def execute_run(config: dict[str, Any], run_dir: str) -> dict[str, Any]:
 
 
 def _pending(jobs: list[RunJob], overwrite: bool, log: Callable[[str], None]) -> list[RunJob]:
-    """The jobs still to run; interrupted folders are cleared, finished ones kept."""
-    todo = []
+    """The jobs still to run; interrupted folders are cleared, finished ones kept.
+
+    Every finished run is checked against the spec before anything is deleted, so a
+    changed spec fails without touching the results.
+    """
+    todo, changed = [], []
     for job in jobs:
         marker = job.run_dir / DONE_MARKER
         if marker.exists():
-            done = json.loads(marker.read_text())
-            if done.get("config") == job.config:
+            if json.loads(marker.read_text()).get("config") == job.config:
                 continue
-            if not overwrite:
-                raise ValueError(
-                    f"{job.run_dir} finished with a different config than the spec now asks "
-                    "for (the spec changed); write to a new --out folder, or pass --overwrite "
-                    "to retrain it"
-                )
-            log(f"config changed, retraining {job.run_dir}")
-        if job.run_dir.exists():
-            if not marker.exists():
-                log(f"redoing interrupted run {job.run_dir}")
-            shutil.rmtree(job.run_dir)
+            changed.append(job)
         todo.append(job)
+    if changed and not overwrite:
+        raise ValueError(
+            f"{len(changed)} finished run(s), e.g. {changed[0].run_dir}, ran with a different "
+            "config than the spec now asks for (the spec changed); write to a new --out "
+            "folder, or pass --overwrite to retrain them"
+        )
+    for job in todo:
+        if job in changed:
+            log(f"config changed, retraining {job.run_dir}")
+        elif job.run_dir.exists():
+            log(f"redoing interrupted run {job.run_dir}")
+        if job.run_dir.exists():
+            shutil.rmtree(job.run_dir)
     return todo
 
 
 def _run_local(jobs: list[RunJob], workers: int, log: Callable[[str], None]) -> None:
-    if workers == 1:
-        for job in jobs:
-            _finished(job, execute_run(job.config, str(job.run_dir)), log)
-        return
-    # spawn: workers start clean (no inherited torch thread pools), once each, then reused.
+    # spawn: workers start clean (no inherited torch thread pools), once each, then reused;
+    # the caller's process keeps its own torch settings.
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
         futures = {pool.submit(execute_run, job.config, str(job.run_dir)): job for job in jobs}
         pending = set(futures)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                _finished(futures[fut], fut.result(), log)
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    _finished(futures[fut], fut.result(), log)
+        except BaseException:
+            # Fail now, not after every queued run: the runs in flight are lost (and redone
+            # on resume), the finished ones are kept.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
 
 def _run_ray(
-    jobs: list[RunJob], address: str | None, workers: int, log: Callable[[str], None]
+    jobs: list[RunJob],
+    address: str | None,
+    workers: int,
+    gpus_per_run: float,
+    log: Callable[[str], None],
 ) -> None:
     try:
         import ray
@@ -150,7 +168,8 @@ def _run_ray(
         else:
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
     try:
-        remote = ray.remote(num_cpus=1)(execute_run)
+        # Without num_gpus Ray hides every GPU from the task (CUDA_VISIBLE_DEVICES="").
+        remote = ray.remote(num_cpus=1, num_gpus=gpus_per_run)(execute_run)
         refs = {remote.remote(job.config, str(job.run_dir.resolve())): job for job in jobs}
         pending = list(refs)
         while pending:
@@ -223,18 +242,18 @@ def run_comparison(
 
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = plan_runs(spec, out_dir)
+    todo = _pending(jobs, overwrite, log)
     atomic_write(
         out_dir / "spec.yaml", yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
     )
-    jobs = plan_runs(spec, out_dir)
-    todo = _pending(jobs, overwrite, log)
     backend = backend or spec.backend
     workers = workers or spec.workers
     log(f"{spec.name}: {len(jobs)} runs, {len(jobs) - len(todo)} already done, {len(todo)} to run")
     start = time.perf_counter()
     if todo:
         if backend == "ray":
-            _run_ray(todo, spec.address, workers, log)
+            _run_ray(todo, spec.address, workers, spec.gpus_per_run, log)
         elif backend == "local":
             _run_local(todo, min(workers, len(todo)), log)
         else:

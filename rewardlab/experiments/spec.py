@@ -13,7 +13,7 @@ Example (``experiments/gridworld-keydoor.yaml`` is a full one)::
       sparse: sparse          # a reward short name or mapping (see rewardlab.wrappers.spec)
       pbrs: pbrs
       big-batch: {reward: carl, hyperparams: {batch_size: 1024}}
-    backend: local            # or ray (with optional address:)
+    backend: local            # or ray (with optional address: and gpus_per_run:)
     workers: 2
 
 Every error names the field it is about, e.g. ``variants.pbrs.reward: unknown reward``.
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
 from rewardlab.agents.train import TrainConfig, check_config
 from rewardlab.wrappers.spec import RewardSpec, _format_error, parse_reward
@@ -72,19 +72,20 @@ class ReportSettings(_Strict):
 class ComparisonSpec(_Strict):
     """A validated comparison (see the module docstring for the YAML form)."""
 
-    name: str
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
     envs: list[EnvEntry] = Field(min_length=1)
     algo: str = "ppo"
     hyperparams: dict[str, Any] = Field(default_factory=dict)
     variants: dict[str, Variant] = Field(min_length=1)
-    seeds: list[int] = Field(min_length=1)
-    budget: int = Field(gt=0)
+    seeds: list[StrictInt] = Field(min_length=1)
+    budget: StrictInt = Field(gt=0)
     eval: EvalSettings
     threshold: float = Field(default=0.8, ge=0.0, le=1.0)
     backend: Literal["local", "ray"] = "local"
     address: str | None = None
     workers: int = Field(default=2, gt=0)
+    gpus_per_run: float = Field(default=0.0, ge=0.0)
     device: str = "auto"
     report: ReportSettings = Field(default_factory=ReportSettings)
 
@@ -102,8 +103,11 @@ class ComparisonSpec(_Strict):
             if value < 1:
                 raise ValueError(f"a seed count must be >= 1, got {value}")
             return list(range(value))
-        if isinstance(value, list) and len(set(value)) != len(value):
-            raise ValueError(f"seeds repeat: {value}")
+        if isinstance(value, list):
+            if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+                raise ValueError(f"seeds must be non-negative ints, got {value}")
+            if len(set(value)) != len(value):
+                raise ValueError(f"seeds repeat: {value}")
         return value
 
     @field_validator("variants", mode="before")
@@ -149,9 +153,10 @@ class ComparisonSpec(_Strict):
         Raises:
             ValueError: Naming the field of the first problem found.
         """
+        configs = self.run_configs()
         for i, env in enumerate(self.envs):
             for name in self.variants:
-                config = self.run_configs()[env.id, name, self.seeds[0]]
+                config = configs[env.id, name, self.seeds[0]]
                 try:
                     check_config(config)
                 except ValueError as exc:

@@ -186,10 +186,13 @@ def parse_reward(value: str | Mapping[str, Any] | RewardSpec, where: str = "rewa
         raise ValueError(f"invalid reward spec:\n{_format_error(err, where)}") from None
 
 
-def build_model(spec: ClipModelSpec | InfoModelSpec, env_id: str) -> Any:
+def build_model(
+    spec: ClipModelSpec | InfoModelSpec, env_id: str, env_kwargs: Mapping[str, Any] | None = None
+) -> Any:
     """The :class:`~rewardlab.reward_models.base.RewardModel` a model spec describes.
 
-    CLIP prompts default to the task's own (``rewardlab.get_task``).
+    CLIP prompts default to the task's own (``rewardlab.get_task`` of
+    ``gym.make(env_id, **env_kwargs)``: the task text can depend on the keywords).
     """
     from rewardlab.reward_models.compose import Affine, InfoReward
 
@@ -203,7 +206,7 @@ def build_model(spec: ClipModelSpec | InfoModelSpec, env_id: str) -> Any:
     from rewardlab.envs import get_task
     from rewardlab.reward_models.clip import CLIPRewardModel
 
-    env = gym.make(env_id)
+    env = gym.make(env_id, **(env_kwargs or {}))
     try:
         task = get_task(env)
     finally:
@@ -250,11 +253,13 @@ def make_reward_vec(
     kwargs = dict(env_kwargs or {})
     if spec.reward_type is not None:
         kwargs["reward_type"] = spec.reward_type
-    model = build_model(spec.model, env_id) if spec.model is not None else None
+    model = build_model(spec.model, env_id, kwargs) if spec.model is not None else None
     potential: Any = None
     if spec.shaping is not None:
         potential = (
-            spec.shaping if spec.shaping == "progress" else build_model(spec.shaping, env_id)
+            spec.shaping
+            if spec.shaping == "progress"
+            else build_model(spec.shaping, env_id, kwargs)
         )
     if spec.shaping_gamma is not None and spec.shaping_gamma == agent_gamma:
         raise ValueError(

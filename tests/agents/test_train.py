@@ -52,6 +52,10 @@ def test_evaluation_ignores_a_reward_that_pays_for_failing(tmp_path: Path) -> No
     again = evaluate_policy_on_task(agent, envs, [1_000_000 + k for k in range(6)])
     assert again.success_rate == rows[-1]["success_rate"]
     assert again.mean_return == pytest.approx(rows[-1]["mean_return"])
+    assert result.steps == 512
+    # A second run into the same folder would mix two runs' logs: refused.
+    with pytest.raises(ValueError, match="already holds files"):
+        train(config, tmp_path)
 
 
 def test_shaping_discount_is_the_agents(tmp_path: Path) -> None:
@@ -179,3 +183,33 @@ def test_pbrs_agent_learns_the_empty_room(tmp_path: Path) -> None:
     result = train(config, tmp_path)
     assert result.evals[0]["success_rate"] < 0.5
     assert result.evals[-1]["success_rate"] >= 0.9
+
+
+def test_runs_with_different_seeds_share_no_training_env_seed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rewardlab.wrappers.spec as spec_module
+
+    built = []
+    original = spec_module.make_reward_vec
+
+    def recording(*args, **kwargs):
+        venv = original(*args, **kwargs)
+        built.append(venv)
+        return venv
+
+    monkeypatch.setattr(spec_module, "make_reward_vec", recording)
+    for seed in (0, 1):
+        config = TrainConfig(
+            env="rewardlab/GridEmpty-v0",
+            hyperparams={**SMALL, "n_envs": 3},
+            steps=32,
+            seed=seed,
+            eval_freq=32,
+            eval_episodes=1,
+        )
+        train(config, tmp_path / str(seed))
+    # SB3 seeds sub-env i with seed + i when it builds the agent: runs 0 and 1 would share
+    # two of three envs. train re-seeds them with seed * n_envs + i.
+    seeds = [[env.unwrapped.np_random_seed for env in v.unwrapped.envs] for v in built]
+    assert seeds == [[0, 1, 2], [3, 4, 5]]

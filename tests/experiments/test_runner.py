@@ -77,10 +77,15 @@ def test_compare_writes_report_and_resumes(tmp_path: Path, capsys: pytest.Captur
     }
     assert (killed / "eval.csv").read_text().count("\n") == 4  # header + evals at 0, 128, 256
 
-    # A finished run whose config the spec no longer matches is never silently replaced.
+    # A finished run whose config the spec no longer matches is never silently replaced,
+    # and a failed attempt touches nothing (not even the spec copy).
+    spec_copy = (out / "spec.yaml").read_text()
+    (killed / DONE_MARKER).unlink()  # an interrupted run too: it must survive the failure
     changed = _write(tmp_path, {**TINY, "budget": 384})
     assert main(["compare", str(changed), "--out", str(out)]) == 2
     assert "different config" in capsys.readouterr().err
+    assert (out / "spec.yaml").read_text() == spec_copy
+    assert (killed / "eval.csv").exists()
 
 
 def test_ray_backend_gives_the_same_layout(tmp_path: Path) -> None:
@@ -108,6 +113,10 @@ def test_ray_backend_gives_the_same_layout(tmp_path: Path) -> None:
         ({"variants": {"a": {"shaping": "progres"}}}, r"variants\.a.*shaping"),
         ({"hyperparams": {"n_step": 8}}, r"unknown PPO hyperparameter 'n_step'.*n_steps"),
         ({"evaluation": {"freq": 3}}, r"spec\.evaluation: Extra inputs are not permitted"),
+        ({"algo": "sac", "hyperparams": {}}, r"SAC does not support .*Discrete actions.*'ppo'"),
+        ({"variants": {"a": "{shaping: progress, shaping_gamma: 0.99}"}}, "equals the agent's"),
+        ({"seeds": [0, -1]}, r"spec\.seeds: seeds must be non-negative ints"),
+        ({"name": "../x"}, r"spec\.name"),
     ],
 )
 def test_bad_specs_fail_before_training(
