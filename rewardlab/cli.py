@@ -58,7 +58,7 @@ def _parse_set(items: Sequence[str] | None) -> dict[str, object]:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from rewardlab.agents.train import TrainConfig, check_config, train
+    from rewardlab.agents.train import TrainConfig, train
 
     try:
         config = TrainConfig.from_dict(
@@ -80,7 +80,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
             },
             where="option",
         )
-        check_config(config)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

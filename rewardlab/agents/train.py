@@ -93,6 +93,60 @@ class TrainResult:
     steps: int
 
 
+def _resolve(config: TrainConfig) -> tuple[dict[str, Any], float]:
+    """The run's hyperparameters and agent discount, after the checks that need no agent.
+
+    Raises:
+        ValueError: For an unknown env id, algorithm or hyperparameter key, an env keyword
+            the env rejects, an algorithm that does not support the env's actions, or a
+            ``shaping_gamma`` equal to the agent's.
+    """
+    import rewardlab  # noqa: F401  (registers the ids)
+    from rewardlab.agents.factory import ACTION_SPACES, algorithm_class, load_hyperparams
+    from rewardlab.wrappers.shaping import _check_mismatch
+
+    if config.env not in gym.registry:
+        close = difflib.get_close_matches(config.env, list(gym.registry), n=3)
+        hint = f" Did you mean {close}?" if close else ""
+        raise ValueError(f"unknown env id {config.env!r}.{hint} `rewardlab envs` lists them")
+    params = load_hyperparams(config.algo, config.env, config.hyperparams)
+    kwargs = _train_env_kwargs(config)
+    try:
+        env = gym.make(config.env, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{config.env} rejects env_kwargs {kwargs}: {exc}") from None
+    space = env.action_space
+    env.close()
+    if not isinstance(space, ACTION_SPACES[config.algo.lower()]):
+        raise ValueError(
+            f"{algorithm_class(config.algo).__name__} does not support {config.env}'s "
+            f"{type(space).__name__} actions; use one of {_algos_for(space)}"
+        )
+    gamma = _agent_gamma(config.algo, params)
+    if config.reward.shaping_gamma is not None:
+        _check_mismatch(config.reward.shaping_gamma, gamma)
+    return params, gamma
+
+
+def _train_env_kwargs(config: TrainConfig) -> dict[str, Any]:
+    """``gym.make`` keywords of the training env: the run's, with the reward's type."""
+    kwargs = dict(config.env_kwargs)
+    if config.reward.reward_type is not None:
+        kwargs["reward_type"] = config.reward.reward_type
+    return kwargs
+
+
+def _build_agent(config: TrainConfig, venv: Any, params: dict[str, Any], **kwargs: Any) -> Any:
+    """The run's agent on ``venv``; a hyperparameter value SB3 rejects is a ValueError."""
+    from rewardlab.agents.factory import algorithm_class, make_agent
+
+    try:
+        return make_agent(config.algo, venv, params, seed=config.seed, **kwargs)
+    except (AssertionError, TypeError, ValueError) as exc:
+        name = algorithm_class(config.algo).__name__
+        raise ValueError(f"{name} rejects the hyperparameters {params}: {exc}") from None
+
+
 def check_config(config: TrainConfig) -> dict[str, Any]:
     """Check that ``config`` can run, without training; return its resolved hyperparameters.
 
@@ -105,45 +159,12 @@ def check_config(config: TrainConfig) -> dict[str, Any]:
         ValueError: Naming what is wrong.
     """
     import rewardlab
-    from rewardlab.agents.factory import (
-        ACTION_SPACES,
-        algorithm_class,
-        load_hyperparams,
-        make_agent,
-    )
 
-    if config.env not in gym.registry:
-        close = difflib.get_close_matches(config.env, list(gym.registry), n=3)
-        hint = f" Did you mean {close}?" if close else ""
-        raise ValueError(f"unknown env id {config.env!r}.{hint} `rewardlab envs` lists them")
-    params = load_hyperparams(config.algo, config.env, config.hyperparams)
-    kwargs = dict(config.env_kwargs)
-    if config.reward.reward_type is not None:
-        kwargs["reward_type"] = config.reward.reward_type
+    params, _ = _resolve(config)
+    n_envs = int(params.get("n_envs", 1))
+    venv = rewardlab.make_vec(config.env, n_envs, env_kwargs=_train_env_kwargs(config))
     try:
-        env = gym.make(config.env, **kwargs)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{config.env} rejects env_kwargs {kwargs}: {exc}") from None
-    space = env.action_space
-    env.close()
-    cls = algorithm_class(config.algo)
-    if not isinstance(space, ACTION_SPACES[config.algo.lower()]):
-        raise ValueError(
-            f"{cls.__name__} does not support {config.env}'s {type(space).__name__} actions; "
-            f"use one of {_algos_for(space)}"
-        )
-    gamma = _agent_gamma(config.algo, params)
-    if config.reward.shaping_gamma is not None and config.reward.shaping_gamma == gamma:
-        raise ValueError(
-            f"reward.shaping_gamma={config.reward.shaping_gamma} equals the agent's gamma: "
-            "drop it for policy-invariant shaping, or set another value for the "
-            "mismatched-discount control"
-        )
-    venv = rewardlab.make_vec(config.env, int(params.get("n_envs", 1)), env_kwargs=kwargs)
-    try:
-        make_agent(config.algo, venv, params, seed=config.seed, device="cpu")
-    except (AssertionError, TypeError, ValueError) as exc:
-        raise ValueError(f"{cls.__name__} rejects the hyperparameters {params}: {exc}") from None
+        _build_agent(config, venv, params, device="cpu")
     finally:
         venv.close()
     return params
@@ -186,26 +207,23 @@ def train(
     streams and look more alike than independent runs are).
 
     Raises:
-        ValueError: From :func:`check_config`, before any training, or if ``run_dir`` already
-            holds files (a run never mixes its logs with another's).
+        ValueError: From the checks of :func:`check_config` (made on the run's own env and
+            agent, before anything is written), or if ``run_dir`` already holds files (a run
+            never mixes its logs with another's).
     """
     from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
     from stable_baselines3.common.logger import configure
 
     from rewardlab.agents.callbacks import ShapingDiscountCheck
     from rewardlab.agents.evaluation import TrueTaskEval
-    from rewardlab.agents.factory import make_agent
     from rewardlab.wrappers.spec import make_reward_vec
 
-    params = check_config(config)
+    params, gamma = _resolve(config)
     out = Path(run_dir)
     if out.exists() and any(out.iterdir()):
         raise ValueError(
             f"run folder {out} already holds files; train into a new folder or delete it"
         )
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(config.model_dump(mode="json"), indent=2))
-    gamma = _agent_gamma(config.algo, params)
     n_envs = int(params.get("n_envs", 1))
     venv = make_reward_vec(
         config.env,
@@ -215,6 +233,16 @@ def train(
         agent_gamma=gamma,
         env_kwargs=config.env_kwargs,
     )
+    try:
+        agent = _build_agent(config, venv, params, device=config.device, verbose=verbose)
+    except ValueError:
+        venv.close()
+        raise
+    # SB3 seeds the env with the agent's seed (sub-env i: seed + i) when it builds the
+    # agent; re-seed after, for disjoint env seeds across runs (applied at learn's reset).
+    venv.seed(config.seed * n_envs)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(config.model_dump(mode="json"), indent=2))
     eval_kwargs = dict(config.env_kwargs)
     if config.video:
         eval_kwargs["render_mode"] = "rgb_array"
@@ -233,13 +261,7 @@ def train(
     logger = configure(str(out), ["csv", "tensorboard"])
     start = time.perf_counter()
     try:
-        agent = make_agent(
-            config.algo, venv, params, seed=config.seed, device=config.device, verbose=verbose
-        )
         agent.set_logger(logger)
-        # SB3 seeds the env with the agent's seed (sub-env i: seed + i) when it builds the
-        # agent; re-seed after, for disjoint env seeds across runs (applied at learn's reset).
-        venv.seed(config.seed * n_envs)
         callbacks: list[Any] = [ShapingDiscountCheck(), evaluator]
         if config.checkpoint_freq is not None:
             callbacks.append(

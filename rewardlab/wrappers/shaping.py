@@ -55,12 +55,18 @@ def _check_gamma(gamma: float, name: str = "gamma") -> float:
 
 
 def _check_mismatch(gamma: float, agent_gamma: float) -> float:
-    """Validate a negative control's discounts; return ``agent_gamma``."""
+    """Validate a negative control's discounts; return ``agent_gamma``.
+
+    Raises:
+        ValueError: If a discount is not in ``(0, 1]`` or ``gamma`` equals the agent's.
+    """
     agent = _check_gamma(agent_gamma, "agent_gamma")
     if _check_gamma(gamma) == agent:
         raise ValueError(
-            f"mismatched shaping needs gamma != agent_gamma, got both {gamma!r}; "
-            "use PotentialShaping for policy-invariant shaping"
+            f"mismatched shaping needs gamma != agent_gamma, got both {gamma!r}: a shaping "
+            "discount that equals the agent's gamma is plain policy-invariant shaping; use "
+            "PotentialShaping (drop shaping_gamma), or another value for the mismatched-"
+            "discount control"
         )
     return agent
 

@@ -248,6 +248,7 @@ def make_reward_vec(
 
     from rewardlab.reward_models.base import RewardModel
     from rewardlab.vec import make_vec
+    from rewardlab.wrappers.shaping import _check_mismatch
     from rewardlab.wrappers.vec import VecMismatchedShaping, VecProgressBonus
 
     kwargs = dict(env_kwargs or {})
@@ -261,19 +262,15 @@ def make_reward_vec(
             if spec.shaping == "progress"
             else build_model(spec.shaping, env_id, kwargs)
         )
-    if spec.shaping_gamma is not None and spec.shaping_gamma == agent_gamma:
-        raise ValueError(
-            f"shaping_gamma={spec.shaping_gamma} equals the agent's gamma: that is plain "
-            "policy-invariant shaping; drop shaping_gamma, or set it to another value for the "
-            "mismatched-discount control"
-        )
-    mismatched = spec.shaping_gamma is not None
+    shaping_gamma = spec.shaping_gamma  # set: the mismatched-discount control
+    if shaping_gamma is not None:
+        _check_mismatch(shaping_gamma, agent_gamma)  # before building anything
     pot_frames = isinstance(potential, RewardModel) and potential.needs_frames
     venv = make_vec(
         env_id,
         n_envs,
         reward=model,
-        shaping=None if mismatched else potential,
+        shaping=None if shaping_gamma is not None else potential,
         seed=seed,
         vec_env_cls=vec_env_cls or DummyVecEnv,
         gamma=agent_gamma,
@@ -281,9 +278,8 @@ def make_reward_vec(
         capture_frames=True if pot_frames else None,
         reward_mode=spec.mode,
     )
-    if mismatched:
-        assert spec.shaping_gamma is not None
-        venv = VecMismatchedShaping(venv, potential, spec.shaping_gamma, agent_gamma)
+    if shaping_gamma is not None:
+        venv = VecMismatchedShaping(venv, potential, shaping_gamma, agent_gamma)
     if spec.progress_bonus is not None:
         venv = VecProgressBonus(venv, "progress", spec.progress_bonus)
     return venv
