@@ -16,7 +16,7 @@ import dataclasses
 from abc import abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import gymnasium as gym
 import numpy as np
@@ -121,14 +121,18 @@ def resolve_config(
 class TaskEnv(gym.Env[Any, Any], Generic[ConfigT]):
     """Base class of rewardlab environments: a Gymnasium env that also describes its task.
 
-    Subclasses set :attr:`task` in ``__init__`` and implement :meth:`progress`,
-    :meth:`state_dict` and :meth:`expert_action`. Every ``reset`` and ``step`` info holds
-    ``is_success`` (bool) and ``progress`` (float); every ``step`` info also holds the
-    components ``reward_<name>`` of the reward just returned, which sum to it.
+    Subclasses set :attr:`task` in ``__init__`` and :attr:`dense_reward_type`, and implement
+    :meth:`progress`, :meth:`state_dict`, :meth:`expert_action` and :meth:`idle_action`. Every
+    ``reset`` and ``step`` info holds ``is_success`` (bool) and ``progress`` (float); every
+    ``step`` info also holds the components ``reward_<name>`` of the reward just returned,
+    which sum to it.
     """
 
     task: Task
     config: ConfigT
+    dense_reward_type: ClassVar[str]
+    """The ``reward_type`` of the env's hand-designed dense reward: the "human expert" reward
+    learned rewards are compared with (the config's ``reward_type`` selects it)."""
 
     @abstractmethod
     def progress(self) -> float:
@@ -141,6 +145,11 @@ class TaskEnv(gym.Env[Any, Any], Generic[ConfigT]):
     @abstractmethod
     def expert_action(self) -> Any:
         """The scripted expert's action in the current state (may read privileged state)."""
+
+    @abstractmethod
+    def idle_action(self) -> Any:
+        """An action that makes no progress: a no-op where the env has one, else the closest
+        (hold still, brake). Trajectory datasets use it for "expert, then idle" episodes."""
 
     def _init_render_mode(self, render_mode: str | None) -> None:
         """Check ``render_mode`` against ``metadata["render_modes"]`` and store it."""

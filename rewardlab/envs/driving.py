@@ -305,6 +305,7 @@ class DrivingEnv(TaskEnv[DrivingConfig]):
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 5}
+    dense_reward_type = "carl"
 
     def __init__(
         self, config: DrivingConfig | None = None, render_mode: str | None = None, **kwargs: Any
@@ -786,6 +787,10 @@ class DrivingEnv(TaskEnv[DrivingConfig]):
             ],
             dtype=np.float32,
         )
+
+    def idle_action(self) -> np.ndarray:
+        """Straight wheels and full braking: the ego comes to a stop and makes no progress."""
+        return np.array([0.0, -1.0], dtype=np.float32)
 
     # --- rendering --------------------------------------------------------------------------
 

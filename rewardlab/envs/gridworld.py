@@ -686,6 +686,7 @@ class GridWorldEnv(TaskEnv[GridWorldConfig]):
     """
 
     metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 10}
+    dense_reward_type = "dense"
 
     def __init__(
         self,
@@ -805,6 +806,13 @@ class GridWorldEnv(TaskEnv[GridWorldConfig]):
     def expert_action(self) -> int:
         """First action of a shortest path to the goal (optimal for the sparse reward)."""
         return self._require_model().expert[self._index]
+
+    def idle_action(self) -> int:
+        """An action that leaves the state unchanged (pick up or unlock with nothing in front,
+        or forward into a wall); a turn (which changes only the direction) if there is none."""
+        model = self._require_model()
+        stay = np.flatnonzero(model.succ[self._index] == self._index)
+        return int(stay[-1]) if len(stay) else 0
 
     # -- tabular model --
 

@@ -273,6 +273,7 @@ class ManipulationEnv(TaskEnv[ManipulationConfig]):
     """
 
     metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 40}
+    dense_reward_type = "dense"
 
     def __init__(
         self,
@@ -632,6 +633,11 @@ class ManipulationEnv(TaskEnv[ManipulationConfig]):
         if self._task_name == "push":
             return self._expert_push(gripper, block)
         return self._expert_pick_place(gripper, block, self._block_held(self._distances()))
+
+    def idle_action(self) -> np.ndarray:
+        """Hold the gripper where it is and the fingers at their current set-point."""
+        fingers = self.data.ctrl[self._finger_act_ids[0]] / (0.5 * _FINGER_OPEN) - 1.0
+        return np.array([0.0, 0.0, 0.0, min(max(fingers, -1.0), 1.0)], dtype=np.float32)
 
     def _move_to(self, gripper: np.ndarray, goal: np.ndarray, fingers: float) -> np.ndarray:
         delta = np.clip((goal - gripper) / self.config.action_scale, -1.0, 1.0)

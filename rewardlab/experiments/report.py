@@ -25,7 +25,6 @@ for one variant do not change when another variant or env is added to the result
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import re
@@ -39,11 +38,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rewardlab.evaluation import stats
+from rewardlab.experiments.figures import colors, json_safe, md_cell, new_figure, save_png
 from rewardlab.experiments.files import atomic_write
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
 
 __all__ = ["RunResult", "summarize", "write_report"]
 
@@ -218,21 +217,6 @@ def _decision(a: str, b: str, iqm_a: dict[str, float], iqm_b: dict[str, float]) 
     return "no clear difference"
 
 
-def _json_safe(x: Any) -> Any:
-    """NaN and inf to ``None``, numpy scalars to Python numbers, recursively."""
-    if isinstance(x, dict):
-        return {k: _json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(x) else None
-    return x
-
-
 def summarize(
     results: Iterable[RunResult],
     *,
@@ -320,7 +304,7 @@ def summarize(
         "confidence": CONFIDENCE,
         "envs": envs,
     }
-    safe: dict[str, Any] = _json_safe(summary)
+    safe: dict[str, Any] = json_safe(summary)
     return safe
 
 
@@ -337,28 +321,6 @@ def _slugs(envs: Iterable[str]) -> dict[str, str]:
             slug, i = f"{base}_{i}", i + 1
         out[env] = slug
     return out
-
-
-def _new_figure(ncols: int = 1, width: float = 6.0, height: float = 4.0) -> tuple[Figure, Any]:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width * ncols, height), layout="constrained")
-    FigureCanvasAgg(fig)  # explicit Agg canvas: no pyplot, no global backend switch
-    return fig, fig.subplots(1, ncols, squeeze=False)[0]
-
-
-def _save(fig: Figure, path: Path) -> None:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    atomic_write(path, buf.getvalue())
-
-
-def _colors(variants: list[str]) -> dict[str, Any]:
-    from matplotlib import colormaps
-
-    cmap = colormaps["tab10"]
-    return {v: cmap(i % 10) for i, v in enumerate(variants)}
 
 
 def _curves_on_grid(runs: list[RunResult]) -> tuple[np.ndarray, np.ndarray]:
@@ -479,11 +441,6 @@ def _cell(ci: dict[str, float | None]) -> str:
     return f"{num(ci['point'])} [{num(ci['low'])}, {num(ci['high'])}]"
 
 
-def _md(text: str) -> str:
-    """Escape a name for a Markdown table cell."""
-    return text.replace("|", r"\|")
-
-
 def _markdown(
     title: str,
     notes: str,
@@ -519,7 +476,7 @@ def _markdown(
             t = s["steps_to_threshold"]
             median = "–" if t["median"] is None else f"{t['median']:,.0f}"
             lines.append(
-                f"| {_md(v)} | {s['n_runs']} | {_cell(s['final_success']['iqm'])} "
+                f"| {md_cell(v)} | {s['n_runs']} | {_cell(s['final_success']['iqm'])} "
                 f"| {_cell(s['final_success']['mean'])} | {_cell(s['final_return']['iqm'])} "
                 f"| {_cell(s['auc']['iqm'])} "
                 f"| {median} (never: {t['n_never']}/{t['n_runs']}) |"
@@ -545,13 +502,13 @@ def _markdown(
         lines += ["", "### Probability of improvement (final success, P(row > column))", ""]
         names = list(variants)
         lines += [
-            "| | " + " | ".join(_md(v) for v in names) + " |",
+            "| | " + " | ".join(md_cell(v) for v in names) + " |",
             "|---|" + "---|" * len(names),
         ]
         poi = env_summary["probability_of_improvement"]
         for a in names:
             cells = ["–" if a == b else _cell(poi[a][b]) for b in names]
-            lines.append(f"| {_md(a)} | " + " | ".join(cells) + " |")
+            lines.append(f"| {md_cell(a)} | " + " | ".join(cells) + " |")
         lines += ["", "### Figures", ""]
         for caption, filename in figures[env]:
             lines += [f"![{caption}]({filename})", ""]
@@ -603,30 +560,30 @@ def write_report(
     figures: dict[str, list[tuple[str, str]]] = {}
     for env, variants in groups.items():
         env_summary = summary["envs"][env]
-        colors = _colors(list(variants))
+        palette = colors(list(variants))
         slug, written = slugs[env], []
 
-        fig, (ax,) = _new_figure()
-        _plot_learning_curves(ax, env, variants, colors, reps=reps, seed=seed, threshold=threshold)
+        fig, (ax,) = new_figure()
+        _plot_learning_curves(ax, env, variants, palette, reps=reps, seed=seed, threshold=threshold)
         written.append(("Learning curves", f"{slug}_learning_curves.png"))
-        _save(fig, out_dir / written[-1][1])
+        save_png(fig, out_dir / written[-1][1])
 
-        fig, axes = _new_figure(ncols=2, width=4.5, height=0.6 * len(variants) + 1.5)
-        _plot_final_intervals(axes, env, env_summary, colors)
+        fig, axes = new_figure(ncols=2, width=4.5, height=0.6 * len(variants) + 1.5)
+        _plot_final_intervals(axes, env, env_summary, palette)
         written.append(("Final success intervals", f"{slug}_final_success.png"))
-        _save(fig, out_dir / written[-1][1])
+        save_png(fig, out_dir / written[-1][1])
 
-        fig, (ax,) = _new_figure()
-        _plot_profiles(ax, env, variants, colors, reps=reps, seed=seed)
+        fig, (ax,) = new_figure()
+        _plot_profiles(ax, env, variants, palette, reps=reps, seed=seed)
         written.append(("Performance profiles", f"{slug}_performance_profile.png"))
-        _save(fig, out_dir / written[-1][1])
+        save_png(fig, out_dir / written[-1][1])
 
         if len(variants) > 1:
             side = 1.3 * len(variants) + 2.5
-            fig, (ax,) = _new_figure(width=side, height=side - 0.8)
+            fig, (ax,) = new_figure(width=side, height=side - 0.8)
             _plot_poi(ax, env, env_summary)
             written.append(("Probability of improvement", f"{slug}_probability_of_improvement.png"))
-            _save(fig, out_dir / written[-1][1])
+            save_png(fig, out_dir / written[-1][1])
         figures[env] = written
 
     atomic_write(

@@ -98,6 +98,18 @@ def _prompt_list(name: str, prompt: Prompt) -> list[str]:
     return prompts
 
 
+def _prompt_sets(
+    goal: Prompt, baseline: Prompt | None, negatives: Prompt | Sequence[Prompt]
+) -> tuple[list[str], list[str] | None, list[list[str]]]:
+    """Goal, baseline and negative prompts as lists of captions (a set per negative)."""
+    negative_sets = [
+        _prompt_list("negatives", n)
+        for n in ([negatives] if isinstance(negatives, str) else negatives)
+    ]
+    baseline_prompts = None if baseline is None else _prompt_list("baseline", baseline)
+    return _prompt_list("goal", goal), baseline_prompts, negative_sets
+
+
 def _normalize(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
@@ -218,12 +230,7 @@ class CLIPRewardModel(RewardModel):
             raise ValueError(f"cache_size must be >= 0, got {cache_size}")
         if crop is not None and len(crop) != 4:
             raise ValueError(f"crop must be (top, left, height, width), got {crop!r}")
-        goal_prompts = _prompt_list("goal", goal)
-        baseline_prompts = None if baseline is None else _prompt_list("baseline", baseline)
-        negative_sets = [
-            _prompt_list("negatives", n)
-            for n in ([negatives] if isinstance(negatives, str) else negatives)
-        ]
+        goal_prompts, baseline_prompts, negative_sets = _prompt_sets(goal, baseline, negatives)
         if head == "goal_baseline" and baseline_prompts is None:
             raise ValueError("head 'goal_baseline' needs a baseline prompt, got baseline=None")
         if head in ("contrast", "softmax", "success") and not negative_sets:
@@ -249,16 +256,19 @@ class CLIPRewardModel(RewardModel):
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
 
         # Text embeddings once, at construction: float64 unit vectors.
-        self.goal_embedding = self.embed_prompts(goal_prompts)
-        self.baseline_embedding = (
-            None if baseline_prompts is None else self.embed_prompts(baseline_prompts)
-        )
+        self._set_prompts(goal_prompts, baseline_prompts, negative_sets)
+        self._check_prompts_for(head)
+
+    def _set_prompts(
+        self, goal: list[str], baseline: list[str] | None, negatives: list[list[str]]
+    ) -> None:
+        self.goal_embedding = self.embed_prompts(goal)
+        self.baseline_embedding = None if baseline is None else self.embed_prompts(baseline)
         self.negative_embeddings = (
-            np.stack([self.embed_prompts(n) for n in negative_sets])
-            if negative_sets
+            np.stack([self.embed_prompts(n) for n in negatives])
+            if negatives
             else np.zeros((0, self.goal_embedding.shape[0]))
         )
-        self._check_prompts_for(head)
 
     @classmethod
     def from_task(cls, task: Task, **kwargs: Any) -> CLIPRewardModel:
@@ -274,6 +284,27 @@ class CLIPRewardModel(RewardModel):
         self._check_prompts_for(head)
         other = copy.copy(self)
         other.head, other.head_options = head, opts
+        return other
+
+    def with_prompts(
+        self,
+        goal: Prompt,
+        baseline: Prompt | None = None,
+        negatives: Prompt | Sequence[Prompt] = (),
+        *,
+        head: str | None = None,
+        **head_options: float,
+    ) -> CLIPRewardModel:
+        """A copy with other prompts (as in the constructor) and optionally another head,
+        sharing this model's encoder and frame-embedding cache: a prompt sweep loads the
+        weights once."""
+        other = copy.copy(self)
+        other._set_prompts(*_prompt_sets(goal, baseline, negatives))
+        if head is not None:
+            other.head, other.head_options = head, _validate_head(head, head_options)
+        elif head_options:
+            raise TypeError(f"head options {sorted(head_options)} need head=")
+        other._check_prompts_for(other.head)
         return other
 
     def _check_prompts_for(self, head: str) -> None:

@@ -15,6 +15,8 @@ Short names, for the command line (:func:`parse_reward`):
 ``sparse``, ``dense``  the env's ``reward_type`` (also ``carl``, ``weighted`` for driving)
 ``pbrs``               ``shaping: progress`` (ground-truth progress potential)
 ``progress_bonus``     ``progress_bonus: 1.0`` (negative control)
+``progress``           ``model: {kind: info, key: progress}`` (progress as the reward; for judging
+                       rewards with ``rewardlab eval-reward``, a trap to train on)
 ``pbrs_mismatched``    ``shaping: progress, shaping_gamma: 0.9`` (negative control)
 ``clip``               ``model: {kind: clip}`` (zero-shot CLIP reward, task prompts)
 ``pbrs_clip``          ``shaping: {kind: clip}`` (CLIP score as the potential)
@@ -136,6 +138,7 @@ REWARD_SHORTHANDS: dict[str, dict[str, Any]] = {
     "weighted": {"reward_type": "weighted"},
     "pbrs": {"shaping": "progress"},
     "progress_bonus": {"progress_bonus": 1.0},
+    "progress": {"model": {"kind": "info", "key": "progress"}},
     "pbrs_mismatched": {"shaping": "progress", "shaping_gamma": 0.9},
     "clip": {"model": {"kind": "clip"}},
     "pbrs_clip": {"shaping": {"kind": "clip"}},

@@ -118,6 +118,28 @@ def test_expert_succeeds_and_progress_is_a_potential(env_id: str) -> None:
     assert successes >= 0.95 * N_EPISODES, f"expert succeeded in {successes}/{N_EPISODES}"
 
 
+@pytest.mark.parametrize("env_id", ALL_IDS)
+def test_idle_action_makes_no_progress(env_id: str) -> None:
+    """Expert for 10 steps, then idle: valid actions under which progress comes to a halt
+    (at once in gridworlds and manipulation; a car needs a few seconds to brake)."""
+    env = gym.make(env_id)
+    inner = env.unwrapped
+    gym.make(env_id, reward_type=inner.dense_reward_type).close()  # a valid reward_type
+    act = expert_policy(env)
+    obs, info = env.reset(seed=3)
+    for _ in range(10):
+        obs, *_, info = env.step(act(obs))
+    progress = []
+    for _ in range(40):
+        action = inner.idle_action()
+        assert env.action_space.contains(action), action
+        obs, _, terminated, truncated, info = env.step(action)
+        assert not terminated
+        progress.append(info["progress"])
+    assert max(progress[-10:]) - min(progress[-10:]) <= 1e-3, progress
+    env.close()
+
+
 SPARSE_IDS = [i for i in ALL_IDS if gym.spec(i).kwargs.get("reward_type", "sparse") == "sparse"]
 
 

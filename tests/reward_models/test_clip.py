@@ -389,3 +389,29 @@ def test_local_checkpoint_loads(tmp_path: Path, model: CLIPRewardModel, frames: 
     np.testing.assert_allclose(
         loaded.encode_frames(frames), model.encode_frames(frames), atol=1e-12
     )
+
+
+def test_with_prompts_shares_the_encoder_and_equals_a_fresh_model(
+    model: CLIPRewardModel, frames: np.ndarray
+) -> None:
+    other_prompts = {
+        "goal": ["a blue ball", "a ball that is blue"],
+        "baseline": "a ball",
+        "negatives": ["a red cube", ["a table", "an empty table"]],
+    }
+    swapped = model.with_prompts(**other_prompts).with_head("softmax")
+    fresh = make("softmax", **other_prompts)
+    assert swapped.clip_model is model.clip_model
+    emb = model.encode_frames(frames)
+    assert np.allclose(swapped.score(emb), fresh.score(emb), atol=1e-9)
+    assert np.array_equal(model.goal_embedding, make().goal_embedding)  # original untouched
+    with pytest.raises(ValueError, match="needs at least one negative"):
+        model.with_head("contrast").with_prompts(goal="a blue ball")
+
+
+def test_with_prompts_can_switch_head_in_one_check(model: CLIPRewardModel) -> None:
+    contrast = model.with_head("contrast")
+    cosine = contrast.with_prompts(goal="a blue ball", head="cosine")  # no negatives needed
+    assert cosine.head == "cosine" and len(cosine.negative_embeddings) == 0
+    with pytest.raises(TypeError, match="need head="):
+        model.with_prompts(goal="a blue ball", alpha=0.3)

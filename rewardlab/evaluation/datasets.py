@@ -1,0 +1,752 @@
+"""Labelled trajectory datasets for judging rewards before training on them.
+
+A dataset holds episodes of one rewardlab env, rolled out by policies of known quality:
+
+================  ==================================================================================
+``expert``        the env's scripted expert until the episode ends
+``random``        uniformly random actions
+``partial``       the expert for ``k`` steps (``k`` a random fraction in ``partial_fraction`` of
+                  the steps the expert needs from that seed), then ``continuation``: random
+                  actions or the env's idle action
+``near_miss``     the expert until progress first reaches a random level in ``near_miss_progress``,
+                  then random actions; an episode that still succeeds is redrawn with the next
+                  seed, so every kept near-miss fails
+``counterfactual``  alternately (``variant``) ``"clipped"``: the expert episode cut one step before
+                  its first success state, and ``"other_goal"``: the expert's actions for another
+                  seed's task (another goal, layout or traffic) replayed open-loop
+================  ==================================================================================
+
+Labels are what the simulator says, never the generator's intent: ``success`` and ``progress``
+come from the env's info, so a replayed "other goal" episode that happens to succeed is
+labelled a success.
+
+Format (a folder; ``N`` states, ``M = N - n_episodes`` transitions; episode ``e`` holds the
+state rows ``state_start[e] .. state_start[e] + n_steps[e]`` and the transition rows
+``state_start[e] - e .. state_start[e] - e + n_steps[e] - 1``; transition ``t`` of episode ``e``
+goes from state row ``state_start[e] + t`` to the next row):
+
+=========================  ========================================================================
+``metadata.json``          format and version, env id and kwargs, package versions, generator
+                           settings (enough to regenerate the dataset), sizes, SHA-256 of each array
+``episodes.json``          one record per episode: kind, variant, seed, state_start, n_steps,
+                           success, terminated, truncated, return, dense_return, switch step
+``obs.npy``                ``(N, *obs_shape)`` observations
+``frames.npy``             ``(N, H, W, 3)`` uint8 rendered frames (when generated with frames)
+``progress.npy``           ``(N,)`` float64 ground-truth progress of each state
+``success.npy``            ``(N,)`` bool ``is_success`` of each state
+``terminal.npy``           ``(N,)`` bool, True for an episode's last state when it terminated
+``state/<name>.npy``       ``(N, *shape)`` every task state variable (privileged ones included)
+``actions.npy``            ``(M, *action_shape)``
+``rewards.npy``            ``(M,)`` the env's own reward
+``dense_rewards.npy``      ``(M,)`` the env family's hand-designed dense reward
+                           (``dense_reward_type``, recorded by a twin env stepped in lockstep when
+                           the env's own reward is another one)
+=========================  ========================================================================
+
+Arrays are plain ``.npy`` files opened memory-mapped, so loading reads nothing until an array
+is indexed: scoring a million frames never holds them all in memory. A dataset is written to a
+temporary folder and renamed into place when complete, so an interrupted generation leaves no
+half-written dataset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from rewardlab.envs.core import TaskEnv
+
+__all__ = [
+    "EPISODE_KINDS",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "DatasetConfig",
+    "Episode",
+    "TrajectoryDataset",
+    "generate_dataset",
+    "load_dataset",
+]
+
+FORMAT = "rewardlab-trajectories"
+FORMAT_VERSION = 1
+EPISODE_KINDS = ("expert", "random", "partial", "near_miss", "counterfactual")
+_CONTINUATIONS = ("random", "idle")
+_MAX_REDRAWS = 50  # seeds tried for a failing near-miss before giving up
+
+Policy = Callable[[int, Any, Mapping[str, Any]], Any]
+"""``policy(t, obs, info) -> action`` at step ``t`` of an episode."""
+
+
+def _check_range(name: str, value: tuple[float, float], low: float, high: float) -> None:
+    a, b = value
+    if not low <= a <= b <= high:
+        raise ValueError(f"{name} must be (a, b) with {low} <= a <= b <= {high}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """How a dataset is generated; stored in its metadata, so it can be regenerated exactly.
+
+    Attributes:
+        env_id: A registered rewardlab env id, e.g. ``"rewardlab/GridKeyDoor-v0"``.
+        episodes: Episodes per kind, e.g. ``{"expert": 10, "random": 10}``; kinds left out
+            get none.
+        seed: Base seed: episode seeds are ``seed, seed + 1, ...`` in generation order, and
+            every policy's random stream is seeded from the episode's seed.
+        env_kwargs: ``gym.make`` keywords (e.g. render size).
+        frames: Render and store a frame of every state.
+        max_steps: Cut episodes after this many steps (counted as truncated); None keeps the
+            registered time limit.
+        continuation: What ``partial`` episodes do after the expert part: ``"random"`` or
+            ``"idle"``.
+        partial_fraction: Range of the fraction of the expert's steps a partial episode keeps.
+        near_miss_progress: Range of the progress at which near-misses leave the expert.
+    """
+
+    env_id: str
+    episodes: Mapping[str, int] = field(default_factory=lambda: dict.fromkeys(EPISODE_KINDS, 4))
+    seed: int = 0
+    env_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    frames: bool = True
+    max_steps: int | None = None
+    continuation: str = "random"
+    partial_fraction: tuple[float, float] = (0.2, 0.8)
+    near_miss_progress: tuple[float, float] = (0.6, 0.9)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.episodes) - set(EPISODE_KINDS))
+        if unknown:
+            raise ValueError(f"unknown episode kind(s) {unknown}; valid kinds are {EPISODE_KINDS}")
+        for kind, n in self.episodes.items():
+            if not isinstance(n, int) or n < 0:
+                raise ValueError(f"episodes[{kind!r}] must be an int >= 0, got {n!r}")
+        if sum(self.episodes.values()) == 0:
+            raise ValueError("a dataset needs at least one episode; all counts in episodes are 0")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1 or None, got {self.max_steps!r}")
+        if self.continuation not in _CONTINUATIONS:
+            raise ValueError(
+                f"continuation must be one of {_CONTINUATIONS}, got {self.continuation!r}"
+            )
+        _check_range("partial_fraction", self.partial_fraction, 0.0, 1.0)
+        _check_range("near_miss_progress", self.near_miss_progress, 0.0, 1.0)
+        if self.env_id not in gym.registry:
+            raise ValueError(
+                f"unknown env id {self.env_id!r}; `rewardlab envs` lists the valid ones"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready mapping (``DatasetConfig(**d)`` rebuilds it)."""
+        d = dataclasses.asdict(self)
+        d["episodes"] = dict(self.episodes)
+        d["env_kwargs"] = dict(self.env_kwargs)
+        d["partial_fraction"] = list(self.partial_fraction)
+        d["near_miss_progress"] = list(self.near_miss_progress)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DatasetConfig:
+        """Inverse of :meth:`to_dict`."""
+        d = dict(data)
+        for key in ("partial_fraction", "near_miss_progress"):
+            if key in d:
+                d[key] = tuple(d[key])
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One episode's record in ``episodes.json`` (see the module docstring)."""
+
+    kind: str
+    variant: str
+    seed: int
+    state_start: int
+    n_steps: int
+    success: bool
+    terminated: bool
+    truncated: bool
+    episode_return: float
+    dense_return: float
+    switch_step: int | None
+
+
+class _Rollout:
+    """Arrays of one episode, collected step by step."""
+
+    def __init__(self) -> None:
+        self.obs: list[np.ndarray] = []
+        self.frames: list[np.ndarray] = []
+        self.progress: list[float] = []
+        self.success: list[bool] = []
+        self.state: list[dict[str, np.ndarray]] = []
+        self.actions: list[np.ndarray] = []
+        self.rewards: list[float] = []
+        self.dense_rewards: list[float] = []
+        self.terminated = False
+        self.truncated = False
+
+
+def _random_action(space: gym.Space[Any], rng: np.random.Generator) -> Any:
+    if isinstance(space, gym.spaces.Discrete):
+        return int(space.start + rng.integers(space.n))
+    if isinstance(space, gym.spaces.Box):
+        return rng.uniform(space.low, space.high).astype(space.dtype)
+    raise TypeError(f"random actions for {type(space).__name__} spaces are not supported")
+
+
+class _Generator:
+    """Rolls out episodes of one env (and its dense-reward twin) for :func:`generate_dataset`."""
+
+    def __init__(self, config: DatasetConfig) -> None:
+        self.config = config
+        kwargs = dict(config.env_kwargs)
+        render: dict[str, Any] = {"render_mode": "rgb_array"} if config.frames else {}
+        self.env = gym.make(config.env_id, **render, **kwargs)
+        inner = self.env.unwrapped
+        if not isinstance(inner, TaskEnv):
+            raise TypeError(f"{config.env_id} is not a rewardlab environment")
+        self.inner: TaskEnv[Any] = inner
+        self.dense_type = inner.dense_reward_type
+        own_type = getattr(inner.config, "reward_type", None)
+        # The dense reward is a different reward of the same dynamics: a twin env with that
+        # reward_type, stepped with the same seed and actions, reports it.
+        self.twin: gym.Env[Any, Any] | None = None
+        if own_type != self.dense_type:
+            self.twin = gym.make(config.env_id, **{**kwargs, "reward_type": self.dense_type})
+        self.max_steps = config.max_steps
+        self._expert_cache: dict[int, tuple[list[Any], int | None]] = {}
+
+    def close(self) -> None:
+        self.env.close()
+        if self.twin is not None:
+            self.twin.close()
+
+    def _record_state(self, out: _Rollout, obs: Any, info: Mapping[str, Any]) -> None:
+        out.obs.append(np.asarray(obs))
+        out.progress.append(float(info["progress"]))
+        out.success.append(bool(info["is_success"]))
+        out.state.append(self.inner.state_dict())
+        if self.config.frames:
+            frame = self.env.render()
+            assert isinstance(frame, np.ndarray)
+            out.frames.append(frame)
+
+    def rollout(
+        self,
+        seed: int,
+        policy: Policy,
+        stop: Callable[[int, Mapping[str, Any]], bool] | None = None,
+    ) -> _Rollout:
+        """One episode from ``reset(seed)``; ``policy(t, obs, info) -> action``; ``stop(t,
+        info)`` ends the episode early (not counted as truncated)."""
+        out = _Rollout()
+        obs, info = self.env.reset(seed=seed)
+        if self.twin is not None:
+            self.twin.reset(seed=seed)
+        self._record_state(out, obs, info)
+        t = 0
+        while True:
+            if stop is not None and stop(t, info):
+                break
+            action = policy(t, obs, info)
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            dense: Any = reward
+            if self.twin is not None:
+                _, dense, _, _, twin_info = self.twin.step(action)
+                if twin_info["progress"] != info["progress"]:
+                    raise RuntimeError(
+                        f"{self.config.env_id} is not deterministic: its twin with "
+                        f"reward_type={self.dense_type!r} diverged at step {t} of seed {seed}"
+                    )
+            out.actions.append(np.asarray(action))
+            out.rewards.append(float(reward))
+            out.dense_rewards.append(float(dense))
+            self._record_state(out, obs, info)
+            t += 1
+            if terminated or truncated:
+                out.terminated, out.truncated = bool(terminated), bool(truncated)
+                break
+            if self.max_steps is not None and t >= self.max_steps:
+                out.truncated = True
+                break
+        return out
+
+    def expert_plan(self, seed: int) -> tuple[list[Any], int | None]:
+        """The expert's actions from ``seed`` (without rendering) and its first success step."""
+        if seed not in self._expert_cache:
+            env = gym.make(self.config.env_id, **dict(self.config.env_kwargs))
+            inner = env.unwrapped
+            assert isinstance(inner, TaskEnv)
+            obs, info = env.reset(seed=seed)
+            actions: list[Any] = []
+            first_success: int | None = None
+            done = False
+            while not done and (self.max_steps is None or len(actions) < self.max_steps):
+                a = inner.expert_action()
+                actions.append(a)
+                obs, _, terminated, truncated, info = env.step(a)
+                done = terminated or truncated
+                if info["is_success"] and first_success is None:
+                    first_success = len(actions)
+            env.close()
+            self._expert_cache[seed] = (actions, first_success)
+        return self._expert_cache[seed]
+
+
+def _episode(kind: str, variant: str, seed: int, r: _Rollout, switch: int | None) -> Episode:
+    return Episode(
+        kind=kind,
+        variant=variant,
+        seed=seed,
+        state_start=-1,
+        n_steps=len(r.actions),
+        success=any(r.success),
+        terminated=r.terminated,
+        truncated=r.truncated,
+        episode_return=float(sum(r.rewards)),
+        dense_return=float(sum(r.dense_rewards)),
+        switch_step=switch,
+    )
+
+
+class _Switch:
+    """``first`` until ``when(t, info)`` holds once, then ``then``; remembers the switch step."""
+
+    def __init__(
+        self, first: Policy, then: Policy, when: Callable[[int, Mapping[str, Any]], bool]
+    ) -> None:
+        self.first, self.then, self.when = first, then, when
+        self.step: int | None = None
+
+    def __call__(self, t: int, obs: Any, info: Mapping[str, Any]) -> Any:
+        if self.step is None and self.when(t, info):
+            self.step = t
+        return (self.first if self.step is None else self.then)(t, obs, info)
+
+
+def _after(k: int) -> Callable[[int, Mapping[str, Any]], bool]:
+    """True from step ``k`` on."""
+
+    def when(t: int, info: Mapping[str, Any]) -> bool:
+        return t >= k
+
+    return when
+
+
+def _progress_reached(level: float) -> Callable[[int, Mapping[str, Any]], bool]:
+    """True once the state's progress is at least ``level``."""
+
+    def when(t: int, info: Mapping[str, Any]) -> bool:
+        return bool(info["progress"] >= level)
+
+    return when
+
+
+def _generate(gen: _Generator) -> Iterator[tuple[Episode, _Rollout]]:
+    """Every episode of the dataset, in a fixed order (kinds as in ``EPISODE_KINDS``)."""
+    cfg, inner, space = gen.config, gen.inner, gen.env.action_space
+    seeds = itertools.count(cfg.seed)
+
+    def expert(t: int, obs: Any, info: Mapping[str, Any]) -> Any:
+        return inner.expert_action()
+
+    def idle(t: int, obs: Any, info: Mapping[str, Any]) -> Any:
+        return inner.idle_action()
+
+    for kind in EPISODE_KINDS:
+        for i in range(cfg.episodes.get(kind, 0)):
+            seed = next(seeds)
+            rng = np.random.default_rng([cfg.seed, seed, EPISODE_KINDS.index(kind)])
+
+            def random(t: int, obs: Any, info: Mapping[str, Any], rng: Any = rng) -> Any:
+                return _random_action(space, rng)
+
+            if kind == "expert":
+                r = gen.rollout(seed, expert)
+                yield _episode(kind, "", seed, r, None), r
+            elif kind == "random":
+                r = gen.rollout(seed, random)
+                yield _episode(kind, "", seed, r, 0), r
+            elif kind == "partial":
+                plan, first_success = gen.expert_plan(seed)
+                need = first_success if first_success is not None else len(plan)
+                k = int(round(rng.uniform(*cfg.partial_fraction) * need))
+                policy = _Switch(
+                    expert,
+                    random if cfg.continuation == "random" else idle,
+                    _after(k),
+                )
+                r = gen.rollout(seed, policy)
+                yield _episode(kind, cfg.continuation, seed, r, k), r
+            elif kind == "near_miss":
+                yield _near_miss(gen, seed, rng, seeds, expert, random)
+            elif i % 2 == 0:  # counterfactual: the expert, cut one step before success
+                plan, first_success = gen.expert_plan(seed)
+                cut = (first_success - 1) if first_success is not None else len(plan)
+                r = gen.rollout(seed, expert, stop=_after(cut))
+                yield _episode(kind, "clipped", seed, r, cut), r
+            else:  # counterfactual: another seed's expert actions, replayed open-loop
+                plan, _ = gen.expert_plan(next(seeds))
+
+                def replay(t: int, obs: Any, info: Mapping[str, Any], plan: Any = plan) -> Any:
+                    return plan[t]
+
+                r = gen.rollout(seed, replay, stop=_after(len(plan)))
+                yield _episode(kind, "other_goal", seed, r, None), r
+
+
+def _near_miss(
+    gen: _Generator,
+    seed: int,
+    rng: np.random.Generator,
+    seeds: Iterator[int],
+    expert: Policy,
+    random: Policy,
+) -> tuple[Episode, _Rollout]:
+    """The expert until progress reaches a random level, then random actions; redrawn with
+    the next seed until the episode fails."""
+    for _ in range(_MAX_REDRAWS):
+        level = float(rng.uniform(*gen.config.near_miss_progress))
+        policy = _Switch(expert, random, _progress_reached(level))
+        r = gen.rollout(seed, policy)
+        if not any(r.success):
+            return _episode("near_miss", "", seed, r, policy.step), r
+        seed = next(seeds)
+    raise RuntimeError(
+        f"no near-miss of {gen.config.env_id} failed in {_MAX_REDRAWS} seeds: random actions "
+        "near the goal keep succeeding; lower near_miss_progress"
+    )
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("rewardlab", "gymnasium", "numpy", "mujoco"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def generate_dataset(
+    config: DatasetConfig, path: str | Path, *, overwrite: bool = False
+) -> TrajectoryDataset:
+    """Roll out the episodes ``config`` describes and save them as a dataset folder.
+
+    The same config gives byte-identical arrays (every random stream is seeded from it).
+
+    Args:
+        config: What to generate.
+        path: Folder to create. Written as a temporary sibling folder first and renamed into
+            place when complete.
+        overwrite: Replace an existing dataset at ``path``.
+
+    Returns:
+        The new dataset, opened lazily.
+
+    Raises:
+        FileExistsError: If ``path`` exists and ``overwrite`` is False.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(
+            f"{path} already exists; load it with load_dataset, or pass overwrite=True "
+            "(--overwrite) to regenerate it"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        _write(config, tmp)
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return load_dataset(path, env_id=config.env_id)
+
+
+def _write(config: DatasetConfig, folder: Path) -> None:
+    gen = _Generator(config)
+    try:
+        episodes: list[Episode] = []
+        rollouts: list[_Rollout] = []
+        start = 0
+        for ep, r in _generate(gen):
+            episodes.append(dataclasses.replace(ep, state_start=start))
+            rollouts.append(r)
+            start += len(r.obs)
+        state_names = [v.name for v in gen.inner.task.state_variables]
+    finally:
+        gen.close()
+
+    def save(name: str, rows: Sequence[Any], dtype: Any = None) -> None:
+        target = folder / f"{name}.npy"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        first = np.asarray(rows[0], dtype=dtype) if len(rows) else np.zeros(0, dtype=dtype)
+        arr = np.lib.format.open_memmap(
+            target, mode="w+", dtype=first.dtype, shape=(len(rows), *first.shape)
+        )
+        for i, row in enumerate(rows):
+            arr[i] = row
+        arr.flush()
+        del arr
+
+    def states(attr: str) -> list[Any]:
+        return [x for r in rollouts for x in getattr(r, attr)]
+
+    def transitions(attr: str) -> list[Any]:
+        return [x for r in rollouts for x in getattr(r, attr)]
+
+    save("obs", states("obs"))
+    if config.frames:
+        save("frames", states("frames"), np.uint8)
+    save("progress", states("progress"), np.float64)
+    save("success", states("success"), bool)
+    terminal = [r.terminated and j == len(r.obs) - 1 for r in rollouts for j in range(len(r.obs))]
+    save("terminal", terminal, bool)
+    all_states = states("state")
+    for name in state_names:
+        save(f"state/{name}", [s[name] for s in all_states])
+    save("actions", transitions("actions"))
+    save("rewards", transitions("rewards"), np.float64)
+    save("dense_rewards", transitions("dense_rewards"), np.float64)
+
+    spec = gym.spec(config.env_id)
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.npy"))
+    (folder / "episodes.json").write_text(
+        json.dumps([dataclasses.asdict(e) for e in episodes], indent=1)
+    )
+    metadata = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "env_id": config.env_id,
+        "env_version": spec.version,
+        "max_episode_steps": spec.max_episode_steps,
+        "dense_reward_type": gen.dense_type,
+        "versions": _package_versions(),
+        "generator": config.to_dict(),
+        "n_episodes": len(episodes),
+        "n_states": start,
+        "n_transitions": start - len(episodes),
+        "state_variables": state_names,
+        "sha256": {f: _sha256(folder / f) for f in files},
+    }
+    (folder / "metadata.json").write_text(json.dumps(metadata, indent=1))
+
+
+class TrajectoryDataset:
+    """A dataset folder opened lazily (arrays are memory-mapped on first use).
+
+    Use :func:`load_dataset` to open one and :func:`generate_dataset` to make one.
+
+    Attributes:
+        path: The folder.
+        metadata: The parsed ``metadata.json``.
+        episodes: The episode records, in storage order.
+    """
+
+    def __init__(self, path: Path, metadata: dict[str, Any], episodes: list[Episode]) -> None:
+        self.path = path
+        self.metadata = metadata
+        self.episodes = episodes
+        self._arrays: dict[str, np.ndarray] = {}
+
+    # -- sizes and layout --
+
+    @property
+    def env_id(self) -> str:
+        """The env id the episodes were rolled out in."""
+        return str(self.metadata["env_id"])
+
+    @property
+    def config(self) -> DatasetConfig:
+        """The generator settings; ``generate_dataset(ds.config, ...)`` regenerates it."""
+        return DatasetConfig.from_dict(self.metadata["generator"])
+
+    @property
+    def n_states(self) -> int:
+        return int(self.metadata["n_states"])
+
+    @property
+    def n_transitions(self) -> int:
+        return int(self.metadata["n_transitions"])
+
+    @property
+    def has_frames(self) -> bool:
+        return (self.path / "frames.npy").exists()
+
+    @property
+    def state_starts(self) -> np.ndarray:
+        """``(E,)`` first state row of each episode."""
+        return np.array([e.state_start for e in self.episodes], dtype=np.int64)
+
+    @property
+    def transition_starts(self) -> np.ndarray:
+        """``(E,)`` first transition row of each episode."""
+        return self.state_starts - np.arange(len(self.episodes))
+
+    @property
+    def n_steps(self) -> np.ndarray:
+        """``(E,)`` transitions per episode."""
+        return np.array([e.n_steps for e in self.episodes], dtype=np.int64)
+
+    def transition_states(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(s, s2)``: the state rows each transition leaves and enters, each ``(M,)``."""
+        episode = np.repeat(np.arange(len(self.episodes)), self.n_steps)
+        s = np.arange(self.n_transitions) + episode
+        return s, s + 1
+
+    def transition_episode(self) -> np.ndarray:
+        """``(M,)`` episode index of every transition."""
+        return np.repeat(np.arange(len(self.episodes)), self.n_steps)
+
+    # -- arrays (memory-mapped) --
+
+    def array(self, name: str) -> np.ndarray:
+        """A stored array by file stem (``"frames"``, ``"state/agent_pos"``), memory-mapped.
+
+        Raises:
+            KeyError: Naming the arrays the dataset has.
+        """
+        if name not in self._arrays:
+            file = self.path / f"{name}.npy"
+            if not file.exists():
+                have = sorted(f.removesuffix(".npy") for f in self.metadata["sha256"])
+                hint = (
+                    "; it was generated without frames (regenerate with frames=True)"
+                    if name == "frames"
+                    else ""
+                )
+                raise KeyError(f"dataset {self.path} has no array {name!r}{hint}; it has {have}")
+            self._arrays[name] = np.load(file, mmap_mode="r")
+        return self._arrays[name]
+
+    @property
+    def obs(self) -> np.ndarray:
+        return self.array("obs")
+
+    @property
+    def frames(self) -> np.ndarray:
+        return self.array("frames")
+
+    @property
+    def progress(self) -> np.ndarray:
+        return self.array("progress")
+
+    @property
+    def success(self) -> np.ndarray:
+        return self.array("success")
+
+    @property
+    def terminal(self) -> np.ndarray:
+        return self.array("terminal")
+
+    @property
+    def actions(self) -> np.ndarray:
+        return self.array("actions")
+
+    @property
+    def rewards(self) -> np.ndarray:
+        return self.array("rewards")
+
+    @property
+    def dense_rewards(self) -> np.ndarray:
+        return self.array("dense_rewards")
+
+    def state(self, name: str) -> np.ndarray:
+        """``(N, *shape)`` values of the task state variable ``name``."""
+        return self.array(f"state/{name}")
+
+    def verify(self) -> None:
+        """Check every array against the SHA-256 in the metadata.
+
+        Raises:
+            ValueError: Naming the files that changed since generation.
+        """
+        bad = [f for f, h in self.metadata["sha256"].items() if _sha256(self.path / f) != h]
+        if bad:
+            raise ValueError(f"dataset {self.path}: {bad} changed since generation; regenerate it")
+
+    def __repr__(self) -> str:
+        kinds = {k: sum(e.kind == k for e in self.episodes) for k in EPISODE_KINDS}
+        kinds = {k: n for k, n in kinds.items() if n}
+        return (
+            f"TrajectoryDataset({str(self.path)!r}, env_id={self.env_id!r}, episodes={kinds}, "
+            f"transitions={self.n_transitions}, frames={self.has_frames})"
+        )
+
+
+def load_dataset(path: str | Path, *, env_id: str | None = None) -> TrajectoryDataset:
+    """Open a dataset folder lazily, checking its format and, if given, its env id.
+
+    Args:
+        path: The folder :func:`generate_dataset` wrote.
+        env_id: The env the caller will judge rewards on; the dataset must come from exactly
+            this id (name and version).
+
+    Raises:
+        FileNotFoundError: No dataset at ``path``.
+        ValueError: Another format or format version, another env or env version, or no
+            transitions.
+    """
+    path = Path(path)
+    meta_file = path / "metadata.json"
+    if not meta_file.exists():
+        raise FileNotFoundError(
+            f"no trajectory dataset at {path} (no metadata.json); generate one with "
+            "rewardlab eval-reward --env ID --dataset PATH, or generate_dataset()"
+        )
+    metadata = json.loads(meta_file.read_text())
+    if metadata.get("format") != FORMAT or metadata.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{path} is not a {FORMAT} v{FORMAT_VERSION} dataset (format "
+            f"{metadata.get('format')!r} v{metadata.get('format_version')!r}); regenerate it"
+        )
+    if env_id is not None and metadata["env_id"] != env_id:
+        mine, theirs = metadata["env_id"], env_id
+        same_task = mine.rsplit("-v", 1)[0] == theirs.rsplit("-v", 1)[0]
+        why = (
+            "another version of the env: its dynamics, rewards or observations differ"
+            if same_task
+            else "another env"
+        )
+        raise ValueError(
+            f"dataset {path} was generated from {mine}, not {theirs} ({why}); generate a "
+            f"dataset for {theirs} (e.g. rewardlab eval-reward --env {theirs} --dataset NEW_PATH)"
+        )
+    if metadata["env_id"] not in gym.registry:
+        raise ValueError(
+            f"dataset {path} comes from {metadata['env_id']}, which is not registered here; "
+            "install the rewardlab version that registers it"
+        )
+    raw = json.loads((path / "episodes.json").read_text())
+    episodes = [Episode(**e) for e in raw]
+    if not episodes or metadata["n_transitions"] == 0:
+        raise ValueError(
+            f"dataset {path} is empty (no transitions); regenerate it with more episodes"
+        )
+    return TrajectoryDataset(path, metadata, episodes)
