@@ -130,6 +130,48 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval_reward(args: argparse.Namespace) -> int:
+    from rewardlab.evaluation.datasets import EPISODE_KINDS, DatasetConfig
+    from rewardlab.experiments.reward_eval import load_sweep, needs_frames, run_eval
+    from rewardlab.wrappers.spec import parse_reward
+
+    out = Path(args.out) if args.out else Path("eval") / args.env.replace("/", "__")
+    rewards = args.reward or ["pbrs", "progress"]
+    try:
+        sweep = load_sweep(args.sweep) if args.sweep else []
+        config = None
+        if args.dataset is None:
+            frames = args.frames
+            if frames is None:  # auto: only CLIP rewards read frames, and they take space
+                specs = [parse_reward(r, where=f"reward[{i}]") for i, r in enumerate(rewards)]
+                frames = needs_frames([*specs, *(s for _, s in sweep)])
+            config = DatasetConfig(
+                args.env,
+                episodes=dict.fromkeys(EPISODE_KINDS, args.episodes),
+                seed=args.seed,
+                env_kwargs=_parse_set(args.env_kwarg),
+                frames=frames,
+                max_steps=args.max_steps,
+            )
+        report = run_eval(
+            args.env,
+            rewards,
+            out,
+            dataset=args.dataset,
+            dataset_config=config,
+            overwrite_dataset=args.overwrite_dataset,
+            sweep=sweep,
+            gamma=args.gamma,
+            seed=args.seed,
+            log=functools.partial(print, flush=True),
+        )
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"report: {report}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``rewardlab`` command (documents every subcommand)."""
     parser = argparse.ArgumentParser(
@@ -238,6 +280,70 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="retrain finished runs whose config changed"
     )
     cmp.set_defaults(func=_cmd_compare)
+
+    ev = sub.add_parser(
+        "eval-reward",
+        help="judge rewards against the true task on a labelled trajectory dataset",
+        description=(
+            "Build (or load) a dataset of expert, random, partial, near-miss and counterfactual "
+            "episodes of an env, score every --reward on it (CLIP frames encoded once, on the "
+            "GPU when present) and write report.md with EPIC (and exact tabular EPIC and STARC "
+            "on gridworlds), point-biserial, progress and return correlations, VOC, success "
+            "ROC/PR AUC and preference accuracy, plus figures. The env's dense expert reward "
+            "and a random reward are always added as reference rows."
+        ),
+    )
+    ev.add_argument(
+        "--env", required=True, metavar="ID", help="env id, e.g. rewardlab/GridKeyDoor-v0"
+    )
+    ev.add_argument(
+        "--reward",
+        action="append",
+        metavar="SPEC",
+        help="reward spec as for train (repeatable; default: pbrs and progress)",
+    )
+    ev.add_argument(
+        "--sweep", metavar="YAML", help="CLIP sweep file: heads x options x prompt sets"
+    )
+    ev.add_argument(
+        "--dataset",
+        metavar="PATH",
+        help="use this existing dataset as it is (default: <out>/dataset, generated if missing)",
+    )
+    ev.add_argument(
+        "--episodes",
+        type=int,
+        default=4,
+        help="episodes per kind to generate (default: %(default)s)",
+    )
+    ev.add_argument(
+        "--max-steps",
+        type=int,
+        help="cut generated episodes after this many steps (default: env limit)",
+    )
+    ev.add_argument(
+        "--frames",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="render and store a frame per state (default: only when a CLIP reward is judged)",
+    )
+    ev.add_argument(
+        "--env-kwarg", action="append", metavar="KEY=VALUE", help="gym.make keyword (repeatable)"
+    )
+    ev.add_argument(
+        "--seed", type=int, default=0, help="dataset and reference seed (default: %(default)s)"
+    )
+    ev.add_argument(
+        "--gamma",
+        type=float,
+        default=0.99,
+        help="agent discount for shaping (default: %(default)s)",
+    )
+    ev.add_argument("--out", help="report folder (default: eval/<env>)")
+    ev.add_argument(
+        "--overwrite-dataset", action="store_true", help="regenerate the dataset in <out>/dataset"
+    )
+    ev.set_defaults(func=_cmd_eval_reward)
     return parser
 
 

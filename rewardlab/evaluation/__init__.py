@@ -1,56 +1,65 @@
-"""Evaluation: statistics for comparing RL runs (IQM, stratified bootstrap intervals,
-probability of improvement, performance profiles, learning-curve AUC, steps-to-threshold).
+"""Evaluation: reward-quality metrics (EPIC, STARC, correlations, VOC, success detection,
+preference accuracy), labelled trajectory datasets to compute them on, and statistics for
+comparing RL runs (IQM, stratified bootstrap intervals, probability of improvement,
+performance profiles, learning-curve AUC, steps-to-threshold).
 
-The names of :mod:`rewardlab.evaluation.stats` are exported lazily, so importing this
-package does not import scipy.
+Names are exported lazily from :mod:`~rewardlab.evaluation.metrics`,
+:mod:`~rewardlab.evaluation.datasets` and :mod:`~rewardlab.evaluation.stats`, so importing
+this package imports neither scipy nor an env.
 """
 
-from typing import TYPE_CHECKING, Any
+from importlib import import_module
+from typing import Any
 
-if TYPE_CHECKING:
-    from rewardlab.evaluation.stats import (
-        Interval,
-        Statistic,
-        ThresholdSummary,
-        aggregate,
-        aggregate_iqm,
-        aggregate_mean,
-        iqm,
-        iqm_curve,
-        normalized_auc,
-        performance_profile,
-        performance_profile_ci,
-        probability_of_improvement,
-        probability_of_improvement_ci,
-        steps_to_threshold,
-        steps_to_threshold_summary,
-        stratified_bootstrap_ci,
-    )
+_EXPORTS = {
+    "datasets": (
+        "DatasetConfig",
+        "Episode",
+        "TrajectoryDataset",
+        "generate_dataset",
+        "load_dataset",
+    ),
+    "metrics": (
+        "average_precision",
+        "best_threshold",
+        "epic_canonicalize",
+        "epic_distance",
+        "pearson",
+        "point_biserial",
+        "preference_accuracy",
+        "roc_auc",
+        "roc_curve",
+        "spearman",
+        "starc_distance",
+        "tabular_epic_distance",
+        "value_order_correlation",
+    ),
+    "stats": (
+        "Interval",
+        "Statistic",
+        "ThresholdSummary",
+        "aggregate",
+        "aggregate_iqm",
+        "aggregate_mean",
+        "iqm",
+        "iqm_curve",
+        "normalized_auc",
+        "performance_profile",
+        "performance_profile_ci",
+        "probability_of_improvement",
+        "probability_of_improvement_ci",
+        "steps_to_threshold",
+        "steps_to_threshold_summary",
+        "stratified_bootstrap_ci",
+    ),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
-__all__ = [
-    "Interval",
-    "Statistic",
-    "ThresholdSummary",
-    "aggregate",
-    "aggregate_iqm",
-    "aggregate_mean",
-    "iqm",
-    "iqm_curve",
-    "normalized_auc",
-    "performance_profile",
-    "performance_profile_ci",
-    "probability_of_improvement",
-    "probability_of_improvement_ci",
-    "steps_to_threshold",
-    "steps_to_threshold_summary",
-    "stratified_bootstrap_ci",
-]
+__all__ = sorted(_MODULE_OF)
 
 
 def __getattr__(name: str) -> Any:
-    # stats needs scipy (the `train` extra): import it only when one of its names is asked for.
-    if name in __all__:
-        from rewardlab.evaluation import stats
-
-        return getattr(stats, name)
+    # Import a submodule (and scipy) only when one of its names is asked for.
+    if name in _MODULE_OF:
+        return getattr(import_module(f"rewardlab.evaluation.{_MODULE_OF[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -201,4 +201,4 @@ def test_existing_dataset_is_kept_and_failures_leave_nothing(
 def test_missing_frames_say_how_to_get_them(tmp_path: Path) -> None:
     ds = generate_dataset(config(n=1, frames=False), tmp_path / "ds")
     with pytest.raises(KeyError, match="without frames"):
-        ds.frames
+        _ = ds.frames

@@ -1,0 +1,343 @@
+"""Score reward specs on a trajectory dataset (or on every state of a gridworld) in batches.
+
+Every reward a :class:`~rewardlab.wrappers.spec.RewardSpec` describes pays, on a transition
+``(s, a, s')``::
+
+    R(s, a, s') = u(s, a, s') + v(s') + gamma * Phi'(s') - Phi'(s)
+    Phi'(s) = (1 - terminal(s)) * Phi(s)
+
+``u`` is a reward the env recorded (its own, or its dense reference reward), ``v`` the state
+reward (a reward model of ``s'``: CLIP score of its frame, an info value such as progress),
+``Phi`` the shaping potential. ``Phi'`` is zero on true terminal states, exactly as the shaping
+wrappers pay it (:func:`~rewardlab.reward_models.potentials.shaping_term`), so the shaping part
+is a pure potential difference. A :class:`TermReward` holds these terms as arrays over a
+*state table* (the dataset's state rows, or every state of a tabular MDP): rewards that have no
+recorded term can then be evaluated on any ``(s, a, s')`` of the table, which EPIC's
+canonicalization needs.
+
+Frames are encoded once per encoder (:class:`FrameEncoders`): every CLIP reward sharing a
+model, weights and resize policy, whatever its head, options or prompts, reuses the same image
+embeddings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rewardlab.wrappers.spec import ClipModelSpec, InfoModelSpec, RewardSpec, build_model
+
+__all__ = [
+    "STATE_INFO_KEYS",
+    "FrameEncoders",
+    "StateTable",
+    "TermReward",
+    "random_reward",
+    "recorded_reward",
+    "spec_reward",
+]
+
+STATE_INFO_KEYS = ("progress", "is_success")
+"""Info keys a dataset stores per state; reward models may read these."""
+
+
+@dataclass
+class StateTable:
+    """States a reward is scored on, one row each.
+
+    Attributes:
+        key: Names the table (cache key of its frame embeddings).
+        obs: ``(N, *obs_shape)`` observations.
+        progress: ``(N,)`` ground-truth progress.
+        success: ``(N,)`` bool success.
+        terminal: ``(N,)`` bool, True for true terminal states.
+        frames: ``(N, H, W, 3)`` uint8 frames (may be memory-mapped), or None.
+    """
+
+    key: str
+    obs: np.ndarray
+    progress: np.ndarray
+    success: np.ndarray
+    terminal: np.ndarray
+    frames: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.progress)
+
+    def info(self, key: str) -> np.ndarray:
+        """``(N,)`` values of a state-level info key."""
+        if key == "progress":
+            return np.asarray(self.progress, dtype=np.float64)
+        if key == "is_success":
+            return np.asarray(self.success, dtype=np.float64)
+        raise ValueError(
+            f"info key {key!r} is not stored per state; reward models judged on a dataset may "
+            f"read {list(STATE_INFO_KEYS)} (transition-level keys such as reward_* are not kept)"
+        )
+
+
+@dataclass(frozen=True)
+class TermReward:
+    """A reward as ``u + v(s') + gamma Phi'(s') - Phi'(s)`` over a state table.
+
+    Attributes:
+        name: Row label in reports.
+        values: ``(N,)`` state reward ``v`` of each row, or None.
+        potential: ``(N,)`` shaping potential ``Phi`` of each row, or None.
+        gamma: Shaping discount.
+        recorded: Which recorded reward ``u`` is added: ``"env"`` (the env's own), ``"dense"``
+            (its dense reference reward) or None.
+        is_negative_control: True for the controls that break policy invariance on purpose.
+    """
+
+    name: str
+    values: np.ndarray | None = None
+    potential: np.ndarray | None = None
+    gamma: float = 0.99
+    recorded: str | None = None
+    is_negative_control: bool = False
+    notes: tuple[str, ...] = field(default=())
+
+    def _phi(self, terminal: np.ndarray) -> np.ndarray | None:
+        if self.potential is None:
+            return None
+        return np.where(np.asarray(terminal, dtype=bool), 0.0, self.potential)
+
+    def on_transitions(
+        self, s: np.ndarray, s2: np.ndarray, terminal: np.ndarray, recorded: np.ndarray | None
+    ) -> np.ndarray:
+        """``(M,)`` rewards of transitions ``s -> s2`` (rows of the table), with the
+        recorded rewards of those same transitions when :attr:`recorded` is set."""
+        out = np.zeros(len(s), dtype=np.float64)
+        if self.recorded is not None:
+            if recorded is None:
+                raise ValueError(f"{self.name}: needs the recorded {self.recorded} rewards")
+            out += recorded
+        if self.values is not None:
+            out += self.values[s2]
+        phi = self._phi(terminal)
+        if phi is not None:
+            out += self.gamma * phi[s2] - phi[s]
+        return out
+
+    def index_function(
+        self, terminal: np.ndarray
+    ) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None:
+        """``R(s_idx, a_idx, s2_idx)`` on ANY rows of the table (actions do not matter), or None
+        for rewards with a recorded term (known only on the transitions that happened)."""
+        if self.recorded is not None:
+            return None
+        values, phi, gamma = self.values, self._phi(terminal), self.gamma
+
+        def reward(s: np.ndarray, a: np.ndarray, s2: np.ndarray) -> np.ndarray:
+            out = np.zeros(len(s), dtype=np.float64) if values is None else values[s2]
+            if phi is not None:
+                out = out + gamma * phi[s2] - phi[s]
+            return out
+
+        return reward
+
+    def tensor(
+        self, terminal: np.ndarray, n_actions: int, recorded: np.ndarray | None
+    ) -> np.ndarray:
+        """``(S, A, S)`` reward tensor over every state of a tabular table."""
+        n = len(terminal)
+        out = np.zeros((n, n_actions, n))
+        if self.recorded is not None:
+            if recorded is None:
+                raise ValueError(f"{self.name}: needs the recorded {self.recorded} reward tensor")
+            out += recorded
+        if self.values is not None:
+            out += self.values[None, None, :]
+        phi = self._phi(terminal)
+        if phi is not None:
+            out += self.gamma * phi[None, None, :] - phi[:, None, None]
+        return out
+
+
+class FrameEncoders:
+    """CLIP models and their frame embeddings, built and computed once per encoder.
+
+    Args:
+        env_id: The env whose task prompts CLIP specs default to.
+        env_kwargs: Its ``gym.make`` keywords.
+        batch_size: Frames per forward pass.
+    """
+
+    def __init__(
+        self, env_id: str, env_kwargs: Mapping[str, Any] | None = None, batch_size: int = 64
+    ) -> None:
+        self.env_id = env_id
+        self.env_kwargs = dict(env_kwargs or {})
+        self.batch_size = batch_size
+        self._models: dict[tuple[Any, ...], Any] = {}
+        self._embeddings: dict[tuple[Any, ...], np.ndarray] = {}
+        self.frames_encoded = 0
+
+    @staticmethod
+    def encoder_key(spec: ClipModelSpec) -> tuple[Any, ...]:
+        """What decides the image embeddings: model, weights, device and frame policy."""
+        return (spec.model, spec.pretrained, spec.device, spec.resize)
+
+    def model(self, spec: ClipModelSpec) -> Any:
+        """A :class:`~rewardlab.reward_models.clip.CLIPRewardModel` for ``spec``, sharing the
+        encoder of every spec with the same :meth:`encoder_key`."""
+        key = self.encoder_key(spec)
+        if key not in self._models:
+            self._models[key] = build_model(spec, self.env_id, self.env_kwargs)
+        prompts = dict(_default_prompts(self.env_id, self.env_kwargs))
+        for name in ("goal", "baseline", "negatives"):
+            if getattr(spec, name) is not None:
+                prompts[name] = getattr(spec, name)
+        return self._models[key].with_prompts(**prompts, head=spec.head, **spec.options)
+
+    def embeddings(self, spec: ClipModelSpec, table: StateTable) -> np.ndarray:
+        """``(N, D)`` image embeddings of every frame of ``table``, computed once per encoder."""
+        key = (*self.encoder_key(spec), table.key)
+        if key not in self._embeddings:
+            if table.frames is None:
+                raise ValueError(
+                    f"CLIP rewards need frames, but {table.key} has none; regenerate the dataset "
+                    "with frames (rewardlab eval-reward --frames, or DatasetConfig(frames=True))"
+                )
+            model = self.model(spec)
+            chunks = []
+            for i in range(0, len(table), self.batch_size):
+                chunks.append(
+                    model.encode_frames(np.asarray(table.frames[i : i + self.batch_size]))
+                )
+            self.frames_encoded += len(table)
+            self._embeddings[key] = np.concatenate(chunks)
+        return self._embeddings[key]
+
+    def values(self, spec: ClipModelSpec, table: StateTable) -> np.ndarray:
+        """``(N,)`` rewards of ``spec`` on every frame of ``table``."""
+        emb = self.embeddings(spec, table)
+        return np.asarray(self.model(spec).score(emb), dtype=np.float64)
+
+
+_TASK_PROMPTS: dict[tuple[str, str], dict[str, Any]] = {}
+
+
+def _default_prompts(env_id: str, env_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The task's own goal, baseline and negatives (what ``CLIPRewardModel.from_task`` uses)."""
+    key = (env_id, repr(sorted(env_kwargs.items())))
+    if key not in _TASK_PROMPTS:
+        import gymnasium as gym
+
+        from rewardlab.envs import get_task
+
+        env = gym.make(env_id, **env_kwargs)
+        try:
+            task = get_task(env)
+        finally:
+            env.close()
+        _TASK_PROMPTS[key] = {
+            "goal": task.goal,
+            "baseline": task.baseline,
+            "negatives": list(task.negatives),
+        }
+    return _TASK_PROMPTS[key]
+
+
+def _model_values(
+    spec: ClipModelSpec | InfoModelSpec, table: StateTable, encoders: FrameEncoders
+) -> np.ndarray:
+    if isinstance(spec, InfoModelSpec):
+        return spec.scale * table.info(spec.key) + spec.shift
+    return encoders.values(spec, table)
+
+
+def spec_reward(
+    name: str,
+    spec: RewardSpec,
+    table: StateTable,
+    *,
+    gamma: float,
+    encoders: FrameEncoders,
+    own_reward_type: str | None,
+    dense_reward_type: str,
+) -> TermReward:
+    """The :class:`TermReward` of a reward spec on a state table.
+
+    Args:
+        name: Row label.
+        spec: The reward (as ``rewardlab train`` would pay it).
+        table: The states.
+        gamma: The agent's discount (the shaping discount unless ``spec.shaping_gamma``).
+        encoders: Shared CLIP encoders.
+        own_reward_type: The dataset env's own ``reward_type``.
+        dense_reward_type: The env family's dense reward type (recorded too).
+
+    Raises:
+        ValueError: A reward the dataset cannot score (a reward_type it did not record, an
+            info key it does not keep), saying what to do.
+    """
+    recorded: str | None = None
+    values: np.ndarray | None = None
+    needs_env = spec.model is None or spec.mode == "add"
+    if needs_env:
+        kind = spec.reward_type
+        if kind is None or kind == own_reward_type:
+            recorded = "env"
+        elif kind == dense_reward_type:
+            recorded = "dense"
+        elif kind == "sparse":
+            values = table.info("is_success")  # the sparse reward is the success of s'
+        else:
+            raise ValueError(
+                f"{name}: reward_type {kind!r} is not recorded in the dataset (it has the env's "
+                f"own reward {own_reward_type!r}, {dense_reward_type!r} and 'sparse'); generate "
+                f"a dataset with env_kwargs reward_type={kind!r}"
+            )
+        if own_reward_type == "sparse" and recorded == "env":
+            # Same numbers as the recording, but a state reward can be canonicalized (EPIC).
+            recorded, values = None, table.info("is_success")
+    if spec.model is not None:
+        model_values = _model_values(spec.model, table, encoders)
+        values = model_values if values is None else values + model_values
+    potential = None
+    shaping_gamma = gamma
+    if spec.shaping is not None:
+        potential = (
+            table.info("progress")
+            if spec.shaping == "progress"
+            else _model_values(spec.shaping, table, encoders)
+        )
+        if spec.shaping_gamma is not None:
+            shaping_gamma = spec.shaping_gamma
+    if spec.progress_bonus is not None:
+        bonus = spec.progress_bonus * table.info("progress")
+        values = bonus if values is None else values + bonus
+    return TermReward(
+        name=name,
+        values=values,
+        potential=potential,
+        gamma=shaping_gamma,
+        recorded=recorded,
+        is_negative_control=spec.is_negative_control,
+    )
+
+
+def recorded_reward(name: str, which: str) -> TermReward:
+    """A reward the env recorded: ``"env"`` (its own) or ``"dense"`` (its dense reference)."""
+    return TermReward(name=name, recorded=which)
+
+
+def random_reward(name: str, table: StateTable, seed: int) -> TermReward:
+    """A random reward function: i.i.d. standard normal values per state (a chance baseline)."""
+    rng = np.random.default_rng(seed)
+    return TermReward(name=name, values=rng.standard_normal(len(table)))
+
+
+def parse_specs(rewards: Iterable[str]) -> list[tuple[str, RewardSpec]]:
+    """``(label, spec)`` of each ``--reward`` string, the label being the string itself."""
+    from rewardlab.wrappers.spec import parse_reward
+
+    out = []
+    for i, text in enumerate(rewards):
+        out.append((text, parse_reward(text, where=f"reward[{i}]")))
+    return out
