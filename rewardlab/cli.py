@@ -160,12 +160,13 @@ def _cmd_eval_reward(args: argparse.Namespace) -> int:
             dataset=args.dataset,
             dataset_config=config,
             overwrite_dataset=args.overwrite_dataset,
+            overwrite=args.overwrite,
             sweep=sweep,
             gamma=args.gamma,
             seed=args.seed,
             log=functools.partial(print, flush=True),
         )
-    except (ValueError, FileNotFoundError, KeyError) as exc:
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"report: {report}")
@@ -343,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--overwrite-dataset", action="store_true", help="regenerate the dataset in <out>/dataset"
     )
+    ev.add_argument("--overwrite", action="store_true", help="replace an existing report in --out")
     ev.set_defaults(func=_cmd_eval_reward)
     return parser
 

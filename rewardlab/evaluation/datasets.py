@@ -133,7 +133,10 @@ class DatasetConfig:
             if not isinstance(n, int) or n < 0:
                 raise ValueError(f"episodes[{kind!r}] must be an int >= 0, got {n!r}")
         if sum(self.episodes.values()) == 0:
-            raise ValueError("a dataset needs at least one episode; all counts in episodes are 0")
+            raise ValueError(
+                "a dataset needs at least one episode, but every count in episodes is 0 "
+                "(pass --episodes 1 or more)"
+            )
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1 or None, got {self.max_steps!r}")
         if self.continuation not in _CONTINUATIONS:
@@ -394,10 +397,7 @@ def _generate(gen: _Generator) -> Iterator[tuple[Episode, _Rollout]]:
             elif kind == "near_miss":
                 yield _near_miss(gen, seed, rng, seeds, expert, random)
             elif i % 2 == 0:  # counterfactual: the expert, cut one step before success
-                plan, first_success = gen.expert_plan(seed)
-                cut = (first_success - 1) if first_success is not None else len(plan)
-                r = gen.rollout(seed, expert, stop=_after(cut))
-                yield _episode(kind, "clipped", seed, r, cut), r
+                yield _clipped(gen, seed, seeds, expert)
             else:  # counterfactual: another seed's expert actions, replayed open-loop
                 plan, _ = gen.expert_plan(next(seeds))
 
@@ -406,6 +406,23 @@ def _generate(gen: _Generator) -> Iterator[tuple[Episode, _Rollout]]:
 
                 r = gen.rollout(seed, replay, stop=_after(len(plan)))
                 yield _episode(kind, "other_goal", seed, r, None), r
+
+
+def _clipped(
+    gen: _Generator, seed: int, seeds: Iterator[int], expert: Policy
+) -> tuple[Episode, _Rollout]:
+    """The expert cut one step before its first success; redrawn with the next seed when the
+    expert does not succeed or succeeds at once (nothing to cut)."""
+    for _ in range(_MAX_REDRAWS):
+        _, first_success = gen.expert_plan(seed)
+        if first_success is not None and first_success >= 2:
+            r = gen.rollout(seed, expert, stop=_after(first_success - 1))
+            return _episode("counterfactual", "clipped", seed, r, first_success - 1), r
+        seed = next(seeds)
+    raise RuntimeError(
+        f"the expert of {gen.config.env_id} never took 2 or more steps to succeed in "
+        f"{_MAX_REDRAWS} seeds: there is no episode to clip"
+    )
 
 
 def _near_miss(
@@ -451,89 +468,139 @@ def _package_versions() -> dict[str, str]:
     return out
 
 
+def _is_dataset(path: Path) -> bool:
+    try:
+        return json.loads((path / "metadata.json").read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def generate_dataset(
     config: DatasetConfig, path: str | Path, *, overwrite: bool = False
 ) -> TrajectoryDataset:
     """Roll out the episodes ``config`` describes and save them as a dataset folder.
 
     The same config gives byte-identical arrays (every random stream is seeded from it).
+    Episodes are written to disk as they finish, so memory holds one episode at a time.
 
     Args:
         config: What to generate.
         path: Folder to create. Written as a temporary sibling folder first and renamed into
             place when complete.
-        overwrite: Replace an existing dataset at ``path``.
+        overwrite: Replace an existing dataset at ``path`` (never a folder that is not one).
 
     Returns:
         The new dataset, opened lazily.
 
     Raises:
         FileExistsError: If ``path`` exists and ``overwrite`` is False.
+        ValueError: If ``path`` exists and is not a rewardlab dataset (it is never deleted).
     """
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(
-            f"{path} already exists; load it with load_dataset, or pass overwrite=True "
-            "(--overwrite) to regenerate it"
-        )
+    if path.exists():
+        if not overwrite:
+            raise FileExistsError(
+                f"{path} already exists; load it with load_dataset, or pass overwrite=True "
+                "(--overwrite-dataset) to regenerate it"
+            )
+        if not _is_dataset(path):
+            raise ValueError(
+                f"{path} exists and is not a {FORMAT} dataset (no metadata.json of that "
+                "format); refusing to delete it: choose another path"
+            )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         _write(config, tmp)
         if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+            # Old out of the way first, new in, old deleted last: a crash in between leaves
+            # both on disk, never neither.
+            old = tmp.with_name(tmp.name + ".old")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return load_dataset(path, env_id=config.env_id)
 
 
+class _Sink:
+    """Arrays appended episode by episode to raw files, turned into ``.npy`` files at the end
+    (a ``.npy`` header needs the final row count)."""
+
+    _COPY_BYTES = 1 << 26  # bytes per copy step when assembling
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._files: dict[str, Any] = {}
+        self._layout: dict[str, tuple[np.dtype[Any], tuple[int, ...]]] = {}
+        self._rows: dict[str, int] = {}
+
+    def append(self, name: str, rows: Sequence[Any], dtype: Any = None) -> None:
+        if name not in self._layout:
+            first = np.asarray(rows[0], dtype=dtype)
+            self._layout[name] = (first.dtype, first.shape)
+            self._rows[name] = 0
+            raw = self.folder / f"{name}.raw"
+            raw.parent.mkdir(parents=True, exist_ok=True)
+            self._files[name] = raw.open("wb")
+        dt, shape = self._layout[name]
+        arr = np.asarray(rows, dtype=dt)
+        if arr.shape[1:] != shape:
+            raise ValueError(f"{name}: rows of shape {arr.shape[1:]}, expected {shape}")
+        self._files[name].write(np.ascontiguousarray(arr).tobytes())
+        self._rows[name] += len(arr)
+
+    def finish(self) -> None:
+        for name, f in self._files.items():
+            f.close()
+            dt, shape = self._layout[name]
+            n = self._rows[name]
+            raw = self.folder / f"{name}.raw"
+            out = np.lib.format.open_memmap(
+                self.folder / f"{name}.npy", mode="w+", dtype=dt, shape=(n, *shape)
+            )
+            if n:
+                src = np.memmap(raw, dtype=dt, mode="r", shape=(n, *shape))
+                step = max(1, self._COPY_BYTES // max(1, src[0].nbytes))
+                for i in range(0, n, step):
+                    out[i : i + step] = src[i : i + step]
+                del src
+            out.flush()
+            del out
+            raw.unlink()
+
+
 def _write(config: DatasetConfig, folder: Path) -> None:
+    sink = _Sink(folder)
     gen = _Generator(config)
+    episodes: list[Episode] = []
+    start = 0
     try:
-        episodes: list[Episode] = []
-        rollouts: list[_Rollout] = []
-        start = 0
+        state_names = [v.name for v in gen.inner.task.state_variables]
         for ep, r in _generate(gen):
             episodes.append(dataclasses.replace(ep, state_start=start))
-            rollouts.append(r)
             start += len(r.obs)
-        state_names = [v.name for v in gen.inner.task.state_variables]
+            sink.append("obs", r.obs)
+            if config.frames:
+                sink.append("frames", r.frames, np.uint8)
+            sink.append("progress", r.progress, np.float64)
+            sink.append("success", r.success, bool)
+            sink.append(
+                "terminal", [r.terminated and j == len(r.obs) - 1 for j in range(len(r.obs))], bool
+            )
+            for name in state_names:
+                sink.append(f"state/{name}", [x[name] for x in r.state])
+            sink.append("actions", r.actions)
+            sink.append("rewards", r.rewards, np.float64)
+            sink.append("dense_rewards", r.dense_rewards, np.float64)
+        dense_type = gen.dense_type
     finally:
         gen.close()
-
-    def save(name: str, rows: Sequence[Any], dtype: Any = None) -> None:
-        target = folder / f"{name}.npy"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        first = np.asarray(rows[0], dtype=dtype) if len(rows) else np.zeros(0, dtype=dtype)
-        arr = np.lib.format.open_memmap(
-            target, mode="w+", dtype=first.dtype, shape=(len(rows), *first.shape)
-        )
-        for i, row in enumerate(rows):
-            arr[i] = row
-        arr.flush()
-        del arr
-
-    def states(attr: str) -> list[Any]:
-        return [x for r in rollouts for x in getattr(r, attr)]
-
-    def transitions(attr: str) -> list[Any]:
-        return [x for r in rollouts for x in getattr(r, attr)]
-
-    save("obs", states("obs"))
-    if config.frames:
-        save("frames", states("frames"), np.uint8)
-    save("progress", states("progress"), np.float64)
-    save("success", states("success"), bool)
-    terminal = [r.terminated and j == len(r.obs) - 1 for r in rollouts for j in range(len(r.obs))]
-    save("terminal", terminal, bool)
-    all_states = states("state")
-    for name in state_names:
-        save(f"state/{name}", [s[name] for s in all_states])
-    save("actions", transitions("actions"))
-    save("rewards", transitions("rewards"), np.float64)
-    save("dense_rewards", transitions("dense_rewards"), np.float64)
+    sink.finish()
 
     spec = gym.spec(config.env_id)
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.npy"))
@@ -546,7 +613,7 @@ def _write(config: DatasetConfig, folder: Path) -> None:
         "env_id": config.env_id,
         "env_version": spec.version,
         "max_episode_steps": spec.max_episode_steps,
-        "dense_reward_type": gen.dense_type,
+        "dense_reward_type": dense_type,
         "versions": _package_versions(),
         "generator": config.to_dict(),
         "n_episodes": len(episodes),
@@ -589,14 +656,17 @@ class TrajectoryDataset:
 
     @property
     def n_states(self) -> int:
+        """Number of state rows ``N``."""
         return int(self.metadata["n_states"])
 
     @property
     def n_transitions(self) -> int:
+        """Number of transition rows ``M = N - episodes``."""
         return int(self.metadata["n_transitions"])
 
     @property
     def has_frames(self) -> bool:
+        """True when the dataset was generated with frames."""
         return (self.path / "frames.npy").exists()
 
     @property
@@ -647,34 +717,42 @@ class TrajectoryDataset:
 
     @property
     def obs(self) -> np.ndarray:
+        """``(N, *obs_shape)`` observations."""
         return self.array("obs")
 
     @property
     def frames(self) -> np.ndarray:
+        """``(N, H, W, 3)`` uint8 frames."""
         return self.array("frames")
 
     @property
     def progress(self) -> np.ndarray:
+        """``(N,)`` ground-truth progress."""
         return self.array("progress")
 
     @property
     def success(self) -> np.ndarray:
+        """``(N,)`` bool ``is_success``."""
         return self.array("success")
 
     @property
     def terminal(self) -> np.ndarray:
+        """``(N,)`` bool, True for the last state of an episode that terminated."""
         return self.array("terminal")
 
     @property
     def actions(self) -> np.ndarray:
+        """``(M, *action_shape)`` actions."""
         return self.array("actions")
 
     @property
     def rewards(self) -> np.ndarray:
+        """``(M,)`` the env's own rewards."""
         return self.array("rewards")
 
     @property
     def dense_rewards(self) -> np.ndarray:
+        """``(M,)`` the env family's dense expert rewards."""
         return self.array("dense_rewards")
 
     def state(self, name: str) -> np.ndarray:
@@ -717,8 +795,9 @@ def load_dataset(path: str | Path, *, env_id: str | None = None) -> TrajectoryDa
     meta_file = path / "metadata.json"
     if not meta_file.exists():
         raise FileNotFoundError(
-            f"no trajectory dataset at {path} (no metadata.json); generate one with "
-            "rewardlab eval-reward --env ID --dataset PATH, or generate_dataset()"
+            f"no trajectory dataset at {path} (no metadata.json); generate one: rewardlab "
+            "eval-reward --env ID without --dataset writes <out>/dataset, or call "
+            "generate_dataset(DatasetConfig(ID), PATH)"
         )
     metadata = json.loads(meta_file.read_text())
     if metadata.get("format") != FORMAT or metadata.get("format_version") != FORMAT_VERSION:
@@ -735,8 +814,9 @@ def load_dataset(path: str | Path, *, env_id: str | None = None) -> TrajectoryDa
             else "another env"
         )
         raise ValueError(
-            f"dataset {path} was generated from {mine}, not {theirs} ({why}); generate a "
-            f"dataset for {theirs} (e.g. rewardlab eval-reward --env {theirs} --dataset NEW_PATH)"
+            f"dataset {path} was generated from {mine}, not {theirs} ({why}); generate one for "
+            f"{theirs}: rewardlab eval-reward --env {theirs} without --dataset (it writes "
+            "<out>/dataset), or generate_dataset(DatasetConfig(...), NEW_PATH)"
         )
     if metadata["env_id"] not in gym.registry:
         raise ValueError(

@@ -45,6 +45,7 @@ from scipy import stats as _sp_stats
 
 __all__ = [
     "TransitionReward",
+    "UndefinedDistanceError",
     "average_precision",
     "best_threshold",
     "epic_canonicalize",
@@ -61,6 +62,12 @@ __all__ = [
     "tabular_epic_distance",
     "value_order_correlation",
 ]
+
+
+class UndefinedDistanceError(ValueError):
+    """A reward distance is undefined for these rewards (EPIC of a reward that is constant up
+    to shaping): no answer, as opposed to malformed input."""
+
 
 TransitionReward = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 """A batched reward on indexed transitions.
@@ -568,21 +575,21 @@ def _coverage_means(
     cov_states: np.ndarray,
     chunk_size: int,
 ) -> np.ndarray:
-    """``mean_j R(x, A_j, S_j)`` for each ``x`` in ``states``, ``chunk_size`` rows per call.
+    """``mean_j R(x, A_j, S_j)`` for each ``x`` in ``states``.
 
-    Row ``k`` of the virtual ``(len(states) * M)`` batch is ``(states[k // M], A[k % M],
-    S[k % M])``; each chunk's rewards are summed per state with bincount.
+    Whole states per call: ``chunk_size // M`` states (at least one) with all ``M`` samples
+    each, so a call's rewards reshape to ``(states, M)`` and average along the rows.
     """
     m = cov_actions.size
-    total = states.size * m
-    sums = np.zeros(states.size)
-    for k0 in range(0, total, chunk_size):
-        k = np.arange(k0, min(total, k0 + chunk_size))
-        xi, j = np.divmod(k, m)
-        r = _call_reward(reward, states[xi], cov_actions[j], cov_states[j])
-        sums[xi[0] : xi[-1] + 1] += np.bincount(xi - xi[0], weights=r)
-    result: np.ndarray = sums / m
-    return result
+    per_call = max(1, chunk_size // m)
+    tile_a, tile_s = np.tile(cov_actions, per_call), np.tile(cov_states, per_call)
+    means = np.empty(states.size)
+    for i in range(0, states.size, per_call):
+        block = states[i : i + per_call]
+        rows = block.size * m
+        r = _call_reward(reward, np.repeat(block, m), tile_a[:rows], tile_s[:rows])
+        means[i : i + block.size] = r.reshape(block.size, m).mean(axis=1)
+    return means
 
 
 def _epic_canonical(
@@ -656,7 +663,8 @@ def epic_canonicalize(
     shaping term itself.
 
     ``mean_j R(x, A_j, S_j)`` is computed once per distinct state ``x`` among ``s``, ``s'``
-    and the coverage states, calling ``reward`` on at most ``chunk_size`` rows at a time.
+    and the coverage states, calling ``reward`` on at most ``max(chunk_size, M)`` rows at a
+    time.
 
     Args:
         reward: Batched reward on indexed transitions (:data:`TransitionReward`).
@@ -664,7 +672,7 @@ def epic_canonicalize(
         coverage_states: ``(M,)`` int, states sampled from ``D_S``.
         coverage_actions: ``(M,)`` int, actions sampled from ``D_A``.
         gamma: Discount in ``[0, 1]``, the one the shaping uses.
-        chunk_size: Most rows per call of ``reward``.
+        chunk_size: Most rows per call of ``reward`` (at least ``M``: whole states per call).
 
     Returns:
         ``(n,)`` canonicalized rewards.
@@ -691,7 +699,7 @@ def _standardized_or_raise(
 ) -> np.ndarray:
     z, sd = _unit(canonical, w)
     if sd <= _CONSTANT_RTOL * scale:
-        raise ValueError(
+        raise UndefinedDistanceError(
             f"EPIC is undefined for a reward that is constant up to shaping: the canonicalized "
             f"{name} has zero variance over the given transitions (and weights); compare it by "
             "another metric, or pass transitions where it varies"
@@ -758,9 +766,9 @@ def epic_distance(
         The distance in ``[0, 1]``.
 
     Raises:
-        ValueError: If either canonicalized reward is constant (EPIC is undefined for a
-            reward that is constant up to shaping), or for malformed input as in
-            :func:`epic_canonicalize`.
+        UndefinedDistanceError: If either canonicalized reward is constant (EPIC is undefined
+            for a reward that is constant up to shaping).
+        ValueError: For malformed input as in :func:`epic_canonicalize`.
 
     Example:
         >>> table = np.array([[0.0, 1.0], [2.0, 0.5]])  # R[s, s']
@@ -842,9 +850,9 @@ def tabular_epic_distance(
         The distance in ``[0, 1]``.
 
     Raises:
-        ValueError: If either canonicalized reward is constant on the weighted support (EPIC
-            is undefined for a reward constant up to shaping), or for bad shapes,
-            distributions or ``gamma``.
+        UndefinedDistanceError: If either canonicalized reward is constant on the weighted
+            support (EPIC is undefined for a reward constant up to shaping).
+        ValueError: For bad shapes, distributions or ``gamma``.
 
     Example:
         >>> r = np.arange(8.0).reshape(2, 2, 2)

@@ -22,8 +22,8 @@ embeddings.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,7 @@ __all__ = [
     "FrameEncoders",
     "StateTable",
     "TermReward",
+    "check_spec",
     "random_reward",
     "recorded_reward",
     "spec_reward",
@@ -99,7 +100,6 @@ class TermReward:
     gamma: float = 0.99
     recorded: str | None = None
     is_negative_control: bool = False
-    notes: tuple[str, ...] = field(default=())
 
     def _phi(self, terminal: np.ndarray) -> np.ndarray | None:
         if self.potential is None:
@@ -173,7 +173,8 @@ class FrameEncoders:
         self.env_id = env_id
         self.env_kwargs = dict(env_kwargs or {})
         self.batch_size = batch_size
-        self._models: dict[tuple[Any, ...], Any] = {}
+        self._models: dict[tuple[Any, ...], Any] = {}  # one loaded encoder per key
+        self._points: dict[str, Any] = {}  # one prompted, headed model per spec
         self._embeddings: dict[tuple[Any, ...], np.ndarray] = {}
         self.frames_encoded = 0
 
@@ -185,32 +186,42 @@ class FrameEncoders:
     def model(self, spec: ClipModelSpec) -> Any:
         """A :class:`~rewardlab.reward_models.clip.CLIPRewardModel` for ``spec``, sharing the
         encoder of every spec with the same :meth:`encoder_key`."""
-        key = self.encoder_key(spec)
-        if key not in self._models:
-            self._models[key] = build_model(spec, self.env_id, self.env_kwargs)
-        prompts = dict(_default_prompts(self.env_id, self.env_kwargs))
-        for name in ("goal", "baseline", "negatives"):
-            if getattr(spec, name) is not None:
-                prompts[name] = getattr(spec, name)
-        return self._models[key].with_prompts(**prompts, head=spec.head, **spec.options)
+        point = spec.model_dump_json()
+        if point not in self._points:
+            key = self.encoder_key(spec)
+            if key not in self._models:
+                self._models[key] = build_model(spec, self.env_id, self.env_kwargs)
+            prompts = dict(_default_prompts(self.env_id, self.env_kwargs))
+            for name in ("goal", "baseline", "negatives"):
+                if getattr(spec, name) is not None:
+                    prompts[name] = getattr(spec, name)
+            self._points[point] = self._models[key].with_prompts(
+                **prompts, head=spec.head, **spec.options
+            )
+        return self._points[point]
 
     def embeddings(self, spec: ClipModelSpec, table: StateTable) -> np.ndarray:
-        """``(N, D)`` image embeddings of every frame of ``table``, computed once per encoder."""
+        """``(N, D)`` float32 image embeddings of every frame of ``table``, once per encoder."""
         key = (*self.encoder_key(spec), table.key)
         if key not in self._embeddings:
             if table.frames is None:
                 raise ValueError(
                     f"CLIP rewards need frames, but {table.key} has none; regenerate the dataset "
-                    "with frames (rewardlab eval-reward --frames, or DatasetConfig(frames=True))"
+                    "with frames (eval-reward --frames --overwrite-dataset, or "
+                    "DatasetConfig(frames=True))"
                 )
             model = self.model(spec)
-            chunks = []
+            # float32, filled batch by batch: half the memory of float64 for a million frames
+            # (the heads score in float64 again).
+            out: np.ndarray | None = None
             for i in range(0, len(table), self.batch_size):
-                chunks.append(
-                    model.encode_frames(np.asarray(table.frames[i : i + self.batch_size]))
-                )
+                emb = model.encode_frames(np.asarray(table.frames[i : i + self.batch_size]))
+                if out is None:
+                    out = np.empty((len(table), emb.shape[1]), dtype=np.float32)
+                out[i : i + len(emb)] = emb
+            assert out is not None, "a state table has at least one row"
             self.frames_encoded += len(table)
-            self._embeddings[key] = np.concatenate(chunks)
+            self._embeddings[key] = out
         return self._embeddings[key]
 
     def values(self, spec: ClipModelSpec, table: StateTable) -> np.ndarray:
@@ -251,6 +262,61 @@ def _model_values(
     return encoders.values(spec, table)
 
 
+def _recorded_term(spec: RewardSpec, own: str, dense: str) -> str | None:
+    """Which env reward a spec pays: ``"env"``, ``"dense"``, ``"sparse"`` or None (none)."""
+    if spec.model is not None and spec.mode == "replace":
+        return None
+    kind = spec.reward_type
+    if kind is None or kind == own:
+        # A sparse own reward is success(s'): scored as a state reward, EPIC can canonicalize it.
+        return "sparse" if own == "sparse" else "env"
+    if kind == dense:
+        return "dense"
+    if kind == "sparse":
+        return "sparse"
+    recorded = sorted({own, dense, "sparse"})
+    raise ValueError(
+        f"reward_type {kind!r} is not in the dataset, which records {recorded} ('sparse' as "
+        f"success(s')); to judge it, generate a dataset of that reward: --env-kwarg "
+        f"reward_type={kind} with another --out (or --overwrite-dataset)"
+    )
+
+
+def _check_info(part: ClipModelSpec | InfoModelSpec | str | None, name: str) -> None:
+    if isinstance(part, InfoModelSpec) and part.key not in STATE_INFO_KEYS:
+        raise ValueError(
+            f"{name}: info key {part.key!r} is not stored per state; rewards judged on a "
+            f"dataset may read {list(STATE_INFO_KEYS)} (transition-level keys such as reward_* "
+            "are not kept)"
+        )
+
+
+def check_spec(
+    name: str,
+    spec: RewardSpec,
+    *,
+    gamma: float,
+    own_reward_type: str,
+    dense_reward_type: str,
+) -> None:
+    """Raise if a dataset cannot score ``spec`` or training would refuse it (a shaping
+    discount equal to the agent's in a mismatched-discount control); builds nothing.
+
+    Raises:
+        ValueError: Saying what is wrong and what to do.
+    """
+    from rewardlab.wrappers.shaping import _check_mismatch
+
+    try:
+        _recorded_term(spec, own_reward_type, dense_reward_type)
+        _check_info(spec.model, name)
+        _check_info(spec.shaping, name)
+        if spec.shaping_gamma is not None:
+            _check_mismatch(spec.shaping_gamma, gamma)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+
+
 def spec_reward(
     name: str,
     spec: RewardSpec,
@@ -258,7 +324,7 @@ def spec_reward(
     *,
     gamma: float,
     encoders: FrameEncoders,
-    own_reward_type: str | None,
+    own_reward_type: str,
     dense_reward_type: str,
 ) -> TermReward:
     """The :class:`TermReward` of a reward spec on a state table.
@@ -273,42 +339,28 @@ def spec_reward(
         dense_reward_type: The env family's dense reward type (recorded too).
 
     Raises:
-        ValueError: A reward the dataset cannot score (a reward_type it did not record, an
-            info key it does not keep), saying what to do.
+        ValueError: A reward the dataset cannot score (:func:`check_spec`).
     """
-    recorded: str | None = None
-    values: np.ndarray | None = None
-    needs_env = spec.model is None or spec.mode == "add"
-    if needs_env:
-        kind = spec.reward_type
-        if kind is None or kind == own_reward_type:
-            recorded = "env"
-        elif kind == dense_reward_type:
-            recorded = "dense"
-        elif kind == "sparse":
-            values = table.info("is_success")  # the sparse reward is the success of s'
-        else:
-            raise ValueError(
-                f"{name}: reward_type {kind!r} is not recorded in the dataset (it has the env's "
-                f"own reward {own_reward_type!r}, {dense_reward_type!r} and 'sparse'); generate "
-                f"a dataset with env_kwargs reward_type={kind!r}"
-            )
-        if own_reward_type == "sparse" and recorded == "env":
-            # Same numbers as the recording, but a state reward can be canonicalized (EPIC).
-            recorded, values = None, table.info("is_success")
+    check_spec(
+        name,
+        spec,
+        gamma=gamma,
+        own_reward_type=own_reward_type,
+        dense_reward_type=dense_reward_type,
+    )
+    term = _recorded_term(spec, own_reward_type, dense_reward_type)
+    recorded = term if term in ("env", "dense") else None
+    values = table.info("is_success") if term == "sparse" else None
     if spec.model is not None:
         model_values = _model_values(spec.model, table, encoders)
         values = model_values if values is None else values + model_values
     potential = None
-    shaping_gamma = gamma
     if spec.shaping is not None:
         potential = (
             table.info("progress")
             if spec.shaping == "progress"
             else _model_values(spec.shaping, table, encoders)
         )
-        if spec.shaping_gamma is not None:
-            shaping_gamma = spec.shaping_gamma
     if spec.progress_bonus is not None:
         bonus = spec.progress_bonus * table.info("progress")
         values = bonus if values is None else values + bonus
@@ -316,7 +368,7 @@ def spec_reward(
         name=name,
         values=values,
         potential=potential,
-        gamma=shaping_gamma,
+        gamma=spec.shaping_gamma if spec.shaping_gamma is not None else gamma,
         recorded=recorded,
         is_negative_control=spec.is_negative_control,
     )
@@ -331,13 +383,3 @@ def random_reward(name: str, table: StateTable, seed: int) -> TermReward:
     """A random reward function: i.i.d. standard normal values per state (a chance baseline)."""
     rng = np.random.default_rng(seed)
     return TermReward(name=name, values=rng.standard_normal(len(table)))
-
-
-def parse_specs(rewards: Iterable[str]) -> list[tuple[str, RewardSpec]]:
-    """``(label, spec)`` of each ``--reward`` string, the label being the string itself."""
-    from rewardlab.wrappers.spec import parse_reward
-
-    out = []
-    for i, text in enumerate(rewards):
-        out.append((text, parse_reward(text, where=f"reward[{i}]")))
-    return out

@@ -2,7 +2,7 @@
 
 One pass: build (or load) a labelled trajectory dataset of the env, score every reward on it
 in batches (frames encoded once per CLIP encoder), compute the reward-quality metrics of
-:mod:`rewardlab.evaluation.metrics` per reward, and write ``report.md``, ``summary.json`` and
+:mod:`rewardlab.evaluation.quality` per reward, and write ``report.md``, ``summary.json`` and
 figures. Two reference rows are always added: the env family's hand-designed dense reward (the
 "human expert" reward) and a random reward (i.i.d. normal values per state): a reward worth
 training on should sit far from the random row and near (or beyond) the dense one.
@@ -10,7 +10,7 @@ training on should sit far from the random row and near (or beyond) the dense on
 The ground truth is the true task: ``success(s')`` (the sparse task reward, for EPIC, STARC,
 point-biserial, success detection, and the discounted true return of return correlations and
 preference accuracy) and the ground-truth progress of ``s'`` (correlations, VOC). See
-:data:`METRICS`.
+:data:`~rewardlab.evaluation.quality.METRICS`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +28,7 @@ import gymnasium as gym
 import numpy as np
 import yaml
 
-from rewardlab.envs.gridworld import GridWorldEnv
-from rewardlab.evaluation import metrics
+from rewardlab.envs.core import TaskEnv
 from rewardlab.evaluation.datasets import (
     EPISODE_KINDS,
     DatasetConfig,
@@ -38,10 +36,18 @@ from rewardlab.evaluation.datasets import (
     generate_dataset,
     load_dataset,
 )
+from rewardlab.evaluation.quality import (
+    METRICS,
+    RewardScores,
+    TabularSetup,
+    evaluate_rewards,
+    tabular_setup,
+)
 from rewardlab.evaluation.scoring import (
     FrameEncoders,
     StateTable,
     TermReward,
+    check_spec,
     random_reward,
     recorded_reward,
     spec_reward,
@@ -50,320 +56,7 @@ from rewardlab.experiments.figures import colors, json_safe, md_cell, new_figure
 from rewardlab.experiments.files import atomic_write
 from rewardlab.wrappers.spec import ClipModelSpec, RewardSpec, parse_reward
 
-__all__ = [
-    "METRICS",
-    "RewardScores",
-    "TabularSetup",
-    "evaluate_rewards",
-    "load_sweep",
-    "needs_frames",
-    "run_eval",
-    "sweep_specs",
-    "tabular_setup",
-]
-
-METRICS: dict[str, tuple[str, str]] = {
-    "epic": (
-        "EPIC ↓",
-        "EPIC distance to the true reward success(s'), canonicalized over the dataset's states "
-        "(Gleave et al. 2020; D = sqrt((1 - rho) / 2) in [0, 1]; 0 = equivalent up to shaping "
-        "and positive scale, ~0.71 = uncorrelated, 1 = negated). n/a for recorded env rewards, "
-        "which exist only on the transitions that happened",
-    ),
-    "epic_tabular": (
-        "EPIC tab. ↓",
-        "exact EPIC over every (s, a, s') of the first episode's gridworld layout, uniform "
-        "coverage",
-    ),
-    "starc": (
-        "STARC ↓",
-        "STARC distance (Skalse et al. 2023) over the full state space: value-adjusted "
-        "levelling under a uniform policy, L2 normalization, L2 distance / 2, in [0, 1]",
-    ),
-    "point_biserial": (
-        "r_pb ↑",
-        "point-biserial correlation of the per-step reward with the success label of s' "
-        "(VLM-RM's goal-label protocol)",
-    ),
-    "pearson_progress": (
-        "Pearson prog. ↑",
-        "Pearson correlation of per-step reward with progress(s')",
-    ),
-    "spearman_progress": (
-        "Spearman prog. ↑",
-        "Spearman correlation of per-step reward with progress(s')",
-    ),
-    "pearson_return": (
-        "Pearson ret. ↑",
-        "Pearson correlation of episode returns with true returns; both discounted with the "
-        "agent's gamma from the episode's first state, the true reward being success(s')",
-    ),
-    "spearman_return": ("Spearman ret. ↑", "Spearman correlation of the same returns"),
-    "voc": (
-        "VOC ↑",
-        "value-order correlation (GVL): Spearman correlation of the reward with the time step "
-        "along each expert episode up to its first success, averaged (1 = monotone progress)",
-    ),
-    "roc_auc": ("ROC AUC ↑", "success detection: area under the ROC curve of the per-step reward"),
-    "pr_auc": ("PR AUC ↑", "success detection: average precision (area under precision-recall)"),
-    "threshold": ("thr.", "reward threshold with the best balanced accuracy for success"),
-    "balanced_accuracy": (
-        "bal. acc. ↑",
-        "balanced accuracy of success detection at that threshold",
-    ),
-    "preference": (
-        "pref. acc. ↑",
-        "pairwise preference accuracy: how often the reward's discounted episode return orders "
-        "two episodes as their true discounted return does (pairs whose true returns differ by "
-        "more than 0.05; ties count 1/2). A reward an agent can farm by not finishing (raw "
-        "progress) scores low here",
-    ),
-}
-"""Report columns: key -> (header, definition)."""
-
-PREFERENCE_MIN_GAP = 0.05
-
-
-@dataclass
-class TabularSetup:
-    """Every state of one gridworld layout, with its exact dynamics and recorded rewards.
-
-    Attributes:
-        table: Every state of the layout (frames when the dataset has frames).
-        transitions: ``(S, A, S)`` transition probabilities.
-        env_reward: ``(S, A, S)`` the env's own reward.
-        dense_reward: ``(S, A, S)`` the dense reference reward.
-        seed: Reset seed that drew the layout.
-    """
-
-    table: StateTable
-    transitions: np.ndarray
-    env_reward: np.ndarray
-    dense_reward: np.ndarray
-    seed: int
-
-    @property
-    def n_actions(self) -> int:
-        return int(self.transitions.shape[1])
-
-    def recorded(self, which: str | None) -> np.ndarray | None:
-        return {"env": self.env_reward, "dense": self.dense_reward}.get(which or "")
-
-
-@dataclass
-class RewardScores:
-    """One report row: a reward's metrics and the arrays its figures draw."""
-
-    name: str
-    role: str  # "reward", "reference" or "sweep"
-    metrics: dict[str, float]
-    per_step: np.ndarray = field(repr=False)
-    returns: np.ndarray = field(repr=False)
-    roc: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
-    negative_control: bool = False
-
-
-def dataset_table(ds: TrajectoryDataset) -> StateTable:
-    """The dataset's state rows as a :class:`StateTable` (frames stay memory-mapped)."""
-    return StateTable(
-        key=str(ds.path),
-        obs=ds.obs,
-        progress=np.asarray(ds.progress),
-        success=np.asarray(ds.success),
-        terminal=np.asarray(ds.terminal),
-        frames=ds.frames if ds.has_frames else None,
-    )
-
-
-def tabular_setup(ds: TrajectoryDataset) -> TabularSetup | None:
-    """The exact MDP of the first episode's layout, for gridworld datasets (else None)."""
-    cfg = ds.config
-    render: dict[str, Any] = {"render_mode": "rgb_array"} if ds.has_frames else {}
-    env = gym.make(ds.env_id, **render, **dict(cfg.env_kwargs))
-    inner = env.unwrapped
-    if not isinstance(inner, GridWorldEnv):
-        env.close()
-        return None
-    seed = ds.episodes[0].seed
-    env.reset(seed=seed)
-    mdp = inner.tabular()
-    n = len(mdp.terminal)
-    obs, frames, progress = [], [], np.empty(n)
-    for i in range(n):
-        obs.append(inner.set_state_index(i))
-        progress[i] = inner.progress()
-        if ds.has_frames:
-            frames.append(inner.render())
-    env.close()
-    dense_env = gym.make(
-        ds.env_id, **{**dict(cfg.env_kwargs), "reward_type": inner.dense_reward_type}
-    )
-    dense_env.reset(seed=seed)
-    dense_inner = dense_env.unwrapped
-    assert isinstance(dense_inner, GridWorldEnv)
-    dense = dense_inner.tabular().R
-    dense_env.close()
-    table = StateTable(
-        key=f"{ds.path}#layout-seed{seed}",
-        obs=np.stack(obs),
-        progress=progress,
-        success=mdp.terminal & (progress == 1.0),
-        terminal=mdp.terminal.copy(),
-        frames=np.stack(frames) if frames else None,
-    )
-    return TabularSetup(table, mdp.P, mdp.R, dense, seed)
-
-
-RewardFactory = Callable[[StateTable], list[TermReward]]
-"""Builds every reward to judge on a state table (values are per table)."""
-
-
-def discounted_returns(per_step: np.ndarray, ds: TrajectoryDataset, gamma: float) -> np.ndarray:
-    """``(E,)`` discounted return ``sum_t gamma^t r_t`` of each episode from its first state."""
-    episode = ds.transition_episode()
-    t = np.arange(len(per_step)) - ds.transition_starts[episode]
-    weighted = per_step * np.power(gamma, t)
-    return np.bincount(episode, weights=weighted, minlength=len(ds.episodes))
-
-
-def _expert_prefixes(ds: TrajectoryDataset) -> tuple[np.ndarray, np.ndarray]:
-    """Transition rows of every expert episode up to its first success, and their starts
-    within that selection (VOC's episodes)."""
-    _, s2 = ds.transition_states()
-    success = np.asarray(ds.success)
-    rows, starts = [], []
-    n = 0
-    for i, e in enumerate(ds.episodes):
-        if e.kind != "expert":
-            continue
-        first = int(ds.transition_starts[i])
-        ep = np.arange(first, first + e.n_steps)
-        hits = np.flatnonzero(success[s2[ep]])
-        ep = ep[: hits[0] + 1] if len(hits) else ep
-        rows.append(ep)
-        starts.append(n)
-        n += len(ep)
-    if not rows:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    return np.concatenate(rows), np.array(starts, dtype=np.int64)
-
-
-def evaluate_rewards(
-    ds: TrajectoryDataset,
-    make_rewards: RewardFactory,
-    *,
-    roles: Sequence[str],
-    gamma: float,
-    coverage: int = 256,
-    seed: int = 0,
-    tabular: TabularSetup | None = None,
-) -> list[RewardScores]:
-    """Every metric of :data:`METRICS` for each reward ``make_rewards`` builds.
-
-    Args:
-        ds: The dataset.
-        make_rewards: Called with the dataset's state table (and the tabular one on
-            gridworlds): the rewards, in report order.
-        roles: Role of each reward (``"reward"``, ``"reference"``, ``"sweep"``).
-        gamma: The agent's discount: of the discounted returns, and of EPIC's and STARC's
-            canonicalization (a reward shaped with another discount, the mismatched-discount
-            negative control, is then not equivalent to the true reward, as it must not be).
-        coverage: Samples ``M`` of EPIC's coverage distribution (states uniform over the
-            dataset's state rows, drawn with ``seed``).
-        seed: Seed of the coverage samples.
-        tabular: The gridworld's exact model, for the tabular EPIC and STARC columns.
-    """
-    table = dataset_table(ds)
-    rewards = make_rewards(table)
-    tab_rewards = make_rewards(tabular.table) if tabular is not None else None
-    s, s2 = ds.transition_states()
-    a = np.arange(len(s))
-    success_next = np.asarray(ds.success)[s2].astype(bool)
-    progress_next = np.asarray(ds.progress)[s2]
-    true_returns = discounted_returns(success_next.astype(np.float64), ds, gamma)
-    expert_rows, expert_starts = _expert_prefixes(ds)
-
-    rng = np.random.default_rng(seed)
-    cov_states = rng.integers(0, len(table), size=coverage)
-    cov_actions = rng.integers(0, len(s), size=coverage)
-    truth = TermReward("success", values=table.info("is_success")).index_function(table.terminal)
-    assert truth is not None
-    if tabular is not None:
-        tt = tabular.table
-        truth_tensor = TermReward("success", values=tt.info("is_success")).tensor(
-            tt.terminal, tabular.n_actions, None
-        )
-
-    recorded_arrays = {"env": np.asarray(ds.rewards), "dense": np.asarray(ds.dense_rewards)}
-    out: list[RewardScores] = []
-    for k, (reward, role) in enumerate(zip(rewards, roles, strict=True)):
-        per_step = reward.on_transitions(
-            s, s2, table.terminal, recorded_arrays.get(reward.recorded or "")
-        )
-        returns = discounted_returns(per_step, ds, gamma)
-        m: dict[str, float] = {}
-        fn = reward.index_function(table.terminal)
-        m["epic"] = (
-            _safe(metrics.epic_distance, truth, fn, (s, a, s2), cov_states, cov_actions, gamma)
-            if fn is not None
-            else math.nan
-        )
-        if tabular is not None and tab_rewards is not None:
-            tr = tab_rewards[k]
-            tt = tabular.table
-            tensor = tr.tensor(tt.terminal, tabular.n_actions, tabular.recorded(tr.recorded))
-            m["epic_tabular"] = _safe(metrics.tabular_epic_distance, truth_tensor, tensor, gamma)
-            # STARC follows the dynamics: transitions out of a terminal state never happen, and
-            # pay 0, as in the env's tabular model.
-            live = (~tt.terminal)[:, None, None]
-            m["starc"] = _safe(
-                metrics.starc_distance,
-                truth_tensor * live,
-                tensor * live,
-                tabular.transitions,
-                gamma,
-            )
-        m["point_biserial"] = metrics.point_biserial(per_step, success_next)
-        m["pearson_progress"] = metrics.pearson(per_step, progress_next)
-        m["spearman_progress"] = metrics.spearman(per_step, progress_next)
-        m["pearson_return"] = metrics.pearson(returns, true_returns)
-        m["spearman_return"] = metrics.spearman(returns, true_returns)
-        m["voc"] = (
-            metrics.value_order_correlation(per_step[expert_rows], expert_starts)[0]
-            if len(expert_starts)
-            else math.nan
-        )
-        m["roc_auc"] = metrics.roc_auc(per_step, success_next)
-        m["pr_auc"] = metrics.average_precision(per_step, success_next)
-        m["threshold"], m["balanced_accuracy"] = metrics.best_threshold(per_step, success_next)
-        m["preference"], _ = metrics.preference_accuracy(
-            returns, true_returns, min_gap=PREFERENCE_MIN_GAP
-        )
-        roc = None
-        if success_next.any() and not success_next.all():
-            fpr, tpr, _ = metrics.roc_curve(per_step, success_next)
-            roc = (fpr, tpr)
-        out.append(
-            RewardScores(
-                name=reward.name,
-                role=role,
-                metrics=m,
-                per_step=per_step,
-                returns=returns,
-                roc=roc,
-                negative_control=reward.is_negative_control,
-            )
-        )
-    return out
-
-
-def _safe(fn: Callable[..., float], *args: Any) -> float:
-    """A distance, or nan where it is undefined (a reward constant up to shaping)."""
-    try:
-        return float(fn(*args))
-    except ValueError:
-        return math.nan
-
+__all__ = ["load_sweep", "needs_frames", "run_eval", "sweep_specs", "write_eval_report"]
 
 # --- sweeps ----------------------------------------------------------------------------------
 
@@ -438,27 +131,35 @@ def load_sweep(path: str | Path) -> list[tuple[str, RewardSpec]]:
 # --- the command -----------------------------------------------------------------------------
 
 
-def _own_reward_type(ds: TrajectoryDataset) -> str:
-    env = gym.make(ds.env_id, **dict(ds.config.env_kwargs))
+def _reward_types(env_id: str, env_kwargs: Mapping[str, Any]) -> tuple[str, str]:
+    """The env's own ``reward_type`` with these keywords, and its family's dense one."""
+    env = gym.make(env_id, **dict(env_kwargs))
     try:
-        return str(env.unwrapped.config.reward_type)  # type: ignore[attr-defined]
+        inner = env.unwrapped
+        assert isinstance(inner, TaskEnv)
+        return str(inner.config.reward_type), inner.dense_reward_type
     finally:
         env.close()
+
+
+def _differences(a: DatasetConfig, b: DatasetConfig) -> str:
+    da, db = a.to_dict(), b.to_dict()
+    return ", ".join(f"{k}: {da[k]!r} -> {db[k]!r}" for k in da if da[k] != db[k])
 
 
 def open_dataset(
     path: Path, config: DatasetConfig, *, overwrite: bool, log: Callable[[str], None]
 ) -> TrajectoryDataset:
-    """Load the dataset at ``path`` when it exists (it must match ``config``'s env and, when
-    it is the command's own default dataset, its settings), else generate it there."""
+    """Load the dataset at ``path`` when it exists (generated with ``config``, or with frames
+    where ``config`` has none), else generate it there."""
     if path.exists() and not overwrite:
         ds = load_dataset(path, env_id=config.env_id)
         # A dataset with frames also serves a request without them.
         if ds.config not in (config, dataclasses.replace(config, frames=True)):
             raise ValueError(
-                f"the dataset at {path} was generated with other settings ({ds.config}); pass "
-                "--dataset PATH to use it as it is, --overwrite-dataset to regenerate it, or "
-                "another --out"
+                f"the dataset at {path} was generated with other settings "
+                f"({_differences(ds.config, config)}); pass --overwrite-dataset to regenerate "
+                "it, another --out for a new one, or --dataset PATH to use it as it is"
             )
         log(f"dataset: {ds}")
         return ds
@@ -476,6 +177,7 @@ def run_eval(
     dataset: str | Path | None = None,
     dataset_config: DatasetConfig | None = None,
     overwrite_dataset: bool = False,
+    overwrite: bool = False,
     sweep: Sequence[tuple[str, RewardSpec]] = (),
     gamma: float = 0.99,
     coverage: int = 256,
@@ -484,6 +186,9 @@ def run_eval(
 ) -> Path:
     """Judge ``rewards`` (and a CLIP ``sweep``) on a dataset of ``env_id``; write the report.
 
+    Every reward is checked (spec, reward types the dataset records, info keys, CLIP weights)
+    before a dataset is generated or anything is written.
+
     Args:
         env_id: The env.
         rewards: Reward specs (short names, YAML strings or mappings, as for ``train``).
@@ -491,9 +196,11 @@ def run_eval(
         dataset: An existing dataset folder to use as it is; None uses (or generates)
             ``out_dir/dataset`` with ``dataset_config``.
         dataset_config: How to generate the dataset when there is none.
-        overwrite_dataset: Regenerate the dataset even if one exists.
+        overwrite_dataset: Regenerate ``out_dir/dataset`` even if it exists.
+        overwrite: Replace an existing report in ``out_dir``.
         sweep: Extra labelled CLIP specs (:func:`sweep_specs`).
-        gamma: The agent's discount (shaping rewards use it unless they set their own).
+        gamma: The agent's discount, in ``[0, 1)``: of shaping (unless a spec sets its own),
+            of the discounted returns and of EPIC's and STARC's canonicalization.
         coverage: EPIC coverage samples.
         seed: Seed of the random reference reward and the coverage samples.
         log: Progress messages.
@@ -502,13 +209,14 @@ def run_eval(
         The path of ``report.md``.
 
     Raises:
-        ValueError: Unknown env or reward spec, a dataset of another env or version, an
-            empty dataset, a reward the dataset cannot score; nothing is written then.
+        ValueError: Unknown env or reward spec, a reward the dataset cannot score, a dataset
+            of another env or version, an existing report without ``overwrite``.
+        FileNotFoundError: No dataset at ``dataset``.
     """
     if env_id not in gym.registry:
         raise ValueError(f"unknown env id {env_id!r}; `rewardlab envs` lists the valid ones")
-    if not 0.0 <= gamma <= 1.0:
-        raise ValueError(f"gamma must be in [0, 1], got {gamma}")
+    if not 0.0 <= gamma < 1.0:
+        raise ValueError(f"gamma must be in [0, 1) (STARC's values need it), got {gamma}")
     specs = [
         (r if isinstance(r, str) else json.dumps(dict(r)), parse_reward(r, where=f"reward[{i}]"))
         for i, r in enumerate(rewards)
@@ -517,18 +225,33 @@ def run_eval(
     if not specs:
         raise ValueError("no rewards to judge: pass at least one --reward (or a --sweep)")
     out = Path(out_dir)
-    if dataset is not None:
-        ds = load_dataset(dataset, env_id=env_id)
-        log(f"dataset: {ds}")
-    else:
-        cfg = dataset_config or DatasetConfig(env_id)
-        if cfg.env_id != env_id:
-            raise ValueError(f"dataset_config is for {cfg.env_id}, not {env_id}")
-        ds = open_dataset(out / "dataset", cfg, overwrite=overwrite_dataset, log=log)
+    if not overwrite and any((out / f).exists() for f in ("report.md", "summary.json")):
+        raise ValueError(
+            f"{out} already holds a report; pass --overwrite to replace it (the dataset is "
+            "reused), or another --out"
+        )
 
-    own = _own_reward_type(ds)
-    dense_type = str(ds.metadata["dense_reward_type"])
-    encoders = FrameEncoders(env_id, dict(ds.config.env_kwargs))
+    ds = load_dataset(dataset, env_id=env_id) if dataset is not None else None
+    cfg = ds.config if ds is not None else (dataset_config or DatasetConfig(env_id))
+    if cfg.env_id != env_id:
+        raise ValueError(f"dataset_config is for {cfg.env_id}, not {env_id}")
+    own, dense_type = _reward_types(env_id, cfg.env_kwargs)
+    encoders = FrameEncoders(env_id, dict(cfg.env_kwargs))
+    for name, spec in specs:
+        check_spec(name, spec, gamma=gamma, own_reward_type=own, dense_reward_type=dense_type)
+        for part in (spec.model, spec.shaping):
+            if isinstance(part, ClipModelSpec):
+                encoders.model(part)  # loads the weights now: missing ones fail before any work
+    if ds is None:
+        ds = open_dataset(out / "dataset", cfg, overwrite=overwrite_dataset, log=log)
+    else:
+        log(f"dataset: {ds}")
+    if needs_frames([spec for _, spec in specs]) and not ds.has_frames:
+        raise ValueError(
+            f"CLIP rewards need frames, but the dataset {ds.path} has none; regenerate it with "
+            "frames: --frames --overwrite-dataset (or another --out)"
+        )
+
     n_user = len(specs) - len(sweep)
     roles = ["reward"] * n_user + ["sweep"] * len(sweep) + ["reference", "reference"]
     dense_name = f"ref: env {dense_type} reward (expert)"

@@ -202,3 +202,45 @@ def test_missing_frames_say_how_to_get_them(tmp_path: Path) -> None:
     ds = generate_dataset(config(n=1, frames=False), tmp_path / "ds")
     with pytest.raises(KeyError, match="without frames"):
         _ = ds.frames
+
+
+def test_counterfactuals_are_what_they_claim(grid: TrajectoryDataset) -> None:
+    """Clipped: one more expert step succeeds. Other goal: another seed's expert actions."""
+    variants = {
+        ep.variant: (e, ep) for e, ep in enumerate(grid.episodes) if ep.kind == "counterfactual"
+    }
+    assert set(variants) == {"clipped", "other_goal"}
+    e, ep = variants["clipped"]
+    env = gym.make(grid.env_id, **SMALL)
+    env.reset(seed=ep.seed)
+    t0 = grid.transition_starts[e]
+    for t in range(ep.n_steps):
+        env.step(grid.actions[t0 + t])
+    *_, info = env.step(env.unwrapped.expert_action())
+    assert info["is_success"] and ep.n_steps == ep.switch_step >= 1
+    e, ep = variants["other_goal"]
+    plan_env = gym.make(grid.env_id, **SMALL)
+    others = [s for s in range(ep.seed + 1, ep.seed + 5)]
+    t0 = grid.transition_starts[e]
+    replayed = grid.actions[t0 : t0 + ep.n_steps]
+    matches = []
+    for other in others:  # the replayed plan is the expert's from one of the next seeds
+        plan_env.reset(seed=other)
+        plan = []
+        done = False
+        while not done:
+            a = plan_env.unwrapped.expert_action()
+            plan.append(a)
+            *_, terminated, truncated, _ = plan_env.step(a)
+            done = terminated or truncated
+        matches.append(np.array_equal(np.asarray(plan[: ep.n_steps]), replayed))
+    assert any(matches)
+
+
+def test_overwrite_never_deletes_a_folder_that_is_not_a_dataset(tmp_path: Path) -> None:
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="not a rewardlab-trajectories dataset"):
+        generate_dataset(config(n=1, frames=False), folder, overwrite=True)
+    assert (folder / "notes.txt").read_text() == "keep me"

@@ -12,6 +12,7 @@ from scipy import stats as sp_stats
 
 from rewardlab.evaluation import metrics
 from rewardlab.evaluation.metrics import (
+    UndefinedDistanceError,
     average_precision,
     best_threshold,
     epic_canonicalize,
@@ -385,7 +386,7 @@ def test_epic_undefined_for_reward_constant_up_to_shaping() -> None:
     r, phi = rng.normal(size=(S, A, S)), rng.normal(size=S)
     transitions, cs, ca = _samples(rng, 400, 32)
     for constant in (np.full((S, A, S), 2.0), _shaped(np.zeros((S, A, S)), phi, GAMMA)):
-        with pytest.raises(ValueError, match="constant up to shaping"):
+        with pytest.raises(UndefinedDistanceError, match="constant up to shaping"):
             epic_distance(_table_reward(r), _table_reward(constant), transitions, cs, ca, GAMMA)
 
 

@@ -136,6 +136,17 @@ def test_tabular_epic_and_starc_on_a_gridworld(tmp_path: Path) -> None:
     for name in ("progress", "random", "mismatched"):
         assert 0.01 < scores[name].metrics["starc"] < 1.0
         assert 0.01 < scores[name].metrics["epic_tabular"] < 1.0
+    # The env's own sparse reward, as its tabular model records it (on possible transitions
+    # only), is the ground truth to STARC, which follows the dynamics.
+    from rewardlab.evaluation import metrics
+    from rewardlab.evaluation.scoring import TermReward
+
+    tt = tab.table
+    truth = TermReward("t", values=tt.info("is_success")).tensor(tt.terminal, tab.n_actions, None)
+    live = (~tt.terminal)[:, None, None]
+    starc_env = metrics.starc_distance(truth * live, tab.env_reward, tab.transitions, 0.99)
+    assert starc_env == pytest.approx(0.0, abs=1e-9)
+    assert metrics.starc_distance(truth * live, tab.dense_reward, tab.transitions, 0.99) > 0.01
 
 
 # --- the command ------------------------------------------------------------------------------
@@ -188,9 +199,12 @@ def test_full_command_writes_every_section(
     encoded = int(printed.out.split("frames encoded: ")[1].split()[0])
     n_tab = 4 * (8 - 2) ** 2 * 1  # GridEmpty 8x8: 6x6 floor cells x 4 directions, 1 stage
     assert encoded == n_states + n_tab
-    # A second run reuses the dataset.
-    assert run("--env", "rewardlab/GridEmpty-v0", "--reward", "pbrs", "--episodes", "1",
-               *SMALL, "--out", str(out)) == 0  # fmt: skip
+    # A second run keeps the report unless asked, and reuses the dataset.
+    again = ["--env", "rewardlab/GridEmpty-v0", "--reward", "pbrs", "--episodes", "1", *SMALL]
+    assert run(*again, "--out", str(out)) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "report.md").read_text() == report
+    assert run(*again, "--out", str(out), "--overwrite") == 0
     assert "generating" not in capsys.readouterr().out
 
 
@@ -205,15 +219,23 @@ def test_full_command_writes_every_section(
             ["--env", "rewardlab/GridEmpty-v0", "--reward", "{model: {kind: info, key: x}}"],
             "not stored per state",
         ),
-        (["--env", "rewardlab/GridEmpty-v0", "--reward", "weighted"], "not recorded"),
+        (["--env", "rewardlab/GridEmpty-v0", "--reward", "weighted"], "--env-kwarg reward_type"),
+        (["--env", "rewardlab/GridEmpty-v0", "--episodes", "0"], "--episodes 1 or more"),
+        (["--env", "rewardlab/GridEmpty-v0", "--env-kwarg", "sise=5"], "sise"),
+        (["--env", "rewardlab/GridEmpty-v0", "--gamma", "1.0"], "gamma must be in [0, 1)"),
+        (
+            ["--env", "rewardlab/GridEmpty-v0", "--gamma", "0.9", "--reward", "pbrs_mismatched"],
+            "shaping_gamma",
+        ),
     ],
 )
 def test_bad_input_fails_clearly(
     args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rc = run(*args, "--episodes", "1", "--no-frames", "--out", str(tmp_path / "out"))
+    rc = run("--episodes", "1", "--no-frames", "--out", str(tmp_path / "out"), *args)
     assert rc == 2
     assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # checked before anything is generated
 
 
 def test_dataset_of_another_env_version_is_refused(
@@ -240,7 +262,7 @@ def test_changed_settings_do_not_touch_the_existing_dataset(
                "--out", str(out)) == 0  # fmt: skip
     before = (out / "dataset" / "metadata.json").read_text()
     assert run("--env", "rewardlab/GridEmpty-v0", "--episodes", "2", "--no-frames",
-               "--out", str(out)) == 2  # fmt: skip
+               "--out", str(out), "--overwrite") == 2  # fmt: skip
     assert "other settings" in capsys.readouterr().err
     assert (out / "dataset" / "metadata.json").read_text() == before
 
@@ -257,3 +279,63 @@ def test_sweep_expands_the_grid_and_rejects_unknown_keys() -> None:
     assert {s.model.head for _, s in specs} == {"goal_baseline", "cosine"}  # type: ignore[union-attr]
     with pytest.raises(ValueError, match="unknown key"):
         sweep_specs({"head": {}})
+
+
+def test_shipped_sweep_expands() -> None:
+    from rewardlab.experiments.reward_eval import load_sweep
+
+    specs = load_sweep(Path(__file__).resolve().parents[2] / "experiments" / "sweeps" / "clip.yaml")
+    assert len(specs) == 5 + 2 + 1
+
+
+TRAINED_SPECS = [
+    "pbrs",
+    "progress_bonus",
+    "pbrs_mismatched",
+    "progress",
+    "env",
+    "{model: {kind: info, key: progress}, mode: add}",
+    "{shaping: {kind: info, key: progress, shift: -1}}",
+]
+
+
+@pytest.mark.parametrize("env_id", ["rewardlab/GridKeyDoor-v0", "rewardlab/DriveHighway-v0"])
+def test_scores_are_what_training_pays(env_id: str, tmp_path: Path) -> None:
+    """Replay every episode through the training reward stack: the same reward per step."""
+    from rewardlab.evaluation.quality import dataset_table
+    from rewardlab.wrappers.spec import make_reward_vec
+
+    ds = generate_dataset(
+        DatasetConfig(env_id, episodes=dict.fromkeys(EPISODE_KINDS, 1), frames=False),
+        tmp_path / "ds",
+    )
+    table = dataset_table(ds)
+    own = str(ds.metadata["generator"]["env_kwargs"].get("reward_type") or "")
+    import gymnasium as gym
+
+    own = own or gym.make(env_id).unwrapped.config.reward_type
+    s, s2 = ds.transition_states()
+    specs = [*TRAINED_SPECS, "dense" if env_id.startswith("rewardlab/Grid") else "carl"]
+    for text in specs:
+        spec = parse_reward(text)
+        term = spec_reward(
+            text,
+            spec,
+            table,
+            gamma=0.99,
+            encoders=FrameEncoders(env_id),
+            own_reward_type=own,
+            dense_reward_type=ds.metadata["dense_reward_type"],
+        )
+        recorded = {"env": ds.rewards, "dense": ds.dense_rewards}.get(term.recorded or "")
+        scored = term.on_transitions(s, s2, table.terminal, recorded)
+        for e, ep in enumerate(ds.episodes):
+            venv = make_reward_vec(env_id, spec, n_envs=1, seed=ep.seed, agent_gamma=0.99)
+            venv.reset()
+            t0 = ds.transition_starts[e]
+            paid = [
+                float(venv.step(np.asarray(ds.actions[t0 + t])[None])[1][0])
+                for t in range(ep.n_steps)
+            ]
+            venv.close()
+            assert np.allclose(paid, scored[t0 : t0 + ep.n_steps], atol=1e-6), (text, ep.kind)
