@@ -14,18 +14,23 @@ from rewardlab.reward_models.base import RewardModel
 from rewardlab.wrappers.frames import CaptureFrames
 from rewardlab.wrappers.reward import RewardMode
 from rewardlab.wrappers.shaping import Potential
+from rewardlab.wrappers.state import CaptureState, state_keys
 from rewardlab.wrappers.vec import VecModelReward, VecPotentialShaping
 
 __all__ = ["make_vec"]
 
 
-def _make_one(env_id: str, env_kwargs: dict[str, Any], capture_frames: bool) -> gym.Env[Any, Any]:
+def _make_one(
+    env_id: str, env_kwargs: dict[str, Any], capture_frames: bool, state: tuple[str, ...]
+) -> gym.Env[Any, Any]:
     # Module-level (picklable) so SubprocVecEnv can use it with any start method.
     import rewardlab  # noqa: F401  (registers the ids in a spawned process)
 
     env: gym.Env[Any, Any] = Monitor(gym.make(env_id, **env_kwargs))
     if capture_frames:
         env = CaptureFrames(env)
+    if state:
+        env = CaptureState(env, names=state)
     return env
 
 
@@ -59,7 +64,9 @@ def make_vec(
     Layers, innermost first: ``gym.make(env_id)`` (with its registered time limit), SB3
     ``Monitor`` (so ``rollout/ep_rew_mean`` is the TRUE task return, never the learned or
     shaped one), :class:`~rewardlab.wrappers.frames.CaptureFrames` when frames are needed,
-    ``vec_env_cls``, :class:`~rewardlab.wrappers.vec.VecModelReward` if ``reward`` is given,
+    :class:`~rewardlab.wrappers.state.CaptureState` when a model reads state variables
+    (``"state/<name>"`` in its ``needs_info``), ``vec_env_cls``,
+    :class:`~rewardlab.wrappers.vec.VecModelReward` if ``reward`` is given,
     :class:`~rewardlab.wrappers.vec.VecPotentialShaping` if ``shaping`` is given. Sub-env
     ``i`` is seeded with ``seed + i`` at the first ``reset()``. (An SB3 algorithm built with
     ``seed=s`` re-seeds them with ``s + i``; ``rewardlab.agents.train`` re-seeds after it.)
@@ -116,7 +123,17 @@ def make_vec(
             raise ValueError(
                 f"capturing frames needs render_mode='rgb_array', env_kwargs has {mode!r}"
             )
-    fns = [functools.partial(_make_one, env_id, kwargs, capture_frames) for _ in range(n_envs)]
+    state = tuple(
+        dict.fromkeys(
+            name
+            for model in (reward, shaping)
+            if isinstance(model, RewardModel)
+            for name in state_keys(model.needs_info)
+        )
+    )
+    fns = [
+        functools.partial(_make_one, env_id, kwargs, capture_frames, state) for _ in range(n_envs)
+    ]
     venv: VecEnv = vec_env_cls(fns, **(vec_env_kwargs or {}))  # type: ignore[arg-type]
     venv.seed(seed)
     if reward is not None:

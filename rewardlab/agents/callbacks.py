@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
+from rewardlab.wrappers.reward import COMPONENT_PREFIX
 from rewardlab.wrappers.shaping import check_shaping_gamma
 
-__all__ = ["ShapingDiscountCheck"]
+__all__ = ["RewardComponentLog", "ShapingDiscountCheck"]
 
 
 class ShapingDiscountCheck(BaseCallback):
@@ -41,3 +45,80 @@ class ShapingDiscountCheck(BaseCallback):
 
     def _on_step(self) -> bool:
         return True
+
+
+class RewardComponentLog(BaseCallback):
+    """Statistics of a reward model's components over training, for reward reflection.
+
+    Eureka (Ma et al. 2023) feeds back each reward component's value at about ten points of
+    training with its max, mean and min. This callback splits training into ``n_points``
+    windows of equal length and keeps, per window, the mean of every component the reward
+    model reports (``info["reward_model/<name>"]``) and of the reward the agent receives,
+    plus their overall max, mean and min. Logged under ``reward/<name>`` too.
+
+    Args:
+        total_steps: Env steps the run will take (the ``learn`` budget).
+        n_points: Windows (points of the reflection).
+
+    Attributes:
+        windows: One ``{name: mean}`` per finished window (``"reward"`` is the agent's).
+    """
+
+    def __init__(self, total_steps: int, n_points: int = 10) -> None:
+        super().__init__()
+        if total_steps < 1 or n_points < 1:
+            raise ValueError(
+                f"total_steps and n_points must be >= 1, got {total_steps}, {n_points}"
+            )
+        self.window_steps = max(1, total_steps // n_points)
+        self.windows: list[dict[str, float]] = []
+        self._sums: dict[str, float] = {}
+        self._counts: dict[str, int] = {}
+        self._max: dict[str, float] = {}
+        self._min: dict[str, float] = {}
+        self._total: dict[str, float] = {}
+        self._n: dict[str, int] = {}
+        self._window_end = self.window_steps
+
+    def _add(self, name: str, values: list[float]) -> None:
+        self._sums[name] = self._sums.get(name, 0.0) + sum(values)
+        self._counts[name] = self._counts.get(name, 0) + len(values)
+        self._total[name] = self._total.get(name, 0.0) + sum(values)
+        self._n[name] = self._n.get(name, 0) + len(values)
+        self._max[name] = max(self._max.get(name, -np.inf), max(values))
+        self._min[name] = min(self._min.get(name, np.inf), min(values))
+
+    def _on_step(self) -> bool:
+        infos: list[dict[str, Any]] = self.locals.get("infos", [])
+        self._add("reward", np.asarray(self.locals["rewards"], dtype=np.float64).tolist())
+        if infos:
+            for key in infos[0]:
+                if key.startswith(COMPONENT_PREFIX):
+                    self._add(key.removeprefix(COMPONENT_PREFIX), [i[key] for i in infos])
+        if self.num_timesteps >= self._window_end:
+            self._close_window()
+            self._window_end += self.window_steps
+        return True
+
+    def _close_window(self) -> None:
+        window = {k: self._sums[k] / self._counts[k] for k in self._sums if self._counts[k]}
+        for name, value in window.items():
+            self.logger.record(f"reward/{name}", value)
+        self.windows.append(window)
+        self._sums, self._counts = {}, {}
+
+    def _on_training_end(self) -> None:
+        if self._counts and any(self._counts.values()):
+            self._close_window()
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """Per name: ``values`` (window means, in order), ``max``, ``mean``, ``min``."""
+        return {
+            name: {
+                "values": [w[name] for w in self.windows if name in w],
+                "max": self._max[name],
+                "mean": self._total[name] / self._n[name],
+                "min": self._min[name],
+            }
+            for name in self._n
+        }

@@ -6,7 +6,7 @@ import difflib
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -86,11 +86,15 @@ class TrainResult:
         wall_s: Seconds of training, evaluations included.
         steps: Env steps trained (at least ``config.steps``: on-policy algorithms finish
             their last rollout).
+        components: Per reward component (and ``"reward"``, what the agent received): window
+            means over training, max, mean, min (:class:`RewardComponentLog`); also written
+            to ``reward_components.json``.
     """
 
     evals: list[dict[str, float]]
     wall_s: float
     steps: int
+    components: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _resolve(config: TrainConfig) -> tuple[dict[str, Any], float]:
@@ -214,7 +218,7 @@ def train(
     from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
     from stable_baselines3.common.logger import configure
 
-    from rewardlab.agents.callbacks import ShapingDiscountCheck
+    from rewardlab.agents.callbacks import RewardComponentLog, ShapingDiscountCheck
     from rewardlab.agents.evaluation import TrueTaskEval
     from rewardlab.wrappers.spec import make_reward_vec
 
@@ -262,7 +266,8 @@ def train(
     start = time.perf_counter()
     try:
         agent.set_logger(logger)
-        callbacks: list[Any] = [ShapingDiscountCheck(), evaluator]
+        components = RewardComponentLog(config.steps)
+        callbacks: list[Any] = [ShapingDiscountCheck(), evaluator, components]
         if config.checkpoint_freq is not None:
             callbacks.append(
                 CheckpointCallback(
@@ -271,10 +276,14 @@ def train(
             )
         agent.learn(config.steps, callback=CallbackList(callbacks), progress_bar=progress_bar)
         agent.save(out / "model.zip")
+        (out / "reward_components.json").write_text(json.dumps(components.summary(), indent=1))
     finally:
         evaluator.close()
         logger.close()
         venv.close()
     return TrainResult(
-        evals=evaluator.rows, wall_s=time.perf_counter() - start, steps=agent.num_timesteps
+        evals=evaluator.rows,
+        wall_s=time.perf_counter() - start,
+        steps=agent.num_timesteps,
+        components=components.summary(),
     )

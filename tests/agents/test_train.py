@@ -213,3 +213,24 @@ def test_runs_with_different_seeds_share_no_training_env_seed(
     # two of three envs. train re-seeds them with seed * n_envs + i.
     seeds = [[env.unwrapped.np_random_seed for env in v.unwrapped.envs] for v in built]
     assert seeds == [[0, 1, 2], [3, 4, 5]]
+
+
+def test_reward_components_are_logged_at_ten_points(tmp_path: Path) -> None:
+    """Eureka's reward reflection: each component's window means, max, mean and min."""
+    config = TrainConfig(
+        env="rewardlab/GridEmpty-v0",
+        env_kwargs={"size": 5},
+        reward={"model": {"kind": "info", "key": "progress"}, "mode": "add"},
+        hyperparams=SMALL,
+        steps=640,
+        eval_freq=640,
+        eval_episodes=2,
+    )
+    result = train(config, tmp_path)
+    reward = result.components["reward"]
+    assert len(reward["values"]) == 10
+    values = reward["values"]
+    assert reward["min"] <= min(values) <= reward["mean"] <= max(values) <= reward["max"]
+    assert reward["min"] >= 0.0  # progress plus a 0/1 success reward
+    saved = (tmp_path / "reward_components.json").read_text()
+    assert '"reward"' in saved

@@ -1,0 +1,141 @@
+"""The reward context an LLM writes a reward program from (Text2Reward's compact form).
+
+A task is described by its goal in words and by the state variables a reward program may
+read, each with its batched shape, units and meaning, in a typed, Pythonic form::
+
+    class State:
+        \"\"\"Batched: every field has a leading batch dimension B.\"\"\"
+        block_pos: np.ndarray  # (B, 3) m: centre of the red block, world
+        ...
+
+Privileged variables (hidden from the policy) are marked: a reward may read them. The env's
+source can be appended (Eureka's form) with ``include_source=True``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+
+from rewardlab.envs.core import StateVariable, TaskEnv
+from rewardlab.envs.registration import NAMESPACE, all_specs
+
+__all__ = ["PROGRAM_CONTRACT", "RewardContext", "reward_context"]
+
+PROGRAM_CONTRACT = """\
+Write the reward as one Python function
+
+    def compute_reward({params}) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+
+- Its parameters are state variables listed in `State`, by name; use only the ones you need.
+- Every argument is a numpy array with a leading batch dimension B (many envs at once): write
+  vectorized numpy (e.g. `np.linalg.norm(a - b, axis=-1)`), never loop over the batch.
+- Return `(reward, components)`: `reward` of shape (B,), and a dict of named (B,) arrays,
+  the terms the reward is made of, so their values can be reported back to you.
+- `np` (numpy) and `math` are available; do not import anything. Helper functions are
+  allowed; only function definitions may appear at module level.
+- Keep the reward finite and of moderate scale (roughly within [-10, 10] per step).
+- Answer with a single ```python code block holding the program.
+"""
+
+
+@dataclass(frozen=True)
+class RewardContext:
+    """What an LLM is told about a task.
+
+    Attributes:
+        env_id: The env id.
+        description: The task in one sentence (the registry's description).
+        goal: The goal as a caption of a successful state.
+        max_episode_steps: The time limit.
+        variables: The state variables a program may read.
+        source: The env's module source, when asked for.
+    """
+
+    env_id: str
+    description: str
+    goal: str
+    max_episode_steps: int | None
+    variables: tuple[StateVariable, ...]
+    source: str | None = None
+
+    @property
+    def variable_names(self) -> tuple[str, ...]:
+        """Names a program's parameters may take."""
+        return tuple(v.name for v in self.variables)
+
+    @property
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """One env's shape of every variable (a program sees a leading batch dimension)."""
+        return {v.name: v.shape for v in self.variables}
+
+    def state_class(self) -> str:
+        """The variables as a typed, documented Python class (Text2Reward style)."""
+        lines = [
+            "class State:",
+            '    """Batched: every field has a leading batch dimension B."""',
+        ]
+        width = max(len(v.name) for v in self.variables)
+        for v in self.variables:
+            shape = "(B, " + ", ".join(map(str, v.shape)) + ")" if v.shape else "(B,)"
+            kind = "bool" if v.units == "bool" else "float"
+            hidden = " [privileged: the policy does not observe it]" if v.privileged else ""
+            units = "" if v.units in ("-", "bool") else f" {v.units}"
+            lines.append(
+                f"    {v.name:<{width}}: np.ndarray  # {shape} {kind}{units}: {v.doc}{hidden}"
+            )
+        return "\n".join(lines)
+
+    def render(self) -> str:
+        """The task section of a prompt: goal, episode, ``State``, optional source."""
+        limit = f"up to {self.max_episode_steps} steps" if self.max_episode_steps else "no limit"
+        parts = [
+            f"Task ({self.env_id}): {self.description}.",
+            f"A successful state looks like: {self.goal}.",
+            f"Episodes last {limit}; the reward is computed after every step from the state "
+            "the step entered.",
+            "",
+            self.state_class(),
+        ]
+        if self.source:
+            parts += ["", "The environment's source code:", "```python", self.source, "```"]
+        return "\n".join(parts)
+
+    def contract(self) -> str:
+        """The reward-program contract, with this task's variable names."""
+        return PROGRAM_CONTRACT.format(params=", ".join(self.variable_names))
+
+
+def reward_context(
+    env_id: str, env_kwargs: dict[str, Any] | None = None, *, include_source: bool = False
+) -> RewardContext:
+    """The :class:`RewardContext` of a registered rewardlab env.
+
+    Raises:
+        ValueError: For an unknown env id.
+    """
+    if env_id not in gym.registry:
+        raise ValueError(f"unknown env id {env_id!r}; `rewardlab envs` lists the valid ones")
+    env = gym.make(env_id, **(env_kwargs or {}))
+    try:
+        inner = env.unwrapped
+        if not isinstance(inner, TaskEnv):
+            raise ValueError(f"{env_id} is not a rewardlab env")
+        task = inner.task
+        module = inspect.getmodule(type(inner))
+        source = inspect.getsource(module) if include_source and module is not None else None
+    finally:
+        env.close()
+    descriptions = {f"{NAMESPACE}/{name}": text for name, _, _, _, text in all_specs()}
+    spec = gym.spec(env_id)
+    return RewardContext(
+        env_id=env_id,
+        description=descriptions.get(env_id, task.name).rstrip("."),
+        goal=task.goal,
+        max_episode_steps=spec.max_episode_steps,
+        variables=task.state_variables,
+        source=source,
+    )
