@@ -10,7 +10,7 @@ Two parts, each a ratio between paths measured in the same run. Nothing here ass
     ``rewardlab/GridKeyDoor-v0`` frames at 224x224, ``ViT-B-32`` with random weights (the same
     cost as pretrained ones):
 
-    - ``ours``: :class:`~rewardlab.evaluation.scoring.FrameEncoders`, as ``rewardlab
+    - ``ours``: :class:`~rewardlab.evaluation.scoring.ModelCache`, as ``rewardlab
       eval-reward --sweep`` runs it: every frame is encoded once, each point scores the shared
       embeddings (a matrix product per point);
     - ``per point``: each point as its own reward model called on every frame
@@ -49,7 +49,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import rewardlab  # noqa: E402,F401
 from rewardlab.evaluation import metrics  # noqa: E402
 from rewardlab.evaluation.datasets import DatasetConfig, generate_dataset  # noqa: E402
-from rewardlab.evaluation.scoring import FrameEncoders, StateTable, TermReward  # noqa: E402
+from rewardlab.evaluation.scoring import ModelCache, StateTable, TermReward  # noqa: E402
 from rewardlab.experiments.reward_eval import (  # noqa: E402
     dataset_table,
     sweep_specs,
@@ -102,7 +102,7 @@ def bench_sweep(n_frames: int, n_points: int, threads: int) -> dict[str, Any]:
     points = [spec.model for _, spec in sweep_specs(grid)][:n_points]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        encoders = FrameEncoders(ENV_ID)
+        encoders = ModelCache(ENV_ID)
         models = [encoders.model(p) for p in points]  # loads the weights once (not timed)
         models[0].encode_frames(frames[:2])  # warm-up
 

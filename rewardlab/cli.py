@@ -173,6 +173,79 @@ def _cmd_eval_reward(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_llm_check(args: argparse.Namespace) -> int:
+    from rewardlab.experiments.llm_reward.checks import random_states, smoke_test
+    from rewardlab.experiments.llm_reward.context import reward_context
+    from rewardlab.reward_models.program import ProgramRejected, extract_code
+
+    try:
+        context = reward_context(args.env, _parse_set(args.env_kwarg))
+        text = Path(args.program).read_text()
+    except (ValueError, TypeError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        source = text if args.program.endswith(".py") else extract_code(text)
+    except ProgramRejected as exc:
+        print(f"REJECTED (extraction: {exc.reason}): {exc.message}", file=sys.stderr)
+        return 1
+    states = random_states(args.env, _parse_set(args.env_kwarg), seed=args.seed)
+    report = smoke_test(source, context.shapes, states)
+    print(report.summary(), file=sys.stdout if report.passed else sys.stderr)
+    for warning in report.warnings:
+        print(f"warning: {warning}")
+    return 0 if report.passed else 1
+
+
+def _cmd_llm_search(args: argparse.Namespace) -> int:
+    import yaml
+
+    from rewardlab.experiments.llm_reward.search import load_search_config, run_search
+
+    data: dict[str, object] = {}
+    try:
+        if args.config:
+            loaded = yaml.safe_load(Path(args.config).read_text())
+            if not isinstance(loaded, dict):
+                raise ValueError(f"{args.config} must hold a mapping")
+            data = loaded
+        llm = dict(data.get("llm") or {})  # type: ignore[call-overload]
+        for key in ("model", "base_url", "api_key_env", "temperature"):
+            if getattr(args, key) is not None:
+                llm[key] = getattr(args, key)
+        data["llm"] = llm
+        train = dict(data.get("train") or {})  # type: ignore[call-overload]
+        if args.steps is not None:
+            train["steps"] = args.steps
+        if args.seeds is not None:
+            train["seeds"] = args.seeds
+        data["train"] = train
+        for key in ("env", "samples", "iterations", "restarts", "mode", "feedback_file"):
+            if getattr(args, key) is not None:
+                data[key] = getattr(args, key)
+        cache = dict(data.get("cache") or {})  # type: ignore[call-overload]
+        if args.cache_dir is not None:
+            cache["dir"] = args.cache_dir
+        if args.replay:
+            cache["mode"] = "replay"
+        data["cache"] = cache
+        if args.baselines:
+            data["baselines"] = True
+        config = load_search_config(data, where="search")
+        out = Path(args.out) if args.out else Path("llm_search") / config.env.replace("/", "__")
+        summary = run_search(config, out, log=functools.partial(print, flush=True))
+    except (ValueError, TypeError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    best = summary["best"]
+    print(
+        f"stopped: {summary['stop_reason']}; "
+        + (f"best {best['id']} fitness {best['fitness']:.2f}" if best else "no program passed")
+        + f" -> {out}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``rewardlab`` command (documents every subcommand)."""
     parser = argparse.ArgumentParser(
@@ -346,6 +419,62 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--overwrite", action="store_true", help="replace an existing report in --out")
     ev.set_defaults(func=_cmd_eval_reward)
+
+    llm = sub.add_parser(
+        "llm-reward",
+        help="rewards written by an LLM: search (Eureka-style) and check a program",
+        description=(
+            "Reward programs are compute_reward(<state variables>) on batched numpy arrays, "
+            "returning (reward, components). Use one in train/compare/eval-reward with "
+            "--reward '{model: {kind: program, path: PROGRAM.py}}'."
+        ),
+    )
+    llm_sub = llm.add_subparsers(dest="llm_command", required=True)
+    check = llm_sub.add_parser(
+        "check",
+        help="validate and smoke-test one reward program on random rollouts of a task",
+        description=(
+            "Validate PROGRAM (a .py file, or an LLM response holding a ```python block) "
+            "against the task's state variables and run it in the sandbox on states of random "
+            "rollouts. Exit 0 with a short report when it passes; 1 with the reason when it is "
+            "rejected or contained; 2 on bad arguments."
+        ),
+    )
+    check.add_argument("program", help="program file (.py) or LLM response (.md, .txt)")
+    check.add_argument("--env", required=True, metavar="ID", help="env id")
+    check.add_argument("--env-kwarg", action="append", metavar="KEY=VALUE", help="gym.make keyword")
+    check.add_argument("--seed", type=int, default=0, help="rollout seed (default: %(default)s)")
+    check.set_defaults(func=_cmd_llm_check)
+
+    search = llm_sub.add_parser(
+        "search",
+        help="search reward programs with an LLM, judged by short training runs",
+        description=(
+            "K samples x N iterations x R restarts (independent concurrent requests to any "
+            "OpenAI-compatible server); every program is validated, smoke-tested and trained "
+            "briefly; the best is fed back with reward reflection and failure analysis. "
+            "Options override the YAML --config. Responses are cached under <out>/llm_cache; "
+            "--replay re-runs a recorded search offline."
+        ),
+    )
+    search.add_argument("--config", metavar="YAML", help="search config (see SearchConfig)")
+    search.add_argument("--env", metavar="ID", help="env id")
+    search.add_argument("--model", help="model name on the server")
+    search.add_argument("--base-url", dest="base_url", help="OpenAI-compatible base URL (…/v1)")
+    search.add_argument("--api-key-env", dest="api_key_env", help="env var holding the API key")
+    search.add_argument("--temperature", type=float, help="sampling temperature")
+    search.add_argument("--samples", type=int, help="K programs per iteration")
+    search.add_argument("--iterations", type=int, help="N iterations per restart")
+    search.add_argument("--restarts", type=int, help="R independent restarts")
+    search.add_argument("--mode", choices=["replace", "add", "potential"], help="how it pays")
+    search.add_argument("--steps", type=int, help="env steps of each fitness run")
+    search.add_argument("--seeds", type=int, nargs="+", help="training seeds of each fitness run")
+    search.add_argument("--feedback-file", dest="feedback_file", help="human notes to pass on")
+    search.add_argument("--cache-dir", help="LLM response cache (default: <out>/llm_cache)")
+    search.add_argument("--replay", action="store_true", help="offline: only cached responses")
+    search.add_argument("--baselines", action="store_true", help="also train sparse and dense")
+    search.add_argument("--out", help="output folder (default: llm_search/<env>)")
+    search.set_defaults(func=_cmd_llm_search)
     return parser
 
 

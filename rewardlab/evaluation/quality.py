@@ -144,6 +144,7 @@ def dataset_table(ds: TrajectoryDataset) -> StateTable:
         success=np.asarray(ds.success),
         terminal=np.asarray(ds.terminal),
         frames=ds.frames if ds.has_frames else None,
+        states={name: ds.state(name) for name in ds.metadata["state_variables"]},
     )
 
 
@@ -160,10 +161,11 @@ def tabular_setup(ds: TrajectoryDataset) -> TabularSetup | None:
     env.reset(seed=seed)
     mdp = inner.tabular()
     n = len(mdp.terminal)
-    obs, frames, progress = [], [], np.empty(n)
+    obs, frames, states, progress = [], [], [], np.empty(n)
     for i in range(n):
         obs.append(inner.set_state_index(i))
         progress[i] = inner.progress()
+        states.append(inner.state_dict())
         if ds.has_frames:
             frames.append(inner.render())
     env.close()
@@ -182,6 +184,7 @@ def tabular_setup(ds: TrajectoryDataset) -> TabularSetup | None:
         success=mdp.terminal & (progress == 1.0),
         terminal=mdp.terminal.copy(),
         frames=np.stack(frames) if frames else None,
+        states={k: np.stack([st[k] for st in states]) for k in states[0]},
     )
     return TabularSetup(table, mdp.P, mdp.R, dense, seed)
 

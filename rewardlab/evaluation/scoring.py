@@ -15,7 +15,7 @@ is a pure potential difference. A :class:`TermReward` holds these terms as array
 recorded term can then be evaluated on any ``(s, a, s')`` of the table, which EPIC's
 canonicalization needs.
 
-Frames are encoded once per encoder (:class:`FrameEncoders`): every CLIP reward sharing a
+Frames are encoded once per encoder (:class:`ModelCache`): every CLIP reward sharing a
 model, weights and resize policy, whatever its head, options or prompts, reuses the same image
 embeddings.
 """
@@ -28,11 +28,17 @@ from typing import Any
 
 import numpy as np
 
-from rewardlab.wrappers.spec import ClipModelSpec, InfoModelSpec, RewardSpec, build_model
+from rewardlab.wrappers.spec import (
+    ClipModelSpec,
+    InfoModelSpec,
+    ProgramModelSpec,
+    RewardSpec,
+    build_model,
+)
 
 __all__ = [
     "STATE_INFO_KEYS",
-    "FrameEncoders",
+    "ModelCache",
     "StateTable",
     "TermReward",
     "check_spec",
@@ -56,6 +62,7 @@ class StateTable:
         success: ``(N,)`` bool success.
         terminal: ``(N,)`` bool, True for true terminal states.
         frames: ``(N, H, W, 3)`` uint8 frames (may be memory-mapped), or None.
+        states: ``{name: (N, *shape)}`` task state variables (reward programs read them).
     """
 
     key: str
@@ -64,6 +71,7 @@ class StateTable:
     success: np.ndarray
     terminal: np.ndarray
     frames: np.ndarray | None = None
+    states: Mapping[str, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.progress)
@@ -158,8 +166,9 @@ class TermReward:
         return out
 
 
-class FrameEncoders:
-    """CLIP models and their frame embeddings, built and computed once per encoder.
+class ModelCache:
+    """The models reward specs need, built once: CLIP encoders (with their frame embeddings,
+    computed once per encoder and table) and sandboxed reward programs.
 
     Args:
         env_id: The env whose task prompts CLIP specs default to.
@@ -176,7 +185,22 @@ class FrameEncoders:
         self._models: dict[tuple[Any, ...], Any] = {}  # one loaded encoder per key
         self._points: dict[str, Any] = {}  # one prompted, headed model per spec
         self._embeddings: dict[tuple[Any, ...], np.ndarray] = {}
+        self._programs: dict[str, Any] = {}  # one sandboxed program per spec
         self.frames_encoded = 0
+
+    def program(self, spec: ProgramModelSpec) -> Any:
+        """The :class:`~rewardlab.reward_models.program_reward.ProgramReward` of ``spec``
+        (validated against the task; its sandbox worker is started once)."""
+        key = spec.model_dump_json()
+        if key not in self._programs:
+            self._programs[key] = build_model(spec, self.env_id, self.env_kwargs)
+        return self._programs[key]
+
+    def close(self) -> None:
+        """Stop the sandbox workers of the programs."""
+        for model in self._programs.values():
+            model.close()
+        self._programs.clear()
 
     @staticmethod
     def encoder_key(spec: ClipModelSpec) -> tuple[Any, ...]:
@@ -255,11 +279,15 @@ def _default_prompts(env_id: str, env_kwargs: Mapping[str, Any]) -> dict[str, An
 
 
 def _model_values(
-    spec: ClipModelSpec | InfoModelSpec, table: StateTable, encoders: FrameEncoders
+    spec: ClipModelSpec | InfoModelSpec | ProgramModelSpec, table: StateTable, models: ModelCache
 ) -> np.ndarray:
     if isinstance(spec, InfoModelSpec):
         return spec.scale * table.info(spec.key) + spec.shift
-    return encoders.values(spec, table)
+    if isinstance(spec, ProgramModelSpec):
+        if table.states is None:
+            raise ValueError(f"reward programs need state variables, but {table.key} has none")
+        return np.asarray(models.program(spec).values(table.states), dtype=np.float64)
+    return models.values(spec, table)
 
 
 def _recorded_term(spec: RewardSpec, own: str, dense: str) -> str | None:
@@ -282,7 +310,9 @@ def _recorded_term(spec: RewardSpec, own: str, dense: str) -> str | None:
     )
 
 
-def _check_info(part: ClipModelSpec | InfoModelSpec | str | None, name: str) -> None:
+def _check_info(
+    part: ClipModelSpec | InfoModelSpec | ProgramModelSpec | str | None, name: str
+) -> None:
     if isinstance(part, InfoModelSpec) and part.key not in STATE_INFO_KEYS:
         raise ValueError(
             f"{name}: info key {part.key!r} is not stored per state; rewards judged on a "
@@ -323,7 +353,7 @@ def spec_reward(
     table: StateTable,
     *,
     gamma: float,
-    encoders: FrameEncoders,
+    models: ModelCache,
     own_reward_type: str,
     dense_reward_type: str,
 ) -> TermReward:
@@ -334,7 +364,7 @@ def spec_reward(
         spec: The reward (as ``rewardlab train`` would pay it).
         table: The states.
         gamma: The agent's discount (the shaping discount unless ``spec.shaping_gamma``).
-        encoders: Shared CLIP encoders.
+        models: Shared models (CLIP encoders, reward programs).
         own_reward_type: The dataset env's own ``reward_type``.
         dense_reward_type: The env family's dense reward type (recorded too).
 
@@ -352,14 +382,14 @@ def spec_reward(
     recorded = term if term in ("env", "dense") else None
     values = table.info("is_success") if term == "sparse" else None
     if spec.model is not None:
-        model_values = _model_values(spec.model, table, encoders)
+        model_values = _model_values(spec.model, table, models)
         values = model_values if values is None else values + model_values
     potential = None
     if spec.shaping is not None:
         potential = (
             table.info("progress")
             if spec.shaping == "progress"
-            else _model_values(spec.shaping, table, encoders)
+            else _model_values(spec.shaping, table, models)
         )
     if spec.progress_bonus is not None:
         bonus = spec.progress_bonus * table.info("progress")

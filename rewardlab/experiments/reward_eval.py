@@ -44,7 +44,7 @@ from rewardlab.evaluation.quality import (
     tabular_setup,
 )
 from rewardlab.evaluation.scoring import (
-    FrameEncoders,
+    ModelCache,
     StateTable,
     TermReward,
     check_spec,
@@ -54,7 +54,7 @@ from rewardlab.evaluation.scoring import (
 )
 from rewardlab.experiments.figures import colors, json_safe, md_cell, new_figure, save_png
 from rewardlab.experiments.files import atomic_write
-from rewardlab.wrappers.spec import ClipModelSpec, RewardSpec, parse_reward
+from rewardlab.wrappers.spec import ClipModelSpec, ProgramModelSpec, RewardSpec, parse_reward
 
 __all__ = ["load_sweep", "needs_frames", "run_eval", "sweep_specs", "write_eval_report"]
 
@@ -236,12 +236,41 @@ def run_eval(
     if cfg.env_id != env_id:
         raise ValueError(f"dataset_config is for {cfg.env_id}, not {env_id}")
     own, dense_type = _reward_types(env_id, cfg.env_kwargs)
-    encoders = FrameEncoders(env_id, dict(cfg.env_kwargs))
+    models = ModelCache(env_id, dict(cfg.env_kwargs))
+    try:
+        return _run_eval(
+            env_id, specs, len(sweep), out, ds, cfg, models, own, dense_type, gamma=gamma,
+            coverage=coverage, seed=seed, overwrite_dataset=overwrite_dataset, log=log,
+        )  # fmt: skip
+    finally:
+        models.close()
+
+
+def _run_eval(
+    env_id: str,
+    specs: list[tuple[str, RewardSpec]],
+    n_sweep: int,
+    out: Path,
+    ds: TrajectoryDataset | None,
+    cfg: DatasetConfig,
+    models: ModelCache,
+    own: str,
+    dense_type: str,
+    *,
+    gamma: float,
+    coverage: int,
+    seed: int,
+    overwrite_dataset: bool,
+    log: Callable[[str], None],
+) -> Path:
     for name, spec in specs:
         check_spec(name, spec, gamma=gamma, own_reward_type=own, dense_reward_type=dense_type)
         for part in (spec.model, spec.shaping):
+            # Load weights and validate programs now: a bad one fails before any work.
             if isinstance(part, ClipModelSpec):
-                encoders.model(part)  # loads the weights now: missing ones fail before any work
+                models.model(part)
+            elif isinstance(part, ProgramModelSpec):
+                models.program(part)
     if ds is None:
         ds = open_dataset(out / "dataset", cfg, overwrite=overwrite_dataset, log=log)
     else:
@@ -252,8 +281,8 @@ def run_eval(
             "frames: --frames --overwrite-dataset (or another --out)"
         )
 
-    n_user = len(specs) - len(sweep)
-    roles = ["reward"] * n_user + ["sweep"] * len(sweep) + ["reference", "reference"]
+    n_user = len(specs) - n_sweep
+    roles = ["reward"] * n_user + ["sweep"] * n_sweep + ["reference", "reference"]
     dense_name = f"ref: env {dense_type} reward (expert)"
 
     def make_rewards(table: StateTable) -> list[TermReward]:
@@ -263,7 +292,7 @@ def run_eval(
                 spec,
                 table,
                 gamma=gamma,
-                encoders=encoders,
+                models=models,
                 own_reward_type=own,
                 dense_reward_type=dense_type,
             )
@@ -280,7 +309,7 @@ def run_eval(
     scores = evaluate_rewards(
         ds, make_rewards, roles=roles, gamma=gamma, coverage=coverage, seed=seed, tabular=tabular
     )
-    log(f"frames encoded: {encoders.frames_encoded}")
+    log(f"frames encoded: {models.frames_encoded}")
     return write_eval_report(out, ds, scores, gamma=gamma, tabular=tabular, env_id=env_id)
 
 

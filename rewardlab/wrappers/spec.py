@@ -20,6 +20,8 @@ Short names, for the command line (:func:`parse_reward`):
 ``pbrs_mismatched``    ``shaping: progress, shaping_gamma: 0.9`` (negative control)
 ``clip``               ``model: {kind: clip}`` (zero-shot CLIP reward, task prompts)
 ``pbrs_clip``          ``shaping: {kind: clip}`` (CLIP score as the potential)
+``program``            ``model: {kind: program, path: reference}`` (the task's reference reward
+                       program; ``path: my_reward.py`` for another, e.g. an LLM's)
 =====================  ===================================================================
 
 Anything else is read as a YAML mapping, e.g. ``"{shaping: progress, reward_type: sparse}"``.
@@ -39,6 +41,7 @@ __all__ = [
     "ClipModelSpec",
     "InfoModelSpec",
     "ModelSpec",
+    "ProgramModelSpec",
     "RewardSpec",
     "build_model",
     "make_reward_vec",
@@ -84,7 +87,44 @@ class InfoModelSpec(_Spec):
     shift: float = 0.0
 
 
-ModelSpec = Annotated[ClipModelSpec | InfoModelSpec, Field(discriminator="kind")]
+class ProgramModelSpec(_Spec):
+    """A reward program (:class:`~rewardlab.reward_models.program_reward.ProgramReward`):
+    ``compute_reward(<state variables>)`` run in the sandbox on the state entered.
+
+    Give ``path`` (a ``.py`` file; ``reference`` for the task's shipped reference program) or
+    ``source``. ``clip`` bounds the reward, ``timeout_s`` each call, and ``max_exceptions``
+    failed calls stop the run with the program's error.
+    """
+
+    kind: Literal["program"]
+    path: str | None = None
+    source: str | None = None
+    clip: float = Field(default=100.0, gt=0.0)
+    timeout_s: float = Field(default=2.0, gt=0.0)
+    max_exceptions: int = Field(default=3, ge=1)
+
+    def model_post_init(self, context: Any, /) -> None:
+        if (self.path is None) == (self.source is None):
+            raise ValueError("a program model needs exactly one of path and source")
+
+    def read_source(self, task_name: str) -> str:
+        """The program's source (``path: reference``: the task's reference program)."""
+        from pathlib import Path
+
+        from rewardlab.reward_models.program_reward import reference_program
+
+        if self.source is not None:
+            return self.source
+        assert self.path is not None
+        if self.path == "reference":
+            return reference_program(task_name)
+        try:
+            return Path(self.path).read_text()
+        except OSError as exc:
+            raise ValueError(f"cannot read the reward program {self.path}: {exc}") from None
+
+
+ModelSpec = Annotated[ClipModelSpec | InfoModelSpec | ProgramModelSpec, Field(discriminator="kind")]
 
 
 class RewardSpec(_Spec):
@@ -142,6 +182,7 @@ REWARD_SHORTHANDS: dict[str, dict[str, Any]] = {
     "pbrs_mismatched": {"shaping": "progress", "shaping_gamma": 0.9},
     "clip": {"model": {"kind": "clip"}},
     "pbrs_clip": {"shaping": {"kind": "clip"}},
+    "program": {"model": {"kind": "program", "path": "reference"}},
 }
 """The short names :func:`parse_reward` accepts, and the spec each stands for."""
 
@@ -190,12 +231,18 @@ def parse_reward(value: str | Mapping[str, Any] | RewardSpec, where: str = "rewa
 
 
 def build_model(
-    spec: ClipModelSpec | InfoModelSpec, env_id: str, env_kwargs: Mapping[str, Any] | None = None
+    spec: ClipModelSpec | InfoModelSpec | ProgramModelSpec,
+    env_id: str,
+    env_kwargs: Mapping[str, Any] | None = None,
 ) -> Any:
     """The :class:`~rewardlab.reward_models.base.RewardModel` a model spec describes.
 
     CLIP prompts default to the task's own (``rewardlab.get_task`` of
-    ``gym.make(env_id, **env_kwargs)``: the task text can depend on the keywords).
+    ``gym.make(env_id, **env_kwargs)``: the task text can depend on the keywords). A program
+    is validated against the task's state variables.
+
+    Raises:
+        ValueError: A program that cannot be read or is rejected (``ProgramRejected``).
     """
     from rewardlab.reward_models.compose import Affine, InfoReward
 
@@ -214,6 +261,18 @@ def build_model(
         task = get_task(env)
     finally:
         env.close()
+    if isinstance(spec, ProgramModelSpec):
+        from rewardlab.reward_models.program_reward import ProgramReward
+        from rewardlab.reward_models.sandbox import SandboxLimits
+
+        shapes = {v.name: v.shape for v in task.state_variables}
+        return ProgramReward(
+            spec.read_source(task.name),
+            shapes,
+            limits=SandboxLimits(call_timeout_s=spec.timeout_s),
+            clip=(-spec.clip, spec.clip),
+            max_exceptions=spec.max_exceptions,
+        )
     kwargs: dict[str, Any] = {
         "model": spec.model,
         "pretrained": spec.pretrained,

@@ -20,7 +20,7 @@ from rewardlab.evaluation.datasets import (
     TrajectoryDataset,
     generate_dataset,
 )
-from rewardlab.evaluation.scoring import FrameEncoders, random_reward, spec_reward
+from rewardlab.evaluation.scoring import ModelCache, random_reward, spec_reward
 from rewardlab.experiments.reward_eval import (
     RewardScores,
     evaluate_rewards,
@@ -39,7 +39,7 @@ REWARDS = {
 
 
 def score(ds: TrajectoryDataset, tabular: Any = None) -> dict[str, RewardScores]:
-    encoders = FrameEncoders(ds.env_id)
+    encoders = ModelCache(ds.env_id)
     own = ds.metadata["generator"]["env_kwargs"].get("reward_type")
     import gymnasium as gym
 
@@ -52,7 +52,7 @@ def score(ds: TrajectoryDataset, tabular: Any = None) -> dict[str, RewardScores]
                 parse_reward(text),
                 table,
                 gamma=0.99,
-                encoders=encoders,
+                models=encoders,
                 own_reward_type=own,
                 dense_reward_type=ds.metadata["dense_reward_type"],
             )
@@ -323,7 +323,7 @@ def test_scores_are_what_training_pays(env_id: str, tmp_path: Path) -> None:
             spec,
             table,
             gamma=0.99,
-            encoders=FrameEncoders(env_id),
+            models=ModelCache(env_id),
             own_reward_type=own,
             dense_reward_type=ds.metadata["dense_reward_type"],
         )

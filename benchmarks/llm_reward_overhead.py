@@ -1,0 +1,130 @@
+"""What running a reward program in the sandbox costs per vector step, against the same
+function run natively in-process.
+
+    pip install -e ".[bench]"
+    python benchmarks/llm_reward_overhead.py   # writes benchmarks/results/llm_reward_overhead.json
+    python benchmarks/llm_reward_overhead.py --quick  # smoke run
+
+For one task per family, 8 sub-envs in a ``DummyVecEnv`` (random actions, the same sequence
+for both, resets included), the task's reference reward program
+(``rewardlab/assets/reward_programs``):
+
+- ``sandboxed``: ``{model: {kind: program, path: reference}}`` through
+  :func:`~rewardlab.wrappers.spec.make_reward_vec`: validated, run in a separate worker
+  process with resource limits, output guards and statistics;
+- ``native``: the same ``compute_reward`` compiled in this process and wrapped in a
+  :class:`~rewardlab.reward_models.compose.FunctionReward` reading the same
+  ``info["state/<name>"]`` keys (so both pay for capturing the state).
+
+The two settings are interleaved, best of ``--repeats``. Target: sandboxed / native <= 1.3.
+Nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+import rewardlab
+from rewardlab.reward_models.compose import FunctionReward
+from rewardlab.reward_models.program_reward import reference_program
+from rewardlab.wrappers.spec import make_reward_vec, parse_reward
+
+ENVS = ["rewardlab/GridKeyDoor-v0", "rewardlab/ManipPush-v0", "rewardlab/DriveHighway-v0"]
+N_ENVS = 8
+
+
+def native_model(source: str) -> FunctionReward:
+    namespace: dict[str, Any] = {"np": np, "math": math}
+    exec(compile(source, "<reference>", "exec"), namespace)  # our own reference program
+    fn = namespace["compute_reward"]
+    params = list(inspect.signature(fn).parameters)
+
+    def reward(batch: Any) -> np.ndarray:
+        return np.asarray(fn(**{p: batch.info[f"state/{p}"] for p in params})[0])
+
+    return FunctionReward(reward, needs_info=[f"state/{p}" for p in params])
+
+
+def actions(env_id: str, steps: int) -> list[np.ndarray]:
+    space = gym.make(env_id).action_space
+    space.seed(0)
+    return [np.stack([np.asarray(space.sample()) for _ in range(N_ENVS)]) for _ in range(steps)]
+
+
+def time_run(venv: Any, plan: list[np.ndarray]) -> float:
+    venv.reset()
+    start = time.perf_counter()
+    for a in plan:
+        venv.step(a)
+    return (time.perf_counter() - start) / len(plan)
+
+
+def bench(env_id: str, steps: int, repeats: int) -> dict[str, Any]:
+    task = rewardlab.get_task(gym.make(env_id)).name
+    sandboxed = make_reward_vec(
+        env_id, parse_reward("program"), n_envs=N_ENVS, seed=0, agent_gamma=0.99
+    )
+    native = rewardlab.make_vec(env_id, N_ENVS, reward=native_model(reference_program(task)))
+    bare = rewardlab.make_vec(env_id, N_ENVS)
+    plan = actions(env_id, steps)
+    best = {"sandboxed": math.inf, "native": math.inf, "bare": math.inf}
+    for _ in range(repeats):
+        for name, venv in (("sandboxed", sandboxed), ("native", native), ("bare", bare)):
+            best[name] = min(best[name], time_run(venv, plan))
+    for venv in (sandboxed, native, bare):
+        venv.close()
+    return {
+        "env": env_id,
+        "task": task,
+        "n_envs": N_ENVS,
+        **{f"{k}_us_per_step": v * 1e6 for k, v in best.items()},
+        "sandboxed_over_native": best["sandboxed"] / best["native"],
+        "sandbox_us_per_call": (best["sandboxed"] - best["native"]) * 1e6,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--out", default=str(Path(__file__).parent / "results" / "llm_reward_overhead.json")
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.steps, args.repeats = 100, 1
+    rows = []
+    for env_id in ENVS:
+        row = bench(env_id, args.steps, args.repeats)
+        rows.append(row)
+        print(
+            f"{env_id:<28} bare {row['bare_us_per_step']:8.0f} us  native "
+            f"{row['native_us_per_step']:8.0f} us  sandboxed {row['sandboxed_us_per_step']:8.0f} "
+            f"us  ratio {row['sandboxed_over_native']:.2f}x"
+        )
+    if not args.quick:
+        result = {
+            "date": time.strftime("%Y-%m-%d"),
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+            "rows": rows,
+        }
+        Path(args.out).write_text(json.dumps(result, indent=1))
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

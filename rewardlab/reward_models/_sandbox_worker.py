@@ -1,0 +1,500 @@
+"""The sandbox worker: one process that runs one reward program, started by ``sandbox.py``.
+
+Run as ``python -I -B _sandbox_worker.py`` (by path, so it imports only the standard library
+and numpy, never ``rewardlab`` and whatever that pulls in). Everything the reward program can
+touch lives in this process; the parent treats every byte it sends back as untrusted.
+
+Startup, in this order, before any untrusted code runs: move the protocol pipes off fds 0/1
+(stray writes to stdout then land in the stderr file, not in the protocol), read the LOAD
+message, load numpy's lazily imported parts, apply the resource limits, enter a new network
+namespace and set ``no_new_privs`` where the kernel allows it, drop root to an unprivileged
+uid/gid, close every other fd, compile the program, answer READY. Then serve CALL messages
+until the parent closes the pipe. Once root is dropped, modules the unprivileged user cannot
+read (a stdlib under ``/root``) can no longer be imported, even by code that escaped
+validation.
+
+Wire format (both directions): a frame is ``<IB`` (body length, opcode) and the body. Arrays
+travel as raw bytes behind a small header (see ``REQUEST`` and ``RESULT``), never pickled, so
+the parent decodes the worker's answers with ``struct`` and ``np.frombuffer`` alone; the few
+non-array messages (LOAD, READY, ERROR) are JSON. One call is one write and one read on each
+side.
+
+The module is also imported by :mod:`rewardlab.reward_models.program` for
+:data:`SAFE_BUILTINS` and :func:`compile_reward_function`, so the parent's in-process compile
+and the worker's are the same code.
+"""
+
+from __future__ import annotations
+import __future__
+
+import builtins
+import json
+import math
+import os
+import struct
+import sys
+import traceback
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "PROGRAM_FILENAME",
+    "SAFE_BUILTINS",
+    "compile_reward_function",
+    "decode_request",
+    "decode_result",
+    "encode_schema",
+    "parse_schema",
+]
+
+#: File name reward programs are compiled under; tracebacks keep only frames from it.
+PROGRAM_FILENAME = "<reward_program>"
+
+_SAFE_BUILTIN_NAMES = (
+    "abs",
+    "all",
+    "any",
+    "bool",
+    "dict",
+    "divmod",
+    "enumerate",
+    "filter",
+    "float",
+    "frozenset",
+    "int",
+    "isinstance",
+    "len",
+    "list",
+    "map",
+    "max",
+    "min",
+    "pow",
+    "range",
+    "reversed",
+    "round",
+    "set",
+    "slice",
+    "sorted",
+    "str",
+    "sum",
+    "tuple",
+    "zip",
+    "ArithmeticError",
+    "AssertionError",
+    "Exception",
+    "IndexError",
+    "KeyError",
+    "NotImplementedError",
+    "RuntimeError",
+    "TypeError",
+    "ValueError",
+    "ZeroDivisionError",
+)
+
+#: The builtins a reward program sees. A convenience and a clear error ("name 'open' is not
+#: defined") for honest programs, NOT a security boundary: CPython offers many ways from any
+#: object back to the real builtins. The worker process (limits, no secrets, no privileges)
+#: is the boundary; the AST validation in ``program.py`` is the first line of defence.
+SAFE_BUILTINS: dict[str, object] = {name: getattr(builtins, name) for name in _SAFE_BUILTIN_NAMES}
+
+
+def _numpy_import(
+    name: str,
+    globals: Mapping[str, object] | None = None,
+    locals: Mapping[str, object] | None = None,
+    fromlist: Sequence[str] = (),
+    level: int = 0,
+) -> Any:
+    """``__import__`` for numpy's own lazy imports, and nothing else.
+
+    numpy imports some of its submodules on first use from C (``ndarray.sum`` imports
+    ``numpy._core._methods``), which looks ``__import__`` up in the *calling* frame's builtins:
+    the program's. Programs cannot name it (validation rejects names starting with ``_``).
+    """
+    if level == 0 and name.partition(".")[0] == "numpy":
+        return builtins.__import__(name, globals, locals, fromlist, level)
+    raise ImportError(f"reward programs cannot import {name!r}")
+
+
+SAFE_BUILTINS["__import__"] = _numpy_import
+
+# The compiler flag of ``from __future__ import annotations``: annotations (LLMs like
+# ``-> Tuple[np.ndarray, Dict[str, np.ndarray]]``) stay strings and are never evaluated.
+_ANNOTATIONS_FLAG = __future__.annotations.compiler_flag
+
+
+def compile_reward_function(source: str, builtins_: Mapping[str, object] | None = None) -> Any:
+    """Execute a reward program's definitions in a fresh namespace; return ``compute_reward``.
+
+    The namespace holds only ``np``, ``math`` and ``builtins_`` (default
+    :data:`SAFE_BUILTINS`). This runs the module body (``def`` statements only, once the
+    program is validated) in the *calling* process.
+
+    Args:
+        source: Program source, validated by ``program.validate_program`` in production.
+        builtins_: The ``__builtins__`` mapping the program sees.
+
+    Returns:
+        The program's ``compute_reward`` function.
+
+    Raises:
+        LookupError: When the program defines no callable ``compute_reward``.
+    """
+    namespace: dict[str, Any] = {
+        "__builtins__": dict(SAFE_BUILTINS if builtins_ is None else builtins_),
+        "__name__": "reward_program",
+        "np": np,
+        "math": math,
+    }
+    code = compile(source, PROGRAM_FILENAME, "exec", flags=_ANNOTATIONS_FLAG, dont_inherit=True)
+    exec(code, namespace)
+    function = namespace.get("compute_reward")
+    if not callable(function):
+        raise LookupError("the program defines no function compute_reward")
+    return function
+
+
+# ---------------------------------------------------------------------------------------------
+# Wire format
+
+FRAME = struct.Struct("<IB")  # body length, opcode
+OP_LOAD, OP_CALL = 1, 2
+OP_READY, OP_RESULT, OP_ERROR = 10, 11, 12
+
+# CALL body: schema length, batch size; the schema (ASCII, zero-padded to 8 bytes); then each
+# array's raw C-order bytes in schema order. The schema, "name:dtype:d1,d2;..." with per-row
+# shapes, is the same from call to call, so both sides cache its parsing.
+REQUEST = struct.Struct("<HQ")
+# RESULT body: length of the names field; the component names joined by NUL, zero-padded to
+# 8 bytes; then a (1 + C, B) float64 block: the reward, then each component.
+RESULT = struct.Struct("<H6x")
+
+#: Dtype kinds that travel: bool, signed and unsigned ints, floats (no objects, no strings).
+WIRE_KINDS = frozenset("biuf")
+MAX_COMPONENTS = 64
+_MAX_DIM = 8
+
+
+def _padded(data: bytes) -> bytes:
+    return data + bytes(-len(data) % 8)
+
+
+def encode_schema(arrays: Iterable[tuple[str, np.ndarray]]) -> bytes:
+    """The schema of a CALL: names, dtypes and per-row shapes, padded to 8 bytes."""
+    entries = (
+        f"{name}:{array.dtype.str}:{','.join(map(str, array.shape[1:]))}" for name, array in arrays
+    )
+    return _padded(";".join(entries).encode("ascii"))
+
+
+def parse_schema(
+    schema: bytes, max_arrays: int
+) -> list[tuple[str, np.dtype[Any], tuple[int, ...]]]:
+    """Inverse of :func:`encode_schema`.
+
+    Raises:
+        ValueError: On a malformed schema.
+    """
+    text = schema.rstrip(b"\0").decode("ascii")
+    entries = text.split(";") if text else []
+    if len(entries) > max_arrays:
+        raise ValueError(f"{len(entries)} arrays, at most {max_arrays} expected")
+    parsed = []
+    for entry in entries:
+        name, dtype_str, dims = entry.split(":")
+        dtype = np.dtype(dtype_str)
+        if dtype.kind not in WIRE_KINDS or dtype.itemsize > 8:
+            raise ValueError(f"dtype {dtype_str!r} is not a bool, int or float dtype")
+        shape = tuple(int(d) for d in dims.split(",")) if dims else ()
+        if len(shape) >= _MAX_DIM or min(shape, default=0) < 0:
+            raise ValueError(f"bad per-row shape {shape}")
+        parsed.append((name, dtype, shape))
+    return parsed
+
+
+def decode_request(
+    body: bytearray, schemas: dict[bytes, list[tuple[str, np.dtype[Any], tuple[int, ...]]]]
+) -> dict[str, np.ndarray]:
+    """The arrays of a CALL body, as writable views of ``body``; ``schemas`` caches parsing.
+
+    Raises:
+        ValueError: On a malformed body.
+    """
+    schema_len, batch = REQUEST.unpack_from(body)
+    offset = REQUEST.size + schema_len
+    schema = bytes(body[REQUEST.size : offset])
+    parsed = schemas.get(schema)
+    if parsed is None:
+        parsed = schemas[schema] = parse_schema(schema, 256)
+    arrays = {}
+    for name, dtype, shape in parsed:
+        count = batch * math.prod(shape)
+        if offset + count * dtype.itemsize > len(body):
+            raise ValueError("request shorter than its schema says")
+        arrays[name] = np.frombuffer(body, dtype, count, offset).reshape((batch, *shape))
+        offset += count * dtype.itemsize
+    if offset != len(body):
+        raise ValueError(f"request has {len(body) - offset} bytes past its last array")
+    return arrays
+
+
+def decode_result(
+    body: bytearray, batch: int, names_cache: dict[bytes, tuple[str, ...]]
+) -> tuple[tuple[str, ...], np.ndarray]:
+    """(component names, ``(1 + C, batch)`` float64 block) of a RESULT body.
+
+    The sender is not trusted: every length is checked against the body, names are checked
+    once per distinct names field (``names_cache``).
+
+    Raises:
+        ValueError: On a malformed body.
+    """
+    if len(body) < RESULT.size:
+        raise ValueError("result shorter than its header")
+    (names_len,) = RESULT.unpack_from(body)
+    offset = RESULT.size + names_len
+    field = bytes(body[RESULT.size : offset])
+    names = names_cache.get(field)
+    if names is None:
+        text = field.rstrip(b"\0").decode()
+        names = tuple(text.split("\0")) if text else ()
+        if len(names) > MAX_COMPONENTS or len(set(names)) != len(names) or "" in names:
+            raise ValueError("component names must be unique, non-empty and at most 64")
+        if len(names_cache) < 64:
+            names_cache[field] = names
+    rows = 1 + len(names)
+    if len(body) != offset + 8 * rows * batch:
+        raise ValueError(f"result of {len(body)} bytes for {rows} rows of {batch}")
+    return names, np.frombuffer(body, np.float64, rows * batch, offset).reshape(rows, batch)
+
+
+# ---------------------------------------------------------------------------------------------
+# Worker process
+
+_MAX_TEXT = 2000  # characters of an error message or traceback sent back
+_MAX_REQUEST = 1 << 30
+
+
+class _BadOutput(Exception):
+    """compute_reward returned something that breaks the (reward, components) contract."""
+
+
+def _send(fd: int, op: int, parts: list[Any]) -> None:
+    body_len = sum(memoryview(part).nbytes for part in parts)
+    data = b"".join([FRAME.pack(body_len, op), *parts])
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _send_json(fd: int, op: int, message: Mapping[str, object]) -> None:
+    _send(fd, op, [json.dumps(message).encode()])
+
+
+def _recv(fd: int) -> tuple[int, bytearray] | None:
+    """Next (opcode, body) from the parent, or None at end of file."""
+    data = bytearray(os.read(fd, 1 << 16))
+    if not data:
+        return None
+    while len(data) < FRAME.size:
+        chunk = os.read(fd, FRAME.size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    length, op = FRAME.unpack_from(data)
+    if length > _MAX_REQUEST:
+        raise ValueError(f"request of {length} bytes")
+    while len(data) < FRAME.size + length:
+        chunk = os.read(fd, FRAME.size + length - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    # A fresh bytearray per call: the decoded arrays are writable views of it and never alias
+    # an earlier call's inputs.
+    return op, data[FRAME.size :]
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape} and dtype {value.dtype}"
+    if isinstance(value, tuple):
+        return f"a tuple of length {len(value)}"
+    return f"a {type(value).__name__}"
+
+
+def _batch_array(what: str, value: object, batch: int) -> np.ndarray:
+    if not isinstance(value, np.ndarray):
+        raise _BadOutput(
+            f"{what} must be a numpy array of shape ({batch},), one value per batch row, got "
+            f"{_describe(value)}; build it from the batched inputs (e.g. -np.linalg.norm(a - b, "
+            "axis=-1)) or use np.full(n, value) for a constant"
+        )
+    if value.dtype.kind not in WIRE_KINDS:
+        raise _BadOutput(f"{what} must hold real numbers, got dtype {value.dtype}")
+    if value.shape != (batch,):
+        raise _BadOutput(
+            f"{what} has shape {value.shape}, it must be ({batch},): one value per batch row "
+            "(reduce the trailing axes, e.g. with axis=-1, or reshape(-1) a (B, 1) array)"
+        )
+    return value
+
+
+def _check_output(result: object, batch: int) -> tuple[list[str], list[np.ndarray]]:
+    """Component names and the (B,) arrays to send, the reward first."""
+    if not isinstance(result, tuple) or len(result) != 2:
+        raise _BadOutput(
+            f"compute_reward must return a tuple (reward, components), got {_describe(result)}"
+        )
+    reward, components = result
+    values = [_batch_array("reward", reward, batch)]
+    if not isinstance(components, dict):
+        raise _BadOutput(
+            f"components must be a dict {{name: array of shape ({batch},)}}, "
+            f"got {_describe(components)}"
+        )
+    if len(components) > MAX_COMPONENTS:
+        raise _BadOutput(f"{len(components)} components, at most {MAX_COMPONENTS} allowed")
+    for name, value in components.items():
+        if not isinstance(name, str) or not name or len(name) > 100 or "\0" in name:
+            raise _BadOutput(f"component names must be strings of 1-100 characters, got {name!r}")
+        values.append(_batch_array(f"components[{name!r}]", value, batch))
+    return list(components), values
+
+
+def _encode_result(names: list[str], values: list[np.ndarray], batch: int) -> list[Any]:
+    block = np.empty((len(values), batch))
+    for row, value in zip(block, values, strict=True):
+        row[...] = value
+    field = _padded("\0".join(names).encode())
+    return [RESULT.pack(len(field)), field, block]
+
+
+def _error(kind: str, exc: BaseException, source_lines: list[str]) -> dict[str, str]:
+    """An error message for the parent: type, message and the program's own frames."""
+    frames = []
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename == PROGRAM_FILENAME and frame.lineno is not None:
+            code = (
+                source_lines[frame.lineno - 1].strip() if frame.lineno <= len(source_lines) else ""
+            )
+            frames.append(f"line {frame.lineno}, in {frame.name}: {code}")
+    return {
+        "kind": kind,
+        "type": type(exc).__name__,
+        "message": str(exc)[:_MAX_TEXT],
+        "traceback": "\n".join(frames[-5:])[-_MAX_TEXT:],
+    }
+
+
+def _harden(config: Mapping[str, Any]) -> list[str]:
+    """Apply limits and drop privileges; return what was applied, for the parent's record."""
+    import resource
+
+    applied = []
+    limits = {
+        resource.RLIMIT_CORE: 0,
+        resource.RLIMIT_FSIZE: int(config["file_size_bytes"]),
+        resource.RLIMIT_NOFILE: int(config["open_files"]),
+        resource.RLIMIT_AS: int(config["memory_bytes"]),
+        resource.RLIMIT_NPROC: int(config["processes"]),
+    }
+    for limit, value in limits.items():
+        resource.setrlimit(limit, (value, value))
+    cpu = int(config["cpu_seconds"])
+    # SIGXCPU at the soft limit; the hard limit one second later is SIGKILL.
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    applied.append("rlimits")
+
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    unshare = getattr(libc, "unshare", None)  # Linux only, like prctl
+    prctl = getattr(libc, "prctl", None)
+    # Without a network namespace of its own the worker could still open sockets; entering a
+    # new (empty) one needs CAP_SYS_ADMIN, so it is best effort and recorded.
+    clone_newnet = 0x40000000
+    if config["isolate_network"] and unshare is not None and unshare(clone_newnet) == 0:
+        applied.append("netns")
+    pr_set_no_new_privs = 38
+    if prctl is not None and prctl(pr_set_no_new_privs, 1, 0, 0, 0) == 0:
+        applied.append("no_new_privs")
+
+    if os.geteuid() == 0 and config["uid"] is not None:
+        # Root ignores RLIMIT_NPROC and may read or signal anything: drop to an unprivileged
+        # user. Done after the imports because the interpreter may live where that user
+        # cannot read (a venv under /root).
+        try:
+            os.setgroups([])
+            os.setgid(int(config["gid"]))
+            os.setuid(int(config["uid"]))
+        except PermissionError as exc:
+            raise RuntimeError(
+                f"cannot drop root to uid {config['uid']} ({exc}); run as a non-root user, or "
+                "pass SandboxLimits(uid=None) to stay root (child processes are then not "
+                "limited)"
+            ) from None
+        if os.getuid() == 0 or os.geteuid() == 0:
+            raise RuntimeError("the privilege drop did not take: the worker is still root")
+        applied.append(f"uid={os.getuid()}")
+    return applied
+
+
+def main() -> None:
+    """Serve one reward program over the pipes on fds 0 and 1 (see the module docstring)."""
+    proto_in, proto_out = os.dup(0), os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(2, 1)
+    os.close(devnull)
+
+    request = _recv(proto_in)
+    if request is None or request[0] != OP_LOAD:
+        sys.exit(2)
+    config = json.loads(request[1])
+    source: str = config["source"]
+    source_lines = source.splitlines()
+    try:
+        # Import numpy's lazily loaded parts while their files are surely readable: the
+        # unprivileged user may not be able to read them.
+        warm = np.linalg.norm(np.ones((2, 2)), axis=-1)
+        str(warm.std() + warm.mean() + warm.sum())
+        np.seterr(all="ignore")  # non-finite results are counted by the parent's guard
+        hardening = _harden(config)
+        low, high = sorted((proto_in, proto_out))
+        os.closerange(3, low)
+        os.closerange(low + 1, high)
+        os.closerange(high + 1, 1 << 16)
+        os.chdir("/")
+        function = compile_reward_function(source)
+    except BaseException as exc:
+        _send_json(proto_out, OP_ERROR, _error("startup", exc, source_lines))
+        sys.exit(1)
+    _send_json(proto_out, OP_READY, {"hardening": hardening, "pid": os.getpid()})
+    schemas: dict[bytes, list[tuple[str, np.dtype[Any], tuple[int, ...]]]] = {}
+
+    while True:
+        request = _recv(proto_in)
+        if request is None:
+            return
+        op, body = request
+        if op != OP_CALL:
+            sys.exit(2)
+        try:
+            inputs = decode_request(body, schemas)
+            batch = REQUEST.unpack_from(body)[1]
+            result = function(**inputs)
+            parts = _encode_result(*_check_output(result, batch), batch)
+        except _BadOutput as exc:
+            _send_json(proto_out, OP_ERROR, _error("bad_output", exc, source_lines))
+        except MemoryError as exc:
+            _send_json(proto_out, OP_ERROR, _error("memory", exc, source_lines))
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt too: report, go on
+            _send_json(proto_out, OP_ERROR, _error("exception", exc, source_lines))
+        else:
+            _send(proto_out, OP_RESULT, parts)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,771 @@
+"""LLM-written reward programs (Eureka-style): extraction and static validation.
+
+The **reward program contract**: Python source defining exactly one public function
+``compute_reward(<params>)`` (helper functions with other names are fine), where every
+parameter is the name of a declared state variable. It receives batched numpy arrays (leading
+batch dimension ``B``: ``block_pos`` is ``(B, 3)``, a scalar variable is ``(B,)``) and returns
+``(reward, components)``: ``reward`` an array ``(B,)`` and ``components`` a dict
+``{name: array (B,)}``. The names ``np`` (numpy) and ``math`` are provided; nothing may be
+imported.
+
+:func:`validate_program` checks the source against an allow-list **without running it**. It
+is the first line of defence and the source of readable feedback for the LLM, not the
+security boundary: the process running the program is
+(:mod:`rewardlab.reward_models.sandbox`). Decisions the allow-list makes:
+
+- Top level: only ``def`` statements (no decorators; helper defaults must be literals) and a
+  docstring, so loading a program runs nothing.
+- Allowed: assignments, ``if``/``for``/``while``, ``return``, ``raise``, ``assert``,
+  comprehensions and generator expressions, ``lambda`` (its body is an expression checked like
+  any other), f-strings, nested helper functions.
+- Rejected: ``import``, ``class``, ``global``/``nonlocal``, ``with``, ``try`` (a program must
+  not hide its own errors: they are reported back to the LLM), ``async``/``await``,
+  ``yield``, ``del``, ``match``, assigning to attributes.
+- Names: no name or attribute starting with ``_`` (``__class__``, ``__globals__``,
+  ``__builtins__``, ``_private``); no introspection or I/O builtins (:data:`FORBIDDEN_NAMES`);
+  every name read must be a parameter, a name the program binds, ``np``, ``math`` or one of
+  :data:`SAFE_BUILTINS`.
+- ``np`` and ``math`` may only be used as ``np.<name>``/``math.<name>`` with ``<name>`` in
+  :data:`NUMPY_ALLOWED` (``np.linalg.<name>`` in :data:`NUMPY_LINALG_ALLOWED`) or
+  :data:`MATH_ALLOWED`. Left out on purpose: file I/O (``np.load``, ``np.save*``,
+  ``np.fromfile``, ``np.memmap``), escape hatches (``np.ctypeslib``, ``np.lib``,
+  ``np.f2py``, ``np.testing``), ``np.random`` (a reward must be a deterministic function of
+  the state), global state (``np.seterr``, ``np.set_printoptions``), per-element Python
+  (``np.vectorize``, ``np.frompyfunc``) and uninitialised memory (``np.empty``).
+- Attributes that reach files, raw memory or interpreter frames are rejected on any object
+  (:data:`FORBIDDEN_ATTRIBUTES`: ``.tofile``, ``.dump``, ``.ctypes``, ``str.format``,
+  ``.gi_frame``, ``.f_globals``, ...).
+- Size: at most ``max_chars`` characters, ``max_nodes`` AST nodes, ``max_depth`` levels of
+  nesting, string constants of ``max_string`` characters, integer literals below ``1e18``,
+  and no constant power or shift whose result would have more than 10,000 digits
+  (``10**10**10``).
+
+Rejections raise :class:`ProgramRejected` with a machine-readable ``reason``: ``"no_code"``,
+``"syntax"``, ``"too_large"``, ``"nesting"``, ``"import"``, ``"module_level"``,
+``"forbidden_syntax"``, ``"dunder"``, ``"private"``, ``"forbidden_name"``,
+``"forbidden_attribute"``, ``"unknown_name"``, ``"constant"``, ``"no_entry"``,
+``"duplicate_entry"``, ``"bad_signature"``, ``"unknown_variable"``.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import math
+import re
+import textwrap
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rewardlab.reward_models._sandbox_worker import SAFE_BUILTINS, compile_reward_function
+
+__all__ = [
+    "FORBIDDEN_ATTRIBUTES",
+    "FORBIDDEN_NAMES",
+    "MATH_ALLOWED",
+    "NUMPY_ALLOWED",
+    "NUMPY_LINALG_ALLOWED",
+    "SAFE_BUILTINS",
+    "ProgramRejected",
+    "ValidatedProgram",
+    "extract_code",
+    "validate_program",
+]
+
+ENTRY = "compute_reward"
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+#: ``np.<name>`` a program may use: elementwise math, comparisons, reductions, array
+#: construction and reshaping, constants, dtypes.
+NUMPY_ALLOWED = _words(
+    """
+    abs absolute fabs sign sqrt cbrt square exp exp2 expm1 log log2 log10 log1p sin cos tan
+    arcsin arccos arctan arctan2 sinh cosh tanh arcsinh arccosh arctanh hypot deg2rad rad2deg
+    degrees radians floor ceil round rint trunc fix mod fmod remainder power float_power
+    maximum minimum fmax fmin clip where add subtract multiply divide true_divide floor_divide
+    negative positive reciprocal isnan isinf isfinite nan_to_num logical_and logical_or
+    logical_not logical_xor greater greater_equal less less_equal equal not_equal heaviside
+    sinc interp copysign signbit
+    sum prod mean std var min max amin amax argmin argmax any all cumsum cumprod median average
+    nansum nanmean nanmax nanmin count_nonzero ptp diff dot matmul einsum inner outer cross
+    array asarray zeros ones full zeros_like ones_like full_like arange linspace eye identity
+    stack vstack hstack concatenate column_stack expand_dims squeeze reshape broadcast_to tile
+    repeat transpose swapaxes moveaxis atleast_1d atleast_2d copy take take_along_axis sort
+    argsort isclose allclose array_equal nonzero searchsorted digitize unique meshgrid roll flip
+    pi e inf nan newaxis euler_gamma
+    float16 float32 float64 int8 int16 int32 int64 uint8 bool_ ndarray integer floating number
+    linalg
+    """
+)
+#: ``np.linalg.<name>`` a program may use.
+NUMPY_LINALG_ALLOWED = frozenset({"norm", "det", "inv", "solve", "pinv"})
+#: ``math.<name>`` a program may use.
+MATH_ALLOWED = _words(
+    """
+    pi e tau inf nan sqrt exp log log2 log10 log1p expm1 sin cos tan asin acos atan atan2 sinh
+    cosh tanh asinh acosh atanh hypot fabs floor ceil trunc isfinite isnan isinf isclose pow
+    copysign degrees radians fmod erf erfc dist prod fsum
+    """
+)
+
+_NUMPY_WHY = {
+    **dict.fromkeys(
+        ("load", "save", "savez", "savez_compressed", "savetxt", "loadtxt", "genfromtxt",
+         "fromfile", "memmap", "fromregex"),
+        "it reads or writes files",
+    ),
+    **dict.fromkeys(("ctypeslib", "lib", "f2py", "distutils", "testing", "os", "sys"),
+                    "it reaches outside numpy's math"),
+    "random": "a reward must be a deterministic function of the state",
+    **dict.fromkeys(("seterr", "seterrcall", "set_printoptions", "setbufsize"),
+                    "it changes numpy's global state"),
+    **dict.fromkeys(("vectorize", "frompyfunc"),
+                    "it runs a Python function per element; write vectorized numpy instead"),
+    **dict.fromkeys(("empty", "empty_like"), "uninitialised memory makes rewards random"),
+}  # fmt: skip
+
+_ATTRIBUTE_WHY = {
+    **dict.fromkeys(("format", "format_map"),
+                    "its template can walk attributes out of sight of the checks; use f-strings"),
+    **dict.fromkeys(("tofile", "dump", "dumps"), "it writes files or pickles"),
+    "ctypes": "it exposes raw memory",
+    "mro": "introspection is not available to reward programs",
+}  # fmt: skip
+
+#: Builtins and names that are never allowed, with the reason given to the LLM.
+FORBIDDEN_NAMES: Mapping[str, str] = {
+    **dict.fromkeys(("eval", "exec", "compile"), "it runs arbitrary code"),
+    **dict.fromkeys(("open", "input", "breakpoint", "help", "exit", "quit", "copyright",
+                     "credits", "license"), "the reward has no files, console or debugger"),
+    **dict.fromkeys(("getattr", "setattr", "delattr", "hasattr", "globals", "locals", "vars",
+                     "dir", "type", "object", "super", "id", "memoryview", "classmethod",
+                     "staticmethod", "property", "hash"),
+                    "introspection is not available to reward programs"),
+    **dict.fromkeys(("SystemExit", "KeyboardInterrupt", "GeneratorExit", "BaseException"),
+                    "it would try to stop the process instead of reporting an error"),
+}  # fmt: skip
+
+#: Attribute names rejected on any object: files, raw memory, interpreter frames, format
+#: strings that walk attributes (``"{0.__class__}".format(x)``).
+FORBIDDEN_ATTRIBUTES = frozenset(set(_ATTRIBUTE_WHY) | set(_NUMPY_WHY))
+_FORBIDDEN_PREFIXES = ("gi_", "cr_", "ag_", "f_", "tb_", "co_", "func_", "im_")
+
+_ALLOWED_NODES = (
+    ast.Module, ast.FunctionDef, ast.arguments, ast.arg, ast.Return, ast.Assign, ast.AugAssign,
+    ast.AnnAssign, ast.For, ast.While, ast.If, ast.Raise, ast.Assert, ast.Expr, ast.Pass,
+    ast.Break, ast.Continue, ast.BoolOp, ast.NamedExpr, ast.BinOp, ast.UnaryOp, ast.Lambda,
+    ast.IfExp, ast.Dict, ast.Set, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp,
+    ast.Compare, ast.Call, ast.keyword, ast.FormattedValue, ast.JoinedStr, ast.Constant,
+    ast.Attribute, ast.Subscript, ast.Starred, ast.Name, ast.List, ast.Tuple, ast.Slice,
+    ast.comprehension,
+)  # fmt: skip
+# Leaf nodes that only tag their parent (Load, Add, Eq, ...): not counted as size or depth.
+_TAG_NODES = (ast.expr_context, ast.operator, ast.boolop, ast.unaryop, ast.cmpop)
+_PART_NODES = (ast.alias, ast.ExceptHandler, ast.withitem) + (
+    (ast.match_case,) if hasattr(ast, "match_case") else ()
+)
+_TRY = "try/except is not allowed: let errors surface, they are reported back to you"
+_YIELD = "yield is not allowed: return arrays, not a generator"
+_SYNTAX_MESSAGES: dict[type[ast.AST], str] = {
+    ast.Import: "imports are not allowed; np (numpy) and math are provided, nothing else",
+    ast.ImportFrom: "imports are not allowed; np (numpy) and math are provided, nothing else",
+    ast.ClassDef: "classes are not allowed: write functions",
+    ast.Global: "global statements are not allowed: a reward keeps no state between calls",
+    ast.Nonlocal: "nonlocal statements are not allowed",
+    ast.With: "with statements are not allowed",
+    ast.AsyncWith: "with statements are not allowed",
+    ast.Try: _TRY,
+    ast.AsyncFunctionDef: "async functions are not allowed",
+    ast.AsyncFor: "async loops are not allowed",
+    ast.Await: "await is not allowed",
+    ast.Yield: _YIELD,
+    ast.YieldFrom: _YIELD,
+    ast.Delete: "del statements are not allowed",
+}
+if hasattr(ast, "TryStar"):  # Python 3.11+
+    _SYNTAX_MESSAGES[ast.TryStar] = _TRY
+if hasattr(ast, "Match"):
+    _SYNTAX_MESSAGES[ast.Match] = "match statements are not allowed"
+
+_MAX_INT = 10**18
+_MAX_DIGITS = 10_000
+_MAX_PROBLEMS = 5
+
+
+class ProgramRejected(ValueError):
+    """A reward program (or an LLM response) that cannot be run.
+
+    Attributes:
+        reason: Machine-readable code of the first problem (see the module docstring).
+        message: Every problem found (up to five), with line numbers, readable by the LLM.
+        line: Line of the first problem, or None when it has no line.
+    """
+
+    def __init__(self, reason: str, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.line = line
+
+
+@dataclass(frozen=True)
+class ValidatedProgram:
+    """A reward program that passed :func:`validate_program`.
+
+    Build it with :func:`validate_program`. Constructing it directly skips validation; the
+    sandbox still contains such a program (the tests do this to exercise the process
+    boundary).
+
+    Attributes:
+        source: The program's source.
+        parameters: ``compute_reward``'s parameters, in order: the state variables it reads.
+        parameter_shapes: Per-row shape of each parameter (``()`` for a scalar), or None where
+            the variables were declared without shapes.
+        sha256: Hex digest of ``source`` (UTF-8), for caching and logs.
+    """
+
+    source: str
+    parameters: tuple[str, ...]
+    parameter_shapes: tuple[tuple[int, ...] | None, ...] = ()
+    sha256: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha256", hashlib.sha256(self.source.encode()).hexdigest())
+        if not self.parameter_shapes:
+            object.__setattr__(self, "parameter_shapes", (None,) * len(self.parameters))
+        if len(self.parameter_shapes) != len(self.parameters):
+            raise ValueError(
+                f"{len(self.parameter_shapes)} parameter shapes for "
+                f"{len(self.parameters)} parameters"
+            )
+
+    def compile_function(
+        self, namespace_builtins: Mapping[str, object] = SAFE_BUILTINS
+    ) -> Callable[..., Any]:
+        """``compute_reward`` compiled **in this process**, for tests and debugging.
+
+        The function runs with ``np``, ``math`` and ``namespace_builtins`` only, but restricted
+        builtins are NOT a security boundary: run untrusted programs in a
+        :class:`~rewardlab.reward_models.sandbox.SandboxWorker`.
+
+        Example:
+            >>> import numpy as np
+            >>> program = validate_program("def compute_reward(x):\\n    return x, {}", ["x"])
+            >>> program.compile_function()(np.array([1.0]))
+            (array([1.]), {})
+        """
+        return compile_reward_function(self.source, namespace_builtins)
+
+
+# ---------------------------------------------------------------------------------------------
+# Extraction
+
+_FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+.-]*)[^\n]*\n(.*?)(?:^[ \t]*```|\Z)", re.M | re.S)
+_DEFINES_ENTRY = re.compile(rf"^\s*def\s+{ENTRY}\s*\(", re.M)
+
+
+def extract_code(text: str) -> str:
+    """The reward program in an LLM response, found without evaluating anything.
+
+    Takes the last ```` ```python ```` block that defines ``compute_reward``; failing that, the
+    last fenced block of any language that does; failing that, the whole text when it parses
+    as Python and defines ``compute_reward`` at the top level. A final block the response
+    left unclosed counts.
+
+    Args:
+        text: The LLM's response.
+
+    Returns:
+        The program's source (dedented, without the fences).
+
+    Raises:
+        ProgramRejected: With reason ``"no_code"`` when no candidate is found.
+
+    Example:
+        >>> extract_code("Here:\\n```python\\ndef compute_reward(x):\\n    return x, {}\\n```")
+        'def compute_reward(x):\\n    return x, {}\\n'
+    """
+    blocks = [(m.group(1).lower(), textwrap.dedent(m.group(2))) for m in _FENCE.finditer(text)]
+    with_entry = [(lang, code) for lang, code in blocks if _DEFINES_ENTRY.search(code)]
+    python = [code for lang, code in with_entry if lang in ("python", "py", "python3")]
+    if python:
+        return python[-1]
+    if with_entry:
+        return with_entry[-1][1]
+    if not blocks and _DEFINES_ENTRY.search(text):
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            tree = None
+        if tree is not None and any(
+            isinstance(node, ast.FunctionDef) and node.name == ENTRY for node in tree.body
+        ):
+            return text
+    raise ProgramRejected(
+        "no_code",
+        f"no ```python code block defining {ENTRY}(...) in the response: reply with one "
+        f"```python block that defines {ENTRY} taking the state variables you use",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+
+
+def validate_program(
+    source: str,
+    variables: Mapping[str, tuple[int, ...]] | Collection[str],
+    *,
+    max_chars: int = 20_000,
+    max_nodes: int = 5_000,
+    max_depth: int = 30,
+    max_string: int = 1_000,
+) -> ValidatedProgram:
+    """Check a reward program against the allow-list (see the module docstring).
+
+    Args:
+        source: The program (e.g. from :func:`extract_code`).
+        variables: The state variables a program may take: names, or a mapping from name to
+            per-row shape (``()`` for a scalar), which the sandbox then checks on every call.
+        max_chars: Longest source accepted.
+        max_nodes: Most AST nodes accepted (operators and load/store tags not counted).
+        max_depth: Deepest nesting of statements and expressions accepted (an ``elif``
+            chain counts as one level).
+        max_string: Longest string constant accepted.
+
+    Returns:
+        The program, with its parameters.
+
+    Raises:
+        ProgramRejected: Naming the problems with their lines; ``reason`` is the first's code.
+        TypeError: When ``variables`` is a string rather than a collection of names.
+        ValueError: When a variable's name is not an identifier or its shape not a tuple of
+            sizes.
+
+    Example:
+        >>> source = '''
+        ... def compute_reward(agent_pos, goal_pos):
+        ...     dist = np.abs(agent_pos - goal_pos).sum(axis=-1)
+        ...     return -dist, {"distance": dist}
+        ... '''
+        >>> variables = {"agent_pos": (2,), "goal_pos": (2,)}
+        >>> validate_program(source, variables).parameters
+        ('agent_pos', 'goal_pos')
+        >>> try:
+        ...     validate_program(source.replace("dist =", "import os; dist ="), variables)
+        ... except ProgramRejected as exc:
+        ...     print(exc.reason, "|", exc.message)
+        import | line 3: imports are not allowed; np (numpy) and math are provided, nothing else
+    """
+    if isinstance(variables, str):
+        raise TypeError(f"variables must be a collection of names, not the string {variables!r}")
+    shapes: dict[str, tuple[int, ...] | None] = (
+        dict(variables) if isinstance(variables, Mapping) else dict.fromkeys(variables)
+    )
+    for name, shape in shapes.items():
+        if not (isinstance(name, str) and name.isidentifier()):
+            raise ValueError(f"state variable names must be identifiers, got {name!r}")
+        if shape is not None and not (
+            isinstance(shape, tuple) and all(isinstance(d, int) and d >= 0 for d in shape)
+        ):
+            raise ValueError(f"state variable {name!r} has shape {shape}; use a tuple of sizes")
+
+    if len(source) > max_chars:
+        raise ProgramRejected(
+            "too_large",
+            f"the program has {len(source)} characters, at most {max_chars} are allowed: "
+            "write a shorter reward",
+        )
+    try:
+        tree = ast.parse(source, filename="<reward_program>")
+    except SyntaxError as exc:
+        raise ProgramRejected(
+            "syntax", f"line {exc.lineno}: syntax error: {exc.msg}", exc.lineno
+        ) from None
+    except ValueError as exc:  # null bytes
+        raise ProgramRejected("syntax", f"the source cannot be parsed: {exc}") from None
+    except (RecursionError, MemoryError):
+        raise ProgramRejected(
+            "nesting", "the program is nested too deeply to parse: flatten its expressions"
+        ) from None
+
+    checker = _Checker(source, shapes, max_string)
+    nodes, depth = _size(tree)
+    if nodes > max_nodes:
+        raise ProgramRejected(
+            "too_large",
+            f"the program has {nodes} syntax nodes, at most {max_nodes} are allowed: write a "
+            "shorter reward",
+        )
+    if depth > max_depth:
+        raise ProgramRejected(
+            "nesting",
+            f"the program nests {depth} levels deep, at most {max_depth} are allowed: split "
+            "long expressions into named intermediate values",
+        )
+    checker.check(tree)
+    parameters = checker.entry(tree)
+    if checker.problems:
+        # In source order; at one position the innermost node first (np.lib before
+        # np.lib.format).
+        checker.problems.sort(key=lambda problem: problem[0])
+        _, line, reason, _ = checker.problems[0]
+        messages = [message for *_, message in checker.problems[:_MAX_PROBLEMS]]
+        if len(checker.problems) > _MAX_PROBLEMS:
+            messages.append(f"... and {len(checker.problems) - _MAX_PROBLEMS} more problems")
+        raise ProgramRejected(reason, "\n".join(messages), line)
+    assert parameters is not None
+    return ValidatedProgram(source, parameters, tuple(shapes[p] for p in parameters))
+
+
+def _size(tree: ast.AST) -> tuple[int, int]:
+    """(number of nodes, nesting depth), walked without recursion."""
+    count = depth = 0
+    stack: list[tuple[ast.AST, int]] = [(tree, 0)]
+    while stack:
+        node, level = stack.pop()
+        count += 1
+        depth = max(depth, level)
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, _TAG_NODES):
+                continue
+            elif_ = (
+                isinstance(node, ast.If) and node.orelse == [child] and isinstance(child, ast.If)
+            )
+            stack.append((child, level if elif_ else level + 1))
+    return count, depth
+
+
+class _Checker:
+    """Collects the problems of one program."""
+
+    def __init__(
+        self, source: str, shapes: Mapping[str, tuple[int, ...] | None], max_string: int
+    ) -> None:
+        self.source = source
+        self.shapes = shapes
+        self.max_string = max_string
+        # (sort key, line, reason, message)
+        self.problems: list[tuple[tuple[float, ...], int | None, str, str]] = []
+
+    def problem(self, node: ast.AST | None, reason: str, message: str) -> None:
+        line = getattr(node, "lineno", None)
+        key = (
+            math.inf if line is None else line,
+            getattr(node, "col_offset", 0),
+            getattr(node, "end_col_offset", None) or 0,
+        )
+        self.problems.append((key, line, reason, f"line {line}: {message}" if line else message))
+
+    def snippet(self, node: ast.AST) -> str:
+        text = ast.get_source_segment(self.source, node) or type(node).__name__
+        text = " ".join(text.split())
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    def check(self, tree: ast.Module) -> None:
+        annotations = _annotation_nodes(tree)
+        parents: dict[ast.AST, ast.AST] = {}
+        bound = set(SAFE_BUILTINS) | {"np", "math"}
+        for node in ast.walk(tree):
+            for child in ast.iter_child_nodes(node):
+                parents[child] = node
+            if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+                bound.add(node.id)
+            elif isinstance(node, ast.arg):
+                bound.add(node.arg)
+            elif isinstance(node, ast.FunctionDef):
+                bound.add(node.name)
+
+        for index, stmt in enumerate(tree.body):
+            docstring = (
+                index == 0
+                and isinstance(stmt, ast.Expr)
+                and isinstance(stmt.value, ast.Constant)
+                and isinstance(stmt.value.value, str)
+            )
+            if not (
+                docstring or isinstance(stmt, ast.FunctionDef) or type(stmt) in _SYNTAX_MESSAGES
+            ):
+                self.problem(
+                    stmt,
+                    "module_level",
+                    f"only function definitions may appear at the top level, found "
+                    f"`{self.snippet(stmt)}`; put constants and code inside {ENTRY} or a helper",
+                )
+
+        for node in ast.walk(tree):
+            if node in annotations:
+                continue  # compiled as strings, never evaluated
+            if isinstance(node, (_TAG_NODES, _PART_NODES)):
+                continue  # tags, and parts of statements rejected as a whole
+            syntax = _SYNTAX_MESSAGES.get(type(node))
+            if syntax is not None:
+                imports = isinstance(node, (ast.Import, ast.ImportFrom))
+                self.problem(node, "import" if imports else "forbidden_syntax", syntax)
+            elif not isinstance(node, _ALLOWED_NODES):
+                self.problem(
+                    node,
+                    "forbidden_syntax",
+                    f"`{self.snippet(node)}` ({type(node).__name__}) is not allowed",
+                )
+            elif isinstance(node, ast.Name):
+                self.name(node, node.id, parents, bound, load=isinstance(node.ctx, ast.Load))
+            elif isinstance(node, ast.arg):
+                self.name(node, node.arg, parents, bound, load=False)
+            elif isinstance(node, ast.FunctionDef):
+                self.function(node)
+            elif isinstance(node, ast.Attribute):
+                self.attribute(node, parents)
+            elif isinstance(node, ast.Constant):
+                self.constant(node)
+            elif isinstance(node, ast.BinOp):
+                self.power(node)
+
+    def name(
+        self,
+        node: ast.AST,
+        name: str,
+        parents: Mapping[ast.AST, ast.AST],
+        bound: Collection[str],
+        load: bool,
+    ) -> None:
+        if self.underscore(node, name):
+            return
+        if name in FORBIDDEN_NAMES:
+            self.problem(
+                node, "forbidden_name", f"`{name}` is not allowed: {FORBIDDEN_NAMES[name]}"
+            )
+        elif name in ("np", "math"):
+            if not load:
+                self.problem(node, "forbidden_name", f"`{name}` cannot be redefined")
+            elif not _is_attribute_base(node, parents):
+                self.problem(
+                    node,
+                    "forbidden_name",
+                    f"`{name}` may only be used as {name}.<function>, e.g. "
+                    f"{'np.exp(x)' if name == 'np' else 'math.pi'}; it cannot be passed around",
+                )
+        elif load and name not in bound:
+            hint = (
+                "; to inspect a value, return it as a component"
+                if name == "print"
+                else "; import nothing: use np.<function> and math.<function>"
+            )
+            self.problem(
+                node,
+                "unknown_name",
+                f"name `{name}` is not defined: a program may use its parameters, names it "
+                f"assigns, its functions, np, math and the builtins "
+                f"{', '.join(sorted(b for b in SAFE_BUILTINS if b[0] != '_'))}{hint}",
+            )
+
+    def underscore(self, node: ast.AST, name: str) -> bool:
+        if name.startswith("__"):
+            self.problem(
+                node, "dunder", f"`{name}`: names and attributes starting with '__' are not allowed"
+            )
+            return True
+        if name.startswith("_"):
+            self.problem(
+                node, "private", f"`{name}`: names and attributes starting with '_' are not allowed"
+            )
+            return True
+        return False
+
+    def function(self, node: ast.FunctionDef) -> None:
+        if self.underscore(node, node.name):
+            return
+        if node.decorator_list:
+            self.problem(node, "forbidden_syntax", f"decorators are not allowed (on {node.name})")
+        for default in [*node.args.defaults, *node.args.kw_defaults]:
+            if default is not None and not _is_literal(default):
+                self.problem(
+                    default,
+                    "forbidden_syntax",
+                    f"default values must be literal constants, found `{self.snippet(default)}`",
+                )
+
+    def attribute(self, node: ast.Attribute, parents: Mapping[ast.AST, ast.AST]) -> None:
+        attr = node.attr
+        if self.underscore(node, attr):
+            return
+        if not isinstance(node.ctx, ast.Load):
+            self.problem(
+                node,
+                "forbidden_syntax",
+                f"assigning or deleting attributes (`.{attr}`) is not allowed",
+            )
+            return
+        base = node.value
+        if isinstance(base, ast.Name) and base.id == "np":
+            if attr not in NUMPY_ALLOWED:
+                self.problem(node, "forbidden_attribute", _numpy_message(f"np.{attr}", attr))
+            elif attr == "linalg" and not _is_attribute_base(node, parents):
+                self.problem(
+                    node, "forbidden_name", "np.linalg may only be used as np.linalg.<function>"
+                )
+            return
+        if (
+            isinstance(base, ast.Attribute)
+            and base.attr == "linalg"
+            and isinstance(base.value, ast.Name)
+            and base.value.id == "np"
+        ):
+            if attr not in NUMPY_LINALG_ALLOWED:
+                self.problem(
+                    node,
+                    "forbidden_attribute",
+                    f"np.linalg.{attr} is not available; allowed: "
+                    f"{', '.join(sorted(NUMPY_LINALG_ALLOWED))}",
+                )
+            return
+        if isinstance(base, ast.Name) and base.id == "math":
+            if attr not in MATH_ALLOWED:
+                self.problem(
+                    node,
+                    "forbidden_attribute",
+                    f"math.{attr} is not available; use one of {', '.join(sorted(MATH_ALLOWED))}",
+                )
+            return
+        if attr in FORBIDDEN_ATTRIBUTES or attr.startswith(_FORBIDDEN_PREFIXES):
+            why = _ATTRIBUTE_WHY.get(attr) or _NUMPY_WHY.get(
+                attr, "it reaches files, raw memory or interpreter internals"
+            )
+            self.problem(
+                node, "forbidden_attribute", f"the attribute `.{attr}` is not allowed: {why}"
+            )
+
+    def constant(self, node: ast.Constant) -> None:
+        value = node.value
+        if isinstance(value, (str, bytes)) and len(value) > self.max_string:
+            self.problem(
+                node,
+                "constant",
+                f"a string constant of {len(value)} characters; at most {self.max_string} allowed",
+            )
+        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= _MAX_INT:
+            self.problem(node, "constant", "integer literals must be below 1e18; use a float")
+
+    def power(self, node: ast.BinOp) -> None:
+        if not isinstance(node.op, (ast.Pow, ast.LShift)):
+            return
+        left, right = _int_value(node.left), _int_value(node.right)
+        if left is None or right is None or right <= 0 or left == 0:
+            return
+        if isinstance(node.op, ast.Pow):
+            digits = right * math.log10(abs(left))
+        else:
+            digits = right * math.log10(2) + math.log10(abs(left))
+        if digits > _MAX_DIGITS:
+            self.problem(
+                node,
+                "constant",
+                f"`{self.snippet(node)}` would be an integer of ~{digits:.3g} digits; use floats "
+                "(e.g. 1e10) for large constants",
+            )
+
+    def entry(self, tree: ast.Module) -> tuple[str, ...] | None:
+        """Check ``compute_reward``'s definition and signature; its parameters."""
+        defs = [s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name == ENTRY]
+        if not defs:
+            self.problem(
+                None,
+                "no_entry",
+                f"the program defines no top-level function {ENTRY}: define "
+                f"`def {ENTRY}({', '.join(self.shapes) or '...'}):` taking the state variables "
+                "you use",
+            )
+            return None
+        for extra in defs[1:]:
+            self.problem(
+                extra, "duplicate_entry", f"{ENTRY} is defined {len(defs)} times; define it once"
+            )
+        args = defs[-1].args
+        if args.vararg or args.kwarg or args.kwonlyargs or args.defaults or args.posonlyargs:
+            self.problem(
+                defs[-1],
+                "bad_signature",
+                f"{ENTRY} must take plain parameters, each named after a state variable, without "
+                "*args, **kwargs, keyword-only parameters or defaults",
+            )
+        names = tuple(a.arg for a in args.args)
+        if not names:
+            self.problem(
+                defs[-1],
+                "bad_signature",
+                f"{ENTRY} must take at least one state variable: {', '.join(self.shapes)}",
+            )
+        for arg in args.args:
+            if arg.arg not in self.shapes:
+                valid = ", ".join(
+                    name if shape is None else f"{name} {shape}"
+                    for name, shape in self.shapes.items()
+                )
+                self.problem(
+                    arg,
+                    "unknown_variable",
+                    f"{ENTRY} parameter `{arg.arg}` is not a state variable; parameters must be "
+                    f"named after the variables, which are (per-row shapes): {valid}",
+                )
+        return names
+
+
+def _is_attribute_base(node: ast.AST, parents: Mapping[ast.AST, ast.AST]) -> bool:
+    parent = parents.get(node)
+    return isinstance(parent, ast.Attribute) and parent.value is node
+
+
+def _annotation_nodes(tree: ast.AST) -> set[ast.AST]:
+    roots: list[ast.AST] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.arg) and node.annotation is not None:
+            roots.append(node.annotation)
+        elif isinstance(node, ast.FunctionDef) and node.returns is not None:
+            roots.append(node.returns)
+        elif isinstance(node, ast.AnnAssign):
+            roots.append(node.annotation)
+    return {sub for root in roots for sub in ast.walk(root)}
+
+
+def _is_literal(node: ast.AST) -> bool:
+    if isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        return _is_literal(node.operand)
+    if isinstance(node, ast.Tuple):
+        return all(_is_literal(element) for element in node.elts)
+    return False
+
+
+def _int_value(node: ast.AST) -> int | None:
+    """The integer a constant expression evaluates to, if small enough to compute safely."""
+    if isinstance(node, ast.Constant):
+        value = node.value
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        inner = _int_value(node.operand)
+        return None if inner is None else -inner
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Pow, ast.Mult)):
+        left, right = _int_value(node.left), _int_value(node.right)
+        if left is None or right is None or abs(left) <= 1:
+            return None
+        if isinstance(node.op, ast.Mult):
+            return left * right if abs(left) < _MAX_INT and abs(right) < _MAX_INT else None
+        if right >= 0 and right * math.log10(abs(left)) <= 100:
+            return int(left**right)
+    return None
+
+
+def _numpy_message(name: str, attr: str) -> str:
+    why = _NUMPY_WHY.get(attr)
+    return (
+        f"{name} is not available to reward programs"
+        + (f" ({why})" if why else "")
+        + "; use elementwise math (np.exp, np.clip, np.where, ...), reductions (np.sum, "
+        "np.linalg.norm, ...) and array construction (np.zeros, np.stack, ...)"
+    )

@@ -1,0 +1,111 @@
+"""A reward program (LLM-written or by hand) as a batched reward model, run in the sandbox.
+
+The program's ``compute_reward(<state variables>)`` is called once per vector step on the
+variables of the states entered: the model lists them as ``"state/<name>"`` in
+``needs_info``, so :func:`rewardlab.make_vec` adds
+:class:`~rewardlab.wrappers.state.CaptureState` to every sub-env. The program runs in a
+:class:`~rewardlab.reward_models.sandbox.GuardedProgram` (separate process, resource limits,
+timeouts, non-finite values replaced and counted, clipping, an exception budget).
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from rewardlab.reward_models.base import RewardBatch, RewardModel, RewardOutput
+from rewardlab.reward_models.program import ValidatedProgram, validate_program
+from rewardlab.reward_models.sandbox import GuardedProgram, SandboxLimits
+
+__all__ = ["ProgramReward", "reference_program"]
+
+STATE_PREFIX = "state/"  # the info keys CaptureState writes (wrappers.state.STATE_PREFIX)
+
+
+def reference_program(task_name: str) -> str:
+    """The source of the shipped reference program of a task (``rewardlab/assets/
+    reward_programs/<task>.py``), e.g. ``"push"``.
+
+    Raises:
+        FileNotFoundError: Naming the tasks that have one.
+    """
+    folder = resources.files("rewardlab.assets") / "reward_programs"
+    path = folder / f"{task_name}.py"
+    if not path.is_file():
+        have = sorted(
+            p.name.removesuffix(".py") for p in folder.iterdir() if p.name.endswith(".py")
+        )
+        raise FileNotFoundError(
+            f"no reference reward program for task {task_name!r}; there are {have}"
+        )
+    return path.read_text()
+
+
+class ProgramReward(RewardModel):
+    """Rewards from a validated reward program, on the state variables of ``s'``.
+
+    Args:
+        program: A :class:`~rewardlab.reward_models.program.ValidatedProgram`, or its source
+            with ``variables`` to validate it against.
+        variables: Declared state variables (name -> per-env shape) when ``program`` is a
+            source.
+        limits: Sandbox limits.
+        clip: Bounds of the reward.
+        max_exceptions: Failed calls after which training stops with the reason.
+
+    The components the program returns are passed on (``info["reward_model/<name>"]``); a
+    program's components need not sum to its reward.
+    """
+
+    def __init__(
+        self,
+        program: ValidatedProgram | str,
+        variables: dict[str, tuple[int, ...]] | None = None,
+        *,
+        limits: SandboxLimits | None = None,
+        clip: tuple[float, float] | None = (-100.0, 100.0),
+        max_exceptions: int = 3,
+    ) -> None:
+        if isinstance(program, str):
+            if variables is None:
+                raise TypeError("a program given as source needs its declared variables")
+            program = validate_program(program, variables)
+        self.program = program
+        self.needs_info = tuple(STATE_PREFIX + p for p in program.parameters)
+        self.guarded = GuardedProgram(program, limits, clip=clip, max_exceptions=max_exceptions)
+
+    def values(self, states: dict[str, Any], batch_size: int = 4096) -> np.ndarray:
+        """Rewards of many states at once: ``states`` maps names to ``(N, *shape)`` arrays."""
+        n = len(next(iter(states.values())))
+        out = np.empty(n)
+        for i in range(0, n, batch_size):
+            chunk = {p: np.asarray(states[p][i : i + batch_size]) for p in self.program.parameters}
+            out[i : i + batch_size] = self.guarded(chunk).reward
+        return out
+
+    def __call__(self, batch: RewardBatch) -> RewardOutput:
+        """The program's reward of every row's ``s'``, with its components."""
+        variables = {p: batch.info[STATE_PREFIX + p] for p in self.program.parameters}
+        result = self.guarded(variables)
+        return RewardOutput(reward=result.reward, components=dict(result.components))
+
+    def close(self) -> None:
+        """Stop the sandbox worker."""
+        self.guarded.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A worker process cannot be pickled: a copy (SubprocVecEnv, a spawned runner)
+        # starts its own.
+        state = self.__dict__.copy()
+        state.pop("guarded")
+        state["_guard_args"] = (self.guarded.limits, self.guarded.clip, self.guarded.max_exceptions)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        limits, clip, max_exceptions = state.pop("_guard_args")
+        self.__dict__.update(state)
+        self.guarded = GuardedProgram(
+            self.program, limits, clip=clip, max_exceptions=max_exceptions
+        )

@@ -1,0 +1,835 @@
+"""Run validated reward programs in a separate, limited process, and guard what comes back.
+
+:func:`~rewardlab.reward_models.program.validate_program` rejects programs that *look*
+dangerous; this module is the actual boundary, for programs that validation misjudged.
+:class:`SandboxWorker` runs one program in one worker process (``_sandbox_worker.py``):
+
+- **Its own process group** (``start_new_session``), so a timeout kills the whole group with
+  ``SIGKILL``.
+- **Resource limits** set by the worker on itself before it reads any untrusted code:
+  address space (``RLIMIT_AS``), lifetime CPU seconds (``RLIMIT_CPU``), open files, file size
+  (its stderr file), no core dumps and no child processes (``RLIMIT_NPROC``). The worker, not
+  a ``preexec_fn``, applies them: ``preexec_fn`` can deadlock a multithreaded parent (torch,
+  Ray), and no untrusted code runs before the worker's first lines.
+- **No privileges.** Root ignores ``RLIMIT_NPROC`` and may read or signal anything, so a worker
+  started by root drops to ``SandboxLimits.uid``/``gid`` (65534, *nobody*) after importing
+  numpy and before compiling the program (the interpreter may live where *nobody* cannot read,
+  e.g. a venv under ``/root``). It also enters an empty network namespace when the kernel
+  allows (root or ``CAP_SYS_ADMIN``) and sets ``no_new_privs``. :attr:`SandboxWorker.hardening`
+  records what was applied.
+- **No secrets.** The worker gets a minimal environment (``PATH``, locale, one BLAS thread),
+  never the parent's, so ``OPENAI_API_KEY`` and the like never reach it; ``python -I`` ignores
+  ``PYTHON*`` variables and user site-packages.
+- **Every call has a deadline** (``SandboxLimits.call_timeout_s``); the parent polls the pipe
+  and never blocks on the worker.
+- **No pickle.** Arrays travel as raw bytes behind a ``struct`` header, both ways; the parent
+  checks every length of the worker's answer (``_sandbox_worker.decode_result``),
+  so a compromised worker can at worst return wrong numbers.
+
+:class:`GuardedProgram` wraps a worker for training: it replaces and counts non-finite
+values, clips the reward, absorbs a few failed calls (restarting a dead worker) before giving
+up with ``"exception_budget"``, and keeps per-component statistics for Eureka's reward
+reflection.
+
+Failures raise :class:`ProgramContained` with one of these ``reason`` codes:
+
+- ``"startup"``: the worker did not start or the program failed to load.
+- ``"timeout"``: a call exceeded ``call_timeout_s``; the worker was killed.
+- ``"cpu_limit"``: the worker used up its lifetime CPU seconds (``SIGXCPU``).
+- ``"memory"``: the program ran out of its address-space limit (``MemoryError``).
+- ``"crashed"``: the worker died otherwise (a signal, an exit).
+- ``"exception"``: ``compute_reward`` raised; the message has the error and its program lines.
+- ``"bad_output"``: the return value broke the ``(reward, components)`` contract.
+- ``"protocol"``: the worker sent a malformed answer (only code that escaped validation can);
+  the worker was killed.
+- ``"exception_budget"``: :class:`GuardedProgram` saw ``max_exceptions`` failed calls.
+
+What the sandbox does not do, for code that escapes validation: there is no syscall filter
+(seccomp) and no filesystem isolation, so it can read world-readable files and write where
+*nobody* may (``/tmp``, up to ``file_size_bytes`` per file). Started by a non-root user, the
+worker keeps that user's identity: it can then read the user's files and signal the user's
+processes, the parent included. Without ``CAP_SYS_ADMIN`` it keeps the network. ``python -I``
+ignores ``PYTHONHASHSEED``, so the iteration order of a set of strings may differ between
+workers (programs get no ``hash``).
+
+Cost: a call is one pipe round trip plus framing, about 60-80 us for a tiny batch on a
+2-vCPU VM, on top of the program's own time (which runs 2-3x slower than in a warm loop,
+the worker being woken for each call).
+
+Neither class is thread-safe: one caller at a time per worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import numpy as np
+
+from rewardlab.reward_models import _sandbox_worker as wire
+from rewardlab.reward_models.program import ValidatedProgram
+
+__all__ = [
+    "GuardedProgram",
+    "GuardedStats",
+    "ProgramContained",
+    "RewardCallResult",
+    "RunningStats",
+    "SandboxLimits",
+    "SandboxWorker",
+]
+
+_WORKER_PATH = str(Path(wire.__file__).resolve())
+# Everything the worker's environment holds: no inherited variable can carry a secret in.
+_WORKER_ENV = {
+    "PATH": "/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+    # One thread: RLIMIT_NPROC counts threads, and reward programs are tiny batched numpy.
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
+_MAX_ERROR_BODY = 1 << 16
+_SPIN_S = 200e-6
+
+
+class ProgramContained(RuntimeError):
+    """A reward program failed or misbehaved at run time, and was contained.
+
+    Attributes:
+        reason: Machine-readable code (see the module docstring).
+        message: What happened, readable by the LLM that wrote the program (error type and
+            message, the program's own traceback lines, how to fix it).
+        last_reason: For ``"exception_budget"``, the reason of the last failed call.
+    """
+
+    def __init__(self, reason: str, message: str, *, last_reason: str | None = None) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+        self.last_reason = last_reason
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Resource limits and isolation settings of a sandbox worker.
+
+    Attributes:
+        memory_bytes: Address-space limit (``RLIMIT_AS``). numpy alone maps ~100-300 MB.
+        cpu_seconds: CPU seconds over the worker's life (``RLIMIT_CPU``), a backstop in case
+            the parent stops watching; :class:`GuardedProgram` replaces a worker that has been
+            busy for half of it.
+        open_files: ``RLIMIT_NOFILE``: enough for the pipes and shared libraries.
+        processes: ``RLIMIT_NPROC`` (0: no child processes or threads). Enforced only for a
+            non-root worker, hence the privilege drop.
+        file_size_bytes: ``RLIMIT_FSIZE``, bounding the worker's stderr file.
+        call_timeout_s: Wall-clock limit of one call, after which the worker is killed.
+        startup_timeout_s: Wall-clock limit for starting the worker and loading the program.
+        uid: User a worker started by root switches to (None: stay root, and lose
+            ``RLIMIT_NPROC``).
+        gid: Group a worker started by root switches to.
+        isolate_network: Put the worker in an empty network namespace where the kernel allows.
+    """
+
+    memory_bytes: int = 1 << 30
+    cpu_seconds: int = 60
+    open_files: int = 16
+    processes: int = 0
+    file_size_bytes: int = 1 << 20
+    call_timeout_s: float = 2.0
+    startup_timeout_s: float = 10.0
+    uid: int | None = 65534
+    gid: int = 65534
+    isolate_network: bool = True
+
+    def __post_init__(self) -> None:
+        if self.memory_bytes < 256 << 20:
+            raise ValueError(
+                f"memory_bytes must be at least 256 MiB (numpy alone needs ~100-300 MB of "
+                f"address space), got {self.memory_bytes}"
+            )
+        for name in ("cpu_seconds", "open_files", "file_size_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.open_files < 8:
+            raise ValueError(f"open_files must be >= 8 (pipes and stdio), got {self.open_files}")
+        if self.processes < 0:
+            raise ValueError(f"processes must be >= 0, got {self.processes}")
+        for name in ("call_timeout_s", "startup_timeout_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number of seconds, got {value}")
+
+
+@dataclass(frozen=True)
+class RewardCallResult:
+    """One call's rewards.
+
+    Attributes:
+        reward: ``(B,)`` float64.
+        components: Named ``(B,)`` float64 arrays, as the program returned them (a program's
+            components need not sum to its reward).
+        error: For a failed call that :class:`GuardedProgram` absorbed (``reward`` is then its
+            fallback), ``"<reason>: <message>"``; None otherwise.
+    """
+
+    reward: np.ndarray
+    components: Mapping[str, np.ndarray] = field(default_factory=dict)
+    error: str | None = None
+
+
+def _terminate(proc: subprocess.Popen[bytes], owner: int) -> None:
+    """Kill the worker's process group (if the worker is not yet reaped) and reap it."""
+    if os.getpid() != owner:
+        return  # a forked copy of the parent: the worker is not its child to kill
+    if proc.returncode is None:
+        # The unreaped leader keeps its pid, hence the group id, from being reused.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+class SandboxWorker:
+    """One worker process running one validated reward program.
+
+    Args:
+        program: The program to run (from
+            :func:`~rewardlab.reward_models.program.validate_program`).
+        limits: Resource limits and isolation settings.
+
+    Raises:
+        ProgramContained: With reason ``"startup"`` when the worker does not come up.
+
+    Attributes:
+        program: The program it runs.
+        limits: Its limits.
+        hardening: What the worker applied: ``"rlimits"``, and where possible ``"netns"``,
+            ``"no_new_privs"``, ``"uid=<uid>"``.
+        calls: Calls answered so far.
+        busy_seconds: Wall-clock seconds spent in calls (bounds the worker's CPU time).
+    """
+
+    def __init__(self, program: ValidatedProgram, limits: SandboxLimits | None = None) -> None:
+        if not isinstance(program, ValidatedProgram):
+            raise TypeError(
+                f"program must be a ValidatedProgram (from validate_program), got "
+                f"{type(program).__name__}"
+            )
+        self.program = program
+        self.limits = limits if limits is not None else SandboxLimits()
+        self.calls = 0
+        self.busy_seconds = 0.0
+        self.hardening: tuple[str, ...] = ()
+        self._params = program.parameters
+        self._shapes = program.parameter_shapes
+        # Lives as long as the worker; close() closes it.
+        self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
+        if not sys.executable:
+            raise RuntimeError("sys.executable is empty: cannot start a Python worker process")
+        self._proc = subprocess.Popen(
+            [sys.executable, "-I", "-B", _WORKER_PATH],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            env=dict(_WORKER_ENV),
+            cwd="/",
+            start_new_session=True,
+            close_fds=True,
+            bufsize=0,
+        )
+        self._finalizer = weakref.finalize(self, _terminate, self._proc, os.getpid())
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._wfd = self._proc.stdin.fileno()
+        self._rfd = self._proc.stdout.fileno()
+        os.set_blocking(self._wfd, False)
+        os.set_blocking(self._rfd, False)
+        self._poll_in = select.poll()
+        self._poll_in.register(self._rfd, select.POLLIN)
+        self._poll_out = select.poll()
+        self._poll_out.register(self._wfd, select.POLLOUT)
+        # Per-call caches: the schema of each input signature, the names of each names field.
+        self._schemas: dict[tuple[tuple[np.dtype[Any], tuple[int, ...]], ...], bytes] = {}
+        self._names: dict[bytes, tuple[str, ...]] = {}
+        self._start()
+
+    @property
+    def pid(self) -> int:
+        """The worker's process id (also its process group id)."""
+        return self._proc.pid
+
+    @property
+    def alive(self) -> bool:
+        """True while the worker runs and can take calls."""
+        return self._proc.returncode is None and self._proc.poll() is None
+
+    def _start(self) -> None:
+        limits = self.limits
+        load = {
+            "source": self.program.source,
+            "memory_bytes": limits.memory_bytes,
+            "cpu_seconds": limits.cpu_seconds,
+            "open_files": limits.open_files,
+            "processes": limits.processes,
+            "file_size_bytes": limits.file_size_bytes,
+            "uid": limits.uid,
+            "gid": limits.gid,
+            "isolate_network": limits.isolate_network,
+        }
+        body = json.dumps(load).encode()
+        deadline = time.monotonic() + limits.startup_timeout_s
+        try:
+            self._write(wire.FRAME.pack(len(body), wire.OP_LOAD) + body, deadline)
+            op, reply = self._read(deadline, _MAX_ERROR_BODY)
+            message = json.loads(reply)
+            if op == wire.OP_READY and isinstance(message.get("hardening"), list):
+                self.hardening = tuple(str(item) for item in message["hardening"])
+                return
+            problem = (
+                _error_text(message)
+                if op == wire.OP_ERROR
+                else f"unexpected startup answer (opcode {op})"
+            )
+        except _Broken as exc:
+            self._fail_stop(0.2)
+            tail = self._stderr_tail()
+            problem = f"the sandbox worker did not start ({exc.reason}{': ' * bool(exc.message)}"
+            problem += f"{exc.message})" + (f"; its stderr ends with:\n{tail}" if tail else "")
+        except (ValueError, UnicodeDecodeError, AttributeError, KeyError, TypeError) as exc:
+            problem = f"malformed startup answer: {exc!r}"
+        self.close()
+        raise ProgramContained("startup", problem)
+
+    def call(self, variables: Mapping[str, Any]) -> RewardCallResult:
+        """Run ``compute_reward`` on one batch.
+
+        Args:
+            variables: At least every variable the program takes, as arrays with the same
+                leading batch dimension ``B`` (bool, int or float dtypes). Extra keys are
+                ignored.
+
+        Returns:
+            The reward and components, float64 ``(B,)`` each, unguarded (may be non-finite).
+
+        Raises:
+            ValueError: When ``variables`` lacks a parameter or the arrays do not fit (the
+                caller's mistake, not the program's; the worker is unaffected).
+            ProgramContained: When the program failed (see the module docstring for reasons).
+                After ``"timeout"``, ``"cpu_limit"``, ``"crashed"`` or ``"protocol"`` the worker
+                is dead; start a new one to go on.
+        """
+        names, block = self.call_block(variables)
+        return RewardCallResult(block[0], {name: block[row] for row, name in enumerate(names, 1)})
+
+    def call_block(self, variables: Mapping[str, Any]) -> tuple[tuple[str, ...], np.ndarray]:
+        """:meth:`call`'s answer as (component names, ``(1 + C, B)`` block: reward first).
+
+        The cheaper form, for callers that treat reward and components alike.
+        """
+        if not self.alive:
+            raise ProgramContained(
+                "crashed", "the worker is no longer running; start a new SandboxWorker"
+            )
+        arrays, batch, schema = self._inputs(variables)
+        size = wire.REQUEST.size + len(schema) + sum(array.nbytes for array in arrays)
+        parts: list[Any] = [
+            wire.FRAME.pack(size, wire.OP_CALL),
+            wire.REQUEST.pack(len(schema), batch),
+            schema,
+            *arrays,
+        ]
+        data = b"".join(parts)
+        start = time.monotonic()
+        deadline = start + self.limits.call_timeout_s
+        try:
+            self._write(data, deadline)
+            op, body = self._read(deadline, self._max_reply(batch))
+        except _Broken as exc:
+            raise self._contain(exc) from None
+        except BaseException:
+            # Interrupted mid-call (KeyboardInterrupt in the parent): the answer still in the
+            # pipe would be read as the next call's. Never reuse this worker.
+            self._fail_stop(0.0)
+            raise
+        finally:
+            self.busy_seconds += time.monotonic() - start
+        if op == wire.OP_RESULT:
+            try:
+                names, block = wire.decode_result(body, batch, self._names)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise self._contain(_Broken("protocol", f"malformed result: {exc}")) from None
+            self.calls += 1
+            return names, block
+        if op == wire.OP_ERROR:
+            try:
+                message = json.loads(body)
+                kind = message["kind"]
+                text = _error_text(message)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise self._contain(_Broken("protocol", f"malformed error: {exc}")) from None
+            if kind not in ("exception", "memory", "bad_output"):
+                raise self._contain(_Broken("protocol", f"unknown error kind {kind!r}"))
+            self.calls += 1
+            raise ProgramContained(kind, text)
+        raise self._contain(_Broken("protocol", f"unexpected opcode {op}"))
+
+    def close(self) -> None:
+        """Kill the worker (it holds no state worth a graceful exit) and free its pipes."""
+        self._finalizer()
+        for stream in (self._proc.stdin, self._proc.stdout, self._stderr):
+            if stream is not None:
+                stream.close()
+
+    def __enter__(self) -> SandboxWorker:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _inputs(self, variables: Mapping[str, Any]) -> tuple[list[np.ndarray], int, bytes]:
+        """The parameters' arrays, the batch size and the schema; ValueError if they misfit."""
+        try:
+            arrays = [np.asarray(variables[name], order="C") for name in self._params]
+        except KeyError:
+            missing = [name for name in self._params if name not in variables]
+            raise ValueError(
+                f"variables lack {missing}, which compute_reward takes; pass every state "
+                f"variable the program uses: {list(self._params)}"
+            ) from None
+        # Fast path: a signature seen before was fully checked then.
+        shapes = [array.shape for array in arrays]
+        if all(shapes):
+            batch = shapes[0][0]
+            if all(shape[0] == batch for shape in shapes):
+                key = tuple((a.dtype, shape[1:]) for a, shape in zip(arrays, shapes, strict=True))
+                schema = self._schemas.get(key)
+                if schema is not None:
+                    return arrays, batch, schema
+        return self._check_inputs(arrays)
+
+    def _check_inputs(self, arrays: list[np.ndarray]) -> tuple[list[np.ndarray], int, bytes]:
+        batch = -1
+        for name, shape, array in zip(self._params, self._shapes, arrays, strict=True):
+            if array.dtype.kind not in wire.WIRE_KINDS or array.dtype.itemsize > 8:
+                raise ValueError(
+                    f"variable {name!r} has dtype {array.dtype}; pass bool, int or float arrays "
+                    "of at most 64 bits"
+                )
+            if array.ndim == 0:
+                raise ValueError(f"variable {name!r} is a scalar; it needs a leading batch axis")
+            if batch < 0:
+                batch = array.shape[0]
+            elif array.shape[0] != batch:
+                raise ValueError(
+                    f"variable {name!r} has batch size {array.shape[0]}, "
+                    f"{self._params[0]!r} has {batch}"
+                )
+            if shape is not None and array.shape[1:] != shape:
+                raise ValueError(
+                    f"variable {name!r} has per-row shape {array.shape[1:]}, declared {shape}"
+                )
+        schema = wire.encode_schema(zip(self._params, arrays, strict=True))
+        if len(self._schemas) < 64:
+            self._schemas[tuple((a.dtype, a.shape[1:]) for a in arrays)] = schema
+        return arrays, batch, schema
+
+    def _max_reply(self, batch: int) -> int:
+        names = wire.MAX_COMPONENTS * 401 + 8  # up to 100 UTF-8 characters and a NUL each
+        return max(
+            _MAX_ERROR_BODY, wire.RESULT.size + names + 8 * (1 + wire.MAX_COMPONENTS) * batch
+        )
+
+    def _write(self, data: bytes, deadline: float) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(self._wfd, view) :]
+            except BlockingIOError:
+                ready = self._poll_out.poll(_ms_left(deadline))
+                if not ready and time.monotonic() >= deadline:
+                    raise _Broken("timeout", "") from None
+            except BrokenPipeError:
+                raise _Broken("eof", "") from None
+
+    def _read(self, deadline: float, max_body: int) -> tuple[int, bytearray]:
+        data = bytearray()
+        total = wire.FRAME.size
+        # Most answers take tens of microseconds: retrying the read that long costs less than
+        # sleeping in poll and being woken up (the parent has nothing else to do meanwhile).
+        spin_until = time.monotonic() + _SPIN_S
+        while len(data) < total:
+            try:
+                chunk = os.read(
+                    self._rfd, 1 << 16 if total == wire.FRAME.size else total - len(data)
+                )
+            except BlockingIOError:
+                if time.monotonic() < spin_until:
+                    continue
+                if not self._poll_in.poll(_ms_left(deadline)) and time.monotonic() >= deadline:
+                    raise _Broken("timeout", "") from None
+                continue
+            if not chunk:
+                raise _Broken("eof", "")
+            data += chunk
+            if total == wire.FRAME.size and len(data) >= total:
+                length, _ = wire.FRAME.unpack_from(data)
+                if length > max_body:
+                    raise _Broken("protocol", f"an answer of {length} bytes (limit {max_body})")
+                total += length
+            if len(data) > total:
+                raise _Broken("protocol", "bytes past the end of an answer")
+        return data[4], data[wire.FRAME.size :]
+
+    def _fail_stop(self, grace_s: float) -> os.waitid_result | None:
+        """Stop the worker; how it ended by itself within ``grace_s``, or None if it had not."""
+        info = None
+        deadline = time.monotonic() + grace_s
+        while self._proc.returncode is None:
+            # WNOWAIT: learn the exit status without reaping, so the group id stays ours
+            # until _terminate has killed the group.
+            try:
+                info = os.waitid(os.P_PID, self._proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:  # reaped behind our back (a SIGCHLD handler)
+                break
+            if info is not None or time.monotonic() >= deadline:
+                break
+            time.sleep(0.005)
+        self._finalizer()
+        return info
+
+    def _contain(self, exc: _Broken) -> ProgramContained:
+        """Kill the worker after a broken call; the exception to raise, with its reason."""
+        timeout = self.limits.call_timeout_s
+        if exc.reason == "timeout":
+            self._fail_stop(0.0)
+            return ProgramContained(
+                "timeout",
+                f"compute_reward did not return within {timeout:g} s and was stopped (an "
+                "endless loop, or too much work for one batch: use vectorized numpy over the "
+                "batch instead of Python loops)",
+            )
+        if exc.reason == "protocol":
+            self._fail_stop(0.0)
+            return ProgramContained("protocol", f"the worker broke the protocol: {exc.message}")
+        info = self._fail_stop(0.5)
+        tail = self._stderr_tail()
+        detail = f"; its stderr ends with:\n{tail}" if tail else ""
+        if info is None:
+            return ProgramContained("crashed", "the worker closed its pipe and was killed" + detail)
+        if info.si_code == os.CLD_EXITED:
+            if "MemoryError" in tail:
+                return ProgramContained("memory", "the worker ran out of memory" + detail)
+            return ProgramContained(
+                "crashed", f"the worker exited with status {info.si_status}" + detail
+            )
+        name = _signal_name(info.si_status)
+        if info.si_status == signal.SIGXCPU:
+            return ProgramContained(
+                "cpu_limit",
+                f"the worker used up its {self.limits.cpu_seconds} CPU seconds ({name})",
+            )
+        return ProgramContained("crashed", f"the worker was killed by {name}" + detail)
+
+    def _stderr_tail(self, chars: int = 1000) -> str:
+        try:
+            size = self._stderr.seek(0, os.SEEK_END)
+            self._stderr.seek(max(0, size - 4 * chars))
+            return self._stderr.read().decode(errors="replace")[-chars:].strip()
+        except (OSError, ValueError):
+            return ""
+
+
+class _Broken(Exception):
+    """The worker did not answer a call properly (internal to SandboxWorker)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(reason, message)
+        self.reason = reason
+        self.message = message
+
+
+def _ms_left(deadline: float) -> int:
+    return max(0, math.ceil((deadline - time.monotonic()) * 1000))
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _error_text(message: Mapping[str, Any]) -> str:
+    """An LLM-readable error: ``Type: message`` and the program's traceback lines."""
+    text = f"{str(message['type'])[:100]}: {str(message['message'])[:2000]}"
+    trace = str(message.get("traceback", ""))[:2000]
+    return f"{text}\n{trace}" if trace else text
+
+
+# ---------------------------------------------------------------------------------------------
+# Guards
+
+
+@dataclass
+class RunningStats:
+    """Running count, mean, min and max of one quantity's finite values.
+
+    Attributes:
+        count: Values seen (after non-finite ones were replaced).
+        mean: Their mean.
+        min: Their minimum (``inf`` before any).
+        max: Their maximum (``-inf`` before any).
+        nonfinite: NaN or infinite values the program returned (replaced before the update).
+    """
+
+    count: int = 0
+    mean: float = 0.0
+    min: float = math.inf
+    max: float = -math.inf
+    nonfinite: int = 0
+
+    def update(self, values: np.ndarray) -> None:
+        """Fold in a batch of finite values."""
+        if values.size:
+            self._add(values.size, float(values.sum()), float(values.min()), float(values.max()))
+
+    def _add(self, n: int, total: float, low: float, high: float) -> None:
+        self.count += n
+        self.mean += (total - n * self.mean) / self.count
+        self.min = min(self.min, low)
+        self.max = max(self.max, high)
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        """Plain numbers (``None`` for the min and max of nothing), ready for JSON."""
+        empty = self.count == 0
+        return {
+            "count": self.count,
+            "mean": self.mean,
+            "min": None if empty else self.min,
+            "max": None if empty else self.max,
+            "nonfinite": self.nonfinite,
+        }
+
+
+@dataclass
+class GuardedStats:
+    """What :class:`GuardedProgram` has seen.
+
+    Attributes:
+        calls: Successful calls.
+        failures: Failed calls by reason.
+        nonfinite: Non-finite reward values replaced (components count their own).
+        clipped: Reward values clipped.
+        restarts: Workers started after the first (after a dead one, or to renew CPU time).
+        last_error: ``"<reason>: <message>"`` of the last failed call.
+        reward: Statistics of the guarded reward.
+        components: Statistics of each component (non-finite values replaced, not clipped).
+    """
+
+    calls: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+    nonfinite: int = 0
+    clipped: int = 0
+    restarts: int = 0
+    last_error: str | None = None
+    reward: RunningStats = field(default_factory=RunningStats)
+    components: dict[str, RunningStats] = field(default_factory=dict)
+
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON-ready copy, e.g. for reward reflection at ~10 points of training."""
+        return {
+            "calls": self.calls,
+            "failures": dict(self.failures),
+            "nonfinite": self.nonfinite,
+            "clipped": self.clipped,
+            "restarts": self.restarts,
+            "last_error": self.last_error,
+            "reward": self.reward.as_dict(),
+            "components": {name: stats.as_dict() for name, stats in self.components.items()},
+        }
+
+
+class GuardedProgram:
+    """A sandboxed reward program with output guards, an exception budget and statistics.
+
+    Each call's reward has non-finite values replaced by ``nonfinite_value`` (counted in
+    ``stats.nonfinite``) and is clipped to ``clip`` (counted in ``stats.clipped``). A failed
+    call (any :class:`ProgramContained`) is absorbed while the budget lasts: it returns
+    ``fallback_reward`` for the batch with ``error`` set, and a dead worker is replaced on the
+    next call. The ``max_exceptions``-th failure closes the worker and raises
+    ``ProgramContained("exception_budget")`` naming the last error; so does every later call.
+
+    Args:
+        program: The validated program.
+        limits: Sandbox limits of its worker.
+        clip: ``(low, high)`` bounds of the reward, or None for no clipping.
+        nonfinite_value: What NaN and infinite values (reward and components) become.
+        max_exceptions: Failed calls after which the program is abandoned (1: the first).
+        fallback_reward: Reward of every row of a failed call within the budget.
+
+    Raises:
+        ProgramContained: ``"startup"`` when the first worker does not come up.
+
+    Example:
+        >>> from rewardlab.reward_models.program import validate_program
+        >>> source = '''
+        ... def compute_reward(x):
+        ...     return -np.abs(x), {"dist": np.abs(x)}
+        ... '''
+        >>> with GuardedProgram(validate_program(source, ["x"]), clip=(-1.5, 1.5)) as guarded:
+        ...     result = guarded({"x": np.array([1.0, -2.0, np.nan])})
+        >>> result.reward
+        array([-1. , -1.5,  0. ])
+        >>> guarded.stats.clipped, guarded.stats.nonfinite, guarded.stats.components["dist"].max
+        (1, 1, 2.0)
+    """
+
+    def __init__(
+        self,
+        program: ValidatedProgram,
+        limits: SandboxLimits | None = None,
+        *,
+        clip: tuple[float, float] | None = (-100.0, 100.0),
+        nonfinite_value: float = 0.0,
+        max_exceptions: int = 3,
+        fallback_reward: float = 0.0,
+    ) -> None:
+        if clip is not None and not (len(clip) == 2 and clip[0] <= clip[1]):
+            raise ValueError(f"clip must be (low, high) with low <= high, or None, got {clip}")
+        if max_exceptions < 1:
+            raise ValueError(f"max_exceptions must be >= 1, got {max_exceptions}")
+        for name, value in (("nonfinite_value", nonfinite_value), ("fallback", fallback_reward)):
+            if not math.isfinite(value):
+                raise ValueError(f"{name} must be finite, got {value}")
+        self.program = program
+        self.limits = limits if limits is not None else SandboxLimits()
+        self.clip = clip
+        self.nonfinite_value = float(nonfinite_value)
+        self.max_exceptions = max_exceptions
+        self.fallback_reward = float(fallback_reward)
+        self.stats = GuardedStats()
+        self.aborted: ProgramContained | None = None
+        self._worker: SandboxWorker | None = SandboxWorker(program, self.limits)
+
+    @property
+    def worker(self) -> SandboxWorker | None:
+        """The current worker (None between a dead one and the next call, or once closed)."""
+        return self._worker
+
+    def __call__(self, variables: Mapping[str, Any]) -> RewardCallResult:
+        """Guarded rewards of one batch (see the class docstring).
+
+        Raises:
+            ValueError: When ``variables`` do not fit the program (see
+                :meth:`SandboxWorker.call`).
+            ProgramContained: ``"exception_budget"`` once the budget is spent, or
+                ``"startup"`` when a replacement worker does not come up.
+        """
+        if self.aborted is not None:
+            raise self.aborted
+        worker = self._worker
+        if worker is None or not worker.alive or worker.busy_seconds > self.limits.cpu_seconds / 2:
+            if worker is not None:
+                worker.close()
+            self._worker = None
+            worker = self._worker = SandboxWorker(self.program, self.limits)
+            self.stats.restarts += 1
+        try:
+            names, block = worker.call_block(variables)
+        except ProgramContained as exc:
+            return self._failed(exc, variables)
+        stats = self.stats
+        # The block is this call's own buffer: guard it in place, all rows at once. NaN and
+        # inf propagate into the row sums, so finite sums mean a finite block (an overflowing
+        # sum only sends a finite block down the exact path).
+        totals = block.sum(axis=1).tolist()
+        nonfinite = None
+        if not all(map(math.isfinite, totals)):
+            finite = np.isfinite(block)
+            nonfinite = (block.shape[1] - np.count_nonzero(finite, axis=1)).tolist()
+            block[~finite] = self.nonfinite_value
+            stats.nonfinite += nonfinite[0]
+            totals = block.sum(axis=1).tolist()
+        reward = block[0]
+        size = block.shape[1]
+        if size:
+            lows = block.min(axis=1).tolist()
+            highs = block.max(axis=1).tolist()
+            if self.clip is not None and (lows[0] < self.clip[0] or highs[0] > self.clip[1]):
+                low, high = self.clip
+                stats.clipped += int(np.count_nonzero((reward < low) | (reward > high)))
+                np.clip(reward, low, high, out=reward)
+                totals[0], lows[0], highs[0] = (
+                    float(reward.sum()),
+                    max(lows[0], low),
+                    min(highs[0], high),
+                )
+            for row, name in enumerate(("", *names)):
+                if row == 0:
+                    running = stats.reward
+                else:
+                    running = stats.components.get(name) or stats.components.setdefault(
+                        name, RunningStats()
+                    )
+                running._add(size, totals[row], lows[row], highs[row])
+                if nonfinite is not None:
+                    running.nonfinite += nonfinite[row]
+        stats.calls += 1
+        return RewardCallResult(reward, {name: block[row] for row, name in enumerate(names, 1)})
+
+    def _failed(self, exc: ProgramContained, variables: Mapping[str, Any]) -> RewardCallResult:
+        failures = self.stats.failures
+        failures[exc.reason] = failures.get(exc.reason, 0) + 1
+        self.stats.last_error = f"{exc.reason}: {exc.message}"
+        total = sum(failures.values())
+        if total >= self.max_exceptions:
+            self.close()
+            self.aborted = ProgramContained(
+                "exception_budget",
+                f"compute_reward failed {total} time(s), the limit is {self.max_exceptions}; "
+                f"the last error ({exc.reason}): {exc.message}",
+                last_reason=exc.reason,
+            )
+            raise self.aborted from exc
+        batch = len(np.asarray(variables[self.program.parameters[0]]))
+        return RewardCallResult(
+            np.full(batch, self.fallback_reward), {}, error=self.stats.last_error
+        )
+
+    def close(self) -> None:
+        """Kill the worker; later calls raise (after abort) or start a new one."""
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
+
+    def __enter__(self) -> GuardedProgram:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

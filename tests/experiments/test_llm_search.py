@@ -1,0 +1,167 @@
+"""The Eureka-style search end to end, against a real OpenAI-compatible server on loopback;
+then the same search replayed offline from its cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rewardlab.experiments.llm_reward.search import load_search_config, run_search
+from tests.llm.fake_server import FakeLLMServer, Reply, last_user_message, unused_port
+
+ENV = "rewardlab/GridEmpty-v0"
+
+GOOD = """Here is a reward that pulls the agent to the goal.
+
+```python
+def compute_reward(agent_pos, goal_pos):
+    distance = np.abs(goal_pos - agent_pos).sum(axis=-1).astype(np.float64)
+    approach = -{scale} * distance
+    bonus = 5.0 * (distance == 0)
+    return approach + bonus, {{"approach": approach, "bonus": bonus}}
+```
+"""
+
+NO_CODE = "I would reward the agent for getting closer to the goal."
+UNKNOWN_VARIABLE = (
+    "```python\ndef compute_reward(agent_position):\n    return agent_position, {}\n```"
+)
+
+
+def script(body: dict[str, Any]) -> Any:
+    """Answers by what is asked and by the request's seed (samples arrive in any order)."""
+    last = last_user_message(body)
+    seed = body.get("seed") or 0
+    if "failed the check" in last:  # a repair round
+        return GOOD.format(scale=0.03)
+    if "Write an improved reward" in last:
+        return GOOD.format(scale=0.1 if seed % 2 else 0.2)
+    if "None of the programs passed" in last:
+        return GOOD.format(scale=0.05)
+    return GOOD.format(scale=0.05) if seed % 2 == 0 else NO_CODE
+
+
+def config(base_url: str, cache_dir: Path, **overrides: Any) -> Any:
+    data = {
+        "env": ENV,
+        "llm": {"model": "test-model", "base_url": base_url, "max_retries": 0, "timeout_s": 5},
+        "samples": 2,
+        "iterations": 2,
+        "restarts": 1,
+        "train": {
+            "steps": 256,
+            "seeds": [0],
+            "eval_episodes": 2,
+            "evaluations": 2,
+            "hyperparams": {"n_envs": 2, "n_steps": 32, "batch_size": 32},
+            "env_kwargs": {"size": 5},
+        },
+        "failure_episodes": 2,
+        "cache": {"dir": str(cache_dir)},
+        **overrides,
+    }
+    return load_search_config(data)
+
+
+def choices(summary: dict[str, Any]) -> tuple[Any, ...]:
+    return (summary["candidates"], summary["rounds"], summary["best"])
+
+
+def test_search_then_replay_gives_the_same_candidates_and_choices(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+    cache = tmp_path / "cache"
+    with FakeLLMServer(responses=script) as server:
+        first = run_search(config(server.base_url, cache), tmp_path / "run")
+        sent = list(server.requests)
+    # K=2 x N=2 samples plus one repair request for the response without code.
+    assert len(sent) == 5 and all(r.get("n", 1) == 1 for r in sent)
+    assert [c["id"] for c in first["candidates"]] == [
+        "r0-i0-k0",
+        "r0-i0-k1",
+        "r0-i1-k0",
+        "r0-i1-k1",
+    ]
+    assert all(c["fitness"] is not None for c in first["candidates"])
+    assert first["rounds"][0]["best"] is not None and first["stop_reason"] == "done"
+
+    record = json.loads((tmp_path / "run/candidates/r0-i0-k1/candidate.json").read_text())
+    assert record["attempts"][0]["verdict"]["reason"] == "no_code"  # then repaired
+    assert record["attempts"][-1]["verdict"]["passed"]
+    best = json.loads((tmp_path / "run/candidates/r0-i0-k0/candidate.json").read_text())
+    assert "task_success_rate" in best["reflection"] and "approach" in best["reflection"]
+    # The second round was shown the best program and its reflection.
+    second = [r for r in sent if "Write an improved reward" in last_user_message(r)]
+    assert len(second) == 2 and "task_success_rate" in last_user_message(second[0])
+    assert (tmp_path / "run/best_program.py").read_text().startswith("def compute_reward")
+
+    # Replay: the server is gone; the cache answers; training is seeded.
+    replayed = run_search(
+        config(
+            f"http://127.0.0.1:{unused_port()}/v1",
+            cache,
+            cache={"dir": str(cache), "mode": "replay"},
+        ),
+        tmp_path / "replay",
+    )
+    assert choices(replayed) == choices(first)
+    assert replayed["usage"]["cached"] == 5
+
+
+def test_bad_servers_and_answers_never_crash_the_search(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+    # Unreachable server: every candidate records the error, the search ends normally.
+    summary = run_search(
+        config(f"http://127.0.0.1:{unused_port()}/v1", tmp_path / "c1", iterations=1),
+        tmp_path / "unreachable",
+    )
+    assert summary["best"] is None and summary["stop_reason"] == "done"
+    record = json.loads((tmp_path / "unreachable/candidates/r0-i0-k0/candidate.json").read_text())
+    assert "could not reach the LLM server" in record["attempts"][0]["error"]
+
+    # Malformed bodies, no code block and an unknown variable, with no repair rounds.
+    answers = [Reply(body=b"{not json"), Reply(content=NO_CODE), Reply(content=UNKNOWN_VARIABLE)]
+
+    def bad(body: dict[str, Any]) -> Any:
+        return answers[(body.get("seed") or 0) % 3]
+
+    with FakeLLMServer(responses=bad) as server:
+        summary = run_search(
+            config(server.base_url, tmp_path / "c2", iterations=1, samples=3, repair_rounds=0),
+            tmp_path / "bad",
+        )
+    assert summary["best"] is None
+    verdicts = {}
+    for k in range(3):
+        rec = json.loads((tmp_path / f"bad/candidates/r0-i0-k{k}/candidate.json").read_text())
+        attempt = rec["attempts"][0]
+        verdicts[k] = attempt.get("error") or attempt["verdict"]["reason"]
+    assert "JSON" in str(verdicts[0]) or "malformed" in str(verdicts[0]).lower()
+    assert verdicts[1] == "no_code"
+    assert verdicts[2] == "unknown_variable"
+
+
+def test_budgets_stop_the_search_with_a_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+    with FakeLLMServer(responses=script) as server:
+        summary = run_search(
+            config(server.base_url, tmp_path / "c", budgets={"env_steps": 100}),
+            tmp_path / "run",
+        )
+    assert "env-step budget" in summary["stop_reason"]
+    assert len(summary["candidates"]) <= 2
+
+
+def test_bad_config_names_the_field() -> None:
+    with pytest.raises(ValueError, match=r"search\.samples"):
+        load_search_config({"env": ENV, "llm": {"model": "m"}, "samples": 0})
+    with pytest.raises(ValueError, match=r"search\.llm\.model"):
+        load_search_config({"env": ENV, "llm": {}})

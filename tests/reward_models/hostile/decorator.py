@@ -1,0 +1,8 @@
+# A decorator runs code when the module loads.
+def wrap(function):
+    return function
+
+
+@wrap
+def compute_reward(agent_pos, goal_pos):
+    return -np.abs(agent_pos - goal_pos).sum(axis=-1), {}

@@ -1,0 +1,379 @@
+"""Reward programs: extraction from LLM responses and static validation (no process here)."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+import pytest
+
+from rewardlab.reward_models.program import (
+    MATH_ALLOWED,
+    NUMPY_ALLOWED,
+    NUMPY_LINALG_ALLOWED,
+    SAFE_BUILTINS,
+    ProgramRejected,
+    ValidatedProgram,
+    extract_code,
+    validate_program,
+)
+
+VARIABLES = {
+    "agent_pos": (2,),
+    "goal_pos": (2,),
+    "block_pos": (3,),
+    "target_pos": (3,),
+    "gripper_pos": (3,),
+    "carrying_key": (),
+}
+
+GRIDWORLD = '''
+def compute_reward(agent_pos, goal_pos):
+    """Dense shaping towards the goal cell, plus a bonus on arrival."""
+    dist = np.abs(agent_pos - goal_pos).sum(axis=-1).astype(np.float64)
+    reached = (dist == 0).astype(np.float64)
+    return -0.1 * dist + 10.0 * reached, {"distance": -0.1 * dist, "goal_bonus": 10.0 * reached}
+'''
+
+PUSH = """
+def compute_reward(block_pos, target_pos, gripper_pos):
+    block_to_target = np.linalg.norm(block_pos - target_pos, axis=-1)
+    gripper_to_block = np.linalg.norm(gripper_pos - block_pos, axis=-1)
+    push_temp = 5.0
+    reach_temp = 10.0
+    push = np.exp(-push_temp * block_to_target)
+    reach = 0.5 * np.exp(-reach_temp * gripper_to_block)
+    success = np.where(block_to_target < 0.05, 1.0, 0.0)
+    total = push + reach + success
+    return total, {"push": push, "reach": reach, "success": success}
+"""
+
+# Eureka-style: type hints naming types the program cannot see (annotations are never
+# evaluated), a helper with a literal default, a lambda, an if, math.
+HELPER = '''
+def smooth_tolerance(distance, margin=0.1):
+    """1 inside the margin, decaying smoothly outside it."""
+    scaled = np.maximum(distance - margin, 0.0) / margin
+    return 1.0 / (1.0 + scaled ** 2)
+
+
+def compute_reward(
+    block_pos: np.ndarray, target_pos: torch.Tensor, carrying_key
+) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
+    horizontal = np.linalg.norm(block_pos[:, :2] - target_pos[:, :2], axis=-1)
+    height = np.abs(block_pos[:, 2] - target_pos[:, 2])
+    near = smooth_tolerance(horizontal)
+    level = smooth_tolerance(height, margin=0.02)
+    key_bonus = np.where(carrying_key, 0.25, 0.0)
+    parts = {"near": near, "level": level, "key": key_bonus}
+    total = sum(parts.values()) / len(parts)
+    squash = lambda x: np.clip(x, 0.0, math.pi)
+    if total.shape[0] > 0:
+        total = squash(total)
+    return total, parts
+'''
+
+GOOD = {"gridworld": GRIDWORLD, "push": PUSH, "helper": HELPER}
+
+
+def batch(names: tuple[str, ...], n: int = 5, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name in names:
+        shape = VARIABLES[name]
+        if name == "carrying_key":
+            out[name] = rng.random(n) < 0.5
+        elif name in ("agent_pos", "goal_pos"):
+            out[name] = rng.integers(0, 5, size=(n, *shape))
+        else:
+            out[name] = rng.normal(size=(n, *shape))
+    return out
+
+
+def rejected(source: str, variables: object = VARIABLES) -> ProgramRejected:
+    with pytest.raises(ProgramRejected) as info:
+        validate_program(source, variables)  # type: ignore[arg-type]
+    return info.value
+
+
+# -- extraction -------------------------------------------------------------------------------
+
+
+def test_extract_fenced_block() -> None:
+    text = "Here is the reward:\n```python\ndef compute_reward(x):\n    return x, {}\n```\nDone."
+    assert extract_code(text) == "def compute_reward(x):\n    return x, {}\n"
+
+
+def test_extract_takes_the_last_python_block_defining_the_entry() -> None:
+    text = (
+        "First try:\n```python\ndef compute_reward(x):\n    return 1\n```\n"
+        "A helper alone:\n```python\ndef helper(x):\n    return x\n```\n"
+        "Final:\n```python\ndef compute_reward(x):\n    return 2\n```\n"
+        "Shell:\n```bash\nrm -rf /\n```\n"
+    )
+    assert extract_code(text) == "def compute_reward(x):\n    return 2\n"
+
+
+def test_extract_prefers_python_blocks_then_any_block() -> None:
+    python_then_plain = (
+        "```python\ndef compute_reward(x):\n    return 1\n```\n"
+        "```\ndef compute_reward(x):\n    return 2\n```\n"
+    )
+    assert extract_code(python_then_plain).endswith("return 1\n")
+    untagged = "```\ndef compute_reward(x):\n    return 3\n```"
+    assert extract_code(untagged).endswith("return 3\n")
+
+
+def test_extract_unclosed_final_block_and_indented_fence() -> None:
+    truncated = "Sure!\n```python\ndef compute_reward(x):\n    return x, {}\n"
+    assert extract_code(truncated) == "def compute_reward(x):\n    return x, {}\n"
+    indented = "1. Code:\n   ```python\n   def compute_reward(x):\n       return x, {}\n   ```\n"
+    assert extract_code(indented) == "def compute_reward(x):\n    return x, {}\n"
+
+
+def test_extract_raw_code_without_fences() -> None:
+    raw = "def compute_reward(x):\n    return x, {}\n"
+    assert extract_code(raw) == raw
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I cannot write a reward for this task.",
+        "The reward should be def compute_reward(x) returning the distance.",  # prose only
+        "```python\ndef reward(x):\n    return x\n```",  # a block without compute_reward
+        "",
+    ],
+    ids=["no-block", "prose", "block-without-entry", "empty"],
+)
+def test_extract_rejects_responses_without_a_program(text: str) -> None:
+    with pytest.raises(ProgramRejected) as info:
+        extract_code(text)
+    assert info.value.reason == "no_code"
+    assert "```python code block defining compute_reward" in info.value.message
+
+
+def test_extract_never_evaluates() -> None:
+    # A response whose code would fail loudly if run: extraction only parses it.
+    text = "```python\nraise SystemExit(1)\ndef compute_reward(x):\n    return x, {}\n```"
+    assert extract_code(text).startswith("raise SystemExit(1)")
+
+
+# -- good programs ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(GOOD))
+def test_good_programs_validate_and_run(name: str) -> None:
+    program = validate_program(GOOD[name], VARIABLES)
+    assert program.sha256 == hashlib.sha256(GOOD[name].encode()).hexdigest()
+    assert program.parameter_shapes == tuple(VARIABLES[p] for p in program.parameters)
+    inputs = batch(program.parameters)
+    reward, components = program.compile_function()(**inputs)
+    assert reward.shape == (5,)
+    assert all(value.shape == (5,) for value in components.values())
+
+
+def test_good_program_values() -> None:
+    program = validate_program(GRIDWORLD, ["agent_pos", "goal_pos"])
+    assert program.parameters == ("agent_pos", "goal_pos")
+    assert program.parameter_shapes == (None, None)
+    reward, components = program.compile_function()(
+        np.array([[0, 0], [2, 3]]), np.array([[0, 0], [0, 0]])
+    )
+    np.testing.assert_allclose(reward, [10.0, -0.5])
+    np.testing.assert_allclose(components["distance"], [0.0, -0.5])
+
+
+def test_compile_function_uses_the_restricted_builtins() -> None:
+    program = ValidatedProgram("def compute_reward(x):\n    return open, {}\n", ("x",))
+    with pytest.raises(NameError, match="open"):
+        program.compile_function()(np.zeros(1))
+
+
+def test_allow_lists_name_real_attributes() -> None:
+    assert all(hasattr(np, name) for name in NUMPY_ALLOWED)
+    assert all(hasattr(np.linalg, name) for name in NUMPY_LINALG_ALLOWED)
+    assert all(hasattr(math, name) for name in MATH_ALLOWED)
+    for dangerous in ("load", "save", "fromfile", "memmap", "ctypeslib", "lib", "random"):
+        assert dangerous not in NUMPY_ALLOWED
+    for dangerous in ("open", "eval", "exec", "getattr", "type", "print"):
+        assert dangerous not in SAFE_BUILTINS
+    # numpy's lazy imports from C need an __import__; it imports numpy and nothing else.
+    importer = SAFE_BUILTINS["__import__"]
+    assert importer("numpy._core._methods").__name__ == "numpy"  # type: ignore[operator]
+    with pytest.raises(ImportError, match="cannot import 'os'"):
+        importer("os")  # type: ignore[operator]
+
+
+def test_lambda_comprehensions_and_elif_chains_are_allowed() -> None:
+    elifs = "".join(f"    elif n == {i}:\n        y = {i}\n" for i in range(40))
+    source = (
+        "def compute_reward(agent_pos):\n"
+        "    n = 1\n"
+        "    y = 0\n"
+        "    if n == -1:\n        y = -1\n" + elifs + "    f = lambda a: a * 2\n"
+        "    total = sum(v for v in [1.0, 2.0]) + len({k: k for k in range(3)})\n"
+        "    return f(agent_pos[:, 0]) * total * y, {}\n"
+    )
+    program = validate_program(source, ["agent_pos"])
+    reward, _ = program.compile_function()(np.ones((2, 2)))
+    np.testing.assert_allclose(reward, [12.0, 12.0])
+
+
+# -- rejections -------------------------------------------------------------------------------
+
+ENTRY = "def compute_reward(agent_pos, goal_pos):\n"
+RETURN = "    return -np.abs(agent_pos - goal_pos).sum(axis=-1), {}\n"
+
+REJECTIONS = {
+    "import": (ENTRY + "    import os\n" + RETURN, "import"),
+    "import-from": ("from os import system\n" + ENTRY + RETURN, "import"),
+    "class": ("class A:\n    pass\n" + ENTRY + RETURN, "forbidden_syntax"),
+    "global": (ENTRY + "    global g\n" + RETURN, "forbidden_syntax"),
+    "nonlocal": (
+        ENTRY + "    def inner():\n        nonlocal agent_pos\n" + RETURN,
+        "forbidden_syntax",
+    ),
+    "with": (
+        ENTRY + "    with np.errstate(all='ignore'):\n        pass\n" + RETURN,
+        "forbidden_syntax",
+    ),
+    "try": (
+        ENTRY + "    try:\n        pass\n    except ValueError:\n        pass\n" + RETURN,
+        "forbidden_syntax",
+    ),
+    "async": ("async " + ENTRY + RETURN, "forbidden_syntax"),
+    "yield": (ENTRY + "    yield 1\n", "forbidden_syntax"),
+    "del": (ENTRY + "    d = 1\n    del d\n" + RETURN, "forbidden_syntax"),
+    "decorator": ("def wrap(f):\n    return f\n@wrap\n" + ENTRY + RETURN, "forbidden_syntax"),
+    "non-literal-default": (
+        "def h(x=np.zeros(3)):\n    return x\n" + ENTRY + RETURN,
+        "forbidden_syntax",
+    ),
+    "attribute-store": (ENTRY + "    agent_pos.shape = (1,)\n" + RETURN, "forbidden_syntax"),
+    "dunder-attribute": (ENTRY + "    c = agent_pos.__class__\n" + RETURN, "dunder"),
+    "dunder-name": (ENTRY + "    b = __builtins__\n" + RETURN, "dunder"),
+    "private-attribute": (ENTRY + "    f = np._core\n" + RETURN, "private"),
+    "private-function": ("def _helper():\n    return 1\n" + ENTRY + RETURN, "private"),
+    "eval": (ENTRY + "    eval('1')\n" + RETURN, "forbidden_name"),
+    "getattr": (ENTRY + "    getattr(np, 'load')\n" + RETURN, "forbidden_name"),
+    "vars": (ENTRY + "    vars()\n" + RETURN, "forbidden_name"),
+    "np-redefined": (ENTRY + "    np = 1\n" + RETURN, "forbidden_name"),
+    "np-as-value": (ENTRY + "    m = math\n" + RETURN, "forbidden_name"),
+    "np-linalg-as-value": (ENTRY + "    la = np.linalg\n" + RETURN, "forbidden_name"),
+    "np-not-allowed": (ENTRY + "    np.vectorize(abs)\n" + RETURN, "forbidden_attribute"),
+    "np-empty": (ENTRY + "    np.empty(3)\n" + RETURN, "forbidden_attribute"),
+    "np-seterr": (ENTRY + "    np.seterr(all='raise')\n" + RETURN, "forbidden_attribute"),
+    "np-linalg-not-allowed": (
+        ENTRY + "    np.linalg.eig(agent_pos)\n" + RETURN,
+        "forbidden_attribute",
+    ),
+    "math-not-allowed": (ENTRY + "    math.factorial(10**6)\n" + RETURN, "forbidden_attribute"),
+    "ctypes-attribute": (ENTRY + "    p = agent_pos.ctypes\n" + RETURN, "forbidden_attribute"),
+    "frame-attribute": (ENTRY + "    f = agent_pos.f_globals\n" + RETURN, "forbidden_attribute"),
+    "unknown-name": (ENTRY + "    x = undefined_thing + 1\n" + RETURN, "unknown_name"),
+    "huge-string": (ENTRY + f"    s = '{'x' * 1001}'\n" + RETURN, "constant"),
+    "huge-int": (ENTRY + f"    n = {10**19}\n" + RETURN, "constant"),
+    "power-bomb": (ENTRY + "    n = 9 ** 99999\n" + RETURN, "constant"),
+    "shift-bomb": (ENTRY + "    n = 1 << 10**8\n" + RETURN, "constant"),
+    "module-assignment": ("SCALE = 2.0\n" + ENTRY + RETURN, "module_level"),
+    "module-if": ("if True:\n    pass\n" + ENTRY + RETURN, "module_level"),
+    "no-entry": ("def reward(agent_pos):\n    return agent_pos, {}\n", "no_entry"),
+    "duplicate-entry": (ENTRY + RETURN + ENTRY + RETURN, "duplicate_entry"),
+    "varargs": ("def compute_reward(*args):\n    return args[0], {}\n", "bad_signature"),
+    "kwargs": ("def compute_reward(agent_pos, **kw):\n    return agent_pos, {}\n", "bad_signature"),
+    "default": ("def compute_reward(agent_pos=1):\n    return agent_pos, {}\n", "bad_signature"),
+    "keyword-only": (
+        "def compute_reward(*, agent_pos):\n    return agent_pos, {}\n",
+        "bad_signature",
+    ),
+    "no-parameters": ("def compute_reward():\n    return 0, {}\n", "bad_signature"),
+    "unknown-variable": (
+        "def compute_reward(api_key):\n    return api_key, {}\n",
+        "unknown_variable",
+    ),
+    "syntax": (ENTRY + "    return (\n", "syntax"),
+    "null-byte": (ENTRY + "    x = 1\0\n" + RETURN, "syntax"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REJECTIONS))
+def test_rejections_have_the_right_reason(case: str) -> None:
+    source, reason = REJECTIONS[case]
+    error = rejected(source)
+    assert error.reason == reason, error.message
+    assert isinstance(error, ValueError)
+
+
+def test_messages_name_lines_and_fixes() -> None:
+    error = rejected("def compute_reward(agent_pos, api_key):\n    return agent_pos, {}\n")
+    assert error.line == 1
+    assert error.message.startswith("line 1: compute_reward parameter `api_key` is not a state")
+    for name in VARIABLES:
+        assert name in error.message  # the valid names, for the LLM to pick from
+    assert "block_pos (3,)" in error.message
+
+    error = rejected(ENTRY + "    x = 1\n    y = np.load('f')\n" + RETURN)
+    assert error.line == 3 and error.message.startswith("line 3: np.load is not available")
+    assert "reads or writes files" in error.message
+
+    error = rejected(ENTRY + "    np.random.seed(0)\n" + RETURN)
+    assert "deterministic" in error.message
+
+    error = rejected(ENTRY + "    print(agent_pos)\n" + RETURN)
+    assert "return it as a component" in error.message
+
+
+def test_every_problem_is_listed_in_source_order() -> None:
+    source = "import os\n" + ENTRY + "    eval('1')\n    np.lib.format.open_memmap('x')\n" + RETURN
+    error = rejected(source)
+    assert error.reason == "import"
+    lines = error.message.splitlines()
+    assert lines[0].startswith("line 1: imports are not allowed")
+    assert lines[1].startswith("line 3: `eval` is not allowed")
+    # At one position the innermost attribute comes first: np.lib, then .format.
+    assert lines[2].startswith("line 4: np.lib is not available")
+
+
+def test_size_limits() -> None:
+    long_source = ENTRY + "    x = 0\n" * 3000 + RETURN
+    assert rejected(long_source).reason == "too_large"
+    assert validate_program(long_source, VARIABLES, max_chars=10**6, max_nodes=10**5)
+    many_nodes = ENTRY + "    x = [" + "1, " * 200 + "]\n" + RETURN
+    assert validate_program(many_nodes, VARIABLES)
+    error = rejected_with(many_nodes, max_nodes=100)
+    assert error.reason == "too_large" and "syntax nodes" in error.message
+
+
+def test_nesting_limits() -> None:
+    deep = ENTRY + "    x = " + "abs(" * 25 + "1" + ")" * 25 + "\n" + RETURN
+    assert validate_program(deep, VARIABLES, max_depth=40)
+    assert rejected_with(deep, max_depth=20).reason == "nesting"
+    long_chain = ENTRY + "    x = " + " + ".join(["1"] * 40) + "\n" + RETURN
+    assert rejected(long_chain).reason == "nesting"
+    # Too deep for the parser itself: a clean rejection, never a crash.
+    assert rejected(ENTRY + "    x = " + "-" * 15000 + "1\n" + RETURN).reason == "nesting"
+
+
+def rejected_with(source: str, **limits: int) -> ProgramRejected:
+    with pytest.raises(ProgramRejected) as info:
+        validate_program(source, VARIABLES, **limits)  # type: ignore[arg-type]
+    return info.value
+
+
+def test_variables_must_be_names() -> None:
+    with pytest.raises(TypeError, match="collection of names"):
+        validate_program(GRIDWORLD, "agent_pos")
+    with pytest.raises(ValueError, match="identifiers"):
+        validate_program(GRIDWORLD, ["agent pos"])
+    with pytest.raises(ValueError, match="tuple of sizes"):
+        validate_program(GRIDWORLD, {"agent_pos": (2.5,), "goal_pos": (2,)})
+
+
+def test_direct_construction_checks_shapes_and_hashes() -> None:
+    program = ValidatedProgram("x", ("a", "b"))
+    assert program.parameter_shapes == (None, None)
+    assert program.sha256 == hashlib.sha256(b"x").hexdigest()
+    with pytest.raises(ValueError, match="parameter shapes"):
+        ValidatedProgram("x", ("a", "b"), ((2,),))

@@ -1,0 +1,119 @@
+"""Reward programs in the reward path: the VecEnv adapter, specs, and every reference program."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import pickle
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import rewardlab
+from rewardlab.experiments.llm_reward.checks import random_states, smoke_test
+from rewardlab.reward_models.compose import FunctionReward
+from rewardlab.reward_models.program import ProgramRejected
+from rewardlab.reward_models.program_reward import ProgramReward, reference_program
+from rewardlab.wrappers.spec import make_reward_vec, parse_reward
+
+TASK_ENVS = {
+    "reach_goal": "rewardlab/GridEmpty-v0",
+    "four_rooms": "rewardlab/GridFourRooms-v0",
+    "key_door": "rewardlab/GridKeyDoor-v0",
+    "lava_crossing": "rewardlab/GridLavaCrossing-v0",
+    "reach": "rewardlab/ManipReach-v0",
+    "push": "rewardlab/ManipPush-v0",
+    "pick_place": "rewardlab/ManipPickPlace-v0",
+    "drive_highway": "rewardlab/DriveHighway-v0",
+    "drive_exit": "rewardlab/DriveExit-v0",
+}
+
+
+def test_every_task_has_a_reference_program() -> None:
+    tasks = {rewardlab.get_task(gym.make(e)).name for e in rewardlab.env_ids()}
+    assert tasks == set(TASK_ENVS)
+    with pytest.raises(FileNotFoundError, match="push"):
+        reference_program("pushh")
+
+
+@pytest.mark.parametrize("task", sorted(TASK_ENVS))
+def test_reference_programs_pass_the_smoke_test(task: str) -> None:
+    env_id = TASK_ENVS[task]
+    shapes = {v.name: v.shape for v in rewardlab.get_task(gym.make(env_id)).state_variables}
+    report = smoke_test(reference_program(task), shapes, random_states(env_id, episodes=2))
+    assert report.passed, report.message()
+    assert len(report.components) >= 2  # Eureka-style components to reflect on
+
+
+def native(source: str) -> FunctionReward:
+    """The same program compiled in this process, as a plain reward model."""
+    namespace: dict[str, object] = {"np": np, "math": math}
+    exec(compile(source, "<native>", "exec"), namespace)  # trusted: our own reference program
+    fn = namespace["compute_reward"]
+    params = list(inspect.signature(fn).parameters)  # type: ignore[arg-type]
+
+    def reward(batch):  # noqa: ANN001, ANN202
+        return fn(**{p: batch.info[f"state/{p}"] for p in params})[0]  # type: ignore[operator]
+
+    return FunctionReward(reward, needs_info=[f"state/{p}" for p in params])
+
+
+@pytest.mark.parametrize("env_id", ["rewardlab/GridKeyDoor-v0", "rewardlab/ManipPush-v0"])
+def test_program_reward_in_the_vec_env_equals_the_native_function(env_id: str) -> None:
+    task = rewardlab.get_task(gym.make(env_id)).name
+    sandboxed = make_reward_vec(env_id, parse_reward("program"), n_envs=4, seed=1, agent_gamma=0.99)
+    plain = rewardlab.make_vec(env_id, 4, reward=native(reference_program(task)), seed=1)
+    sandboxed.reset(), plain.reset()
+    rng = np.random.default_rng(0)
+    space = sandboxed.action_space
+    for _ in range(60):
+        actions = (
+            np.stack([space.sample() for _ in range(4)])
+            if not isinstance(space, gym.spaces.Discrete)
+            else rng.integers(0, space.n, 4)
+        )
+        _, r1, d1, infos = sandboxed.step(actions)
+        _, r2, d2, _ = plain.step(actions)
+        assert np.allclose(r1, r2) and np.array_equal(d1, d2)
+    assert any(k.startswith("reward_model/") for k in infos[0])  # components passed on
+    sandboxed.close(), plain.close()
+
+
+def test_program_spec_by_path_and_bad_programs(tmp_path: Path) -> None:
+    path = tmp_path / "mine.py"
+    path.write_text(
+        "def compute_reward(agent_pos, goal_pos):\n"
+        "    return -np.abs(goal_pos - agent_pos).sum(axis=-1) * 1.0, {}\n"
+    )
+    venv = make_reward_vec(
+        "rewardlab/GridEmpty-v0",
+        parse_reward(f"{{model: {{kind: program, path: {path}}}}}"),
+        n_envs=2,
+        seed=0,
+        agent_gamma=0.99,
+    )
+    venv.reset()
+    _, rewards, _, _ = venv.step(np.array([2, 2]))
+    assert rewards.shape == (2,) and (rewards <= 0).all()
+    venv.close()
+    path.write_text("def compute_reward(agent_position):\n    return agent_position, {}\n")
+    with pytest.raises(ProgramRejected, match="agent_pos"):
+        make_reward_vec(
+            "rewardlab/GridEmpty-v0",
+            parse_reward(f"{{model: {{kind: program, path: {path}}}}}"),
+            n_envs=1,
+            seed=0,
+            agent_gamma=0.99,
+        )
+    with pytest.raises(ValueError, match="exactly one of path and source"):
+        parse_reward("{model: {kind: program}}")
+
+
+def test_program_reward_pickles_without_its_worker() -> None:
+    model = ProgramReward(reference_program("reach_goal"), {"agent_pos": (2,), "goal_pos": (2,)})
+    copy = pickle.loads(pickle.dumps(model))
+    states = {"agent_pos": np.array([[1, 1], [3, 3]]), "goal_pos": np.array([[3, 3], [3, 3]])}
+    assert np.array_equal(copy.values(states), model.values(states))
+    model.close(), copy.close()
