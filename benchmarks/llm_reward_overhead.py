@@ -17,7 +17,9 @@ for both, resets included), the task's reference reward program
   ``info["state/<name>"]`` keys (so both pay for capturing the state).
 
 The two settings are interleaved, best of ``--repeats``. Target: sandboxed / native <= 1.3.
-Nothing here asserts a time.
+Then the same two settings in a whole PPO run (per-env default hyperparameters, one torch
+thread, ``--train-steps`` after a one-rollout warm-up), env steps/s: what the sandbox costs
+training. Nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -95,25 +97,60 @@ def bench(env_id: str, steps: int, repeats: int) -> dict[str, Any]:
     }
 
 
+def train_rate(env_id: str, native: bool, steps: int) -> float:
+    """Env steps/s of ``PPO.learn(steps)`` with the reference program, native or sandboxed."""
+    import torch
+
+    from rewardlab.agents.factory import load_hyperparams, make_agent
+
+    torch.set_num_threads(1)
+    params = load_hyperparams("ppo", env_id)
+    n_envs = params["n_envs"]
+    if native:
+        task = rewardlab.get_task(gym.make(env_id)).name
+        venv = rewardlab.make_vec(env_id, n_envs, reward=native_model(reference_program(task)))
+    else:
+        venv = make_reward_vec(
+            env_id, parse_reward("program"), n_envs=n_envs, seed=0, agent_gamma=0.99
+        )
+    try:
+        agent = make_agent("ppo", venv, params, seed=0, device="cpu")
+        rollout = n_envs * params["n_steps"]
+        agent.learn(rollout)
+        start = time.perf_counter()
+        agent.learn(steps, reset_num_timesteps=False)
+        return (agent.num_timesteps - rollout) / (time.perf_counter() - start)
+    finally:
+        venv.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--train-steps", type=int, default=20_000)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument(
         "--out", default=str(Path(__file__).parent / "results" / "llm_reward_overhead.json")
     )
     args = parser.parse_args(argv)
     if args.quick:
-        args.steps, args.repeats = 100, 1
+        args.steps, args.repeats, args.train_steps = 100, 1, 1000
     rows = []
     for env_id in ENVS:
         row = bench(env_id, args.steps, args.repeats)
+        row["train_native_steps_per_s"] = train_rate(env_id, True, args.train_steps)
+        row["train_sandboxed_steps_per_s"] = train_rate(env_id, False, args.train_steps)
+        row["train_native_over_sandboxed"] = (
+            row["train_native_steps_per_s"] / row["train_sandboxed_steps_per_s"]
+        )
         rows.append(row)
         print(
             f"{env_id:<28} bare {row['bare_us_per_step']:8.0f} us  native "
             f"{row['native_us_per_step']:8.0f} us  sandboxed {row['sandboxed_us_per_step']:8.0f} "
-            f"us  ratio {row['sandboxed_over_native']:.2f}x"
+            f"us  ratio {row['sandboxed_over_native']:.2f}x; PPO "
+            f"{row['train_native_steps_per_s']:,.0f} vs {row['train_sandboxed_steps_per_s']:,.0f} "
+            f"steps/s ({row['train_native_over_sandboxed']:.2f}x)"
         )
     if not args.quick:
         result = {

@@ -15,7 +15,11 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
 PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```", README, re.S)
 # Text each block prints, in README order; a new block needs an entry here.
-EXPECTED_OUTPUT = ["True 1.0 (224, 224, 3)", "['original_reward', 'reward_model/clip']\n2 16"]
+EXPECTED_OUTPUT = [
+    "True 1.0 (224, 224, 3)",
+    "['original_reward', 'reward_model/clip']\n2 16",
+    "('block_pos', 'target_pos') [0.736 0.736] ['push']",
+]
 
 
 def test_every_readme_python_block_is_checked() -> None:

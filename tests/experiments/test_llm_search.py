@@ -165,3 +165,45 @@ def test_bad_config_names_the_field() -> None:
         load_search_config({"env": ENV, "llm": {"model": "m"}, "samples": 0})
     with pytest.raises(ValueError, match=r"search\.llm\.model"):
         load_search_config({"env": ENV, "llm": {}})
+
+
+def test_check_command_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rewardlab.cli import main
+
+    good = tmp_path / "good.py"
+    good.write_text(
+        "def compute_reward(agent_pos, goal_pos):\n"
+        "    d = np.abs(goal_pos - agent_pos).sum(axis=-1) * 1.0\n"
+        "    return -d, {'distance': d}\n"
+    )
+    assert main(["llm-reward", "check", str(good), "--env", ENV]) == 0
+    assert "passed" in capsys.readouterr().out
+    response = tmp_path / "answer.md"  # an LLM response: the program is extracted from it
+    response.write_text("Sure!\n```python\n" + good.read_text() + "```\n")
+    assert main(["llm-reward", "check", str(response), "--env", ENV]) == 0
+    capsys.readouterr()
+    for source, reason in (
+        ("import os\n", "import"),
+        ("def compute_reward(agent_pos):\n    while True:\n        pass\n", "timeout"),
+        ("def compute_reward(agent_pos):\n    return agent_pos, {}\n", "bad_output"),
+    ):
+        bad = tmp_path / "bad.py"
+        bad.write_text(source)
+        assert main(["llm-reward", "check", str(bad), "--env", ENV]) == 1
+        assert reason in capsys.readouterr().err
+    assert main(["llm-reward", "check", str(good), "--env", "rewardlab/Nope-v0"]) == 2
+
+
+def test_eval_reward_judges_a_program(tmp_path: Path) -> None:
+    from rewardlab.evaluation.datasets import DatasetConfig
+    from rewardlab.experiments.reward_eval import run_eval
+
+    report = run_eval(
+        ENV,
+        ["program", "{model: {kind: program, path: reference}, mode: add}"],
+        tmp_path / "eval",
+        dataset_config=DatasetConfig(ENV, episodes={"expert": 2, "random": 2}, frames=False),
+    )
+    summary = json.loads((report.parent / "summary.json").read_text())
+    row = summary["rewards"][0]
+    assert row["name"] == "program" and row["roc_auc"] > 0.9 and row["starc"] is not None

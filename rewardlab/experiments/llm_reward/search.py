@@ -230,7 +230,7 @@ class _Search:
         from stable_baselines3.common.base_class import BaseAlgorithm
 
         from rewardlab.agents.factory import algorithm_class
-        from rewardlab.agents.train import TrainConfig, train
+        from rewardlab.agents.train import train
 
         cfg = self.config
         model = {"kind": "program", "source": code}
@@ -241,18 +241,7 @@ class _Search:
         for seed in cfg.train.seeds:
             self._check_budgets()
             run_dir = cand_dir / f"seed_{seed}"
-            tc = TrainConfig(
-                env=cfg.env,
-                env_kwargs=cfg.train.env_kwargs,
-                reward=reward,
-                algo=cfg.train.algo,
-                steps=cfg.train.steps,
-                seed=seed,
-                hyperparams=cfg.train.hyperparams,
-                eval_freq=max(cfg.train.steps // cfg.train.evaluations, 1),
-                eval_episodes=cfg.train.eval_episodes,
-            )
-            result = train(tc, run_dir)
+            result = train(_train_config(cfg, reward, seed), run_dir)
             self.env_steps += result.steps
             success = [row["success_rate"] for row in result.evals]
             entry: dict[str, Any] = {
@@ -404,6 +393,24 @@ class _Search:
         }
 
 
+def _train_config(config: SearchConfig, reward: Any, seed: int) -> Any:
+    """The short fitness run of the search (a ``TrainConfig``)."""
+    from rewardlab.agents.train import TrainConfig
+
+    t = config.train
+    return TrainConfig(
+        env=config.env,
+        env_kwargs=t.env_kwargs,
+        reward=reward,
+        algo=t.algo,
+        steps=t.steps,
+        seed=seed,
+        hyperparams=t.hyperparams,
+        eval_freq=max(t.steps // t.evaluations, 1),
+        eval_episodes=t.eval_episodes,
+    )
+
+
 def _report_json(report: SmokeReport | None) -> dict[str, Any] | None:
     if report is None:
         return None
@@ -477,7 +484,7 @@ def run_search(
 
 def _baselines(config: SearchConfig, out: Path, method: float) -> dict[str, Any]:
     """Sparse and dense-expert rewards trained like the candidates; the normalized score."""
-    from rewardlab.agents.train import TrainConfig, train
+    from rewardlab.agents.train import train
     from rewardlab.experiments.reward_eval import _reward_types
 
     _, dense = _reward_types(config.env, config.train.env_kwargs)
@@ -485,17 +492,7 @@ def _baselines(config: SearchConfig, out: Path, method: float) -> dict[str, Any]
     for name, reward in (("sparse", "sparse"), ("human", dense)):
         runs = []
         for seed in config.train.seeds:
-            tc = TrainConfig(
-                env=config.env,
-                env_kwargs=config.train.env_kwargs,
-                reward=parse_reward(reward),
-                algo=config.train.algo,
-                steps=config.train.steps,
-                seed=seed,
-                hyperparams=config.train.hyperparams,
-                eval_freq=max(config.train.steps // config.train.evaluations, 1),
-                eval_episodes=config.train.eval_episodes,
-            )
+            tc = _train_config(config, parse_reward(reward), seed)
             result = train(tc, out / name / f"seed_{seed}")
             runs.append(result.evals[-1]["success_rate"] if result.evals else 0.0)
         scores[name] = sum(runs) / len(runs)
