@@ -216,6 +216,18 @@ class VecModelReward(VecEnvWrapper):
             new += rews64
         return step.obs, new, step.dones, infos
 
+    def close(self) -> None:
+        """Close the vector env, then the model's resources (a reward program's sandbox)."""
+        self.venv.close()
+        _close_model(self.model)
+
+
+def _close_model(model: object) -> None:
+    # Models holding processes (ProgramReward's sandbox worker) expose close().
+    close = getattr(model, "close", None)
+    if callable(close):
+        close()
+
 
 class _VecPotentialLayer(VecEnvWrapper, ABC):
     """Adds a term computed from cached potentials ``Phi(s)`` and ``Phi(s')`` to the reward.
@@ -243,6 +255,11 @@ class _VecPotentialLayer(VecEnvWrapper, ABC):
         super().__init__(venv)
         self.potential = potential
         self._phi: np.ndarray | None = None
+
+    def close(self) -> None:
+        """Close the vector env, then the potential's resources (a reward program's sandbox)."""
+        self.venv.close()
+        _close_model(self.potential)
 
     @abstractmethod
     def _term(self, phi: np.ndarray, phi_next: np.ndarray) -> np.ndarray:

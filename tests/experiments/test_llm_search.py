@@ -207,3 +207,25 @@ def test_eval_reward_judges_a_program(tmp_path: Path) -> None:
     summary = json.loads((report.parent / "summary.json").read_text())
     row = summary["rewards"][0]
     assert row["name"] == "program" and row["roc_auc"] > 0.9 and row["starc"] is not None
+
+
+def test_a_program_that_fails_only_in_training_is_a_failed_candidate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+    # The smoke test calls it on batches of 64 states; training (2 envs) on batches of 2.
+    trap = (
+        "```python\ndef compute_reward(agent_pos, goal_pos):\n"
+        "    distance = np.abs(goal_pos - agent_pos).sum(axis=-1) * 1.0\n"
+        "    if agent_pos.shape[0] == 2:\n"
+        "        raise ValueError('in training')\n"
+        "    return -distance, {'distance': distance}\n```"
+    )
+    with FakeLLMServer(responses=lambda body: trap) as server:
+        summary = run_search(
+            config(server.base_url, tmp_path / "c", iterations=1, samples=1),
+            tmp_path / "run",
+        )
+    assert summary["stop_reason"] == "done" and summary["best"] is None
+    record = json.loads((tmp_path / "run/candidates/r0-i0-k0/candidate.json").read_text())
+    assert record["smoke"]["passed"] and "in training" in record["training_error"]

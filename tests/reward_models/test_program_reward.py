@@ -117,3 +117,20 @@ def test_program_reward_pickles_without_its_worker() -> None:
     states = {"agent_pos": np.array([[1, 1], [3, 3]]), "goal_pos": np.array([[3, 3], [3, 3]])}
     assert np.array_equal(copy.values(states), model.values(states))
     model.close(), copy.close()
+
+
+def test_closing_the_vec_env_stops_the_sandbox_workers() -> None:
+    for spec in ("program", "{shaping: {kind: program, path: reference}}"):
+        venv = make_reward_vec(
+            "rewardlab/GridEmpty-v0", parse_reward(spec), n_envs=2, seed=0, agent_gamma=0.99
+        )
+        venv.reset()
+        venv.step(np.array([2, 2]))
+        layer = venv
+        while not hasattr(layer, "model") and not hasattr(layer, "potential"):
+            layer = layer.venv
+        model = getattr(layer, "model", None) or layer.potential
+        worker = model.guarded.worker
+        assert worker is not None and worker.alive
+        venv.close()
+        assert not worker.alive

@@ -41,6 +41,7 @@ from rewardlab.experiments.llm_reward.feedback import (
 )
 from rewardlab.llm import BudgetExceeded, ChatClient, LLMConfig, LLMError, default_base_url
 from rewardlab.reward_models.program import ProgramRejected, extract_code
+from rewardlab.reward_models.sandbox import ProgramContained
 from rewardlab.wrappers.spec import parse_reward
 
 __all__ = ["SearchConfig", "load_search_config", "run_search", "system_prompt"]
@@ -241,7 +242,12 @@ class _Search:
         for seed in cfg.train.seeds:
             self._check_budgets()
             run_dir = cand_dir / f"seed_{seed}"
-            result = train(_train_config(cfg, reward, seed), run_dir)
+            try:
+                result = train(_train_config(cfg, reward, seed), run_dir)
+            except ProgramContained as exc:
+                # The program passed the smoke test but failed in training (its exception
+                # budget ran out): a failed candidate, with the reason, not a failed search.
+                return {"fitness": None, "training_error": f"{exc.reason}: {exc.message}"}
             self.env_steps += result.steps
             success = [row["success_rate"] for row in result.evals]
             entry: dict[str, Any] = {
@@ -293,8 +299,11 @@ class _Search:
         if code is not None:
             atomic_write(cand_dir / "program.py", code)
             record.update(self._train(code, cand_dir))
-            first = record["per_seed"][0]
-            record["reflection"] = reward_reflection(first["components"], first["success_curve"])
+            if record["fitness"] is not None:
+                first = record["per_seed"][0]
+                record["reflection"] = reward_reflection(
+                    first["components"], first["success_curve"]
+                )
         atomic_write(cand_dir / "candidate.json", json.dumps(record, indent=1))
         fit = record["fitness"]
         self.log(f"{cid}: " + ("rejected" if fit is None else f"fitness {fit:.2f}"))
@@ -347,7 +356,12 @@ class _Search:
                     )
                     if best is None:
                         errors = "\n".join(
-                            f"- {c['attempts'][-1].get('error') or c['smoke']['problems']}"
+                            "- "
+                            + str(
+                                c.get("training_error")
+                                or c["attempts"][-1].get("error")
+                                or c["smoke"]["problems"]
+                            )
                             for c in records
                             if c["attempts"]
                         )
