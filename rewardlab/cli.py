@@ -220,7 +220,8 @@ def _cmd_llm_search(args: argparse.Namespace) -> int:
         if args.seeds is not None:
             train["seeds"] = args.seeds
         data["train"] = train
-        for key in ("env", "samples", "iterations", "restarts", "mode", "feedback_file"):
+        keys = ("env", "samples", "iterations", "restarts", "mode", "base_reward", "feedback_file")
+        for key in keys:
             if getattr(args, key) is not None:
                 data[key] = getattr(args, key)
         cache = dict(data.get("cache") or {})  # type: ignore[call-overload]
@@ -243,6 +244,9 @@ def _cmd_llm_search(args: argparse.Namespace) -> int:
         + (f"best {best['id']} fitness {best['fitness']:.2f}" if best else "no program passed")
         + f" -> {out}"
     )
+    if summary.get("error"):
+        print(f"error: {summary['error']}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -454,7 +458,9 @@ def build_parser() -> argparse.ArgumentParser:
             "OpenAI-compatible server); every program is validated, smoke-tested and trained "
             "briefly; the best is fed back with reward reflection and failure analysis. "
             "Options override the YAML --config. Responses are cached under <out>/llm_cache; "
-            "--replay re-runs a recorded search offline."
+            "to re-run a recorded search offline, into a new --out: --replay --cache-dir "
+            "OLD_OUT/llm_cache. Exit 0 when the search ran (whatever it found), 1 when it had "
+            "to stop on an error (API key refused, replay off its recording), 2 on bad input."
         ),
     )
     search.add_argument("--config", metavar="YAML", help="search config (see SearchConfig)")
@@ -467,6 +473,11 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--iterations", type=int, help="N iterations per restart")
     search.add_argument("--restarts", type=int, help="R independent restarts")
     search.add_argument("--mode", choices=["replace", "add", "potential"], help="how it pays")
+    search.add_argument(
+        "--base-reward",
+        dest="base_reward",
+        help="env reward_type the program is added to or shapes (default: sparse)",
+    )
     search.add_argument("--steps", type=int, help="env steps of each fitness run")
     search.add_argument("--seeds", type=int, nargs="+", help="training seeds of each fitness run")
     search.add_argument("--feedback-file", dest="feedback_file", help="human notes to pass on")

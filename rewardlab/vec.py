@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -58,6 +59,7 @@ def make_vec(
     capture_frames: bool | None = None,
     reward_mode: RewardMode = "replace",
     vec_env_kwargs: dict[str, Any] | None = None,
+    capture_state: Sequence[str] = (),
 ) -> VecEnv:
     """Build ``n_envs`` copies of a task as an SB3 vector env, with reward layers on top.
 
@@ -86,6 +88,8 @@ def make_vec(
             Default: when ``reward`` or ``shaping`` needs frames.
         reward_mode: ``"replace"`` or ``"add"``, see ``VecModelReward``.
         vec_env_kwargs: Keyword arguments for ``vec_env_cls`` (e.g. ``start_method``).
+        capture_state: State variables to capture besides those ``reward`` and ``shaping``
+            read: for reward layers the caller adds on top.
 
     Returns:
         The vector env (not reset).
@@ -125,10 +129,15 @@ def make_vec(
             )
     state = tuple(
         dict.fromkeys(
-            name
-            for model in (reward, shaping)
-            if isinstance(model, RewardModel)
-            for name in state_keys(model.needs_info)
+            [
+                *(
+                    name
+                    for model in (reward, shaping)
+                    if isinstance(model, RewardModel)
+                    for name in state_keys(model.needs_info)
+                ),
+                *capture_state,
+            ]
         )
     )
     fns = [

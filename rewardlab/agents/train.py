@@ -13,7 +13,7 @@ from typing import Any
 import gymnasium as gym
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from rewardlab.wrappers.spec import RewardSpec, _format_error, parse_reward
+from rewardlab.wrappers.spec import RewardSpec, format_validation_error, parse_reward
 
 __all__ = ["TrainConfig", "TrainResult", "check_config", "train"]
 
@@ -74,7 +74,8 @@ class TrainConfig(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as err:
-            raise ValueError(f"invalid training config:\n{_format_error(err, where)}") from None
+            detail = format_validation_error(err, where)
+            raise ValueError(f"invalid training config:\n{detail}") from None
 
 
 @dataclass(frozen=True)
@@ -89,12 +90,17 @@ class TrainResult:
         components: Per reward component (and ``"reward"``, what the agent received): window
             means over training, max, mean, min (:class:`RewardComponentLog`); also written
             to ``reward_components.json``.
+        diagnostics: What the reward models reported of themselves by layer (``"reward"``,
+            ``"potential"``; see :func:`~rewardlab.wrappers.vec.reward_diagnostics`), e.g.
+            a reward program's failed calls, non-finite values and clipped rewards; also
+            written to ``reward_diagnostics.json`` when there are any.
     """
 
     evals: list[dict[str, float]]
     wall_s: float
     steps: int
     components: dict[str, dict[str, Any]] = field(default_factory=dict)
+    diagnostics: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _resolve(config: TrainConfig) -> tuple[dict[str, Any], float]:
@@ -202,7 +208,9 @@ def train(
 
     Writes ``config.json``, ``eval.csv`` (true-task evaluations, appended as they happen),
     ``progress.csv`` and TensorBoard event files (SB3's logs), ``checkpoints/`` (with
-    ``checkpoint_freq``), ``videos/`` (with ``video``) and ``model.zip``. The shaping
+    ``checkpoint_freq``), ``videos/`` (with ``video``), ``model.zip``,
+    ``reward_components.json`` and, when a reward model reports any,
+    ``reward_diagnostics.json``. The shaping
     discount is the agent's ``gamma``, and :class:`ShapingDiscountCheck` verifies it at
     training start. Evaluation runs on a separate env without the reward layers.
 
@@ -221,6 +229,7 @@ def train(
     from rewardlab.agents.callbacks import RewardComponentLog, ShapingDiscountCheck
     from rewardlab.agents.evaluation import TrueTaskEval
     from rewardlab.wrappers.spec import make_reward_vec
+    from rewardlab.wrappers.vec import reward_diagnostics
 
     params, gamma = _resolve(config)
     out = Path(run_dir)
@@ -239,8 +248,8 @@ def train(
     )
     try:
         agent = _build_agent(config, venv, params, device=config.device, verbose=verbose)
-    except ValueError:
-        venv.close()
+    except BaseException:
+        venv.close()  # a reward program's sandbox worker, SubprocVecEnv processes
         raise
     # SB3 seeds the env with the agent's seed (sub-env i: seed + i) when it builds the
     # agent; re-seed after, for disjoint env seeds across runs (applied at learn's reset).
@@ -277,6 +286,9 @@ def train(
         agent.learn(config.steps, callback=CallbackList(callbacks), progress_bar=progress_bar)
         agent.save(out / "model.zip")
         (out / "reward_components.json").write_text(json.dumps(components.summary(), indent=1))
+        diagnostics = reward_diagnostics(venv)
+        if diagnostics:
+            (out / "reward_diagnostics.json").write_text(json.dumps(diagnostics, indent=1))
     finally:
         evaluator.close()
         logger.close()
@@ -286,4 +298,5 @@ def train(
         wall_s=time.perf_counter() - start,
         steps=agent.num_timesteps,
         components=components.summary(),
+        diagnostics=diagnostics,
     )

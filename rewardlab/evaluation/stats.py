@@ -37,6 +37,7 @@ __all__ = [
     "aggregate",
     "aggregate_iqm",
     "aggregate_mean",
+    "human_normalized_score",
     "iqm",
     "iqm_curve",
     "normalized_auc",
@@ -149,6 +150,28 @@ def _percentile_interval(boot: np.ndarray, confidence: float) -> tuple[Any, Any]
     alpha = 1.0 - confidence
     low, high = np.quantile(boot, [alpha / 2, 1.0 - alpha / 2], axis=0)
     return low, high
+
+
+def human_normalized_score(
+    method: float, sparse: float, human: float, *, clip: tuple[float, float] | None = None
+) -> float | None:
+    """Eureka's human normalized score ``(method - sparse) / |human - sparse|``.
+
+    ``human`` is the score of the env's hand-designed dense reward, ``sparse`` that of the
+    task reward: 0 means no better than sparse, 1 as good as the human reward. Eureka clips
+    to ``[0, 3]`` before averaging over tasks (``clip=(0, 3)``).
+
+    Returns:
+        The score, or None when it is undefined (``human == sparse``): never NaN, so it can go
+        into JSON as it is.
+    """
+    gap = abs(human - sparse)
+    if gap == 0 or not math.isfinite(gap) or not math.isfinite(method):
+        return None
+    score = (method - sparse) / gap
+    if clip is not None:
+        score = min(max(score, clip[0]), clip[1])
+    return score
 
 
 def iqm(x: ArrayLike, axis: int | tuple[int, ...] | None = -1) -> np.ndarray | float:

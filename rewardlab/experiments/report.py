@@ -209,6 +209,23 @@ DECISION_METRICS = {"final_success": "final success", "auc": "normalized AUC of 
 """The IQMs compared pairwise in the decisions, with their labels in the report."""
 
 
+def _normalized_scores(
+    per_variant: dict[str, Any], sparse: str, human: str
+) -> dict[str, dict[str, float | None]]:
+    """Eureka's human normalized score of every variant but ``sparse`` and ``human``."""
+    out = {}
+    for v in per_variant:
+        if v in (sparse, human):
+            continue
+        row: dict[str, float | None] = {}
+        for metric in ("final_success", "auc"):
+            points = [per_variant[x][metric]["iqm"]["point"] for x in (v, sparse, human)]
+            row[metric] = stats.human_normalized_score(*points)
+            row[f"{metric}_clipped"] = stats.human_normalized_score(*points, clip=(0.0, 3.0))
+        out[v] = row
+    return out
+
+
 def _decision(a: str, b: str, iqm_a: dict[str, float], iqm_b: dict[str, float]) -> str:
     if iqm_a["low"] > iqm_b["high"]:
         return f"{a} better than {b}"
@@ -224,6 +241,7 @@ def summarize(
     threshold: float,
     reps: int = 2000,
     seed: int = 0,
+    normalize: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """Run statistics per env and variant, probability of improvement and decisions.
 
@@ -233,6 +251,10 @@ def summarize(
         threshold: Success rate counted as reached for steps-to-threshold (inclusive).
         reps: Bootstrap resamples per interval.
         seed: Non-negative seed of every bootstrap.
+        normalize: ``(sparse, human)`` variant names: adds Eureka's human normalized score
+            ``(v - sparse) / |human - sparse|`` of every other variant, on the IQM points of
+            final success and of AUC, as it is and clipped to ``[0, 3]`` (None where
+            undefined: ``human == sparse``), in envs that ran both.
 
     Returns:
         A JSON-serializable dict (NaN written as ``None``)::
@@ -248,7 +270,9 @@ def summarize(
                  "probability_of_improvement": {a: {b: I}},  # P(final success of a > b)
                  "decision": [{"pair": [a, b], "metric": "final_success" or "auc",
                                "decision": "a better than b" or "b better than a" or
-                               "no clear difference"}]}}}
+                               "no clear difference"}],
+                 "human_normalized_score": {variant: {"final_success", "final_success_clipped",
+                                                      "auc", "auc_clipped"}}}}}  # normalize
 
         where ``I`` is ``{"point", "low", "high"}``. Envs and variants are sorted by name.
 
@@ -296,6 +320,8 @@ def summarize(
             "probability_of_improvement": poi,
             "decision": decision,
         }
+        if normalize is not None and all(v in per_variant for v in normalize):
+            envs[env]["human_normalized_score"] = _normalized_scores(per_variant, *normalize)
     summary = {
         "budget": float(budget),
         "threshold": float(threshold),
@@ -441,6 +467,28 @@ def _cell(ci: dict[str, float | None]) -> str:
     return f"{num(ci['point'])} [{num(ci['low'])}, {num(ci['high'])}]"
 
 
+def _hns_lines(hns: dict[str, dict[str, float | None]]) -> list[str]:
+    def num(x: float | None) -> str:
+        return "undefined" if x is None else f"{x:.2f}"
+
+    lines = [
+        "",
+        "### Human normalized score",
+        "",
+        "Eureka's `(variant - sparse) / |human - sparse|` on the IQM points; 0: as good as the "
+        "sparse reward, 1: as good as the human (dense) one; clipped to [0, 3] in brackets.",
+        "",
+        "| Variant | Final success | AUC |",
+        "|---|---|---|",
+    ]
+    for v, row in hns.items():
+        lines.append(
+            f"| {md_cell(v)} | {num(row['final_success'])} [{num(row['final_success_clipped'])}] "
+            f"| {num(row['auc'])} [{num(row['auc_clipped'])}] |"
+        )
+    return lines
+
+
 def _markdown(
     title: str,
     notes: str,
@@ -499,6 +547,9 @@ def _markdown(
                 )
         else:
             lines.append("- only one variant: nothing to compare")
+        hns = env_summary.get("human_normalized_score")
+        if hns:
+            lines += _hns_lines(hns)
         lines += ["", "### Probability of improvement (final success, P(row > column))", ""]
         names = list(variants)
         lines += [
@@ -525,6 +576,7 @@ def write_report(
     reps: int = 2000,
     seed: int = 0,
     notes: str = "",
+    normalize: tuple[str, str] | None = None,
 ) -> Path:
     """Write ``report.md``, ``summary.json`` and figures comparing the variants of each env.
 
@@ -544,6 +596,8 @@ def write_report(
         reps: Bootstrap resamples per interval or band.
         seed: Non-negative seed of every bootstrap.
         notes: Markdown placed under the title (setup, commit, caveats).
+        normalize: ``(sparse, human)`` variants of the human normalized score (see
+            :func:`summarize`).
 
     Returns:
         The path of ``report.md``.
@@ -552,7 +606,9 @@ def write_report(
         ValueError: As :func:`summarize`.
     """
     runs = list(results)
-    summary = summarize(runs, budget=budget, threshold=threshold, reps=reps, seed=seed)
+    summary = summarize(
+        runs, budget=budget, threshold=threshold, reps=reps, seed=seed, normalize=normalize
+    )
     groups = _group(runs, budget)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -56,7 +56,14 @@ from rewardlab.experiments.figures import colors, json_safe, md_cell, new_figure
 from rewardlab.experiments.files import atomic_write
 from rewardlab.wrappers.spec import ClipModelSpec, ProgramModelSpec, RewardSpec, parse_reward
 
-__all__ = ["load_sweep", "needs_frames", "run_eval", "sweep_specs", "write_eval_report"]
+__all__ = [
+    "env_reward_types",
+    "load_sweep",
+    "needs_frames",
+    "run_eval",
+    "sweep_specs",
+    "write_eval_report",
+]
 
 # --- sweeps ----------------------------------------------------------------------------------
 
@@ -131,7 +138,7 @@ def load_sweep(path: str | Path) -> list[tuple[str, RewardSpec]]:
 # --- the command -----------------------------------------------------------------------------
 
 
-def _reward_types(env_id: str, env_kwargs: Mapping[str, Any]) -> tuple[str, str]:
+def env_reward_types(env_id: str, env_kwargs: Mapping[str, Any]) -> tuple[str, str]:
     """The env's own ``reward_type`` with these keywords, and its family's dense one."""
     env = gym.make(env_id, **dict(env_kwargs))
     try:
@@ -235,7 +242,7 @@ def run_eval(
     cfg = ds.config if ds is not None else (dataset_config or DatasetConfig(env_id))
     if cfg.env_id != env_id:
         raise ValueError(f"dataset_config is for {cfg.env_id}, not {env_id}")
-    own, dense_type = _reward_types(env_id, cfg.env_kwargs)
+    own, dense_type = env_reward_types(env_id, cfg.env_kwargs)
     models = ModelCache(env_id, dict(cfg.env_kwargs))
     try:
         return _run_eval(

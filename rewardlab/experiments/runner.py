@@ -259,6 +259,7 @@ def run_comparison(
         else:
             raise ValueError(f"backend must be 'local' or 'ray', got {backend!r}")
     log(f"trained {len(todo)} runs in {time.perf_counter() - start:.0f} s")
+    norm = spec.report.normalize
     return write_report(
         load_results(jobs),
         out_dir,
@@ -268,4 +269,5 @@ def run_comparison(
         reps=spec.report.reps,
         seed=spec.report.seed,
         notes=spec.description,
+        normalize=None if norm is None else (norm.sparse, norm.human),
     )

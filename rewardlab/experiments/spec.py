@@ -15,6 +15,7 @@ Example (``experiments/gridworld-keydoor.yaml`` is a full one)::
       big-batch: {reward: carl, hyperparams: {batch_size: 1024}}
     backend: local            # or ray (with optional address: and gpus_per_run:)
     workers: 2
+    report: {normalize: {sparse: sparse, human: big-batch}}   # optional: Eureka's score
 
 Every error names the field it is about, e.g. ``variants.pbrs.reward: unknown reward``.
 """
@@ -27,10 +28,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from rewardlab.agents.train import TrainConfig, check_config
-from rewardlab.wrappers.spec import RewardSpec, _format_error, parse_reward
+from rewardlab.wrappers.spec import RewardSpec, format_validation_error, parse_reward
 
 __all__ = ["ComparisonSpec", "EnvEntry", "EvalSettings", "Variant", "load_spec"]
 
@@ -62,11 +71,20 @@ class EvalSettings(_Strict):
     deterministic: bool = False
 
 
+class Normalize(_Strict):
+    """The two variants of Eureka's human normalized score ``(v - sparse) / |human - sparse|``:
+    the task's sparse reward and the hand-designed ("human") dense one."""
+
+    sparse: str
+    human: str
+
+
 class ReportSettings(_Strict):
-    """Bootstrap settings of the report."""
+    """Bootstrap settings of the report, and the variants to normalize scores by."""
 
     reps: int = Field(default=2000, gt=0)
     seed: int = 0
+    normalize: Normalize | None = None
 
 
 class ComparisonSpec(_Strict):
@@ -124,6 +142,20 @@ class ComparisonSpec(_Strict):
             else:
                 out[name] = {"reward": parse_reward(v, f"variants.{name}")}
         return out
+
+    @model_validator(mode="after")
+    def _normalize_variants(self) -> ComparisonSpec:
+        norm = self.report.normalize
+        if norm is not None:
+            for role, name in (("sparse", norm.sparse), ("human", norm.human)):
+                if name not in self.variants:
+                    raise ValueError(
+                        f"report.normalize.{role}: {name!r} is not a variant; the variants "
+                        f"are {sorted(self.variants)}"
+                    )
+            if norm.sparse == norm.human:
+                raise ValueError("report.normalize: sparse and human must be two variants")
+        return self
 
     def run_configs(self) -> dict[tuple[str, str, int], TrainConfig]:
         """One :class:`TrainConfig` per (env id, variant, seed), in a stable order."""
@@ -188,7 +220,7 @@ def load_spec(source: str | Path | Mapping[str, Any]) -> ComparisonSpec:
         spec = ComparisonSpec.model_validate(dict(data))
     except ValidationError as err:
         raise ValueError(
-            f"invalid comparison spec {where}:\n{_format_error(err, 'spec')}"
+            f"invalid comparison spec {where}:\n{format_validation_error(err, 'spec')}"
         ) from None
     spec.check()
     return spec

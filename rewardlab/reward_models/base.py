@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -88,3 +89,9 @@ class RewardModel(ABC):
     @abstractmethod
     def __call__(self, batch: RewardBatch) -> RewardOutput:
         """Rewards of every transition in ``batch``, shape ``(B,)``."""
+
+    def diagnostics(self) -> dict[str, Any]:
+        """What the model has seen so far that a researcher should know, as plain JSON data
+        (empty by default). ``train`` writes it to ``reward_diagnostics.json``: a reward
+        program reports its failed calls, replaced non-finite values and clipped rewards."""
+        return {}

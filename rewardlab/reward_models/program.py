@@ -31,7 +31,8 @@ security boundary: the process running the program is
   ``np.fromfile``, ``np.memmap``), escape hatches (``np.ctypeslib``, ``np.lib``,
   ``np.f2py``, ``np.testing``), ``np.random`` (a reward must be a deterministic function of
   the state), global state (``np.seterr``, ``np.set_printoptions``), per-element Python
-  (``np.vectorize``, ``np.frompyfunc``) and uninitialised memory (``np.empty``).
+  (``np.vectorize``, ``np.frompyfunc``) and uninitialised memory (``np.empty``,
+  ``np.ndarray(shape)``).
 - Attributes that reach files, raw memory or interpreter frames are rejected on any object
   (:data:`FORBIDDEN_ATTRIBUTES`: ``.tofile``, ``.dump``, ``.ctypes``, ``str.format``,
   ``.gi_frame``, ``.f_globals``, ...).
@@ -98,7 +99,7 @@ NUMPY_ALLOWED = _words(
     repeat transpose swapaxes moveaxis atleast_1d atleast_2d copy take take_along_axis sort
     argsort isclose allclose array_equal nonzero searchsorted digitize unique meshgrid roll flip
     pi e inf nan newaxis euler_gamma
-    float16 float32 float64 int8 int16 int32 int64 uint8 bool_ ndarray integer floating number
+    float16 float32 float64 int8 int16 int32 int64 uint8 bool_ integer floating number
     linalg
     """
 )
@@ -127,6 +128,8 @@ _NUMPY_WHY = {
     **dict.fromkeys(("vectorize", "frompyfunc"),
                     "it runs a Python function per element; write vectorized numpy instead"),
     **dict.fromkeys(("empty", "empty_like"), "uninitialised memory makes rewards random"),
+    "ndarray": "np.ndarray(shape) is uninitialised memory, which makes rewards random "
+               "(in annotations it is fine)",
 }  # fmt: skip
 
 _ATTRIBUTE_WHY = {

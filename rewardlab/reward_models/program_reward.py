@@ -17,7 +17,7 @@ import numpy as np
 
 from rewardlab.reward_models.base import RewardBatch, RewardModel, RewardOutput
 from rewardlab.reward_models.program import ValidatedProgram, validate_program
-from rewardlab.reward_models.sandbox import GuardedProgram, SandboxLimits
+from rewardlab.reward_models.sandbox import GuardedProgram, ProgramContained, SandboxLimits
 
 __all__ = ["ProgramReward", "reference_program"]
 
@@ -77,12 +77,23 @@ class ProgramReward(RewardModel):
         self.guarded = GuardedProgram(program, limits, clip=clip, max_exceptions=max_exceptions)
 
     def values(self, states: dict[str, Any], batch_size: int = 4096) -> np.ndarray:
-        """Rewards of many states at once: ``states`` maps names to ``(N, *shape)`` arrays."""
+        """Rewards of many states at once: ``states`` maps names to ``(N, *shape)`` arrays.
+
+        Raises:
+            ProgramContained: When a chunk fails. Unlike a training step, where a failed call
+                pays the fallback reward while the exception budget lasts, a judged reward
+                must not have fallback values mixed into its scores.
+        """
         n = len(next(iter(states.values())))
         out = np.empty(n)
         for i in range(0, n, batch_size):
             chunk = {p: np.asarray(states[p][i : i + batch_size]) for p in self.program.parameters}
-            out[i : i + batch_size] = self.guarded(chunk).reward
+            result = self.guarded(chunk)
+            if result.error is not None:
+                reason, _, message = result.error.partition(": ")
+                last = i + len(result.reward) - 1
+                raise ProgramContained(reason, f"on states {i}..{last}: {message}")
+            out[i : i + batch_size] = result.reward
         return out
 
     def __call__(self, batch: RewardBatch) -> RewardOutput:
@@ -90,6 +101,12 @@ class ProgramReward(RewardModel):
         variables = {p: batch.info[STATE_PREFIX + p] for p in self.program.parameters}
         result = self.guarded(variables)
         return RewardOutput(reward=result.reward, components=dict(result.components))
+
+    def diagnostics(self) -> dict[str, Any]:
+        """The program's ``sha256`` and the sandbox's record: successful and failed calls (by
+        reason, with the last error), non-finite values replaced, rewards clipped, worker
+        restarts, and running statistics of the reward and each component."""
+        return {"sha256": self.program.sha256, **self.guarded.stats.snapshot()}
 
     def close(self) -> None:
         """Stop the sandbox worker."""

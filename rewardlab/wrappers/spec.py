@@ -187,7 +187,7 @@ REWARD_SHORTHANDS: dict[str, dict[str, Any]] = {
 """The short names :func:`parse_reward` accepts, and the spec each stands for."""
 
 
-def _format_error(err: ValidationError, where: str) -> str:
+def format_validation_error(err: ValidationError, where: str) -> str:
     """One line per invalid field: ``<where>.<field path>: <message>``."""
     lines = []
     for e in err.errors():
@@ -227,7 +227,7 @@ def parse_reward(value: str | Mapping[str, Any] | RewardSpec, where: str = "rewa
     try:
         return RewardSpec.model_validate(dict(data))
     except ValidationError as err:
-        raise ValueError(f"invalid reward spec:\n{_format_error(err, where)}") from None
+        raise ValueError(f"invalid reward spec:\n{format_validation_error(err, where)}") from None
 
 
 def build_model(
@@ -311,6 +311,7 @@ def make_reward_vec(
     from rewardlab.reward_models.base import RewardModel
     from rewardlab.vec import make_vec
     from rewardlab.wrappers.shaping import _check_mismatch
+    from rewardlab.wrappers.state import state_keys
     from rewardlab.wrappers.vec import VecMismatchedShaping, VecProgressBonus
 
     kwargs = dict(env_kwargs or {})
@@ -327,7 +328,9 @@ def make_reward_vec(
     shaping_gamma = spec.shaping_gamma  # set: the mismatched-discount control
     if shaping_gamma is not None:
         _check_mismatch(shaping_gamma, agent_gamma)  # before building anything
-    pot_frames = isinstance(potential, RewardModel) and potential.needs_frames
+    # The mismatched control is layered on here, not by make_vec: tell it what to capture.
+    pot_model = potential if isinstance(potential, RewardModel) else None
+    pot_frames = pot_model is not None and pot_model.needs_frames
     venv = make_vec(
         env_id,
         n_envs,
@@ -339,6 +342,7 @@ def make_reward_vec(
         env_kwargs=kwargs,
         capture_frames=True if pot_frames else None,
         reward_mode=spec.mode,
+        capture_state=state_keys(pot_model.needs_info) if pot_model is not None else (),
     )
     if shaping_gamma is not None:
         venv = VecMismatchedShaping(venv, potential, shaping_gamma, agent_gamma)

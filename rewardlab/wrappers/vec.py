@@ -52,6 +52,7 @@ __all__ = [
     "VecModelReward",
     "VecPotentialShaping",
     "VecProgressBonus",
+    "reward_diagnostics",
 ]
 
 
@@ -207,10 +208,7 @@ class VecModelReward(VecEnvWrapper):
         rews64 = np.asarray(step.rews).astype(np.float64)
         for info, r in zip(infos, rews64.tolist(), strict=True):
             info["original_reward"] = r
-        for key, value in out.components.items():
-            info_key = COMPONENT_PREFIX + key
-            for info, v in zip(infos, value.tolist(), strict=True):
-                info[info_key] = v
+        _put_components(infos, out.components)
         new = out.reward.copy()
         if self.mode == "add":
             new += rews64
@@ -220,6 +218,37 @@ class VecModelReward(VecEnvWrapper):
         """Close the vector env, then the model's resources (a reward program's sandbox)."""
         self.venv.close()
         _close_model(self.model)
+
+
+def _put_components(infos: Sequence[dict[str, Any]], components: Mapping[str, np.ndarray]) -> None:
+    """A model's components of each row as ``infos[i]["reward_model/<name>"]``."""
+    for key, value in components.items():
+        info_key = COMPONENT_PREFIX + key
+        for info, v in zip(infos, value.tolist(), strict=True):
+            info[info_key] = v
+
+
+def reward_diagnostics(venv: VecEnv) -> dict[str, dict[str, Any]]:
+    """The :meth:`~rewardlab.reward_models.base.RewardModel.diagnostics` of the reward models
+    in the layers over ``venv`` that report any: ``"reward"`` (:class:`VecModelReward`) and
+    ``"potential"`` (the shaping layers), outermost first; a second layer of the same role is
+    ``"reward_2"``."""
+    found: dict[str, dict[str, Any]] = {}
+    layer: VecEnv = venv
+    while isinstance(layer, VecEnvWrapper):
+        role, model = "", None
+        if isinstance(layer, VecModelReward):
+            role, model = "reward", layer.model
+        elif isinstance(layer, _VecPotentialLayer) and isinstance(layer.potential, RewardModel):
+            role, model = "potential", layer.potential
+        if model is not None and (report := model.diagnostics()):
+            key, n = role, 1
+            while key in found:
+                n += 1
+                key = f"{role}_{n}"
+            found[key] = report
+        layer = layer.venv
+    return found
 
 
 def _close_model(model: object) -> None:
@@ -238,8 +267,9 @@ class _VecPotentialLayer(VecEnvWrapper, ABC):
     ``infos[i]``). After a done, the cached ``Phi`` becomes that of the new episode's first
     state, read from ``venv.reset_infos[i]`` (``"progress"``, ``"frame"``) and the returned
     observation. Every ``infos[i]`` gets ``original_reward``, ``shaping`` (the term) and
-    ``potential`` (``Phi(s')``, 0 where terminated when :attr:`zero_terminal`). Rewards are
-    returned as float64.
+    ``potential`` (``Phi(s')``, 0 where terminated when :attr:`zero_terminal`); a reward-model
+    potential's components of ``Phi(s')`` (before that zeroing) go in as
+    ``reward_model/<name>``, as :class:`VecModelReward` does. Rewards are returned as float64.
     """
 
     enforces_policy_invariance = False
@@ -267,6 +297,13 @@ class _VecPotentialLayer(VecEnvWrapper, ABC):
 
     def _potentials(self, obs: np.ndarray, infos: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """``Phi`` of the states whose observations are ``obs`` and infos ``infos``."""
+        return self._potentials_and_components(obs, infos)[0]
+
+    def _potentials_and_components(
+        self, obs: np.ndarray, infos: Sequence[Mapping[str, Any]]
+    ) -> tuple[np.ndarray, Mapping[str, np.ndarray]]:
+        """``Phi`` as :meth:`_potentials`, with a reward model's components of it."""
+        components: Mapping[str, np.ndarray] = {}
         pot = self.potential
         if isinstance(pot, str):
             try:
@@ -288,7 +325,9 @@ class _VecPotentialLayer(VecEnvWrapper, ABC):
                 frames=_stack_frames(infos, name) if pot.needs_frames else None,
                 info=batch_info(pot, infos),
             )
-            values = np.asarray(pot(batch).reward, dtype=np.float64)
+            out = pot(batch)
+            values = np.asarray(out.reward, dtype=np.float64)
+            components = out.components
         else:
             fn: Callable[[np.ndarray], np.ndarray] = pot
             values = np.asarray(fn(obs), dtype=np.float64)
@@ -297,7 +336,7 @@ class _VecPotentialLayer(VecEnvWrapper, ABC):
                 "the potential must return one finite value per observation, shape "
                 f"({len(obs)},), got {values!r}"
             )
-        return values
+        return values, components
 
     def reset(self) -> VecEnvObs:
         """Reset every sub-env and cache ``Phi(s_0)``."""
@@ -316,7 +355,8 @@ class _VecPotentialLayer(VecEnvWrapper, ABC):
         if self._phi is None:
             raise RuntimeError(f"{type(self).__name__}: call reset() before step()")
         step = _wait_transitions(self)
-        phi_next = self._potentials(step.next_obs, step.infos)
+        phi_next, components = self._potentials_and_components(step.next_obs, step.infos)
+        _put_components(step.infos, components)
         if step.any_done and self.zero_terminal:
             # Ng et al. (1999): Phi = 0 in a true terminal state; a truncated one keeps the
             # potential of its true final observation.

@@ -39,7 +39,7 @@ def script(body: dict[str, Any]) -> Any:
         return GOOD.format(scale=0.03)
     if "Write an improved reward" in last:
         return GOOD.format(scale=0.1 if seed % 2 else 0.2)
-    if "None of the programs passed" in last:
+    if "None of the programs worked" in last:
         return GOOD.format(scale=0.05)
     return GOOD.format(scale=0.05) if seed % 2 == 0 else NO_CODE
 
@@ -147,17 +147,38 @@ def test_bad_servers_and_answers_never_crash_the_search(
     assert verdicts[2] == "unknown_variable"
 
 
-def test_budgets_stop_the_search_with_a_reason(
+def test_budgets_stop_the_search_with_a_reason_and_keep_what_it_found(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
-    with FakeLLMServer(responses=script) as server:
+    with FakeLLMServer(responses=lambda body: GOOD.format(scale=0.05)) as server:
         summary = run_search(
             config(server.base_url, tmp_path / "c", budgets={"env_steps": 100}),
             tmp_path / "run",
         )
-    assert "env-step budget" in summary["stop_reason"]
-    assert len(summary["candidates"]) <= 2
+        # The first candidate trains (256 steps); the budget stops the search before the
+        # second, whose answer is kept unchecked.
+        assert "env-step budget" in summary["stop_reason"]
+        assert summary["env_steps"] >= 256
+        assert [c["id"] for c in summary["candidates"]] == ["r0-i0-k0", "r0-i0-k1"]
+        assert summary["best"] == {"id": "r0-i0-k0", "fitness": summary["candidates"][0]["fitness"]}
+        assert (tmp_path / "run/best_program.py").exists()
+        skipped = json.loads((tmp_path / "run/candidates/r0-i0-k1/candidate.json").read_text())
+        assert "env-step budget" in skipped["skipped"] and skipped["attempts"][0]["response"]
+
+        # A token budget the first round spends: the second round is never asked for.
+        summary = run_search(
+            config(server.base_url, tmp_path / "c2", samples=1, budgets={"tokens": 1}),
+            tmp_path / "tok",
+        )
+        assert summary["stop_reason"].startswith("token budget")
+        assert [r["iteration"] for r in summary["rounds"]] == [0]
+        # A wall-time budget already spent after the first round's candidates.
+        summary = run_search(
+            config(server.base_url, tmp_path / "c3", budgets={"wall_s": 1e-3}), tmp_path / "wall"
+        )
+        assert "wall-time budget" in summary["stop_reason"]
+        assert len(summary["rounds"]) <= 1
 
 
 def test_bad_config_names_the_field() -> None:
@@ -213,19 +234,98 @@ def test_a_program_that_fails_only_in_training_is_a_failed_candidate(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
-    # The smoke test calls it on batches of 64 states; training (2 envs) on batches of 2.
+    # The smoke test calls it on batches of 64, 1 and 2 states; training (3 envs) on 3.
     trap = (
         "```python\ndef compute_reward(agent_pos, goal_pos):\n"
         "    distance = np.abs(goal_pos - agent_pos).sum(axis=-1) * 1.0\n"
-        "    if agent_pos.shape[0] == 2:\n"
+        "    if agent_pos.shape[0] == 3:\n"
         "        raise ValueError('in training')\n"
         "    return -distance, {'distance': distance}\n```"
     )
     with FakeLLMServer(responses=lambda body: trap) as server:
-        summary = run_search(
-            config(server.base_url, tmp_path / "c", iterations=1, samples=1),
-            tmp_path / "run",
+        cfg = config(server.base_url, tmp_path / "c", iterations=1, samples=1)
+        train = cfg.train.model_copy(
+            update={"hyperparams": {"n_envs": 3, "n_steps": 32, "batch_size": 32}}
         )
+        summary = run_search(cfg.model_copy(update={"train": train}), tmp_path / "run")
     assert summary["stop_reason"] == "done" and summary["best"] is None
     record = json.loads((tmp_path / "run/candidates/r0-i0-k0/candidate.json").read_text())
     assert record["smoke"]["passed"] and "in training" in record["training_error"]
+
+
+def test_a_refused_key_stops_the_search_with_an_error_and_keeps_its_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rewardlab.cli import main
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+    with FakeLLMServer(responses=script) as server:
+        server.fail(times=1, status=401)
+        summary = run_search(config(server.base_url, tmp_path / "c"), tmp_path / "run")
+        assert summary["stop_reason"] == "error" and "401" in summary["error"]
+        assert json.loads((tmp_path / "run/search.json").read_text())["error"]
+
+        # The CLI exits 1 with the reason; a folder holding a search is refused (2).
+        server.fail(times=1, status=401)
+        args = ["llm-reward", "search", "--env", ENV, "--model", "m", "--base-url"]
+        args += [server.base_url, "--steps", "64", "--samples", "1", "--iterations", "1"]
+        assert main([*args, "--out", str(tmp_path / "cli")]) == 1
+        assert "401" in capsys.readouterr().err
+        assert main([*args, "--out", str(tmp_path / "run")]) == 2
+        assert "already holds a search" in capsys.readouterr().err
+
+
+def test_replay_off_its_recording_stops_with_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+    cfg = config(
+        f"http://127.0.0.1:{unused_port()}/v1",
+        tmp_path / "empty",
+        cache={"dir": str(tmp_path / "empty"), "mode": "replay"},
+    )
+    summary = run_search(cfg, tmp_path / "run")
+    assert summary["stop_reason"] == "error" and "replay mode" in summary["error"]
+    assert summary["candidates"] == [] and (tmp_path / "run/search.json").exists()
+
+
+@pytest.mark.parametrize("mode", ["add", "potential"])
+def test_add_and_potential_modes_train_and_say_how_the_reward_is_paid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+    feedback = tmp_path / "notes.txt"
+    feedback.write_text("The agent should not waste steps.")
+    with FakeLLMServer(responses=script) as server:
+        summary = run_search(
+            config(
+                server.base_url,
+                tmp_path / "c",
+                mode=mode,
+                samples=1,
+                restarts=2,
+                feedback_file=str(feedback),
+            ),
+            tmp_path / "run",
+        )
+        sent = list(server.requests)
+    system = sent[0]["messages"][0]["content"]
+    assert ("potential Phi(s)" in system) == (mode == "potential")
+    assert "the environment's own sparse reward" in system
+    # Two restarts, each with its own first round from the initial messages.
+    assert [c["id"] for c in summary["candidates"]] == [
+        "r0-i0-k0",
+        "r0-i1-k0",
+        "r1-i0-k0",
+        "r1-i1-k0",
+    ]
+    assert [r["restart"] for r in summary["rounds"]] == [0, 0, 1, 1]
+    best = json.loads((tmp_path / "run/candidates/r0-i0-k0/candidate.json").read_text())
+    assert best["fitness"] is not None
+    # The program's components reach the reflection in both modes (potential: of Phi(s')).
+    assert "approach" in best["per_seed"][0]["components"]
+    diagnostics = best["per_seed"][0]["diagnostics"]
+    role = "potential" if mode == "potential" else "reward"
+    assert diagnostics[role]["calls"] > 0 and diagnostics[role]["sha256"] == best["sha256"]
+    improved = [r for r in sent if "Write an improved reward" in last_user_message(r)]
+    assert improved and "The agent should not waste steps." in last_user_message(improved[0])

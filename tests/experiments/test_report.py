@@ -221,3 +221,45 @@ def test_summarize_rejects_bad_input() -> None:
         summarize([{"env": ENV}], budget=BUDGET, threshold=THRESHOLD)  # type: ignore[list-item]
     with pytest.raises(ValueError, match="threshold"):
         summarize([_run()], budget=BUDGET, threshold=math.nan)
+
+
+def test_human_normalized_score_of_the_other_variants(tmp_path: Path) -> None:
+    mid = [0.5, 0.55, 0.6, 0.5, 0.45]
+    runs = RESULTS + _runs("mid", mid) + _runs("great", [1.0] * 5)
+    summary = summarize(
+        runs, budget=BUDGET, threshold=THRESHOLD, reps=REPS, normalize=("bad", "good")
+    )
+    hns = summary["envs"][ENV]["human_normalized_score"]
+    assert sorted(hns) == ["great", "mid"]  # not the two it is normalized by
+    expected = (iqm(mid) - iqm(BAD)) / (iqm(GOOD) - iqm(BAD))
+    assert hns["mid"]["final_success"] == pytest.approx(expected)
+    assert hns["mid"]["auc"] == pytest.approx(expected)  # ramps: AUC is half the final
+    assert hns["great"]["final_success"] > 1.0 and hns["great"]["final_success_clipped"] <= 3.0
+    # An env without both reference variants has no score; equal references: undefined.
+    alone = summarize(
+        _runs("mid", mid), budget=BUDGET, threshold=THRESHOLD, reps=REPS, normalize=("bad", "good")
+    )
+    assert "human_normalized_score" not in alone["envs"][ENV]
+    same = _runs("s", mid) + _runs("h", mid) + _runs("v", GOOD)
+    undefined = summarize(same, budget=BUDGET, threshold=THRESHOLD, reps=REPS, normalize=("s", "h"))
+    assert undefined["envs"][ENV]["human_normalized_score"]["v"]["final_success"] is None
+    report = write_report(
+        runs,
+        tmp_path,
+        title="t",
+        budget=BUDGET,
+        threshold=THRESHOLD,
+        reps=REPS,
+        normalize=("bad", "good"),
+    )
+    assert "### Human normalized score" in report.read_text()
+    assert f"| mid | {expected:.2f}" in report.read_text()
+
+
+def test_human_normalized_score_function() -> None:
+    from rewardlab.evaluation.stats import human_normalized_score
+
+    assert human_normalized_score(0.5, 0.0, 1.0) == 0.5
+    assert human_normalized_score(0.5, 1.0, 0.0) == -0.5  # |human - sparse|
+    assert human_normalized_score(9.0, 0.0, 1.0, clip=(0.0, 3.0)) == 3.0
+    assert human_normalized_score(0.5, 0.3, 0.3) is None

@@ -117,6 +117,10 @@ def test_ray_backend_gives_the_same_layout(tmp_path: Path) -> None:
         ({"variants": {"a": "{shaping: progress, shaping_gamma: 0.99}"}}, "equals the agent's"),
         ({"seeds": [0, -1]}, r"spec\.seeds: seeds must be non-negative ints"),
         ({"name": "../x"}, r"spec\.name"),
+        (
+            {"report": {"normalize": {"sparse": "sparse", "human": "dense"}}},
+            r"report\.normalize\.human: 'dense' is not a variant",
+        ),
     ],
 )
 def test_bad_specs_fail_before_training(

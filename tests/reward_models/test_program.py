@@ -264,6 +264,7 @@ REJECTIONS = {
     "np-linalg-as-value": (ENTRY + "    la = np.linalg\n" + RETURN, "forbidden_name"),
     "np-not-allowed": (ENTRY + "    np.vectorize(abs)\n" + RETURN, "forbidden_attribute"),
     "np-empty": (ENTRY + "    np.empty(3)\n" + RETURN, "forbidden_attribute"),
+    "np-ndarray-call": (ENTRY + "    np.ndarray((3,))\n" + RETURN, "forbidden_attribute"),
     "np-seterr": (ENTRY + "    np.seterr(all='raise')\n" + RETURN, "forbidden_attribute"),
     "np-linalg-not-allowed": (
         ENTRY + "    np.linalg.eig(agent_pos)\n" + RETURN,
@@ -377,3 +378,11 @@ def test_direct_construction_checks_shapes_and_hashes() -> None:
     assert program.sha256 == hashlib.sha256(b"x").hexdigest()
     with pytest.raises(ValueError, match="parameter shapes"):
         ValidatedProgram("x", ("a", "b"), ((2,),))
+
+
+def test_np_ndarray_in_annotations_is_allowed() -> None:
+    source = (
+        "def compute_reward(agent_pos: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:\n"
+        "    return agent_pos.sum(axis=-1) * 1.0, {}\n"
+    )
+    assert validate_program(source, {"agent_pos": (2,)}).parameters == ("agent_pos",)

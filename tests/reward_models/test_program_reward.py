@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import math
 import pickle
@@ -134,3 +135,45 @@ def test_closing_the_vec_env_stops_the_sandbox_workers() -> None:
         assert worker is not None and worker.alive
         venv.close()
         assert not worker.alive
+
+
+def test_program_potentials_report_components_and_diagnostics_even_mismatched() -> None:
+    from rewardlab.wrappers.vec import reward_diagnostics
+
+    # shaping_gamma set: the mismatched-discount control is layered on by make_reward_vec,
+    # which must still capture the state the program reads.
+    for spec in (
+        "{shaping: {kind: program, path: reference}}",
+        "{shaping: {kind: program, path: reference}, shaping_gamma: 0.9}",
+    ):
+        venv = make_reward_vec(
+            "rewardlab/GridEmpty-v0", parse_reward(spec), n_envs=2, seed=0, agent_gamma=0.99
+        )
+        venv.reset()
+        _, _, _, infos = venv.step(np.array([2, 2]))
+        components = [k for k in infos[0] if k.startswith("reward_model/")]
+        assert components and "potential" in infos[0]
+        report = reward_diagnostics(venv)["potential"]
+        assert report["calls"] == 2 and report["failures"] == {}
+        assert (
+            report["sha256"] == hashlib.sha256(reference_program("reach_goal").encode()).hexdigest()
+        )
+        venv.close()
+
+
+def test_values_raise_instead_of_scoring_a_failed_chunk() -> None:
+    from rewardlab.reward_models.sandbox import ProgramContained
+
+    source = (
+        "def compute_reward(agent_pos):\n"
+        "    if (agent_pos > 5).any():\n"
+        "        raise ValueError('far out')\n"
+        "    return agent_pos.sum(axis=-1) * 1.0, {}\n"
+    )
+    model = ProgramReward(source, {"agent_pos": (2,)})
+    states = {"agent_pos": np.array([[1, 1], [2, 2], [9, 9]])}
+    assert np.array_equal(model.values({"agent_pos": states["agent_pos"][:2]}), [2.0, 4.0])
+    with pytest.raises(ProgramContained, match=r"states 2\.\.2.*far out"):
+        model.values(states, batch_size=2)
+    assert model.diagnostics()["failures"]
+    model.close()

@@ -25,6 +25,8 @@ from rewardlab.envs.registration import NAMESPACE, all_specs
 
 __all__ = ["PROGRAM_CONTRACT", "RewardContext", "reward_context"]
 
+_KINDS = {"b": "bool", "i": "int", "u": "int", "f": "float"}
+
 PROGRAM_CONTRACT = """\
 Write the reward as one Python function
 
@@ -53,6 +55,9 @@ class RewardContext:
         max_episode_steps: The time limit.
         variables: The state variables a program may read.
         source: The env's module source, when asked for.
+        kinds: The element kind of each variable as the env returns it (``"bool"``, ``"int"``
+            or ``"float"``), in the order of ``variables``; empty: ``"bool"`` for the units
+            ``"bool"``, else ``"float"``.
     """
 
     env_id: str
@@ -61,6 +66,7 @@ class RewardContext:
     max_episode_steps: int | None
     variables: tuple[StateVariable, ...]
     source: str | None = None
+    kinds: tuple[str, ...] = ()
 
     @property
     def variable_names(self) -> tuple[str, ...]:
@@ -79,9 +85,11 @@ class RewardContext:
             '    """Batched: every field has a leading batch dimension B."""',
         ]
         width = max(len(v.name) for v in self.variables)
-        for v in self.variables:
+        kinds = self.kinds or tuple(
+            "bool" if v.units == "bool" else "float" for v in self.variables
+        )
+        for v, kind in zip(self.variables, kinds, strict=True):
             shape = "(B, " + ", ".join(map(str, v.shape)) + ")" if v.shape else "(B,)"
-            kind = "bool" if v.units == "bool" else "float"
             hidden = " [privileged: the policy does not observe it]" if v.privileged else ""
             units = "" if v.units in ("-", "bool") else f" {v.units}"
             lines.append(
@@ -125,6 +133,11 @@ def reward_context(
         if not isinstance(inner, TaskEnv):
             raise ValueError(f"{env_id} is not a rewardlab env")
         task = inner.task
+        # Integer variables (grid cells, lane indices) reach a program as integer arrays: one
+        # told "float" may fill np.zeros_like(agent_dir) with 0.5 and silently get 0.
+        env.reset(seed=0)
+        state = inner.state_dict()
+        kinds = tuple(_KINDS.get(state[v.name].dtype.kind, "float") for v in task.state_variables)
         module = inspect.getmodule(type(inner))
         source = inspect.getsource(module) if include_source and module is not None else None
     finally:
@@ -138,4 +151,5 @@ def reward_context(
         max_episode_steps=spec.max_episode_steps,
         variables=task.state_variables,
         source=source,
+        kinds=kinds,
     )

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -39,9 +38,16 @@ from rewardlab.experiments.llm_reward.feedback import (
     failure_summary,
     reward_reflection,
 )
-from rewardlab.llm import BudgetExceeded, ChatClient, LLMConfig, LLMError, default_base_url
+from rewardlab.llm import (
+    AuthenticationError,
+    BudgetExceeded,
+    ChatClient,
+    LLMConfig,
+    LLMError,
+    ReplayMiss,
+    default_base_url,
+)
 from rewardlab.reward_models.program import ProgramRejected, extract_code
-from rewardlab.reward_models.sandbox import ProgramContained
 from rewardlab.wrappers.spec import parse_reward
 
 __all__ = ["SearchConfig", "load_search_config", "run_search", "system_prompt"]
@@ -104,6 +110,8 @@ class SearchConfig(_Spec):
         restarts: ``R`` independent searches.
         mode: How the program pays the agent: ``"replace"`` the env's reward, ``"add"`` to
             it, or ``"potential"``: policy-invariant shaping with the program as ``Phi``.
+        base_reward: The env's ``reward_type`` the program is added to or shapes
+            (``"sparse"``: the task reward; the prompt says which).
         repair_rounds: Times a rejected program is sent back with its errors.
         feedback_file: A file of human notes appended to every round's feedback.
         include_source: Show the env's source code too (Eureka) besides the state
@@ -120,6 +128,7 @@ class SearchConfig(_Spec):
     iterations: int = Field(default=3, gt=0)
     restarts: int = Field(default=1, gt=0)
     mode: Literal["replace", "add", "potential"] = "replace"
+    base_reward: str = "sparse"
     train: TrainSettings = Field(default_factory=TrainSettings)
     budgets: Budgets = Field(default_factory=Budgets)
     cache: CacheSettings = Field(default_factory=CacheSettings)
@@ -133,26 +142,47 @@ class SearchConfig(_Spec):
 
 def load_search_config(data: Mapping[str, Any], where: str = "search") -> SearchConfig:
     """A validated :class:`SearchConfig`; errors name the field."""
-    from rewardlab.wrappers.spec import _format_error
+    from rewardlab.wrappers.spec import format_validation_error
 
     try:
         return SearchConfig.model_validate(dict(data))
     except ValidationError as err:
-        raise ValueError(f"invalid search config:\n{_format_error(err, where)}") from None
+        raise ValueError(f"invalid search config:\n{format_validation_error(err, where)}") from None
 
 
-def system_prompt(context: RewardContext) -> str:
-    """The system message: the role and the program contract."""
+_MODES = {
+    "replace": "The agent receives your reward and nothing else.",
+    "add": (
+        "The agent receives your reward plus the environment's own {base} reward, which pays "
+        "only for completing the task: add the guidance the {base} reward lacks."
+    ),
+    "potential": (
+        "Your function is used as a potential Phi(s), not paid directly: after each step the "
+        "agent receives the environment's own {base} reward (paid only for completing the "
+        "task) plus gamma * Phi(s') - Phi(s), with gamma the agent's discount and Phi = 0 "
+        "once an episode has ended. Return higher values for states closer to success; "
+        "what a state is worth by itself cancels out, so it cannot be collected by waiting."
+    ),
+}
+
+
+def system_prompt(
+    context: RewardContext, mode: str = "replace", base_reward: str = "sparse"
+) -> str:
+    """The system message: the role, the program contract and how the reward is paid."""
     return (
         "You are a reward engineer for reinforcement learning. You write reward functions "
         "that make an agent learn a task quickly and reliably, from the task's description "
-        "and the state variables the reward may read.\n\n" + context.contract()
+        "and the state variables the reward may read.\n\n"
+        + context.contract()
+        + "\n"
+        + _MODES[mode].format(base=base_reward)
     )
 
 
-def _initial_messages(context: RewardContext) -> list[dict[str, str]]:
+def _initial_messages(context: RewardContext, config: SearchConfig) -> list[dict[str, str]]:
     return [
-        {"role": "system", "content": system_prompt(context)},
+        {"role": "system", "content": system_prompt(context, config.mode, config.base_reward)},
         {
             "role": "user",
             "content": context.render() + "\n\nWrite a reward function for this task.",
@@ -162,6 +192,10 @@ def _initial_messages(context: RewardContext) -> list[dict[str, str]]:
 
 class _Stop(Exception):
     """A budget ran out."""
+
+
+class _Fatal(Exception):
+    """The search cannot go on: the server refused the key, or a replay left its recording."""
 
 
 class _Search:
@@ -176,12 +210,15 @@ class _Search:
         self.started = time.perf_counter()
         self.env_steps = 0
         self.records: list[dict[str, Any]] = []
+        self.pending_stop: str | None = None  # a budget found spent inside a candidate
         self.human_feedback = Path(config.feedback_file).read_text() if config.feedback_file else ""
 
     # -- budgets --
 
     def _check_budgets(self) -> None:
         b = self.config.budgets
+        if self.pending_stop is not None:
+            raise _Stop(self.pending_stop)
         if b.wall_s is not None and time.perf_counter() - self.started > b.wall_s:
             raise _Stop(f"wall-time budget of {b.wall_s} s spent")
         if b.env_steps is not None and self.env_steps >= b.env_steps:
@@ -193,11 +230,32 @@ class _Search:
         """One repair request: (text, error)."""
         try:
             completion = self.client.complete(messages, seed=seed)
-        except BudgetExceeded:
-            raise
+        except BudgetExceeded as exc:
+            # This candidate ends without its repair; the search stops after it.
+            self.pending_stop = f"token budget spent: {exc}"
+            return None, self.pending_stop
+        except AuthenticationError as exc:
+            raise _Fatal(str(exc)) from exc
         except LLMError as exc:
             return None, str(exc)
+        except ReplayMiss as exc:
+            raise _Fatal(str(exc)) from exc
         return (completion.text, None) if completion.error is None else (None, completion.error)
+
+    def _sample(self, messages: list[dict[str, str]], seed: int) -> list[tuple[str | None, Any]]:
+        """The round's ``K`` answers as ``(text, error)``."""
+        k = self.config.samples
+        try:
+            completions = self.client.sample(messages, k, seed=seed)
+        except BudgetExceeded as exc:
+            raise _Stop(f"token budget spent: {exc}") from exc
+        except AuthenticationError as exc:
+            raise _Fatal(str(exc)) from exc
+        except LLMError as exc:  # the whole batch failed the same way
+            return [(None, str(exc))] * k
+        except ReplayMiss as exc:
+            raise _Fatal(str(exc)) from exc
+        return [(c.text if c.error is None else None, c.error) for c in completions]
 
     def _program(
         self, text: str | None, error: str | None, messages: list[dict[str, str]], seed: int
@@ -205,12 +263,13 @@ class _Search:
         """Extract, validate and smoke-test a response, with repair rounds."""
         attempts: list[dict[str, Any]] = []
         history = list(messages)
+        report: SmokeReport | None = None
         for round_ in range(self.config.repair_rounds + 1):
             if round_ > 0:
                 text, error = self._ask(history, seed + 1000 * round_)
             if text is None:
                 attempts.append({"response": None, "error": error})
-                return None, None, attempts
+                return None, report, attempts
             code: str | None = None
             try:
                 code = extract_code(text)
@@ -227,27 +286,32 @@ class _Search:
             ]
         return None, report, attempts
 
-    def _train(self, code: str, cand_dir: Path) -> dict[str, Any]:
-        from stable_baselines3.common.base_class import BaseAlgorithm
+    def _reward(self, code: str) -> Any:
+        """The reward spec a candidate trains on."""
+        cfg = self.config
+        model = {"kind": "program", "source": code}
+        if cfg.mode == "potential":
+            return parse_reward({"reward_type": cfg.base_reward, "shaping": model})
+        return parse_reward({"reward_type": cfg.base_reward, "model": model, "mode": cfg.mode})
 
-        from rewardlab.agents.factory import algorithm_class
+    def _train(self, code: str, cand_dir: Path) -> dict[str, Any]:
+        """Fitness runs on every training seed (budgets are checked before a candidate, so
+        a candidate that starts training finishes all its seeds)."""
         from rewardlab.agents.train import train
 
         cfg = self.config
-        model = {"kind": "program", "source": code}
-        reward = parse_reward(
-            {"shaping": model} if cfg.mode == "potential" else {"model": model, "mode": cfg.mode}
-        )
-        per_seed = []
+        reward = self._reward(code)
+        per_seed: list[dict[str, Any]] = []
         for seed in cfg.train.seeds:
-            self._check_budgets()
             run_dir = cand_dir / f"seed_{seed}"
             try:
                 result = train(_train_config(cfg, reward, seed), run_dir)
-            except ProgramContained as exc:
+            except Exception as exc:  # noqa: BLE001  (one candidate's failure, recorded)
                 # The program passed the smoke test but failed in training (its exception
-                # budget ran out): a failed candidate, with the reason, not a failed search.
-                return {"fitness": None, "training_error": f"{exc.reason}: {exc.message}"}
+                # budget ran out, say): a failed candidate with the reason, not a failed
+                # search. The steps it took still count against the budget.
+                self.env_steps += _steps_logged(run_dir)
+                return {"fitness": None, "per_seed": per_seed, "training_error": _describe(exc)}
             self.env_steps += result.steps
             success = [row["success_rate"] for row in result.evals]
             entry: dict[str, Any] = {
@@ -255,26 +319,36 @@ class _Search:
                 "success": success[-1] if success else 0.0,
                 "success_curve": success,
                 "components": result.components,
+                "diagnostics": result.diagnostics,
                 "steps": result.steps,
             }
             if cfg.failure_episodes:
-                cls: type[BaseAlgorithm] = algorithm_class(cfg.train.algo)
-                agent = cls.load(run_dir / "model.zip", device="cpu")
-                agent.set_random_seed(seed)
-
-                def act(obs: Any, agent: BaseAlgorithm = agent) -> Any:
-                    return agent.predict(obs, deterministic=False)[0]
-
-                ends = analyze_failures(
-                    cfg.env,
-                    act,
-                    [10_000_000 + seed * 1000 + j for j in range(cfg.failure_episodes)],
-                    cfg.train.env_kwargs,
-                )
-                entry["failures"] = failure_summary(ends)
+                entry["failures"] = self._failures(run_dir, seed)
             per_seed.append(entry)
         fitness = sum(e["success"] for e in per_seed) / len(per_seed)
         return {"fitness": fitness, "per_seed": per_seed}
+
+    def _failures(self, run_dir: Path, seed: int) -> str:
+        """How the trained policy's failed episodes ended (Auto MC-Reward's analysis)."""
+        from stable_baselines3.common.base_class import BaseAlgorithm
+
+        from rewardlab.agents.factory import algorithm_class
+
+        cfg = self.config
+        cls: type[BaseAlgorithm] = algorithm_class(cfg.train.algo)
+        agent = cls.load(run_dir / "model.zip", device="cpu")
+        agent.set_random_seed(seed)
+
+        def act(obs: Any) -> Any:
+            return agent.predict(obs, deterministic=False)[0]
+
+        ends = analyze_failures(
+            cfg.env,
+            act,
+            [10_000_000 + seed * 1000 + j for j in range(cfg.failure_episodes)],
+            cfg.train.env_kwargs,
+        )
+        return failure_summary(ends)
 
     def candidate(
         self,
@@ -284,38 +358,70 @@ class _Search:
         messages: list[dict[str, str]],
         seed: int,
     ) -> dict[str, Any]:
+        """Check, repair and train one sample; its record is written whatever happens."""
         cand_dir = self.out / "candidates" / cid
         cand_dir.mkdir(parents=True, exist_ok=True)
-        code, report, attempts = self._program(text, error, messages, seed)
-        record: dict[str, Any] = {
-            "id": cid,
-            "attempts": attempts,
-            "code": code,
-            "sha256": hashlib.sha256(code.encode()).hexdigest() if code else None,
-            "smoke": _report_json(report) if report else None,
-            "fitness": None,
-        }
         atomic_write(cand_dir / "messages.json", json.dumps(messages, indent=1))
-        if code is not None:
-            atomic_write(cand_dir / "program.py", code)
-            record.update(self._train(code, cand_dir))
-            if record["fitness"] is not None:
-                first = record["per_seed"][0]
-                record["reflection"] = reward_reflection(
-                    first["components"], first["success_curve"]
-                )
-        atomic_write(cand_dir / "candidate.json", json.dumps(record, indent=1))
+        record: dict[str, Any] = {"id": cid, "attempts": [], "code": None, "sha256": None}
+        record.update(smoke=None, fitness=None)
+        try:
+            code, report, attempts = self._program(text, error, messages, seed)
+            record.update(attempts=attempts, code=code, smoke=_report_json(report))
+            if code is not None:
+                record["sha256"] = hashlib.sha256(code.encode()).hexdigest()
+                atomic_write(cand_dir / "program.py", code)
+                record.update(self._train(code, cand_dir))
+                if record["fitness"] is not None:
+                    first = record["per_seed"][0]
+                    record["reflection"] = reward_reflection(
+                        first["components"], first["success_curve"]
+                    )
+        except _Fatal as exc:
+            record["error"] = str(exc)
+            raise
+        finally:
+            atomic_write(cand_dir / "candidate.json", json.dumps(record, indent=1))
+            self.records.append(record)
         fit = record["fitness"]
-        self.log(f"{cid}: " + ("rejected" if fit is None else f"fitness {fit:.2f}"))
+        self.log(f"{cid}: " + (f"fitness {fit:.2f}" if fit is not None else _problems(record)))
         return record
 
-    def feedback(self, best: dict[str, Any]) -> str:
+    def skipped(self, cid: str, text: str | None, error: str | None, reason: str) -> None:
+        """Keep a sample the search stopped before checking (its answer was paid for)."""
+        cand_dir = self.out / "candidates" / cid
+        cand_dir.mkdir(parents=True, exist_ok=True)
+        record = {
+            "id": cid,
+            "attempts": [{"response": text, "error": error}],
+            "code": None,
+            "sha256": None,
+            "smoke": None,
+            "fitness": None,
+            "skipped": reason,
+        }
+        atomic_write(cand_dir / "candidate.json", json.dumps(record, indent=1))
+        self.records.append(record)
+
+    # -- feedback --
+
+    def _researcher(self) -> list[str]:
+        if not self.human_feedback:
+            return []
+        return ["", "Feedback from the researcher:", self.human_feedback.strip()]
+
+    def feedback(self, best: dict[str, Any], failed: list[dict[str, Any]]) -> str:
+        """What the next round is told about the best program so far (and, when this round
+        produced no working program, what went wrong with its samples)."""
         parts = [best["reflection"]]
+        notes = _guard_notes(best["per_seed"][0].get("diagnostics", {}))
+        if notes:
+            parts += ["", *notes]
         failures = [s["failures"] for s in best["per_seed"] if "failures" in s]
         if failures:
             parts += ["", failures[0]]
-        if self.human_feedback:
-            parts += ["", "Feedback from the researcher:", self.human_feedback.strip()]
+        if failed:
+            parts += ["", "The programs of the last round did not work:", _problem_list(failed)]
+        parts += self._researcher()
         parts += [
             "",
             "Write an improved reward function: keep what works, change what does not. "
@@ -323,65 +429,60 @@ class _Search:
         ]
         return "\n".join(parts)
 
+    def no_program(self, failed: list[dict[str, Any]]) -> str:
+        """What the next round is told when no program of the restart has worked yet."""
+        parts = ["None of the programs worked:", _problem_list(failed), *self._researcher()]
+        parts += ["", "Write a new reward function that avoids these problems."]
+        return "\n".join(parts)
+
+    # -- the loop --
+
     def run(self) -> dict[str, Any]:
         cfg = self.config
-        stop_reason = "done"
+        stop_reason, error = "done", None
         rounds: list[dict[str, Any]] = []
         try:
             for r in range(cfg.restarts):
-                base = _initial_messages(self.context)
+                base = _initial_messages(self.context, cfg)
                 messages = list(base)
+                restart_best: dict[str, Any] | None = None
                 for n in range(cfg.iterations):
                     self._check_budgets()
                     seed = cfg.seed + 1_000_000 * r + 10_000 * n
-                    try:
-                        completions = self.client.sample(messages, cfg.samples, seed=seed)
-                        answers = [
-                            (c.text if c.error is None else None, c.error) for c in completions
-                        ]
-                    except BudgetExceeded:
-                        raise
-                    except LLMError as exc:
-                        answers = [(None, str(exc))] * cfg.samples
+                    answers = self._sample(messages, seed)
                     records = []
-                    for k, (text, error) in enumerate(answers):
-                        self._check_budgets()
+                    for k, (text, err) in enumerate(answers):
                         cid = f"r{r}-i{n}-k{k}"
-                        records.append(self.candidate(cid, text, error, messages, seed + 100 * k))
-                    self.records += records
+                        try:
+                            self._check_budgets()
+                        except _Stop as stop:
+                            for j in range(k, len(answers)):
+                                self.skipped(f"r{r}-i{n}-k{j}", *answers[j], str(stop))
+                            raise
+                        records.append(self.candidate(cid, text, err, messages, seed + 100 * k))
                     fit = [c for c in records if c["fitness"] is not None]
                     best = max(fit, key=lambda c: c["fitness"]) if fit else None  # first on ties
                     rounds.append(
                         {"restart": r, "iteration": n, "best": best["id"] if best else None}
                     )
-                    if best is None:
-                        errors = "\n".join(
-                            "- "
-                            + str(
-                                c.get("training_error")
-                                or c["attempts"][-1].get("error")
-                                or c["smoke"]["problems"]
-                            )
-                            for c in records
-                            if c["attempts"]
-                        )
-                        messages = base + [
-                            {
-                                "role": "user",
-                                "content": "None of the programs passed the check:\n"
-                                + errors
-                                + "\nWrite a new reward function that avoids these problems.",
-                            }
-                        ]
+                    if best is not None and (
+                        restart_best is None or best["fitness"] >= restart_best["fitness"]
+                    ):
+                        restart_best = best
+                    if restart_best is None:
+                        messages = base + [{"role": "user", "content": self.no_program(records)}]
                     else:
+                        shown = f"```python\n{restart_best['code']}```"
+                        failed = records if best is None else []
                         messages = base + [
-                            {"role": "assistant", "content": f"```python\n{best['code']}```"},
-                            {"role": "user", "content": self.feedback(best)},
+                            {"role": "assistant", "content": shown},
+                            {"role": "user", "content": self.feedback(restart_best, failed)},
                         ]
         except _Stop as stop:
             stop_reason = str(stop)
-        except BudgetExceeded as exc:
-            stop_reason = f"token budget spent: {exc}"
+        except _Fatal as exc:
+            stop_reason, error = "error", str(exc)
+            self.log(f"error: {exc}")
         fit = [c for c in self.records if c["fitness"] is not None]
         best = max(fit, key=lambda c: c["fitness"]) if fit else None
         usage = self.client.usage
@@ -395,6 +496,7 @@ class _Search:
             "rounds": rounds,
             "best": None if best is None else {"id": best["id"], "fitness": best["fitness"]},
             "stop_reason": stop_reason,
+            "error": error,
             "usage": {
                 "requests": usage.requests,
                 "cached": usage.cached,
@@ -405,6 +507,69 @@ class _Search:
             "env_steps": self.env_steps,
             "wall_s": time.perf_counter() - self.started,
         }
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception as the LLM and the researcher should read it: a contained program's own
+    reason and message, or ``<Type>: <message>``."""
+    reason, message = getattr(exc, "reason", None), getattr(exc, "message", None)
+    if isinstance(reason, str) and isinstance(message, str):
+        return f"{reason}: {message}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _steps_logged(run_dir: Path) -> int:
+    """Env steps a failed run got through, from the last row of SB3's ``progress.csv``."""
+    import csv
+
+    try:
+        with open(run_dir / "progress.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        return int(float(rows[-1]["time/total_timesteps"])) if rows else 0
+    except (OSError, KeyError, ValueError):
+        return 0
+
+
+def _problems(record: Mapping[str, Any]) -> str:
+    """Why a candidate has no fitness, in one line."""
+    if record.get("training_error"):
+        return f"passed the check, then failed in training: {record['training_error']}"
+    if record.get("skipped"):
+        return f"not checked ({record['skipped']})"
+    attempts = record.get("attempts") or []
+    if attempts and attempts[-1].get("error"):
+        return f"no answer: {attempts[-1]['error']}"
+    smoke = record.get("smoke")
+    if smoke:
+        return f"rejected ({smoke['stage']}: {smoke['reason']}): " + "; ".join(smoke["problems"])
+    return "no program"
+
+
+def _problem_list(records: list[dict[str, Any]]) -> str:
+    return "\n".join(f"- program {i + 1}: {_problems(c)}" for i, c in enumerate(records))
+
+
+def _guard_notes(diagnostics: Mapping[str, Any]) -> list[str]:
+    """What the sandbox had to correct during training, for the LLM."""
+    notes = []
+    for report in diagnostics.values():
+        if report.get("nonfinite"):
+            notes.append(
+                f"- compute_reward returned {report['nonfinite']} NaN or infinite rewards "
+                "during training; they were replaced by 0."
+            )
+        if report.get("clipped"):
+            notes.append(
+                f"- {report['clipped']} rewards were outside the allowed range and were "
+                "clipped: keep the reward's scale moderate."
+            )
+        failures = sum((report.get("failures") or {}).values())
+        if failures:
+            notes.append(
+                f"- {failures} calls of compute_reward failed and paid 0 "
+                f"(the last: {report.get('last_error')})."
+            )
+    return ["Problems the sandbox corrected during training:", *notes] if notes else []
 
 
 def _train_config(config: SearchConfig, reward: Any, seed: int) -> Any:
@@ -440,15 +605,6 @@ def _report_json(report: SmokeReport | None) -> dict[str, Any] | None:
     }
 
 
-def human_normalized_score(method: float, sparse: float, human: float) -> float:
-    """Eureka's ``(method - sparse) / |human - sparse|``, clipped to ``[0, 3]``; nan when the
-    human (dense expert) reward does no better or worse than the sparse one."""
-    gap = abs(human - sparse)
-    if gap == 0:
-        return math.nan
-    return min(max((method - sparse) / gap, 0.0), 3.0)
-
-
 def run_search(
     config: SearchConfig,
     out_dir: str | Path,
@@ -458,12 +614,28 @@ def run_search(
 ) -> dict[str, Any]:
     """Run the search, write ``search.json`` and ``best_program.py``; return the summary.
 
+    A search that cannot go on (the server refused the API key; in replay mode, a request
+    the recording does not hold) stops with ``stop_reason == "error"`` and the message in
+    ``"error"``; everything found until then is kept and written.
+
     Raises:
-        ValueError: For an unknown env, or an output folder holding another search.
+        ValueError: For an unknown env, a training setting the run would reject (checked
+            before any request), or an output folder holding another search's files.
     """
+    from rewardlab.agents.train import check_config
+
     out = Path(out_dir)
-    if (out / "search.json").exists():
-        raise ValueError(f"{out} already holds a search; choose another --out")
+    if (out / "search.json").exists() or any((out / "candidates").glob("*")):
+        raise ValueError(
+            f"{out} already holds a search (search.json or candidates/); choose another "
+            "--out. To re-run a recorded search offline, point --cache-dir at its "
+            "llm_cache folder and add --replay"
+        )
+    # Everything a fitness run needs but the program (env, algorithm, hyperparameters, base
+    # reward), checked before any request is paid for.
+    check_config(_train_config(config, parse_reward({"reward_type": config.base_reward}), 0))
+    if config.feedback_file is not None and not Path(config.feedback_file).is_file():
+        raise ValueError(f"feedback file {config.feedback_file} does not exist")
     out.mkdir(parents=True, exist_ok=True)
     if client is None:
         llm = config.llm
@@ -486,22 +658,24 @@ def run_search(
         )
     search = _Search(config, out, client, log)
     summary = search.run()
-    if config.baselines and summary["best"] is not None:
-        summary["baselines"] = _baselines(config, out / "baselines", summary["best"]["fitness"])
-    atomic_write(out / "search.json", json.dumps(summary, indent=1))
     best = summary["best"]
     if best is not None:
         code = next(c["code"] for c in search.records if c["id"] == best["id"])
         atomic_write(out / "best_program.py", code)
+    atomic_write(out / "search.json", json.dumps(summary, indent=1))
+    if config.baselines and best is not None:
+        summary["baselines"] = _baselines(config, out / "baselines", best["fitness"])
+        atomic_write(out / "search.json", json.dumps(summary, indent=1))
     return summary
 
 
 def _baselines(config: SearchConfig, out: Path, method: float) -> dict[str, Any]:
     """Sparse and dense-expert rewards trained like the candidates; the normalized score."""
     from rewardlab.agents.train import train
-    from rewardlab.experiments.reward_eval import _reward_types
+    from rewardlab.evaluation.stats import human_normalized_score
+    from rewardlab.experiments.reward_eval import env_reward_types
 
-    _, dense = _reward_types(config.env, config.train.env_kwargs)
+    _, dense = env_reward_types(config.env, config.train.env_kwargs)
     scores: dict[str, float] = {}
     for name, reward in (("sparse", "sparse"), ("human", dense)):
         runs = []
@@ -510,8 +684,12 @@ def _baselines(config: SearchConfig, out: Path, method: float) -> dict[str, Any]
             result = train(tc, out / name / f"seed_{seed}")
             runs.append(result.evals[-1]["success_rate"] if result.evals else 0.0)
         scores[name] = sum(runs) / len(runs)
+    sparse, human = scores["sparse"], scores["human"]
     return {
         **scores,
         "method": method,
-        "human_normalized_score": human_normalized_score(method, scores["sparse"], scores["human"]),
+        "human_normalized_score": human_normalized_score(method, sparse, human),
+        "human_normalized_score_clipped": human_normalized_score(
+            method, sparse, human, clip=(0.0, 3.0)
+        ),
     }
