@@ -329,3 +329,29 @@ def test_add_and_potential_modes_train_and_say_how_the_reward_is_paid(
     assert diagnostics[role]["calls"] > 0 and diagnostics[role]["sha256"] == best["sha256"]
     improved = [r for r in sent if "Write an improved reward" in last_user_message(r)]
     assert improved and "The agent should not waste steps." in last_user_message(improved[0])
+
+
+def test_search_command_with_baselines_reports_the_normalized_score(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    from rewardlab.cli import main
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+    with FakeLLMServer(responses=lambda body: GOOD.format(scale=0.05)) as server:
+        data = config(server.base_url, tmp_path / "cache").model_dump(mode="json")
+        (tmp_path / "search.yaml").write_text(yaml.safe_dump(data))
+        out = tmp_path / "out"
+        args = ["llm-reward", "search", "--config", str(tmp_path / "search.yaml")]
+        args += ["--samples", "1", "--iterations", "1", "--baselines", "--out", str(out)]
+        assert main(args) == 0
+    assert "best r0-i0-k0" in capsys.readouterr().out
+    summary = json.loads((out / "search.json").read_text())
+    base = summary["baselines"]
+    assert set(base) >= {"sparse", "human", "method", "human_normalized_score"}
+    assert (out / "baselines/sparse/seed_0/eval.csv").exists()
+    assert (out / "baselines/human/seed_0/config.json").read_text().count('"dense"') == 1
+    gap = abs(base["human"] - base["sparse"])
+    expected = None if gap == 0 else (base["method"] - base["sparse"]) / gap
+    assert base["human_normalized_score"] == (None if expected is None else pytest.approx(expected))
