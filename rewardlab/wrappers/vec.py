@@ -216,8 +216,10 @@ class VecModelReward(VecEnvWrapper):
 
     def close(self) -> None:
         """Close the vector env, then the model's resources (a reward program's sandbox)."""
-        self.venv.close()
-        _close_model(self.model)
+        try:
+            self.venv.close()
+        finally:
+            _close_model(self.model)
 
 
 def _put_components(infos: Sequence[dict[str, Any]], components: Mapping[str, np.ndarray]) -> None:
@@ -288,8 +290,10 @@ class _VecPotentialLayer(VecEnvWrapper, ABC):
 
     def close(self) -> None:
         """Close the vector env, then the potential's resources (a reward program's sandbox)."""
-        self.venv.close()
-        _close_model(self.potential)
+        try:
+            self.venv.close()
+        finally:
+            _close_model(self.potential)
 
     @abstractmethod
     def _term(self, phi: np.ndarray, phi_next: np.ndarray) -> np.ndarray:
