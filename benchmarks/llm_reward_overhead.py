@@ -131,13 +131,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-steps", type=int, default=20_000)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument(
+        "--envs", nargs="+", default=ENVS, metavar="ID", help="env ids (default: %(default)s)"
+    )
+    parser.add_argument(
         "--out", default=str(Path(__file__).parent / "results" / "llm_reward_overhead.json")
     )
     args = parser.parse_args(argv)
     if args.quick:
         args.steps, args.repeats, args.train_steps = 100, 1, 1000
     rows = []
-    for env_id in ENVS:
+    for env_id in args.envs:
         row = bench(env_id, args.steps, args.repeats)
         row["train_native_steps_per_s"] = train_rate(env_id, True, args.train_steps)
         row["train_sandboxed_steps_per_s"] = train_rate(env_id, False, args.train_steps)

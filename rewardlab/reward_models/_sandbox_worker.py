@@ -7,8 +7,9 @@ touch lives in this process; the parent treats every byte it sends back as untru
 Startup, in this order, before any untrusted code runs: move the protocol pipes off fds 0/1
 (stray writes to stdout then land in the stderr file, not in the protocol), read the LOAD
 message, load numpy's lazily imported parts, apply the resource limits, enter a new network
-namespace and set ``no_new_privs`` where the kernel allows it, drop root to an unprivileged
-uid/gid, close every other fd, compile the program, answer READY. Then serve CALL messages
+namespace and set ``no_new_privs`` where the kernel allows it, restrict itself with Landlock
+where the kernel has it, drop root to an unprivileged uid/gid, ask to be killed with its
+parent, close every other fd, compile the program, answer READY. Then serve CALL messages
 until the parent closes the pipe. Once root is dropped, modules the unprivileged user cannot
 read (a stdlib under ``/root``) can no longer be imported, even by code that escaped
 validation.
@@ -31,8 +32,11 @@ import builtins
 import json
 import math
 import os
+import select
+import signal
 import struct
 import sys
+import time
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -42,6 +46,7 @@ import numpy as np
 __all__ = [
     "PROGRAM_FILENAME",
     "SAFE_BUILTINS",
+    "Reader",
     "compile_reward_function",
     "decode_request",
     "decode_result",
@@ -163,13 +168,19 @@ FRAME = struct.Struct("<IB")  # body length, opcode
 OP_LOAD, OP_CALL = 1, 2
 OP_READY, OP_RESULT, OP_ERROR = 10, 11, 12
 
-# CALL body: schema length, batch size; the schema (ASCII, zero-padded to 8 bytes); then each
-# array's raw C-order bytes in schema order. The schema, "name:dtype:d1,d2;..." with per-row
-# shapes, is the same from call to call, so both sides cache its parsing.
-REQUEST = struct.Struct("<HQ")
-# RESULT body: length of the names field; the component names joined by NUL, zero-padded to
-# 8 bytes; then a (1 + C, B) float64 block: the reward, then each component.
-RESULT = struct.Struct("<H6x")
+# CALL body: schema length, how long the worker may poll for the next call after answering
+# this one (microseconds, see Reader), batch size; the schema (ASCII, zero-padded to 8 bytes);
+# then each array's raw C-order bytes in schema order. The schema, "name:dtype:d1,d2;..." with
+# per-row shapes, is the same from call to call, so both sides cache its parsing. The parent
+# lists the arrays by decreasing item size, so that every array is aligned for its dtype
+# (numpy is slower on unaligned arrays).
+REQUEST = struct.Struct("<H2xIQ")
+#: The worker polls for the next call for at most this long, whatever the parent asks.
+SPIN_MAX_S = 0.002
+# RESULT body: length of the names field, the worker's CPU seconds so far; the component
+# names joined by NUL, zero-padded to 8 bytes; then a (1 + C, B) float64 block: the reward,
+# then each component.
+RESULT = struct.Struct("<H6xd")
 
 #: Dtype kinds that travel: bool, signed and unsigned ints, floats (no objects, no strings).
 WIRE_KINDS = frozenset("biuf")
@@ -214,36 +225,50 @@ def parse_schema(
     return parsed
 
 
+#: Where each array of a CALL body lies: (name, dtype, shape, offset) each, and the body size.
+Layout = tuple[list[tuple[str, np.dtype[Any], tuple[int, ...], int]], int]
+
+
 def decode_request(
-    body: bytearray, schemas: dict[bytes, list[tuple[str, np.dtype[Any], tuple[int, ...]]]]
-) -> dict[str, np.ndarray]:
-    """The arrays of a CALL body, as writable views of ``body``; ``schemas`` caches parsing.
+    body: bytearray, layouts: dict[bytes, Layout]
+) -> tuple[dict[str, np.ndarray], int, float]:
+    """The arrays of a CALL body, as writable views of ``body``, the batch size and how long
+    to poll for the next call (seconds).
+
+    ``layouts`` caches the layout of each batch size and schema seen.
 
     Raises:
         ValueError: On a malformed body.
     """
-    schema_len, batch = REQUEST.unpack_from(body)
-    offset = REQUEST.size + schema_len
-    schema = bytes(body[REQUEST.size : offset])
-    parsed = schemas.get(schema)
-    if parsed is None:
-        parsed = schemas[schema] = parse_schema(schema, 256)
-    arrays = {}
-    for name, dtype, shape in parsed:
-        count = batch * math.prod(shape)
-        if offset + count * dtype.itemsize > len(body):
-            raise ValueError("request shorter than its schema says")
-        arrays[name] = np.frombuffer(body, dtype, count, offset).reshape((batch, *shape))
-        offset += count * dtype.itemsize
-    if offset != len(body):
-        raise ValueError(f"request has {len(body) - offset} bytes past its last array")
-    return arrays
+    schema_len, spin_us, batch = REQUEST.unpack_from(body)
+    key = bytes(body[8 : REQUEST.size + schema_len])  # batch size and schema
+    layout = layouts.get(key)
+    if layout is None:
+        layout = _layout(key[8:], batch)
+        if len(layouts) < 64:
+            layouts[key] = layout
+    entries, size = layout
+    if len(body) != size:
+        raise ValueError(f"request of {len(body)} bytes, its schema says {size}")
+    arrays = {
+        name: np.ndarray(shape, dtype, body, offset) for name, dtype, shape, offset in entries
+    }
+    return arrays, batch, min(spin_us * 1e-6, SPIN_MAX_S)
+
+
+def _layout(schema: bytes, batch: int) -> Layout:
+    offset = REQUEST.size + len(schema)
+    entries = []
+    for name, dtype, shape in parse_schema(schema, 256):
+        entries.append((name, dtype, (batch, *shape), offset))
+        offset += batch * math.prod(shape) * dtype.itemsize
+    return entries, offset
 
 
 def decode_result(
     body: bytearray, batch: int, names_cache: dict[bytes, tuple[str, ...]]
-) -> tuple[tuple[str, ...], np.ndarray]:
-    """(component names, ``(1 + C, batch)`` float64 block) of a RESULT body.
+) -> tuple[tuple[str, ...], np.ndarray, float]:
+    """(component names, ``(1 + C, batch)`` float64 block, worker CPU seconds) of a RESULT.
 
     The sender is not trusted: every length is checked against the body, names are checked
     once per distinct names field (``names_cache``).
@@ -253,7 +278,9 @@ def decode_result(
     """
     if len(body) < RESULT.size:
         raise ValueError("result shorter than its header")
-    (names_len,) = RESULT.unpack_from(body)
+    names_len, cpu_seconds = RESULT.unpack_from(body)
+    if not (math.isfinite(cpu_seconds) and cpu_seconds >= 0):
+        raise ValueError(f"CPU time {cpu_seconds}")
     offset = RESULT.size + names_len
     field = bytes(body[RESULT.size : offset])
     names = names_cache.get(field)
@@ -267,7 +294,69 @@ def decode_result(
     rows = 1 + len(names)
     if len(body) != offset + 8 * rows * batch:
         raise ValueError(f"result of {len(body)} bytes for {rows} rows of {batch}")
-    return names, np.frombuffer(body, np.float64, rows * batch, offset).reshape(rows, batch)
+    block = np.frombuffer(body, np.float64, rows * batch, offset).reshape(rows, batch)
+    return names, block, cpu_seconds
+
+
+# A try of a spinning read that takes longer than this was preempted: another process wants
+# the CPU, so spinning would only take it from them.
+_PREEMPTED_S = 250e-6
+_QUIET_MIN_S, _QUIET_MAX_S = 0.01, 1.0
+
+
+class Reader:
+    """Reads a pipe (made non-blocking), retrying briefly before sleeping until data comes.
+
+    Being woken from sleep can cost 50-500 us on a VM (the process then also runs on cold
+    caches): more than a reward call. So a read may *spin* first: retry for up to ``spin_s``,
+    yielding the CPU between tries, then sleep in ``poll``. A spin that is preempted ends at
+    once, and spinning stays off for a while (10 ms, doubling while it keeps happening, up to
+    1 s), so that a busy machine does not lose CPU time to it.
+
+    Args:
+        fd: The pipe's read end.
+    """
+
+    def __init__(self, fd: int) -> None:
+        os.set_blocking(fd, False)
+        self.fd = fd
+        self.poll = select.poll()
+        self.poll.register(fd, select.POLLIN)
+        self._quiet_until = 0.0
+        self._quiet_s = _QUIET_MIN_S
+
+    def read(self, size: int, spin_s: float = 0.0, deadline: float = math.inf) -> bytes:
+        """Up to ``size`` bytes (``b""`` at end of file), spinning for up to ``spin_s`` first.
+
+        Raises:
+            TimeoutError: When nothing came before ``deadline`` (a ``time.monotonic()``).
+        """
+        now = last = time.monotonic()
+        spin_until = now + spin_s if spin_s > 0 and now >= self._quiet_until else 0.0
+        while True:
+            try:
+                data = os.read(self.fd, size)
+            except BlockingIOError:
+                now = time.monotonic()
+            else:
+                if spin_until:
+                    self._quiet_s = _QUIET_MIN_S
+                return data
+            if now < spin_until:
+                if now - last < _PREEMPTED_S:
+                    last = now
+                    os.sched_yield()
+                    continue
+                self._quiet_until = now + self._quiet_s
+                self._quiet_s = min(2 * self._quiet_s, _QUIET_MAX_S)
+                spin_until = 0.0
+            if deadline == math.inf:
+                self.poll.poll()
+            elif (
+                not self.poll.poll(max(0, math.ceil((deadline - now) * 1000)))
+                and time.monotonic() >= deadline
+            ):
+                raise TimeoutError
 
 
 # ---------------------------------------------------------------------------------------------
@@ -293,13 +382,13 @@ def _send_json(fd: int, op: int, message: Mapping[str, object]) -> None:
     _send(fd, op, [json.dumps(message).encode()])
 
 
-def _recv(fd: int) -> tuple[int, bytearray] | None:
+def _recv(reader: Reader, spin_s: float = 0.0) -> tuple[int, bytearray] | None:
     """Next (opcode, body) from the parent, or None at end of file."""
-    data = bytearray(os.read(fd, 1 << 16))
+    data = bytearray(reader.read(1 << 16, spin_s))
     if not data:
         return None
     while len(data) < FRAME.size:
-        chunk = os.read(fd, FRAME.size - len(data))
+        chunk = reader.read(FRAME.size - len(data))
         if not chunk:
             return None
         data += chunk
@@ -307,7 +396,7 @@ def _recv(fd: int) -> tuple[int, bytearray] | None:
     if length > _MAX_REQUEST:
         raise ValueError(f"request of {length} bytes")
     while len(data) < FRAME.size + length:
-        chunk = os.read(fd, FRAME.size + length - len(data))
+        chunk = reader.read(FRAME.size + length - len(data))
         if not chunk:
             return None
         data += chunk
@@ -363,12 +452,10 @@ def _check_output(result: object, batch: int) -> tuple[list[str], list[np.ndarra
     return list(components), values
 
 
-def _encode_result(names: list[str], values: list[np.ndarray], batch: int) -> list[Any]:
-    block = np.empty((len(values), batch))
-    for row, value in zip(block, values, strict=True):
-        row[...] = value
+def _encode_result(names: list[str], values: list[np.ndarray]) -> list[Any]:
     field = _padded("\0".join(names).encode())
-    return [RESULT.pack(len(field)), field, block]
+    rows = [np.ascontiguousarray(value, np.float64) for value in values]
+    return [RESULT.pack(len(field), time.process_time()), field, *rows]
 
 
 def _error(kind: str, exc: BaseException, source_lines: list[str]) -> dict[str, str]:
@@ -420,6 +507,10 @@ def _harden(config: Mapping[str, Any]) -> list[str]:
     pr_set_no_new_privs = 38
     if prctl is not None and prctl(pr_set_no_new_privs, 1, 0, 0, 0) == 0:
         applied.append("no_new_privs")
+        if config["landlock"]:
+            # Before the privilege drop: the unprivileged user may not reach these folders.
+            readable = (os.path.dirname(os.__file__), os.path.dirname(np.__file__))
+            applied += _landlock(libc, readable)
 
     if os.geteuid() == 0 and config["uid"] is not None:
         # Root ignores RLIMIT_NPROC and may read or signal anything: drop to an unprivileged
@@ -438,7 +529,107 @@ def _harden(config: Mapping[str, Any]) -> list[str]:
         if os.getuid() == 0 or os.geteuid() == 0:
             raise RuntimeError("the privilege drop did not take: the worker is still root")
         applied.append(f"uid={os.getuid()}")
+
+    # Die with the parent, even in the middle of a call (its pipe's end of file would only be
+    # seen between calls, and not at all while a forked copy of the parent holds the pipe).
+    # After the privilege drop, which clears this setting. The signal comes when the *thread*
+    # that started the worker ends, hence only for workers started by the main thread.
+    pr_set_pdeathsig = 1
+    if (
+        config["parent_death_signal"]
+        and prctl is not None
+        and prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0) == 0
+    ):
+        if os.getppid() != config["parent_pid"]:  # the parent died before the prctl
+            os._exit(3)
+        applied.append("pdeathsig")
     return applied
+
+
+# Landlock (Linux >= 5.13): an unprivileged process can give up access rights for good. The
+# kernel's ABI version says which rights it knows; a ruleset may only handle known ones.
+_LANDLOCK_CREATE_RULESET, _LANDLOCK_ADD_RULE, _LANDLOCK_RESTRICT_SELF = 444, 445, 446
+_LANDLOCK_CREATE_RULESET_VERSION = 1
+_LANDLOCK_RULE_PATH_BENEATH = 1
+_LANDLOCK_ACCESS_FS_READ_FILE, _LANDLOCK_ACCESS_FS_READ_DIR = 1 << 2, 1 << 3
+_LANDLOCK_FS_BY_ABI = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1, 5: (1 << 16) - 1}
+_LANDLOCK_NET_TCP = 0b11  # bind, connect (ABI 4)
+_LANDLOCK_SCOPE = 0b11  # abstract UNIX sockets, signals (ABI 6)
+
+
+def _landlock(libc: Any, readable: Sequence[str]) -> list[str]:
+    """Forbid every file access but reading beneath ``readable``, TCP, and signals and abstract
+    UNIX sockets to processes outside this one, as far as the kernel supports them.
+
+    Also, by Landlock's design, no ptrace access (``/proc/<pid>/mem``, ``environ``) to any
+    process outside. Returns what was applied (nothing where the kernel lacks Landlock).
+    """
+    import ctypes
+
+    if not sys.platform.startswith("linux") or not hasattr(os, "O_PATH"):
+        return []
+    syscall = libc.syscall
+    syscall.restype = ctypes.c_long
+    abi = syscall(
+        ctypes.c_long(_LANDLOCK_CREATE_RULESET),
+        None,
+        ctypes.c_size_t(0),
+        ctypes.c_uint32(_LANDLOCK_CREATE_RULESET_VERSION),
+    )
+    if abi < 1:
+        return []  # no Landlock in this kernel, or disabled at boot
+
+    class RulesetAttr(ctypes.Structure):
+        _fields_ = (
+            ("handled_access_fs", ctypes.c_uint64),
+            ("handled_access_net", ctypes.c_uint64),
+            ("scoped", ctypes.c_uint64),
+        )
+
+    class PathBeneathAttr(ctypes.Structure):
+        _pack_ = 1
+        _fields_ = (("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32))
+
+    fs = _LANDLOCK_FS_BY_ABI[max(v for v in _LANDLOCK_FS_BY_ABI if v <= abi)]
+    net = _LANDLOCK_NET_TCP if abi >= 4 else 0
+    scoped = _LANDLOCK_SCOPE if abi >= 6 else 0
+    attr = RulesetAttr(fs, net, scoped)
+    size = 8 if abi < 4 else 16 if abi < 6 else 24  # the fields this ABI knows
+    ruleset = syscall(
+        ctypes.c_long(_LANDLOCK_CREATE_RULESET),
+        ctypes.byref(attr),
+        ctypes.c_size_t(size),
+        ctypes.c_uint32(0),
+    )
+    if ruleset < 0:
+        return []
+    try:
+        for path in readable:
+            try:
+                fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                rule = PathBeneathAttr(
+                    _LANDLOCK_ACCESS_FS_READ_FILE | _LANDLOCK_ACCESS_FS_READ_DIR, fd
+                )
+                syscall(
+                    ctypes.c_long(_LANDLOCK_ADD_RULE),
+                    ctypes.c_int(ruleset),
+                    ctypes.c_int(_LANDLOCK_RULE_PATH_BENEATH),
+                    ctypes.byref(rule),
+                    ctypes.c_uint32(0),
+                )
+            finally:
+                os.close(fd)
+        restricted = syscall(
+            ctypes.c_long(_LANDLOCK_RESTRICT_SELF), ctypes.c_int(ruleset), ctypes.c_uint32(0)
+        )
+    finally:
+        os.close(ruleset)
+    if restricted != 0:
+        return []
+    return ["landlock_fs"] + ["landlock_tcp"] * bool(net) + ["landlock_scope"] * bool(scoped)
 
 
 def main() -> None:
@@ -449,7 +640,8 @@ def main() -> None:
     os.dup2(2, 1)
     os.close(devnull)
 
-    request = _recv(proto_in)
+    requests = Reader(proto_in)
+    request = _recv(requests)
     if request is None or request[0] != OP_LOAD:
         sys.exit(2)
     config = json.loads(request[1])
@@ -472,20 +664,20 @@ def main() -> None:
         _send_json(proto_out, OP_ERROR, _error("startup", exc, source_lines))
         sys.exit(1)
     _send_json(proto_out, OP_READY, {"hardening": hardening, "pid": os.getpid()})
-    schemas: dict[bytes, list[tuple[str, np.dtype[Any], tuple[int, ...]]]] = {}
-
+    layouts: dict[bytes, Layout] = {}
+    spin_s = 0.0
     while True:
-        request = _recv(proto_in)
+        request = _recv(requests, spin_s)
         if request is None:
             return
+        spin_s = 0.0
         op, body = request
         if op != OP_CALL:
             sys.exit(2)
         try:
-            inputs = decode_request(body, schemas)
-            batch = REQUEST.unpack_from(body)[1]
+            inputs, batch, spin_s = decode_request(body, layouts)
             result = function(**inputs)
-            parts = _encode_result(*_check_output(result, batch), batch)
+            parts = _encode_result(*_check_output(result, batch))
         except _BadOutput as exc:
             _send_json(proto_out, OP_ERROR, _error("bad_output", exc, source_lines))
         except MemoryError as exc:

@@ -15,8 +15,16 @@ dangerous; this module is the actual boundary, for programs that validation misj
   started by root drops to ``SandboxLimits.uid``/``gid`` (65534, *nobody*) after importing
   numpy and before compiling the program (the interpreter may live where *nobody* cannot read,
   e.g. a venv under ``/root``). It also enters an empty network namespace when the kernel
-  allows (root or ``CAP_SYS_ADMIN``) and sets ``no_new_privs``. :attr:`SandboxWorker.hardening`
-  records what was applied.
+  allows (root or ``CAP_SYS_ADMIN``) and sets ``no_new_privs``.
+- **Landlock** (Linux >= 5.13, no privileges needed), before the privilege drop: no file may
+  be opened but for reading beneath the Python standard library and numpy (no writes, no
+  ``/proc``, no home directories), no ptrace-style access to processes outside (so not the
+  parent's ``/proc/<pid>/environ`` or ``mem``), and where the kernel's Landlock ABI has them,
+  no TCP bind or connect (ABI 4) and no signals or abstract UNIX sockets to processes outside
+  (ABI 6). This is what protects the parent when it is not root and the worker keeps its uid.
+- **It dies with the parent** (``PR_SET_PDEATHSIG``), even mid-call, when started from the
+  main thread (the signal follows the thread that started it).
+- :attr:`SandboxWorker.hardening` records what was applied.
 - **No secrets.** The worker gets a minimal environment (``PATH``, locale, one BLAS thread),
   never the parent's, so ``OPENAI_API_KEY`` and the like never reach it; ``python -I`` ignores
   ``PYTHON*`` variables and user site-packages.
@@ -45,16 +53,21 @@ Failures raise :class:`ProgramContained` with one of these ``reason`` codes:
 - ``"exception_budget"``: :class:`GuardedProgram` saw ``max_exceptions`` failed calls.
 
 What the sandbox does not do, for code that escapes validation: there is no syscall filter
-(seccomp) and no filesystem isolation, so it can read world-readable files and write where
-*nobody* may (``/tmp``, up to ``file_size_bytes`` per file). Started by a non-root user, the
-worker keeps that user's identity: it can then read the user's files and signal the user's
-processes, the parent included. Without ``CAP_SYS_ADMIN`` it keeps the network. ``python -I``
-ignores ``PYTHONHASHSEED``, so the iteration order of a set of strings may differ between
-workers (programs get no ``hash``).
+(seccomp). Without Landlock (an older kernel, or one built without it) there is no
+filesystem isolation: the worker can read world-readable files and write where its user may
+(for *nobody*, ``/tmp``, up to ``file_size_bytes`` per file), and started by a non-root user
+it keeps that user's identity, so it can read the user's files (the parent's
+``/proc/<pid>/environ`` included) and signal the user's processes. Without ``CAP_SYS_ADMIN``
+and Landlock ABI 4 it keeps the network; Landlock does not cover UDP. ``python -I`` ignores
+``PYTHONHASHSEED``, so the iteration order of a set of strings may differ between workers
+(programs get no ``hash``).
 
-Cost: a call is one pipe round trip plus framing, about 60-80 us for a tiny batch on a
-2-vCPU VM, on top of the program's own time (which runs 2-3x slower than in a warm loop,
-the worker being woken for each call).
+Cost: a call is one pipe round trip plus framing and guards, 100-200 us for a batch of 8 on
+a 2-vCPU VM, on top of the program's own time, which runs up to 2x slower than in the parent
+(parent and worker share caches, or a CPU: a process switch in between costs the next one its
+warm caches). While calls come less than 2 ms apart and the machine has a CPU to spare, the
+worker polls for the next call instead of sleeping (see ``wire.Reader``), which saves the
+wake-up; otherwise, and 2 ms after the last call (a learner's update), it sleeps.
 
 Neither class is thread-safe: one caller at a time per worker.
 """
@@ -70,6 +83,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import weakref
 from collections.abc import Mapping
@@ -105,7 +119,14 @@ _WORKER_ENV = {
     "MKL_NUM_THREADS": "1",
 }
 _MAX_ERROR_BODY = 1 << 16
-_SPIN_S = 200e-6
+# Polling instead of sleeping (wire.Reader): the parent polls for an answer for up to twice
+# the recent call time, and asks the worker to poll for the next call for up to twice the
+# recent gap between calls (averages of times clipped at 2 * SPIN_MAX_S, so that one long
+# pause, e.g. a learner's update, does not stop it), each at most wire.SPIN_MAX_S. Neither
+# polls when calls come further apart than that, nor while the machine has no CPU to spare
+# (sampled from /proc/loadavg every _LOAD_EVERY calls): a polling worker would take it from the
+# parent or from other work.
+_LOAD_EVERY = 16
 
 
 class ProgramContained(RuntimeError):
@@ -132,8 +153,8 @@ class SandboxLimits:
     Attributes:
         memory_bytes: Address-space limit (``RLIMIT_AS``). numpy alone maps ~100-300 MB.
         cpu_seconds: CPU seconds over the worker's life (``RLIMIT_CPU``), a backstop in case
-            the parent stops watching; :class:`GuardedProgram` replaces a worker that has been
-            busy for half of it.
+            the parent stops watching; :class:`GuardedProgram` replaces a worker that has used
+            half of it (in calls, or polling for them).
         open_files: ``RLIMIT_NOFILE``: enough for the pipes and shared libraries.
         processes: ``RLIMIT_NPROC`` (0: no child processes or threads). Enforced only for a
             non-root worker, hence the privilege drop.
@@ -144,6 +165,9 @@ class SandboxLimits:
             ``RLIMIT_NPROC``).
         gid: Group a worker started by root switches to.
         isolate_network: Put the worker in an empty network namespace where the kernel allows.
+        landlock: Where the kernel has Landlock (Linux >= 5.13), take from the worker every
+            file access but reading the Python standard library and numpy, TCP (kernel ABI
+            >= 4), and signals and abstract UNIX sockets to other processes (ABI >= 6).
     """
 
     memory_bytes: int = 1 << 30
@@ -156,6 +180,7 @@ class SandboxLimits:
     uid: int | None = 65534
     gid: int = 65534
     isolate_network: bool = True
+    landlock: bool = True
 
     def __post_init__(self) -> None:
         if self.memory_bytes < 256 << 20:
@@ -219,9 +244,13 @@ class SandboxWorker:
         program: The program it runs.
         limits: Its limits.
         hardening: What the worker applied: ``"rlimits"``, and where possible ``"netns"``,
-            ``"no_new_privs"``, ``"uid=<uid>"``.
+            ``"no_new_privs"``, ``"landlock_fs"``, ``"landlock_tcp"``, ``"landlock_scope"``
+            (see :class:`SandboxLimits`), ``"uid=<uid>"`` and ``"pdeathsig"``.
         calls: Calls answered so far.
-        busy_seconds: Wall-clock seconds spent in calls (bounds the worker's CPU time).
+        busy_seconds: Wall-clock seconds spent in calls.
+        cpu_seconds: The worker's CPU seconds as of its last answer, by its own account
+            (polling for calls counts, see ``wire.Reader``); a lie only gets it replaced
+            sooner, or killed by ``RLIMIT_CPU``.
     """
 
     def __init__(self, program: ValidatedProgram, limits: SandboxLimits | None = None) -> None:
@@ -234,6 +263,13 @@ class SandboxWorker:
         self.limits = limits if limits is not None else SandboxLimits()
         self.calls = 0
         self.busy_seconds = 0.0
+        self.cpu_seconds = 0.0
+        self._call_s = self._gap_s = wire.SPIN_MAX_S / 4
+        self._ended = self._spin_s = 0.0
+        self._others = 0.0  # average count of runnable processes other than ours
+        self._cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        self._spare_cpu = True
+        self._next_load = 0
         self.hardening: tuple[str, ...] = ()
         self._params = program.parameters
         self._shapes = program.parameter_shapes
@@ -257,13 +293,14 @@ class SandboxWorker:
         self._wfd = self._proc.stdin.fileno()
         self._rfd = self._proc.stdout.fileno()
         os.set_blocking(self._wfd, False)
-        os.set_blocking(self._rfd, False)
-        self._poll_in = select.poll()
-        self._poll_in.register(self._rfd, select.POLLIN)
+        self._replies = wire.Reader(self._rfd)
         self._poll_out = select.poll()
         self._poll_out.register(self._wfd, select.POLLOUT)
-        # Per-call caches: the schema of each input signature, the names of each names field.
-        self._schemas: dict[tuple[tuple[np.dtype[Any], tuple[int, ...]], ...], bytes] = {}
+        # Per-call caches: the schema and wire order of each input signature, the names of
+        # each names field.
+        self._schemas: dict[
+            tuple[tuple[np.dtype[Any], tuple[int, ...]], ...], tuple[bytes, tuple[int, ...]]
+        ] = {}
         self._names: dict[bytes, tuple[str, ...]] = {}
         self._start()
 
@@ -289,6 +326,9 @@ class SandboxWorker:
             "uid": limits.uid,
             "gid": limits.gid,
             "isolate_network": limits.isolate_network,
+            "landlock": limits.landlock,
+            "parent_pid": os.getpid(),
+            "parent_death_signal": threading.current_thread() is threading.main_thread(),
         }
         body = json.dumps(load).encode()
         deadline = time.monotonic() + limits.startup_timeout_s
@@ -340,20 +380,22 @@ class SandboxWorker:
 
         The cheaper form, for callers that treat reward and components alike.
         """
-        if not self.alive:
+        # Only a worker we stopped: one that died since is noticed by the call (EOF).
+        if self._proc.returncode is not None:
             raise ProgramContained(
                 "crashed", "the worker is no longer running; start a new SandboxWorker"
             )
         arrays, batch, schema = self._inputs(variables)
+        start = time.monotonic()
+        spin_us = round(self._plan_spin(start) * 1e6)
         size = wire.REQUEST.size + len(schema) + sum(array.nbytes for array in arrays)
         parts: list[Any] = [
             wire.FRAME.pack(size, wire.OP_CALL),
-            wire.REQUEST.pack(len(schema), batch),
+            wire.REQUEST.pack(len(schema), spin_us, batch),
             schema,
             *arrays,
         ]
         data = b"".join(parts)
-        start = time.monotonic()
         deadline = start + self.limits.call_timeout_s
         try:
             self._write(data, deadline)
@@ -366,10 +408,13 @@ class SandboxWorker:
             self._fail_stop(0.0)
             raise
         finally:
-            self.busy_seconds += time.monotonic() - start
+            self._ended = time.monotonic()
+            took = self._ended - start
+            self.busy_seconds += took
+            self._call_s += 0.25 * (min(took, 2 * wire.SPIN_MAX_S) - self._call_s)
         if op == wire.OP_RESULT:
             try:
-                names, block = wire.decode_result(body, batch, self._names)
+                names, block, self.cpu_seconds = wire.decode_result(body, batch, self._names)
             except (ValueError, UnicodeDecodeError) as exc:
                 raise self._contain(_Broken("protocol", f"malformed result: {exc}")) from None
             self.calls += 1
@@ -423,9 +468,10 @@ class SandboxWorker:
             batch = shapes[0][0]
             if all(shape[0] == batch for shape in shapes):
                 key = tuple((a.dtype, shape[1:]) for a, shape in zip(arrays, shapes, strict=True))
-                schema = self._schemas.get(key)
-                if schema is not None:
-                    return arrays, batch, schema
+                known = self._schemas.get(key)
+                if known is not None:
+                    schema, order = known
+                    return [arrays[i] for i in order], batch, schema
         return self._check_inputs(arrays)
 
     def _check_inputs(self, arrays: list[np.ndarray]) -> tuple[list[np.ndarray], int, bytes]:
@@ -449,10 +495,27 @@ class SandboxWorker:
                 raise ValueError(
                     f"variable {name!r} has per-row shape {array.shape[1:]}, declared {shape}"
                 )
-        schema = wire.encode_schema(zip(self._params, arrays, strict=True))
+        # Largest items first: every array is then aligned in the worker (wire.REQUEST).
+        order = tuple(sorted(range(len(arrays)), key=lambda i: -arrays[i].dtype.itemsize))
+        schema = wire.encode_schema((self._params[i], arrays[i]) for i in order)
         if len(self._schemas) < 64:
-            self._schemas[tuple((a.dtype, a.shape[1:]) for a in arrays)] = schema
-        return arrays, batch, schema
+            self._schemas[tuple((a.dtype, a.shape[1:]) for a in arrays)] = (schema, order)
+        return [arrays[i] for i in order], batch, schema
+
+    def _plan_spin(self, now: float) -> float:
+        """How long the worker should poll for the next call after answering this one."""
+        gap = now - self._ended
+        self._gap_s += 0.25 * (min(gap, 2 * wire.SPIN_MAX_S) - self._gap_s)
+        self._next_load -= 1
+        if self._next_load <= 0:
+            self._next_load = _LOAD_EVERY
+            # The parent is runnable, and so is the worker while it polls.
+            others = _runnable() - 1 - (gap < self._spin_s)
+            self._others += 0.25 * (others - self._others)
+            self._spare_cpu = self._others + 2 <= self._cpus + 0.5
+        spin = min(2 * self._gap_s, wire.SPIN_MAX_S)
+        self._spin_s = spin if self._spare_cpu and self._gap_s < wire.SPIN_MAX_S else 0.0
+        return self._spin_s
 
     def _max_reply(self, batch: int) -> int:
         names = wire.MAX_COMPONENTS * 401 + 8  # up to 100 UTF-8 characters and a NUL each
@@ -475,20 +538,16 @@ class SandboxWorker:
     def _read(self, deadline: float, max_body: int) -> tuple[int, bytearray]:
         data = bytearray()
         total = wire.FRAME.size
-        # Most answers take tens of microseconds: retrying the read that long costs less than
-        # sleeping in poll and being woken up (the parent has nothing else to do meanwhile).
-        spin_until = time.monotonic() + _SPIN_S
+        spin_s = min(2 * self._call_s, wire.SPIN_MAX_S) if self._spare_cpu else 0.0
         while len(data) < total:
             try:
-                chunk = os.read(
-                    self._rfd, 1 << 16 if total == wire.FRAME.size else total - len(data)
+                chunk = self._replies.read(
+                    1 << 16 if total == wire.FRAME.size else total - len(data),
+                    0.0 if data else spin_s,
+                    deadline,
                 )
-            except BlockingIOError:
-                if time.monotonic() < spin_until:
-                    continue
-                if not self._poll_in.poll(_ms_left(deadline)) and time.monotonic() >= deadline:
-                    raise _Broken("timeout", "") from None
-                continue
+            except TimeoutError:
+                raise _Broken("timeout", "") from None
             if not chunk:
                 raise _Broken("eof", "")
             data += chunk
@@ -567,6 +626,15 @@ class _Broken(Exception):
         super().__init__(reason, message)
         self.reason = reason
         self.message = message
+
+
+def _runnable() -> int:
+    """Processes running or ready to run on this machine (1 where that is unknown)."""
+    try:
+        with open("/proc/loadavg", "rb") as file:
+            return int(file.read().split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return 1
 
 
 def _ms_left(deadline: float) -> int:
@@ -749,7 +817,11 @@ class GuardedProgram:
         if self.aborted is not None:
             raise self.aborted
         worker = self._worker
-        if worker is None or not worker.alive or worker.busy_seconds > self.limits.cpu_seconds / 2:
+        if (
+            worker is None
+            or not worker.alive
+            or max(worker.busy_seconds, worker.cpu_seconds) > self.limits.cpu_seconds / 2
+        ):
             if worker is not None:
                 worker.close()
             self._worker = None

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -98,6 +101,7 @@ HOSTILE: dict[str, tuple[str, str]] = {
     "try_swallow": ("rejected", "forbidden_syntax"),
     "two_entries": ("rejected", "duplicate_entry"),
     "type_call": ("rejected", "forbidden_name"),
+    "ndarray_uninitialised": ("rejected", "forbidden_attribute"),
     "unknown_variable": ("rejected", "unknown_variable"),
     "varargs": ("rejected", "bad_signature"),
     "with_open": ("rejected", "forbidden_syntax"),
@@ -116,6 +120,15 @@ def corpus_inputs(program: ValidatedProgram, n: int = 4) -> dict[str, np.ndarray
 def gone(pid: int) -> bool:
     """True when no process has this id (a zombie would still count as present)."""
     return not Path(f"/proc/{pid}").exists()
+
+
+def dead(pid: int) -> bool:
+    """True when no process has this id, or only a zombie (an orphan its reaper has not
+    reaped yet)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
 
 
 def test_corpus_table_covers_every_file() -> None:
@@ -327,7 +340,7 @@ def test_parent_interrupted_mid_call_never_reuses_the_worker() -> None:
             raise KeyboardInterrupt
 
     with SandboxWorker(program, FAST) as worker:
-        worker._poll_in = Interrupting()  # type: ignore[assignment]
+        worker._replies.poll = Interrupting()  # type: ignore[assignment]
         with pytest.raises(KeyboardInterrupt):
             worker.call(corpus_inputs(program))
         assert not worker.alive and gone(worker.pid)
@@ -376,6 +389,72 @@ def escaped(body: str) -> ValidatedProgram:
     with pytest.raises(ProgramRejected):  # validation sees through it...
         validate_program(source, ["x"])
     return ValidatedProgram(source, ("x",))  # ...so skip it, as if it had not
+
+
+# uid=None: the worker keeps the test's user, as it does whenever the parent is not root; only
+# Landlock then stands between it and the parent.
+LANDLOCKED = [
+    ("environ", "builtins.open(f'/proc/{os.getppid()}/environ', 'rb').read()", "landlock_fs"),
+    ("mem", "builtins.open(f'/proc/{os.getppid()}/mem', 'rb')", "landlock_fs"),
+    ("read", "builtins.open('/etc/hostname', 'rb').read()", "landlock_fs"),
+    ("write", "builtins.open(TMP + '/escaped', 'w').write('x')", "landlock_fs"),
+    ("signal", "os.kill(os.getppid(), 0)", "landlock_scope"),
+]
+
+
+@pytest.mark.parametrize(("attempt", "protection"), [(a, p) for _, a, p in LANDLOCKED])
+def test_landlock_denies_files_and_the_parent(
+    attempt: str, protection: str, tmp_path: Path
+) -> None:
+    attempt = attempt.replace("TMP", repr(str(tmp_path)))
+    program = escaped(f"    {attempt}\n    return x[:, 0], {{}}\n")
+    with SandboxWorker(program, SandboxLimits(uid=None, call_timeout_s=2)) as worker:
+        if protection not in worker.hardening:
+            pytest.skip(f"this kernel lacks Landlock's {protection} ({worker.hardening})")
+        with pytest.raises(ProgramContained, match="PermissionError") as contained:
+            worker.call({"x": np.ones((1, 1))})
+        assert contained.value.reason == "exception"
+    assert not (tmp_path / "escaped").exists()
+
+
+def test_without_landlock_the_parents_environ_is_readable() -> None:
+    # The control of the test above: what Landlock takes away is really there.
+    program = escaped(
+        "    environ = builtins.open(f'/proc/{os.getppid()}/environ', 'rb').read()\n"
+        "    return x[:, 0] * 0 + len(environ), {}\n"
+    )
+    limits = SandboxLimits(uid=None, landlock=False)
+    with SandboxWorker(program, limits) as worker:
+        assert not any(item.startswith("landlock") for item in worker.hardening)
+        result = worker.call({"x": np.ones((1, 1))})
+    assert result.reward[0] == len(Path(f"/proc/{os.getpid()}/environ").read_bytes()) > 0
+
+
+def test_worker_dies_with_its_parent_even_mid_call() -> None:
+    # The parent is killed while the worker runs an endless call: without PR_SET_PDEATHSIG
+    # the worker would spin until its CPU limit (60 s).
+    script = (
+        "import os, signal, threading\n"
+        "import numpy as np\n"
+        "from rewardlab.reward_models.program import ValidatedProgram\n"
+        "from rewardlab.reward_models.sandbox import SandboxLimits, SandboxWorker\n"
+        "source = 'def compute_reward(x):\\n    while True:\\n        pass\\n'\n"
+        "program = ValidatedProgram(source, ('x',))\n"
+        "worker = SandboxWorker(program, SandboxLimits(call_timeout_s=60))\n"
+        "print(worker.pid, *worker.hardening, flush=True)\n"
+        "threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGKILL)).start()\n"
+        "worker.call({'x': np.ones((1, 1))})\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    pid, *hardening = parent.stdout.readline().split()
+    assert parent.wait(timeout=30) == -signal.SIGKILL
+    if "pdeathsig" not in hardening:
+        pytest.skip(f"no PR_SET_PDEATHSIG on this platform ({hardening})")
+    deadline = time.monotonic() + 5
+    while not dead(int(pid)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert dead(int(pid))
 
 
 def test_escaped_fork_is_refused() -> None:
@@ -518,13 +597,42 @@ def test_worker_is_restarted_after_a_timeout() -> None:
         assert aborted.value.last_reason == "timeout"
 
 
-def test_worker_is_renewed_before_its_cpu_limit() -> None:
+def cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def test_worker_reports_its_cpu_time() -> None:
+    program = validate_program(GOOD["push"], VARIABLES)
+    with SandboxWorker(program) as worker:
+        for _ in range(20):
+            worker.call(batch(program.parameters))
+        ticks = cpu_ticks(worker.pid)
+        tick = 1 / os.sysconf("SC_CLK_TCK")
+        assert 0 < worker.cpu_seconds <= (ticks + 2) * tick  # each rounded down to a tick
+
+
+def test_an_idle_worker_uses_no_cpu() -> None:
+    # Between quick calls the worker may poll for the next one, never for long after the last.
+    program = validate_program(GOOD["gridworld"], VARIABLES)
+    with SandboxWorker(program) as worker:
+        inputs = batch(program.parameters)
+        for _ in range(300):
+            worker.call(inputs)
+        time.sleep(0.05)
+        before = cpu_ticks(worker.pid)
+        time.sleep(0.5)
+        assert cpu_ticks(worker.pid) - before <= 1  # a spinning worker would use ~50
+
+
+@pytest.mark.parametrize("used", ["busy_seconds", "cpu_seconds"])
+def test_worker_is_renewed_before_its_cpu_limit(used: str) -> None:
     program = validate_program(GOOD["gridworld"], VARIABLES)
     with GuardedProgram(program, SandboxLimits(cpu_seconds=10)) as guarded:
         inputs = batch(program.parameters)
         guarded(inputs)
         assert guarded.worker is not None
-        guarded.worker.busy_seconds = 6.0  # more than half of its 10 CPU seconds used
+        setattr(guarded.worker, used, 6.0)  # more than half of its 10 CPU seconds used
         first_pid = guarded.worker.pid
         guarded(inputs)
         assert guarded.worker.pid != first_pid and guarded.stats.restarts == 1
