@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-from rewardlab.wrappers.reward import COMPONENT_PREFIX
+from rewardlab.wrappers.reward import COMPONENT_PREFIX, POTENTIAL_COMPONENT_PREFIX
 from rewardlab.wrappers.shaping import check_shaping_gamma
 
 __all__ = ["RewardComponentLog", "ShapingDiscountCheck"]
@@ -53,7 +53,9 @@ class RewardComponentLog(BaseCallback):
     Eureka (Ma et al. 2023) feeds back each reward component's value at about ten points of
     training with its max, mean and min. This callback splits training into ``n_points``
     windows of equal length and keeps, per window, the mean of every component the reward
-    model reports (``info["reward_model/<name>"]``) and of the reward the agent receives,
+    model reports (``info["reward_model/<name>"]``; a shaping potential's
+    ``info["potential_model/<name>"]`` as ``potential/<name>``) and of the reward the agent
+    receives,
     plus their overall max, mean and min. Logged under ``reward/<name>`` too.
 
     Args:
@@ -95,6 +97,9 @@ class RewardComponentLog(BaseCallback):
             for key in infos[0]:
                 if key.startswith(COMPONENT_PREFIX):
                     self._add(key.removeprefix(COMPONENT_PREFIX), [i[key] for i in infos])
+                elif key.startswith(POTENTIAL_COMPONENT_PREFIX):
+                    name = "potential/" + key.removeprefix(POTENTIAL_COMPONENT_PREFIX)
+                    self._add(name, [i[key] for i in infos])
         if self.num_timesteps >= self._window_end:
             self._close_window()
             self._window_end += self.window_steps

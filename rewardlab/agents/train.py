@@ -15,7 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from rewardlab.wrappers.spec import RewardSpec, format_validation_error, parse_reward
 
-__all__ = ["TrainConfig", "TrainResult", "check_config", "train"]
+__all__ = ["FAILED_FILE", "TrainConfig", "TrainResult", "check_config", "train"]
+
+FAILED_FILE = "failed.json"
+"""Written into the run folder by a run that failed while learning: ``{"steps", "error"}``."""
 
 
 class TrainConfig(BaseModel):
@@ -210,7 +213,8 @@ def train(
     ``progress.csv`` and TensorBoard event files (SB3's logs), ``checkpoints/`` (with
     ``checkpoint_freq``), ``videos/`` (with ``video``), ``model.zip``,
     ``reward_components.json`` and, when a reward model reports any,
-    ``reward_diagnostics.json``. The shaping
+    ``reward_diagnostics.json``; a run that fails while learning writes ``failed.json``
+    (the env steps it took and the error) before the error propagates. The shaping
     discount is the agent's ``gamma``, and :class:`ShapingDiscountCheck` verifies it at
     training start. Evaluation runs on a separate env without the reward layers.
 
@@ -283,7 +287,14 @@ def train(
                     max(config.checkpoint_freq // n_envs, 1), str(out / "checkpoints")
                 )
             )
-        agent.learn(config.steps, callback=CallbackList(callbacks), progress_bar=progress_bar)
+        try:
+            agent.learn(config.steps, callback=CallbackList(callbacks), progress_bar=progress_bar)
+        except Exception as exc:
+            # What a failed run got through, for the logs and for step budgets (SB3 writes
+            # progress.csv only after whole rollouts).
+            failed = {"steps": int(agent.num_timesteps), "error": f"{type(exc).__name__}: {exc}"}
+            (out / FAILED_FILE).write_text(json.dumps(failed, indent=1))
+            raise
         agent.save(out / "model.zip")
         (out / "reward_components.json").write_text(json.dumps(components.summary(), indent=1))
         diagnostics = reward_diagnostics(venv)

@@ -14,7 +14,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from rewardlab.wrappers.frames import FRAME_KEY, CaptureFrames
-from rewardlab.wrappers.reward import COMPONENT_PREFIX, REWARD_MODES, ModelReward
+from rewardlab.wrappers.reward import (
+    COMPONENT_PREFIX,
+    POTENTIAL_COMPONENT_PREFIX,
+    REWARD_MODES,
+    ModelReward,
+)
 from rewardlab.wrappers.shaping import (
     POTENTIAL_NAMES,
     MismatchedShaping,
@@ -37,6 +42,7 @@ __all__ = [
     "COMPONENT_PREFIX",
     "CLIPReward",
     "FRAME_KEY",
+    "POTENTIAL_COMPONENT_PREFIX",
     "POTENTIAL_NAMES",
     "REWARD_MODES",
     "CaptureFrames",

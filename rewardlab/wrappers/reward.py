@@ -17,13 +17,23 @@ import numpy as np
 
 from rewardlab.reward_models.base import RewardBatch, RewardModel, RewardOutput
 
-__all__ = ["COMPONENT_PREFIX", "REWARD_MODES", "ModelReward", "all_finite"]
+__all__ = [
+    "COMPONENT_PREFIX",
+    "POTENTIAL_COMPONENT_PREFIX",
+    "REWARD_MODES",
+    "ModelReward",
+    "all_finite",
+]
 
 REWARD_MODES: tuple[str, ...] = ("replace", "add")
 """``"replace"``: the model's reward replaces the env's; ``"add"``: it is added to it."""
 
 COMPONENT_PREFIX = "reward_model/"
 """Info key prefix of a model's named components: ``info["reward_model/<name>"]``."""
+
+POTENTIAL_COMPONENT_PREFIX = "potential_model/"
+"""Info key prefix of a shaping potential's named components (of ``Phi(s')``), kept apart
+from the reward model's: ``info["potential_model/<name>"]``."""
 
 RewardMode = Literal["replace", "add"]
 

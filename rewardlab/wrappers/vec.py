@@ -33,6 +33,7 @@ from rewardlab.reward_models.base import RewardBatch, RewardModel
 from rewardlab.wrappers.frames import FRAME_KEY, CaptureFrames
 from rewardlab.wrappers.reward import (
     COMPONENT_PREFIX,
+    POTENTIAL_COMPONENT_PREFIX,
     RewardMode,
     all_finite,
     batch_info,
@@ -222,10 +223,14 @@ class VecModelReward(VecEnvWrapper):
             _close_model(self.model)
 
 
-def _put_components(infos: Sequence[dict[str, Any]], components: Mapping[str, np.ndarray]) -> None:
-    """A model's components of each row as ``infos[i]["reward_model/<name>"]``."""
+def _put_components(
+    infos: Sequence[dict[str, Any]],
+    components: Mapping[str, np.ndarray],
+    prefix: str = COMPONENT_PREFIX,
+) -> None:
+    """A model's components of each row as ``infos[i][prefix + name]``."""
     for key, value in components.items():
-        info_key = COMPONENT_PREFIX + key
+        info_key = prefix + key
         for info, v in zip(infos, value.tolist(), strict=True):
             info[info_key] = v
 
@@ -271,7 +276,8 @@ class _VecPotentialLayer(VecEnvWrapper, ABC):
     observation. Every ``infos[i]`` gets ``original_reward``, ``shaping`` (the term) and
     ``potential`` (``Phi(s')``, 0 where terminated when :attr:`zero_terminal`); a reward-model
     potential's components of ``Phi(s')`` (before that zeroing) go in as
-    ``reward_model/<name>``, as :class:`VecModelReward` does. Rewards are returned as float64.
+    ``potential_model/<name>`` (:class:`VecModelReward` writes ``reward_model/<name>``). Rewards
+    are returned as float64.
     """
 
     enforces_policy_invariance = False
@@ -360,7 +366,7 @@ class _VecPotentialLayer(VecEnvWrapper, ABC):
             raise RuntimeError(f"{type(self).__name__}: call reset() before step()")
         step = _wait_transitions(self)
         phi_next, components = self._potentials_and_components(step.next_obs, step.infos)
-        _put_components(step.infos, components)
+        _put_components(step.infos, components, POTENTIAL_COMPONENT_PREFIX)
         if step.any_done and self.zero_terminal:
             # Ng et al. (1999): Phi = 0 in a true terminal state; a truncated one keeps the
             # potential of its true final observation.

@@ -165,6 +165,8 @@ def test_budgets_stop_the_search_with_a_reason_and_keep_what_it_found(
         assert (tmp_path / "run/best_program.py").exists()
         skipped = json.loads((tmp_path / "run/candidates/r0-i0-k1/candidate.json").read_text())
         assert "env-step budget" in skipped["skipped"] and skipped["attempts"][0]["response"]
+        (stopped,) = summary["rounds"]  # the round it stopped in is kept
+        assert stopped["best"] == "r0-i0-k0" and "env-step budget" in stopped["stopped"]
 
         # A token budget the first round spends: the second round is never asked for.
         summary = run_search(
@@ -173,12 +175,32 @@ def test_budgets_stop_the_search_with_a_reason_and_keep_what_it_found(
         )
         assert summary["stop_reason"].startswith("token budget")
         assert [r["iteration"] for r in summary["rounds"]] == [0]
-        # A wall-time budget already spent after the first round's candidates.
+        # A wall-time budget spent before the first round: not one request is sent.
+        sent = server.request_count
         summary = run_search(
-            config(server.base_url, tmp_path / "c3", budgets={"wall_s": 1e-3}), tmp_path / "wall"
+            config(server.base_url, tmp_path / "c3", budgets={"wall_s": 1e-6}), tmp_path / "wall"
         )
         assert "wall-time budget" in summary["stop_reason"]
-        assert len(summary["rounds"]) <= 1
+        assert summary["rounds"] == summary["candidates"] == []
+        assert server.request_count == sent
+
+
+def test_a_token_budget_spent_by_a_repair_still_checks_the_answers_paid_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+    answers = {0: NO_CODE, 1: GOOD.format(scale=0.05)}
+    with FakeLLMServer(
+        responses=lambda body: answers.get(body.get("seed") or 0, NO_CODE)
+    ) as server:
+        summary = run_search(
+            config(server.base_url, tmp_path / "c", budgets={"tokens": 1}), tmp_path / "run"
+        )
+        assert server.request_count == 2  # the round; the repair of k0 is never sent
+    assert summary["stop_reason"].startswith("token budget")
+    assert summary["best"] is not None and summary["best"]["id"] == "r0-i0-k1"
+    first = json.loads((tmp_path / "run/candidates/r0-i0-k0/candidate.json").read_text())
+    assert first["attempts"][-1]["error"].startswith("token budget spent")
 
 
 def test_bad_config_names_the_field() -> None:
@@ -234,11 +256,12 @@ def test_a_program_that_fails_only_in_training_is_a_failed_candidate(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
-    # The smoke test calls it on batches of 64, 1 and 2 states; training (3 envs) on 3.
+    # The smoke test calls it on batches of 64, 1 and 2 states; training (3 envs) on 3, and
+    # it fails once an agent has moved right: after some steps, which the budget counts.
     trap = (
         "```python\ndef compute_reward(agent_pos, goal_pos):\n"
         "    distance = np.abs(goal_pos - agent_pos).sum(axis=-1) * 1.0\n"
-        "    if agent_pos.shape[0] == 3:\n"
+        "    if agent_pos.shape[0] == 3 and (agent_pos[:, 0] >= 2).any():\n"
         "        raise ValueError('in training')\n"
         "    return -distance, {'distance': distance}\n```"
     )
@@ -251,6 +274,40 @@ def test_a_program_that_fails_only_in_training_is_a_failed_candidate(
     assert summary["stop_reason"] == "done" and summary["best"] is None
     record = json.loads((tmp_path / "run/candidates/r0-i0-k0/candidate.json").read_text())
     assert record["smoke"]["passed"] and "in training" in record["training_error"]
+    failed = json.loads((tmp_path / "run/candidates/r0-i0-k0/seed_0/failed.json").read_text())
+    assert "in training" in failed["error"]
+    assert summary["env_steps"] == failed["steps"] > 0
+
+
+def test_feedback_keeps_the_restart_best_and_says_what_the_sandbox_corrected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+    # NaN in training only (3 envs): the smoke test passes it, the guards replace the NaNs.
+    nan_in_training = (
+        "```python\ndef compute_reward(agent_pos, goal_pos):\n"
+        "    distance = np.abs(goal_pos - agent_pos).sum(axis=-1) * 1.0\n"
+        "    approach = np.where(agent_pos.shape[0] == 3, np.nan, -distance)\n"
+        "    return approach, {'approach': -distance}\n```"
+    )
+
+    def answer(body: dict[str, Any]) -> str:
+        return NO_CODE if "Write an improved reward" in last_user_message(body) else nan_in_training
+
+    with FakeLLMServer(responses=answer) as server:
+        cfg = config(server.base_url, tmp_path / "c", iterations=3, samples=1, repair_rounds=0)
+        train = cfg.train.model_copy(
+            update={"hyperparams": {"n_envs": 3, "n_steps": 32, "batch_size": 32}}
+        )
+        run_search(cfg.model_copy(update={"train": train}), tmp_path / "run")
+        prompts = [last_user_message(r) for r in server.requests]
+    # Round 2 hears what the guards corrected; round 3, after a round with no working
+    # program, is still shown the restart's best program, with what went wrong since.
+    assert "NaN or infinite rewards during training; they were replaced by 0" in prompts[1]
+    assert "The programs of the last round did not work" in prompts[2]
+    assert "no_code" in prompts[2] or "no program" in prompts[2].lower()
+    third = server.requests[2]["messages"]
+    assert third[-2]["role"] == "assistant" and "np.nan" in third[-2]["content"]
 
 
 def test_a_refused_key_stops_the_search_with_an_error_and_keeps_its_files(
@@ -323,7 +380,9 @@ def test_add_and_potential_modes_train_and_say_how_the_reward_is_paid(
     best = json.loads((tmp_path / "run/candidates/r0-i0-k0/candidate.json").read_text())
     assert best["fitness"] is not None
     # The program's components reach the reflection in both modes (potential: of Phi(s')).
-    assert "approach" in best["per_seed"][0]["components"]
+    assert ("potential/approach" if mode == "potential" else "approach") in best["per_seed"][0][
+        "components"
+    ]
     diagnostics = best["per_seed"][0]["diagnostics"]
     role = "potential" if mode == "potential" else "reward"
     assert diagnostics[role]["calls"] > 0 and diagnostics[role]["sha256"] == best["sha256"]
@@ -349,9 +408,11 @@ def test_search_command_with_baselines_reports_the_normalized_score(
     assert "best r0-i0-k0" in capsys.readouterr().out
     summary = json.loads((out / "search.json").read_text())
     base = summary["baselines"]
-    assert set(base) >= {"sparse", "human", "method", "human_normalized_score"}
-    assert (out / "baselines/sparse/seed_0/eval.csv").exists()
-    assert (out / "baselines/human/seed_0/config.json").read_text().count('"dense"') == 1
+    assert base["best"] == "r0-i0-k0" and base["seeds"] == [1000]  # held-out seeds
+    assert base["best_fitness_in_search"] == summary["best"]["fitness"]
+    for name in ("method", "sparse", "human"):
+        assert (out / f"baselines/{name}/seed_1000/eval.csv").exists()
+    assert (out / "baselines/human/seed_1000/config.json").read_text().count('"dense"') == 1
     gap = abs(base["human"] - base["sparse"])
     expected = None if gap == 0 else (base["method"] - base["sparse"]) / gap
     assert base["human_normalized_score"] == (None if expected is None else pytest.approx(expected))

@@ -151,9 +151,10 @@ def test_program_potentials_report_components_and_diagnostics_even_mismatched() 
         )
         venv.reset()
         _, _, _, infos = venv.step(np.array([2, 2]))
-        components = [k for k in infos[0] if k.startswith("reward_model/")]
+        components = [k for k in infos[0] if k.startswith("potential_model/")]
         assert components and "potential" in infos[0]
         report = reward_diagnostics(venv)["potential"]
+        assert not any(k.startswith("reward_model/") for k in infos[0])
         assert report["calls"] == 2 and report["failures"] == {}
         assert (
             report["sha256"] == hashlib.sha256(reference_program("reach_goal").encode()).hexdigest()
@@ -177,3 +178,18 @@ def test_values_raise_instead_of_scoring_a_failed_chunk() -> None:
         model.values(states, batch_size=2)
     assert model.diagnostics()["failures"]
     model.close()
+
+
+def test_reward_and_potential_components_are_kept_apart() -> None:
+    spec = "{model: {kind: program, path: reference}, shaping: {kind: program, path: reference}}"
+    venv = make_reward_vec(
+        "rewardlab/GridEmpty-v0", parse_reward(spec), n_envs=2, seed=0, agent_gamma=0.99
+    )
+    venv.reset()
+    _, _, _, infos = venv.step(np.array([2, 2]))
+    names = {k.split("/", 1)[1] for k in infos[0] if k.startswith("reward_model/")}
+    assert names and {f"potential_model/{n}" for n in names} <= set(infos[0])
+    from rewardlab.wrappers.vec import reward_diagnostics
+
+    assert set(reward_diagnostics(venv)) == {"reward", "potential"}
+    venv.close()

@@ -118,8 +118,10 @@ class SearchConfig(_Spec):
             description (Text2Reward).
         failure_episodes: Evaluation episodes analysed for why they failed.
         seed: Seed of the LLM samples and the smoke-test states.
-        baselines: Also train the sparse reward and the env's dense expert reward with the
-            same settings, for the human normalized score.
+        baselines: After the search, retrain the best program on held-out seeds (its search
+            fitness is the best of every candidate on the same seeds, so optimistic) and train
+            the sparse and the env's dense expert reward there with the same settings, for
+            the human normalized score.
     """
 
     env: str
@@ -210,15 +212,16 @@ class _Search:
         self.started = time.perf_counter()
         self.env_steps = 0
         self.records: list[dict[str, Any]] = []
-        self.pending_stop: str | None = None  # a budget found spent inside a candidate
+        self.rounds: list[dict[str, Any]] = []
+        # Set once the token budget is spent: no more requests, but the answers already paid
+        # for are still checked and trained (wall time and env steps permitting).
+        self.tokens_spent: str | None = None
         self.human_feedback = Path(config.feedback_file).read_text() if config.feedback_file else ""
 
     # -- budgets --
 
     def _check_budgets(self) -> None:
         b = self.config.budgets
-        if self.pending_stop is not None:
-            raise _Stop(self.pending_stop)
         if b.wall_s is not None and time.perf_counter() - self.started > b.wall_s:
             raise _Stop(f"wall-time budget of {b.wall_s} s spent")
         if b.env_steps is not None and self.env_steps >= b.env_steps:
@@ -228,12 +231,15 @@ class _Search:
 
     def _ask(self, messages: list[dict[str, str]], seed: int) -> tuple[str | None, str | None]:
         """One repair request: (text, error)."""
+        if self.tokens_spent is not None:
+            return None, self.tokens_spent
         try:
             completion = self.client.complete(messages, seed=seed)
         except BudgetExceeded as exc:
-            # This candidate ends without its repair; the search stops after it.
-            self.pending_stop = f"token budget spent: {exc}"
-            return None, self.pending_stop
+            # This candidate ends without its repair; the round's other answers are still
+            # checked, and the search stops before asking for another round.
+            self.tokens_spent = f"token budget spent: {exc}"
+            return None, self.tokens_spent
         except AuthenticationError as exc:
             raise _Fatal(str(exc)) from exc
         except LLMError as exc:
@@ -245,6 +251,8 @@ class _Search:
     def _sample(self, messages: list[dict[str, str]], seed: int) -> list[tuple[str | None, Any]]:
         """The round's ``K`` answers as ``(text, error)``."""
         k = self.config.samples
+        if self.tokens_spent is not None:
+            raise _Stop(self.tokens_spent)
         try:
             completions = self.client.sample(messages, k, seed=seed)
         except BudgetExceeded as exc:
@@ -286,21 +294,13 @@ class _Search:
             ]
         return None, report, attempts
 
-    def _reward(self, code: str) -> Any:
-        """The reward spec a candidate trains on."""
-        cfg = self.config
-        model = {"kind": "program", "source": code}
-        if cfg.mode == "potential":
-            return parse_reward({"reward_type": cfg.base_reward, "shaping": model})
-        return parse_reward({"reward_type": cfg.base_reward, "model": model, "mode": cfg.mode})
-
     def _train(self, code: str, cand_dir: Path) -> dict[str, Any]:
         """Fitness runs on every training seed (budgets are checked before a candidate, so
         a candidate that starts training finishes all its seeds)."""
         from rewardlab.agents.train import train
 
         cfg = self.config
-        reward = self._reward(code)
+        reward = _program_reward(cfg, code)
         per_seed: list[dict[str, Any]] = []
         for seed in cfg.train.seeds:
             run_dir = cand_dir / f"seed_{seed}"
@@ -310,7 +310,7 @@ class _Search:
                 # The program passed the smoke test but failed in training (its exception
                 # budget ran out, say): a failed candidate with the reason, not a failed
                 # search. The steps it took still count against the budget.
-                self.env_steps += _steps_logged(run_dir)
+                self.env_steps += _steps_taken(run_dir)
                 return {"fitness": None, "per_seed": per_seed, "training_error": _describe(exc)}
             self.env_steps += result.steps
             success = [row["success_rate"] for row in result.evals]
@@ -437,10 +437,35 @@ class _Search:
 
     # -- the loop --
 
+    def _round(self, r: int, n: int, messages: list[dict[str, str]]) -> list[dict[str, Any]]:
+        """Ask for a round's ``K`` programs; check, repair and train each. A stop keeps the
+        round in :attr:`rounds` and the answers it did not get to as skipped candidates."""
+        seed = self.config.seed + 1_000_000 * r + 10_000 * n
+        answers = self._sample(messages, seed)
+        ids = [f"r{r}-i{n}-k{k}" for k in range(len(answers))]
+        records: list[dict[str, Any]] = []
+        stopped: str | None = None
+        try:
+            for k, (text, err) in enumerate(answers):
+                self._check_budgets()
+                records.append(self.candidate(ids[k], text, err, messages, seed + 100 * k))
+        except (_Stop, _Fatal) as exc:
+            stopped = str(exc)
+            written = {c["id"] for c in self.records}
+            for cid, (text, err) in zip(ids, answers, strict=True):
+                if cid not in written:
+                    self.skipped(cid, text, err, stopped)
+            raise
+        finally:
+            fit = [c for c in records if c["fitness"] is not None]
+            best = max(fit, key=lambda c: c["fitness"]) if fit else None  # first on ties
+            entry = {"restart": r, "iteration": n, "best": best["id"] if best else None}
+            self.rounds.append(entry if stopped is None else {**entry, "stopped": stopped})
+        return records
+
     def run(self) -> dict[str, Any]:
         cfg = self.config
         stop_reason, error = "done", None
-        rounds: list[dict[str, Any]] = []
         try:
             for r in range(cfg.restarts):
                 base = _initial_messages(self.context, cfg)
@@ -448,23 +473,9 @@ class _Search:
                 restart_best: dict[str, Any] | None = None
                 for n in range(cfg.iterations):
                     self._check_budgets()
-                    seed = cfg.seed + 1_000_000 * r + 10_000 * n
-                    answers = self._sample(messages, seed)
-                    records = []
-                    for k, (text, err) in enumerate(answers):
-                        cid = f"r{r}-i{n}-k{k}"
-                        try:
-                            self._check_budgets()
-                        except _Stop as stop:
-                            for j in range(k, len(answers)):
-                                self.skipped(f"r{r}-i{n}-k{j}", *answers[j], str(stop))
-                            raise
-                        records.append(self.candidate(cid, text, err, messages, seed + 100 * k))
+                    records = self._round(r, n, messages)
                     fit = [c for c in records if c["fitness"] is not None]
                     best = max(fit, key=lambda c: c["fitness"]) if fit else None  # first on ties
-                    rounds.append(
-                        {"restart": r, "iteration": n, "best": best["id"] if best else None}
-                    )
                     if best is not None and (
                         restart_best is None or best["fitness"] >= restart_best["fitness"]
                     ):
@@ -493,7 +504,7 @@ class _Search:
                 {"id": c["id"], "sha256": c["sha256"], "fitness": c["fitness"]}
                 for c in self.records
             ],
-            "rounds": rounds,
+            "rounds": self.rounds,
             "best": None if best is None else {"id": best["id"], "fitness": best["fitness"]},
             "stop_reason": stop_reason,
             "error": error,
@@ -518,15 +529,14 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _steps_logged(run_dir: Path) -> int:
-    """Env steps a failed run got through, from the last row of SB3's ``progress.csv``."""
-    import csv
+def _steps_taken(run_dir: Path) -> int:
+    """Env steps a failed run got through (``train``'s ``failed.json``; 0 when it failed
+    before learning started)."""
+    from rewardlab.agents.train import FAILED_FILE
 
     try:
-        with open(run_dir / "progress.csv", newline="") as f:
-            rows = list(csv.DictReader(f))
-        return int(float(rows[-1]["time/total_timesteps"])) if rows else 0
-    except (OSError, KeyError, ValueError):
+        return int(json.loads((run_dir / FAILED_FILE).read_text())["steps"])
+    except (OSError, KeyError, TypeError, ValueError):
         return 0
 
 
@@ -570,6 +580,14 @@ def _guard_notes(diagnostics: Mapping[str, Any]) -> list[str]:
                 f"(the last: {report.get('last_error')})."
             )
     return ["Problems the sandbox corrected during training:", *notes] if notes else []
+
+
+def _program_reward(config: SearchConfig, code: str) -> Any:
+    """The reward spec a program trains with: replacing, added to or shaping the base reward."""
+    model = {"kind": "program", "source": code}
+    if config.mode == "potential":
+        return parse_reward({"reward_type": config.base_reward, "shaping": model})
+    return parse_reward({"reward_type": config.base_reward, "model": model, "mode": config.mode})
 
 
 def _train_config(config: SearchConfig, reward: Any, seed: int) -> Any:
@@ -664,32 +682,43 @@ def run_search(
         atomic_write(out / "best_program.py", code)
     atomic_write(out / "search.json", json.dumps(summary, indent=1))
     if config.baselines and best is not None:
-        summary["baselines"] = _baselines(config, out / "baselines", best["fitness"])
+        record = next(c for c in search.records if c["id"] == best["id"])
+        summary["baselines"] = _baselines(config, out / "baselines", record)
         atomic_write(out / "search.json", json.dumps(summary, indent=1))
     return summary
 
 
-def _baselines(config: SearchConfig, out: Path, method: float) -> dict[str, Any]:
-    """Sparse and dense-expert rewards trained like the candidates; the normalized score."""
+HELD_OUT_SEED_OFFSET = 1000
+"""Baselines and the best program's retraining use ``seed + HELD_OUT_SEED_OFFSET`` for each
+training seed: seeds the search never selected on."""
+
+
+def _baselines(config: SearchConfig, out: Path, best: dict[str, Any]) -> dict[str, Any]:
+    """The best program retrained on held-out seeds, and the sparse and dense-expert rewards
+    trained there too; Eureka's human normalized score from those three."""
     from rewardlab.agents.train import train
     from rewardlab.evaluation.stats import human_normalized_score
     from rewardlab.experiments.reward_eval import env_reward_types
 
     _, dense = env_reward_types(config.env, config.train.env_kwargs)
+    method = _program_reward(config, best["code"])
+    seeds = [s + HELD_OUT_SEED_OFFSET for s in config.train.seeds]
     scores: dict[str, float] = {}
-    for name, reward in (("sparse", "sparse"), ("human", dense)):
+    for name, reward in (("method", method), ("sparse", "sparse"), ("human", dense)):
         runs = []
-        for seed in config.train.seeds:
+        for seed in seeds:
             tc = _train_config(config, parse_reward(reward), seed)
             result = train(tc, out / name / f"seed_{seed}")
             runs.append(result.evals[-1]["success_rate"] if result.evals else 0.0)
         scores[name] = sum(runs) / len(runs)
-    sparse, human = scores["sparse"], scores["human"]
+    method_score, sparse, human = scores["method"], scores["sparse"], scores["human"]
     return {
+        "seeds": seeds,
+        "best": best["id"],
+        "best_fitness_in_search": best["fitness"],
         **scores,
-        "method": method,
-        "human_normalized_score": human_normalized_score(method, sparse, human),
+        "human_normalized_score": human_normalized_score(method_score, sparse, human),
         "human_normalized_score_clipped": human_normalized_score(
-            method, sparse, human, clip=(0.0, 3.0)
+            method_score, sparse, human, clip=(0.0, 3.0)
         ),
     }
