@@ -4,6 +4,14 @@ Each response is one JSON file, ``<dir>/<key[:2]>/<key>.json``, holding the requ
 produced it and the server's raw answer. ``key`` is :func:`request_key`: the SHA-256 of the
 canonical JSON of what determines the answer.
 
+A request that failed after its retries (an HTTP error status, an answer that is not a chat
+completion, an unreachable server, a timeout) leaves a *failure record* beside it instead,
+``<dir>/<key[:2]>/<key>.error.json``, holding the request and the error message, so that a
+run in which some requests failed can be replayed as it happened. A refused API key is not a
+property of the request and is never recorded. Failures live in their own file so that a
+stored answer is never overwritten by a failure, even by another process writing the same
+key, and so that caches written before failures were recorded read the same.
+
 **What the key covers**: the model name, the messages, ``temperature``, ``max_tokens``, the
 per-request ``seed`` and ``extra_body`` (server options such as Ollama's ``num_ctx`` change
 the answer). **What it leaves out**:
@@ -20,14 +28,15 @@ the answer). **What it leaves out**:
 Modes (:data:`CACHE_MODES`), chosen per :class:`~rewardlab.llm.ChatClient`:
 
 - ``"off"``: no reads, no writes.
-- ``"read_write"`` (default): a hit is served from the cache; a miss goes to the server and
-  its answer is stored.
-- ``"replay"``: offline and deterministic; a hit is served, a miss raises :class:`ReplayMiss`
-  and the server is never contacted.
-- ``"record"``: every request goes to the server; its answer replaces any stored one.
-
-Only successful, well-formed answers are stored; errors are never cached, so a later run
-asks again.
+- ``"read_write"`` (default): a stored answer is served from the cache; anything else goes
+  to the server, a recorded failure included (it may have been a passing outage), and the
+  outcome is stored: an answer replaces the failure record.
+- ``"replay"``: offline and deterministic; a stored answer is served, a recorded failure
+  fails again with the same message, and anything else raises :class:`ReplayMiss`. The server
+  is never contacted.
+- ``"record"``: every request goes to the server; its answer replaces any stored one. Its
+  failure is recorded unless an answer is already stored, which a failure never replaces
+  (so replaying such a run serves that answer where the run saw the failure).
 """
 
 from __future__ import annotations
@@ -43,8 +52,9 @@ from typing import Any, Literal
 CacheMode = Literal["off", "read_write", "replay", "record"]
 CACHE_MODES: tuple[CacheMode, ...] = ("off", "read_write", "replay", "record")
 
-# Bumped when the key's contents or the file layout change, so old entries miss instead of
-# being misread.
+# Bumped when the key's contents or the file layout change incompatibly, so old entries miss
+# instead of being misread. Failure records (``<key>.error.json``) did not need it: older
+# code never opens them, and caches written before them read the same.
 CACHE_FORMAT = 1
 
 
@@ -139,11 +149,12 @@ def describe_request(request: Mapping[str, Any], width: int = 60) -> str:
 
 
 class ResponseCache:
-    """One folder of cached responses, one JSON file per request.
+    """One folder of cached responses: one JSON file per answered request, and one per failed.
 
     Safe to share between threads and processes: a file appears complete or not at all
     (written to a temporary file in the same folder, then renamed with :func:`os.replace`),
-    and two writers of the same key both write a whole file.
+    two writers of the same key both write a whole file, and an answer and a failure of the
+    same key are separate files, so a failure never replaces an answer.
 
     Args:
         directory: The cache folder; created on the first write.
@@ -154,9 +165,17 @@ class ResponseCache:
         >>> key = request_key({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
         >>> cache.get(key) is None
         True
+        >>> cache.put_failure(key, {"error": "the server answered HTTP 500"}).name[-11:]
+        '.error.json'
+        >>> cache.get_failure(key)["error"]
+        'the server answered HTTP 500'
         >>> path = cache.put(key, {"response": {"choices": []}})
         >>> cache.get(key)["response"]
         {'choices': []}
+        >>> cache.get_failure(key) is None  # the answer replaced the failure
+        True
+        >>> cache.put_failure(key, {"error": "timed out"}) is None  # and is never replaced
+        True
         >>> path.relative_to(cache.directory).parts[0] == key[:2]
         True
     """
@@ -165,53 +184,113 @@ class ResponseCache:
         self.directory = Path(directory)
 
     def path(self, key: str) -> Path:
-        """Where the response for ``key`` is (or would be) stored."""
+        """Where the answer for ``key`` is (or would be) stored."""
         if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
             raise ValueError(f"cache keys are 64 lowercase hex digits (sha256), got {key!r}")
         return self.directory / key[:2] / f"{key}.json"
 
+    def failure_path(self, key: str) -> Path:
+        """Where the failure record for ``key`` is (or would be) stored."""
+        return self.path(key).with_suffix(".error.json")
+
     def get(self, key: str) -> dict[str, Any] | None:
-        """The stored record for ``key``, or None if there is none.
+        """The stored answer record for ``key``, or None if there is none.
 
         Raises:
             ValueError: If the file exists but is not a record written by :meth:`put` (edited
                 by hand, or written by something else); the message names the file.
         """
-        path = self.path(key)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        try:
-            record = json.loads(text)
-        except json.JSONDecodeError as exc:
+        return _read(self.path(key), key)
+
+    def get_failure(self, key: str) -> dict[str, Any] | None:
+        """The stored failure record for ``key``, or None if there is none.
+
+        Raises:
+            ValueError: If the file exists but is not a record written by :meth:`put_failure`
+                (no ``error`` message, say); the message names the file.
+        """
+        path = self.failure_path(key)
+        record = _read(path, key)
+        if record is not None and not (isinstance(record.get("error"), str) and record["error"]):
             raise ValueError(
-                f"cache file {path} is not valid JSON ({exc}); delete it to ask the server again"
-            ) from exc
-        if not isinstance(record, dict) or record.get("key") != key:
-            raise ValueError(
-                f"cache file {path} does not hold the record for key {key}; "
-                "delete it to ask the server again"
+                f"cache file {path} is a failure record without an error message; delete it "
+                "to ask the server again"
             )
         return record
 
     def put(self, key: str, record: Mapping[str, Any]) -> Path:
-        """Store ``record`` (any JSON object) for ``key``, atomically; returns the file.
+        """Store the answer ``record`` (any JSON object) for ``key``, atomically.
 
-        The record is stored with a ``key`` field added, which :meth:`get` checks.
+        The record is stored with a ``key`` field added, which :meth:`get` checks. A failure
+        record of the same key is deleted: the answer supersedes it.
+
+        Returns:
+            The file written.
         """
         path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps({**record, "key": key}, indent=1, sort_keys=True, ensure_ascii=False)
-        # Same folder as the target: os.replace is only atomic within one filesystem.
-        fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        _write(path, key, record)
+        self.failure_path(key).unlink(missing_ok=True)
         return path
+
+    def put_failure(self, key: str, record: Mapping[str, Any]) -> Path | None:
+        """Store the failure ``record`` for ``key``, atomically, unless an answer is stored.
+
+        Args:
+            key: The request's cache key.
+            record: A JSON object with a non-empty ``error`` message (the request and other
+                provenance may go with it); stored with a ``key`` field added.
+
+        Returns:
+            The file written, or None if an answer for ``key`` is stored (a failure never
+            replaces one; should an answer arrive from elsewhere meanwhile, it still wins,
+            since :meth:`get` never reads the failure file).
+
+        Raises:
+            ValueError: If ``record`` has no error message.
+        """
+        if not (isinstance(record.get("error"), str) and record["error"]):
+            raise ValueError(
+                f"a failure record needs a non-empty 'error' message, got {record.get('error')!r}"
+            )
+        if self.path(key).exists():
+            return None
+        path = self.failure_path(key)
+        _write(path, key, record)
+        return path
+
+
+def _read(path: Path, key: str) -> dict[str, Any] | None:
+    """The record in ``path``, checked to be ``key``'s; None if the file does not exist."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"cache file {path} is not valid JSON ({exc}); delete it to ask the server again"
+        ) from exc
+    if not isinstance(record, dict) or record.get("key") != key:
+        raise ValueError(
+            f"cache file {path} does not hold the record for key {key}; "
+            "delete it to ask the server again"
+        )
+    return record
+
+
+def _write(path: Path, key: str, record: Mapping[str, Any]) -> None:
+    """Write ``record`` with ``key`` added to ``path``, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps({**record, "key": key}, indent=1, sort_keys=True, ensure_ascii=False)
+    # Same folder as the target: os.replace is only atomic within one filesystem.
+    fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

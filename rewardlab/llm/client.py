@@ -7,6 +7,12 @@ Several answers to one prompt are **independent concurrent requests**, each with
 ``seed`` (:meth:`ChatClient.sample`); ``n>1`` is never sent, because llama.cpp and Ollama
 ignore it and answer once.
 
+Answers are cached (:mod:`rewardlab.llm.cache`), and so are failures: a request that failed
+after its retries for a reason of its own (an HTTP error status, an answer that is not a chat
+completion, an unreachable server, a timeout; not a refused API key) is recorded, and cache
+mode ``"replay"`` fails it again with the same message, so a recorded run replays exactly,
+failed samples included. Mode ``"read_write"`` asks the server again instead.
+
 The API key is read from the environment variable named by :attr:`LLMConfig.api_key_env` at
 each request. It is not stored in the config, and never written to logs, error messages or
 the cache; text a server sends back (an error body that echoes the key, say) has it replaced
@@ -263,9 +269,11 @@ class Completion:
         completion_tokens: Completion tokens, likewise.
         model: The model the server says answered (falls back to the requested one).
         latency_s: Wall time of this call, retries included (near zero for a cache hit).
-        cached: Whether the answer came from the cache.
+        cached: Whether the answer came from the cache; False when ``error`` is set, even
+            for a recorded failure that replay mode served (there is no answer).
         error: Why this sample has no answer (only :meth:`ChatClient.sample` returns these;
-            :meth:`ChatClient.complete` raises instead); None on success.
+            :meth:`ChatClient.complete` raises instead); None on success. In replay mode, a
+            recorded failure's message, as the recording run had it.
         request_hash: The request's cache key (:func:`~rewardlab.llm.cache.request_key`).
     """
 
@@ -288,6 +296,10 @@ class Completion:
 @dataclass(frozen=True)
 class Usage:
     """What a :class:`ChatClient` has used so far.
+
+    Only answers count. A failed request counts in neither ``requests`` nor ``cached`` and
+    uses no tokens, whether it failed at the server or replay mode served its recorded
+    failure, so a replayed run has the recorded one's ``requests + cached`` and tokens.
 
     Attributes:
         requests: Answers fetched from the server (retries of one request count once).
@@ -321,7 +333,9 @@ class ChatClient:
     help). :meth:`sample` instead returns a :class:`Completion` with ``error`` set for a
     sample that failed, so one bad answer never loses the batch; it still raises what would
     fail every sample alike: :class:`AuthenticationError`, :class:`BudgetExceeded`,
-    :class:`~rewardlab.llm.cache.ReplayMiss`.
+    :class:`~rewardlab.llm.cache.ReplayMiss`. Such a failure (not a refused key) is recorded
+    in the cache, and replay mode gives it again: the same message, raised or returned
+    alike.
 
     Args:
         config: Server, model and request settings.
@@ -409,7 +423,8 @@ class ChatClient:
 
         Raises:
             LLMError: The server could not be reached, refused the request, or answered
-                something that is not a chat completion (after retries where they help).
+                something that is not a chat completion (after retries where they help); in
+                replay mode, the recorded failure of this request, with its message.
             AuthenticationError: The server refused the API key.
             BudgetExceeded: The token budget is already spent.
             ReplayMiss: Cache mode ``"replay"`` and no recorded answer.
@@ -434,7 +449,8 @@ class ChatClient:
 
         Returns:
             ``k`` completions in sample order. One that failed after its retries has
-            ``error`` set (and ``text == ""``) instead of raising.
+            ``error`` set (and ``text == ""``) instead of raising; in replay mode, so does
+            one whose recorded request failed, with the recorded message.
 
         Raises:
             AuthenticationError: The server refused the API key (every sample would fail).
@@ -518,18 +534,55 @@ class ChatClient:
             )
 
     def _complete(self, request: dict[str, Any]) -> Completion:
-        """One request: from the cache if allowed, else from the server (then cached)."""
+        """One request: from the cache if allowed, else from the server (then cached).
+
+        Raises:
+            LLMError: The request failed, now or (replay mode) when it was recorded. A
+                failure now is recorded first, unless it is an :class:`AuthenticationError`:
+                a refused key says nothing about the request, and replaying it would only
+                hide that the recording stopped there.
+        """
         start = time.perf_counter()
         key = request_key(request)
-        if self.cache is not None and self.cache_mode in ("read_write", "replay"):
-            record = self.cache.get(key)
+        cache = self.cache
+        if cache is not None and self.cache_mode in ("read_write", "replay"):
+            record = cache.get(key)
             if record is not None:
                 completion = self._parse(
-                    record.get("response"), f"cache file {self.cache.path(key)}", key, start
+                    record.get("response"), f"cache file {cache.path(key)}", key, start
                 )
                 return self._account(completion, cached=True)
             if self.cache_mode == "replay":
-                raise ReplayMiss(key, describe_request(request), self.cache.directory)
+                failure = cache.get_failure(key)
+                if failure is None:
+                    raise ReplayMiss(key, describe_request(request), cache.directory)
+                raise LLMError(failure["error"])
+        # Read once per request: the key sent, and the key kept out of errors and the cache.
+        secret = os.environ.get(self.config.api_key_env) or None
+        try:
+            response, completion = self._fetch(request, key, secret, start)
+        except AuthenticationError:
+            raise
+        except LLMError as exc:
+            if cache is not None:
+                cache.put_failure(
+                    key,
+                    self._record(
+                        request, secret, error=str(exc), latency_s=time.perf_counter() - start
+                    ),
+                )
+            raise
+        if cache is not None:
+            cache.put(
+                key,
+                self._record(request, secret, response=response, latency_s=completion.latency_s),
+            )
+        return self._account(completion, cached=False)
+
+    def _fetch(
+        self, request: dict[str, Any], key: str, secret: str | None, start: float
+    ) -> tuple[Any, Completion]:
+        """Ask the server; returns its parsed JSON answer and the Completion it holds."""
         body: dict[str, Any] = {
             "model": request["model"],
             "messages": request["messages"],
@@ -540,7 +593,7 @@ class ChatClient:
         if request["seed"] is not None:
             body["seed"] = request["seed"]
         body.update(request["extra_body"])
-        raw, secret = self._post(canonical_json(body).encode("ascii"), key)
+        raw = self._post(canonical_json(body).encode("ascii"), key, secret)
         try:
             response = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -552,21 +605,21 @@ class ChatClient:
         completion = self._parse(
             response, f"the LLM server at {self.config.base_url}", key, start, raw, secret
         )
-        if self.cache is not None:
-            self.cache.put(
-                key,
-                _scrub(
-                    {
-                        "request": request,
-                        "base_url": self.config.base_url,
-                        "response": response,
-                        "latency_s": completion.latency_s,
-                        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    },
-                    secret,
-                ),
-            )
-        return self._account(completion, cached=False)
+        return response, completion
+
+    def _record(
+        self, request: dict[str, Any], secret: str | None, **outcome: Any
+    ) -> dict[str, Any]:
+        """A cache record: the request, provenance and ``outcome``, with the key removed."""
+        return _scrub(
+            {
+                "request": request,
+                "base_url": self.config.base_url,
+                **outcome,
+                "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            },
+            secret,
+        )
 
     def _parse(
         self,
@@ -630,11 +683,10 @@ class ChatClient:
             )
         return dataclasses.replace(completion, cached=True) if cached else completion
 
-    def _post(self, body: bytes, key: str) -> tuple[bytes, str | None]:
-        """POST ``body``, retrying where it may help; returns the answer and the key used."""
+    def _post(self, body: bytes, key: str, secret: str | None) -> bytes:
+        """POST ``body`` with API key ``secret``, retrying where it may help; returns the answer."""
         c = self.config
         url = self._endpoint
-        secret = os.environ.get(c.api_key_env) or None
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         headers["User-Agent"] = "rewardlab"
         if secret is not None:
@@ -650,7 +702,7 @@ class ChatClient:
                 try:
                     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
                     with urllib.request.urlopen(request, timeout=c.timeout_s) as response:
-                        return response.read(), secret
+                        return response.read()
                 except urllib.error.HTTPError as exc:
                     status, answer = exc.code, _read_quietly(exc)
                     if status in (401, 403):

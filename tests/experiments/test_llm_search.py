@@ -416,3 +416,28 @@ def test_search_command_with_baselines_reports_the_normalized_score(
     gap = abs(base["human"] - base["sparse"])
     expected = None if gap == 0 else (base["method"] - base["sparse"]) / gap
     assert base["human_normalized_score"] == (None if expected is None else pytest.approx(expected))
+
+
+def test_a_search_with_a_failed_request_replays_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+    cache = tmp_path / "cache"
+    with FakeLLMServer(responses=lambda body: GOOD.format(scale=0.05)) as server:
+        server.fail(times=1, status=500)  # one of the round's two samples
+        first = run_search(config(server.base_url, cache, iterations=1), tmp_path / "run")
+    errors = [
+        json.loads((tmp_path / f"run/candidates/r0-i0-k{k}/candidate.json").read_text())
+        for k in range(2)
+    ]
+    assert sum("500" in str(r["attempts"][0].get("error")) for r in errors) == 1
+    replayed = run_search(
+        config(
+            f"http://127.0.0.1:{unused_port()}/v1",
+            cache,
+            iterations=1,
+            cache={"dir": str(cache), "mode": "replay"},
+        ),
+        tmp_path / "replay",
+    )
+    assert replayed["stop_reason"] == "done" and choices(replayed) == choices(first)

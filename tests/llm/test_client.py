@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import re
 import threading
 import urllib.request
 from datetime import datetime, timedelta, timezone
@@ -310,7 +311,8 @@ def test_malformed_json_is_an_error_quoting_at_most_200_characters(tmp_path: Pat
         assert srv.request_count == 1
     assert "<html>" + "x" * 194 + "…;" in str(info.value)  # the first 200 characters
     assert "x" * 195 not in str(info.value)
-    assert cache_files(tmp_path) == []  # errors are never cached
+    # A failure record (for replay mode), no answer: a later read_write run asks again.
+    assert [p.name[64:] for p in cache_files(tmp_path)] == [".error.json"]
 
 
 @pytest.mark.parametrize(
@@ -540,6 +542,175 @@ def test_a_corrupt_cache_file_is_an_error_naming_it(tmp_path: Path) -> None:
     cache.path(key).write_text('{"key": "trunc')
     with pytest.raises(ValueError, match=rf"cache file .*{key}\.json is not valid JSON.*delete it"):
         cache.get(key)
+
+
+# -- recorded failures --
+
+
+def request_for(seed: int) -> dict[str, Any]:
+    """The request ``config()`` clients send for MESSAGES with ``seed``, as the cache keys it."""
+    return {
+        "model": "test-model",
+        "messages": MESSAGES,
+        "temperature": 1.0,
+        "max_tokens": None,
+        "seed": seed,
+        "extra_body": {},
+    }
+
+
+def test_a_sample_batch_with_a_failure_replays_identically_offline(
+    tmp_path: Path, waits: list[float]
+) -> None:
+    def answer(body: dict[str, Any]) -> Reply | str:
+        if body["seed"] == 1:
+            return Reply(status=500, body={"error": {"message": "model overloaded"}})
+        return f"ok {body['seed']}"
+
+    srv = FakeLLMServer(answer).start()
+    base_url = srv.base_url
+    recorder = ChatClient(config(base_url, max_retries=0), cache_dir=tmp_path)
+    recorded = recorder.sample(MESSAGES, 2, seed=0)
+    srv.stop()
+    assert [c.text for c in recorded] == ["ok 0", ""]
+    error = recorded[1].error
+    assert error is not None and "HTTP 500" in error and "model overloaded" in error
+    failure = json.loads(
+        ResponseCache(tmp_path).failure_path(request_key(request_for(1))).read_text()
+    )
+    assert (failure["error"], failure["request"]) == (error, request_for(1))
+    assert "response" not in failure
+
+    # The server is gone: anything not served from the recording would fail differently.
+    replay = ChatClient(config(base_url, max_retries=0), cache_dir=tmp_path, cache_mode="replay")
+    replayed = replay.sample(MESSAGES, 2, seed=0)
+    assert [c.text for c in replayed] == [c.text for c in recorded]
+    assert [c.error for c in replayed] == [None, error]
+    assert [c.request_hash for c in replayed] == [c.request_hash for c in recorded]
+    assert [c.cached for c in replayed] == [True, False]  # a failure holds no answer
+    with pytest.raises(LLMError) as info:
+        replay.complete(MESSAGES, seed=1)
+    assert type(info.value) is LLMError and str(info.value) == error
+    # Failures count nowhere, recorded or replayed: the same answers, the same tokens.
+    used, again = recorder.usage, replay.usage
+    assert (used.requests, used.cached, again.requests, again.cached) == (1, 0, 0, 1)
+    assert again.total_tokens == used.total_tokens > 0
+    assert waits == []
+
+
+@pytest.mark.parametrize(
+    ("reply", "overrides", "says"),
+    [
+        (Reply(body=b"<html>not json"), {}, "invalid JSON"),
+        (Reply(body={"choices": []}), {}, "answered without choices[0]"),
+        (Reply(status=503, body="busy"), {}, "HTTP 503"),
+        (Reply(content="too late", delay_s=1.0), {"timeout_s": 0.1}, "did not answer within"),
+    ],
+    ids=["invalid-json", "no-choices", "http-503", "timeout"],
+)
+def test_a_failed_request_is_replayed_as_the_same_failure(
+    tmp_path: Path, reply: Reply, overrides: dict[str, Any], says: str
+) -> None:
+    with FakeLLMServer([reply]) as srv:
+        cfg = config(srv.base_url, max_retries=0, **overrides)
+        with pytest.raises(LLMError, match=re.escape(says)) as recorded:
+            ChatClient(cfg, cache_dir=tmp_path).complete(MESSAGES, seed=3)
+        replay = ChatClient(cfg, cache_dir=tmp_path, cache_mode="replay")
+        with pytest.raises(LLMError) as replayed:
+            replay.complete(MESSAGES, seed=3)
+        [sampled] = replay.sample(MESSAGES, 1, seed=3)
+        assert srv.request_count == 1
+    assert str(replayed.value) == str(recorded.value) == sampled.error
+
+
+def test_an_unreachable_server_is_recorded_and_replayed(tmp_path: Path) -> None:
+    cfg = config(f"http://127.0.0.1:{unused_port()}/v1", max_retries=0)
+    [recorded] = ChatClient(cfg, cache_dir=tmp_path).sample(MESSAGES, 1)
+    assert recorded.error is not None and "connection refused" in recorded.error
+    [replayed] = ChatClient(cfg, cache_dir=tmp_path, cache_mode="replay").sample(MESSAGES, 1)
+    assert replayed.error == recorded.error
+
+
+def test_read_write_asks_again_for_a_recorded_failure_and_keeps_the_answer(
+    tmp_path: Path,
+) -> None:
+    cache = ResponseCache(tmp_path)
+    key = request_key(request_for(7))
+    with FakeLLMServer() as srv:
+        client = ChatClient(config(srv.base_url, max_retries=0), cache_dir=tmp_path)
+        srv.fail(1, status=500)
+        with pytest.raises(LLMError, match="HTTP 500"):
+            client.complete(MESSAGES, seed=7)
+        assert cache.get_failure(key) is not None
+        answer = client.complete(MESSAGES, seed=7)  # the failure is not served: asked again
+        base_url = srv.base_url
+        assert srv.request_count == 2 and answer.ok and not answer.cached
+        assert cache.get(key) is not None and cache.get_failure(key) is None
+        assert cache_files(tmp_path) == [cache.path(key)]
+        assert client.complete(MESSAGES, seed=7).cached
+        assert srv.request_count == 2
+    replayed = ChatClient(config(base_url), cache_dir=tmp_path, cache_mode="replay")
+    assert replayed.complete(MESSAGES, seed=7).text == answer.text
+
+
+def test_a_failure_never_replaces_a_stored_answer(tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path)
+    with FakeLLMServer(["stored"]) as srv:
+        ChatClient(config(srv.base_url), cache_dir=tmp_path).complete(MESSAGES, seed=1)
+        srv.fail(1, status=500)
+        recorder = ChatClient(
+            config(srv.base_url, max_retries=0), cache_dir=tmp_path, cache_mode="record"
+        )
+        with pytest.raises(LLMError, match="HTTP 500"):
+            recorder.complete(MESSAGES, seed=1)
+        assert srv.request_count == 2
+        base_url = srv.base_url
+    assert cache_files(tmp_path) == [cache.path(request_key(request_for(1)))]
+    replay = ChatClient(config(base_url), cache_dir=tmp_path, cache_mode="replay")
+    assert replay.complete(MESSAGES, seed=1).text == "stored"
+
+
+def test_a_refused_key_is_not_recorded(tmp_path: Path) -> None:
+    with FakeLLMServer(api_key="sk-the-right-one") as srv:
+        client = ChatClient(config(srv.base_url), cache_dir=tmp_path)
+        with pytest.raises(AuthenticationError):
+            client.complete(MESSAGES, seed=1)
+        with pytest.raises(AuthenticationError):
+            client.sample(MESSAGES, 2, seed=1)
+    assert cache_files(tmp_path) == []
+    replay = ChatClient(client.config, cache_dir=tmp_path, cache_mode="replay")
+    with pytest.raises(ReplayMiss):
+        replay.complete(MESSAGES, seed=1)
+    with pytest.raises(ReplayMiss):
+        replay.sample(MESSAGES, 2, seed=1)
+
+
+def test_failure_records_never_hold_the_api_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    with FakeLLMServer() as srv:
+        srv.fail(1, status=500, body={"error": {"message": f"bad request with key {KEY}"}})
+        cfg = config(srv.base_url, max_retries=0)
+        [recorded] = ChatClient(cfg, cache_dir=tmp_path).sample(MESSAGES, 1)
+    assert recorded.error is not None and "bad request with key ***" in recorded.error
+    [path] = cache_files(tmp_path)
+    assert KEY not in path.read_text() and "Authorization" not in path.read_text()
+    replay = ChatClient(cfg, cache_dir=tmp_path, cache_mode="replay")
+    with pytest.raises(LLMError) as info:
+        replay.complete(MESSAGES, seed=0)  # sample()'s first seed
+    assert str(info.value) == recorded.error
+
+
+def test_failure_records_are_checked(tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path)
+    key = request_key({"model": "m", "messages": MESSAGES})
+    with pytest.raises(ValueError, match="needs a non-empty 'error' message, got None"):
+        cache.put_failure(key, {"response": {}})
+    cache.failure_path(key).parent.mkdir(parents=True)
+    cache.failure_path(key).write_text(json.dumps({"key": key, "error": ""}))
+    with pytest.raises(ValueError, match=r"\.error\.json is a failure record without an error"):
+        cache.get_failure(key)
 
 
 # -- configuration --
