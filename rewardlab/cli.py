@@ -6,9 +6,15 @@ import argparse
 import functools
 import os
 import re
+import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rewardlab.reward_models.sandbox import ProgramContained
+    from rewardlab.wrappers.spec import RewardSpec
 
 
 def _cmd_envs(args: argparse.Namespace) -> int:
@@ -57,8 +63,56 @@ def _parse_set(items: Sequence[str] | None) -> dict[str, object]:
     return out
 
 
+def _program_failed(
+    exc: ProgramContained,
+    kept: str,
+    rewards: Iterable[RewardSpec],
+    envs: Sequence[tuple[str, Sequence[str]]],
+) -> int:
+    """Report a reward program that failed at run time on stderr, without a traceback.
+
+    Args:
+        exc: The failure, possibly as Ray re-raises it (a subclass of it that keeps the
+            worker's exception in ``cause``).
+        kept: What the command had written by then, and how to go on.
+        rewards: The command's reward specs, to name the program in the hint.
+        envs: ``(env id, env keywords as KEY=VALUE)`` of each env of the command.
+
+    Returns:
+        1, the exit status of a run that failed (2 is for bad input).
+    """
+    from rewardlab.reward_models.sandbox import ProgramContained
+    from rewardlab.wrappers.spec import ProgramModelSpec
+
+    cause = getattr(exc, "cause", None)
+    failure = cause if isinstance(cause, ProgramContained) else exc
+    paths = {
+        part.path
+        for spec in rewards
+        for part in (spec.model, spec.shaping)
+        if isinstance(part, ProgramModelSpec) and part.path not in (None, "reference")
+    }
+    check = ["rewardlab", "llm-reward", "check"]
+    check.append(paths.pop() if len(paths) == 1 else "PROGRAM.py")
+    if len(envs) == 1:
+        env, env_kwargs = envs[0]
+        check += ["--env", env]
+        for kw in env_kwargs:
+            check += ["--env-kwarg", kw]
+    else:
+        check += ["--env", "ID"]
+    message = failure.message.replace("\n", "\n  ")
+    print(
+        f"error: reward program failed ({failure.reason}): {message}\n"
+        f"{kept}. Find the fault with `{shlex.join(check)}`",
+        file=sys.stderr,
+    )
+    return 1
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from rewardlab.agents.train import TrainConfig, train
+    from rewardlab.reward_models.sandbox import ProgramContained
 
     try:
         config = TrainConfig.from_dict(
@@ -95,6 +149,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ProgramContained as exc:
+        kept = (
+            f"The run folder {out} keeps what the run wrote until then; train again into "
+            "a new --out"
+            if out.is_dir() and any(out.iterdir())
+            else "Nothing was written"
+        )
+        return _program_failed(exc, kept, [config.reward], [(config.env, args.env_kwarg or [])])
     final = result.evals[-1]
     print(
         f"{config.env} {config.algo} reward={args.reward} seed={config.seed}: "
@@ -105,8 +167,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
+    import json
+
     from rewardlab.experiments.runner import run_comparison
     from rewardlab.experiments.spec import load_spec
+    from rewardlab.reward_models.sandbox import ProgramContained
 
     try:
         spec = load_spec(args.spec)
@@ -126,6 +191,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ProgramContained as exc:
+        kept = (
+            f"Finished runs are kept in {out}; run the same command again to resume (only "
+            "unfinished runs train)"
+        )
+        envs = [(e.id, [f"{k}={json.dumps(v)}" for k, v in e.kwargs.items()]) for e in spec.envs]
+        return _program_failed(exc, kept, [v.reward for v in spec.variants.values()], envs)
     print(f"report: {report}")
     return 0
 
@@ -133,6 +205,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _cmd_eval_reward(args: argparse.Namespace) -> int:
     from rewardlab.evaluation.datasets import EPISODE_KINDS, DatasetConfig
     from rewardlab.experiments.reward_eval import load_sweep, needs_frames, run_eval
+    from rewardlab.reward_models.sandbox import ProgramContained
     from rewardlab.wrappers.spec import parse_reward
 
     out = Path(args.out) if args.out else Path("eval") / args.env.replace("/", "__")
@@ -169,6 +242,15 @@ def _cmd_eval_reward(args: argparse.Namespace) -> int:
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ProgramContained as exc:
+        dataset = out / "dataset"
+        kept = "No report was written" + (
+            f"; the dataset {dataset} is kept and reused when you run again"
+            if args.dataset is None and dataset.is_dir()
+            else ""
+        )
+        specs = [parse_reward(r, where=f"reward[{i}]") for i, r in enumerate(rewards)]
+        return _program_failed(exc, kept, specs, [(args.env, args.env_kwarg or [])])
     print(f"report: {report}")
     return 0
 
@@ -290,7 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
             "pbrs, progress_bonus, pbrs_mismatched, clip, pbrs_clip) or a YAML mapping such as "
             "'{shaping: progress}'. Evaluation runs on a separate env with the task's own "
             "reward. Writes config.json, eval.csv, progress.csv, TensorBoard events and "
-            "model.zip to --out."
+            "model.zip to --out. Exit 1 when a reward program fails at run time, 2 on bad "
+            "input."
         ),
     )
     tr.add_argument(
@@ -347,7 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Run every (env, variant, seed) of a YAML comparison spec (see experiments/), "
             "resuming: finished runs are skipped, interrupted ones redone. Then write "
             "report.md, summary.json and plots (IQM with stratified-bootstrap CIs, "
-            "probability of improvement, performance profiles) to the output folder."
+            "probability of improvement, performance profiles) to the output folder. Exit 1 "
+            "when a reward program fails at run time (finished runs are kept), 2 on bad input."
         ),
     )
     cmp.add_argument("spec", help="comparison spec (YAML)")
@@ -368,7 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
             "GPU when present) and write report.md with EPIC (and exact tabular EPIC and STARC "
             "on gridworlds), point-biserial, progress and return correlations, VOC, success "
             "ROC/PR AUC and preference accuracy, plus figures. The env's dense expert reward "
-            "and a random reward are always added as reference rows."
+            "and a random reward are always added as reference rows. Exit 1 when a reward "
+            "program fails at run time, 2 on bad input."
         ),
     )
     ev.add_argument(

@@ -1,13 +1,21 @@
-"""The command line: env listing and the expert demo the README's first command runs."""
+"""The command line: env listing, the expert demo the README's first command runs, and how
+commands report a reward program that fails at run time."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
+import yaml
 
 from rewardlab import env_ids
 from rewardlab.cli import main
 from rewardlab.demo import DEFAULT_DEMO_IDS, image_strip
+from rewardlab.experiments.runner import DONE_MARKER
+from rewardlab.reward_models import sandbox
+from rewardlab.reward_models.sandbox import ProgramContained
 
 
 def test_envs_lists_every_id(capsys: pytest.CaptureFixture[str]) -> None:
@@ -42,3 +50,105 @@ def test_image_strip_picks_first_and_last() -> None:
     assert strip[0, 0, 0] == 0 and strip[0, -1, 0] == 9
     with pytest.raises(ValueError):
         image_strip([])
+
+
+# --- a reward program that fails at run time -------------------------------------------------
+
+FAILING_PROGRAM = "def compute_reward(agent_pos):\n    raise ValueError('boom')\n"
+GRID = ["--env", "rewardlab/GridEmpty-v0", "--env-kwarg", "size=5"]
+
+
+def _program(tmp_path: Path) -> Path:
+    path = tmp_path / "prog.py"
+    path.write_text(FAILING_PROGRAM)
+    return path
+
+
+def _program_spec(path: Path) -> str:
+    return f"{{model: {{kind: program, path: {path}}}}}"
+
+
+def _assert_program_failed(err: str, reason: str, path: Path) -> None:
+    assert err.startswith(f"error: reward program failed ({reason}): ")
+    assert "ValueError: boom" in err and "raise ValueError('boom')" in err
+    check = f"`rewardlab llm-reward check {path} --env rewardlab/GridEmpty-v0 --env-kwarg size=5`"
+    assert check in err
+    assert "Traceback" not in err
+
+
+def test_eval_reward_reports_a_failing_program_and_keeps_the_dataset(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, out = _program(tmp_path), tmp_path / "eval"
+    args = ["eval-reward", *GRID, "--episodes", "1", "--max-steps", "10", "--out", str(out)]
+    assert main([*args, "--reward", _program_spec(path)]) == 1
+    err = capsys.readouterr().err
+    _assert_program_failed(err, "exception", path)
+    assert f"the dataset {out / 'dataset'} is kept" in err
+    assert not (out / "report.md").exists()
+
+    # The next run reuses that dataset instead of generating one.
+    assert main([*args, "--reward", "pbrs"]) == 0
+    assert f"dataset: TrajectoryDataset('{out / 'dataset'}'" in capsys.readouterr().out
+
+
+def test_train_reports_a_program_that_exhausts_its_exception_budget(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, out = _program(tmp_path), tmp_path / "run"
+    args = ["train", *GRID, "--reward", _program_spec(path), "--steps", "64", "--out", str(out)]
+    tiny = ["--set", "n_envs=1", "--set", "n_steps=32", "--set", "batch_size=32"]
+    assert main([*args, *tiny, "--eval-episodes", "1", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    _assert_program_failed(err, "exception_budget", path)
+    assert "the last error (exception)" in err
+    assert f"The run folder {out} keeps what the run wrote" in err
+    assert json.loads((out / "config.json").read_text())["env"] == "rewardlab/GridEmpty-v0"
+    assert not (out / "model.zip").exists()
+
+
+def test_train_reports_a_program_whose_worker_cannot_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_worker(*args: object) -> None:
+        raise ProgramContained("startup", "the worker exited before loading the program")
+
+    monkeypatch.setattr(sandbox, "SandboxWorker", no_worker)
+    path, out = _program(tmp_path), tmp_path / "run"
+    args = ["train", *GRID, "--reward", _program_spec(path), "--steps", "64", "--out", str(out)]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: reward program failed (startup): the worker exited")
+    assert "Nothing was written" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_compare_reports_a_program_failing_in_a_worker_and_resumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, out = _program(tmp_path), tmp_path / "out"
+    spec = {
+        "name": "failing",
+        "envs": [{"id": "rewardlab/GridEmpty-v0", "kwargs": {"size": 5}}],
+        "hyperparams": {"n_envs": 1, "n_steps": 32, "batch_size": 32, "n_epochs": 1},
+        "budget": 64,
+        "seeds": [0],
+        "eval": {"freq": 64, "episodes": 1},
+        # The process pool runs one job at a time, in this order.
+        "variants": {"sparse": "sparse", "program": _program_spec(path)},
+        "workers": 1,
+    }
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    args = ["compare", str(spec_path), "--out", str(out)]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    _assert_program_failed(err, "exception_budget", path)
+    assert f"Finished runs are kept in {out}" in err
+    runs = out / "runs" / "rewardlab__GridEmpty-v0"
+    assert (runs / "sparse" / "seed_0" / DONE_MARKER).is_file()
+    assert not (runs / "program" / "seed_0" / DONE_MARKER).exists()
+    assert not (out / "report.md").exists()
+
+    assert main(args) == 1
+    assert "1 already done, 1 to run" in capsys.readouterr().out

@@ -6,13 +6,14 @@ touch lives in this process; the parent treats every byte it sends back as untru
 
 Startup, in this order, before any untrusted code runs: move the protocol pipes off fds 0/1
 (stray writes to stdout then land in the stderr file, not in the protocol), read the LOAD
-message, load numpy's lazily imported parts, apply the resource limits, enter a new network
-namespace and set ``no_new_privs`` where the kernel allows it, restrict itself with Landlock
-where the kernel has it, drop root to an unprivileged uid/gid, ask to be killed with its
-parent, close every other fd, compile the program, answer READY. Then serve CALL messages
-until the parent closes the pipe. Once root is dropped, modules the unprivileged user cannot
-read (a stdlib under ``/root``) can no longer be imported, even by code that escaped
-validation.
+message, load what numpy loads lazily (Python modules, BLAS and LAPACK kernels), apply the
+resource limits, enter a new network namespace and set ``no_new_privs`` where the kernel
+allows it, restrict itself with Landlock where the kernel has it (reading only beneath the
+standard library, numpy and the folders of the shared libraries loaded by then), drop root
+to an unprivileged uid/gid, ask to be killed with its parent, close every other fd, compile
+the program, answer READY. Then serve CALL messages until the parent closes the pipe. Once
+root is dropped, modules the unprivileged user cannot read (a stdlib under ``/root``) can no
+longer be imported, even by code that escaped validation.
 
 Wire format (both directions): a frame is ``<IB`` (body length, opcode) and the body. Arrays
 travel as raw bytes behind a small header (see ``REQUEST`` and ``RESULT``), never pickled, so
@@ -475,6 +476,50 @@ def _error(kind: str, exc: BaseException, source_lines: list[str]) -> dict[str, 
     }
 
 
+#: The ``np.linalg`` functions :func:`_warm_up` calls: every one a reward program may use
+#: (``program.NUMPY_LINALG_ALLOWED``, which a test keeps equal to this).
+WARM_LINALG = ("det", "inv", "norm", "pinv", "solve")
+
+
+def _warm_up() -> None:
+    """Load what numpy loads lazily while every file is still readable.
+
+    Array methods import Python modules on first use (``sum`` imports
+    ``numpy._core._methods``, ``str`` the array printer), and BLAS/LAPACK builds may load
+    shared libraries on their first call (MKL loads the kernels for the CPU at hand, e.g.
+    ``libmkl_avx2.so``): after Landlock or the privilege drop these loads would fail inside
+    the program's first call, looking like its own error.
+    """
+    m = np.array([[2.0, 1.0], [1.0, 3.0]])
+    for a in (m, m.astype(np.float32)):  # single and double precision kernels
+        str(a @ a + np.dot(a, a[0]) + a.std() + a.mean() + a.sum())
+    args = {"solve": (m, m[0])}
+    for name in WARM_LINALG:
+        getattr(np.linalg, name)(*args.get(name, (m,)))
+    np.linalg.norm(m, axis=-1)
+
+
+def _library_dirs(maps: str = "/proc/self/maps") -> list[str]:
+    """The folders of the shared libraries this process has mapped, in order of first mapping.
+
+    Landlock must leave them readable: a library loaded later (a BLAS kernel the warm-up did
+    not reach) is looked up beside the one that loads it.
+    """
+    dirs: dict[str, None] = {}
+    try:
+        with open(maps) as fh:
+            for line in fh:
+                fields = line.split(maxsplit=5)
+                path = fields[5].strip() if len(fields) == 6 else ""
+                if path.startswith("/") and ".so" in os.path.basename(path):
+                    folder = os.path.dirname(path)
+                    if folder != "/" and not path.endswith(" (deleted)"):
+                        dirs[folder] = None
+    except OSError:
+        return []
+    return list(dirs)
+
+
 def _harden(config: Mapping[str, Any]) -> list[str]:
     """Apply limits and drop privileges; return what was applied, for the parent's record."""
     import resource
@@ -509,8 +554,8 @@ def _harden(config: Mapping[str, Any]) -> list[str]:
         applied.append("no_new_privs")
         if config["landlock"]:
             # Before the privilege drop: the unprivileged user may not reach these folders.
-            readable = (os.path.dirname(os.__file__), os.path.dirname(np.__file__))
-            applied += _landlock(libc, readable)
+            readable = [os.path.dirname(os.__file__), os.path.dirname(np.__file__)]
+            applied += _landlock(libc, readable + _library_dirs())
 
     if os.geteuid() == 0 and config["uid"] is not None:
         # Root ignores RLIMIT_NPROC and may read or signal anything: drop to an unprivileged
@@ -562,7 +607,9 @@ def _landlock(libc: Any, readable: Sequence[str]) -> list[str]:
     UNIX sockets to processes outside this one, as far as the kernel supports them.
 
     Also, by Landlock's design, no ptrace access (``/proc/<pid>/mem``, ``environ``) to any
-    process outside. Returns what was applied (nothing where the kernel lacks Landlock).
+    process outside. Returns what was applied: nothing where the kernel lacks Landlock, and
+    nothing when a folder of ``readable`` (but a missing one) cannot be allowed, as the
+    process would then fail to read what it needs, later and in confusing ways.
     """
     import ctypes
 
@@ -607,13 +654,15 @@ def _landlock(libc: Any, readable: Sequence[str]) -> list[str]:
         for path in readable:
             try:
                 fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue  # nothing there to read
             except OSError:
-                continue
+                return []
             try:
                 rule = PathBeneathAttr(
                     _LANDLOCK_ACCESS_FS_READ_FILE | _LANDLOCK_ACCESS_FS_READ_DIR, fd
                 )
-                syscall(
+                added = syscall(
                     ctypes.c_long(_LANDLOCK_ADD_RULE),
                     ctypes.c_int(ruleset),
                     ctypes.c_int(_LANDLOCK_RULE_PATH_BENEATH),
@@ -622,6 +671,8 @@ def _landlock(libc: Any, readable: Sequence[str]) -> list[str]:
                 )
             finally:
                 os.close(fd)
+            if added != 0:
+                return []
         restricted = syscall(
             ctypes.c_long(_LANDLOCK_RESTRICT_SELF), ctypes.c_int(ruleset), ctypes.c_uint32(0)
         )
@@ -648,10 +699,7 @@ def main() -> None:
     source: str = config["source"]
     source_lines = source.splitlines()
     try:
-        # Import numpy's lazily loaded parts while their files are surely readable: the
-        # unprivileged user may not be able to read them.
-        warm = np.linalg.norm(np.ones((2, 2)), axis=-1)
-        str(warm.std() + warm.mean() + warm.sum())
+        _warm_up()
         np.seterr(all="ignore")  # non-finite results are counted by the parent's guard
         hardening = _harden(config)
         low, high = sorted((proto_in, proto_out))

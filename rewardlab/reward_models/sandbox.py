@@ -17,7 +17,8 @@ dangerous; this module is the actual boundary, for programs that validation misj
   e.g. a venv under ``/root``). It also enters an empty network namespace when the kernel
   allows (root or ``CAP_SYS_ADMIN``) and sets ``no_new_privs``.
 - **Landlock** (Linux >= 5.13, no privileges needed), before the privilege drop: no file may
-  be opened but for reading beneath the Python standard library and numpy (no writes, no
+  be opened but for reading beneath the Python standard library, numpy and the folders of the
+  shared libraries loaded at startup (no writes, no
   ``/proc``, no home directories), no ptrace-style access to processes outside (so not the
   parent's ``/proc/<pid>/environ`` or ``mem``), and where the kernel's Landlock ABI has them,
   no TCP bind or connect (ABI 4) and no signals or abstract UNIX sockets to processes outside
@@ -145,6 +146,11 @@ class ProgramContained(RuntimeError):
         self.message = message
         self.last_reason = last_reason
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default rebuilds from args (one string), which __init__ does not take: one
+        # raised in a process pool's or Ray's worker could not be unpickled in the parent.
+        return (type(self), (self.reason, self.message), {"last_reason": self.last_reason})
+
 
 @dataclass(frozen=True)
 class SandboxLimits:
@@ -166,8 +172,9 @@ class SandboxLimits:
         gid: Group a worker started by root switches to.
         isolate_network: Put the worker in an empty network namespace where the kernel allows.
         landlock: Where the kernel has Landlock (Linux >= 5.13), take from the worker every
-            file access but reading the Python standard library and numpy, TCP (kernel ABI
-            >= 4), and signals and abstract UNIX sockets to other processes (ABI >= 6).
+            file access but reading the Python standard library, numpy and the folders of
+            the shared libraries loaded at startup, TCP (kernel ABI >= 4), and signals and
+            abstract UNIX sockets to other processes (ABI >= 6).
     """
 
     memory_bytes: int = 1 << 30

@@ -11,16 +11,25 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
 
-from rewardlab.reward_models.program import ProgramRejected, ValidatedProgram, validate_program
+from rewardlab.reward_models import _sandbox_worker as wire
+from rewardlab.reward_models.program import (
+    NUMPY_LINALG_ALLOWED,
+    ProgramRejected,
+    ValidatedProgram,
+    validate_program,
+)
 from rewardlab.reward_models.sandbox import (
     _WORKER_ENV,
     GuardedProgram,
@@ -355,6 +364,19 @@ def test_startup_failure_is_contained() -> None:
     assert "line 1" in contained.value.message
 
 
+def test_contained_failures_survive_pickling() -> None:
+    # Process pools and Ray send a run's exception back to the caller pickled (`compare`).
+    exc = ProgramContained("exception_budget", "failed 3 time(s)", last_reason="timeout")
+    copy = pickle.loads(pickle.dumps(exc))
+    assert type(copy) is ProgramContained
+    assert (copy.reason, copy.message, copy.last_reason) == (
+        "exception_budget",
+        "failed 3 time(s)",
+        "timeout",
+    )
+    assert str(copy) == str(exc)
+
+
 def test_worker_needs_a_validated_program() -> None:
     with pytest.raises(TypeError, match="ValidatedProgram"):
         SandboxWorker(GOOD["push"])  # type: ignore[arg-type]
@@ -428,6 +450,101 @@ def test_without_landlock_the_parents_environ_is_readable() -> None:
         assert not any(item.startswith("landlock") for item in worker.hardening)
         result = worker.call({"x": np.ones((1, 1))})
     assert result.reward[0] == len(Path(f"/proc/{os.getpid()}/environ").read_bytes()) > 0
+
+
+LINALG_PROGRAM = """
+def compute_reward(x):
+    m = np.eye(2) * 2.0 + 1.0
+    f = m.astype(np.float32)
+    s = np.linalg.det(m) + np.linalg.inv(m).sum() + np.linalg.pinv(m).sum()
+    s = s + np.linalg.solve(m, np.ones(2)).sum() + (m @ m).sum() + np.dot(m[0], m[1])
+    s = s + float((f @ f).sum())
+    return np.linalg.norm(x, axis=-1) + s, {}
+"""
+
+
+def test_blas_and_every_allowed_linalg_function_run_in_the_worker() -> None:
+    # The worker warms up what programs may call before it restricts itself (Landlock, where
+    # the kernel has it), so that no BLAS or LAPACK library is first loaded in a call.
+    assert set(wire.WARM_LINALG) == NUMPY_LINALG_ALLOWED
+    program = validate_program(LINALG_PROGRAM, {"x": (2,)})
+    x = np.array([[3.0, 4.0], [0.0, 1.0]])
+    with SandboxWorker(program, SandboxLimits(uid=None)) as worker:
+        result = worker.call({"x": x})
+    m = np.eye(2) * 2.0 + 1.0
+    s = np.linalg.det(m) + np.linalg.inv(m).sum() + np.linalg.pinv(m).sum()
+    s += np.linalg.solve(m, np.ones(2)).sum() + (m @ m).sum() + m[0] @ m[1] + (m @ m).sum()
+    np.testing.assert_allclose(result.reward, [5.0 + s, 1.0 + s])
+
+
+def test_library_dirs_are_the_folders_of_mapped_shared_libraries(tmp_path: Path) -> None:
+    maps = tmp_path / "maps"
+    maps.write_text(
+        "7f00-7f01 r--p 00000000 08:01 11 /usr/lib/x86_64-linux-gnu/libc.so.6\n"
+        "7f01-7f02 r-xp 00001000 08:01 11 /usr/lib/x86_64-linux-gnu/libc.so.6\n"
+        "7f02-7f03 r--p 00000000 08:01 12 /venv/numpy/_core/_multiarray_umath.cpython-311.so\n"
+        "7f03-7f04 rw-p 00000000 00:00 0 \n"
+        "7f04-7f05 r--p 00000000 08:01 13 /usr/lib/locale/C.utf8/LC_CTYPE\n"
+        "7f05-7f06 r--p 00000000 08:01 14 /tmp/gone/libold.so (deleted)\n"
+        "7f06-7f07 r--p 00000000 08:01 15 /libroot.so\n"
+        "7ffd-7ffe rw-p 00000000 00:00 0 [stack]\n"
+    )
+    assert wire._library_dirs(str(maps)) == ["/usr/lib/x86_64-linux-gnu", "/venv/numpy/_core"]
+    assert wire._library_dirs(str(tmp_path / "missing")) == []
+    # This process's own maps: numpy's compiled core is among them.
+    core = (
+        sys.modules.get("numpy._core._multiarray_umath")
+        or sys.modules["numpy.core._multiarray_umath"]
+    )
+    assert os.path.dirname(str(core.__file__)) in wire._library_dirs()
+
+
+class FakeSyscall:
+    """Landlock's syscalls as a kernel of ABI 1 would answer them, failing one ADD_RULE; the
+    test process itself is never restricted."""
+
+    def __init__(self, failing_rule: int | None) -> None:
+        self.failing_rule = failing_rule
+        self.calls: list[int] = []
+        self.rules = 0
+        self.ruleset = os.open(os.devnull, os.O_RDONLY)
+
+    def __call__(self, number: Any, *args: Any) -> int:
+        self.calls.append(number.value)
+        if number.value == wire._LANDLOCK_CREATE_RULESET:
+            return 1 if args[0] is None else self.ruleset  # the ABI version, or a ruleset fd
+        if number.value == wire._LANDLOCK_ADD_RULE:
+            self.rules += 1
+            return -1 if self.rules == self.failing_rule else 0
+        return 0
+
+
+@pytest.mark.parametrize("failing_rule", [None, 1, 2])
+def test_landlock_is_not_applied_when_a_rule_cannot_be_added(
+    tmp_path: Path, failing_rule: int | None
+) -> None:
+    syscall = FakeSyscall(failing_rule)
+    readable = [str(tmp_path), str(tmp_path / "missing"), os.path.dirname(os.__file__)]
+    applied = wire._landlock(SimpleNamespace(syscall=syscall), readable)
+    restricts = syscall.calls.count(wire._LANDLOCK_RESTRICT_SELF)
+    if failing_rule is None:
+        assert applied == ["landlock_fs"] and restricts == 1
+        assert syscall.rules == 2  # a missing folder needs no rule
+    else:
+        assert applied == [] and restricts == 0
+        assert syscall.rules == failing_rule  # no rule after the failed one
+    with pytest.raises(OSError):
+        os.fstat(syscall.ruleset)  # closed either way
+
+
+def test_landlock_is_not_applied_when_a_folder_cannot_be_opened() -> None:
+    syscall = FakeSyscall(None)
+    too_long = "/" + "a" * 5000  # ENAMETOOLONG: neither allowed nor known to be missing
+    applied = wire._landlock(
+        SimpleNamespace(syscall=syscall), [os.path.dirname(os.__file__), too_long]
+    )
+    assert applied == []
+    assert wire._LANDLOCK_RESTRICT_SELF not in syscall.calls
 
 
 def test_worker_dies_with_its_parent_even_mid_call() -> None:
