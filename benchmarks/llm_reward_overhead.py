@@ -12,9 +12,10 @@ for both, resets included), the task's reference reward program
 - ``sandboxed``: ``{model: {kind: program, path: reference}}`` through
   :func:`~rewardlab.wrappers.spec.make_reward_vec`: validated, run in a separate worker
   process with resource limits, output guards and statistics;
-- ``native``: the same ``compute_reward`` compiled in this process and wrapped in a
-  :class:`~rewardlab.reward_models.compose.FunctionReward` reading the same
-  ``info["state/<name>"]`` keys (so both pay for capturing the state).
+- ``native``: the same ``compute_reward`` compiled in this process, as a reward model reading
+  the same ``info["state/<name>"]`` keys and passing on the same components (so both pay for
+  capturing the state and for reporting the components; only the process boundary, the
+  guards and the statistics differ).
 
 The two settings are interleaved, best of ``--repeats``. Target: sandboxed / native <= 1.3.
 Then the same two settings in a whole PPO run (per-env default hyperparameters, one torch
@@ -39,7 +40,7 @@ import gymnasium as gym
 import numpy as np
 
 import rewardlab
-from rewardlab.reward_models.compose import FunctionReward
+from rewardlab.reward_models.base import RewardBatch, RewardModel, RewardOutput
 from rewardlab.reward_models.program_reward import reference_program
 from rewardlab.wrappers.spec import make_reward_vec, parse_reward
 
@@ -47,16 +48,23 @@ ENVS = ["rewardlab/GridKeyDoor-v0", "rewardlab/ManipPush-v0", "rewardlab/DriveHi
 N_ENVS = 8
 
 
-def native_model(source: str) -> FunctionReward:
-    namespace: dict[str, Any] = {"np": np, "math": math}
-    exec(compile(source, "<reference>", "exec"), namespace)  # our own reference program
-    fn = namespace["compute_reward"]
-    params = list(inspect.signature(fn).parameters)
+class NativeProgram(RewardModel):
+    """A trusted reward program run in this process: what ProgramReward does, unsandboxed."""
 
-    def reward(batch: Any) -> np.ndarray:
-        return np.asarray(fn(**{p: batch.info[f"state/{p}"] for p in params})[0])
+    def __init__(self, source: str) -> None:
+        namespace: dict[str, Any] = {"np": np, "math": math}
+        exec(compile(source, "<reference>", "exec"), namespace)  # our own reference program
+        self.fn = namespace["compute_reward"]
+        self.params = list(inspect.signature(self.fn).parameters)
+        self.needs_info = tuple(f"state/{p}" for p in self.params)
 
-    return FunctionReward(reward, needs_info=[f"state/{p}" for p in params])
+    def __call__(self, batch: RewardBatch) -> RewardOutput:
+        reward, components = self.fn(**{p: batch.info[f"state/{p}"] for p in self.params})
+        return RewardOutput(np.asarray(reward, dtype=np.float64), components)
+
+
+def native_model(source: str) -> NativeProgram:
+    return NativeProgram(source)
 
 
 def actions(env_id: str, steps: int) -> list[np.ndarray]:
