@@ -66,6 +66,14 @@ def config(base_url: str, cache_dir: Path, **overrides: Any) -> Any:
     return load_search_config(data)
 
 
+def three_envs(cfg: Any) -> Any:
+    """``cfg`` training on 3 envs: batches of 3, a size the smoke test (64, 1, 2) never uses."""
+    hyperparams = {"n_envs": 3, "n_steps": 32, "batch_size": 32}
+    return cfg.model_copy(
+        update={"train": cfg.train.model_copy(update={"hyperparams": hyperparams})}
+    )
+
+
 def choices(summary: dict[str, Any]) -> tuple[Any, ...]:
     return (summary["candidates"], summary["rounds"], summary["best"])
 
@@ -267,10 +275,7 @@ def test_a_program_that_fails_only_in_training_is_a_failed_candidate(
     )
     with FakeLLMServer(responses=lambda body: trap) as server:
         cfg = config(server.base_url, tmp_path / "c", iterations=1, samples=1)
-        train = cfg.train.model_copy(
-            update={"hyperparams": {"n_envs": 3, "n_steps": 32, "batch_size": 32}}
-        )
-        summary = run_search(cfg.model_copy(update={"train": train}), tmp_path / "run")
+        summary = run_search(three_envs(cfg), tmp_path / "run")
     assert summary["stop_reason"] == "done" and summary["best"] is None
     record = json.loads((tmp_path / "run/candidates/r0-i0-k0/candidate.json").read_text())
     assert record["smoke"]["passed"] and "in training" in record["training_error"]
@@ -296,10 +301,7 @@ def test_feedback_keeps_the_restart_best_and_says_what_the_sandbox_corrected(
 
     with FakeLLMServer(responses=answer) as server:
         cfg = config(server.base_url, tmp_path / "c", iterations=3, samples=1, repair_rounds=0)
-        train = cfg.train.model_copy(
-            update={"hyperparams": {"n_envs": 3, "n_steps": 32, "batch_size": 32}}
-        )
-        run_search(cfg.model_copy(update={"train": train}), tmp_path / "run")
+        run_search(three_envs(cfg), tmp_path / "run")
         prompts = [last_user_message(r) for r in server.requests]
     # Round 2 hears what the guards corrected; round 3, after a round with no working
     # program, is still shown the restart's best program, with what went wrong since.
