@@ -318,11 +318,23 @@ class _Handler(BaseHTTPRequestHandler):
             fake.headers.append(dict(self.headers.items()))
             fake._in_flight += 1
             fake.max_in_flight = max(fake.max_in_flight, fake._in_flight)
+        counted = True
+
+        def done() -> None:
+            # Before the answer goes out: once the client has read it, it may send the next
+            # request, which must not find this one still counted.
+            nonlocal counted
+            if counted:
+                counted = False
+                with fake._lock:
+                    fake._in_flight -= 1
+
         try:
             if fake.api_key is not None:
                 given = self.headers.get("Authorization", "")
                 if given != f"Bearer {fake.api_key}":
                     received = given.removeprefix("Bearer ")
+                    done()
                     self._send(
                         401,
                         {
@@ -337,7 +349,7 @@ class _Handler(BaseHTTPRequestHandler):
             reply = fake._answer(body)
             time.sleep(fake.delay_s + reply.delay_s)
             out = reply.body if reply.body is not None else fake._completion(body, reply)
+            done()
             self._send(reply.status, out, reply.headers)
         finally:
-            with fake._lock:
-                fake._in_flight -= 1
+            done()
