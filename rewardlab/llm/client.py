@@ -565,12 +565,17 @@ class ChatClient:
             raise
         except LLMError as exc:
             if cache is not None:
-                cache.put_failure(
-                    key,
-                    self._record(
-                        request, secret, error=str(exc), latency_s=time.perf_counter() - start
-                    ),
+                record = self._record(
+                    request, secret, error=str(exc), latency_s=time.perf_counter() - start
                 )
+                try:
+                    cache.put_failure(key, record)
+                except OSError as write_error:
+                    # The server's failure is what the caller must see; a replay of this
+                    # run will miss this request, which the log says.
+                    logger.warning(
+                        "could not record a failed request in the cache: %s", write_error
+                    )
             raise
         if cache is not None:
             cache.put(

@@ -602,14 +602,36 @@ _LANDLOCK_NET_TCP = 0b11  # bind, connect (ABI 4)
 _LANDLOCK_SCOPE = 0b11  # abstract UNIX sockets, signals (ABI 6)
 
 
+class LandlockError(OSError):
+    """The kernel has Landlock, but confining the worker with it failed."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"Landlock could not confine the sandbox worker: {what}. Reward programs are not "
+            "run unconfined where the kernel supports it; to run without Landlock anyway, "
+            "pass SandboxLimits(landlock=False)"
+        )
+
+
+def _errno_text() -> str:
+    import ctypes
+
+    err = ctypes.get_errno()
+    return f"errno {err}: {os.strerror(err)}" if err else "no errno"
+
+
 def _landlock(libc: Any, readable: Sequence[str]) -> list[str]:
     """Forbid every file access but reading beneath ``readable``, TCP, and signals and abstract
     UNIX sockets to processes outside this one, as far as the kernel supports them.
 
     Also, by Landlock's design, no ptrace access (``/proc/<pid>/mem``, ``environ``) to any
-    process outside. Returns what was applied: nothing where the kernel lacks Landlock, and
-    nothing when a folder of ``readable`` (but a missing one) cannot be allowed, as the
-    process would then fail to read what it needs, later and in confusing ways.
+    process outside. Returns what was applied: nothing where the kernel lacks Landlock.
+
+    Raises:
+        LandlockError: The kernel has Landlock but it could not be set up (a folder of
+            ``readable`` that exists could not be allowed, or the restriction failed). The
+            worker then does not start, rather than run unconfined where it would be
+            confined elsewhere, or confined so tightly that it fails later, confusingly.
     """
     import ctypes
 
@@ -649,15 +671,15 @@ def _landlock(libc: Any, readable: Sequence[str]) -> list[str]:
         ctypes.c_uint32(0),
     )
     if ruleset < 0:
-        return []
+        raise LandlockError(f"creating the ruleset failed ({_errno_text()})")
     try:
         for path in readable:
             try:
                 fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
             except FileNotFoundError:
                 continue  # nothing there to read
-            except OSError:
-                return []
+            except OSError as exc:
+                raise LandlockError(f"cannot open {path} to allow reading it: {exc}") from None
             try:
                 rule = PathBeneathAttr(
                     _LANDLOCK_ACCESS_FS_READ_FILE | _LANDLOCK_ACCESS_FS_READ_DIR, fd
@@ -672,14 +694,14 @@ def _landlock(libc: Any, readable: Sequence[str]) -> list[str]:
             finally:
                 os.close(fd)
             if added != 0:
-                return []
+                raise LandlockError(f"allowing reads beneath {path} failed ({_errno_text()})")
         restricted = syscall(
             ctypes.c_long(_LANDLOCK_RESTRICT_SELF), ctypes.c_int(ruleset), ctypes.c_uint32(0)
         )
     finally:
         os.close(ruleset)
     if restricted != 0:
-        return []
+        raise LandlockError(f"restricting the worker failed ({_errno_text()})")
     return ["landlock_fs"] + ["landlock_tcp"] * bool(net) + ["landlock_scope"] * bool(scoped)
 
 

@@ -23,6 +23,8 @@ dangerous; this module is the actual boundary, for programs that validation misj
   parent's ``/proc/<pid>/environ`` or ``mem``), and where the kernel's Landlock ABI has them,
   no TCP bind or connect (ABI 4) and no signals or abstract UNIX sockets to processes outside
   (ABI 6). This is what protects the parent when it is not root and the worker keeps its uid.
+  Where the kernel has Landlock but it cannot be set up, the worker does not start
+  (``"startup"``, saying how to opt out with ``SandboxLimits(landlock=False)``).
 - **It dies with the parent** (``PR_SET_PDEATHSIG``), even mid-call, when started from the
   main thread (the signal follows the thread that started it).
 - :attr:`SandboxWorker.hardening` records what was applied.

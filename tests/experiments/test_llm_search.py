@@ -411,6 +411,7 @@ def test_search_command_with_baselines_reports_the_normalized_score(
     summary = json.loads((out / "search.json").read_text())
     base = summary["baselines"]
     assert base["best"] == "r0-i0-k0" and base["seeds"] == [1000]  # held-out seeds
+    assert base["eval_seed"] == 2_000_000  # and held-out evaluation episodes
     assert base["best_fitness_in_search"] == summary["best"]["fitness"]
     for name in ("method", "sparse", "human"):
         assert (out / f"baselines/{name}/seed_1000/eval.csv").exists()
@@ -443,3 +444,21 @@ def test_a_search_with_a_failed_request_replays_the_same(
         tmp_path / "replay",
     )
     assert replayed["stop_reason"] == "done" and choices(replayed) == choices(first)
+
+
+def test_baselines_record_a_best_program_that_fails_when_retrained(tmp_path: Path) -> None:
+    from rewardlab.experiments.llm_reward.search import _baselines
+
+    code = (
+        "def compute_reward(agent_pos, goal_pos):\n"
+        "    if agent_pos.shape[0] == 3:\n"
+        "        raise ValueError('new seeds, new states')\n"
+        "    return -np.abs(goal_pos - agent_pos).sum(axis=-1) * 1.0, {}\n"
+    )
+    cfg = three_envs(config("http://127.0.0.1:9/v1", tmp_path / "cache"))
+    report = _baselines(
+        cfg, tmp_path / "baselines", {"id": "r0-i0-k0", "fitness": 1.0, "code": code}
+    )
+    assert report["method"] is None and "new seeds, new states" in report["method_error"]
+    assert report["sparse"] is not None and report["human"] is not None  # still trained
+    assert report["human_normalized_score"] is None

@@ -797,3 +797,18 @@ def test_fake_server_dict_script_and_models_route() -> None:
         with urllib.request.urlopen(f"{srv.base_url}/models", timeout=5) as response:
             models = json.load(response)
     assert models["data"][0]["id"] == "served-model"
+
+
+def test_a_cache_that_cannot_record_a_failure_leaves_the_server_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def full_disk(*args: Any, **kwargs: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cache_module.ResponseCache, "put_failure", full_disk)
+    with FakeLLMServer() as srv:
+        srv.fail(times=1, status=500)
+        client = ChatClient(config(srv.base_url, max_retries=0), cache_dir=tmp_path)
+        with pytest.raises(LLMError, match="500"):
+            client.complete(MESSAGES)
+    assert "could not record a failed request" in caplog.text

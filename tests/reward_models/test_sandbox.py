@@ -520,30 +520,31 @@ class FakeSyscall:
 
 
 @pytest.mark.parametrize("failing_rule", [None, 1, 2])
-def test_landlock_is_not_applied_when_a_rule_cannot_be_added(
+def test_landlock_fails_closed_when_a_rule_cannot_be_added(
     tmp_path: Path, failing_rule: int | None
 ) -> None:
     syscall = FakeSyscall(failing_rule)
     readable = [str(tmp_path), str(tmp_path / "missing"), os.path.dirname(os.__file__)]
-    applied = wire._landlock(SimpleNamespace(syscall=syscall), readable)
-    restricts = syscall.calls.count(wire._LANDLOCK_RESTRICT_SELF)
     if failing_rule is None:
+        applied = wire._landlock(SimpleNamespace(syscall=syscall), readable)
+        restricts = syscall.calls.count(wire._LANDLOCK_RESTRICT_SELF)
         assert applied == ["landlock_fs"] and restricts == 1
         assert syscall.rules == 2  # a missing folder needs no rule
     else:
-        assert applied == [] and restricts == 0
+        # Not unconfined: the worker does not start, and says how to run without it.
+        with pytest.raises(wire.LandlockError, match=r"allowing reads beneath .*landlock=False"):
+            wire._landlock(SimpleNamespace(syscall=syscall), readable)
+        assert wire._LANDLOCK_RESTRICT_SELF not in syscall.calls
         assert syscall.rules == failing_rule  # no rule after the failed one
     with pytest.raises(OSError):
         os.fstat(syscall.ruleset)  # closed either way
 
 
-def test_landlock_is_not_applied_when_a_folder_cannot_be_opened() -> None:
+def test_landlock_fails_closed_when_a_folder_cannot_be_opened() -> None:
     syscall = FakeSyscall(None)
     too_long = "/" + "a" * 5000  # ENAMETOOLONG: neither allowed nor known to be missing
-    applied = wire._landlock(
-        SimpleNamespace(syscall=syscall), [os.path.dirname(os.__file__), too_long]
-    )
-    assert applied == []
+    with pytest.raises(wire.LandlockError, match="cannot open"):
+        wire._landlock(SimpleNamespace(syscall=syscall), [os.path.dirname(os.__file__), too_long])
     assert wire._LANDLOCK_RESTRICT_SELF not in syscall.calls
 
 

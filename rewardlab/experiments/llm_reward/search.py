@@ -590,8 +590,8 @@ def _program_reward(config: SearchConfig, code: str) -> Any:
     return parse_reward({"reward_type": config.base_reward, "model": model, "mode": config.mode})
 
 
-def _train_config(config: SearchConfig, reward: Any, seed: int) -> Any:
-    """The short fitness run of the search (a ``TrainConfig``)."""
+def _train_config(config: SearchConfig, reward: Any, seed: int, **overrides: Any) -> Any:
+    """The short fitness run of the search (a ``TrainConfig``; ``overrides`` of its fields)."""
     from rewardlab.agents.train import TrainConfig
 
     t = config.train
@@ -605,6 +605,7 @@ def _train_config(config: SearchConfig, reward: Any, seed: int) -> Any:
         hyperparams=t.hyperparams,
         eval_freq=max(t.steps // t.evaluations, 1),
         eval_episodes=t.eval_episodes,
+        **overrides,
     )
 
 
@@ -689,36 +690,46 @@ def run_search(
 
 
 HELD_OUT_SEED_OFFSET = 1000
-"""Baselines and the best program's retraining use ``seed + HELD_OUT_SEED_OFFSET`` for each
-training seed: seeds the search never selected on."""
+"""Baselines and the best program's retraining train on seeds above the search's by this
+much, and evaluate on their own episodes (``eval_seed`` moved by
+:data:`HELD_OUT_EVAL_OFFSET`): neither seeds nor episodes the search selected on."""
+HELD_OUT_EVAL_OFFSET = 1_000_000
 
 
 def _baselines(config: SearchConfig, out: Path, best: dict[str, Any]) -> dict[str, Any]:
-    """The best program retrained on held-out seeds, and the sparse and dense-expert rewards
-    trained there too; Eureka's human normalized score from those three."""
-    from rewardlab.agents.train import train
+    """The best program retrained on held-out seeds and episodes, and the sparse and
+    dense-expert rewards trained there too; Eureka's human normalized score from the three.
+    A run that fails is recorded (``<name>_error``), and the others still run."""
+    from rewardlab.agents.train import TrainConfig, train
     from rewardlab.evaluation.stats import human_normalized_score
     from rewardlab.experiments.reward_eval import env_reward_types
 
     _, dense = env_reward_types(config.env, config.train.env_kwargs)
     method = _program_reward(config, best["code"])
-    seeds = [s + HELD_OUT_SEED_OFFSET for s in config.train.seeds]
-    scores: dict[str, float] = {}
-    for name, reward in (("method", method), ("sparse", "sparse"), ("human", dense)):
-        runs = []
-        for seed in seeds:
-            tc = _train_config(config, parse_reward(reward), seed)
-            result = train(tc, out / name / f"seed_{seed}")
-            runs.append(result.evals[-1]["success_rate"] if result.evals else 0.0)
-        scores[name] = sum(runs) / len(runs)
-    method_score, sparse, human = scores["method"], scores["sparse"], scores["human"]
-    return {
+    first = max(config.train.seeds) + HELD_OUT_SEED_OFFSET
+    seeds = [first + i for i in range(len(config.train.seeds))]
+    eval_seed = TrainConfig.model_fields["eval_seed"].default + HELD_OUT_EVAL_OFFSET
+    report: dict[str, Any] = {
         "seeds": seeds,
+        "eval_seed": eval_seed,
         "best": best["id"],
         "best_fitness_in_search": best["fitness"],
-        **scores,
-        "human_normalized_score": human_normalized_score(method_score, sparse, human),
-        "human_normalized_score_clipped": human_normalized_score(
-            method_score, sparse, human, clip=(0.0, 3.0)
-        ),
     }
+    for name, reward in (("method", method), ("sparse", "sparse"), ("human", dense)):
+        runs = []
+        try:
+            for seed in seeds:
+                tc = _train_config(config, parse_reward(reward), seed, eval_seed=eval_seed)
+                result = train(tc, out / name / f"seed_{seed}")
+                runs.append(result.evals[-1]["success_rate"] if result.evals else 0.0)
+        except Exception as exc:  # noqa: BLE001  (recorded; the other baselines still run)
+            report[name], report[f"{name}_error"] = None, _describe(exc)
+            continue
+        report[name] = sum(runs) / len(runs)
+    scores = [report[name] for name in ("method", "sparse", "human")]
+    defined = all(x is not None for x in scores)
+    report["human_normalized_score"] = human_normalized_score(*scores) if defined else None
+    report["human_normalized_score_clipped"] = (
+        human_normalized_score(*scores, clip=(0.0, 3.0)) if defined else None
+    )
+    return report
