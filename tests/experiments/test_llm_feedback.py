@@ -14,6 +14,7 @@ import pytest
 import rewardlab
 import rewardlab.envs.gridworld
 from rewardlab.envs.core import get_task
+from rewardlab.experiments.llm_reward import feedback
 from rewardlab.experiments.llm_reward.context import reward_context
 from rewardlab.experiments.llm_reward.feedback import (
     EpisodeEnd,
@@ -146,19 +147,26 @@ def replay(env_id: str, act: Callable[[Any], Any], seed: int) -> EpisodeEnd:
     env = gym.make(env_id)
     task = get_task(env)
     obs, info = env.reset(seed=seed)
-    progress, success, done = [info["progress"]], info["is_success"], False
+    progress, reached, done = [info["progress"]], info["is_success"], False
     while not done:
         obs, _, terminated, truncated, info = env.step(act(obs))
         progress.append(info["progress"])
-        success = success or info["is_success"]
+        reached = reached or info["is_success"]
         done = terminated or truncated
+    success = info["is_success"]
     state = task.state()
     env.close()
     flags = [v.name for v in task.state_variables if v.units == "bool" and v.shape == ()]
     return EpisodeEnd(
         seed=seed,
         success=bool(success),
-        reason="success" if success else "terminal_failure" if terminated else "time_limit",
+        reason="success"
+        if success
+        else "left_success"
+        if reached
+        else "terminal_failure"
+        if terminated
+        else "time_limit",
         steps=len(progress) - 1,
         final_progress=float(progress[-1]),
         max_progress=float(max(progress)),
@@ -239,3 +247,26 @@ def test_failure_summary_groups_by_how_episodes_ended() -> None:
         "away or being paid for something other than finishing.",
     ]
     assert failure_summary([]) == "No evaluation episodes were run."
+
+
+def test_an_episode_that_left_its_success_state_is_not_a_success(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Where success does not end the episode (manipulation), the final state decides, as in
+    # the true-task evaluation: success reached at step 3 and lost after is a failure.
+    class SuccessAtStep3(gym.Wrapper):  # type: ignore[type-arg]
+        def reset(self, **kwargs: Any) -> Any:
+            self.t = 0
+            return self.env.reset(**kwargs)
+
+        def step(self, action: Any) -> Any:
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            self.t += 1
+            return obs, reward, terminated, self.t >= 6, {**info, "is_success": self.t == 3}
+
+    make = gym.make
+    monkeypatch.setattr(feedback.gym, "make", lambda *a, **k: SuccessAtStep3(make(*a, **k)))
+    (ended,) = analyze_failures("rewardlab/ManipReach-v0", lambda obs: np.zeros(4), [0])
+    assert (ended.success, ended.reason, ended.steps) == (False, "left_success", 6)
+    summary = failure_summary([ended])
+    assert "1 reached a success state but did not stay there after 6 steps" in summary

@@ -68,8 +68,10 @@ class EpisodeEnd:
 
     Attributes:
         seed: Reset seed.
-        success: The task was achieved.
-        reason: ``"success"``, ``"time_limit"`` or ``"terminal_failure"``.
+        success: The task was achieved in the last state (as the true-task evaluation judges
+            it: where success does not end the episode, the final state decides).
+        reason: ``"success"``, ``"left_success"`` (a success state was reached, the episode
+            ended elsewhere), ``"time_limit"`` or ``"terminal_failure"``.
         steps: Episode length.
         final_progress: Ground-truth progress of the last state.
         max_progress: Highest progress reached.
@@ -100,14 +102,20 @@ def analyze_failures(
         for seed in seeds:
             obs, info = env.reset(seed=seed)
             progress = [float(info["progress"])]
-            success, steps, terminated, truncated = bool(info["is_success"]), 0, False, False
+            reached, steps, terminated, truncated = bool(info["is_success"]), 0, False, False
             while not (terminated or truncated):
                 obs, _, terminated, truncated, info = env.step(act(obs))
                 steps += 1
                 progress.append(float(info["progress"]))
-                success = success or bool(info["is_success"])
+                reached = reached or bool(info["is_success"])
             state = task.state()
-            reason = "success" if success else ("terminal_failure" if terminated else "time_limit")
+            success = bool(info["is_success"])
+            if success:
+                reason = "success"
+            elif reached:
+                reason = "left_success"
+            else:
+                reason = "terminal_failure" if terminated else "time_limit"
             out.append(
                 EpisodeEnd(
                     seed=seed,
@@ -134,6 +142,7 @@ def failure_summary(ends: Sequence[EpisodeEnd]) -> str:
         return head
     lines = [head, "How the failed episodes ended:"]
     for reason, text in (
+        ("left_success", "reached a success state but did not stay there"),
         ("time_limit", "ran out of time"),
         ("terminal_failure", "ended in a terminal state without success"),
     ):
