@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -68,6 +69,25 @@ def _union_needs(models: Iterable[RewardModel]) -> tuple[bool, tuple[str, ...]]:
     models = list(models)
     keys = dict.fromkeys(key for model in models for key in model.needs_info)
     return any(model.needs_frames for model in models), tuple(keys)
+
+
+class _Composite(RewardModel):
+    """A model built from other models: reports their diagnostics and closes them."""
+
+    def _parts(self) -> Mapping[str, RewardModel]:
+        """The child models by name."""
+        return {"model": self.model} if hasattr(self, "model") else {}
+
+    def diagnostics(self) -> dict[str, Any]:
+        """The children's diagnostics by child name (those that report any)."""
+        return {name: d for name, m in self._parts().items() if (d := m.diagnostics())}
+
+    def close(self) -> None:
+        """Close the children that hold resources (a reward program's sandbox worker)."""
+        for model in self._parts().values():
+            close = getattr(model, "close", None)
+            if callable(close):
+                close()
 
 
 def _reward_of(model: RewardModel, batch: RewardBatch, name: str) -> np.ndarray:
@@ -156,7 +176,7 @@ class InfoReward(RewardModel):
         return RewardOutput(reward)
 
 
-class WeightedSum(RewardModel):
+class WeightedSum(_Composite):
     """Weighted sum of child rewards: ``r = sum_i w_i r_i``.
 
     Components are the summands ``w_i r_i`` under each child's name, so they sum to the
@@ -190,6 +210,9 @@ class WeightedSum(RewardModel):
         }
         self.needs_frames, self.needs_info = _union_needs(self.children.values())
 
+    def _parts(self) -> Mapping[str, RewardModel]:
+        return self.children
+
     def __call__(self, batch: RewardBatch) -> RewardOutput:
         """``r = sum_i w_i r_i`` with components ``{name_i: w_i r_i}``."""
         components = {
@@ -204,7 +227,7 @@ class WeightedSum(RewardModel):
         return RewardOutput(reward, components)
 
 
-class Product(RewardModel):
+class Product(_Composite):
     """Product of child rewards (VLM-RL's hierarchical synthesis): ``r = prod_i r_i``.
 
     The factors multiply, so :meth:`__call__` reports no components; :meth:`evaluate` also
@@ -222,6 +245,9 @@ class Product(RewardModel):
         self.children = _check_children(children, "Product")
         self.needs_frames, self.needs_info = _union_needs(self.children.values())
 
+    def _parts(self) -> Mapping[str, RewardModel]:
+        return self.children
+
     def evaluate(self, batch: RewardBatch) -> tuple[RewardOutput, dict[str, np.ndarray]]:
         """The reward ``prod_i r_i`` and the factors ``{name_i: r_i}``."""
         factors = {name: _reward_of(model, batch, name) for name, model in self.children.items()}
@@ -232,7 +258,7 @@ class Product(RewardModel):
         return self.evaluate(batch)[0]
 
 
-class PenaltyFactors(RewardModel):
+class PenaltyFactors(_Composite):
     """A base reward times penalty factors, with terminal overrides (CaRL, Jaeger et al. 2025).
 
     ``r = base * prod_j f_j``; then, on every row where ``batch.info[k]`` is true for an
@@ -280,6 +306,9 @@ class PenaltyFactors(RewardModel):
         self.needs_frames = frames
         self.needs_info = tuple(dict.fromkeys([*keys, *self.terminal_overrides]))
 
+    def _parts(self) -> Mapping[str, RewardModel]:
+        return {"base": self.base, **self.factors}
+
     def evaluate(self, batch: RewardBatch) -> tuple[RewardOutput, dict[str, np.ndarray]]:
         """The overridden reward and the factors ``{"base": base, name_j: f_j}``."""
         factors = {"base": _reward_of(self.base, batch, "base")}
@@ -304,7 +333,7 @@ class PenaltyFactors(RewardModel):
         return self.evaluate(batch)[0]
 
 
-class Clip(RewardModel):
+class Clip(_Composite):
     """A child's reward clipped to a range: ``r = clip(r_child, low, high)``.
 
     Clipping is not linear, so no components are reported.
@@ -331,7 +360,7 @@ class Clip(RewardModel):
         return RewardOutput(np.clip(_reward_of(self.model, batch, "model"), self.low, self.high))
 
 
-class Affine(RewardModel):
+class Affine(_Composite):
     """A child's reward rescaled: ``r = scale * r_child + shift``.
 
     When the child reports components, they are forwarded times ``scale`` together with a
@@ -376,7 +405,7 @@ class Affine(RewardModel):
         return RewardOutput(self.scale * reward + self.shift, components)
 
 
-class RunningNorm(RewardModel):
+class RunningNorm(_Composite):
     """A child's reward normalized by running statistics of every reward seen.
 
     ``r = (r_child - mean) / sqrt(var + epsilon)``, then clipped to ``[-clip, clip]`` when

@@ -193,3 +193,21 @@ def test_reward_and_potential_components_are_kept_apart() -> None:
 
     assert set(reward_diagnostics(venv)) == {"reward", "potential"}
     venv.close()
+
+
+def test_compositions_report_and_close_their_programs() -> None:
+    from rewardlab.reward_models.compose import Affine, InfoReward, WeightedSum
+
+    program = ProgramReward(reference_program("reach_goal"), {"agent_pos": (2,), "goal_pos": (2,)})
+    model = Affine(WeightedSum({"program": program, "progress": InfoReward("progress")}), 2.0)
+    venv = rewardlab.make_vec("rewardlab/GridEmpty-v0", 2, reward=model)
+    venv.reset()
+    venv.step(np.array([2, 2]))
+    from rewardlab.wrappers.vec import reward_diagnostics
+
+    report = reward_diagnostics(venv)["reward"]["model"]["program"]
+    assert report["calls"] == 1 and report["sha256"] == program.program.sha256
+    worker = program.guarded.worker
+    assert worker is not None and worker.alive
+    venv.close()  # closes the composition, which closes the program's worker
+    assert not worker.alive
