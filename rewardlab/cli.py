@@ -163,7 +163,30 @@ def _cmd_train(args: argparse.Namespace) -> int:
         f"success={final['success_rate']:.2f} return={final['mean_return']:.3f} "
         f"in {result.wall_s:.0f} s -> {out}"
     )
+    for layer, report in result.diagnostics.items():
+        corrected = _corrections(report)
+        if corrected:
+            print(
+                f"warning: the {layer} program's sandbox {corrected} during training (see "
+                f"{out / 'reward_diagnostics.json'}; `rewardlab llm-reward check` finds why)",
+                file=sys.stderr,
+            )
     return 0
+
+
+def _corrections(report: dict[str, object]) -> str:
+    """What a reward program's sandbox had to correct, in words ('' for nothing)."""
+    parts = []
+    failures = report.get("failures")
+    failed = sum(failures.values()) if isinstance(failures, dict) else 0
+    for count, text in (
+        (report.get("nonfinite"), "replaced {} NaN or infinite rewards"),
+        (report.get("clipped"), "clipped {} rewards"),
+        (failed, "absorbed {} failed calls"),
+    ):
+        if isinstance(count, int) and count:
+            parts.append(text.format(count))
+    return ", ".join(parts)
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -301,6 +324,8 @@ def _cmd_llm_search(args: argparse.Namespace) -> int:
             train["steps"] = args.steps
         if args.seeds is not None:
             train["seeds"] = args.seeds
+        if args.env_kwarg:
+            train["env_kwargs"] = {**(train.get("env_kwargs") or {}), **_parse_set(args.env_kwarg)}
         data["train"] = train
         keys = ("env", "samples", "iterations", "restarts", "mode", "base_reward", "feedback_file")
         for key in keys:
@@ -314,6 +339,15 @@ def _cmd_llm_search(args: argparse.Namespace) -> int:
         data["cache"] = cache
         if args.baselines:
             data["baselines"] = True
+        for option, present in (("--env", "env" in data), ("--model", "model" in llm)):
+            if not present:
+                field = "env" if option == "--env" else "llm.model"
+                raise ValueError(f"{option} is required (or {field} in the --config YAML)")
+        if cache.get("mode") == "replay" and not cache.get("dir"):
+            raise ValueError(
+                "--replay needs the recording to replay: --cache-dir OLD_OUT/llm_cache (the "
+                "llm_cache folder of the search that recorded it)"
+            )
         config = load_search_config(data, where="search")
         out = Path(args.out) if args.out else Path("llm_search") / config.env.replace("/", "__")
         summary = run_search(config, out, log=functools.partial(print, flush=True))
@@ -371,9 +405,11 @@ def build_parser() -> argparse.ArgumentParser:
             "Train one agent. The reward is a short name (env, sparse, dense, carl, weighted, "
             "pbrs, progress_bonus, pbrs_mismatched, clip, pbrs_clip) or a YAML mapping such as "
             "'{shaping: progress}'. Evaluation runs on a separate env with the task's own "
-            "reward. Writes config.json, eval.csv, progress.csv, TensorBoard events and "
-            "model.zip to --out. Exit 1 when a reward program fails at run time, 2 on bad "
-            "input."
+            "reward. Writes config.json, eval.csv, progress.csv, TensorBoard events, "
+            "model.zip, reward_components.json (the reward and its components at ten points "
+            "of training) and, for a reward program, reward_diagnostics.json (what its "
+            "sandbox corrected) to --out; failed.json when learning fails. Exit 1 when a "
+            "reward program fails at run time, 2 on bad input."
         ),
     )
     tr.add_argument(
@@ -545,13 +581,33 @@ def build_parser() -> argparse.ArgumentParser:
             "Options override the YAML --config. Responses are cached under <out>/llm_cache; "
             "to re-run a recorded search offline, into a new --out: --replay --cache-dir "
             "OLD_OUT/llm_cache. Exit 0 when the search ran (whatever it found), 1 when it had "
-            "to stop on an error (API key refused, replay off its recording), 2 on bad input."
+            "to stop on an error (API key refused, not one request answered, replay off its "
+            "recording), 2 on bad input."
         ),
     )
-    search.add_argument("--config", metavar="YAML", help="search config (see SearchConfig)")
+    search.add_argument(
+        "--config",
+        metavar="YAML",
+        help=(
+            "search config: the options below by field (llm: {model, base_url, ...}, train: "
+            "{steps, seeds, hyperparams, env_kwargs, ...}, budgets: {tokens, wall_s, "
+            "env_steps}, cache: {dir, mode}, ...; rewardlab.experiments.llm_reward.search."
+            "SearchConfig documents every field)"
+        ),
+    )
     search.add_argument("--env", metavar="ID", help="env id")
+    search.add_argument(
+        "--env-kwarg", action="append", metavar="KEY=VALUE", help="gym.make keyword (repeatable)"
+    )
     search.add_argument("--model", help="model name on the server")
-    search.add_argument("--base-url", dest="base_url", help="OpenAI-compatible base URL (…/v1)")
+    search.add_argument(
+        "--base-url",
+        dest="base_url",
+        help=(
+            "OpenAI-compatible base URL (…/v1); default: $REWARDLAB_LLM_BASE_URL, else "
+            "$OPENAI_BASE_URL, else OpenAI's API"
+        ),
+    )
     search.add_argument("--api-key-env", dest="api_key_env", help="env var holding the API key")
     search.add_argument("--temperature", type=float, help="sampling temperature")
     search.add_argument("--samples", type=int, help="K programs per iteration")

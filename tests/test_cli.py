@@ -107,6 +107,24 @@ def test_train_reports_a_program_that_exhausts_its_exception_budget(
     assert not (out / "model.zip").exists()
 
 
+def test_train_warns_when_the_sandbox_corrected_the_program(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, out = tmp_path / "nan.py", tmp_path / "run"
+    path.write_text(
+        "def compute_reward(agent_pos, goal_pos):\n"
+        "    d = np.abs(goal_pos - agent_pos).sum(axis=-1) * 1.0\n"
+        "    return np.where(d > 2, np.nan, -d), {}\n"
+    )
+    args = ["train", *GRID, "--reward", _program_spec(path), "--steps", "64", "--out", str(out)]
+    tiny = ["--set", "n_envs=1", "--set", "n_steps=32", "--set", "batch_size=32"]
+    assert main([*args, *tiny, "--eval-episodes", "1", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    nonfinite = json.loads((out / "reward_diagnostics.json").read_text())["reward"]["nonfinite"]
+    assert nonfinite > 0
+    assert f"warning: the reward program's sandbox replaced {nonfinite} NaN or infinite" in err
+
+
 def test_train_reports_a_program_whose_worker_cannot_start(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

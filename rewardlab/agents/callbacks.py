@@ -55,11 +55,11 @@ class RewardComponentLog(BaseCallback):
     windows of equal length and keeps, per window, the mean of every component the reward
     model reports (``info["reward_model/<name>"]``; a shaping potential's
     ``info["potential_model/<name>"]`` as ``potential/<name>``) and of the reward the agent
-    receives,
-    plus their overall max, mean and min. Logged under ``reward/<name>`` too.
+    receives, plus their overall max, mean and min. Logged under ``reward/<name>`` too.
 
     Args:
-        total_steps: Env steps the run will take (the ``learn`` budget).
+        total_steps: The ``learn`` budget in env steps (an on-policy run trains whole
+            rollouts: the windows divide that).
         n_points: Windows (points of the reflection).
 
     Attributes:
@@ -72,7 +72,8 @@ class RewardComponentLog(BaseCallback):
             raise ValueError(
                 f"total_steps and n_points must be >= 1, got {total_steps}, {n_points}"
             )
-        self.window_steps = max(1, total_steps // n_points)
+        self.total_steps, self.n_points = total_steps, n_points
+        self._start, self._span, self._closed = 0, float(total_steps), 0
         self.windows: list[dict[str, float]] = []
         self._sums: dict[str, float] = {}
         self._counts: dict[str, int] = {}
@@ -80,7 +81,17 @@ class RewardComponentLog(BaseCallback):
         self._min: dict[str, float] = {}
         self._total: dict[str, float] = {}
         self._n: dict[str, int] = {}
-        self._window_end = self.window_steps
+        self._window_end = self._span / n_points
+
+    def _on_training_start(self) -> None:
+        # On-policy algorithms finish their last rollout: a budget below one rollout trains a
+        # whole one. Windows divide what will really be trained, so there are n_points.
+        n_steps = getattr(self.model, "n_steps", None)
+        if isinstance(n_steps, int) and n_steps > 0:
+            rollout = n_steps * self.model.n_envs
+            self._span = float(-(-self.total_steps // rollout) * rollout)
+        self._start = self.num_timesteps
+        self._window_end = self._start + self._span / self.n_points
 
     def _add(self, name: str, values: list[float]) -> None:
         self._sums[name] = self._sums.get(name, 0.0) + sum(values)
@@ -101,8 +112,12 @@ class RewardComponentLog(BaseCallback):
                     name = "potential/" + key.removeprefix(POTENTIAL_COMPONENT_PREFIX)
                     self._add(name, [i[key] for i in infos])
         if self.num_timesteps >= self._window_end:
+            # Window k ends at the first step at or past k/n of the span (one vector step
+            # adds n_envs env steps, so boundaries fall between steps).
             self._close_window()
-            self._window_end += self.window_steps
+            done = (self.num_timesteps - self._start) * self.n_points / self._span
+            self._closed = max(self._closed + 1, int(done))
+            self._window_end = self._start + (self._closed + 1) * self._span / self.n_points
         return True
 
     def _close_window(self) -> None:

@@ -262,17 +262,31 @@ def build_model(
     finally:
         env.close()
     if isinstance(spec, ProgramModelSpec):
+        from rewardlab.reward_models.program import ProgramRejected
         from rewardlab.reward_models.program_reward import ProgramReward
         from rewardlab.reward_models.sandbox import SandboxLimits
 
         shapes = {v.name: v.shape for v in task.state_variables}
-        return ProgramReward(
-            spec.read_source(task.name),
-            shapes,
-            limits=SandboxLimits(call_timeout_s=spec.timeout_s),
-            clip=(-spec.clip, spec.clip),
-            max_exceptions=spec.max_exceptions,
-        )
+        try:
+            return ProgramReward(
+                spec.read_source(task.name),
+                shapes,
+                limits=SandboxLimits(call_timeout_s=spec.timeout_s),
+                clip=(-spec.clip, spec.clip),
+                max_exceptions=spec.max_exceptions,
+            )
+        except ProgramRejected as exc:
+            where = spec.path if spec.path is not None else "given as source"
+            check = (
+                f"; `rewardlab llm-reward check {spec.path} --env {env_id}` shows every problem"
+                if spec.path not in (None, "reference")
+                else ""
+            )
+            raise ProgramRejected(
+                exc.reason,
+                f"reward program {where} rejected ({exc.reason}): {exc.message}{check}",
+                exc.line,
+            ) from None
     kwargs: dict[str, Any] = {
         "model": spec.model,
         "pretrained": spec.pretrained,

@@ -234,3 +234,6 @@ def test_reward_components_are_logged_at_ten_points(tmp_path: Path) -> None:
     assert reward["min"] >= 0.0  # progress plus a 0/1 success reward
     saved = (tmp_path / "reward_components.json").read_text()
     assert '"reward"' in saved
+    # A budget below one rollout trains a whole one: still ten points, not one per step.
+    short = train(config.model_copy(update={"steps": 50, "eval_freq": 50}), tmp_path / "short")
+    assert short.steps > 50 and len(short.components["reward"]["values"]) == 10

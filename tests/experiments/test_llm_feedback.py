@@ -270,3 +270,9 @@ def test_an_episode_that_left_its_success_state_is_not_a_success(
     assert (ended.success, ended.reason, ended.steps) == (False, "left_success", 6)
     summary = failure_summary([ended])
     assert "1 reached a success state but did not stay there after 6 steps" in summary
+
+
+def test_context_says_which_settings_the_env_was_made_with() -> None:
+    text = reward_context("rewardlab/GridEmpty-v0", {"size": 5}).render()
+    assert "This env is made with size=5, which overrides the above." in text
+    assert "made with" not in reward_context("rewardlab/GridEmpty-v0").render()

@@ -129,7 +129,10 @@ def test_bad_servers_and_answers_never_crash_the_search(
         config(f"http://127.0.0.1:{unused_port()}/v1", tmp_path / "c1", iterations=1),
         tmp_path / "unreachable",
     )
-    assert summary["best"] is None and summary["stop_reason"] == "done"
+    # Not one answer: an error (a wrong base_url is not a finished search), records kept.
+    assert summary["best"] is None and summary["stop_reason"] == "error"
+    assert summary["error"].startswith("the LLM server answered none of the requests")
+    assert "could not reach the LLM server" in summary["error"]
     record = json.loads((tmp_path / "unreachable/candidates/r0-i0-k0/candidate.json").read_text())
     assert "could not reach the LLM server" in record["attempts"][0]["error"]
 
@@ -144,7 +147,7 @@ def test_bad_servers_and_answers_never_crash_the_search(
             config(server.base_url, tmp_path / "c2", iterations=1, samples=3, repair_rounds=0),
             tmp_path / "bad",
         )
-    assert summary["best"] is None
+    assert summary["best"] is None and summary["stop_reason"] == "done"  # some answered
     verdicts = {}
     for k in range(3):
         rec = json.loads((tmp_path / f"bad/candidates/r0-i0-k{k}/candidate.json").read_text())
@@ -329,9 +332,37 @@ def test_a_refused_key_stops_the_search_with_an_error_and_keeps_its_files(
         args = ["llm-reward", "search", "--env", ENV, "--model", "m", "--base-url"]
         args += [server.base_url, "--steps", "64", "--samples", "1", "--iterations", "1"]
         assert main([*args, "--out", str(tmp_path / "cli")]) == 1
-        assert "401" in capsys.readouterr().err
+        assert capsys.readouterr().err.count("error: ") == 1  # said once
         assert main([*args, "--out", str(tmp_path / "run")]) == 2
         assert "already holds a search" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("drop", "add", "message"),
+    [
+        ("--model", [], "--model is required (or llm.model in the --config YAML)"),
+        ("--env", [], "--env is required"),
+        (None, ["--replay"], "--replay needs the recording to replay: --cache-dir"),
+        (None, ["--env-kwarg", "sizee=5"], "sizee"),
+    ],
+)
+def test_search_command_names_what_is_missing(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    drop: str | None,
+    add: list[str],
+    message: str,
+) -> None:
+    from rewardlab.cli import main
+
+    options = {"--env": ENV, "--model": "m", "--base-url": f"http://127.0.0.1:{unused_port()}/v1"}
+    args = ["llm-reward", "search", "--out", str(tmp_path / "out"), *add]
+    for option, value in options.items():
+        if option != drop:
+            args += [option, value]
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out" / "candidates").exists()
 
 
 def test_replay_off_its_recording_stops_with_an_error(

@@ -55,6 +55,8 @@ class RewardContext:
         max_episode_steps: The time limit.
         variables: The state variables a program may read.
         source: The env's module source, when asked for.
+        settings: The ``gym.make`` keywords the env was made with (e.g. ``{"size": 5}``): the
+            description is the registered default's.
         kinds: The element kind of each variable as the env returns it (``"bool"``, ``"int"``
             or ``"float"``), in the order of ``variables``; empty: ``"bool"`` for the units
             ``"bool"``, else ``"float"``.
@@ -67,6 +69,7 @@ class RewardContext:
     variables: tuple[StateVariable, ...]
     source: str | None = None
     kinds: tuple[str, ...] = ()
+    settings: tuple[tuple[str, Any], ...] = ()
 
     @property
     def variable_names(self) -> tuple[str, ...]:
@@ -100,8 +103,10 @@ class RewardContext:
     def render(self) -> str:
         """The task section of a prompt: goal, episode, ``State``, optional source."""
         limit = f"up to {self.max_episode_steps} steps" if self.max_episode_steps else "no limit"
+        made = ", ".join(f"{k}={v!r}" for k, v in self.settings)
         parts = [
             f"Task ({self.env_id}): {self.description}.",
+            *([f"This env is made with {made}, which overrides the above."] if made else []),
             f"A successful state looks like: {self.goal}.",
             f"Episodes last {limit}; the reward is computed after every step from the state "
             "the step entered.",
@@ -152,4 +157,5 @@ def reward_context(
         variables=task.state_variables,
         source=source,
         kinds=kinds,
+        settings=tuple(sorted((env_kwargs or {}).items())),
     )

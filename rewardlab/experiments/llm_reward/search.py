@@ -245,7 +245,7 @@ class _Search:
         except LLMError as exc:
             return None, str(exc)
         except ReplayMiss as exc:
-            raise _Fatal(str(exc)) from exc
+            raise _Fatal(_replay_hint(exc)) from exc
         return (completion.text, None) if completion.error is None else (None, completion.error)
 
     def _sample(self, messages: list[dict[str, str]], seed: int) -> list[tuple[str | None, Any]]:
@@ -262,7 +262,7 @@ class _Search:
         except LLMError as exc:  # the whole batch failed the same way
             return [(None, str(exc))] * k
         except ReplayMiss as exc:
-            raise _Fatal(str(exc)) from exc
+            raise _Fatal(_replay_hint(exc)) from exc
         return [(c.text if c.error is None else None, c.error) for c in completions]
 
     def _program(
@@ -493,10 +493,14 @@ class _Search:
             stop_reason = str(stop)
         except _Fatal as exc:
             stop_reason, error = "error", str(exc)
-            self.log(f"error: {exc}")
+        usage = self.client.usage
+        if stop_reason == "done" and self.records and usage.requests + usage.cached == 0:
+            # Not one answer: a wrong base_url or a broken server, not a finished search.
+            first = next((a.get("error") for c in self.records for a in c["attempts"]), None)
+            stop_reason = "error"
+            error = f"the LLM server answered none of the requests; the first error: {first}"
         fit = [c for c in self.records if c["fitness"] is not None]
         best = max(fit, key=lambda c: c["fitness"]) if fit else None
-        usage = self.client.usage
         return {
             "env": cfg.env,
             "config": cfg.model_dump(mode="json"),
@@ -518,6 +522,13 @@ class _Search:
             "env_steps": self.env_steps,
             "wall_s": time.perf_counter() - self.started,
         }
+
+
+def _replay_hint(exc: ReplayMiss) -> str:
+    return (
+        f"{exc} From the command line: run the same search as recorded (same options and "
+        "config), or without --replay to ask the server for what is missing"
+    )
 
 
 def _describe(exc: BaseException) -> str:
