@@ -170,3 +170,19 @@ def test_compare_reports_a_program_failing_in_a_worker_and_resumes(
 
     assert main(args) == 1
     assert "1 already done, 1 to run" in capsys.readouterr().out
+
+
+def test_eval_reward_warns_when_the_sandbox_corrected_the_program(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, out = tmp_path / "nan.py", tmp_path / "eval"
+    path.write_text(
+        "def compute_reward(agent_pos, goal_pos):\n"
+        "    d = np.abs(goal_pos - agent_pos).sum(axis=-1) * 1.0\n"
+        "    return np.where(d == 0, np.nan, -d), {}\n"
+    )
+    args = ["eval-reward", *GRID, "--episodes", "2", "--out", str(out)]
+    assert main([*args, "--reward", _program_spec(path)]) == 0
+    printed = capsys.readouterr().out
+    assert f"warning: reward program {path}: its sandbox replaced" in printed
+    assert "the scores are of the corrected rewards" in printed

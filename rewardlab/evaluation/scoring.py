@@ -22,6 +22,7 @@ embeddings.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -195,6 +196,18 @@ class ModelCache:
         if key not in self._programs:
             self._programs[key] = build_model(spec, self.env_id, self.env_kwargs)
         return self._programs[key]
+
+    def program_corrections(self) -> dict[str, dict[str, Any]]:
+        """The diagnostics of each program whose sandbox had to correct it (non-finite
+        values replaced, rewards clipped, failed calls), by the program's path (or hash)."""
+        out = {}
+        for key, model in self._programs.items():
+            report = model.diagnostics()
+            failed = sum(report.get("failures", {}).values())
+            if report.get("nonfinite") or report.get("clipped") or failed:
+                path = json.loads(key).get("path")
+                out[path if path else report["sha256"][:12]] = report
+        return out
 
     def close(self) -> None:
         """Stop the sandbox workers of the programs."""

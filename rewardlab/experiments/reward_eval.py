@@ -317,6 +317,12 @@ def _run_eval(
         ds, make_rewards, roles=roles, gamma=gamma, coverage=coverage, seed=seed, tabular=tabular
     )
     log(f"frames encoded: {models.frames_encoded}")
+    for program, report in models.program_corrections().items():
+        log(
+            f"warning: reward program {program}: its sandbox replaced {report['nonfinite']} "
+            f"NaN or infinite rewards and clipped {report['clipped']}; the scores are of the "
+            "corrected rewards (`rewardlab llm-reward check` finds why)"
+        )
     return write_eval_report(out, ds, scores, gamma=gamma, tabular=tabular, env_id=env_id)
 
 

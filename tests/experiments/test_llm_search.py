@@ -100,6 +100,8 @@ def test_search_then_replay_gives_the_same_candidates_and_choices(
     record = json.loads((tmp_path / "run/candidates/r0-i0-k1/candidate.json").read_text())
     assert record["attempts"][0]["verdict"]["reason"] == "no_code"  # then repaired
     assert record["attempts"][-1]["verdict"]["passed"]
+    outcome = first["candidates"][1]["outcome"]
+    assert outcome.startswith("fitness ") and outcome.endswith("(after 1 repair)")
     best = json.loads((tmp_path / "run/candidates/r0-i0-k0/candidate.json").read_text())
     assert "task_success_rate" in best["reflection"] and "approach" in best["reflection"]
     # The second round was shown the best program and its reflection.

@@ -382,8 +382,7 @@ class _Search:
         finally:
             atomic_write(cand_dir / "candidate.json", json.dumps(record, indent=1))
             self.records.append(record)
-        fit = record["fitness"]
-        self.log(f"{cid}: " + (f"fitness {fit:.2f}" if fit is not None else _problems(record)))
+        self.log(f"{cid}: {_outcome(record)}")
         return record
 
     def skipped(self, cid: str, text: str | None, error: str | None, reason: str) -> None:
@@ -505,7 +504,12 @@ class _Search:
             "env": cfg.env,
             "config": cfg.model_dump(mode="json"),
             "candidates": [
-                {"id": c["id"], "sha256": c["sha256"], "fitness": c["fitness"]}
+                {
+                    "id": c["id"],
+                    "sha256": c["sha256"],
+                    "fitness": c["fitness"],
+                    "outcome": _outcome(c),
+                }
                 for c in self.records
             ],
             "rounds": self.rounds,
@@ -564,6 +568,16 @@ def _problems(record: Mapping[str, Any]) -> str:
     if smoke:
         return f"rejected ({smoke['stage']}: {smoke['reason']}): " + "; ".join(smoke["problems"])
     return "no program"
+
+
+def _outcome(record: Mapping[str, Any]) -> str:
+    """A candidate in one line: its fitness (and repairs), or why it has none."""
+    if record["fitness"] is None:
+        return _problems(record)
+    repairs = len(record["attempts"]) - 1
+    return f"fitness {record['fitness']:.2f}" + (
+        f" (after {repairs} repair{'s' * (repairs > 1)})" if repairs else ""
+    )
 
 
 def _problem_list(records: list[dict[str, Any]]) -> str:
