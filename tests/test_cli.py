@@ -58,9 +58,17 @@ FAILING_PROGRAM = "def compute_reward(agent_pos):\n    raise ValueError('boom')\
 GRID = ["--env", "rewardlab/GridEmpty-v0", "--env-kwarg", "size=5"]
 
 
-def _program(tmp_path: Path) -> Path:
+# NaN more than two cells from the goal: the sandbox replaces them (and counts them).
+NAN_PROGRAM = (
+    "def compute_reward(agent_pos, goal_pos):\n"
+    "    d = np.abs(goal_pos - agent_pos).sum(axis=-1) * 1.0\n"
+    "    return np.where(d > 2, np.nan, -d), {}\n"
+)
+
+
+def _program(tmp_path: Path, source: str = FAILING_PROGRAM) -> Path:
     path = tmp_path / "prog.py"
-    path.write_text(FAILING_PROGRAM)
+    path.write_text(source)
     return path
 
 
@@ -110,12 +118,7 @@ def test_train_reports_a_program_that_exhausts_its_exception_budget(
 def test_train_warns_when_the_sandbox_corrected_the_program(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path, out = tmp_path / "nan.py", tmp_path / "run"
-    path.write_text(
-        "def compute_reward(agent_pos, goal_pos):\n"
-        "    d = np.abs(goal_pos - agent_pos).sum(axis=-1) * 1.0\n"
-        "    return np.where(d > 2, np.nan, -d), {}\n"
-    )
+    path, out = _program(tmp_path, NAN_PROGRAM), tmp_path / "run"
     args = ["train", *GRID, "--reward", _program_spec(path), "--steps", "64", "--out", str(out)]
     tiny = ["--set", "n_envs=1", "--set", "n_steps=32", "--set", "batch_size=32"]
     assert main([*args, *tiny, "--eval-episodes", "1", "--no-progress"]) == 0
@@ -175,12 +178,7 @@ def test_compare_reports_a_program_failing_in_a_worker_and_resumes(
 def test_eval_reward_warns_when_the_sandbox_corrected_the_program(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path, out = tmp_path / "nan.py", tmp_path / "eval"
-    path.write_text(
-        "def compute_reward(agent_pos, goal_pos):\n"
-        "    d = np.abs(goal_pos - agent_pos).sum(axis=-1) * 1.0\n"
-        "    return np.where(d == 0, np.nan, -d), {}\n"
-    )
+    path, out = _program(tmp_path, NAN_PROGRAM), tmp_path / "eval"
     args = ["eval-reward", *GRID, "--episodes", "2", "--out", str(out)]
     assert main([*args, "--reward", _program_spec(path)]) == 0
     printed = capsys.readouterr().out
