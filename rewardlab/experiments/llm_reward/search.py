@@ -24,7 +24,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -234,18 +235,15 @@ class _Search:
         if self.tokens_spent is not None:
             return None, self.tokens_spent
         try:
-            completion = self.client.complete(messages, seed=seed)
+            with _fatal_errors():
+                completion = self.client.complete(messages, seed=seed)
         except BudgetExceeded as exc:
             # This candidate ends without its repair; the round's other answers are still
             # checked, and the search stops before asking for another round.
             self.tokens_spent = f"token budget spent: {exc}"
             return None, self.tokens_spent
-        except AuthenticationError as exc:
-            raise _Fatal(str(exc)) from exc
         except LLMError as exc:
             return None, str(exc)
-        except ReplayMiss as exc:
-            raise _Fatal(_replay_hint(exc)) from exc
         return (completion.text, None) if completion.error is None else (None, completion.error)
 
     def _sample(self, messages: list[dict[str, str]], seed: int) -> list[tuple[str | None, Any]]:
@@ -254,15 +252,12 @@ class _Search:
         if self.tokens_spent is not None:
             raise _Stop(self.tokens_spent)
         try:
-            completions = self.client.sample(messages, k, seed=seed)
+            with _fatal_errors():
+                completions = self.client.sample(messages, k, seed=seed)
         except BudgetExceeded as exc:
             raise _Stop(f"token budget spent: {exc}") from exc
-        except AuthenticationError as exc:
-            raise _Fatal(str(exc)) from exc
         except LLMError as exc:  # the whole batch failed the same way
             return [(None, str(exc))] * k
-        except ReplayMiss as exc:
-            raise _Fatal(_replay_hint(exc)) from exc
         return [(c.text if c.error is None else None, c.error) for c in completions]
 
     def _program(
@@ -528,11 +523,18 @@ class _Search:
         }
 
 
-def _replay_hint(exc: ReplayMiss) -> str:
-    return (
-        f"{exc} From the command line: run the same search as recorded (same options and "
-        "config), or without --replay to ask the server for what is missing"
-    )
+@contextmanager
+def _fatal_errors() -> Iterator[None]:
+    """Requests whose failure ends the search: a refused key, a replay off its recording."""
+    try:
+        yield
+    except AuthenticationError as exc:
+        raise _Fatal(str(exc)) from exc
+    except ReplayMiss as exc:
+        raise _Fatal(
+            f"{exc} From the command line: run the same search as recorded (same options and "
+            "config), or without --replay to ask the server for what is missing"
+        ) from exc
 
 
 def _describe(exc: BaseException) -> str:
