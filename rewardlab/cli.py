@@ -176,17 +176,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _corrections(report: dict[str, object]) -> str:
     """What a reward program's sandbox had to correct, in words ('' for nothing)."""
-    parts = []
-    failures = report.get("failures")
-    failed = sum(failures.values()) if isinstance(failures, dict) else 0
-    for count, text in (
-        (report.get("nonfinite"), "replaced {} NaN or infinite rewards"),
-        (report.get("clipped"), "clipped {} rewards"),
-        (failed, "absorbed {} failed calls"),
-    ):
-        if isinstance(count, int) and count:
-            parts.append(text.format(count))
-    return ", ".join(parts)
+    from rewardlab.reward_models.program_reward import corrections
+
+    texts = {
+        "nonfinite": "replaced {} NaN or infinite rewards",
+        "clipped": "clipped {} rewards",
+        "failed_calls": "absorbed {} failed calls",
+    }
+    return ", ".join(texts[name].format(n) for name, n in corrections(report).items())
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -339,9 +336,11 @@ def _cmd_llm_search(args: argparse.Namespace) -> int:
         data["cache"] = cache
         if args.baselines:
             data["baselines"] = True
-        for option, present in (("--env", "env" in data), ("--model", "model" in llm)):
+        for option, field, present in (
+            ("--env", "env", "env" in data),
+            ("--model", "llm.model", "model" in llm),
+        ):
             if not present:
-                field = "env" if option == "--env" else "llm.model"
                 raise ValueError(f"{option} is required (or {field} in the --config YAML)")
         if cache.get("mode") == "replay" and not cache.get("dir"):
             raise ValueError(

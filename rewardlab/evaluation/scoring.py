@@ -200,11 +200,12 @@ class ModelCache:
     def program_corrections(self) -> dict[str, dict[str, Any]]:
         """The diagnostics of each program whose sandbox had to correct it (non-finite
         values replaced, rewards clipped, failed calls), by the program's path (or hash)."""
+        from rewardlab.reward_models.program_reward import corrections
+
         out = {}
         for key, model in self._programs.items():
             report = model.diagnostics()
-            failed = sum(report.get("failures", {}).values())
-            if report.get("nonfinite") or report.get("clipped") or failed:
+            if corrections(report):
                 path = json.loads(key).get("path")
                 out[path if path else report["sha256"][:12]] = report
         return out

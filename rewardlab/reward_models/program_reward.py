@@ -10,6 +10,7 @@ timeouts, non-finite values replaced and counted, clipping, an exception budget)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
@@ -19,9 +20,22 @@ from rewardlab.reward_models.base import RewardBatch, RewardModel, RewardOutput
 from rewardlab.reward_models.program import ValidatedProgram, validate_program
 from rewardlab.reward_models.sandbox import GuardedProgram, ProgramContained, SandboxLimits
 
-__all__ = ["ProgramReward", "reference_program"]
+__all__ = ["ProgramReward", "corrections", "reference_program"]
 
 STATE_PREFIX = "state/"  # the info keys CaptureState writes (wrappers.state.STATE_PREFIX)
+
+
+def corrections(diagnostics: Mapping[str, Any]) -> dict[str, int]:
+    """What a program's sandbox had to correct, from :meth:`ProgramReward.diagnostics`: the
+    non-zero counts of ``"nonfinite"`` rewards replaced, rewards ``"clipped"`` and
+    ``"failed_calls"`` absorbed (empty when it corrected nothing)."""
+    failures = diagnostics.get("failures") or {}
+    counts = {
+        "nonfinite": diagnostics.get("nonfinite") or 0,
+        "clipped": diagnostics.get("clipped") or 0,
+        "failed_calls": sum(failures.values()),
+    }
+    return {name: int(n) for name, n in counts.items() if n}
 
 
 def reference_program(task_name: str) -> str:

@@ -49,6 +49,7 @@ from rewardlab.llm import (
     default_base_url,
 )
 from rewardlab.reward_models.program import ProgramRejected, extract_code
+from rewardlab.reward_models.program_reward import corrections
 from rewardlab.wrappers.spec import parse_reward
 
 __all__ = ["SearchConfig", "load_search_config", "run_search", "system_prompt"]
@@ -588,24 +589,18 @@ def _problem_list(records: list[dict[str, Any]]) -> str:
 
 def _guard_notes(diagnostics: Mapping[str, Any]) -> list[str]:
     """What the sandbox had to correct during training, for the LLM."""
-    notes = []
-    for report in diagnostics.values():
-        if report.get("nonfinite"):
-            notes.append(
-                f"- compute_reward returned {report['nonfinite']} NaN or infinite rewards "
-                "during training; they were replaced by 0."
-            )
-        if report.get("clipped"):
-            notes.append(
-                f"- {report['clipped']} rewards were outside the allowed range and were "
-                "clipped: keep the reward's scale moderate."
-            )
-        failures = sum((report.get("failures") or {}).values())
-        if failures:
-            notes.append(
-                f"- {failures} calls of compute_reward failed and paid 0 "
-                f"(the last: {report.get('last_error')})."
-            )
+    texts = {
+        "nonfinite": "- compute_reward returned {} NaN or infinite rewards during training; "
+        "they were replaced by 0.",
+        "clipped": "- {} rewards were outside the allowed range and were clipped: keep the "
+        "reward's scale moderate.",
+        "failed_calls": "- {} calls of compute_reward failed and paid 0 (the last: {}).",
+    }
+    notes = [
+        texts[name].format(n, report.get("last_error"))
+        for report in diagnostics.values()
+        for name, n in corrections(report).items()
+    ]
     return ["Problems the sandbox corrected during training:", *notes] if notes else []
 
 
