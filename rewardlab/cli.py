@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from rewardlab.reward_models.sandbox import ProgramContained
+    from rewardlab.sandbox import ProgramContained
     from rewardlab.wrappers.spec import RewardSpec
 
 
@@ -81,7 +81,7 @@ def _program_failed(
     Returns:
         1, the exit status of a run that failed (2 is for bad input).
     """
-    from rewardlab.reward_models.sandbox import ProgramContained
+    from rewardlab.sandbox import ProgramContained
     from rewardlab.wrappers.spec import ProgramModelSpec
 
     cause = getattr(exc, "cause", None)
@@ -112,7 +112,7 @@ def _program_failed(
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from rewardlab.agents.train import TrainConfig, train
-    from rewardlab.reward_models.sandbox import ProgramContained
+    from rewardlab.sandbox import ProgramContained
 
     try:
         config = TrainConfig.from_dict(
@@ -191,7 +191,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     from rewardlab.experiments.runner import run_comparison
     from rewardlab.experiments.spec import load_spec
-    from rewardlab.reward_models.sandbox import ProgramContained
+    from rewardlab.sandbox import ProgramContained
 
     try:
         spec = load_spec(args.spec)
@@ -225,7 +225,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _cmd_eval_reward(args: argparse.Namespace) -> int:
     from rewardlab.evaluation.datasets import EPISODE_KINDS, DatasetConfig
     from rewardlab.experiments.reward_eval import load_sweep, needs_frames, run_eval
-    from rewardlab.reward_models.sandbox import ProgramContained
+    from rewardlab.sandbox import ProgramContained
     from rewardlab.wrappers.spec import parse_reward
 
     out = Path(args.out) if args.out else Path("eval") / args.env.replace("/", "__")
@@ -278,7 +278,7 @@ def _cmd_eval_reward(args: argparse.Namespace) -> int:
 def _cmd_llm_check(args: argparse.Namespace) -> int:
     from rewardlab.experiments.llm_reward.checks import random_states, smoke_test
     from rewardlab.experiments.llm_reward.context import reward_context
-    from rewardlab.reward_models.program import ProgramRejected, extract_code
+    from rewardlab.sandbox import ProgramRejected, extract_code
 
     try:
         context = reward_context(args.env, _parse_set(args.env_kwarg))

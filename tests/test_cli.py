@@ -14,8 +14,7 @@ from rewardlab import env_ids
 from rewardlab.cli import main
 from rewardlab.demo import DEFAULT_DEMO_IDS, image_strip
 from rewardlab.experiments.runner import DONE_MARKER
-from rewardlab.reward_models import sandbox
-from rewardlab.reward_models.sandbox import ProgramContained
+from rewardlab.sandbox import ProgramContained, guard
 
 
 def test_envs_lists_every_id(capsys: pytest.CaptureFixture[str]) -> None:
@@ -134,7 +133,7 @@ def test_train_reports_a_program_whose_worker_cannot_start(
     def no_worker(*args: object) -> None:
         raise ProgramContained("startup", "the worker exited before loading the program")
 
-    monkeypatch.setattr(sandbox, "SandboxWorker", no_worker)
+    monkeypatch.setattr(guard, "SandboxWorker", no_worker)
     path, out = _program(tmp_path), tmp_path / "run"
     args = ["train", *GRID, "--reward", _program_spec(path), "--steps", "64", "--out", str(out)]
     assert main(args) == 1

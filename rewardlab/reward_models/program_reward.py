@@ -4,7 +4,7 @@ The program's ``compute_reward(<state variables>)`` is called once per vector st
 variables of the states entered: the model lists them as ``"state/<name>"`` in
 ``needs_info``, so :func:`rewardlab.make_vec` adds
 :class:`~rewardlab.wrappers.state.CaptureState` to every sub-env. The program runs in a
-:class:`~rewardlab.reward_models.sandbox.GuardedProgram` (separate process, resource limits,
+:class:`~rewardlab.sandbox.GuardedProgram` (separate process, resource limits,
 timeouts, non-finite values replaced and counted, clipping, an exception budget).
 """
 
@@ -17,8 +17,13 @@ from typing import Any
 import numpy as np
 
 from rewardlab.reward_models.base import RewardBatch, RewardModel, RewardOutput
-from rewardlab.reward_models.program import ValidatedProgram, validate_program
-from rewardlab.reward_models.sandbox import GuardedProgram, ProgramContained, SandboxLimits
+from rewardlab.sandbox import (
+    GuardedProgram,
+    ProgramContained,
+    SandboxLimits,
+    ValidatedProgram,
+    validate_program,
+)
 
 __all__ = ["ProgramReward", "corrections", "reference_program"]
 
@@ -61,7 +66,7 @@ class ProgramReward(RewardModel):
     """Rewards from a validated reward program, on the state variables of ``s'``.
 
     Args:
-        program: A :class:`~rewardlab.reward_models.program.ValidatedProgram`, or its source
+        program: A :class:`~rewardlab.sandbox.validation.ValidatedProgram`, or its source
             with ``variables`` to validate it against.
         variables: Declared state variables (name -> per-env shape) when ``program`` is a
             source.

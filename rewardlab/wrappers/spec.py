@@ -262,9 +262,8 @@ def build_model(
     finally:
         env.close()
     if isinstance(spec, ProgramModelSpec):
-        from rewardlab.reward_models.program import ProgramRejected
         from rewardlab.reward_models.program_reward import ProgramReward
-        from rewardlab.reward_models.sandbox import SandboxLimits
+        from rewardlab.sandbox import ProgramRejected, SandboxLimits
 
         shapes = {v.name: v.shape for v in task.state_variables}
         try:

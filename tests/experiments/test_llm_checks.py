@@ -14,7 +14,7 @@ import rewardlab
 from rewardlab.envs.core import expert_policy, get_task
 from rewardlab.experiments.llm_reward import checks
 from rewardlab.experiments.llm_reward.checks import random_states, smoke_test
-from rewardlab.reward_models.sandbox import GuardedProgram, RewardCallResult
+from rewardlab.sandbox import GuardedProgram, RewardCallResult
 
 # 100 states, in order: the first 64-row batch holds x = 1..64, the second x = 65..100.
 X = {"x": np.arange(1.0, 101.0)}

@@ -15,8 +15,8 @@ import pytest
 import rewardlab
 from rewardlab.experiments.llm_reward.checks import random_states, smoke_test
 from rewardlab.reward_models.compose import FunctionReward
-from rewardlab.reward_models.program import ProgramRejected
 from rewardlab.reward_models.program_reward import ProgramReward, reference_program
+from rewardlab.sandbox import ProgramRejected
 from rewardlab.wrappers.spec import make_reward_vec, parse_reward
 
 TASK_ENVS = {
@@ -163,7 +163,7 @@ def test_program_potentials_report_components_and_diagnostics_even_mismatched() 
 
 
 def test_values_raise_instead_of_scoring_a_failed_chunk() -> None:
-    from rewardlab.reward_models.sandbox import ProgramContained
+    from rewardlab.sandbox import ProgramContained
 
     source = (
         "def compute_reward(agent_pos):\n"

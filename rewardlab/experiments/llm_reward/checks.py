@@ -20,12 +20,13 @@ import gymnasium as gym
 import numpy as np
 
 from rewardlab.envs.core import expert_policy, get_task
-from rewardlab.reward_models.program import ProgramRejected, validate_program
-from rewardlab.reward_models.sandbox import (
+from rewardlab.sandbox import (
     GuardedProgram,
     ProgramContained,
+    ProgramRejected,
     RewardCallResult,
     SandboxLimits,
+    validate_program,
 )
 
 __all__ = ["SmokeReport", "random_states", "smoke_test"]

@@ -48,8 +48,8 @@ from rewardlab.llm import (
     ReplayMiss,
     default_base_url,
 )
-from rewardlab.reward_models.program import ProgramRejected, extract_code
 from rewardlab.reward_models.program_reward import corrections
+from rewardlab.sandbox import ProgramRejected, extract_code
 from rewardlab.wrappers.spec import parse_reward
 
 __all__ = ["SearchConfig", "load_search_config", "run_search", "system_prompt"]

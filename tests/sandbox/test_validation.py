@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from rewardlab.reward_models.program import (
+from rewardlab.sandbox.validation import (
     MATH_ALLOWED,
     NUMPY_ALLOWED,
     NUMPY_LINALG_ALLOWED,

@@ -1,46 +1,11 @@
-"""Run validated reward programs in a separate, limited process, and guard what comes back.
+"""The parent's side of the sandbox: start a worker process for one program and call it.
 
-:func:`~rewardlab.reward_models.program.validate_program` rejects programs that *look*
-dangerous; this module is the actual boundary, for programs that validation misjudged.
-:class:`SandboxWorker` runs one program in one worker process (``_sandbox_worker.py``):
-
-- **Its own process group** (``start_new_session``), so a timeout kills the whole group with
-  ``SIGKILL``.
-- **Resource limits** set by the worker on itself before it reads any untrusted code:
-  address space (``RLIMIT_AS``), lifetime CPU seconds (``RLIMIT_CPU``), open files, file size
-  (its stderr file), no core dumps and no child processes (``RLIMIT_NPROC``). The worker, not
-  a ``preexec_fn``, applies them: ``preexec_fn`` can deadlock a multithreaded parent (torch,
-  Ray), and no untrusted code runs before the worker's first lines.
-- **No privileges.** Root ignores ``RLIMIT_NPROC`` and may read or signal anything, so a worker
-  started by root drops to ``SandboxLimits.uid``/``gid`` (65534, *nobody*) after importing
-  numpy and before compiling the program (the interpreter may live where *nobody* cannot read,
-  e.g. a venv under ``/root``). It also enters an empty network namespace when the kernel
-  allows (root or ``CAP_SYS_ADMIN``) and sets ``no_new_privs``.
-- **Landlock** (Linux >= 5.13, no privileges needed), before the privilege drop: no file may
-  be opened but for reading beneath the Python standard library, numpy and the folders of the
-  shared libraries loaded at startup (no writes, no
-  ``/proc``, no home directories), no ptrace-style access to processes outside (so not the
-  parent's ``/proc/<pid>/environ`` or ``mem``), and where the kernel's Landlock ABI has them,
-  no TCP bind or connect (ABI 4) and no signals or abstract UNIX sockets to processes outside
-  (ABI 6). This is what protects the parent when it is not root and the worker keeps its uid.
-  Where the kernel has Landlock but it cannot be set up, the worker does not start
-  (``"startup"``, saying how to opt out with ``SandboxLimits(landlock=False)``).
-- **It dies with the parent** (``PR_SET_PDEATHSIG``), even mid-call, when started from the
-  main thread (the signal follows the thread that started it).
-- :attr:`SandboxWorker.hardening` records what was applied.
-- **No secrets.** The worker gets a minimal environment (``PATH``, locale, one BLAS thread),
-  never the parent's, so ``OPENAI_API_KEY`` and the like never reach it; ``python -I`` ignores
-  ``PYTHON*`` variables and user site-packages.
-- **Every call has a deadline** (``SandboxLimits.call_timeout_s``); the parent polls the pipe
-  and never blocks on the worker.
-- **No pickle.** Arrays travel as raw bytes behind a ``struct`` header, both ways; the parent
-  checks every length of the worker's answer (``_sandbox_worker.decode_result``),
-  so a compromised worker can at worst return wrong numbers.
-
-:class:`GuardedProgram` wraps a worker for training: it replaces and counts non-finite
-values, clips the reward, absorbs a few failed calls (restarting a dead worker) before giving
-up with ``"exception_budget"``, and keeps per-component statistics for Eureka's reward
-reflection.
+:class:`SandboxWorker` starts ``worker.py`` in its own process group with a minimal
+environment, hands it the program and its :class:`SandboxLimits`, and runs each batch as one
+framed call with a deadline. Everything the worker answers is decoded as hostile input
+(``protocol.decode_result``); any misbehaviour is raised as :class:`ProgramContained`, never as
+another exception. What the worker applies to itself, and what each layer protects, is in the
+README's security section; :attr:`SandboxWorker.hardening` lists the layers one worker got.
 
 Failures raise :class:`ProgramContained` with one of these ``reason`` codes:
 
@@ -53,26 +18,17 @@ Failures raise :class:`ProgramContained` with one of these ``reason`` codes:
 - ``"bad_output"``: the return value broke the ``(reward, components)`` contract.
 - ``"protocol"``: the worker sent a malformed answer (only code that escaped validation can);
   the worker was killed.
-- ``"exception_budget"``: :class:`GuardedProgram` saw ``max_exceptions`` failed calls.
-
-What the sandbox does not do, for code that escapes validation: there is no syscall filter
-(seccomp). Without Landlock (an older kernel, or one built without it) there is no
-filesystem isolation: the worker can read world-readable files and write where its user may
-(for *nobody*, ``/tmp``, up to ``file_size_bytes`` per file), and started by a non-root user
-it keeps that user's identity, so it can read the user's files (the parent's
-``/proc/<pid>/environ`` included) and signal the user's processes. Without ``CAP_SYS_ADMIN``
-and Landlock ABI 4 it keeps the network; Landlock does not cover UDP. ``python -I`` ignores
-``PYTHONHASHSEED``, so the iteration order of a set of strings may differ between workers
-(programs get no ``hash``).
+- ``"exception_budget"``: :class:`~rewardlab.sandbox.guard.GuardedProgram` saw
+  ``max_exceptions`` failed calls.
 
 Cost: a call is one pipe round trip plus framing and guards, 100-200 us for a batch of 8 on
 a 2-vCPU VM, on top of the program's own time, which runs up to 2x slower than in the parent
 (parent and worker share caches, or a CPU: a process switch in between costs the next one its
 warm caches). While calls come less than 2 ms apart and the machine has a CPU to spare, the
-worker polls for the next call instead of sleeping (see ``wire.Reader``), which saves the
+worker polls for the next call instead of sleeping (see ``protocol.Reader``), which saves the
 wake-up; otherwise, and 2 ms after the last call (a learner's update), it sleeps.
 
-Neither class is thread-safe: one caller at a time per worker.
+Not thread-safe: one caller at a time per worker.
 """
 
 from __future__ import annotations
@@ -97,20 +53,18 @@ from typing import IO, Any
 
 import numpy as np
 
-from rewardlab.reward_models import _sandbox_worker as wire
-from rewardlab.reward_models.program import ValidatedProgram
+from rewardlab.sandbox import protocol as wire
+from rewardlab.sandbox import worker as _worker_module
+from rewardlab.sandbox.validation import ValidatedProgram
 
 __all__ = [
-    "GuardedProgram",
-    "GuardedStats",
     "ProgramContained",
     "RewardCallResult",
-    "RunningStats",
     "SandboxLimits",
     "SandboxWorker",
 ]
 
-_WORKER_PATH = str(Path(wire.__file__).resolve())
+_WORKER_PATH = str(Path(_worker_module.__file__).resolve())
 # Everything the worker's environment holds: no inherited variable can carry a secret in.
 _WORKER_ENV = {
     "PATH": "/usr/bin:/bin",
@@ -243,7 +197,7 @@ class SandboxWorker:
 
     Args:
         program: The program to run (from
-            :func:`~rewardlab.reward_models.program.validate_program`).
+            :func:`~rewardlab.sandbox.validation.validate_program`).
         limits: Resource limits and isolation settings.
 
     Raises:
@@ -662,255 +616,3 @@ def _error_text(message: Mapping[str, Any]) -> str:
     text = f"{str(message['type'])[:100]}: {str(message['message'])[:2000]}"
     trace = str(message.get("traceback", ""))[:2000]
     return f"{text}\n{trace}" if trace else text
-
-
-# ---------------------------------------------------------------------------------------------
-# Guards
-
-
-@dataclass
-class RunningStats:
-    """Running count, mean, min and max of one quantity's finite values.
-
-    Attributes:
-        count: Values seen (after non-finite ones were replaced).
-        mean: Their mean.
-        min: Their minimum (``inf`` before any).
-        max: Their maximum (``-inf`` before any).
-        nonfinite: NaN or infinite values the program returned (replaced before the update).
-    """
-
-    count: int = 0
-    mean: float = 0.0
-    min: float = math.inf
-    max: float = -math.inf
-    nonfinite: int = 0
-
-    def update(self, values: np.ndarray) -> None:
-        """Fold in a batch of finite values."""
-        if values.size:
-            self._add(values.size, float(values.sum()), float(values.min()), float(values.max()))
-
-    def _add(self, n: int, total: float, low: float, high: float) -> None:
-        self.count += n
-        self.mean += (total - n * self.mean) / self.count
-        self.min = min(self.min, low)
-        self.max = max(self.max, high)
-
-    def as_dict(self) -> dict[str, float | int | None]:
-        """Plain numbers (``None`` for the min and max of nothing), ready for JSON."""
-        empty = self.count == 0
-        return {
-            "count": self.count,
-            "mean": self.mean,
-            "min": None if empty else self.min,
-            "max": None if empty else self.max,
-            "nonfinite": self.nonfinite,
-        }
-
-
-@dataclass
-class GuardedStats:
-    """What :class:`GuardedProgram` has seen.
-
-    Attributes:
-        calls: Successful calls.
-        failures: Failed calls by reason.
-        nonfinite: Non-finite reward values replaced (components count their own).
-        clipped: Reward values clipped.
-        restarts: Workers started after the first (after a dead one, or to renew CPU time).
-        last_error: ``"<reason>: <message>"`` of the last failed call.
-        reward: Statistics of the guarded reward.
-        components: Statistics of each component (non-finite values replaced, not clipped).
-    """
-
-    calls: int = 0
-    failures: dict[str, int] = field(default_factory=dict)
-    nonfinite: int = 0
-    clipped: int = 0
-    restarts: int = 0
-    last_error: str | None = None
-    reward: RunningStats = field(default_factory=RunningStats)
-    components: dict[str, RunningStats] = field(default_factory=dict)
-
-    def snapshot(self) -> dict[str, Any]:
-        """A JSON-ready copy, e.g. for reward reflection at ~10 points of training."""
-        return {
-            "calls": self.calls,
-            "failures": dict(self.failures),
-            "nonfinite": self.nonfinite,
-            "clipped": self.clipped,
-            "restarts": self.restarts,
-            "last_error": self.last_error,
-            "reward": self.reward.as_dict(),
-            "components": {name: stats.as_dict() for name, stats in self.components.items()},
-        }
-
-
-class GuardedProgram:
-    """A sandboxed reward program with output guards, an exception budget and statistics.
-
-    Each call's reward has non-finite values replaced by ``nonfinite_value`` (counted in
-    ``stats.nonfinite``) and is clipped to ``clip`` (counted in ``stats.clipped``). A failed
-    call (any :class:`ProgramContained`) is absorbed while the budget lasts: it returns
-    ``fallback_reward`` for the batch with ``error`` set, and a dead worker is replaced on the
-    next call. The ``max_exceptions``-th failure closes the worker and raises
-    ``ProgramContained("exception_budget")`` naming the last error; so does every later call.
-
-    Args:
-        program: The validated program.
-        limits: Sandbox limits of its worker.
-        clip: ``(low, high)`` bounds of the reward, or None for no clipping.
-        nonfinite_value: What NaN and infinite values (reward and components) become.
-        max_exceptions: Failed calls after which the program is abandoned (1: the first).
-        fallback_reward: Reward of every row of a failed call within the budget.
-
-    Raises:
-        ProgramContained: ``"startup"`` when the first worker does not come up.
-
-    Example:
-        >>> from rewardlab.reward_models.program import validate_program
-        >>> source = '''
-        ... def compute_reward(x):
-        ...     return -np.abs(x), {"dist": np.abs(x)}
-        ... '''
-        >>> with GuardedProgram(validate_program(source, ["x"]), clip=(-1.5, 1.5)) as guarded:
-        ...     result = guarded({"x": np.array([1.0, -2.0, np.nan])})
-        >>> result.reward
-        array([-1. , -1.5,  0. ])
-        >>> guarded.stats.clipped, guarded.stats.nonfinite, guarded.stats.components["dist"].max
-        (1, 1, 2.0)
-    """
-
-    def __init__(
-        self,
-        program: ValidatedProgram,
-        limits: SandboxLimits | None = None,
-        *,
-        clip: tuple[float, float] | None = (-100.0, 100.0),
-        nonfinite_value: float = 0.0,
-        max_exceptions: int = 3,
-        fallback_reward: float = 0.0,
-    ) -> None:
-        if clip is not None and not (len(clip) == 2 and clip[0] <= clip[1]):
-            raise ValueError(f"clip must be (low, high) with low <= high, or None, got {clip}")
-        if max_exceptions < 1:
-            raise ValueError(f"max_exceptions must be >= 1, got {max_exceptions}")
-        for name, value in (("nonfinite_value", nonfinite_value), ("fallback", fallback_reward)):
-            if not math.isfinite(value):
-                raise ValueError(f"{name} must be finite, got {value}")
-        self.program = program
-        self.limits = limits if limits is not None else SandboxLimits()
-        self.clip = clip
-        self.nonfinite_value = float(nonfinite_value)
-        self.max_exceptions = max_exceptions
-        self.fallback_reward = float(fallback_reward)
-        self.stats = GuardedStats()
-        self.aborted: ProgramContained | None = None
-        self._worker: SandboxWorker | None = SandboxWorker(program, self.limits)
-
-    @property
-    def worker(self) -> SandboxWorker | None:
-        """The current worker (None between a dead one and the next call, or once closed)."""
-        return self._worker
-
-    def __call__(self, variables: Mapping[str, Any]) -> RewardCallResult:
-        """Guarded rewards of one batch (see the class docstring).
-
-        Raises:
-            ValueError: When ``variables`` do not fit the program (see
-                :meth:`SandboxWorker.call`).
-            ProgramContained: ``"exception_budget"`` once the budget is spent, or
-                ``"startup"`` when a replacement worker does not come up.
-        """
-        if self.aborted is not None:
-            raise self.aborted
-        worker = self._worker
-        if (
-            worker is None
-            or not worker.alive
-            or max(worker.busy_seconds, worker.cpu_seconds) > self.limits.cpu_seconds / 2
-        ):
-            if worker is not None:
-                worker.close()
-            self._worker = None
-            worker = self._worker = SandboxWorker(self.program, self.limits)
-            self.stats.restarts += 1
-        try:
-            names, block = worker.call_block(variables)
-        except ProgramContained as exc:
-            return self._failed(exc, variables)
-        stats = self.stats
-        # The block is this call's own buffer: guard it in place, all rows at once. NaN and
-        # inf propagate into the row sums, so finite sums mean a finite block (an overflowing
-        # sum only sends a finite block down the exact path).
-        totals = block.sum(axis=1).tolist()
-        nonfinite = None
-        if not all(map(math.isfinite, totals)):
-            finite = np.isfinite(block)
-            nonfinite = (block.shape[1] - np.count_nonzero(finite, axis=1)).tolist()
-            block[~finite] = self.nonfinite_value
-            stats.nonfinite += nonfinite[0]
-            totals = block.sum(axis=1).tolist()
-        reward = block[0]
-        size = block.shape[1]
-        if size:
-            lows = block.min(axis=1).tolist()
-            highs = block.max(axis=1).tolist()
-            if self.clip is not None and (lows[0] < self.clip[0] or highs[0] > self.clip[1]):
-                low, high = self.clip
-                stats.clipped += int(np.count_nonzero((reward < low) | (reward > high)))
-                np.clip(reward, low, high, out=reward)
-                totals[0], lows[0], highs[0] = (
-                    float(reward.sum()),
-                    max(lows[0], low),
-                    min(highs[0], high),
-                )
-            for row, name in enumerate(("", *names)):
-                if row == 0:
-                    running = stats.reward
-                else:
-                    running = stats.components.get(name) or stats.components.setdefault(
-                        name, RunningStats()
-                    )
-                running._add(size, totals[row], lows[row], highs[row])
-                if nonfinite is not None:
-                    running.nonfinite += nonfinite[row]
-        stats.calls += 1
-        return RewardCallResult(reward, {name: block[row] for row, name in enumerate(names, 1)})
-
-    def _failed(self, exc: ProgramContained, variables: Mapping[str, Any]) -> RewardCallResult:
-        failures = self.stats.failures
-        failures[exc.reason] = failures.get(exc.reason, 0) + 1
-        self.stats.last_error = f"{exc.reason}: {exc.message}"
-        total = sum(failures.values())
-        if total >= self.max_exceptions:
-            self.close()
-            self.aborted = ProgramContained(
-                "exception_budget",
-                f"compute_reward failed {total} time(s), the limit is {self.max_exceptions}; "
-                f"the last error ({exc.reason}): {exc.message}",
-                last_reason=exc.reason,
-            )
-            raise self.aborted from exc
-        batch = len(np.asarray(variables[self.program.parameters[0]]))
-        return RewardCallResult(
-            np.full(batch, self.fallback_reward), {}, error=self.stats.last_error
-        )
-
-    def close(self) -> None:
-        """Kill the worker; later calls raise (after abort) or start a new one."""
-        if self._worker is not None:
-            self._worker.close()
-            self._worker = None
-
-    def __enter__(self) -> GuardedProgram:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -1,8 +1,9 @@
-"""The sandbox worker: one process that runs one reward program, started by ``sandbox.py``.
+"""The sandbox worker: one process that runs one reward program, started by ``process.py``.
 
-Run as ``python -I -B _sandbox_worker.py`` (by path, so it imports only the standard library
-and numpy, never ``rewardlab`` and whatever that pulls in). Everything the reward program can
-touch lives in this process; the parent treats every byte it sends back as untrusted.
+Run as ``python -I -B worker.py`` (by path, so it imports only the standard library, numpy and
+its sibling ``protocol.py``, never ``rewardlab`` and whatever that pulls in). Everything the
+reward program can touch lives in this process; the parent treats every byte it sends back as
+untrusted.
 
 Startup, in this order, before any untrusted code runs: move the protocol pipes off fds 0/1
 (stray writes to stdout then land in the stderr file, not in the protocol), read the LOAD
@@ -15,15 +16,9 @@ the program, answer READY. Then serve CALL messages until the parent closes the 
 root is dropped, modules the unprivileged user cannot read (a stdlib under ``/root``) can no
 longer be imported, even by code that escaped validation.
 
-Wire format (both directions): a frame is ``<IB`` (body length, opcode) and the body. Arrays
-travel as raw bytes behind a small header (see ``REQUEST`` and ``RESULT``), never pickled, so
-the parent decodes the worker's answers with ``struct`` and ``np.frombuffer`` alone; the few
-non-array messages (LOAD, READY, ERROR) are JSON. One call is one write and one read on each
-side.
-
-The module is also imported by :mod:`rewardlab.reward_models.program` for
-:data:`SAFE_BUILTINS` and :func:`compile_reward_function`, so the parent's in-process compile
-and the worker's are the same code.
+The module is also imported by :mod:`rewardlab.sandbox.validation` for :data:`SAFE_BUILTINS`
+and :func:`compile_reward_function`, so the parent's in-process compile and the worker's are
+the same code.
 """
 
 from __future__ import annotations
@@ -33,30 +28,32 @@ import builtins
 import json
 import math
 import os
-import select
 import signal
-import struct
 import sys
-import time
-import traceback
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = [
-    "PROGRAM_FILENAME",
-    "SAFE_BUILTINS",
-    "Reader",
-    "compile_reward_function",
-    "decode_request",
-    "decode_result",
-    "encode_schema",
-    "parse_schema",
-]
+if __package__:
+    from rewardlab.sandbox import protocol as wire
+else:
+    # Run by path as the worker process: load the sibling by its file rather than through
+    # the rewardlab package, whose import would pull in far more than this process needs.
+    import importlib.util
 
-#: File name reward programs are compiled under; tracebacks keep only frames from it.
-PROGRAM_FILENAME = "<reward_program>"
+    def _sibling(name: str) -> Any:
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+        spec = importlib.util.spec_from_file_location(f"_rewardlab_sandbox_{name}", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        return module
+
+    wire = _sibling("protocol")
+
+__all__ = ["SAFE_BUILTINS", "compile_reward_function", "main"]
 
 _SAFE_BUILTIN_NAMES = (
     "abs",
@@ -102,7 +99,7 @@ _SAFE_BUILTIN_NAMES = (
 #: The builtins a reward program sees. A convenience and a clear error ("name 'open' is not
 #: defined") for honest programs, NOT a security boundary: CPython offers many ways from any
 #: object back to the real builtins. The worker process (limits, no secrets, no privileges)
-#: is the boundary; the AST validation in ``program.py`` is the first line of defence.
+#: is the boundary; the AST validation in ``validation.py`` is the first line of defence.
 SAFE_BUILTINS: dict[str, object] = {name: getattr(builtins, name) for name in _SAFE_BUILTIN_NAMES}
 
 
@@ -154,7 +151,9 @@ def compile_reward_function(source: str, builtins_: Mapping[str, object] | None 
         "np": np,
         "math": math,
     }
-    code = compile(source, PROGRAM_FILENAME, "exec", flags=_ANNOTATIONS_FLAG, dont_inherit=True)
+    code = compile(
+        source, wire.PROGRAM_FILENAME, "exec", flags=_ANNOTATIONS_FLAG, dont_inherit=True
+    )
     exec(code, namespace)
     function = namespace.get("compute_reward")
     if not callable(function):
@@ -163,321 +162,10 @@ def compile_reward_function(source: str, builtins_: Mapping[str, object] | None 
 
 
 # ---------------------------------------------------------------------------------------------
-# Wire format
-
-FRAME = struct.Struct("<IB")  # body length, opcode
-OP_LOAD, OP_CALL = 1, 2
-OP_READY, OP_RESULT, OP_ERROR = 10, 11, 12
-
-# CALL body: schema length, how long the worker may poll for the next call after answering
-# this one (microseconds, see Reader), batch size; the schema (ASCII, zero-padded to 8 bytes);
-# then each array's raw C-order bytes in schema order. The schema, "name:dtype:d1,d2;..." with
-# per-row shapes, is the same from call to call, so both sides cache its parsing. The parent
-# lists the arrays by decreasing item size, so that every array is aligned for its dtype
-# (numpy is slower on unaligned arrays).
-REQUEST = struct.Struct("<H2xIQ")
-#: The worker polls for the next call for at most this long, whatever the parent asks.
-SPIN_MAX_S = 0.002
-# RESULT body: length of the names field, the worker's CPU seconds so far; the component
-# names joined by NUL, zero-padded to 8 bytes; then a (1 + C, B) float64 block: the reward,
-# then each component.
-RESULT = struct.Struct("<H6xd")
-
-#: Dtype kinds that travel: bool, signed and unsigned ints, floats (no objects, no strings).
-WIRE_KINDS = frozenset("biuf")
-MAX_COMPONENTS = 64
-_MAX_DIM = 8
-
-
-def _padded(data: bytes) -> bytes:
-    return data + bytes(-len(data) % 8)
-
-
-def encode_schema(arrays: Iterable[tuple[str, np.ndarray]]) -> bytes:
-    """The schema of a CALL: names, dtypes and per-row shapes, padded to 8 bytes."""
-    entries = (
-        f"{name}:{array.dtype.str}:{','.join(map(str, array.shape[1:]))}" for name, array in arrays
-    )
-    return _padded(";".join(entries).encode("ascii"))
-
-
-def parse_schema(
-    schema: bytes, max_arrays: int
-) -> list[tuple[str, np.dtype[Any], tuple[int, ...]]]:
-    """Inverse of :func:`encode_schema`.
-
-    Raises:
-        ValueError: On a malformed schema.
-    """
-    text = schema.rstrip(b"\0").decode("ascii")
-    entries = text.split(";") if text else []
-    if len(entries) > max_arrays:
-        raise ValueError(f"{len(entries)} arrays, at most {max_arrays} expected")
-    parsed = []
-    for entry in entries:
-        name, dtype_str, dims = entry.split(":")
-        dtype = np.dtype(dtype_str)
-        if dtype.kind not in WIRE_KINDS or dtype.itemsize > 8:
-            raise ValueError(f"dtype {dtype_str!r} is not a bool, int or float dtype")
-        shape = tuple(int(d) for d in dims.split(",")) if dims else ()
-        if len(shape) >= _MAX_DIM or min(shape, default=0) < 0:
-            raise ValueError(f"bad per-row shape {shape}")
-        parsed.append((name, dtype, shape))
-    return parsed
-
-
-#: Where each array of a CALL body lies: (name, dtype, shape, offset) each, and the body size.
-Layout = tuple[list[tuple[str, np.dtype[Any], tuple[int, ...], int]], int]
-
-
-def decode_request(
-    body: bytearray, layouts: dict[bytes, Layout]
-) -> tuple[dict[str, np.ndarray], int, float]:
-    """The arrays of a CALL body, as writable views of ``body``, the batch size and how long
-    to poll for the next call (seconds).
-
-    ``layouts`` caches the layout of each batch size and schema seen.
-
-    Raises:
-        ValueError: On a malformed body.
-    """
-    schema_len, spin_us, batch = REQUEST.unpack_from(body)
-    key = bytes(body[8 : REQUEST.size + schema_len])  # batch size and schema
-    layout = layouts.get(key)
-    if layout is None:
-        layout = _layout(key[8:], batch)
-        if len(layouts) < 64:
-            layouts[key] = layout
-    entries, size = layout
-    if len(body) != size:
-        raise ValueError(f"request of {len(body)} bytes, its schema says {size}")
-    arrays = {
-        name: np.ndarray(shape, dtype, body, offset) for name, dtype, shape, offset in entries
-    }
-    return arrays, batch, min(spin_us * 1e-6, SPIN_MAX_S)
-
-
-def _layout(schema: bytes, batch: int) -> Layout:
-    offset = REQUEST.size + len(schema)
-    entries = []
-    for name, dtype, shape in parse_schema(schema, 256):
-        entries.append((name, dtype, (batch, *shape), offset))
-        offset += batch * math.prod(shape) * dtype.itemsize
-    return entries, offset
-
-
-def decode_result(
-    body: bytearray, batch: int, names_cache: dict[bytes, tuple[str, ...]]
-) -> tuple[tuple[str, ...], np.ndarray, float]:
-    """(component names, ``(1 + C, batch)`` float64 block, worker CPU seconds) of a RESULT.
-
-    The sender is not trusted: every length is checked against the body, names are checked
-    once per distinct names field (``names_cache``).
-
-    Raises:
-        ValueError: On a malformed body.
-    """
-    if len(body) < RESULT.size:
-        raise ValueError("result shorter than its header")
-    names_len, cpu_seconds = RESULT.unpack_from(body)
-    if not (math.isfinite(cpu_seconds) and cpu_seconds >= 0):
-        raise ValueError(f"CPU time {cpu_seconds}")
-    offset = RESULT.size + names_len
-    field = bytes(body[RESULT.size : offset])
-    names = names_cache.get(field)
-    if names is None:
-        text = field.rstrip(b"\0").decode()
-        names = tuple(text.split("\0")) if text else ()
-        if len(names) > MAX_COMPONENTS or len(set(names)) != len(names) or "" in names:
-            raise ValueError("component names must be unique, non-empty and at most 64")
-        if len(names_cache) < 64:
-            names_cache[field] = names
-    rows = 1 + len(names)
-    if len(body) != offset + 8 * rows * batch:
-        raise ValueError(f"result of {len(body)} bytes for {rows} rows of {batch}")
-    block = np.frombuffer(body, np.float64, rows * batch, offset).reshape(rows, batch)
-    return names, block, cpu_seconds
-
-
-# A try of a spinning read that takes longer than this was preempted: another process wants
-# the CPU, so spinning would only take it from them.
-_PREEMPTED_S = 250e-6
-_QUIET_MIN_S, _QUIET_MAX_S = 0.01, 1.0
-
-
-class Reader:
-    """Reads a pipe (made non-blocking), retrying briefly before sleeping until data comes.
-
-    Being woken from sleep can cost 50-500 us on a VM (the process then also runs on cold
-    caches): more than a reward call. So a read may *spin* first: retry for up to ``spin_s``,
-    yielding the CPU between tries, then sleep in ``poll``. A spin that is preempted ends at
-    once, and spinning stays off for a while (10 ms, doubling while it keeps happening, up to
-    1 s), so that a busy machine does not lose CPU time to it.
-
-    Args:
-        fd: The pipe's read end.
-    """
-
-    def __init__(self, fd: int) -> None:
-        os.set_blocking(fd, False)
-        self.fd = fd
-        self.poll = select.poll()
-        self.poll.register(fd, select.POLLIN)
-        self._quiet_until = 0.0
-        self._quiet_s = _QUIET_MIN_S
-
-    def read(self, size: int, spin_s: float = 0.0, deadline: float = math.inf) -> bytes:
-        """Up to ``size`` bytes (``b""`` at end of file), spinning for up to ``spin_s`` first.
-
-        Raises:
-            TimeoutError: When nothing came before ``deadline`` (a ``time.monotonic()``).
-        """
-        now = last = time.monotonic()
-        spin_until = now + spin_s if spin_s > 0 and now >= self._quiet_until else 0.0
-        while True:
-            try:
-                data = os.read(self.fd, size)
-            except BlockingIOError:
-                now = time.monotonic()
-            else:
-                if spin_until:
-                    self._quiet_s = _QUIET_MIN_S
-                return data
-            if now < spin_until:
-                if now - last < _PREEMPTED_S:
-                    last = now
-                    os.sched_yield()
-                    continue
-                self._quiet_until = now + self._quiet_s
-                self._quiet_s = min(2 * self._quiet_s, _QUIET_MAX_S)
-                spin_until = 0.0
-            if deadline == math.inf:
-                self.poll.poll()
-            elif (
-                not self.poll.poll(max(0, math.ceil((deadline - now) * 1000)))
-                and time.monotonic() >= deadline
-            ):
-                raise TimeoutError
-
-
-# ---------------------------------------------------------------------------------------------
-# Worker process
-
-_MAX_TEXT = 2000  # characters of an error message or traceback sent back
-_MAX_REQUEST = 1 << 30
-
-
-class _BadOutput(Exception):
-    """compute_reward returned something that breaks the (reward, components) contract."""
-
-
-def _send(fd: int, op: int, parts: list[Any]) -> None:
-    body_len = sum(memoryview(part).nbytes for part in parts)
-    data = b"".join([FRAME.pack(body_len, op), *parts])
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _send_json(fd: int, op: int, message: Mapping[str, object]) -> None:
-    _send(fd, op, [json.dumps(message).encode()])
-
-
-def _recv(reader: Reader, spin_s: float = 0.0) -> tuple[int, bytearray] | None:
-    """Next (opcode, body) from the parent, or None at end of file."""
-    data = bytearray(reader.read(1 << 16, spin_s))
-    if not data:
-        return None
-    while len(data) < FRAME.size:
-        chunk = reader.read(FRAME.size - len(data))
-        if not chunk:
-            return None
-        data += chunk
-    length, op = FRAME.unpack_from(data)
-    if length > _MAX_REQUEST:
-        raise ValueError(f"request of {length} bytes")
-    while len(data) < FRAME.size + length:
-        chunk = reader.read(FRAME.size + length - len(data))
-        if not chunk:
-            return None
-        data += chunk
-    # A fresh bytearray per call: the decoded arrays are writable views of it and never alias
-    # an earlier call's inputs.
-    return op, data[FRAME.size :]
-
-
-def _describe(value: object) -> str:
-    if isinstance(value, np.ndarray):
-        return f"an array of shape {value.shape} and dtype {value.dtype}"
-    if isinstance(value, tuple):
-        return f"a tuple of length {len(value)}"
-    return f"a {type(value).__name__}"
-
-
-def _batch_array(what: str, value: object, batch: int) -> np.ndarray:
-    if not isinstance(value, np.ndarray):
-        raise _BadOutput(
-            f"{what} must be a numpy array of shape ({batch},), one value per batch row, got "
-            f"{_describe(value)}; build it from the batched inputs (e.g. -np.linalg.norm(a - b, "
-            "axis=-1)) or use np.full(n, value) for a constant"
-        )
-    if value.dtype.kind not in WIRE_KINDS:
-        raise _BadOutput(f"{what} must hold real numbers, got dtype {value.dtype}")
-    if value.shape != (batch,):
-        raise _BadOutput(
-            f"{what} has shape {value.shape}, it must be ({batch},): one value per batch row "
-            "(reduce the trailing axes, e.g. with axis=-1, or reshape(-1) a (B, 1) array)"
-        )
-    return value
-
-
-def _check_output(result: object, batch: int) -> tuple[list[str], list[np.ndarray]]:
-    """Component names and the (B,) arrays to send, the reward first."""
-    if not isinstance(result, tuple) or len(result) != 2:
-        raise _BadOutput(
-            f"compute_reward must return a tuple (reward, components), got {_describe(result)}"
-        )
-    reward, components = result
-    values = [_batch_array("reward", reward, batch)]
-    if not isinstance(components, dict):
-        raise _BadOutput(
-            f"components must be a dict {{name: array of shape ({batch},)}}, "
-            f"got {_describe(components)}"
-        )
-    if len(components) > MAX_COMPONENTS:
-        raise _BadOutput(f"{len(components)} components, at most {MAX_COMPONENTS} allowed")
-    for name, value in components.items():
-        if not isinstance(name, str) or not name or len(name) > 100 or "\0" in name:
-            raise _BadOutput(f"component names must be strings of 1-100 characters, got {name!r}")
-        values.append(_batch_array(f"components[{name!r}]", value, batch))
-    return list(components), values
-
-
-def _encode_result(names: list[str], values: list[np.ndarray]) -> list[Any]:
-    field = _padded("\0".join(names).encode())
-    rows = [np.ascontiguousarray(value, np.float64) for value in values]
-    return [RESULT.pack(len(field), time.process_time()), field, *rows]
-
-
-def _error(kind: str, exc: BaseException, source_lines: list[str]) -> dict[str, str]:
-    """An error message for the parent: type, message and the program's own frames."""
-    frames = []
-    for frame in traceback.extract_tb(exc.__traceback__):
-        if frame.filename == PROGRAM_FILENAME and frame.lineno is not None:
-            code = (
-                source_lines[frame.lineno - 1].strip() if frame.lineno <= len(source_lines) else ""
-            )
-            frames.append(f"line {frame.lineno}, in {frame.name}: {code}")
-    return {
-        "kind": kind,
-        "type": type(exc).__name__,
-        "message": str(exc)[:_MAX_TEXT],
-        "traceback": "\n".join(frames[-5:])[-_MAX_TEXT:],
-    }
-
+# Hardening
 
 #: The ``np.linalg`` functions :func:`_warm_up` calls: every one a reward program may use
-#: (``program.NUMPY_LINALG_ALLOWED``, which a test keeps equal to this).
+#: (``validation.NUMPY_LINALG_ALLOWED``, which a test keeps equal to this).
 WARM_LINALG = ("det", "inv", "norm", "pinv", "solve")
 
 
@@ -713,9 +401,9 @@ def main() -> None:
     os.dup2(2, 1)
     os.close(devnull)
 
-    requests = Reader(proto_in)
-    request = _recv(requests)
-    if request is None or request[0] != OP_LOAD:
+    requests = wire.Reader(proto_in)
+    request = wire.recv(requests)
+    if request is None or request[0] != wire.OP_LOAD:
         sys.exit(2)
     config = json.loads(request[1])
     source: str = config["source"]
@@ -731,31 +419,37 @@ def main() -> None:
         os.chdir("/")
         function = compile_reward_function(source)
     except BaseException as exc:
-        _send_json(proto_out, OP_ERROR, _error("startup", exc, source_lines))
+        wire.send_json(proto_out, wire.OP_ERROR, wire.error_message("startup", exc, source_lines))
         sys.exit(1)
-    _send_json(proto_out, OP_READY, {"hardening": hardening, "pid": os.getpid()})
-    layouts: dict[bytes, Layout] = {}
+    wire.send_json(proto_out, wire.OP_READY, {"hardening": hardening, "pid": os.getpid()})
+    layouts: dict[bytes, wire.Layout] = {}
     spin_s = 0.0
     while True:
-        request = _recv(requests, spin_s)
+        request = wire.recv(requests, spin_s)
         if request is None:
             return
         spin_s = 0.0
         op, body = request
-        if op != OP_CALL:
+        if op != wire.OP_CALL:
             sys.exit(2)
         try:
-            inputs, batch, spin_s = decode_request(body, layouts)
+            inputs, batch, spin_s = wire.decode_request(body, layouts)
             result = function(**inputs)
-            parts = _encode_result(*_check_output(result, batch))
-        except _BadOutput as exc:
-            _send_json(proto_out, OP_ERROR, _error("bad_output", exc, source_lines))
+            parts = wire.encode_result(*wire.check_output(result, batch))
+        except wire.BadOutput as exc:
+            wire.send_json(
+                proto_out, wire.OP_ERROR, wire.error_message("bad_output", exc, source_lines)
+            )
         except MemoryError as exc:
-            _send_json(proto_out, OP_ERROR, _error("memory", exc, source_lines))
+            wire.send_json(
+                proto_out, wire.OP_ERROR, wire.error_message("memory", exc, source_lines)
+            )
         except BaseException as exc:  # SystemExit and KeyboardInterrupt too: report, go on
-            _send_json(proto_out, OP_ERROR, _error("exception", exc, source_lines))
+            wire.send_json(
+                proto_out, wire.OP_ERROR, wire.error_message("exception", exc, source_lines)
+            )
         else:
-            _send(proto_out, OP_RESULT, parts)
+            wire.send(proto_out, wire.OP_RESULT, parts)
 
 
 if __name__ == "__main__":

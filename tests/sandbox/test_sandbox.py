@@ -23,21 +23,19 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rewardlab.reward_models import _sandbox_worker as wire
-from rewardlab.reward_models.program import (
-    NUMPY_LINALG_ALLOWED,
+from rewardlab.sandbox import (
+    GuardedProgram,
+    ProgramContained,
     ProgramRejected,
+    SandboxLimits,
+    SandboxWorker,
     ValidatedProgram,
     validate_program,
 )
-from rewardlab.reward_models.sandbox import (
-    _WORKER_ENV,
-    GuardedProgram,
-    ProgramContained,
-    SandboxLimits,
-    SandboxWorker,
-)
-from tests.reward_models.test_program import GOOD, VARIABLES, batch
+from rewardlab.sandbox import worker as sandbox_worker
+from rewardlab.sandbox.process import _WORKER_ENV
+from rewardlab.sandbox.validation import NUMPY_LINALG_ALLOWED
+from tests.sandbox.test_validation import GOOD, VARIABLES, batch
 
 HOSTILE_DIR = Path(__file__).parent / "hostile"
 FAST = SandboxLimits(call_timeout_s=0.5)
@@ -466,7 +464,7 @@ def compute_reward(x):
 def test_blas_and_every_allowed_linalg_function_run_in_the_worker() -> None:
     # The worker warms up what programs may call before it restricts itself (Landlock, where
     # the kernel has it), so that no BLAS or LAPACK library is first loaded in a call.
-    assert set(wire.WARM_LINALG) == NUMPY_LINALG_ALLOWED
+    assert set(sandbox_worker.WARM_LINALG) == NUMPY_LINALG_ALLOWED
     program = validate_program(LINALG_PROGRAM, {"x": (2,)})
     x = np.array([[3.0, 4.0], [0.0, 1.0]])
     with SandboxWorker(program, SandboxLimits(uid=None)) as worker:
@@ -489,14 +487,17 @@ def test_library_dirs_are_the_folders_of_mapped_shared_libraries(tmp_path: Path)
         "7f06-7f07 r--p 00000000 08:01 15 /libroot.so\n"
         "7ffd-7ffe rw-p 00000000 00:00 0 [stack]\n"
     )
-    assert wire._library_dirs(str(maps)) == ["/usr/lib/x86_64-linux-gnu", "/venv/numpy/_core"]
-    assert wire._library_dirs(str(tmp_path / "missing")) == []
+    assert sandbox_worker._library_dirs(str(maps)) == [
+        "/usr/lib/x86_64-linux-gnu",
+        "/venv/numpy/_core",
+    ]
+    assert sandbox_worker._library_dirs(str(tmp_path / "missing")) == []
     # This process's own maps: numpy's compiled core is among them.
     core = (
         sys.modules.get("numpy._core._multiarray_umath")
         or sys.modules["numpy.core._multiarray_umath"]
     )
-    assert os.path.dirname(str(core.__file__)) in wire._library_dirs()
+    assert os.path.dirname(str(core.__file__)) in sandbox_worker._library_dirs()
 
 
 class FakeSyscall:
@@ -511,9 +512,9 @@ class FakeSyscall:
 
     def __call__(self, number: Any, *args: Any) -> int:
         self.calls.append(number.value)
-        if number.value == wire._LANDLOCK_CREATE_RULESET:
+        if number.value == sandbox_worker._LANDLOCK_CREATE_RULESET:
             return 1 if args[0] is None else self.ruleset  # the ABI version, or a ruleset fd
-        if number.value == wire._LANDLOCK_ADD_RULE:
+        if number.value == sandbox_worker._LANDLOCK_ADD_RULE:
             self.rules += 1
             return -1 if self.rules == self.failing_rule else 0
         return 0
@@ -526,15 +527,17 @@ def test_landlock_fails_closed_when_a_rule_cannot_be_added(
     syscall = FakeSyscall(failing_rule)
     readable = [str(tmp_path), str(tmp_path / "missing"), os.path.dirname(os.__file__)]
     if failing_rule is None:
-        applied = wire._landlock(SimpleNamespace(syscall=syscall), readable)
-        restricts = syscall.calls.count(wire._LANDLOCK_RESTRICT_SELF)
+        applied = sandbox_worker._landlock(SimpleNamespace(syscall=syscall), readable)
+        restricts = syscall.calls.count(sandbox_worker._LANDLOCK_RESTRICT_SELF)
         assert applied == ["landlock_fs"] and restricts == 1
         assert syscall.rules == 2  # a missing folder needs no rule
     else:
         # Not unconfined: the worker does not start, and says how to run without it.
-        with pytest.raises(wire.LandlockError, match=r"allowing reads beneath .*landlock=False"):
-            wire._landlock(SimpleNamespace(syscall=syscall), readable)
-        assert wire._LANDLOCK_RESTRICT_SELF not in syscall.calls
+        with pytest.raises(
+            sandbox_worker.LandlockError, match=r"allowing reads beneath .*landlock=False"
+        ):
+            sandbox_worker._landlock(SimpleNamespace(syscall=syscall), readable)
+        assert sandbox_worker._LANDLOCK_RESTRICT_SELF not in syscall.calls
         assert syscall.rules == failing_rule  # no rule after the failed one
     with pytest.raises(OSError):
         os.fstat(syscall.ruleset)  # closed either way
@@ -543,9 +546,11 @@ def test_landlock_fails_closed_when_a_rule_cannot_be_added(
 def test_landlock_fails_closed_when_a_folder_cannot_be_opened() -> None:
     syscall = FakeSyscall(None)
     too_long = "/" + "a" * 5000  # ENAMETOOLONG: neither allowed nor known to be missing
-    with pytest.raises(wire.LandlockError, match="cannot open"):
-        wire._landlock(SimpleNamespace(syscall=syscall), [os.path.dirname(os.__file__), too_long])
-    assert wire._LANDLOCK_RESTRICT_SELF not in syscall.calls
+    with pytest.raises(sandbox_worker.LandlockError, match="cannot open"):
+        sandbox_worker._landlock(
+            SimpleNamespace(syscall=syscall), [os.path.dirname(os.__file__), too_long]
+        )
+    assert sandbox_worker._LANDLOCK_RESTRICT_SELF not in syscall.calls
 
 
 def test_worker_dies_with_its_parent_even_mid_call() -> None:
@@ -554,8 +559,8 @@ def test_worker_dies_with_its_parent_even_mid_call() -> None:
     script = (
         "import os, signal, threading\n"
         "import numpy as np\n"
-        "from rewardlab.reward_models.program import ValidatedProgram\n"
-        "from rewardlab.reward_models.sandbox import SandboxLimits, SandboxWorker\n"
+        "from rewardlab.sandbox import ValidatedProgram\n"
+        "from rewardlab.sandbox import SandboxLimits, SandboxWorker\n"
         "source = 'def compute_reward(x):\\n    while True:\\n        pass\\n'\n"
         "program = ValidatedProgram(source, ('x',))\n"
         "worker = SandboxWorker(program, SandboxLimits(call_timeout_s=60))\n"

@@ -11,7 +11,7 @@ imported.
 :func:`validate_program` checks the source against an allow-list **without running it**. It
 is the first line of defence and the source of readable feedback for the LLM, not the
 security boundary: the process running the program is
-(:mod:`rewardlab.reward_models.sandbox`). Decisions the allow-list makes:
+(:mod:`rewardlab.sandbox.process`). Decisions the allow-list makes:
 
 - Top level: only ``def`` statements (no decorators; helper defaults must be literals) and a
   docstring, so loading a program runs nothing.
@@ -59,7 +59,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rewardlab.reward_models._sandbox_worker import SAFE_BUILTINS, compile_reward_function
+from rewardlab.sandbox.worker import SAFE_BUILTINS, compile_reward_function
 
 __all__ = [
     "FORBIDDEN_ATTRIBUTES",
@@ -254,7 +254,7 @@ class ValidatedProgram:
 
         The function runs with ``np``, ``math`` and ``namespace_builtins`` only, but restricted
         builtins are NOT a security boundary: run untrusted programs in a
-        :class:`~rewardlab.reward_models.sandbox.SandboxWorker`.
+        :class:`~rewardlab.sandbox.process.SandboxWorker`.
 
         Example:
             >>> import numpy as np
