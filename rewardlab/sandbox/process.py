@@ -74,6 +74,14 @@ _WORKER_ENV = {
     "OMP_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
+    # A fixed hash seed: the iteration order of a set of strings is then the same in every
+    # worker, so it cannot make a reward differ between the check's worker and training's.
+    # (Hence no -E/-I on the command line, which would ignore these variables: the worker's
+    # environment is exactly this mapping, so nothing else can reach the interpreter.)
+    "PYTHONHASHSEED": "0",
+    "PYTHONNOUSERSITE": "1",  # -s
+    "PYTHONSAFEPATH": "1",  # -P (Python >= 3.11): not the script's folder on sys.path
+    "PYTHONDONTWRITEBYTECODE": "1",  # -B
 }
 _MAX_ERROR_BODY = 1 << 16
 # Polling instead of sleeping (wire.Reader): the parent polls for an answer for up to twice
@@ -241,7 +249,7 @@ class SandboxWorker:
         if not sys.executable:
             raise RuntimeError("sys.executable is empty: cannot start a Python worker process")
         self._proc = subprocess.Popen(
-            [sys.executable, "-I", "-B", _WORKER_PATH],
+            [sys.executable, "-s", "-B", _WORKER_PATH],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,

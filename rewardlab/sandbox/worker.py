@@ -1,6 +1,6 @@
 """The sandbox worker: one process that runs one reward program, started by ``process.py``.
 
-Run as ``python -I -B worker.py`` (by path, so it imports only the standard library, numpy and
+Run as ``python -s -B worker.py`` (by path, with a fixed environment, so it imports only the standard library, numpy and
 its sibling ``protocol.py``, never ``rewardlab`` and whatever that pulls in). Everything the
 reward program can touch lives in this process; the parent treats every byte it sends back as
 untrusted.
