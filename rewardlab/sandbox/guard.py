@@ -11,6 +11,7 @@ Not thread-safe: one caller at a time.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -28,10 +29,17 @@ from rewardlab.sandbox.validation import ValidatedProgram
 
 __all__ = ["GuardedProgram", "GuardedStats", "RunningStats"]
 
+_LARGEST = sys.float_info.max
+
 
 @dataclass
 class RunningStats:
     """Running count, mean, min and max of one quantity's finite values.
+
+    Every statistic stays finite, so it can be written as JSON: finite values near the
+    largest float (1.7e308) overflow a sum, so the mean is kept as a weighted average of the
+    batches' means instead, each taken from values scaled down first where their sum
+    overflows (a mean that rounds past the largest float is that float).
 
     Attributes:
         count: Values seen (after non-finite ones were replaced).
@@ -50,11 +58,18 @@ class RunningStats:
     def update(self, values: np.ndarray) -> None:
         """Fold in a batch of finite values."""
         if values.size:
-            self._add(values.size, float(values.sum()), float(values.min()), float(values.max()))
+            mean = float(values.sum()) / values.size
+            if not math.isfinite(mean):
+                mean = _scaled_mean(values)
+            self._add(values.size, mean, float(values.min()), float(values.max()))
 
-    def _add(self, n: int, total: float, low: float, high: float) -> None:
+    def _add(self, n: int, mean: float, low: float, high: float) -> None:
+        """Fold in ``n`` finite values with this mean, minimum and maximum."""
         self.count += n
-        self.mean += (total - n * self.mean) / self.count
+        weight = n / self.count
+        # Between two finite means, so finite, but for rounding at the largest float.
+        merged = self.mean * (1.0 - weight) + mean * weight
+        self.mean = merged if math.isfinite(merged) else math.copysign(_LARGEST, merged)
         self.min = min(self.min, low)
         self.max = max(self.max, high)
 
@@ -70,6 +85,12 @@ class RunningStats:
         }
 
 
+def _scaled_mean(values: np.ndarray) -> float:
+    """The mean of finite values whose sum overflows: summed after dividing by their count."""
+    mean = float((values / values.size).sum())
+    return mean if math.isfinite(mean) else math.copysign(_LARGEST, mean)
+
+
 @dataclass
 class GuardedStats:
     """What :class:`GuardedProgram` has seen.
@@ -82,7 +103,8 @@ class GuardedStats:
         restarts: Workers started after the first (after a dead one, or to renew CPU time).
         last_error: ``"<reason>: <message>"`` of the last failed call.
         reward: Statistics of the guarded reward.
-        components: Statistics of each component (non-finite values replaced, not clipped).
+        components: Statistics of each component (non-finite values replaced, not clipped),
+            one per name of the program's fixed set (see :class:`GuardedProgram`).
     """
 
     calls: int = 0
@@ -117,6 +139,11 @@ class GuardedProgram:
     ``fallback_reward`` for the batch with ``error`` set, and a dead worker is replaced on the
     next call. The ``max_exceptions``-th failure closes the worker and raises
     ``ProgramContained("exception_budget")`` naming the last error; so does every later call.
+
+    The component names are a fixed schema: the first answered call sets them, for this
+    worker and every replacement, and a call returning others is a failed ``"bad_output"``
+    call. So ``stats.components`` holds at most
+    :data:`~rewardlab.sandbox.protocol.MAX_COMPONENTS` entries however long it runs.
 
     Args:
         program: The validated program.
@@ -168,6 +195,7 @@ class GuardedProgram:
         self.fallback_reward = float(fallback_reward)
         self.stats = GuardedStats()
         self.aborted: ProgramContained | None = None
+        self._components: tuple[str, ...] | None = None
         self._worker: SandboxWorker | None = SandboxWorker(program, self.limits)
 
     @property
@@ -192,10 +220,10 @@ class GuardedProgram:
             or not worker.alive
             or max(worker.busy_seconds, worker.cpu_seconds) > self.limits.cpu_seconds / 2
         ):
-            if worker is not None:
-                worker.close()
-            self._worker = None
-            worker = self._worker = SandboxWorker(self.program, self.limits)
+            self.close()
+            worker = self._worker = SandboxWorker(
+                self.program, self.limits, components=self._components
+            )
             self.stats.restarts += 1
         try:
             names, block = worker.call_block(variables)
@@ -212,6 +240,7 @@ class GuardedProgram:
             nonfinite = (block.shape[1] - np.count_nonzero(finite, axis=1)).tolist()
             block[~finite] = self.nonfinite_value
             stats.nonfinite += nonfinite[0]
+            # Still non-finite: a row of finite values whose sum overflows (see RunningStats).
             totals = block.sum(axis=1).tolist()
         reward = block[0]
         size = block.shape[1]
@@ -234,7 +263,10 @@ class GuardedProgram:
                     running = stats.components.get(name) or stats.components.setdefault(
                         name, RunningStats()
                     )
-                running._add(size, totals[row], lows[row], highs[row])
+                mean = totals[row] / size
+                if nonfinite is not None and not math.isfinite(mean):
+                    mean = _scaled_mean(block[row])
+                running._add(size, mean, lows[row], highs[row])
                 if nonfinite is not None:
                     running.nonfinite += nonfinite[row]
         stats.calls += 1
@@ -260,8 +292,11 @@ class GuardedProgram:
         )
 
     def close(self) -> None:
-        """Kill the worker; later calls raise (after abort) or start a new one."""
+        """Kill the worker; later calls raise (after abort) or start a new one (which must
+        return the component names the first did)."""
         if self._worker is not None:
+            if self._components is None:
+                self._components = self._worker.components
             self._worker.close()
             self._worker = None
 

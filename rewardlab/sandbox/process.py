@@ -3,9 +3,11 @@
 :class:`SandboxWorker` starts ``worker.py`` in its own process group with a minimal
 environment, hands it the program and its :class:`SandboxLimits`, and runs each batch as one
 framed call with a deadline. Everything the worker answers is decoded as hostile input
-(``protocol.decode_result``); any misbehaviour is raised as :class:`ProgramContained`, never as
-another exception. What the worker applies to itself, and what each layer protects, is in the
-README's security section; :attr:`SandboxWorker.hardening` lists the layers one worker got.
+(``protocol.decode_result``, ``decode_error``, ``decode_ready``: sizes, JSON nesting, types and
+strings bounded); any misbehaviour is raised as :class:`ProgramContained`, never as another
+exception, and a worker that broke the protocol is killed. What the worker applies to
+itself, and what each layer protects, is in the README's security section;
+:attr:`SandboxWorker.hardening` lists the layers one worker got.
 
 Failures raise :class:`ProgramContained` with one of these ``reason`` codes:
 
@@ -15,9 +17,10 @@ Failures raise :class:`ProgramContained` with one of these ``reason`` codes:
 - ``"memory"``: the program ran out of its address-space limit (``MemoryError``).
 - ``"crashed"``: the worker died otherwise (a signal, an exit).
 - ``"exception"``: ``compute_reward`` raised; the message has the error and its program lines.
-- ``"bad_output"``: the return value broke the ``(reward, components)`` contract.
-- ``"protocol"``: the worker sent a malformed answer (only code that escaped validation can);
-  the worker was killed.
+- ``"bad_output"``: the return value broke the ``(reward, components)`` contract, or its
+  component names differ from the first call's (the names are a fixed schema).
+- ``"protocol"``: the worker sent a malformed answer, at startup or to a call (only code that
+  escaped validation can); the worker was killed.
 - ``"exception_budget"``: :class:`~rewardlab.sandbox.guard.GuardedProgram` saw
   ``max_exceptions`` failed calls.
 
@@ -83,7 +86,6 @@ _WORKER_ENV = {
     "PYTHONSAFEPATH": "1",  # -P (Python >= 3.11): not the script's folder on sys.path
     "PYTHONDONTWRITEBYTECODE": "1",  # -B
 }
-_MAX_ERROR_BODY = 1 << 16
 # Polling instead of sleeping (wire.Reader): the parent polls for an answer for up to twice
 # the recent call time, and asks the worker to poll for the next call for up to twice the
 # recent gap between calls (averages of times clipped at 2 * SPIN_MAX_S, so that one long
@@ -207,9 +209,13 @@ class SandboxWorker:
         program: The program to run (from
             :func:`~rewardlab.sandbox.validation.validate_program`).
         limits: Resource limits and isolation settings.
+        components: The component names every call must return (in any order); None: those
+            of the first answered call. A later worker of the same program takes the first
+            one's, so that restarts cannot change them either.
 
     Raises:
-        ProgramContained: With reason ``"startup"`` when the worker does not come up.
+        ProgramContained: With reason ``"startup"`` when the worker does not come up, or
+            ``"protocol"`` when its answer to the program is malformed.
 
     Attributes:
         program: The program it runs.
@@ -217,6 +223,7 @@ class SandboxWorker:
         hardening: What the worker applied: ``"rlimits"``, and where possible ``"netns"``,
             ``"no_new_privs"``, ``"landlock_fs"``, ``"landlock_tcp"``, ``"landlock_scope"``
             (see :class:`SandboxLimits`), ``"uid=<uid>"`` and ``"pdeathsig"``.
+        components: The component names calls return (None before the first answer).
         calls: Calls answered so far.
         busy_seconds: Wall-clock seconds spent in calls.
         cpu_seconds: The worker's CPU seconds as of its last answer, by its own account
@@ -224,7 +231,13 @@ class SandboxWorker:
             sooner, or killed by ``RLIMIT_CPU``.
     """
 
-    def __init__(self, program: ValidatedProgram, limits: SandboxLimits | None = None) -> None:
+    def __init__(
+        self,
+        program: ValidatedProgram,
+        limits: SandboxLimits | None = None,
+        *,
+        components: tuple[str, ...] | None = None,
+    ) -> None:
         if not isinstance(program, ValidatedProgram):
             raise TypeError(
                 f"program must be a ValidatedProgram (from validate_program), got "
@@ -232,6 +245,11 @@ class SandboxWorker:
             )
         self.program = program
         self.limits = limits if limits is not None else SandboxLimits()
+        self.components = components
+        # The names tuple of the last call that matched them: while the worker sends the same
+        # names field, decode_result returns this very object (its cache), so the check that
+        # the names did not change is an identity test.
+        self._known_names = components
         self.calls = 0
         self.busy_seconds = 0.0
         self.cpu_seconds = 0.0
@@ -303,27 +321,37 @@ class SandboxWorker:
         }
         body = json.dumps(load).encode()
         deadline = time.monotonic() + limits.startup_timeout_s
+        reason = "startup"
         try:
             self._write(wire.FRAME.pack(len(body), wire.OP_LOAD) + body, deadline)
-            op, reply = self._read(deadline, _MAX_ERROR_BODY)
-            message = json.loads(reply)
-            if op == wire.OP_READY and isinstance(message.get("hardening"), list):
-                self.hardening = tuple(str(item) for item in message["hardening"])
-                return
-            problem = (
-                _error_text(message)
-                if op == wire.OP_ERROR
-                else f"unexpected startup answer (opcode {op})"
-            )
+            op, reply = self._read(deadline, wire.MAX_JSON_BODY)
         except _Broken as exc:
-            self._fail_stop(0.2)
-            tail = self._stderr_tail()
-            problem = f"the sandbox worker did not start ({exc.reason}{': ' * bool(exc.message)}"
-            problem += f"{exc.message})" + (f"; its stderr ends with:\n{tail}" if tail else "")
-        except (ValueError, UnicodeDecodeError, AttributeError, KeyError, TypeError) as exc:
-            problem = f"malformed startup answer: {exc!r}"
+            if exc.reason == "protocol":
+                reason, problem = "protocol", f"the worker broke the protocol: {exc.message}"
+            else:
+                self._fail_stop(0.2)
+                tail = self._stderr_tail()
+                problem = (
+                    f"the sandbox worker did not start ({exc.reason}"
+                    f"{': ' * bool(exc.message)}{exc.message})"
+                    + (f"; its stderr ends with:\n{tail}" if tail else "")
+                )
+        else:
+            if op == wire.OP_READY:
+                try:
+                    self.hardening = wire.decode_ready(reply)
+                    return
+                except Exception as exc:  # noqa: BLE001  (hostile bytes: any failure is theirs)
+                    reason, problem = "protocol", f"malformed startup answer: {_why(exc)}"
+            elif op == wire.OP_ERROR:
+                try:
+                    problem = wire.decode_error(reply, wire.STARTUP_ERRORS)[1]
+                except Exception as exc:  # noqa: BLE001
+                    reason, problem = "protocol", f"malformed startup error: {_why(exc)}"
+            else:
+                reason, problem = "protocol", f"unexpected startup answer (opcode {op})"
         self.close()
-        raise ProgramContained("startup", problem)
+        raise ProgramContained(reason, problem)
 
     def call(self, variables: Mapping[str, Any]) -> RewardCallResult:
         """Run ``compute_reward`` on one batch.
@@ -386,22 +414,35 @@ class SandboxWorker:
         if op == wire.OP_RESULT:
             try:
                 names, block, self.cpu_seconds = wire.decode_result(body, batch, self._names)
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise self._contain(_Broken("protocol", f"malformed result: {exc}")) from None
+            except Exception as exc:  # noqa: BLE001  (hostile bytes: any failure is theirs)
+                raise self._contain(_Broken("protocol", f"malformed result: {_why(exc)}")) from None
             self.calls += 1
+            if names is not self._known_names:
+                self._check_names(names)
             return names, block
         if op == wire.OP_ERROR:
             try:
-                message = json.loads(body)
-                kind = message["kind"]
-                text = _error_text(message)
-            except (ValueError, KeyError, TypeError) as exc:
-                raise self._contain(_Broken("protocol", f"malformed error: {exc}")) from None
-            if kind not in ("exception", "memory", "bad_output"):
-                raise self._contain(_Broken("protocol", f"unknown error kind {kind!r}"))
+                kind, text = wire.decode_error(body, wire.CALL_ERRORS)
+            except Exception as exc:  # noqa: BLE001
+                raise self._contain(_Broken("protocol", f"malformed error: {_why(exc)}")) from None
             self.calls += 1
             raise ProgramContained(kind, text)
         raise self._contain(_Broken("protocol", f"unexpected opcode {op}"))
+
+    def _check_names(self, names: tuple[str, ...]) -> None:
+        """Fix the component names at the first answer; ``"bad_output"`` if they change."""
+        if self.components is None:
+            self.components = names
+        elif set(names) != set(self.components):
+            added = sorted(set(names) - set(self.components))
+            missing = sorted(set(self.components) - set(names))
+            raise ProgramContained(
+                "bad_output",
+                f"compute_reward returned other component names than on its first call "
+                f"(new: {added}, missing: {missing}); return the same names on every call, "
+                "whatever the states",
+            )
+        self._known_names = names
 
     def close(self) -> None:
         """Kill the worker (it holds no state worth a graceful exit) and free its pipes."""
@@ -489,10 +530,8 @@ class SandboxWorker:
         return self._spin_s
 
     def _max_reply(self, batch: int) -> int:
-        names = wire.MAX_COMPONENTS * 401 + 8  # up to 100 UTF-8 characters and a NUL each
-        return max(
-            _MAX_ERROR_BODY, wire.RESULT.size + names + 8 * (1 + wire.MAX_COMPONENTS) * batch
-        )
+        rows = 8 * (1 + wire.MAX_COMPONENTS) * batch
+        return max(wire.MAX_JSON_BODY, wire.RESULT.size + wire.MAX_NAMES_FIELD + rows)
 
     def _write(self, data: bytes, deadline: float) -> None:
         view = memoryview(data)
@@ -511,6 +550,10 @@ class SandboxWorker:
         total = wire.FRAME.size
         spin_s = min(2 * self._call_s, wire.SPIN_MAX_S) if self._spare_cpu else 0.0
         while len(data) < total:
+            if data and time.monotonic() >= deadline:
+                # Bytes trickling in: each read returns some before the deadline, the answer
+                # never completes.
+                raise _Broken("timeout", "")
             try:
                 chunk = self._replies.read(
                     1 << 16 if total == wire.FRAME.size else total - len(data),
@@ -585,9 +628,10 @@ class SandboxWorker:
         try:
             size = self._stderr.seek(0, os.SEEK_END)
             self._stderr.seek(max(0, size - 4 * chars))
-            return self._stderr.read().decode(errors="replace")[-chars:].strip()
+            text = self._stderr.read().decode(errors="replace")[-chars:].strip()
         except (OSError, ValueError):
             return ""
+        return wire.printable(text)  # the worker wrote it: no terminal escapes
 
 
 class _Broken(Exception):
@@ -619,8 +663,7 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def _error_text(message: Mapping[str, Any]) -> str:
-    """An LLM-readable error: ``Type: message`` and the program's traceback lines."""
-    text = f"{str(message['type'])[:100]}: {str(message['message'])[:2000]}"
-    trace = str(message.get("traceback", ""))[:2000]
-    return f"{text}\n{trace}" if trace else text
+def _why(exc: Exception) -> str:
+    """What was malformed, in at most 300 characters (the message may quote the worker)."""
+    text = wire.printable(str(exc)) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."

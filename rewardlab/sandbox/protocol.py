@@ -11,7 +11,23 @@ side.
 
 The return contract of ``compute_reward`` (:func:`check_output`) is checked in the worker, so
 that an honest program's mistake comes back as a readable ``"bad_output"`` error; the parent
-checks the answer again, since a program that escaped validation controls the worker.
+checks the answer again, since a program that escaped validation controls the worker: every
+answer is decoded by :func:`decode_result`, :func:`decode_ready` or :func:`decode_error`,
+which bound its size, the nesting of its JSON and each string in it, and check every type.
+
+Component names (:func:`component_name_problem`) are identifiers of at most
+:data:`MAX_NAME_CHARS` characters, at most :data:`MAX_COMPONENTS` of them, so that a name can
+be a column of ``progress.csv``, a TensorBoard tag and an info key as it is. Where a name goes,
+and so which names are reserved (:data:`RESERVED_NAMES`): a component ``<name>`` becomes the
+info key ``reward_model/<name>`` (``potential_model/<name>`` for a shaping potential), the key
+``<name>`` of ``reward_components.json`` and the tag ``reward/<name>`` beside the agent's
+total reward, ``reward`` (and ``potential/<name>``), and a line ``<name>:`` of the LLM's reward
+reflection beside ``total_reward:`` and ``task_success_rate:``. The project's own info keys
+(``reward_model/``, ``potential_model/``, ``state/``, ``TimeLimit.truncated``) hold a ``/`` or a
+``.``, which no identifier does, and its bare ones (``original_reward``, ``shaping``,
+``potential``, ``is_success``, ``progress``, an env's ``reward_<term>``, ...) never share a
+mapping with component names. So the names that can collide are exactly ``reward``,
+``total_reward`` and ``task_success_rate``.
 """
 
 from __future__ import annotations
@@ -19,6 +35,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import select
 import struct
 import time
@@ -53,8 +70,41 @@ RESULT = struct.Struct("<H6xd")
 
 #: Dtype kinds that travel: bool, signed and unsigned ints, floats (no objects, no strings).
 WIRE_KINDS = frozenset("biuf")
-MAX_COMPONENTS = 64
+#: Most components a program may return.
+MAX_COMPONENTS = 32
+#: Most characters of a component name.
+MAX_NAME_CHARS = 64
+#: Names no component may have: those of the totals reported beside the components (see the
+#: module docstring).
+RESERVED_NAMES = frozenset({"reward", "total_reward", "task_success_rate"})
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: Most bytes of a RESULT's names field: every name, a separator each, the padding.
+MAX_NAMES_FIELD = MAX_COMPONENTS * (MAX_NAME_CHARS + 1) + 8
 _MAX_DIM = 8
+
+
+def component_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot be a component name, or None when it can."""
+    if not isinstance(name, str):
+        return f"component names must be strings, got {_short_repr(name)} ({type(name).__name__})"
+    if len(name) > MAX_NAME_CHARS or not _NAME.fullmatch(name):
+        return (
+            f"component name {_short_repr(name)} is not an identifier of at most "
+            f"{MAX_NAME_CHARS} characters (letters, digits and _, not starting with a digit), "
+            "e.g. 'goal_distance'"
+        )
+    if name in RESERVED_NAMES:
+        return (
+            f"component name {name!r} is reserved (the totals reported beside the components "
+            f"are named {sorted(RESERVED_NAMES)}); name the term after what it measures, e.g. "
+            "'goal_distance'"
+        )
+    return None
+
+
+def _short_repr(value: object, chars: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= chars else text[: chars - 3] + "..."
 
 
 def _padded(data: bytes) -> bytes:
@@ -139,8 +189,8 @@ def decode_result(
 ) -> tuple[tuple[str, ...], np.ndarray, float]:
     """(component names, ``(1 + C, batch)`` float64 block, worker CPU seconds) of a RESULT.
 
-    The sender is not trusted: every length is checked against the body, names are checked
-    once per distinct names field (``names_cache``).
+    The sender is not trusted: every length is checked against the body, and the names
+    against :func:`component_name_problem`, once per distinct names field (``names_cache``).
 
     Raises:
         ValueError: On a malformed body.
@@ -150,14 +200,13 @@ def decode_result(
     names_len, cpu_seconds = RESULT.unpack_from(body)
     if not (math.isfinite(cpu_seconds) and cpu_seconds >= 0):
         raise ValueError(f"CPU time {cpu_seconds}")
+    if names_len > MAX_NAMES_FIELD:
+        raise ValueError(f"a names field of {names_len} bytes (at most {MAX_NAMES_FIELD})")
     offset = RESULT.size + names_len
     field = bytes(body[RESULT.size : offset])
     names = names_cache.get(field)
     if names is None:
-        text = field.rstrip(b"\0").decode()
-        names = tuple(text.split("\0")) if text else ()
-        if len(names) > MAX_COMPONENTS or len(set(names)) != len(names) or "" in names:
-            raise ValueError("component names must be unique, non-empty and at most 64")
+        names = _decode_names(field)
         if len(names_cache) < 64:
             names_cache[field] = names
     rows = 1 + len(names)
@@ -165,6 +214,20 @@ def decode_result(
         raise ValueError(f"result of {len(body)} bytes for {rows} rows of {batch}")
     block = np.frombuffer(body, np.float64, rows * batch, offset).reshape(rows, batch)
     return names, block, cpu_seconds
+
+
+def _decode_names(field: bytes) -> tuple[str, ...]:
+    text = field.rstrip(b"\0").decode("ascii")
+    names = tuple(text.split("\0")) if text else ()
+    if len(names) > MAX_COMPONENTS:
+        raise ValueError(f"{len(names)} component names (at most {MAX_COMPONENTS})")
+    if len(set(names)) != len(names):
+        raise ValueError("component names repeat")
+    for name in names:
+        problem = component_name_problem(name)
+        if problem is not None:
+            raise ValueError(problem)
+    return names
 
 
 # A try of a spinning read that takes longer than this was preempted: another process wants
@@ -232,7 +295,22 @@ class Reader:
 # Messages and the return contract
 
 _MAX_TEXT = 2000  # characters of an error message or traceback sent back
+_MAX_TYPE = 100  # characters of an exception's type name sent back
 _MAX_REQUEST = 1 << 30
+#: Most bytes of a JSON answer (READY, ERROR): the texts of an error JSON-escaped, with room.
+MAX_JSON_BODY = 1 << 16
+#: Deepest nesting of a JSON message: each is one object, READY's holding a list.
+MAX_JSON_DEPTH = 2
+#: Kinds of the ERROR answer to a CALL, and to the LOAD.
+CALL_ERRORS = frozenset({"exception", "memory", "bad_output"})
+STARTUP_ERRORS = frozenset({"startup"})
+#: Most hardening layers a READY may list, and the form of each (``"uid=65534"``).
+MAX_HARDENING = 32
+_LAYER = re.compile(r"[a-z][a-z0-9_]{0,31}(=[0-9]{1,10})?")
+_JSON_TOKENS = re.compile(r'["\\\[\]{}]')
+# Control characters but newline and tab, and lone surrogates (JSON can carry them, a
+# terminal or a UTF-8 file cannot): a worker's text may reach either.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 class BadOutput(Exception):
@@ -274,6 +352,113 @@ def recv(reader: Reader, spin_s: float = 0.0) -> tuple[int, bytearray] | None:
     return op, data[FRAME.size :]
 
 
+def json_depth(text: str) -> int:
+    """How deeply the arrays and objects of ``text`` nest, as a JSON parser would read it.
+
+    Linear and without recursion, so it can vet a message before :func:`json.loads` (which
+    recurses once per level) sees it. Where ``text`` is not JSON the answer may be larger than
+    a parser would find, never smaller before the parser's first error.
+    """
+    depth = deepest = 0
+    in_string = False
+    escaped = -1  # the index of a character escaped by a backslash
+    for match in _JSON_TOKENS.finditer(text):
+        at = match.start()
+        if at == escaped:
+            continue
+        token = match.group()
+        if in_string:
+            if token == "\\":
+                escaped = at + 1
+            elif token == '"':
+                in_string = False
+        elif token == '"':
+            in_string = True
+        elif token in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in "]}":
+            depth -= 1
+    return deepest
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def decode_json(body: bytes | bytearray) -> dict[str, Any]:
+    """A JSON object from a sender that is not trusted: at most :data:`MAX_JSON_BODY` bytes of
+    UTF-8, nested at most :data:`MAX_JSON_DEPTH` deep (checked before parsing), no ``NaN`` or
+    ``Infinity``.
+
+    Raises:
+        ValueError: When ``body`` is anything else.
+    """
+    if len(body) > MAX_JSON_BODY:
+        raise ValueError(f"a message of {len(body)} bytes (at most {MAX_JSON_BODY})")
+    text = bytes(body).decode("utf-8")
+    depth = json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"JSON nested {depth} deep (at most {MAX_JSON_DEPTH})")
+    message = json.loads(text, parse_constant=_no_constant)
+    if not isinstance(message, dict):
+        raise ValueError(f"a JSON {type(message).__name__}, not an object")
+    return message
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (but newlines and tabs) and lone surrogates escaped:
+    safe to print or to write as UTF-8."""
+    return _CONTROL.sub(lambda m: ascii(m.group())[1:-1], text)
+
+
+def _text(message: Mapping[str, Any], key: str, limit: int) -> str:
+    value = message[key]
+    if not isinstance(value, str) or len(value) > limit:
+        raise ValueError(f"{key!r} must be a string of at most {limit} characters")
+    return printable(value)
+
+
+def decode_error(body: bytes | bytearray, kinds: frozenset[str]) -> tuple[str, str]:
+    """(kind, LLM-readable text) of an ERROR answer (see :func:`error_message`): ``Type:
+    message`` and the program's traceback lines.
+
+    Raises:
+        ValueError: When the body is not such a message or its kind is not in ``kinds``.
+    """
+    message = decode_json(body)
+    if set(message) != {"kind", "type", "message", "traceback"}:
+        raise ValueError(f"an error with the fields {sorted(message)[:8]}")
+    kind = message["kind"]
+    if not isinstance(kind, str) or kind not in kinds:
+        raise ValueError(f"an error of kind {_short_repr(kind)} (expected one of {sorted(kinds)})")
+    text = f"{_text(message, 'type', _MAX_TYPE)}: {_text(message, 'message', _MAX_TEXT)}"
+    trace = _text(message, "traceback", _MAX_TEXT)
+    return kind, f"{text}\n{trace}" if trace else text
+
+
+def decode_ready(body: bytes | bytearray) -> tuple[str, ...]:
+    """The hardening layers a READY answer lists (at most :data:`MAX_HARDENING`, each a short
+    name such as ``"landlock_fs"`` or ``"uid=65534"``).
+
+    Raises:
+        ValueError: When the body is not such a message.
+    """
+    message = decode_json(body)
+    if not set(message) <= {"hardening", "pid"} or "hardening" not in message:
+        raise ValueError(f"a READY with the fields {sorted(message)[:8]}")
+    pid = message.get("pid", 1)
+    if type(pid) is not int or not 0 < pid < 1 << 31:
+        raise ValueError(f"pid {_short_repr(pid)}")
+    layers = message["hardening"]
+    if not isinstance(layers, list) or len(layers) > MAX_HARDENING:
+        raise ValueError(f"hardening must be a list of at most {MAX_HARDENING} layers")
+    for layer in layers:
+        if not isinstance(layer, str) or not _LAYER.fullmatch(layer):
+            raise ValueError(f"hardening layer {_short_repr(layer)}")
+    return tuple(layers)
+
+
 def _describe(value: object) -> str:
     if isinstance(value, np.ndarray):
         return f"an array of shape {value.shape} and dtype {value.dtype}"
@@ -313,10 +498,14 @@ def check_output(result: object, batch: int) -> tuple[list[str], list[np.ndarray
             f"got {_describe(components)}"
         )
     if len(components) > MAX_COMPONENTS:
-        raise BadOutput(f"{len(components)} components, at most {MAX_COMPONENTS} allowed")
+        raise BadOutput(
+            f"{len(components)} components, at most {MAX_COMPONENTS} allowed: report the main "
+            "terms of the reward"
+        )
     for name, value in components.items():
-        if not isinstance(name, str) or not name or len(name) > 100 or "\0" in name:
-            raise BadOutput(f"component names must be strings of 1-100 characters, got {name!r}")
+        problem = component_name_problem(name)
+        if problem is not None:
+            raise BadOutput(problem)
         values.append(_batch_array(f"components[{name!r}]", value, batch))
     return list(components), values
 
@@ -338,7 +527,7 @@ def error_message(kind: str, exc: BaseException, source_lines: list[str]) -> dic
             frames.append(f"line {frame.lineno}, in {frame.name}: {code}")
     return {
         "kind": kind,
-        "type": type(exc).__name__,
+        "type": type(exc).__name__[:_MAX_TYPE],
         "message": str(exc)[:_MAX_TEXT],
         "traceback": "\n".join(frames[-5:])[-_MAX_TEXT:],
     }
