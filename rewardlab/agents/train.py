@@ -11,9 +11,23 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+)
 
-from rewardlab.wrappers.spec import RewardSpec, format_validation_error, parse_reward
+from rewardlab.agents.budget import RewardBudget
+from rewardlab.wrappers.spec import (
+    ProgramModelSpec,
+    RewardSpec,
+    format_validation_error,
+    parse_reward,
+)
 
 __all__ = ["FAILED_FILE", "TrainConfig", "TrainResult", "check_config", "train"]
 
@@ -43,6 +57,10 @@ class TrainConfig(BaseModel):
         eval_deterministic: Evaluate the greedy policy instead of the policy as trained
             (sampled actions, seeded). Off by default: a greedy policy over discrete actions
             often loops forever in a gridworld although the policy it came from succeeds.
+        reward_budget: How much time a reward program may take per vector step
+            (:class:`~rewardlab.agents.budget.RewardBudget`: by default at most
+            ``max(10 x the env step, 50 ms)`` per call, else training stops). Left out of
+            the dumped config while it is the default.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -61,11 +79,21 @@ class TrainConfig(BaseModel):
     checkpoint_freq: int | None = Field(default=None, gt=0)
     video: bool = False
     eval_deterministic: bool = False
+    reward_budget: RewardBudget = Field(default_factory=RewardBudget)
 
     @field_validator("reward", mode="before")
     @classmethod
     def _parse_reward(cls, value: Any) -> Any:
         return parse_reward(value) if isinstance(value, str) else value
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A default budget is not written: configs recorded before the budget existed (a
+        # comparison's done markers) still equal the ones the same spec gives now.
+        data: dict[str, Any] = handler(self)
+        if self.reward_budget == RewardBudget():
+            data.pop("reward_budget", None)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "config") -> TrainConfig:
@@ -97,6 +125,8 @@ class TrainResult:
             ``"potential"``; see :func:`~rewardlab.wrappers.vec.reward_diagnostics`), e.g.
             a reward program's failed calls, non-finite values and clipped rewards; also
             written to ``reward_diagnostics.json`` when there are any.
+        warnings: What the user should know about the run, one line each: a reward program
+            over its time budget (with ``reward_budget.on_exceed="warn"``).
     """
 
     evals: list[dict[str, float]]
@@ -104,6 +134,7 @@ class TrainResult:
     steps: int
     components: dict[str, dict[str, Any]] = field(default_factory=dict)
     diagnostics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 def _resolve(config: TrainConfig) -> tuple[dict[str, Any], float]:
@@ -183,6 +214,16 @@ def check_config(config: TrainConfig) -> dict[str, Any]:
     return params
 
 
+def _program_names(reward: RewardSpec) -> dict[str, str]:
+    """How the time budget names each reward layer's program: its ``path`` (a file, or
+    ``reference``), or ``given as source``."""
+    names = {}
+    for role, part in (("reward", reward.model), ("potential", reward.shaping)):
+        if isinstance(part, ProgramModelSpec):
+            names[role] = "given as source" if part.path is None else part.path
+    return names
+
+
 def _algos_for(space: gym.Space[Any]) -> list[str]:
     from rewardlab.agents.factory import ACTION_SPACES
 
@@ -222,14 +263,24 @@ def train(
     never share an env seed (with ``seed + i`` runs 0 and 1 would share ``n_envs - 1``
     streams and look more alike than independent runs are).
 
+    A reward program is held to ``config.reward_budget`` (measured at the run's batch size,
+    ``n_envs``, against the env step of the same run): by default a program that costs more
+    stops the run with :class:`~rewardlab.agents.budget.RewardTooSlow` (``failed.json``
+    records the measurement); with ``on_exceed="warn"`` the run finishes and
+    :attr:`TrainResult.warnings` says so.
+
     Raises:
         ValueError: From the checks of :func:`check_config` (made on the run's own env and
             agent, before anything is written), or if ``run_dir`` already holds files (a run
             never mixes its logs with another's).
+        ProgramContained: When a reward program fails (its exception budget spent), or
+            :class:`~rewardlab.agents.budget.RewardTooSlow`, a subclass, when it is over its
+            time budget.
     """
     from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
     from stable_baselines3.common.logger import configure
 
+    from rewardlab.agents.budget import RewardCostCheck
     from rewardlab.agents.callbacks import RewardComponentLog, ShapingDiscountCheck
     from rewardlab.agents.evaluation import TrueTaskEval
     from rewardlab.wrappers.spec import make_reward_vec
@@ -280,7 +331,8 @@ def train(
     try:
         agent.set_logger(logger)
         components = RewardComponentLog(config.steps)
-        callbacks: list[Any] = [ShapingDiscountCheck(), evaluator, components]
+        budget = RewardCostCheck(config.reward_budget, _program_names(config.reward))
+        callbacks: list[Any] = [ShapingDiscountCheck(), evaluator, components, budget]
         if config.checkpoint_freq is not None:
             callbacks.append(
                 CheckpointCallback(
@@ -310,4 +362,5 @@ def train(
         steps=agent.num_timesteps,
         components=components.summary(),
         diagnostics=diagnostics,
+        warnings=list(budget.warnings),
     )

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from time import perf_counter
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -47,6 +48,7 @@ from rewardlab.wrappers.shaping import (
     _check_scale,
     check_potential,
 )
+from rewardlab.wrappers.timing import StepTimes
 
 __all__ = [
     "VecMismatchedShaping",
@@ -148,12 +150,16 @@ class VecModelReward(VecEnvWrapper):
 
     Every ``infos[i]`` gets ``original_reward`` (the inner reward, as SB3 passed it: float32
     in ``DummyVecEnv``) and the model's components as ``reward_model/<name>``. Rewards are
-    returned as float64.
+    returned as float64. :attr:`times` measures each step's inner env step and model call.
 
     Args:
         venv: The SB3 vector env to wrap.
         model: The reward model.
         mode: ``"replace"`` returns the model's rewards, ``"add"`` the env's plus them.
+
+    Attributes:
+        times: Median seconds of the inner step and of the model call
+            (:class:`~rewardlab.wrappers.timing.StepTimes`), e.g. for a reward budget.
 
     Raises:
         TypeError: If ``model`` is not a ``RewardModel``.
@@ -168,6 +174,7 @@ class VecModelReward(VecEnvWrapper):
         super().__init__(venv)
         self.model = model
         self.mode = mode
+        self.times = StepTimes()
         self._obs: np.ndarray | None = None
         self._actions: np.ndarray | None = None
 
@@ -191,7 +198,9 @@ class VecModelReward(VecEnvWrapper):
         """
         if self._obs is None or self._actions is None:
             raise RuntimeError(f"{type(self).__name__}: call reset() before step()")
+        start = perf_counter()
         step = _wait_transitions(self)
+        stepped = perf_counter()
         infos = step.infos
         name = type(self.model).__name__
         batch = RewardBatch(
@@ -203,6 +212,8 @@ class VecModelReward(VecEnvWrapper):
             info=batch_info(self.model, infos),
         )
         out = run_model(self.model, batch)
+        # The reward's cost includes gathering its batch: what the layer adds to a step.
+        self.times.add(stepped - start, perf_counter() - stepped)
         self._obs = step.arr.copy()
         # float64 holds every float32 exactly, so .tolist() gives the same Python floats as
         # float(rews[i]) without a numpy scalar per row.
@@ -277,7 +288,8 @@ class _VecPotentialLayer(VecEnvWrapper, ABC):
     ``potential`` (``Phi(s')``, 0 where terminated when :attr:`zero_terminal`); a reward-model
     potential's components of ``Phi(s')`` (before that zeroing) go in as
     ``potential_model/<name>`` (:class:`VecModelReward` writes ``reward_model/<name>``). Rewards
-    are returned as float64.
+    are returned as float64. :attr:`times` measures each step's inner env step and its ``Phi(s')``
+    call (:class:`~rewardlab.wrappers.timing.StepTimes`).
     """
 
     enforces_policy_invariance = False
@@ -292,6 +304,7 @@ class _VecPotentialLayer(VecEnvWrapper, ABC):
             _require_frames(venv, type(potential).__name__)
         super().__init__(venv)
         self.potential = potential
+        self.times = StepTimes()
         self._phi: np.ndarray | None = None
 
     def close(self) -> None:
@@ -364,8 +377,11 @@ class _VecPotentialLayer(VecEnvWrapper, ABC):
         """
         if self._phi is None:
             raise RuntimeError(f"{type(self).__name__}: call reset() before step()")
+        start = perf_counter()
         step = _wait_transitions(self)
+        stepped = perf_counter()
         phi_next, components = self._potentials_and_components(step.next_obs, step.infos)
+        self.times.add(stepped - start, perf_counter() - stepped)
         _put_components(step.infos, components, POTENTIAL_COMPONENT_PREFIX)
         if step.any_done and self.zero_terminal:
             # Ng et al. (1999): Phi = 0 in a true terminal state; a truncated one keeps the
