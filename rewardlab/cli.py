@@ -101,7 +101,11 @@ def _program_failed(
             check += ["--env-kwarg", kw]
     else:
         check += ["--env", "ID"]
-    message = failure.message.replace("\n", "\n  ")
+    from rewardlab.agents.budget import RewardTooSlow
+
+    # Over its time budget: the user gets the measured cost (the LLM's message has none).
+    text = failure.report if isinstance(failure, RewardTooSlow) else failure.message
+    message = text.replace("\n", "\n  ")
     print(
         f"error: reward program failed ({failure.reason}): {message}\n"
         f"{kept}. Find the fault with `{shlex.join(check)}`",
@@ -131,6 +135,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 "env_kwargs": _parse_set(args.env_kwarg),
                 "checkpoint_freq": args.checkpoint_freq,
                 "video": args.video,
+                "reward_budget": {
+                    key: value
+                    for key, value in (
+                        ("multiple", args.reward_budget),
+                        ("on_exceed", args.slow_reward),
+                    )
+                    if value is not None
+                },
             },
             where="option",
         )
@@ -163,6 +175,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         f"success={final['success_rate']:.2f} return={final['mean_return']:.3f} "
         f"in {result.wall_s:.0f} s -> {out}"
     )
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     for layer, report in result.diagnostics.items():
         corrected = _corrections(report)
         if corrected:
@@ -276,12 +290,19 @@ def _cmd_eval_reward(args: argparse.Namespace) -> int:
 
 
 def _cmd_llm_check(args: argparse.Namespace) -> int:
+    from rewardlab.agents.factory import load_hyperparams
     from rewardlab.experiments.llm_reward.checks import random_states, smoke_test
     from rewardlab.experiments.llm_reward.context import reward_context
     from rewardlab.sandbox import ProgramRejected, extract_code
 
     try:
         context = reward_context(args.env, _parse_set(args.env_kwarg))
+        # The batch training calls the program with: one row per env.
+        n_envs = args.n_envs
+        if n_envs is None:
+            n_envs = int(load_hyperparams(args.algo, args.env)["n_envs"])
+        if n_envs < 1:
+            raise ValueError(f"--n-envs must be at least 1, got {n_envs}")
         text = Path(args.program).read_text()
     except (ValueError, TypeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -292,8 +313,12 @@ def _cmd_llm_check(args: argparse.Namespace) -> int:
         print(f"REJECTED (extraction: {exc.reason}): {exc.message}", file=sys.stderr)
         return 1
     states = random_states(args.env, _parse_set(args.env_kwarg), seed=args.seed)
-    report = smoke_test(source, context.shapes, states)
+    report = smoke_test(source, context.shapes, states, n_envs=n_envs)
     print(report.summary(), file=sys.stdout if report.passed else sys.stderr)
+    if report.cost():
+        print(report.cost())
+    if report.hardening:
+        print(f"sandbox: {', '.join(report.hardening)}")
     for warning in report.warnings:
         print(f"warning: {warning}")
     return 0 if report.passed else 1
@@ -408,7 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
             "model.zip, reward_components.json (the reward and its components at ten points "
             "of training) and, for a reward program, reward_diagnostics.json (what its "
             "sandbox corrected) to --out; failed.json when learning fails. Exit 1 when a "
-            "reward program fails at run time, 2 on bad input."
+            "reward program fails at run time or costs more than its time budget "
+            "(--reward-budget), 2 on bad input."
         ),
     )
     tr.add_argument(
@@ -453,6 +479,20 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--checkpoint-freq", type=int, help="env steps between checkpoints")
     tr.add_argument(
         "--video", action="store_true", help="save a GIF of each evaluation's first episode"
+    )
+    tr.add_argument(
+        "--reward-budget",
+        type=float,
+        metavar="MULTIPLE",
+        help=(
+            "a reward program may cost up to this many times the env step per call, or "
+            "50 ms, whichever is more (default: 10)"
+        ),
+    )
+    tr.add_argument(
+        "--slow-reward",
+        choices=["error", "warn"],
+        help="a reward program over its budget stops training, or only warns (default: error)",
     )
     tr.add_argument("--out", help="run folder (default: runs/<env>-<reward>-<algo>-seed<k>)")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -560,14 +600,28 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Validate PROGRAM (a .py file, or an LLM response holding a ```python block) "
             "against the task's state variables and run it in the sandbox on states of random "
-            "rollouts. Exit 0 with a short report when it passes; 1 with the reason when it is "
-            "rejected or contained; 2 on bad arguments."
+            "and expert rollouts, in batches of 64, 1, 2 and the training batch (--n-envs), "
+            "and again in a second worker process: its rewards must be the same state by "
+            "state. Prints the cost per call and per row at the training batch and the "
+            "sandbox's hardening layers. Exit 0 with a short report when it passes; 1 with "
+            "the reason when it is rejected or contained; 2 on bad arguments."
         ),
     )
     check.add_argument("program", help="program file (.py) or LLM response (.md, .txt)")
     check.add_argument("--env", required=True, metavar="ID", help="env id")
     check.add_argument("--env-kwarg", action="append", metavar="KEY=VALUE", help="gym.make keyword")
     check.add_argument("--seed", type=int, default=0, help="rollout seed (default: %(default)s)")
+    check.add_argument(
+        "--n-envs",
+        type=int,
+        metavar="N",
+        help="training batch size to check it at (default: n_envs of --algo on --env)",
+    )
+    check.add_argument(
+        "--algo",
+        default="ppo",
+        help="algorithm whose default n_envs is the training batch (default: %(default)s)",
+    )
     check.set_defaults(func=_cmd_llm_check)
 
     search = llm_sub.add_parser(

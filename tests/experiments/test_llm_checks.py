@@ -14,7 +14,7 @@ import rewardlab
 from rewardlab.envs.core import expert_policy, get_task
 from rewardlab.experiments.llm_reward import checks
 from rewardlab.experiments.llm_reward.checks import random_states, smoke_test
-from rewardlab.sandbox import GuardedProgram, RewardCallResult
+from rewardlab.sandbox import GuardedProgram, RewardCallResult, ValidatedProgram, process
 
 # 100 states, in order: the first 64-row batch holds x = 1..64, the second x = 65..100.
 X = {"x": np.arange(1.0, 101.0)}
@@ -116,7 +116,7 @@ def test_state_collection_arguments_are_checked(kwargs: dict[str, int], match: s
 
 
 def test_a_good_program_passes_with_its_statistics() -> None:
-    report = smoke_test(GOOD, X_SHAPES, X)
+    report = smoke_test(GOOD, X_SHAPES, X, n_envs=3)
     assert report.passed and report.stage == "ok" and report.reason == ""
     assert report.problems == [] and report.warnings == []
     assert report.components == ["half", "neg"]
@@ -125,6 +125,12 @@ def test_a_good_program_passes_with_its_statistics() -> None:
     assert report.latency_ms is not None and report.latency_ms > 0
     assert report.message() == "The program passed the pre-training check."
     assert report.summary().startswith("passed: reward in [-100, -1]")
+    # The cost per row at the training batch size, and the sandbox the worker ran in.
+    assert report.n_envs == 3 and report.train_ms_per_call is not None
+    assert report.train_us_per_row == pytest.approx(report.train_ms_per_call * 1e3 / 3)
+    assert report.cost().startswith("cost at the training batch size (3 envs): ")
+    assert "rlimits" in report.hardening
+    assert smoke_test(GOOD, X_SHAPES, X).cost() == ""  # no training batch size given
 
 
 def test_no_states_is_an_error() -> None:
@@ -284,3 +290,168 @@ def compute_reward(x):
         "its components were NaN or inf ('ratio' 50 times); they are reported back to you, "
         "so keep them finite too"
     ]
+
+
+# --- the same states in two processes, and at the training batch size -------------------------
+
+# Reads its worker's process id through the interpreter's own objects: validation would
+# reject this program, so it is built as a ValidatedProgram directly (the sandbox still runs
+# it). It is the same within a worker, and differs between two.
+PROCESS_ID = """
+def compute_reward(x):
+    pid = 0
+    for cls in ().__class__.__base__.__subclasses__():
+        if cls.__name__ == "_wrap_close":
+            pid = cls.__init__.__globals__["getpid"]()
+    return x + (pid % 997) * 1e-3, {"x": x}
+"""
+
+TWO_PROCESSES = (
+    "it returned different rewards for the same states in two separate processes: a reward "
+    "must be a function of the state alone (no randomness, no clock, nothing that differs from "
+    "one process to another, such as the address of an object in memory)"
+)
+
+
+def test_a_program_that_differs_between_processes_is_caught() -> None:
+    program = ValidatedProgram(PROCESS_ID, ("x",))
+    first = smoke_test(program, X_SHAPES, X)
+    assert (first.stage, first.reason, first.problems) == (
+        "checks",
+        "nondeterministic",
+        [TWO_PROCESSES],
+    )
+    # Its rewards differ from run to run; what the LLM is told does not.
+    assert smoke_test(program, X_SHAPES, X).message() == first.message()
+
+
+def test_a_program_whose_component_names_differ_between_processes_is_caught() -> None:
+    source = PROCESS_ID.replace('{"x": x}', '{"x" + str(pid): x}').replace(
+        " + (pid % 997) * 1e-3", ""
+    )
+    report = smoke_test(ValidatedProgram(source, ("x",)), X_SHAPES, X)
+    assert (report.reason, report.problems) == ("nondeterministic", [TWO_PROCESSES])
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        # The address of its own function object: the same in one process, not in another.
+        """
+def compute_reward(x):
+    where = str(compute_reward)
+    return x + int(where[-9:-1], 16) % 1000003 * 1e-6, {"x": x}
+""",
+        # The address of a bound method of a fresh array.
+        """
+def compute_reward(x):
+    where = f"{x.sum}"
+    return x + int(where[-9:-1], 16) % 1000003 * 1e-6, {"x": x}
+""",
+    ],
+    ids=["function_address", "method_address"],
+)
+def test_entropy_from_memory_addresses_never_passes(source: str) -> None:
+    report = smoke_test(source, X_SHAPES, X)
+    # Validation may refuse the program outright; if it runs, the second worker differs.
+    assert report.stage == "validation" or report.reason == "nondeterministic", report
+
+
+# The iteration order of a set of strings depends on the process's hash seed.
+SET_ORDER = """
+def compute_reward(x):
+    code = 0
+    for word in {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota",
+                 "kappa", "lambda", "mu"}:
+        code = (code * 31 + len(word)) % 1000003
+    return x + code * 1e-6, {"x": x}
+"""
+
+
+def test_set_order_is_the_same_in_every_worker_and_the_check_would_see_it_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert smoke_test(SET_ORDER, X_SHAPES, X).passed  # workers share a fixed hash seed
+    # Without it (each worker its own random seed), the two workers disagree.
+    monkeypatch.setitem(process._WORKER_ENV, "PYTHONHASHSEED", "random")
+    report = smoke_test(SET_ORDER, X_SHAPES, X)
+    assert (report.reason, report.problems) == ("nondeterministic", [TWO_PROCESSES])
+
+
+# Adds 1 only when called with exactly three states: as in training with three envs.
+THREE_ENVS = """
+def compute_reward(x):
+    reward = np.where(len(x) == 3, x + 1.0, x)
+    return reward, {"reward": reward}
+"""
+
+
+def test_a_program_that_differs_only_at_the_training_batch_size_is_caught() -> None:
+    assert smoke_test(THREE_ENVS, X_SHAPES, X).passed  # batches of 64, 1 and 2 agree
+    assert smoke_test(THREE_ENVS, X_SHAPES, X, n_envs=4).passed
+    report = smoke_test(THREE_ENVS, X_SHAPES, X, n_envs=3)
+    assert (report.stage, report.reason) == ("checks", "batch_dependent")
+    assert report.problems == [
+        "its reward for a state depends on the batch it is in: a state gets 2 in a batch of 3 "
+        "and 1 in a batch of 64 (training with 3 envs calls it on batches of 3); compute each "
+        "row from its own state only, nothing that depends on the batch size or on the other "
+        "states (no mean, max, sum or normalization over the batch axis 0)"
+    ]
+
+
+def test_a_training_batch_larger_than_the_states_wraps_around() -> None:
+    wide = THREE_ENVS.replace("len(x) == 3", "len(x) == 150")
+    report = smoke_test(wide, X_SHAPES, X, n_envs=150)
+    assert report.reason == "batch_dependent" and "in a batch of 150" in report.problems[0]
+    good = smoke_test(GOOD, X_SHAPES, X, n_envs=150)
+    assert good.passed and good.n_envs == 150
+
+
+def test_a_failure_only_at_the_training_batch_size_says_so() -> None:
+    source = THREE_ENVS.replace("np.where(len(x) == 3, x + 1.0, x)", "x[: len(x) - (len(x) == 3)]")
+    report = smoke_test(source, X_SHAPES, X, n_envs=3)
+    assert (report.stage, report.reason) == ("runtime", "bad_output")
+    assert report.problems[0].startswith(
+        "called with a batch of B=3 (as in training with 3 envs): "
+    )
+
+
+class SlowAtThree(GuardedProgram):
+    """Seen through a fake clock: a call on 3 states takes 100 ms, any other 0.1 ms."""
+
+    now = 0.0
+    calls_at_three = 0
+
+    def __call__(self, variables: Mapping[str, Any]) -> RewardCallResult:
+        result = super().__call__(variables)
+        three = len(result.reward) == 3
+        SlowAtThree.calls_at_three += three
+        SlowAtThree.now += 0.1 if three else 1e-4
+        return result
+
+
+def test_the_cost_at_the_training_batch_size_is_measured_and_judged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(checks, "GuardedProgram", SlowAtThree)
+    monkeypatch.setattr(checks, "perf_counter", lambda: SlowAtThree.now)
+    report = smoke_test(GOOD, X_SHAPES, X, n_envs=3)
+    assert (report.stage, report.reason) == ("checks", "slow")
+    # Only at 3 envs (64 states take 0.1 ms), and the message holds no measured time.
+    assert report.problems == [
+        "it takes more than 50 ms per call on 3 states, the batch of a training run with 3 "
+        "envs, where it would slow training down: vectorize with numpy, no Python loops over "
+        "the batch"
+    ]
+    assert report.latency_ms == pytest.approx(0.1)
+    assert report.train_ms_per_call == pytest.approx(100.0)
+    assert report.train_us_per_row == pytest.approx(1e5 / 3)
+    assert report.cost() == (
+        "cost at the training batch size (3 envs): 100 ms per call, 33.3 ms per row"
+    )
+    # Too slow after the timed calls: the other batches of 3 are not run (34 would be).
+    assert SlowAtThree.calls_at_three == checks.TIMED_CALLS + 1
+
+    fast = smoke_test(GOOD, X_SHAPES, X, n_envs=4)
+    assert fast.passed and fast.train_ms_per_call == pytest.approx(0.1)
+    assert fast.cost() == "cost at the training batch size (4 envs): 100 us per call, 25 us per row"

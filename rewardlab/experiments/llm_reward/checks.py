@@ -3,17 +3,20 @@
 :func:`smoke_test` validates the program, then runs it in the sandbox on the states of random
 rollouts of the task and of the env's scripted expert (so goal, success and terminal states are
 among them), and checks what a learner would trip over: exceptions, wrong shapes (batches of 64
-states, and of 1 and 2 as with one or two envs), non-finite values, nondeterminism, rewards that
-depend on the other states in the batch, component names that change between calls, slowness
-and a reward that is constant (no signal). Problems come back as an LLM-readable message
-(:meth:`SmokeReport.message`) for a repair round.
+states, of 1 and 2 as with one or two envs, and of the training run's ``n_envs``), non-finite
+values, nondeterminism (the same states twice in one worker, and in a second, separate worker
+process), rewards that depend on the batch (its size, or the other states in it), component
+names that change between calls, slowness and a reward that is constant (no signal). Problems
+come back as an LLM-readable message (:meth:`SmokeReport.message`) for a repair round; what
+was measured (time per call, the sandbox's hardening) is in the report's fields.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+import statistics
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from time import perf_counter
 from typing import Any
 
 import gymnasium as gym
@@ -26,16 +29,21 @@ from rewardlab.sandbox import (
     ProgramRejected,
     RewardCallResult,
     SandboxLimits,
+    ValidatedProgram,
     validate_program,
 )
 
 __all__ = ["SmokeReport", "random_states", "smoke_test"]
 
 LATENCY_LIMIT_MS = 50.0
-"""Most milliseconds a call on a 64-row batch may take (a vector step's reward budget)."""
+"""Most milliseconds a call on a 64-row batch, or on the training batch, may take: the floor
+of a training run's reward budget (:class:`~rewardlab.agents.budget.RewardBudget`)."""
 
 SMALL_BATCHES = (1, 2)
 """Batch sizes a program is also called with: training with one or two envs passes these."""
+
+TIMED_CALLS = 5
+"""Calls timed at each size (after one untimed call); the median is reported."""
 
 _EXPERT_MAX_STEPS = 1000
 """Backstop on an expert episode's length, for an env made without a time limit."""
@@ -121,9 +129,15 @@ class SmokeReport:
             reason of the program's own error (``"exception"``, ``"bad_output"``, ...).
         problems: LLM-readable descriptions of every problem.
         warnings: Things worth knowing that do not fail the check.
-        latency_ms: Milliseconds per call on a 64-row batch.
+        latency_ms: Median milliseconds per call on a 64-row batch.
         reward_stats: Min, mean, max and std of the reward over the states.
         components: Component names.
+        n_envs: The training batch size it was checked at (None: not given).
+        train_ms_per_call: Median milliseconds per call on a batch of ``n_envs`` rows.
+        train_us_per_row: The same per row, in microseconds: what each env adds to a
+            vector step in training.
+        hardening: The layers the sandbox worker applied to itself
+            (:attr:`~rewardlab.sandbox.SandboxWorker.hardening`; empty when no worker ran).
     """
 
     passed: bool
@@ -134,9 +148,17 @@ class SmokeReport:
     latency_ms: float | None = None
     reward_stats: dict[str, float] = field(default_factory=dict)
     components: list[str] = field(default_factory=list)
+    n_envs: int | None = None
+    train_ms_per_call: float | None = None
+    train_us_per_row: float | None = None
+    hardening: list[str] = field(default_factory=list)
 
     def message(self) -> str:
-        """The problems as a message to the LLM, asking for a corrected program."""
+        """The problems as a message to the LLM, asking for a corrected program.
+
+        It holds no measured time: a message that changed from run to run would make a
+        recorded search unreplayable (its requests would differ).
+        """
         if self.passed:
             return "The program passed the pre-training check."
         lines = [f"Your reward program failed the check before training ({self.stage}):"]
@@ -157,6 +179,22 @@ class SmokeReport:
             f"{self.latency_ms:.2f} ms per 64-row call"
         )
 
+    def cost(self) -> str:
+        """The measured cost at the training batch size, in one line ('' when not measured)."""
+        if self.n_envs is None or self.train_ms_per_call is None:
+            return ""
+        envs = "1 env" if self.n_envs == 1 else f"{self.n_envs} envs"
+        per_row = self.train_ms_per_call / self.n_envs
+        return (
+            f"cost at the training batch size ({envs}): {_duration(self.train_ms_per_call)} "
+            f"per call, {_duration(per_row)} per row"
+        )
+
+
+def _duration(ms: float) -> str:
+    """Milliseconds in words: ``"2.5 ms"``, or ``"40 us"`` below a millisecond."""
+    return f"{ms:.3g} ms" if ms >= 1 else f"{ms * 1e3:.3g} us"
+
 
 def _batches(states: Mapping[str, np.ndarray], size: int) -> list[dict[str, np.ndarray]]:
     n = len(next(iter(states.values())))
@@ -175,64 +213,109 @@ def _failure(exc: ProgramContained) -> tuple[str, str]:
     return exc.last_reason or exc.reason, exc.message
 
 
-def _batch_dependence(head: RewardCallResult, small: RewardCallResult) -> str | None:
-    """How ``small`` (the first rows of ``head``'s batch, alone) differs from ``head``."""
-    size = len(small.reward)
-    pairs = [("reward", small.reward, head.reward[:size])]
+def _outputs(result: RewardCallResult) -> list[tuple[str, np.ndarray]]:
+    """A call's reward and components as ``(what, values)``, in a fixed order."""
+    pairs = [("reward", result.reward)]
     pairs += [
-        (f"component {name!r}", values, head.components[name][:size])
-        for name, values in small.components.items()
-        if name in head.components
+        (f"component {name!r}", result.components[name]) for name in sorted(result.components)
     ]
-    for what, alone, together in pairs:
-        if not np.allclose(alone, together, rtol=1e-9, atol=1e-12):
-            return (
-                f"its {what} for a state depends on the other states in the batch: the first "
-                f"state gets {alone[0]:.6g} in a batch of {size} and {together[0]:.6g} in a "
-                f"batch of {len(head.reward)}; compute each row from its own state only (no "
-                "mean, max, sum or normalization over the batch axis 0)"
-            )
+    return pairs
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    # Equal up to rounding: numpy may sum a row in another order in another batch shape.
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-9, atol=1e-12))
+
+
+def _first_difference(
+    result: RewardCallResult, reference: Mapping[str, np.ndarray], rows: np.ndarray
+) -> tuple[str, int] | None:
+    """Where ``result`` (a call on the states ``rows``) differs from ``reference`` (every
+    output of every state, ``{what: (N,)}``): ``(what, position in the batch)``, or None."""
+    for what, values in _outputs(result):
+        if what not in reference:
+            continue  # a component only some calls return: the component check names it
+        expected = reference[what][rows]
+        if not _same(values, expected):
+            close = np.isclose(values, expected, rtol=1e-9, atol=1e-12)
+            return what, int(np.flatnonzero(~close)[0])
     return None
 
 
+def _training_rows(n: int, n_envs: int) -> list[np.ndarray]:
+    """State indices of full batches of ``n_envs`` rows covering all ``n`` states (the last
+    batch, and a batch larger than ``n``, wrap around to the first states)."""
+    order = np.arange(-(-n // n_envs) * n_envs) % n
+    return [order[i : i + n_envs] for i in range(0, len(order), n_envs)]
+
+
+def _timed(
+    guarded: GuardedProgram, batch: Mapping[str, np.ndarray], times: list[float]
+) -> RewardCallResult:
+    start = perf_counter()
+    result = guarded(batch)
+    times.append(perf_counter() - start)
+    return result
+
+
 def smoke_test(
-    source: str,
+    source: str | ValidatedProgram,
     variables: Mapping[str, tuple[int, ...]],
     states: Mapping[str, np.ndarray],
     *,
+    n_envs: int | None = None,
     limits: SandboxLimits | None = None,
     latency_limit_ms: float = LATENCY_LIMIT_MS,
 ) -> SmokeReport:
     """Validate ``source`` and run it in the sandbox on ``states`` (see the module docstring).
 
-    The program runs on all states in batches of 64, on the first batch again (determinism,
-    then latency), and on the first 1 and 2 states alone (:data:`SMALL_BATCHES`), whose rewards
-    must have those shapes (the sandbox rejects any other) and equal the same rows of the first
-    batch.
+    In one worker the program runs on all states in batches of 64, on the first batch again,
+    on the first 1 and 2 states alone (:data:`SMALL_BATCHES`), and, with ``n_envs``, on all
+    states in batches of ``n_envs`` (the batch a training run with that many envs calls it
+    with; a program found too slow there stops after :data:`TIMED_CALLS` + 1 calls). Every
+    output must have its batch's shape (the sandbox rejects any other) and equal the same
+    state's in the batches of 64. A second, separate worker process then runs the
+    batches of 64 again: a reward is a function of the state alone, so its outputs must be
+    the same. Calls on 64 states and on ``n_envs`` states are timed (median of
+    :data:`TIMED_CALLS`, after one untimed call).
 
     Args:
-        source: The program.
+        source: The program's source (validated here), or a program already validated.
         variables: Declared variables and their per-env shapes.
         states: ``{name: (N, *shape)}`` real states (:func:`random_states`).
+        n_envs: The training batch size: sub-envs of the vector env the program will reward
+            (None: check only the sizes above).
         limits: Sandbox limits.
-        latency_limit_ms: Most milliseconds a call on 64 states may take.
+        latency_limit_ms: Most milliseconds a call on 64 states, or on ``n_envs`` states,
+            may take.
 
     Raises:
-        ValueError: When ``states`` holds no state.
+        ValueError: When ``states`` holds no state, or ``n_envs`` is below 1.
     """
-    try:
-        program = validate_program(source, variables)
-    except ProgramRejected as exc:
-        return SmokeReport(False, "validation", exc.reason, [exc.message])
+    if n_envs is not None and n_envs < 1:
+        raise ValueError(f"n_envs must be >= 1, got {n_envs}")
+    if isinstance(source, ValidatedProgram):
+        program = source
+    else:
+        try:
+            program = validate_program(source, variables)
+        except ProgramRejected as exc:
+            return SmokeReport(False, "validation", exc.reason, [exc.message])
     inputs = {p: np.asarray(states[p]) for p in program.parameters}
     n = len(next(iter(inputs.values())))
     if n == 0:
         raise ValueError("states must hold at least one state, got 0 rows")
     batches = _batches(inputs, 64)
     small = [_batches(inputs, size)[0] for size in SMALL_BATCHES if size <= n]
+    training = _training_rows(n, n_envs) if n_envs is not None else []
     during = ""
+    hardening: list[str] = []
+    latency: list[float] = []
+    train_times: list[float] = []
     try:
         with GuardedProgram(program, limits, max_exceptions=1) as guarded:
+            if guarded.worker is not None:
+                hardening = list(guarded.worker.hardening)
             first = [guarded(b) for b in batches]
             stats = guarded.stats
             nonfinite, clipped = stats.nonfinite, stats.clipped
@@ -240,24 +323,90 @@ def smoke_test(
                 name: c.nonfinite for name, c in stats.components.items() if c.nonfinite
             }
             again = guarded(batches[0])
-            alone = []
+            alone: list[tuple[RewardCallResult, np.ndarray]] = []
             for batch in small:
                 size = len(next(iter(batch.values())))
                 envs = "one env" if size == 1 else f"{size} envs"
                 during = f"called with a batch of B={size} (as in training with {envs}): "
-                alone.append(guarded(batch))
+                alone.append((guarded(batch), np.arange(size)))
+            at_training: list[tuple[RewardCallResult, np.ndarray]] = []
+            if n_envs is not None:
+                envs = "one env" if n_envs == 1 else f"{n_envs} envs"
+                during = f"called with a batch of B={n_envs} (as in training with {envs}): "
+                for rows in training:
+                    batch = {k: v[rows] for k, v in inputs.items()}
+                    at_training.append((_timed(guarded, batch, train_times), rows))
+                    if (
+                        len(train_times) > TIMED_CALLS
+                        and statistics.median(train_times[1:]) * 1e3 > latency_limit_ms
+                    ):
+                        break  # too slow already: with one env, every state is one call
+                first_batch = {k: v[training[0]] for k, v in inputs.items()}
+                while len(train_times) < TIMED_CALLS + 1:
+                    _timed(guarded, first_batch, train_times)
             during = ""
-            start = time.perf_counter()
-            repeats = 5
-            for _ in range(repeats):
-                guarded(batches[0])
-            latency_ms = (time.perf_counter() - start) / repeats * 1e3
+            for _ in range(TIMED_CALLS):
+                _timed(guarded, batches[0], latency)
+            # A second process, alive beside the first (so not the first's process id
+            # reused): what differs between processes must not reach the reward.
+            during = "run again in a second, separate worker process: "
+            with GuardedProgram(program, limits, max_exceptions=1) as other:
+                second = [other(b) for b in batches]
+            during = ""
     except ProgramContained as exc:
         reason, message = _failure(exc)
-        return SmokeReport(False, "runtime", reason, [during + message])
+        return SmokeReport(False, "runtime", reason, [during + message], hardening=hardening)
 
     reward = np.concatenate([r.reward for r in first])
-    keys = [sorted(r.components) for r in (*first, again, *alone)]
+    keys = [sorted(r.components) for r in (*first, again, *(r for r, _ in alone))]
+    keys += [sorted(r.components) for r, _ in at_training]
+    latency_ms = statistics.median(latency) * 1e3
+    # The first call at the training size is its warm-up (a new input layout).
+    train_ms = statistics.median(train_times[1:]) * 1e3 if train_times else None
+
+    def verdict(reason: str, problems: list[str], **more: Any) -> SmokeReport:
+        return SmokeReport(
+            passed=not problems,
+            stage="checks" if problems else "ok",
+            reason=reason,
+            problems=problems,
+            latency_ms=latency_ms,
+            n_envs=n_envs,
+            train_ms_per_call=train_ms,
+            train_us_per_row=None
+            if train_ms is None or n_envs is None
+            else train_ms * 1e3 / n_envs,
+            hardening=hardening,
+            **more,
+        )
+
+    full = {
+        what: np.concatenate([dict(_outputs(r))[what] for r in first])
+        for what, _ in _outputs(first[0])
+        if all(what in dict(_outputs(r)) for r in first)
+    }
+    everywhere = np.arange(n)
+    # Nondeterminism first, and alone: the values a nondeterministic program returns change
+    # from run to run, and so would any message quoting them (a recorded search must replay).
+    if _first_difference(again, full, everywhere[: len(again.reward)]) is not None:
+        return verdict(
+            "nondeterministic",
+            ["it returned different rewards for the same states (no randomness)"],
+        )
+    if any(
+        sorted(b.components) != sorted(a.components)
+        or _first_difference(b, full, np.arange(i * 64, i * 64 + len(b.reward))) is not None
+        for i, (a, b) in enumerate(zip(first, second, strict=True))
+    ):
+        return verdict(
+            "nondeterministic",
+            [
+                "it returned different rewards for the same states in two separate processes: "
+                "a reward must be a function of the state alone (no randomness, no clock, "
+                "nothing that differs from one process to another, such as the address of an "
+                "object in memory)"
+            ],
+        )
     problems: list[str] = []
     reason = ""
     warnings: list[str] = []
@@ -275,13 +424,10 @@ def smoke_test(
             f"its components were NaN or inf ({counts}); they are reported back to you, so "
             "keep them finite too"
         )
-    if not np.array_equal(again.reward, first[0].reward):
-        reason = reason or "nondeterministic"
-        problems.append("it returned different rewards for the same states (no randomness)")
-    dependence = [d for d in (_batch_dependence(first[0], r) for r in alone) if d]
+    dependence = _batch_dependence(full, [*alone, *at_training], n_envs)
     if dependence:
         reason = reason or "batch_dependent"
-        problems.append(dependence[0])
+        problems.append(dependence)
     if any(k != keys[0] for k in keys):
         reason = reason or "unstable_components"
         others = sorted({tuple(k) for k in keys if k != keys[0]})
@@ -289,13 +435,20 @@ def smoke_test(
             f"its component names change between calls ({keys[0]} vs "
             f"{', '.join(str(list(k)) for k in others)}): return the same keys every time"
         )
+    # The measured times are in the report's fields, not in these messages: a message that
+    # changes from run to run would make a recorded search unreplayable.
     if latency_ms > latency_limit_ms:
         reason = reason or "slow"
         problems.append(
-            # The measured time is in latency_ms, not in this message: a message that changes
-            # from run to run would make a recorded search unreplayable.
             f"it takes more than {latency_limit_ms:g} ms per call on 64 states: vectorize "
             "with numpy, no Python loops over the batch"
+        )
+    if train_ms is not None and train_ms > latency_limit_ms:
+        reason = reason or "slow"
+        problems.append(
+            f"it takes more than {latency_limit_ms:g} ms per call on {n_envs} states, the "
+            f"batch of a training run with {n_envs} envs, where it would slow training down: "
+            "vectorize with numpy, no Python loops over the batch"
         )
     if float(np.std(reward)) < 1e-9:
         reason = reason or "constant"
@@ -309,13 +462,10 @@ def smoke_test(
         values = np.concatenate([r.components[name] for r in first])
         if float(np.std(values)) < 1e-12:
             warnings.append(f"component {name!r} is constant on these states")
-    return SmokeReport(
-        passed=not problems,
-        stage="checks" if problems else "ok",
-        reason=reason,
-        problems=problems,
+    return verdict(
+        reason,
+        problems,
         warnings=warnings,
-        latency_ms=latency_ms,
         reward_stats={
             "min": float(reward.min()),
             "mean": float(reward.mean()),
@@ -324,3 +474,33 @@ def smoke_test(
         },
         components=keys[0],
     )
+
+
+def _batch_dependence(
+    full: Mapping[str, np.ndarray],
+    calls: Sequence[tuple[RewardCallResult, np.ndarray]],
+    n_envs: int | None,
+) -> str | None:
+    """How a call on fewer (or other) states than the batches of 64 differs from them."""
+    for result, rows in calls:
+        found = _first_difference(result, full, rows)
+        if found is None:
+            continue
+        what, j = found
+        state = int(rows[j])
+        size = len(result.reward)
+        together = min(64, len(full["reward"]) - state // 64 * 64)
+        alone = dict(_outputs(result))[what][j]
+        training = (
+            f" (training with {n_envs} envs calls it on batches of {n_envs})"
+            if size == n_envs
+            else ""
+        )
+        return (
+            f"its {what} for a state depends on the batch it is in: a state gets "
+            f"{alone:.6g} in a batch of {size} and {full[what][state]:.6g} in a batch of "
+            f"{together}{training}; compute each row from its own state only, nothing that "
+            "depends on the batch size or on the other states (no mean, max, sum or "
+            "normalization over the batch axis 0)"
+        )
+    return None
