@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import sys
 from typing import Any
 
 import numpy as np
@@ -11,6 +13,8 @@ from rewardlab.wrappers.reward import COMPONENT_PREFIX, POTENTIAL_COMPONENT_PREF
 from rewardlab.wrappers.shaping import check_shaping_gamma
 
 __all__ = ["RewardComponentLog", "ShapingDiscountCheck"]
+
+_LARGEST = sys.float_info.max
 
 
 class ShapingDiscountCheck(BaseCallback):
@@ -57,6 +61,11 @@ class RewardComponentLog(BaseCallback):
     ``info["potential_model/<name>"]`` as ``potential/<name>``) and of the reward the agent
     receives, plus their overall max, mean and min. Logged under ``reward/<name>`` too.
 
+    Every statistic is finite, so that ``reward_components.json`` is strict JSON: NaN and
+    infinite values are left out and counted (``nonfinite``; a name that had no finite value
+    has ``None`` statistics), and means are weighted averages of the steps' means, which do
+    not overflow on finite values near the largest float as sums would.
+
     Args:
         total_steps: The ``learn`` budget in env steps (an on-policy run trains whole
             rollouts: the windows divide that).
@@ -75,12 +84,12 @@ class RewardComponentLog(BaseCallback):
         self.total_steps, self.n_points = total_steps, n_points
         self._start, self._span, self._closed = 0, float(total_steps), 0
         self.windows: list[dict[str, float]] = []
-        self._sums: dict[str, float] = {}
-        self._counts: dict[str, int] = {}
+        # name -> (count, mean) of the finite values: this window's, and overall.
+        self._window: dict[str, tuple[int, float]] = {}
+        self._overall: dict[str, tuple[int, float]] = {}
         self._max: dict[str, float] = {}
         self._min: dict[str, float] = {}
-        self._total: dict[str, float] = {}
-        self._n: dict[str, int] = {}
+        self._nonfinite: dict[str, int] = {}
         self._window_end = self._span / n_points
 
     def _on_training_start(self) -> None:
@@ -94,12 +103,21 @@ class RewardComponentLog(BaseCallback):
         self._window_end = self._start + self._span / self.n_points
 
     def _add(self, name: str, values: list[float]) -> None:
-        self._sums[name] = self._sums.get(name, 0.0) + sum(values)
-        self._counts[name] = self._counts.get(name, 0) + len(values)
-        self._total[name] = self._total.get(name, 0.0) + sum(values)
-        self._n[name] = self._n.get(name, 0) + len(values)
-        self._max[name] = max(self._max.get(name, -np.inf), max(values))
-        self._min[name] = min(self._min.get(name, np.inf), min(values))
+        n = len(values)
+        mean = sum(values) / n
+        if not math.isfinite(mean):  # a non-finite value, or finite ones whose sum overflows
+            finite = [v for v in values if math.isfinite(v)]
+            if len(finite) < n:
+                self._nonfinite[name] = self._nonfinite.get(name, 0) + n - len(finite)
+                self._overall.setdefault(name, (0, 0.0))
+                if not finite:
+                    return
+                values, n = finite, len(finite)
+            mean = _finite(sum(v / n for v in values))
+        _merge(self._window, name, n, mean)
+        _merge(self._overall, name, n, mean)
+        self._max[name] = max(self._max.get(name, -_LARGEST), max(values))
+        self._min[name] = min(self._min.get(name, _LARGEST), min(values))
 
     def _on_step(self) -> bool:
         infos: list[dict[str, Any]] = self.locals.get("infos", [])
@@ -121,24 +139,44 @@ class RewardComponentLog(BaseCallback):
         return True
 
     def _close_window(self) -> None:
-        window = {k: self._sums[k] / self._counts[k] for k in self._sums if self._counts[k]}
+        window = {name: mean for name, (_, mean) in self._window.items()}
         for name, value in window.items():
             self.logger.record(f"reward/{name}", value)
         self.windows.append(window)
-        self._sums, self._counts = {}, {}
+        self._window = {}
 
     def _on_training_end(self) -> None:
-        if self._counts and any(self._counts.values()):
+        if self._window:
             self._close_window()
 
     def summary(self) -> dict[str, dict[str, Any]]:
-        """Per name: ``values`` (window means, in order), ``max``, ``mean``, ``min``."""
+        """Per name: ``values`` (window means, in order), ``max``, ``mean``, ``min`` (None
+        when no value was finite) and ``nonfinite`` (values left out)."""
         return {
             name: {
                 "values": [w[name] for w in self.windows if name in w],
-                "max": self._max[name],
-                "mean": self._total[name] / self._n[name],
-                "min": self._min[name],
+                "max": self._max.get(name),
+                "mean": mean if count else None,
+                "min": self._min.get(name),
+                "nonfinite": self._nonfinite.get(name, 0),
             }
-            for name in self._n
+            for name, (count, mean) in self._overall.items()
         }
+
+
+def _finite(value: float) -> float:
+    """A mean of finite values that rounding carried past the largest float, brought back."""
+    return value if math.isfinite(value) else math.copysign(_LARGEST, value)
+
+
+def _merge(stats: dict[str, tuple[int, float]], name: str, n: int, mean: float) -> None:
+    """Fold ``n`` values with this mean into ``stats[name]``'s (count, mean): a weighted
+    average of two finite means, which stays finite where a sum of the values would not."""
+    count, old = stats.get(name, (0, 0.0))
+    count += n
+    weight = n / count
+    step = mean - old
+    if math.isfinite(step):  # exact where the means are equal
+        stats[name] = (count, old + step * weight)
+    else:  # means of opposite signs near the largest float
+        stats[name] = (count, _finite(old * (1.0 - weight) + mean * weight))

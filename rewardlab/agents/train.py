@@ -348,10 +348,13 @@ def train(
             (out / FAILED_FILE).write_text(json.dumps(failed, indent=1))
             raise
         agent.save(out / "model.zip")
-        (out / "reward_components.json").write_text(json.dumps(components.summary(), indent=1))
+        # allow_nan=False: the statistics are kept finite, so a NaN here is a bug to see.
+        summary = json.dumps(components.summary(), indent=1, allow_nan=False)
+        (out / "reward_components.json").write_text(summary)
         diagnostics = reward_diagnostics(venv)
         if diagnostics:
-            (out / "reward_diagnostics.json").write_text(json.dumps(diagnostics, indent=1))
+            report = json.dumps(diagnostics, indent=1, allow_nan=False)
+            (out / "reward_diagnostics.json").write_text(report)
     finally:
         evaluator.close()
         logger.close()

@@ -67,9 +67,13 @@ class RunningStats:
         """Fold in ``n`` finite values with this mean, minimum and maximum."""
         self.count += n
         weight = n / self.count
-        # Between two finite means, so finite, but for rounding at the largest float.
-        merged = self.mean * (1.0 - weight) + mean * weight
-        self.mean = merged if math.isfinite(merged) else math.copysign(_LARGEST, merged)
+        step = mean - self.mean
+        if math.isfinite(step):
+            self.mean += step * weight
+        else:  # means of opposite signs near the largest float
+            # Between two finite means, so finite, but for rounding at the largest float.
+            merged = self.mean * (1.0 - weight) + mean * weight
+            self.mean = merged if math.isfinite(merged) else math.copysign(_LARGEST, merged)
         self.min = min(self.min, low)
         self.max = max(self.max, high)
 

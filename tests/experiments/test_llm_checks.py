@@ -382,7 +382,7 @@ def test_set_order_is_the_same_in_every_worker_and_the_check_would_see_it_otherw
 THREE_ENVS = """
 def compute_reward(x):
     reward = np.where(len(x) == 3, x + 1.0, x)
-    return reward, {"reward": reward}
+    return reward, {"value": reward}
 """
 
 
