@@ -41,6 +41,9 @@ security boundary: the process running the program is
   and no constant power or shift whose result would have more than 10,000 digits
   (``10**10**10``).
 
+:func:`extract_code` takes the program out of an LLM response in time linear in its length,
+refusing responses longer than ``max_chars`` before reading them.
+
 Rejections raise :class:`ProgramRejected` with a machine-readable ``reason``: ``"no_code"``,
 ``"syntax"``, ``"too_large"``, ``"nesting"``, ``"import"``, ``"module_level"``,
 ``"forbidden_syntax"``, ``"dunder"``, ``"private"``, ``"forbidden_name"``,
@@ -65,6 +68,7 @@ __all__ = [
     "FORBIDDEN_ATTRIBUTES",
     "FORBIDDEN_NAMES",
     "MATH_ALLOWED",
+    "MAX_RESPONSE_CHARS",
     "NUMPY_ALLOWED",
     "NUMPY_LINALG_ALLOWED",
     "SAFE_BUILTINS",
@@ -268,38 +272,60 @@ class ValidatedProgram:
 # ---------------------------------------------------------------------------------------------
 # Extraction
 
-_FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+.-]*)[^\n]*\n(.*?)(?:^[ \t]*```|\Z)", re.M | re.S)
-_DEFINES_ENTRY = re.compile(rf"^\s*def\s+{ENTRY}\s*\(", re.M)
+#: Longest LLM response :func:`extract_code` reads, in characters (a reward program is at most
+#: ``validate_program``'s 20,000; this leaves room for prose and several drafts).
+MAX_RESPONSE_CHARS = 1_000_000
+
+# Fences are matched line by line, each regex anchored at a line's start and ending at its
+# end, so extraction is linear in the response (a regex over the whole text backtracked over
+# every run of blank lines: quadratic, minutes on 200k lines).
+_OPEN_FENCE = re.compile(r"[ \t]*```[ \t]*([\w+.-]*)")
+_CLOSE_FENCE = re.compile(r"[ \t]*```")
+# Leading whitespace that cannot cross a newline: `^\s*` retried the same blank lines from
+# every line start.
+_DEFINES_ENTRY = re.compile(rf"^[^\S\n]*def\s+{ENTRY}\s*\(", re.M)
+_PYTHON_FENCES = ("python", "py", "python3")
 
 
-def extract_code(text: str) -> str:
+def extract_code(text: str, *, max_chars: int = MAX_RESPONSE_CHARS) -> str:
     """The reward program in an LLM response, found without evaluating anything.
 
     Takes the last ```` ```python ```` block that defines ``compute_reward``; failing that, the
     last fenced block of any language that does; failing that, the whole text when it parses
     as Python and defines ``compute_reward`` at the top level. A final block the response
-    left unclosed counts.
+    left unclosed counts. Runs in time linear in the response's length.
 
     Args:
         text: The LLM's response.
+        max_chars: Longest response read; a longer one is rejected before it is parsed.
 
     Returns:
         The program's source (dedented, without the fences).
 
     Raises:
-        ProgramRejected: With reason ``"no_code"`` when no candidate is found.
+        ProgramRejected: With reason ``"too_large"`` for a response over ``max_chars``
+            characters, ``"no_code"`` when no candidate is found.
 
     Example:
         >>> extract_code("Here:\\n```python\\ndef compute_reward(x):\\n    return x, {}\\n```")
         'def compute_reward(x):\\n    return x, {}\\n'
     """
-    blocks = [(m.group(1).lower(), textwrap.dedent(m.group(2))) for m in _FENCE.finditer(text)]
-    with_entry = [(lang, code) for lang, code in blocks if _DEFINES_ENTRY.search(code)]
-    python = [code for lang, code in with_entry if lang in ("python", "py", "python3")]
-    if python:
-        return python[-1]
-    if with_entry:
-        return with_entry[-1][1]
+    if len(text) > max_chars:
+        raise ProgramRejected(
+            "too_large",
+            f"the response has {len(text)} characters, at most {max_chars} are read: reply "
+            f"with one ```python block that defines {ENTRY}, without long surrounding text",
+        )
+    blocks = _fenced_blocks(text)
+    with_entry = [
+        (language, start, end)
+        for language, start, end in blocks
+        if _DEFINES_ENTRY.search(text, start, end)
+    ]
+    python = [block for block in with_entry if block[0] in _PYTHON_FENCES]
+    if python or with_entry:
+        _, start, end = (python or with_entry)[-1]
+        return textwrap.dedent(text[start:end])
     if not blocks and _DEFINES_ENTRY.search(text):
         try:
             tree = ast.parse(text)
@@ -314,6 +340,36 @@ def extract_code(text: str) -> str:
         f"no ```python code block defining {ENTRY}(...) in the response: reply with one "
         f"```python block that defines {ENTRY} taking the state variables you use",
     )
+
+
+def _fenced_blocks(text: str) -> list[tuple[str, int, int]]:
+    """``(language, start, end)`` of each fenced block's body in ``text``, in one pass.
+
+    A fence is a line starting with optional spaces and three backticks; an opening fence
+    names the language right after them and must end with a newline. The body runs to the
+    next line that starts with a fence (the rest of that line is ignored) or to the end of
+    the text.
+    """
+    blocks: list[tuple[str, int, int]] = []
+    language: str | None = None  # of the open block; None outside a block
+    body = 0
+    line = 0
+    while True:
+        newline = text.find("\n", line)
+        line_end = len(text) if newline < 0 else newline
+        if language is None:
+            opening = _OPEN_FENCE.match(text, line, line_end)
+            if opening is not None and newline >= 0:
+                language, body = opening.group(1).lower(), newline + 1
+        elif _CLOSE_FENCE.match(text, line, line_end):
+            blocks.append((language, body, line))
+            language = None
+        if newline < 0:
+            break
+        line = newline + 1
+    if language is not None:
+        blocks.append((language, body, len(text)))
+    return blocks
 
 
 # ---------------------------------------------------------------------------------------------

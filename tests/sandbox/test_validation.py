@@ -10,6 +10,7 @@ import pytest
 
 from rewardlab.sandbox.validation import (
     MATH_ALLOWED,
+    MAX_RESPONSE_CHARS,
     NUMPY_ALLOWED,
     NUMPY_LINALG_ALLOWED,
     SAFE_BUILTINS,
@@ -158,6 +159,58 @@ def test_extract_never_evaluates() -> None:
     # A response whose code would fail loudly if run: extraction only parses it.
     text = "```python\nraise SystemExit(1)\ndef compute_reward(x):\n    return x, {}\n```"
     assert extract_code(text).startswith("raise SystemExit(1)")
+
+
+def test_extract_refuses_long_responses_before_reading_them() -> None:
+    program = "```python\ndef compute_reward(x):\n    return x, {}\n```"
+    assert extract_code(program, max_chars=len(program)).startswith("def compute_reward")
+    with pytest.raises(ProgramRejected) as info:
+        extract_code(program, max_chars=len(program) - 1)
+    assert info.value.reason == "too_large"
+    assert f"at most {len(program) - 1} are read" in info.value.message
+    with pytest.raises(ProgramRejected, match=f"at most {MAX_RESPONSE_CHARS} are read"):
+        extract_code("\n" * (MAX_RESPONSE_CHARS + 1))
+
+
+LINES = 200_000
+PROGRAM = "def compute_reward(x):\n    return x, {}\n"
+BLOCK = "```python\n" + PROGRAM + "```\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("\n" * LINES, None),
+        ("Let me think.\n" + " \t\n" * LINES + "No code after all.", None),
+        ("```python\n" + "\n" * LINES + "```\n" + BLOCK, PROGRAM),
+        ("```\n" * LINES + BLOCK, PROGRAM),
+        ("```python\n" + "\n" * LINES + PROGRAM, "\n" * LINES + PROGRAM),
+        ("def \n" * LINES, None),
+        ("x" * (4 * LINES) + "\n" + BLOCK, PROGRAM),
+        ("`" * (4 * LINES), None),
+    ],
+    ids=[
+        "blank-lines",
+        "whitespace-lines",
+        "blank-block-then-program",
+        "many-fences",
+        "unclosed-block",
+        "many-defs",
+        "long-line",
+        "backticks-without-newline",
+    ],
+)
+def test_extract_is_linear_on_pathological_responses(text: str, expected: str | None) -> None:
+    # Each response has 200k lines or 800k characters. The regex this replaced backtracked over
+    # every run of blank lines from every line start: the first three cases took 43 s, 6 min
+    # and 67 s with it (this would not finish in a normal run); the line scanner takes
+    # ~50 ms for each.
+    if expected is None:
+        with pytest.raises(ProgramRejected) as info:
+            extract_code(text)
+        assert info.value.reason == "no_code"
+    else:
+        assert extract_code(text) == expected
 
 
 # -- good programs ----------------------------------------------------------------------------
