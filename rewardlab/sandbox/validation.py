@@ -33,9 +33,21 @@ security boundary: the process running the program is
   the state), global state (``np.seterr``, ``np.set_printoptions``), per-element Python
   (``np.vectorize``, ``np.frompyfunc``) and uninitialised memory (``np.empty``,
   ``np.ndarray(shape)``).
-- Attributes that reach files, raw memory or interpreter frames are rejected on any object
-  (:data:`FORBIDDEN_ATTRIBUTES`: ``.tofile``, ``.dump``, ``.ctypes``, ``str.format``,
-  ``.gi_frame``, ``.f_globals``, ...).
+- Attributes of every other value are an allow-list too (:data:`ALLOWED_ATTRIBUTES`: array
+  data and methods that compute new arrays, ufunc ``.reduce``, dict/list/str methods); the
+  rest (``.resize``, ``.view``, ``.item``, ``.tolist``, ``.ctypes``, ``.data``, ``.base``,
+  ``.format``, frame attributes, ...) reach raw memory, files, the clock or interpreter
+  internals, or give values no dtype check sees. A dtype's own attributes are not listed.
+- dtypes are bool, integer or float (at most 64 bits), named literally wherever a dtype is
+  passed (``dtype=``, ``.astype(...)``, and the positional dtype of ``np.zeros``, ``np.sum``,
+  ``x.sum``, ...): ``np.float64``, ``float``, ``"float32"``. Object, datetime, string,
+  complex and structured dtypes, ``np.dtype`` and dtypes chosen at run time are rejected;
+  so are the names that take a dtype used as values (``f = np.zeros``), ``**mapping``
+  arguments and ``*args`` where a dtype could hide. ``bool``, ``int`` and ``float`` cannot
+  be rebound.
+- Keyword arguments that switch off numpy's own safety checks or pick a ufunc's dtypes are
+  rejected in every call (:data:`UNSAFE_KEYWORDS`: ``refcheck``, ``buffer``, ``offset``,
+  ``strides``, ``signature``, ...).
 - Size: at most ``max_chars`` characters, ``max_nodes`` AST nodes, ``max_depth`` levels of
   nesting, string constants of ``max_string`` characters, integer literals below ``1e18``,
   and no constant power or shift whose result would have more than 10,000 digits
@@ -47,8 +59,9 @@ refusing responses longer than ``max_chars`` before reading them.
 Rejections raise :class:`ProgramRejected` with a machine-readable ``reason``: ``"no_code"``,
 ``"syntax"``, ``"too_large"``, ``"nesting"``, ``"import"``, ``"module_level"``,
 ``"forbidden_syntax"``, ``"dunder"``, ``"private"``, ``"forbidden_name"``,
-``"forbidden_attribute"``, ``"unknown_name"``, ``"constant"``, ``"no_entry"``,
-``"duplicate_entry"``, ``"bad_signature"``, ``"unknown_variable"``.
+``"forbidden_attribute"``, ``"forbidden_dtype"``, ``"forbidden_argument"``,
+``"unknown_name"``, ``"constant"``, ``"no_entry"``, ``"duplicate_entry"``,
+``"bad_signature"``, ``"unknown_variable"``.
 """
 
 from __future__ import annotations
@@ -62,16 +75,19 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from rewardlab.sandbox.worker import SAFE_BUILTINS, compile_reward_function
 
 __all__ = [
-    "FORBIDDEN_ATTRIBUTES",
+    "ALLOWED_ATTRIBUTES",
     "FORBIDDEN_NAMES",
     "MATH_ALLOWED",
     "MAX_RESPONSE_CHARS",
     "NUMPY_ALLOWED",
     "NUMPY_LINALG_ALLOWED",
     "SAFE_BUILTINS",
+    "UNSAFE_KEYWORDS",
     "ProgramRejected",
     "ValidatedProgram",
     "extract_code",
@@ -86,24 +102,26 @@ def _words(text: str) -> frozenset[str]:
 
 
 #: ``np.<name>`` a program may use: elementwise math, comparisons, reductions, array
-#: construction and reshaping, constants, dtypes.
+#: construction and reshaping, constants, bool/integer/float dtypes.
 NUMPY_ALLOWED = _words(
     """
     abs absolute fabs sign sqrt cbrt square exp exp2 expm1 log log2 log10 log1p sin cos tan
     arcsin arccos arctan arctan2 sinh cosh tanh arcsinh arccosh arctanh hypot deg2rad rad2deg
     degrees radians floor ceil round rint trunc fix mod fmod remainder power float_power
-    maximum minimum fmax fmin clip where add subtract multiply divide true_divide floor_divide
-    negative positive reciprocal isnan isinf isfinite nan_to_num logical_and logical_or
-    logical_not logical_xor greater greater_equal less less_equal equal not_equal heaviside
-    sinc interp copysign signbit
+    maximum minimum fmax fmin clip where select add subtract multiply divide true_divide
+    floor_divide negative positive reciprocal isnan isinf isfinite nan_to_num logical_and
+    logical_or logical_not logical_xor greater greater_equal less less_equal equal not_equal
+    heaviside sinc interp copysign signbit
     sum prod mean std var min max amin amax argmin argmax any all cumsum cumprod median average
     nansum nanmean nanmax nanmin count_nonzero ptp diff dot matmul einsum inner outer cross
     array asarray zeros ones full zeros_like ones_like full_like arange linspace eye identity
     stack vstack hstack concatenate column_stack expand_dims squeeze reshape broadcast_to tile
     repeat transpose swapaxes moveaxis atleast_1d atleast_2d copy take take_along_axis sort
     argsort isclose allclose array_equal nonzero searchsorted digitize unique meshgrid roll flip
+    shape size ndim
     pi e inf nan newaxis euler_gamma
-    float16 float32 float64 int8 int16 int32 int64 uint8 bool_ integer floating number
+    float16 float32 float64 int8 int16 int32 int64 uint8 uint16 uint32 uint64 bool_ integer
+    floating number
     linalg
     """
 )
@@ -117,6 +135,79 @@ MATH_ALLOWED = _words(
     copysign degrees radians fmod erf erfc dist prod fsum
     """
 )
+
+#: Attributes and methods a program may use on any value other than ``np`` and ``math``.
+#: Validation cannot know a value's type, so each name must be memory-safe and act only on
+#: the program's own values for every type a program can reach that has it (arrays, numpy
+#: scalars and their types, ufuncs, dicts, lists, tuples, sets, strings, functions). None of
+#: a dtype's own attributes (``.type``, ``.fields``, ``.base``, ...) is here: a ``.dtype``
+#: can be compared, not taken apart.
+ALLOWED_ATTRIBUTES = _words(
+    # Array data, read only: plain integers, tuples and the dtype.
+    """
+    shape ndim size dtype T
+    """
+    # Array methods that compute new arrays from the old (bounds-checked; their dtype
+    # arguments are checked like every other dtype) and ndarray.sort/list.sort, in place on
+    # the program's own memory.
+    """
+    astype reshape ravel flatten squeeze transpose swapaxes copy clip round sum prod mean std
+    var min max argmin argmax argsort sort cumsum cumprod any all nonzero dot take repeat
+    """
+    # ufunc methods: np.maximum.reduce([a, b, c]), np.subtract.outer(a, b).
+    """
+    reduce accumulate outer
+    """
+    # dicts (components), lists and sets the program builds.
+    """
+    items keys values get update setdefault pop append extend insert index count reverse add
+    """
+    # Strings, for component names.
+    """
+    join startswith endswith lower upper replace split strip
+    """
+)
+
+#: Where a dtype goes in the positional arguments of ``np.<name>`` (from numpy's signatures;
+#: elsewhere it is keyword-only). A dtype there must be a literal numeric one, and the
+#: function must be called where it is named: passed around as a value, the checks would not
+#: see its arguments.
+_NUMPY_DTYPE_SLOTS: Mapping[str, int] = {
+    **dict.fromkeys(("array", "asarray", "zeros", "ones", "zeros_like", "ones_like",
+                     "identity"), 1),
+    **dict.fromkeys(("full", "full_like", "sum", "prod", "mean", "std", "var", "cumsum",
+                     "cumprod", "nansum", "nanmean"), 2),
+    "arange": 3,
+    "eye": 3,
+    "linspace": 5,
+}  # fmt: skip
+#: The same for methods (``x.astype(dtype)``, ``x.sum(axis, dtype)``,
+#: ``np.add.reduce(x, axis, dtype)``). Called through the class
+#: (``np.float64.astype(x, dtype)``) the arguments move one place right, so both places are
+#: checked.
+_METHOD_DTYPE_SLOTS: Mapping[str, int] = {
+    "astype": 0,
+    **dict.fromkeys(("sum", "prod", "mean", "std", "var", "cumsum", "cumprod"), 1),
+    **dict.fromkeys(("reduce", "accumulate"), 2),
+}
+#: ``np.<name>`` accepted as a dtype argument, besides ``bool``, ``int``, ``float``, ``None``
+#: and strings that name one of these dtypes (``"float32"``, ``"f8"``).
+_NUMPY_DTYPES = _words(
+    "bool_ float16 float32 float64 int8 int16 int32 int64 uint8 uint16 uint32 uint64"
+)
+_BUILTIN_DTYPES = ("bool", "int", "float")
+#: ``np.<name>`` that are numpy's scalar types (for ``isinstance`` and conversions).
+_NUMPY_TYPES = _NUMPY_DTYPES | {"integer", "floating", "number"}
+
+#: Keyword arguments rejected in every call, with the reason given to the LLM.
+UNSAFE_KEYWORDS: Mapping[str, str] = {
+    "refcheck": "it lets ndarray.resize free memory that other arrays still use",
+    **dict.fromkeys(("buffer", "offset", "strides"),
+                    "it places an array on raw memory, outside numpy's bounds checks"),
+    **dict.fromkeys(("signature", "sig"),
+                    "it picks the dtypes a ufunc computes in, object and datetime included"),
+    "extobj": "it changes numpy's error handling",
+}  # fmt: skip
 
 _NUMPY_WHY = {
     **dict.fromkeys(
@@ -134,13 +225,37 @@ _NUMPY_WHY = {
     **dict.fromkeys(("empty", "empty_like"), "uninitialised memory makes rewards random"),
     "ndarray": "np.ndarray(shape) is uninitialised memory, which makes rewards random "
                "(in annotations it is fine)",
+    **dict.fromkeys(("frombuffer", "from_dlpack", "byte_bounds", "shares_memory",
+                     "may_share_memory"), "it reaches raw memory"),
+    **dict.fromkeys(("dtype", "datetime64", "timedelta64", "object_", "str_", "bytes_",
+                     "void", "record", "recarray", "datetime_data", "complex64",
+                     "complex128", "complexfloating", "generic"),
+                    "only bool, integer and float dtypes are available, named directly "
+                    "(np.float64, np.int64, bool, \"float32\")"),
 }  # fmt: skip
 
+# Why an attribute is not on ALLOWED_ATTRIBUTES, and what to write instead, where that is
+# worth saying; the message names the allowed ones anyway.
+_RAW_MEMORY = "it exposes or reinterprets raw memory"
 _ATTRIBUTE_WHY = {
+    "item": "index the array instead (x[0], x[i, j]), or float(x[i])",
+    "tolist": "keep numpy arrays (index them, np.stack or np.concatenate them); list(x) "
+              "gives a list of the elements",
+    "resize": "it can free memory that other arrays still use; use x.reshape(...), or build a "
+              "new array (np.zeros, np.concatenate, np.tile)",
+    "view": f"{_RAW_MEMORY}; convert with x.astype(np.float64), reshape with x.reshape(...)",
+    "fill": "use np.full_like(x, value), or x[...] = value",
+    **dict.fromkeys(("put", "itemset"), "assign by index instead: x[i] = value"),
+    "flat": "use x.ravel() or x.reshape(-1)",
+    **dict.fromkeys(("ctypes", "data", "base", "strides", "setflags", "flags", "getfield",
+                     "setfield", "byteswap", "newbyteorder", "tobytes", "tostring"), _RAW_MEMORY),
+    **dict.fromkeys(("tofile", "dump", "dumps"), "it writes files or pickles"),
     **dict.fromkeys(("format", "format_map"),
                     "its template can walk attributes out of sight of the checks; use f-strings"),
-    **dict.fromkeys(("tofile", "dump", "dumps"), "it writes files or pickles"),
-    "ctypes": "it exposes raw memory",
+    **dict.fromkeys(("now", "today", "utcnow", "time", "timestamp", "date"),
+                    "a reward must be a deterministic function of the state: there is no clock"),
+    **dict.fromkeys(("real", "imag", "conj", "conjugate"),
+                    "complex numbers are not available: only bool, integer and float values"),
     "mro": "introspection is not available to reward programs",
 }  # fmt: skip
 
@@ -156,11 +271,6 @@ FORBIDDEN_NAMES: Mapping[str, str] = {
     **dict.fromkeys(("SystemExit", "KeyboardInterrupt", "GeneratorExit", "BaseException"),
                     "it would try to stop the process instead of reporting an error"),
 }  # fmt: skip
-
-#: Attribute names rejected on any object: files, raw memory, interpreter frames, format
-#: strings that walk attributes (``"{0.__class__}".format(x)``).
-FORBIDDEN_ATTRIBUTES = frozenset(set(_ATTRIBUTE_WHY) | set(_NUMPY_WHY))
-_FORBIDDEN_PREFIXES = ("gi_", "cr_", "ag_", "f_", "tb_", "co_", "func_", "im_")
 
 _ALLOWED_NODES = (
     ast.Module, ast.FunctionDef, ast.arguments, ast.arg, ast.Return, ast.Assign, ast.AugAssign,
@@ -580,6 +690,8 @@ class _Checker:
                 self.function(node)
             elif isinstance(node, ast.Attribute):
                 self.attribute(node, parents)
+            elif isinstance(node, ast.Call):
+                self.call(node)
             elif isinstance(node, ast.Constant):
                 self.constant(node)
             elif isinstance(node, ast.BinOp):
@@ -599,6 +711,8 @@ class _Checker:
             self.problem(
                 node, "forbidden_name", f"`{name}` is not allowed: {FORBIDDEN_NAMES[name]}"
             )
+        elif name in _BUILTIN_DTYPES and not load:
+            self.problem(node, "forbidden_name", _redefined_dtype_message(name))
         elif name in ("np", "math"):
             if not load:
                 self.problem(node, "forbidden_name", f"`{name}` cannot be redefined")
@@ -639,6 +753,8 @@ class _Checker:
     def function(self, node: ast.FunctionDef) -> None:
         if self.underscore(node, node.name):
             return
+        if node.name in _BUILTIN_DTYPES:
+            self.problem(node, "forbidden_name", _redefined_dtype_message(node.name))
         if node.decorator_list:
             self.problem(node, "forbidden_syntax", f"decorators are not allowed (on {node.name})")
         for default in [*node.args.defaults, *node.args.kw_defaults]:
@@ -668,6 +784,8 @@ class _Checker:
                 self.problem(
                     node, "forbidden_name", "np.linalg may only be used as np.linalg.<function>"
                 )
+            elif attr in _NUMPY_DTYPE_SLOTS and not _is_called(node, parents):
+                self.problem(node, "forbidden_attribute", _not_called_message(f"np.{attr}"))
             return
         if (
             isinstance(base, ast.Attribute)
@@ -691,13 +809,85 @@ class _Checker:
                     f"math.{attr} is not available; use one of {', '.join(sorted(MATH_ALLOWED))}",
                 )
             return
-        if attr in FORBIDDEN_ATTRIBUTES or attr.startswith(_FORBIDDEN_PREFIXES):
-            why = _ATTRIBUTE_WHY.get(attr) or _NUMPY_WHY.get(
-                attr, "it reaches files, raw memory or interpreter internals"
-            )
+        scalar_type = _numpy_name(base)
+        if scalar_type in _NUMPY_TYPES:
+            # np.float64.astype(value, dtype): called through the class, the dtype moves to
+            # where a check of value.astype(dtype) does not look.
             self.problem(
-                node, "forbidden_attribute", f"the attribute `.{attr}` is not allowed: {why}"
+                node,
+                "forbidden_attribute",
+                f"`np.{scalar_type}.{attr}`: the attributes of numpy's scalar types are not "
+                f"available; call methods on values (x.astype(np.float64)) and convert with "
+                f"np.{scalar_type}(x)",
             )
+        elif attr not in ALLOWED_ATTRIBUTES:
+            self.problem(node, "forbidden_attribute", _attribute_message(node))
+        elif attr in _METHOD_DTYPE_SLOTS and not _is_called(node, parents):
+            self.problem(node, "forbidden_attribute", _not_called_message(self.snippet(node)))
+
+    def call(self, node: ast.Call) -> None:
+        """Keywords that switch numpy's checks off, ``**mapping``, and dtype arguments."""
+        for keyword in node.keywords:
+            if keyword.arg is None:
+                self.problem(
+                    keyword,
+                    "forbidden_argument",
+                    f"`{self.snippet(keyword)}`: passing keyword arguments with ** is not "
+                    "allowed; name each one (f(x, axis=-1))",
+                )
+            elif keyword.arg in UNSAFE_KEYWORDS:
+                self.problem(
+                    keyword,
+                    "forbidden_argument",
+                    f"the keyword argument `{keyword.arg}=` is not allowed: "
+                    f"{UNSAFE_KEYWORDS[keyword.arg]}",
+                )
+            elif keyword.arg == "dtype":
+                self.dtype(keyword.value)
+        slots = _dtype_slots(node.func)
+        if not slots:
+            return
+        starred = [arg for arg in node.args if isinstance(arg, ast.Starred)]
+        if starred:
+            self.problem(
+                starred[0],
+                "forbidden_argument",
+                f"`{self.snippet(starred[0])}` in a call to `{self.snippet(node.func)}`: pass its "
+                "arguments one by one, so that its dtype argument can be checked",
+            )
+            return
+        for slot in slots:
+            if slot < len(node.args):
+                self.dtype(node.args[slot])
+
+    def dtype(self, node: ast.expr) -> None:
+        """A dtype argument must name a bool, integer or float dtype literally."""
+        if _is_numeric_dtype(node):
+            return
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            why = (
+                f"{node.value!r} is not a bool, integer or float dtype (object, datetime, string, "
+                "complex and structured dtypes are not available)"
+            )
+        elif isinstance(node, (ast.List, ast.Tuple, ast.Dict)):
+            why = "structured dtypes (lists of fields) are not available"
+        elif (
+            isinstance(node, ast.Constant)
+            or (isinstance(node, ast.Name) and node.id in ("str", "bytes", "object", "complex"))
+            or _numpy_name(node) is not None
+        ):
+            why = "only bool, integer and float dtypes are available"
+        else:
+            why = (
+                "a dtype chosen at run time cannot be checked; write it out (or use "
+                "np.zeros_like(x) to keep x's dtype)"
+            )
+        self.problem(
+            node,
+            "forbidden_dtype",
+            f"`{self.snippet(node)}` as a dtype: {why}; use np.float64, np.float32, np.int64, "
+            'np.bool_, float, int, bool or a string such as "float32"',
+        )
 
     def constant(self, node: ast.Constant) -> None:
         value = node.value
@@ -818,6 +1008,88 @@ def _int_value(node: ast.AST) -> int | None:
         if right >= 0 and right * math.log10(abs(left)) <= 100:
             return int(left**right)
     return None
+
+
+def _is_called(node: ast.AST, parents: Mapping[ast.AST, ast.AST]) -> bool:
+    parent = parents.get(node)
+    return isinstance(parent, ast.Call) and parent.func is node
+
+
+def _numpy_name(node: ast.AST) -> str | None:
+    """``<name>`` when ``node`` is ``np.<name>``."""
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        return node.attr if node.value.id == "np" else None
+    return None
+
+
+def _dtype_slots(func: ast.AST) -> tuple[int, ...]:
+    """Positions of the dtype argument in a call to ``func``, where it takes one."""
+    name = _numpy_name(func)
+    if name is not None:
+        slot = _NUMPY_DTYPE_SLOTS.get(name)
+        return () if slot is None else (slot,)
+    if (
+        isinstance(func, ast.Attribute)
+        and not (isinstance(func.value, ast.Name) and func.value.id == "math")
+        and func.attr in _METHOD_DTYPE_SLOTS
+    ):
+        slot = _METHOD_DTYPE_SLOTS[func.attr]
+        return (slot, slot + 1)
+    return ()
+
+
+def _is_numeric_dtype(node: ast.AST) -> bool:
+    """A literal bool, integer or float dtype (or None: numpy's default)."""
+    if isinstance(node, ast.Constant):
+        return node.value is None or (
+            isinstance(node.value, str) and _is_numeric_dtype_string(node.value)
+        )
+    if isinstance(node, ast.Name):
+        return node.id in _BUILTIN_DTYPES  # programs cannot rebind these names
+    return _numpy_name(node) in _NUMPY_DTYPES
+
+
+def _is_numeric_dtype_string(text: str) -> bool:
+    try:
+        dtype = np.dtype(text)
+    except Exception:  # numpy's parser raises several types; any of them means "not a dtype"
+        return False
+    return (
+        dtype.kind in "biuf"
+        and dtype.itemsize <= 8
+        and dtype.isnative
+        and dtype.fields is None
+        and dtype.subdtype is None
+    )
+
+
+def _attribute_message(node: ast.Attribute) -> str:
+    attr = node.attr
+    if isinstance(node.value, ast.Attribute) and node.value.attr == "dtype":
+        return (
+            f"`.dtype.{attr}` is not allowed: a dtype's attributes are not available; compare "
+            "dtypes directly (x.dtype == np.float32) or convert with x.astype(np.float64)"
+        )
+    why = _ATTRIBUTE_WHY.get(attr)
+    if why is None and attr in NUMPY_ALLOWED and hasattr(np.ndarray, attr):
+        why = f"use np.{attr}(x, ...) instead"
+    allowed = " ".join(f".{name}" for name in sorted(ALLOWED_ATTRIBUTES, key=str.lower))
+    return (
+        f"the attribute `.{attr}` is not allowed"
+        + (f": {why}" if why else "")
+        + f"; programs may use only these attributes and methods: {allowed}"
+    )
+
+
+def _not_called_message(name: str) -> str:
+    return (
+        f"`{name}` must be called where it is named (e.g. `{name}(...)`), not stored or passed "
+        "as a value: its dtype argument would escape the checks"
+    )
+
+
+def _redefined_dtype_message(name: str) -> str:
+    return f"`{name}` cannot be redefined: programs use it as a dtype (x.astype({name}))"
 
 
 def _numpy_message(name: str, attr: str) -> str:

@@ -48,13 +48,28 @@ CORPUS_VARIABLES = {name: VARIABLES[name] for name in ("agent_pos", "goal_pos")}
 # time (SandboxWorker.call raises ProgramContained with that reason); "guarded": runs, and
 # GuardedProgram records the named counter.
 HOSTILE: dict[str, tuple[str, str]] = {
+    "array_interface": ("rejected", "dunder"),
     "breakpoint_call": ("rejected", "forbidden_name"),
     "class_def": ("rejected", "forbidden_syntax"),
     "compile_code": ("rejected", "forbidden_name"),
     "component_wrong_shape": ("contained", "bad_output"),
     "components_list": ("contained", "bad_output"),
+    "datetime_item_now": ("rejected", "forbidden_attribute"),
     "decorator": ("rejected", "forbidden_syntax"),
     "deep_recursion": ("contained", "exception"),
+    "dtype_attribute_walk": ("rejected", "forbidden_attribute"),
+    "dtype_datetime64_type": ("rejected", "forbidden_dtype"),
+    "dtype_datetime_string": ("rejected", "forbidden_dtype"),
+    "dtype_function_alias": ("rejected", "forbidden_attribute"),
+    "dtype_kwargs_splat": ("rejected", "forbidden_argument"),
+    "dtype_object": ("rejected", "forbidden_dtype"),
+    "dtype_object_code": ("rejected", "forbidden_dtype"),
+    "dtype_rebound_builtin": ("rejected", "forbidden_name"),
+    "dtype_runtime_choice": ("rejected", "forbidden_dtype"),
+    "dtype_starred_args": ("rejected", "forbidden_argument"),
+    "dtype_structured": ("rejected", "forbidden_dtype"),
+    "dtype_unbound_method": ("rejected", "forbidden_attribute"),
+    "dtype_variable": ("rejected", "forbidden_dtype"),
     "dunder_import": ("rejected", "dunder"),
     "eval_string": ("rejected", "forbidden_name"),
     "exec_string": ("rejected", "forbidden_name"),
@@ -84,10 +99,19 @@ HOSTILE: dict[str, tuple[str, str]] = {
     "module_print": ("rejected", "module_level"),
     "nan_component": ("guarded", "component_nonfinite"),
     "nan_output": ("guarded", "nonfinite"),
+    "ndarray_base": ("rejected", "forbidden_attribute"),
+    "ndarray_buffer": ("rejected", "forbidden_attribute"),
+    "ndarray_ctypes": ("rejected", "forbidden_attribute"),
+    "ndarray_data": ("rejected", "forbidden_attribute"),
+    "ndarray_setflags": ("rejected", "forbidden_attribute"),
     "ndarray_tofile": ("rejected", "forbidden_attribute"),
+    "ndarray_tolist": ("rejected", "forbidden_attribute"),
+    "ndarray_uninitialised": ("rejected", "forbidden_attribute"),
+    "ndarray_view": ("rejected", "forbidden_attribute"),
     "np_alias": ("rejected", "forbidden_name"),
     "np_ctypeslib": ("rejected", "forbidden_attribute"),
     "np_dict": ("rejected", "dunder"),
+    "np_dtype_call": ("rejected", "forbidden_attribute"),
     "np_lib_format": ("rejected", "forbidden_attribute"),
     "np_load": ("rejected", "forbidden_attribute"),
     "np_os": ("rejected", "forbidden_attribute"),
@@ -98,6 +122,7 @@ HOSTILE: dict[str, tuple[str, str]] = {
     "private_name": ("rejected", "private"),
     "raise_keyboardinterrupt": ("rejected", "forbidden_name"),
     "raise_systemexit": ("rejected", "forbidden_name"),
+    "resize_use_after_free": ("rejected", "forbidden_attribute"),
     "return_list": ("contained", "bad_output"),
     "return_scalar": ("contained", "bad_output"),
     "return_triple": ("contained", "bad_output"),
@@ -108,12 +133,22 @@ HOSTILE: dict[str, tuple[str, str]] = {
     "try_swallow": ("rejected", "forbidden_syntax"),
     "two_entries": ("rejected", "duplicate_entry"),
     "type_call": ("rejected", "forbidden_name"),
-    "ndarray_uninitialised": ("rejected", "forbidden_attribute"),
+    "ufunc_signature": ("rejected", "forbidden_argument"),
     "unknown_variable": ("rejected", "unknown_variable"),
     "varargs": ("rejected", "bad_signature"),
     "with_open": ("rejected", "forbidden_syntax"),
     "wrong_shape": ("contained", "bad_output"),
     "zero_division": ("contained", "exception"),
+}
+
+# Rejected programs whose attack has several parts: the message must name each of them, not
+# only the first (the table's reason), so that a later check still stands if an earlier one
+# is loosened.
+HOSTILE_ALSO: dict[str, tuple[str, ...]] = {
+    "datetime_item_now": ("`.item`", "`.now`", "'M8[s]'"),
+    "dtype_unbound_method": ("`np.float64.astype`", "'M8[s]'"),
+    "ndarray_buffer": ("np.ndarray", "`buffer=`", "`offset=`", "`strides=`"),
+    "resize_use_after_free": ("`.resize`", "`refcheck=`", "`.tobytes`", "`.exec`"),
 }
 
 
@@ -142,6 +177,9 @@ def test_corpus_table_covers_every_file() -> None:
     files = {path.stem for path in HOSTILE_DIR.glob("*.py")} - {"conftest"}
     assert files == set(HOSTILE)
     assert len(HOSTILE) >= 30
+    assert set(HOSTILE_ALSO) <= {
+        name for name, (stage, _) in HOSTILE.items() if stage == "rejected"
+    }
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
@@ -153,6 +191,8 @@ def test_hostile_program_is_rejected_or_contained(name: str) -> None:
             validate_program(source, CORPUS_VARIABLES)
         assert rejected.value.reason == expected, rejected.value.message
         assert rejected.value.message
+        for part in HOSTILE_ALSO.get(name, ()):
+            assert part in rejected.value.message
         return
     program = validate_program(source, CORPUS_VARIABLES)
     inputs = corpus_inputs(program)

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import math
 
 import numpy as np
 import pytest
 
 from rewardlab.sandbox.validation import (
+    _METHOD_DTYPE_SLOTS,
+    _NUMPY_DTYPE_SLOTS,
+    _NUMPY_DTYPES,
+    ALLOWED_ATTRIBUTES,
     MATH_ALLOWED,
     MAX_RESPONSE_CHARS,
     NUMPY_ALLOWED,
     NUMPY_LINALG_ALLOWED,
     SAFE_BUILTINS,
+    UNSAFE_KEYWORDS,
     ProgramRejected,
     ValidatedProgram,
     extract_code,
@@ -349,6 +355,120 @@ REJECTIONS = {
     ),
     "syntax": (ENTRY + "    return (\n", "syntax"),
     "null-byte": (ENTRY + "    x = 1\0\n" + RETURN, "syntax"),
+    # Attributes: an allow-list on every value, attributes of attributes included.
+    "resize": (ENTRY + "    agent_pos.resize(4)\n" + RETURN, "forbidden_attribute"),
+    "item": (ENTRY + "    x = agent_pos.item(0)\n" + RETURN, "forbidden_attribute"),
+    "tolist": (ENTRY + "    x = agent_pos.tolist()\n" + RETURN, "forbidden_attribute"),
+    "view": (ENTRY + "    x = agent_pos.view(np.int8)\n" + RETURN, "forbidden_attribute"),
+    "fill": (ENTRY + "    agent_pos.fill(0)\n" + RETURN, "forbidden_attribute"),
+    "base-of-allowed": (ENTRY + "    x = agent_pos.T.base\n" + RETURN, "forbidden_attribute"),
+    "dtype-attribute": (ENTRY + "    k = agent_pos.dtype.kind\n" + RETURN, "forbidden_attribute"),
+    "clock": (ENTRY + "    t = agent_pos.now()\n" + RETURN, "forbidden_attribute"),
+    "unknown-method": (ENTRY + "    x = {}.fromkeys('ab')\n" + RETURN, "forbidden_attribute"),
+    "scalar-type-method": (
+        ENTRY + "    x = np.float64.astype(np.float64(1), np.float32)\n" + RETURN,
+        "forbidden_attribute",
+    ),
+    "np-dtype": (ENTRY + "    d = np.dtype('f8')\n" + RETURN, "forbidden_attribute"),
+    "np-datetime64": (ENTRY + "    t = np.datetime64('now')\n" + RETURN, "forbidden_attribute"),
+    "np-function-as-value": (ENTRY + "    f = np.zeros\n" + RETURN, "forbidden_attribute"),
+    "dtype-method-as-value": (
+        ENTRY + "    f = list(map(agent_pos.astype, ['O']))\n" + RETURN,
+        "forbidden_attribute",
+    ),
+    # dtypes: bool, integer and float, written literally, wherever a dtype goes.
+    "dtype-object": (ENTRY + "    x = np.zeros(3, dtype=object)\n" + RETURN, "forbidden_dtype"),
+    "dtype-object-code": (ENTRY + "    x = np.ones(3, 'O')\n" + RETURN, "forbidden_dtype"),
+    "dtype-datetime": (ENTRY + "    x = np.zeros(3, dtype='M8[s]')\n" + RETURN, "forbidden_dtype"),
+    "dtype-timedelta": (ENTRY + "    x = agent_pos.astype('m8')\n" + RETURN, "forbidden_dtype"),
+    "dtype-string": (ENTRY + "    x = agent_pos.astype('U10')\n" + RETURN, "forbidden_dtype"),
+    "dtype-str": (ENTRY + "    x = agent_pos.astype(str)\n" + RETURN, "forbidden_dtype"),
+    "dtype-bytes": (ENTRY + "    x = np.array([1], dtype='S3')\n" + RETURN, "forbidden_dtype"),
+    "dtype-void": (ENTRY + "    x = np.zeros(3, 'V8')\n" + RETURN, "forbidden_dtype"),
+    "dtype-complex": (ENTRY + "    x = np.zeros(3, 'complex128')\n" + RETURN, "forbidden_dtype"),
+    "dtype-longdouble": (ENTRY + "    x = np.zeros(3, 'float128')\n" + RETURN, "forbidden_dtype"),
+    "dtype-big-endian": (ENTRY + "    x = np.zeros(3, '>f8')\n" + RETURN, "forbidden_dtype"),
+    "dtype-subarray": (ENTRY + "    x = np.zeros(3, '(2,)f8')\n" + RETURN, "forbidden_dtype"),
+    "dtype-structured": (
+        ENTRY + "    x = np.zeros(3, dtype=[('a', 'f8')])\n" + RETURN,
+        "forbidden_dtype",
+    ),
+    "dtype-unknown-string": (
+        ENTRY + "    x = np.zeros(3, 'nonsense')\n" + RETURN,
+        "forbidden_dtype",
+    ),
+    "dtype-bytes-literal": (ENTRY + "    x = np.zeros(3, b'f8')\n" + RETURN, "forbidden_dtype"),
+    "dtype-of-a-value": (
+        ENTRY + "    x = np.zeros(3, dtype=agent_pos.dtype)\n" + RETURN,
+        "forbidden_dtype",
+    ),
+    "dtype-variable": (
+        ENTRY + "    d = 'f8'\n    x = agent_pos.astype(d)\n" + RETURN,
+        "forbidden_dtype",
+    ),
+    "dtype-full-positional": (ENTRY + "    x = np.full(3, 0, 'O')\n" + RETURN, "forbidden_dtype"),
+    "dtype-arange-positional": (
+        ENTRY + "    x = np.arange(0, 3, 1, 'O')\n" + RETURN,
+        "forbidden_dtype",
+    ),
+    "dtype-linspace-positional": (
+        ENTRY + "    x = np.linspace(0, 1, 3, True, False, 'O')\n" + RETURN,
+        "forbidden_dtype",
+    ),
+    "dtype-eye-positional": (ENTRY + "    x = np.eye(2, 2, 0, 'O')\n" + RETURN, "forbidden_dtype"),
+    "dtype-np-sum-positional": (
+        ENTRY + "    x = np.sum(agent_pos, 0, 'O')\n" + RETURN,
+        "forbidden_dtype",
+    ),
+    "dtype-method-positional": (
+        ENTRY + "    x = agent_pos.cumsum(0, 'O')\n" + RETURN,
+        "forbidden_dtype",
+    ),
+    "dtype-ufunc-reduce-positional": (
+        ENTRY + "    x = np.add.reduce(agent_pos, 0, 'O')\n" + RETURN,
+        "forbidden_dtype",
+    ),
+    "dtype-ufunc-keyword": (
+        ENTRY + "    x = np.add(agent_pos, goal_pos, dtype=object)\n" + RETURN,
+        "forbidden_dtype",
+    ),
+    "dtype-unbound-through-a-name": (
+        ENTRY + "    t = np.float64\n    x = t.sum(t(1), None, 'O')\n" + RETURN,
+        "forbidden_dtype",
+    ),
+    "dtype-builtin-rebound": (ENTRY + "    float = 'O'\n" + RETURN, "forbidden_name"),
+    "dtype-builtin-as-parameter": (
+        ENTRY + "    f = lambda int: int\n" + RETURN,
+        "forbidden_name",
+    ),
+    "dtype-builtin-as-function": (
+        "def bool(x):\n    return x\n" + ENTRY + RETURN,
+        "forbidden_name",
+    ),
+    # Arguments that switch checks off or hide a dtype.
+    "refcheck": (
+        ENTRY + "    x = np.copy(agent_pos, refcheck=False)\n" + RETURN,
+        "forbidden_argument",
+    ),
+    "buffer": (
+        ENTRY + "    x = np.asarray(agent_pos, buffer=goal_pos)\n" + RETURN,
+        "forbidden_argument",
+    ),
+    "strides": (
+        ENTRY + "    x = np.copy(agent_pos, strides=(0,))\n" + RETURN,
+        "forbidden_argument",
+    ),
+    "offset": (ENTRY + "    x = np.asarray(agent_pos, offset=-8)\n" + RETURN, "forbidden_argument"),
+    "signature": (
+        ENTRY + "    x = np.exp(agent_pos, signature='O->O')\n" + RETURN,
+        "forbidden_argument",
+    ),
+    "kwargs-splat": (ENTRY + "    x = np.exp(agent_pos, **{})\n" + RETURN, "forbidden_argument"),
+    "starred-dtype-call": (ENTRY + "    x = np.zeros(*[3])\n" + RETURN, "forbidden_argument"),
+    "starred-astype": (
+        ENTRY + "    x = agent_pos.astype(*['f8'])\n" + RETURN,
+        "forbidden_argument",
+    ),
 }
 
 
@@ -439,3 +559,167 @@ def test_np_ndarray_in_annotations_is_allowed() -> None:
         "    return agent_pos.sum(axis=-1) * 1.0, {}\n"
     )
     assert validate_program(source, {"agent_pos": (2,)}).parameters == ("agent_pos",)
+
+
+# -- attributes, dtypes and keywords: what stays allowed ---------------------------------------
+
+# What honest programs write, all in one: numpy's shape helpers and np.select, literal dtypes
+# in every spelling and place, dict/list/str methods for components, ufunc reduce, comparing
+# a dtype, isinstance on numpy's scalar types.
+IDIOMS = """
+def compute_reward(agent_pos, goal_pos):
+    n = np.shape(agent_pos)[0]
+    assert np.size(agent_pos) == 2 * n and np.ndim(agent_pos) == 2
+    diff = (agent_pos - goal_pos).astype(float)
+    dist = np.abs(diff).sum(axis=-1, dtype=np.float64)
+    tier = np.select([dist == 0, dist < 3], [2.0, 1.0], default=0.0)
+    near = (dist < 3).astype("float32").astype(np.float64)
+    steps = np.zeros(n, dtype=np.float32) + np.ones(n, np.int64) + np.full(n, 0.5, "f8")
+    grid = np.arange(0, 4, 1, np.int64).reshape(2, 2).T.copy()
+    mask = np.zeros_like(dist, dtype=bool) | (dist > 100)
+    worst = np.maximum.reduce([dist, tier, near])
+    parts = {"tier": tier, "near": near, "steps": steps.astype(np.float64)}
+    names = []
+    for key, value in sorted(parts.items()):
+        names.append(key.upper())
+    label = ",".join(names).lower()
+    scale = 1.0 if diff.dtype == np.float64 and isinstance(dist[0], np.floating) else 0.0
+    total = scale * (tier + near) + 0.0 * worst + float(grid[1, 0]) * mask
+    assert label.startswith("near") and len(parts.keys()) == len(list(parts.values()))
+    return total, parts
+"""
+
+
+def test_common_idioms_validate_and_run() -> None:
+    program = validate_program(IDIOMS, VARIABLES)
+    reward, components = program.compile_function()(
+        np.array([[0, 0], [4, 4], [1, 0]]), np.zeros((3, 2), dtype=np.int64)
+    )
+    np.testing.assert_allclose(reward, [3.0, 0.0, 2.0])
+    np.testing.assert_allclose(components["steps"], [1.5, 1.5, 1.5])
+    assert components["steps"].dtype == np.float64
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "s = np.shape(agent_pos)",
+        "s = np.size(agent_pos) + np.ndim(agent_pos)",
+        "y = np.select([agent_pos > 1], [agent_pos], 0)",
+        "z = np.zeros(3, dtype=np.float32)",
+        "z = np.zeros(3, np.float32)",
+        "z = np.array([1, 2], dtype=None)",
+        "a = agent_pos.astype(float)",
+        "a = agent_pos.astype('float32')",
+        "a = agent_pos.astype('f8') + agent_pos.astype('int32') + agent_pos.astype('?')",
+        "a = agent_pos.astype(np.bool_) | agent_pos.astype(bool)",
+        "a = agent_pos.astype(np.uint8, copy=False)",
+        "e = np.eye(2, dtype=int)",
+        "m = agent_pos.mean(0, np.float64) + np.add.reduce(agent_pos, 0, np.float64)",
+        "same = agent_pos.dtype == np.float64",
+        "pairs = [(k, v) for k, v in {'a': 1}.items()]",
+        "t = agent_pos.transpose(*[1, 0])",
+        "f = np.exp",
+    ],
+)
+def test_allowed_attributes_and_dtypes(line: str) -> None:
+    assert validate_program(ENTRY + f"    {line}\n" + RETURN, VARIABLES)
+
+
+def test_dtype_slots_match_numpy() -> None:
+    # Where numpy's signature takes a dtype positionally, the validator knows the place ...
+    for name in sorted(NUMPY_ALLOWED):
+        function = getattr(np, name)
+        if isinstance(function, type) or not callable(function):
+            continue
+        try:
+            parameters = inspect.signature(function).parameters.values()
+        except (TypeError, ValueError):  # C functions without a signature on older numpy
+            continue
+        positional = [
+            p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        if "dtype" in positional:
+            assert _NUMPY_DTYPE_SLOTS.get(name) == positional.index("dtype"), name
+    # ... and each place it knows is where numpy reads the dtype.
+    before = {
+        "array": ([1],),
+        "asarray": ([1],),
+        "zeros": (2,),
+        "ones": (2,),
+        "zeros_like": (np.ones(2),),
+        "ones_like": (np.ones(2),),
+        "identity": (2,),
+        "full": (2, 1),
+        "full_like": (np.ones(2), 1),
+        "arange": (0, 2, 1),
+        "eye": (2, 2, 0),
+        "linspace": (0, 1, 3, True, False),
+        **{r: (np.ones((2, 2)), 0) for r in ("sum", "prod", "mean", "std", "var", "cumsum")},
+        **{r: (np.ones((2, 2)), 0) for r in ("cumprod", "nansum", "nanmean")},
+    }
+    assert set(before) == set(_NUMPY_DTYPE_SLOTS)
+    for name, args in before.items():
+        assert len(args) == _NUMPY_DTYPE_SLOTS[name]
+        assert np.asarray(getattr(np, name)(*args, np.float32)).dtype == np.float32, name
+    for name, slot in _METHOD_DTYPE_SLOTS.items():
+        owner = np.add if name in ("reduce", "accumulate") else np.ones((2, 2))
+        args = [np.ones((2, 2))] if owner is np.add else []
+        args += [0] * (slot - len(args))
+        assert getattr(owner, name)(*args, np.float32).dtype == np.float32, name
+    # Every allowed method of arrays and ufuncs that takes a dtype is in the table.
+    for name in ALLOWED_ATTRIBUTES:
+        for owner in (np.ndarray, np.ufunc):
+            method = getattr(owner, name, None)
+            if callable(method) and method.__doc__:
+                first = method.__doc__.strip().splitlines()[0]
+                params = [p.split("=")[0].strip() for p in first.split("(", 1)[1].split(",")]
+                if "dtype" in params:
+                    assert _METHOD_DTYPE_SLOTS[name] == params.index("dtype"), name
+
+
+def test_attribute_and_dtype_lists_are_what_they_say() -> None:
+    reachable = (np.ndarray, np.ufunc, dict, list, set, str)
+    assert all(any(hasattr(t, name) for t in reachable) for name in ALLOWED_ATTRIBUTES)
+    for dangerous in (
+        "resize", "item", "tolist", "view", "ctypes", "data", "base", "setflags", "fill",
+        "put", "itemset", "byteswap", "newbyteorder", "tofile", "dump", "getfield",
+        "setfield", "strides", "flags", "flat", "tobytes", "now", "format", "type",
+        "fields", "real", "imag",
+    ):  # fmt: skip
+        assert dangerous not in ALLOWED_ATTRIBUTES
+    for name in _NUMPY_DTYPES:
+        dtype = np.dtype(getattr(np, name))
+        assert dtype.kind in "biuf" and dtype.itemsize <= 8
+        assert name in NUMPY_ALLOWED
+    assert {"refcheck", "buffer", "strides", "offset"} <= set(UNSAFE_KEYWORDS)
+    assert {"shape", "size", "ndim", "select"} <= NUMPY_ALLOWED
+
+
+def test_attribute_messages_say_what_to_write_instead() -> None:
+    cases = {
+        "x = agent_pos.item()": "x[0]",
+        "x = agent_pos.tolist()": "keep numpy arrays",
+        "agent_pos.fill(0)": "np.full_like",
+        "x = agent_pos.view(np.int8)": "astype",
+        "x = agent_pos.searchsorted(1)": "np.searchsorted(x, ...)",
+        "k = agent_pos.dtype.kind": "x.dtype == np.float32",
+        "x = np.zeros(3, dtype=agent_pos.dtype)": "np.zeros_like",
+        "x = agent_pos.unknown_thing": ".astype .clip",
+    }
+    for line, hint in cases.items():
+        error = rejected(ENTRY + "    x = 1\n" + f"    {line}\n" + RETURN)
+        assert error.line == 3, error.message
+        assert error.message.startswith("line 3: "), error.message
+        assert hint in error.message, error.message
+
+
+def test_every_part_of_a_raw_memory_attack_is_named() -> None:
+    source = (
+        ENTRY
+        + "    spy = np.ndarray((8,), np.int64, buffer=agent_pos, offset=8, strides=(0,))\n"
+        + RETURN
+    )
+    message = rejected(source).message
+    for part in ("np.ndarray", "`buffer=`", "`offset=`", "`strides=`"):
+        assert part in message
