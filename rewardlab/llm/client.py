@@ -63,6 +63,10 @@ _RETRYABLE_4XX = frozenset({408, 409, 425, 429})
 _MAX_RETRY_WAIT_S = 60.0
 # Characters of a server's answer quoted in an error message.
 _SNIPPET = 200
+#: Most bytes of one answer read from a server (a completion of ~1M characters, the most
+#: ``extract_code`` looks at, fits with room to spare): a broken or hostile server cannot make
+#: the client hold gigabytes.
+MAX_RESPONSE_BYTES = 16 << 20
 # Fields the client sets itself; extra_body may not override them.
 _RESERVED_BODY_KEYS = {
     "model": "LLMConfig.model",
@@ -707,7 +711,14 @@ class ChatClient:
                 try:
                     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
                     with urllib.request.urlopen(request, timeout=c.timeout_s) as response:
-                        return response.read()
+                        answer = response.read(MAX_RESPONSE_BYTES + 1)
+                    if len(answer) > MAX_RESPONSE_BYTES:
+                        raise LLMError(
+                            f"the LLM server at {c.base_url} sent an answer of more than "
+                            f"{MAX_RESPONSE_BYTES >> 20} MiB; a chat completion is far smaller: "
+                            "check base_url, or lower max_tokens"
+                        )
+                    return answer
                 except urllib.error.HTTPError as exc:
                     status, answer = exc.code, _read_quietly(exc)
                     if status in (401, 403):
@@ -790,7 +801,7 @@ def _auth_hint(env: str, secret: str | None) -> str:
 def _read_quietly(exc: urllib.error.HTTPError) -> bytes:
     """The body of an HTTP error response, or b'' if it cannot be read."""
     try:
-        return exc.read()
+        return exc.read(MAX_RESPONSE_BYTES)
     except (OSError, http.client.HTTPException):
         return b""
 

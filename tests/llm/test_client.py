@@ -315,6 +315,18 @@ def test_malformed_json_is_an_error_quoting_at_most_200_characters(tmp_path: Pat
     assert [p.name[64:] for p in cache_files(tmp_path)] == [".error.json"]
 
 
+def test_an_oversized_answer_is_an_error_read_no_further(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(client_module, "MAX_RESPONSE_BYTES", 1000)
+    with FakeLLMServer([Reply(content="x" * 2000), Reply(content="y" * 100)]) as srv:
+        client = ChatClient(config(srv.base_url), cache_dir=tmp_path)
+        with pytest.raises(LLMError, match=r"an answer of more than .* check base_url"):
+            client.complete(MESSAGES)
+        assert srv.request_count == 1  # not retried: a server that does this does it again
+        assert client.complete([{"role": "user", "content": "again"}]).text == "y" * 100
+
+
 @pytest.mark.parametrize(
     ("body", "missing"),
     [
