@@ -136,11 +136,22 @@ class SandboxLimits:
         uid: User a worker started by root switches to (None: stay root, and lose
             ``RLIMIT_NPROC``).
         gid: Group a worker started by root switches to.
-        isolate_network: Put the worker in an empty network namespace where the kernel allows.
+        isolate_network: Put the worker in an empty network namespace (no route to any
+            host, not even this one's loopback) where the kernel allows: as root, or in a
+            new user namespace where unprivileged user namespaces are allowed.
+        isolate_ipc: Put the worker in a new IPC namespace (no SysV IPC objects or POSIX
+            message queues of others; its own die with it), where allowed as above.
         landlock: Where the kernel has Landlock (Linux >= 5.13), take from the worker every
             file access but reading the Python standard library, numpy and the folders of
             the shared libraries loaded at startup, TCP (kernel ABI >= 4), and signals and
             abstract UNIX sockets to other processes (ABI >= 6).
+        seccomp: Install a syscall filter (Linux, with libseccomp and the ``pyseccomp``
+            package) before the program is compiled: no sockets of any kind, SysV IPC,
+            keyrings, new processes or programs, signals to other processes, namespaces,
+            mounts, ``ptrace``, io_uring, ``bpf``, changing files or opening them for
+            writing, or syscalls of another ABI (32-bit or x32: the worker is killed). A
+            denied call fails with ``PermissionError``. Where the filter cannot be
+            installed, the worker does not start; False runs without it.
     """
 
     memory_bytes: int = 1 << 30
@@ -153,7 +164,9 @@ class SandboxLimits:
     uid: int | None = 65534
     gid: int = 65534
     isolate_network: bool = True
+    isolate_ipc: bool = True
     landlock: bool = True
+    seccomp: bool = True
 
     def __post_init__(self) -> None:
         if self.memory_bytes < 256 << 20:
@@ -220,9 +233,11 @@ class SandboxWorker:
     Attributes:
         program: The program it runs.
         limits: Its limits.
-        hardening: What the worker applied: ``"rlimits"``, and where possible ``"netns"``,
-            ``"no_new_privs"``, ``"landlock_fs"``, ``"landlock_tcp"``, ``"landlock_scope"``
-            (see :class:`SandboxLimits`), ``"uid=<uid>"`` and ``"pdeathsig"``.
+        hardening: What the worker applied, in order: ``"rlimits"``, and where possible
+            ``"userns"`` (a non-root worker's way to the next two), ``"netns"``,
+            ``"ipcns"``, ``"no_new_privs"``, ``"landlock_fs"``, ``"landlock_tcp"``,
+            ``"landlock_scope"`` (see :class:`SandboxLimits`), ``"uid=<uid>"`` (root
+            dropped), ``"pdeathsig"`` and ``"seccomp"``.
         components: The component names calls return (None before the first answer).
         calls: Calls answered so far.
         busy_seconds: Wall-clock seconds spent in calls.
@@ -315,7 +330,9 @@ class SandboxWorker:
             "uid": limits.uid,
             "gid": limits.gid,
             "isolate_network": limits.isolate_network,
+            "isolate_ipc": limits.isolate_ipc,
             "landlock": limits.landlock,
+            "seccomp": limits.seccomp,
             "parent_pid": os.getpid(),
             "parent_death_signal": threading.current_thread() is threading.main_thread(),
         }

@@ -1,20 +1,23 @@
 """The sandbox worker: one process that runs one reward program, started by ``process.py``.
 
-Run as ``python -s -B worker.py`` (by path, with a fixed environment, so it imports only the standard library, numpy and
-its sibling ``protocol.py``, never ``rewardlab`` and whatever that pulls in). Everything the
-reward program can touch lives in this process; the parent treats every byte it sends back as
-untrusted.
+Run as ``python -s -B worker.py`` (by path, with a fixed environment, so it imports only the
+standard library, numpy, ``pyseccomp`` and its sibling ``protocol.py``, never ``rewardlab``
+and whatever that pulls in). Everything the reward program can touch lives in this process;
+the parent treats every byte it sends back as untrusted.
 
 Startup, in this order, before any untrusted code runs: move the protocol pipes off fds 0/1
 (stray writes to stdout then land in the stderr file, not in the protocol), read the LOAD
-message, load what numpy loads lazily (Python modules, BLAS and LAPACK kernels), apply the
-resource limits, enter a new network namespace and set ``no_new_privs`` where the kernel
-allows it, restrict itself with Landlock where the kernel has it (reading only beneath the
-standard library, numpy and the folders of the shared libraries loaded by then), drop root
-to an unprivileged uid/gid, ask to be killed with its parent, close every other fd, compile
-the program, answer READY. Then serve CALL messages until the parent closes the pipe. Once
-root is dropped, modules the unprivileged user cannot read (a stdlib under ``/root``) can no
-longer be imported, even by code that escaped validation.
+message, import the seccomp binding, load what numpy loads lazily (Python modules, BLAS and
+LAPACK kernels), apply the resource limits, enter new network and IPC namespaces where
+allowed (as root directly; otherwise inside a new user namespace, whose capabilities are
+dropped at once), set ``no_new_privs``, restrict itself with Landlock where the kernel has it
+(reading only beneath the standard library, numpy and the folders of the shared libraries
+loaded by then), drop root to an unprivileged uid/gid, ask to be killed with its parent,
+close every other fd, install the syscall filter (seccomp: see :data:`SECCOMP_DENIED` and the
+rules after it), compile the program, answer READY with the list of layers applied. Then
+serve CALL messages until the parent closes the pipe. Once root is dropped, modules the
+unprivileged user cannot read (a stdlib under ``/root``) can no longer be imported, even by
+code that escaped validation.
 
 The module is also imported by :mod:`rewardlab.sandbox.validation` for :data:`SAFE_BUILTINS`
 and :func:`compile_reward_function`, so the parent's in-process compile and the worker's are
@@ -230,13 +233,8 @@ def _harden(config: Mapping[str, Any]) -> list[str]:
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
-    unshare = getattr(libc, "unshare", None)  # Linux only, like prctl
-    prctl = getattr(libc, "prctl", None)
-    # Without a network namespace of its own the worker could still open sockets; entering a
-    # new (empty) one needs CAP_SYS_ADMIN, so it is best effort and recorded.
-    clone_newnet = 0x40000000
-    if config["isolate_network"] and unshare is not None and unshare(clone_newnet) == 0:
-        applied.append("netns")
+    prctl = getattr(libc, "prctl", None)  # Linux only, like unshare
+    applied += _namespaces(libc, config)
     pr_set_no_new_privs = 38
     if prctl is not None and prctl(pr_set_no_new_privs, 1, 0, 0, 0) == 0:
         applied.append("no_new_privs")
@@ -277,6 +275,68 @@ def _harden(config: Mapping[str, Any]) -> list[str]:
             os._exit(3)
         applied.append("pdeathsig")
     return applied
+
+
+_CLONE_NEWIPC, _CLONE_NEWUSER, _CLONE_NEWNET = 0x08000000, 0x10000000, 0x40000000
+
+
+def _namespaces(libc: Any, config: Mapping[str, Any]) -> list[str]:
+    """Enter new network and IPC namespaces where the kernel allows; return those entered.
+
+    A new network namespace is empty (no interface but a down loopback): no route to any
+    host or local TCP/UDP port. A new IPC namespace has no SysV IPC objects or POSIX message
+    queues, and what the worker creates there dies with it. Root enters them directly
+    (``CAP_SYS_ADMIN``); any other user only together with a new user namespace, where
+    unprivileged user namespaces are allowed. That user namespace maps no uid: files keep
+    their owners' real uids for every access check, the worker's own uid is unchanged
+    outside, and inside it appears as the overflow uid (65534). The capabilities the new
+    user namespace grants (over its own, empty, namespaces only) are dropped at once.
+    Best effort: a kernel or policy that refuses leaves the namespaces out of the record.
+
+    Raises:
+        RuntimeError: The worker entered a user namespace but could not drop the
+            capabilities it got there.
+    """
+    unshare = getattr(libc, "unshare", None)
+    flags = _CLONE_NEWNET * bool(config["isolate_network"])
+    flags |= _CLONE_NEWIPC * bool(config["isolate_ipc"])
+    if unshare is None or not flags:
+        return []
+    names = [(_CLONE_NEWNET, "netns"), (_CLONE_NEWIPC, "ipcns")]
+    if os.geteuid() == 0:
+        # One at a time: a container's root may have one and not the other. No user
+        # namespace: the privilege drop that follows needs the host's uids.
+        return [name for flag, name in names if flags & flag and unshare(flag) == 0]
+    if unshare(_CLONE_NEWUSER | flags) != 0:
+        return []  # no unprivileged user namespaces here (sysctl, AppArmor, seccomp)
+    if not _drop_capabilities(libc):
+        raise RuntimeError(
+            f"the worker entered a user namespace but could not drop its capabilities there "
+            f"({_errno_text()}); pass SandboxLimits(isolate_network=False, isolate_ipc=False) "
+            "to run without namespaces"
+        )
+    return ["userns"] + [name for flag, name in names if flags & flag]
+
+
+def _drop_capabilities(libc: Any) -> bool:
+    """Empty this thread's effective, permitted and inheritable capability sets (``capset``)."""
+    import ctypes
+
+    class Header(ctypes.Structure):
+        _fields_ = (("version", ctypes.c_uint32), ("pid", ctypes.c_int))
+
+    class Data(ctypes.Structure):
+        _fields_ = (
+            ("effective", ctypes.c_uint32),
+            ("permitted", ctypes.c_uint32),
+            ("inheritable", ctypes.c_uint32),
+        )
+
+    linux_capability_version_3 = 0x20080522  # two Data structs: capabilities 0-31, 32-63
+    capset = getattr(libc, "capset", None)
+    return capset is not None and (
+        capset(ctypes.byref(Header(linux_capability_version_3, 0)), (Data * 2)()) == 0
+    )
 
 
 # Landlock (Linux >= 5.13): an unprivileged process can give up access rights for good. The
@@ -393,6 +453,201 @@ def _landlock(libc: Any, readable: Sequence[str]) -> list[str]:
     return ["landlock_fs"] + ["landlock_tcp"] * bool(net) + ["landlock_scope"] * bool(scoped)
 
 
+# ---------------------------------------------------------------------------------------------
+# Syscall filter (seccomp): what code that escaped validation could still ask the kernel for.
+# Every syscall not named here stays allowed (the interpreter and numpy need most of them); the
+# ones named are those that reach outside the worker or change what it may do.
+
+#: Denied with EPERM (``PermissionError`` in Python), whatever their arguments.
+SECCOMP_DENIED = (
+    # Sockets of every family: pathname UNIX sockets are beyond namespaces and Landlock.
+    *("socket", "socketpair", "connect", "bind", "listen", "accept", "accept4", "shutdown"),
+    *("sendto", "sendmsg", "sendmmsg", "recvfrom", "recvmsg", "recvmmsg"),
+    *("getsockopt", "setsockopt", "getsockname", "getpeername"),
+    # SysV IPC and POSIX message queues, outliving the worker where there is no IPC namespace.
+    *("msgget", "msgsnd", "msgrcv", "msgctl", "semget", "semop", "semtimedop", "semctl"),
+    *("shmget", "shmat", "shmdt", "shmctl"),
+    *("mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify", "mq_getsetattr"),
+    *("add_key", "keyctl", "request_key"),  # the user's kernel keyrings
+    # New processes and programs, and other processes' memory or files (clone3 is below).
+    *("fork", "vfork", "clone", "execve", "execveat", "ptrace", "kcmp"),
+    *("process_vm_readv", "process_vm_writev", "process_madvise", "process_mrelease"),
+    *("pidfd_open", "pidfd_getfd", "pidfd_send_signal"),
+    # Namespaces and mounts.
+    *("unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "mount_setattr"),
+    *("open_tree", "open_tree_attr", "move_mount", "fsopen", "fsconfig", "fsmount", "fspick"),
+    *("statmount", "listmount"),
+    # Kernel interfaces that can act for the process (io_uring sends and connects by itself)
+    # or have been the way into kernel bugs; none is used by Python or numpy at call time.
+    *("io_uring_setup", "io_uring_enter", "io_uring_register", "io_setup", "bpf"),
+    *("perf_event_open", "userfaultfd", "memfd_create", "memfd_secret", "personality"),
+    *("modify_ldt", "iopl", "ioperm", "uselib", "name_to_handle_at", "open_by_handle_at"),
+    *("fanotify_init", "fanotify_mark", "inotify_init", "inotify_init1", "inotify_add_watch"),
+    *("syslog", "acct", "swapon", "swapoff", "reboot", "kexec_load", "kexec_file_load"),
+    *("init_module", "finit_module", "delete_module", "quotactl", "quotactl_fd", "vhangup"),
+    *("settimeofday", "clock_settime", "clock_adjtime", "adjtimex", "sethostname"),
+    *("setdomainname", "lsm_set_self_attr"),
+    # Credentials, limits and scheduling (the parent's too, where it has the same uid).
+    *("setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setfsuid"),
+    *("setfsgid", "setgroups", "capset", "setrlimit", "setpriority", "sched_setaffinity"),
+    *("sched_setscheduler", "sched_setparam", "sched_setattr", "ioprio_set"),
+    *("migrate_pages", "move_pages"),
+    # Changing files, also where Landlock is absent; Landlock covers none of chmod, chown,
+    # xattrs or timestamps. (Opening for writing is refused by the rules on flags below.)
+    *("creat", "unlink", "unlinkat", "rename", "renameat", "renameat2", "mkdir", "mkdirat"),
+    *("rmdir", "mknod", "mknodat", "link", "linkat", "symlink", "symlinkat", "chmod", "fchmod"),
+    *("fchmodat", "fchmodat2", "chown", "fchown", "lchown", "fchownat", "truncate"),
+    *("ftruncate", "fallocate", "utime", "utimes", "utimensat", "futimesat", "setxattr"),
+    *("lsetxattr", "fsetxattr", "removexattr", "lremovexattr", "fremovexattr", "setxattrat"),
+    *("removexattrat", "file_setattr", "flock"),
+)
+
+#: Denied with ENOSYS, so that the C library falls back to the older call the filter can
+#: judge by its arguments: ``clone3`` (its flags are in memory) to ``clone``, ``openat2`` (its
+#: flags too) to ``openat``.
+SECCOMP_UNSUPPORTED = ("clone3", "openat2")
+
+#: Signals only to the worker itself: the first argument (a pid or thread group id) must be
+#: its own pid (one thread: its only thread id is its pid).
+SECCOMP_SIGNAL_SELF = ("kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo")
+
+_MASK32 = 0xFFFFFFFF  # int arguments: the kernel reads only their low 32 bits
+#: Denied with EPERM where ``(argument & mask) == value``: (syscall, argument, mask, value).
+SECCOMP_DENIED_WHEN = (
+    # Opening for writing or creating, by any flag that asks for it (O_TMPFILE includes
+    # O_WRONLY or O_RDWR).
+    *(
+        (name, arg, flag, flag)
+        for name, arg in (("open", 1), ("openat", 2))
+        for flag in (os.O_WRONLY, os.O_RDWR, os.O_CREAT, os.O_TRUNC)
+    ),
+    # F_SETOWN, F_SETSIG, F_SETOWN_EX: SIGIO sent to another process; F_SETLK, F_SETLKW,
+    # F_OFD_SETLK, F_OFD_SETLKW, F_SETLEASE: locks other processes would wait on.
+    *(("fcntl", 1, _MASK32, cmd) for cmd in (8, 10, 15, 6, 7, 37, 38, 1024)),
+    # FIOSETOWN, SIOCSPGRP (as F_SETOWN), TIOCSTI, TIOCLINUX (typing into a terminal).
+    *(("ioctl", 1, _MASK32, cmd) for cmd in (0x8901, 0x8902, 0x5412, 0x541C)),
+    # PR_SET_PDEATHSIG (outliving the parent), PR_SET_DUMPABLE, PR_SET_MM, PR_SET_PTRACER.
+    *(("prctl", 0, _MASK32, option) for option in (1, 4, 35, 0x59616D61)),
+)
+
+# Syscalls newer than the libseccomp of some distributions (2.5.4 in Debian 12): by number,
+# the same on every architecture with the common table (Linux >= 5.1 numbers new syscalls
+# alike everywhere but alpha and the MIPS ABIs, which offset them).
+_NEW_SYSCALLS = {
+    "statmount": 457,
+    "listmount": 458,
+    "lsm_set_self_attr": 460,
+    "setxattrat": 463,
+    "removexattrat": 466,
+    "open_tree_attr": 467,
+    "file_setattr": 469,
+}
+
+
+def _syscall_number(seccomp: Any, name: str) -> int | None:
+    """The native number of syscall ``name``, or None where neither libseccomp nor
+    :data:`_NEW_SYSCALLS` knows it (negative: libseccomp's stand-in for a syscall this
+    architecture lacks, which its rules skip)."""
+    found = int(seccomp.resolve_syscall(seccomp.Arch.NATIVE, name))
+    if found != -1:  # libseccomp's answer for a name it does not know
+        return found
+    common_table = seccomp.system_arch() in (
+        seccomp.Arch.X86_64,
+        seccomp.Arch.AARCH64,
+        seccomp.Arch.RISCV64,
+    )
+    return _NEW_SYSCALLS.get(name) if common_table else None
+
+
+class SeccompError(OSError):
+    """The worker's syscall filter could not be installed."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"the sandbox worker's syscall filter (seccomp) is not available: {what}. Reward "
+            "programs are not run without it: install libseccomp (Debian/Ubuntu: apt-get "
+            "install libseccomp2; Fedora: dnf install libseccomp) and the Python package "
+            "pyseccomp (pip install pyseccomp), or, to run without the filter anyway (as on "
+            "systems other than Linux), pass SandboxLimits(seccomp=False)"
+        )
+
+
+def _import_seccomp() -> Any:
+    """Import ``pyseccomp`` (a ctypes binding to the system's libseccomp).
+
+    Done first at startup, while every file is readable. The binding looks libc and
+    libseccomp up with ``ctypes.util.find_library``, which runs ``/sbin/ldconfig`` in a child
+    process; the libraries' standard sonames are tried first, so that no process is started
+    where they load directly.
+
+    Raises:
+        SeccompError: The binding or the library is missing.
+    """
+    import ctypes
+    import ctypes.util
+
+    find_library = ctypes.util.find_library
+    sonames = {"c": "libc.so.6", "seccomp": "libseccomp.so.2"}
+
+    def find_loadable(name: str) -> str | None:
+        soname = sonames.get(name)
+        if soname is not None:
+            try:
+                ctypes.CDLL(soname)
+                return soname
+            except OSError:
+                pass
+        return find_library(name)
+
+    ctypes.util.find_library = find_loadable
+    try:
+        import pyseccomp
+    except ImportError as exc:
+        raise SeccompError(f"the Python package pyseccomp is missing ({exc})") from None
+    except (OSError, RuntimeError) as exc:  # RuntimeError: "Unable to find libseccomp"
+        raise SeccompError(f"libseccomp cannot be loaded ({exc})") from None
+    finally:
+        ctypes.util.find_library = find_library
+    return pyseccomp
+
+
+def _seccomp(seccomp: Any, pid: int) -> list[str]:
+    """Install the syscall filter for good; return ``["seccomp"]``.
+
+    Only the native architecture's syscalls are judged by the rules: a syscall made through
+    another ABI (32-bit ``int 0x80`` on x86-64, x32) kills the worker (SIGSYS), since the
+    rules, written in native numbers, would not see it.
+
+    Args:
+        seccomp: The ``pyseccomp`` module.
+        pid: The worker's pid, the only target of its signals.
+
+    Raises:
+        SeccompError: libseccomp or the kernel refused the filter.
+    """
+    try:
+        rules: list[tuple[int, str, tuple[Any, ...]]] = []
+        eperm, enosys = seccomp.ERRNO(1), seccomp.ERRNO(38)
+        rules += [(eperm, name, ()) for name in SECCOMP_DENIED]
+        rules += [(enosys, name, ()) for name in SECCOMP_UNSUPPORTED]
+        rules += [(eperm, n, (seccomp.Arg(0, seccomp.NE, pid),)) for n in SECCOMP_SIGNAL_SELF]
+        rules += [
+            (eperm, name, (seccomp.Arg(arg, seccomp.MASKED_EQ, mask, value),))
+            for name, arg, mask, value in SECCOMP_DENIED_WHEN
+        ]
+        rules.append((eperm, "prlimit64", (seccomp.Arg(2, seccomp.NE, 0),)))  # setting one
+        syscall_filter = seccomp.SyscallFilter(seccomp.ALLOW)
+        syscall_filter.set_attr(seccomp.Attr.ACT_BADARCH, seccomp.KILL_PROCESS)
+        for action, name, args in rules:
+            found = _syscall_number(seccomp, name)
+            if found is not None:
+                syscall_filter.add_rule(action, found, *args)
+        syscall_filter.load()
+    except OSError as exc:
+        raise SeccompError(f"libseccomp or the kernel refused the filter ({exc})") from None
+    return ["seccomp"]
+
+
 def main() -> None:
     """Serve one reward program over the pipes on fds 0 and 1 (see the module docstring)."""
     proto_in, proto_out = os.dup(0), os.dup(1)
@@ -409,6 +664,7 @@ def main() -> None:
     source: str = config["source"]
     source_lines = source.splitlines()
     try:
+        seccomp = _import_seccomp() if config["seccomp"] else None
         _warm_up()
         np.seterr(all="ignore")  # non-finite results are counted by the parent's guard
         hardening = _harden(config)
@@ -417,6 +673,8 @@ def main() -> None:
         os.closerange(low + 1, high)
         os.closerange(high + 1, 1 << 16)
         os.chdir("/")
+        if seccomp is not None:  # last: it forbids some of the above
+            hardening += _seccomp(seccomp, os.getpid())
         function = compile_reward_function(source)
     except BaseException as exc:
         wire.send_json(proto_out, wire.OP_ERROR, wire.error_message("startup", exc, source_lines))
