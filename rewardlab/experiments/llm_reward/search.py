@@ -16,7 +16,11 @@ same choices (training is seeded).
 
 Budgets on tokens, wall time and env steps stop the search between candidates; the reason is
 recorded. Nothing here crashes on a bad response: an unreachable server, a malformed answer
-or a program without code become a candidate verdict.
+or a program without code become a candidate verdict. Nor on a hostile program: whatever
+checking, training or reflecting on one candidate raises (a forged answer from its sandbox
+worker, an exception nothing expected) is that candidate's failure, recorded with its reason,
+and the search goes on. Only what is no candidate's doing stops it: a refused API key, a
+replay off its recording, a spent budget.
 """
 
 from __future__ import annotations
@@ -261,11 +265,34 @@ class _Search:
             return [(None, str(exc))] * k
         return [(c.text if c.error is None else None, c.error) for c in completions]
 
+    def _checked(
+        self,
+        text: str | None,
+        error: str | None,
+        messages: list[dict[str, str]],
+        seed: int,
+        attempts: list[dict[str, Any]],
+    ) -> tuple[str | None, SmokeReport | None]:
+        """:meth:`_program`, where anything it raises but a fatal error fails this candidate's
+        check, not the search (``attempts`` keeps the attempts that ended before)."""
+        try:
+            return self._program(text, error, messages, seed, attempts)
+        except _Fatal:
+            raise
+        except Exception as exc:  # noqa: BLE001  (one candidate's failure, recorded)
+            problem = f"the check itself failed on this program: {_describe(exc)}"
+            return None, SmokeReport(False, "checks", "check_error", [problem])
+
     def _program(
-        self, text: str | None, error: str | None, messages: list[dict[str, str]], seed: int
-    ) -> tuple[str | None, SmokeReport | None, list[dict[str, Any]]]:
-        """Extract, validate and smoke-test a response, with repair rounds."""
-        attempts: list[dict[str, Any]] = []
+        self,
+        text: str | None,
+        error: str | None,
+        messages: list[dict[str, str]],
+        seed: int,
+        attempts: list[dict[str, Any]],
+    ) -> tuple[str | None, SmokeReport | None]:
+        """Extract, validate and smoke-test a response, with repair rounds; each attempt is
+        appended to ``attempts`` as it ends."""
         history = list(messages)
         report: SmokeReport | None = None
         for round_ in range(self.config.repair_rounds + 1):
@@ -273,7 +300,7 @@ class _Search:
                 text, error = self._ask(history, seed + 1000 * round_)
             if text is None:
                 attempts.append({"response": None, "error": error})
-                return None, report, attempts
+                return None, report
             code: str | None = None
             try:
                 code = extract_code(text)
@@ -283,12 +310,12 @@ class _Search:
                 report = smoke_test(code, self.context.shapes, self.states)
             attempts.append({"response": text, "code": code, "verdict": _report_json(report)})
             if report.passed:
-                return code, report, attempts
+                return code, report
             history += [
                 {"role": "assistant", "content": text},
                 {"role": "user", "content": report.message()},
             ]
-        return None, report, attempts
+        return None, report
 
     def _train(self, code: str, cand_dir: Path) -> dict[str, Any]:
         """Fitness runs on every training seed (budgets are checked before a candidate, so
@@ -296,16 +323,16 @@ class _Search:
         from rewardlab.agents.train import train
 
         cfg = self.config
-        reward = _program_reward(cfg, code)
         per_seed: list[dict[str, Any]] = []
         for seed in cfg.train.seeds:
             run_dir = cand_dir / f"seed_{seed}"
             try:
-                result = train(_train_config(cfg, reward, seed), run_dir)
+                result = train(_train_config(cfg, _program_reward(cfg, code), seed), run_dir)
             except Exception as exc:  # noqa: BLE001  (one candidate's failure, recorded)
                 # The program passed the smoke test but failed in training (its exception
-                # budget ran out, say): a failed candidate with the reason, not a failed
-                # search. The steps it took still count against the budget.
+                # budget ran out, say, or anything else went wrong with it): a failed
+                # candidate with the reason, not a failed search. The steps it took still
+                # count against the budget.
                 self.env_steps += _steps_taken(run_dir)
                 return {"fitness": None, "per_seed": per_seed, "training_error": _describe(exc)}
             self.env_steps += result.steps
@@ -319,7 +346,10 @@ class _Search:
                 "steps": result.steps,
             }
             if cfg.failure_episodes:
-                entry["failures"] = self._failures(run_dir, seed)
+                try:
+                    entry["failures"] = self._failures(run_dir, seed)
+                except Exception as exc:  # noqa: BLE001  (feedback only: the fitness stands)
+                    entry["failures_error"] = _describe(exc)
             per_seed.append(entry)
         fitness = sum(e["success"] for e in per_seed) / len(per_seed)
         return {"fitness": fitness, "per_seed": per_seed}
@@ -361,17 +391,14 @@ class _Search:
         record: dict[str, Any] = {"id": cid, "attempts": [], "code": None, "sha256": None}
         record.update(smoke=None, fitness=None)
         try:
-            code, report, attempts = self._program(text, error, messages, seed)
-            record.update(attempts=attempts, code=code, smoke=_report_json(report))
+            code, report = self._checked(text, error, messages, seed, record["attempts"])
+            record.update(code=code, smoke=_report_json(report))
             if code is not None:
                 record["sha256"] = hashlib.sha256(code.encode()).hexdigest()
                 atomic_write(cand_dir / "program.py", code)
                 record.update(self._train(code, cand_dir))
                 if record["fitness"] is not None:
-                    first = record["per_seed"][0]
-                    record["reflection"] = reward_reflection(
-                        first["components"], first["success_curve"]
-                    )
+                    self._reflect(record)
         except _Fatal as exc:
             record["error"] = str(exc)
             raise
@@ -380,6 +407,25 @@ class _Search:
             self.records.append(record)
         self.log(f"{cid}: {_outcome(record)}")
         return record
+
+    def _reflect(self, record: dict[str, Any]) -> None:
+        """Add a trained candidate's ``reflection`` and ``feedback``: what the next round is
+        told about it should it be the best so far. Where they cannot be made (its statistics
+        break the reflection, say), it is a failed candidate with the reason."""
+        try:
+            first = record["per_seed"][0]
+            reflection = reward_reflection(first["components"], first["success_curve"])
+            parts = [reflection]
+            notes = _guard_notes(first.get("diagnostics", {}))
+            if notes:
+                parts += ["", *notes]
+            failures = [s["failures"] for s in record["per_seed"] if "failures" in s]
+            if failures:
+                parts += ["", failures[0]]
+        except Exception as exc:  # noqa: BLE001  (one candidate's failure, recorded)
+            record.update(fitness=None, reflection_error=_describe(exc))
+            return
+        record.update(reflection=reflection, feedback="\n".join(parts))
 
     def skipped(self, cid: str, text: str | None, error: str | None, reason: str) -> None:
         """Keep a sample the search stopped before checking (its answer was paid for)."""
@@ -407,13 +453,7 @@ class _Search:
     def feedback(self, best: dict[str, Any], failed: list[dict[str, Any]]) -> str:
         """What the next round is told about the best program so far (and, when this round
         produced no working program, what went wrong with its samples)."""
-        parts = [best["reflection"]]
-        notes = _guard_notes(best["per_seed"][0].get("diagnostics", {}))
-        if notes:
-            parts += ["", *notes]
-        failures = [s["failures"] for s in best["per_seed"] if "failures" in s]
-        if failures:
-            parts += ["", failures[0]]
+        parts = [best["feedback"]]
         if failed:
             parts += ["", "The programs of the last round did not work:", _problem_list(failed)]
         parts += self._researcher()
@@ -540,11 +580,13 @@ def _fatal_errors() -> Iterator[None]:
 
 def _describe(exc: BaseException) -> str:
     """An exception as the LLM and the researcher should read it: a contained program's own
-    reason and message, or ``<Type>: <message>``."""
+    reason and message, or ``<Type>: <message>`` (at most 2000 characters either way)."""
     reason, message = getattr(exc, "reason", None), getattr(exc, "message", None)
     if isinstance(reason, str) and isinstance(message, str):
-        return f"{reason}: {message}"
-    return f"{type(exc).__name__}: {exc}"
+        text = f"{reason}: {message}"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 2000 else text[:1997] + "..."
 
 
 def _steps_taken(run_dir: Path) -> int:
@@ -562,6 +604,8 @@ def _problems(record: Mapping[str, Any]) -> str:
     """Why a candidate has no fitness, in one line."""
     if record.get("training_error"):
         return f"passed the check, then failed in training: {record['training_error']}"
+    if record.get("reflection_error"):
+        return f"trained, then its statistics broke the reflection: {record['reflection_error']}"
     if record.get("skipped"):
         return f"not checked ({record['skipped']})"
     attempts = record.get("attempts") or []
