@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from rewardlab.experiments.llm_reward.search import load_search_config, run_search
+from rewardlab.wrappers import vec
+from tests.agents.test_budget import FakeClock
 from tests.llm.fake_server import FakeLLMServer, Reply, last_user_message, unused_port
 
 ENV = "rewardlab/GridEmpty-v0"
@@ -269,40 +271,37 @@ def test_a_program_that_fails_only_in_training_is_a_failed_candidate(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
-    # The smoke test calls it on batches of 64, 1 and 2 states; training (3 envs) on 3, and
-    # it fails once an agent has moved right: after some steps, which the budget counts.
-    trap = (
-        "```python\ndef compute_reward(agent_pos, goal_pos):\n"
-        "    distance = np.abs(goal_pos - agent_pos).sum(axis=-1) * 1.0\n"
-        "    if agent_pos.shape[0] == 3 and (agent_pos[:, 0] >= 2).any():\n"
-        "        raise ValueError('in training')\n"
-        "    return -distance, {'distance': distance}\n```"
-    )
-    with FakeLLMServer(responses=lambda body: trap) as server:
+    # The check calls it as training does (batches of 3 states, too), so what fails only in
+    # training is what only training measures: its cost against the env step. Seen through a
+    # fake clock, each call takes 60 ms (more than the 50 ms limit): judged after 80 vector
+    # steps (the budget's warm-up and first window), which the search's budget counts.
+    monkeypatch.setattr(vec, "perf_counter", FakeClock(env_s=0.001, model_s=0.060))
+    with FakeLLMServer(responses=lambda body: GOOD.format(scale=0.05)) as server:
         cfg = config(server.base_url, tmp_path / "c", iterations=1, samples=1)
         summary = run_search(three_envs(cfg), tmp_path / "run")
     assert summary["stop_reason"] == "done" and summary["best"] is None
     record = json.loads((tmp_path / "run/candidates/r0-i0-k0/candidate.json").read_text())
-    assert record["smoke"]["passed"] and "in training" in record["training_error"]
+    assert record["smoke"]["passed"]
+    assert "compute_reward costs more per call than training allows" in record["training_error"]
     failed = json.loads((tmp_path / "run/candidates/r0-i0-k0/seed_0/failed.json").read_text())
-    assert "in training" in failed["error"]
-    assert summary["env_steps"] == failed["steps"] > 0
+    assert "costs 60 ms per call at 3 envs" in failed["error"]
+    assert summary["env_steps"] == failed["steps"] == 3 * 80
 
 
 def test_feedback_keeps_the_restart_best_and_says_what_the_sandbox_corrected(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
-    # NaN in training only (3 envs): the smoke test passes it, the guards replace the NaNs.
-    nan_in_training = (
+    # Rewards beyond the guard's range (100): the check only warns, the guards clip them.
+    too_large = (
         "```python\ndef compute_reward(agent_pos, goal_pos):\n"
         "    distance = np.abs(goal_pos - agent_pos).sum(axis=-1) * 1.0\n"
-        "    approach = np.where(agent_pos.shape[0] == 3, np.nan, -distance)\n"
+        "    approach = -1000.0 * distance\n"
         "    return approach, {'approach': -distance}\n```"
     )
 
     def answer(body: dict[str, Any]) -> str:
-        return NO_CODE if "Write an improved reward" in last_user_message(body) else nan_in_training
+        return NO_CODE if "Write an improved reward" in last_user_message(body) else too_large
 
     with FakeLLMServer(responses=answer) as server:
         cfg = config(server.base_url, tmp_path / "c", iterations=3, samples=1, repair_rounds=0)
@@ -310,11 +309,11 @@ def test_feedback_keeps_the_restart_best_and_says_what_the_sandbox_corrected(
         prompts = [last_user_message(r) for r in server.requests]
     # Round 2 hears what the guards corrected; round 3, after a round with no working
     # program, is still shown the restart's best program, with what went wrong since.
-    assert "NaN or infinite rewards during training; they were replaced by 0" in prompts[1]
+    assert "rewards were outside the allowed range and were clipped" in prompts[1]
     assert "The programs of the last round did not work" in prompts[2]
     assert "no_code" in prompts[2] or "no program" in prompts[2].lower()
     third = server.requests[2]["messages"]
-    assert third[-2]["role"] == "assistant" and "np.nan" in third[-2]["content"]
+    assert third[-2]["role"] == "assistant" and "-1000.0 * distance" in third[-2]["content"]
 
 
 def test_a_refused_key_stops_the_search_with_an_error_and_keeps_its_files(

@@ -151,3 +151,43 @@ def test_check_prints_the_cost_at_the_training_batch_and_the_sandbox(
     assert main(["llm-reward", "check", str(program), "--env", GRID, "--algo", "dqn"]) == 0
     assert "(1 env)" in capsys.readouterr().out
     assert main(["llm-reward", "check", str(program), "--env", GRID, "--n-envs", "0"]) == 2
+
+
+# --- in a search ---------------------------------------------------------------------------------
+
+
+def test_a_search_records_a_program_over_budget_as_a_failed_candidate_and_replays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rewardlab.experiments.llm_reward.search import run_search
+    from tests.experiments.test_llm_search import GOOD, choices, config, three_envs
+    from tests.llm.fake_server import FakeLLMServer, last_user_message, unused_port
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+    monkeypatch.setattr(vec, "perf_counter", FakeClock(env_s=0.001, model_s=0.060))
+    cache = tmp_path / "cache"
+    with FakeLLMServer(responses=lambda body: GOOD.format(scale=0.05)) as server:
+        cfg = config(server.base_url, cache, iterations=2, samples=1, repair_rounds=0)
+        first = run_search(three_envs(cfg), tmp_path / "run")
+        prompts = [last_user_message(r) for r in server.requests]
+    # Two failed candidates, not a failed search; the second round hears why, without times.
+    assert first["stop_reason"] == "done" and first["best"] is None
+    assert [c["fitness"] for c in first["candidates"]] == [None, None]
+    assert (
+        "passed the check, then failed in training: slow: compute_reward costs more" in (prompts[1])
+    )
+    assert " ms per call at " not in prompts[1]
+
+    # Replayed offline while the program seems to cost more (90 ms against 2 ms env steps):
+    # the same requests, so the recording answers every one of them.
+    monkeypatch.setattr(vec, "perf_counter", FakeClock(env_s=0.002, model_s=0.090))
+    replay = config(
+        f"http://127.0.0.1:{unused_port()}/v1",
+        cache,
+        iterations=2,
+        samples=1,
+        repair_rounds=0,
+        cache={"dir": str(cache), "mode": "replay"},
+    )
+    replayed = run_search(three_envs(replay), tmp_path / "replay")
+    assert replayed["stop_reason"] == "done" and choices(replayed) == choices(first)

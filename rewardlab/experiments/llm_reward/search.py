@@ -215,6 +215,12 @@ class _Search:
             config.env, config.train.env_kwargs, include_source=config.include_source
         )
         self.states = random_states(config.env, config.train.env_kwargs, seed=config.seed)
+        from rewardlab.agents.factory import load_hyperparams
+
+        # The check also calls each program as the fitness runs will: one row per env.
+        self.n_envs = int(
+            load_hyperparams(config.train.algo, config.env, config.train.hyperparams)["n_envs"]
+        )
         self.started = time.perf_counter()
         self.env_steps = 0
         self.records: list[dict[str, Any]] = []
@@ -307,7 +313,7 @@ class _Search:
             except ProgramRejected as exc:
                 report = SmokeReport(False, "extraction", exc.reason, [exc.message])
             else:
-                report = smoke_test(code, self.context.shapes, self.states)
+                report = smoke_test(code, self.context.shapes, self.states, n_envs=self.n_envs)
             attempts.append({"response": text, "code": code, "verdict": _report_json(report)})
             if report.passed:
                 return code, report
