@@ -31,6 +31,10 @@ from rewardlab.sandbox import protocol as wire
 
 LIMITS = SandboxLimits(call_timeout_s=2.0)
 HUGE = 1.7e308
+# The guards' sums of such values overflow (then they take the slow, exact path): numpy says so.
+OVERFLOW = pytest.mark.filterwarnings(
+    "ignore:overflow encountered:RuntimeWarning", "ignore:invalid value encountered:RuntimeWarning"
+)
 
 # A new component name on every call: the step number the first row carries.
 CHURN = """
@@ -206,6 +210,7 @@ def test_a_replacement_worker_keeps_the_first_workers_names() -> None:
 # -- finite statistics ------------------------------------------------------------------------
 
 
+@OVERFLOW
 def test_running_stats_stay_finite_near_the_largest_float() -> None:
     stats = RunningStats()
     stats.update(np.full(64, HUGE))  # the sum overflows; the mean is taken scaled down
@@ -230,6 +235,7 @@ def compute_reward(agent_pos, goal_pos):
 """
 
 
+@OVERFLOW
 def test_huge_finite_components_keep_the_guard_statistics_finite() -> None:
     program = validate_program(HUGE_PROGRAM, {"agent_pos": (2,), "goal_pos": (2,)})
     rng = np.random.default_rng(0)
@@ -264,6 +270,7 @@ def test_component_log_leaves_out_and_counts_nonfinite_values() -> None:
     strict_json(json.dumps(summary, allow_nan=False))
 
 
+@OVERFLOW
 def test_training_with_huge_components_writes_strict_json_and_a_clean_csv(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
