@@ -6,6 +6,7 @@ only depends on the budget see the reward layer through a fake clock."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Literal
 
@@ -177,6 +178,9 @@ def test_a_search_records_a_program_over_budget_as_a_failed_candidate_and_replay
         "passed the check, then failed in training: slow: compute_reward costs more" in (prompts[1])
     )
     assert " ms per call at " not in prompts[1]
+    record = json.loads((tmp_path / "run/candidates/r0-i0-k0/candidate.json").read_text())
+    verdict = record["attempts"][0]["verdict"]
+    assert verdict["passed"] and verdict["n_envs"] == 3 and verdict["train_us_per_row"] > 0
 
     # Replayed offline while the program seems to cost more (90 ms against 2 ms env steps):
     # the same requests, so the recording answers every one of them.

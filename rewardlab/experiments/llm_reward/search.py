@@ -691,6 +691,8 @@ def _report_json(report: SmokeReport | None) -> dict[str, Any] | None:
         "problems": report.problems,
         "warnings": report.warnings,
         "latency_ms": report.latency_ms,
+        "n_envs": report.n_envs,
+        "train_us_per_row": report.train_us_per_row,
         "reward_stats": report.reward_stats,
         "components": report.components,
     }
