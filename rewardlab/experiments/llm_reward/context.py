@@ -22,15 +22,18 @@ import gymnasium as gym
 
 from rewardlab.envs.core import StateVariable, TaskEnv
 from rewardlab.envs.registration import NAMESPACE, all_specs
+from rewardlab.sandbox.protocol import MAX_COMPONENTS, MAX_NAME_CHARS, RESERVED_NAMES
 
 __all__ = ["PROGRAM_CONTRACT", "RewardContext", "reward_context"]
 
 _KINDS = {"b": "bool", "i": "int", "u": "int", "f": "float"}
 
-PROGRAM_CONTRACT = """\
+_RESERVED = ", ".join(f"`{name}`" for name in sorted(RESERVED_NAMES))
+
+PROGRAM_CONTRACT = f"""\
 Write the reward as one Python function
 
-    def compute_reward({params}) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def compute_reward({{params}}) -> tuple[np.ndarray, dict[str, np.ndarray]]:
 
 - Its parameters are state variables listed in `State`, by name; use only the ones you need.
 - Every argument is a numpy array with a leading batch dimension B (many envs at once): write
@@ -39,6 +42,12 @@ Write the reward as one Python function
   the terms the reward is made of, so their values can be reported back to you.
 - `np` (numpy) and `math` are available; do not import anything. Helper functions are
   allowed; only function definitions may appear at module level.
+- Arrays hold bool, int or float values only (no object, string or datetime dtypes). Use
+  numpy functions and the common array methods (`.sum`, `.mean`, `.max`, `.clip`, `.astype`,
+  `.reshape`, ...); raw-memory and conversion methods (`.item`, `.tolist`, `.view`,
+  `.resize`, ...) are not available: index the array instead.
+- Return the same component names on every call: identifiers (letters, digits, `_`) of at
+  most {MAX_NAME_CHARS} characters, at most {MAX_COMPONENTS} of them, none named {_RESERVED}.
 - Keep the reward finite and of moderate scale (roughly within [-10, 10] per step).
 - Answer with a single ```python code block holding the program.
 """
