@@ -316,6 +316,23 @@ def test_feedback_keeps_the_restart_best_and_says_what_the_sandbox_corrected(
     assert third[-2]["role"] == "assistant" and "-1000.0 * distance" in third[-2]["content"]
 
 
+def test_a_repair_round_sends_back_only_the_start_of_a_huge_response(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+    huge = NO_CODE + "\n" * 2_000_000  # over extract_code's cap: rejected before parsing
+    with FakeLLMServer(responses=[huge, GOOD.format(scale=0.05)]) as server:
+        cfg = config(server.base_url, tmp_path / "c", iterations=1, samples=1, repair_rounds=1)
+        summary = run_search(three_envs(cfg), tmp_path / "run")
+        repair = server.requests[1]["messages"]
+    assert summary["best"] is not None
+    assert repair[-2]["role"] == "assistant" and repair[-2]["content"].startswith(NO_CODE)
+    assert (
+        len(repair[-2]["content"]) < 60_000 and "more characters not shown" in repair[-2]["content"]
+    )
+    assert "at most 1000000 are read" in repair[-1]["content"]
+
+
 def test_a_refused_key_stops_the_search_with_an_error_and_keeps_its_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

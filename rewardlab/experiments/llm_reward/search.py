@@ -158,6 +158,8 @@ def load_search_config(data: Mapping[str, Any], where: str = "search") -> Search
         raise ValueError(f"invalid search config:\n{format_validation_error(err, where)}") from None
 
 
+# Characters of a rejected response sent back in a repair round (see _echo).
+_ECHO_CHARS = 50_000
 _MODES = {
     "replace": "The agent receives your reward and nothing else.",
     "add": (
@@ -318,7 +320,7 @@ class _Search:
             if report.passed:
                 return code, report
             history += [
-                {"role": "assistant", "content": text},
+                {"role": "assistant", "content": _echo(text)},
                 {"role": "user", "content": report.message()},
             ]
         return None, report
@@ -582,6 +584,17 @@ def _fatal_errors() -> Iterator[None]:
             f"{exc} From the command line: run the same search as recorded (same options and "
             "config), or without --replay to ask the server for what is missing"
         ) from exc
+
+
+def _echo(response: str) -> str:
+    """A response as the repair round shows it back to the LLM: whole, unless it is longer
+    than any honest answer (a program is at most 20,000 characters), when only its start is
+    sent again rather than paying for it twice."""
+    if len(response) <= _ECHO_CHARS:
+        return response
+    return (
+        f"{response[:_ECHO_CHARS]}\n[... {len(response) - _ECHO_CHARS} more characters not shown]"
+    )
 
 
 def _describe(exc: BaseException) -> str:
