@@ -215,6 +215,19 @@ def test_with_warn_training_finishes_and_says_what_it_cost(
     assert {"reward_cost/reward_ms", "reward_cost/env_step_ms"} <= set(header)
 
 
+def test_a_program_used_as_a_potential_is_held_to_the_budget_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(vec, "perf_counter", FakeClock(env_s=0.001, model_s=0.060))
+    config = _config(tmp_path)
+    shaping = {"reward_type": "sparse", "shaping": config.reward.model}
+    config = config.model_copy(update={"reward": config.reward.model_validate(shaping)})
+    with pytest.raises(RewardTooSlow) as caught:
+        train(config, tmp_path / "run")
+    assert caught.value.cost.role == "potential"
+    assert caught.value.report.startswith(f"potential program {tmp_path / 'my_reward.py'} costs")
+
+
 def test_a_program_within_budget_trains_without_warnings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
