@@ -28,6 +28,7 @@ from __future__ import annotations
 import __future__
 
 import builtins
+import errno
 import json
 import math
 import os
@@ -627,7 +628,7 @@ def _seccomp(seccomp: Any, pid: int) -> list[str]:
     """
     try:
         rules: list[tuple[int, str, tuple[Any, ...]]] = []
-        eperm, enosys = seccomp.ERRNO(1), seccomp.ERRNO(38)
+        eperm, enosys = seccomp.ERRNO(errno.EPERM), seccomp.ERRNO(errno.ENOSYS)
         rules += [(eperm, name, ()) for name in SECCOMP_DENIED]
         rules += [(enosys, name, ()) for name in SECCOMP_UNSUPPORTED]
         rules += [(eperm, n, (seccomp.Arg(0, seccomp.NE, pid),)) for n in SECCOMP_SIGNAL_SELF]
