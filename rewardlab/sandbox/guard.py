@@ -109,6 +109,7 @@ class GuardedStats:
         reward: Statistics of the guarded reward.
         components: Statistics of each component (non-finite values replaced, not clipped),
             one per name of the program's fixed set (see :class:`GuardedProgram`).
+        hardening: The layers the latest worker applied (:attr:`SandboxWorker.hardening`).
     """
 
     calls: int = 0
@@ -119,6 +120,7 @@ class GuardedStats:
     last_error: str | None = None
     reward: RunningStats = field(default_factory=RunningStats)
     components: dict[str, RunningStats] = field(default_factory=dict)
+    hardening: tuple[str, ...] = ()
 
     def snapshot(self) -> dict[str, Any]:
         """A JSON-ready copy, e.g. for reward reflection at ~10 points of training."""
@@ -131,6 +133,7 @@ class GuardedStats:
             "last_error": self.last_error,
             "reward": self.reward.as_dict(),
             "components": {name: stats.as_dict() for name, stats in self.components.items()},
+            "hardening": list(self.hardening),
         }
 
 
@@ -201,6 +204,7 @@ class GuardedProgram:
         self.aborted: ProgramContained | None = None
         self._components: tuple[str, ...] | None = None
         self._worker: SandboxWorker | None = SandboxWorker(program, self.limits)
+        self.stats.hardening = self._worker.hardening
 
     @property
     def worker(self) -> SandboxWorker | None:
@@ -229,6 +233,7 @@ class GuardedProgram:
                 self.program, self.limits, components=self._components
             )
             self.stats.restarts += 1
+            self.stats.hardening = worker.hardening
         try:
             names, block = worker.call_block(variables)
         except ProgramContained as exc:

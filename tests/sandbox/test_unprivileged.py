@@ -85,5 +85,6 @@ def test_short_training_run(home: Path) -> None:
     diagnostics = json.loads((out / "reward_diagnostics.json").read_text())["reward"]
     assert diagnostics["calls"] >= 64
     assert diagnostics["failures"] == {} and diagnostics["restarts"] == 0
+    assert diagnostics["hardening"] == unprivileged.expected_layers(root=False)
     user = unprivileged.NOBODY if unprivileged.is_root() else os.getuid()
     assert (out / "model.zip").stat().st_uid == user  # written by that user

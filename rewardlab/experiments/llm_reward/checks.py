@@ -6,7 +6,8 @@ among them), and checks what a learner would trip over: exceptions, wrong shapes
 states, of 1 and 2 as with one or two envs, and of the training run's ``n_envs``), non-finite
 values, nondeterminism (the same states twice in one worker, and in a second, separate worker
 process), rewards that depend on the batch (its size, or the other states in it), component
-names that change between calls, slowness and a reward that is constant (no signal). Problems
+names that change between calls (the sandbox's guard fails such a call), slowness and a reward
+that is constant (no signal). Problems
 come back as an LLM-readable message (:meth:`SmokeReport.message`) for a repair round; what
 was measured (time per call, the sandbox's hardening) is in the report's fields.
 """
@@ -37,7 +38,7 @@ __all__ = ["SmokeReport", "random_states", "smoke_test"]
 
 LATENCY_LIMIT_MS = 50.0
 """Most milliseconds a call on a 64-row batch, or on the training batch, may take: the floor
-of a training run's reward budget (:class:`~rewardlab.agents.budget.RewardBudget`)."""
+of a training run's reward budget (:class:`~rewardlab.wrappers.timing.RewardBudget`)."""
 
 SMALL_BATCHES = (1, 2)
 """Batch sizes a program is also called with: training with one or two envs passes these."""
@@ -125,8 +126,9 @@ class SmokeReport:
         stage: ``"validation"``, ``"runtime"`` or ``"checks"`` where it failed, else ``"ok"``.
         reason: Short code of the first problem (``ProgramRejected``/``ProgramContained``
             reasons, or ``"nonfinite"``, ``"nondeterministic"``, ``"batch_dependent"``,
-            ``"unstable_components"``, ``"slow"``, ``"constant"``). A runtime failure has the
-            reason of the program's own error (``"exception"``, ``"bad_output"``, ...).
+            ``"slow"``, ``"constant"``). A runtime failure has the reason of the program's own
+            error (``"exception"``, ``"bad_output"``: component names that change between
+            calls among them, ...).
         problems: LLM-readable descriptions of every problem.
         warnings: Things worth knowing that do not fail the check.
         latency_ms: Median milliseconds per call on a 64-row batch.
@@ -358,8 +360,8 @@ def smoke_test(
         return SmokeReport(False, "runtime", reason, [during + message], hardening=hardening)
 
     reward = np.concatenate([r.reward for r in first])
-    keys = [sorted(r.components) for r in (*first, again, *(r for r, _ in alone))]
-    keys += [sorted(r.components) for r, _ in at_training]
+    # One set of names: the guard fixes it at the first call and fails any call that changes it.
+    names = sorted(first[0].components)
     latency_ms = statistics.median(latency) * 1e3
     # The first call at the training size is its warm-up (a new input layout).
     train_ms = statistics.median(train_times[1:]) * 1e3 if train_times else None
@@ -428,13 +430,6 @@ def smoke_test(
     if dependence:
         reason = reason or "batch_dependent"
         problems.append(dependence)
-    if any(k != keys[0] for k in keys):
-        reason = reason or "unstable_components"
-        others = sorted({tuple(k) for k in keys if k != keys[0]})
-        problems.append(
-            f"its component names change between calls ({keys[0]} vs "
-            f"{', '.join(str(list(k)) for k in others)}): return the same keys every time"
-        )
     # The measured times are in the report's fields, not in these messages: a message that
     # changes from run to run would make a recorded search unreplayable.
     if latency_ms > latency_limit_ms:
@@ -458,7 +453,7 @@ def smoke_test(
         )
     if clipped:
         warnings.append(f"{clipped} values were clipped to the guard's range")
-    for name in keys[0]:
+    for name in names:
         values = np.concatenate([r.components[name] for r in first])
         if float(np.std(values)) < 1e-12:
             warnings.append(f"component {name!r} is constant on these states")
@@ -472,7 +467,7 @@ def smoke_test(
             "max": float(reward.max()),
             "std": float(reward.std()),
         },
-        components=keys[0],
+        components=names,
     )
 
 
