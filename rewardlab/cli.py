@@ -101,7 +101,7 @@ def _program_failed(
             check += ["--env-kwarg", kw]
     else:
         check += ["--env", "ID"]
-    from rewardlab.agents.budget import RewardTooSlow
+    from rewardlab.wrappers.timing import RewardTooSlow
 
     # Over its time budget: the user gets the measured cost (the LLM's message has none).
     text = failure.report if isinstance(failure, RewardTooSlow) else failure.message

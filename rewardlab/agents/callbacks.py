@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
+from rewardlab.reward_models.program_reward import ProgramReward
 from rewardlab.wrappers.reward import COMPONENT_PREFIX, POTENTIAL_COMPONENT_PREFIX
 from rewardlab.wrappers.shaping import check_shaping_gamma
+from rewardlab.wrappers.timing import RewardBudget, RewardCost, RewardTooSlow, StepTimes
 
-__all__ = ["RewardComponentLog", "ShapingDiscountCheck"]
+__all__ = ["RewardComponentLog", "RewardCostCheck", "ShapingDiscountCheck"]
 
 _LARGEST = sys.float_info.max
 
@@ -180,3 +184,120 @@ def _merge(stats: dict[str, tuple[int, float]], name: str, n: int, mean: float) 
         stats[name] = (count, old + step * weight)
     else:  # means of opposite signs near the largest float
         stats[name] = (count, _finite(old * (1.0 - weight) + mean * weight))
+
+
+class RewardCostCheck(BaseCallback):
+    """Holds every reward program of the training env to a :class:`RewardBudget`.
+
+    At training start it finds the reward layers over the training env whose model is a
+    :class:`~rewardlab.reward_models.program_reward.ProgramReward` and restarts their
+    :class:`~rewardlab.wrappers.timing.StepTimes` with the budget's warm-up and window. Each
+    time a window completes it judges every program's median call against the limit for the
+    median env step (the innermost reward layer's inner step: the envs themselves), logs
+    ``reward_cost/<role>_ms`` and ``reward_cost/env_step_ms``, and raises
+    :class:`RewardTooSlow` from ``learn()`` or, with ``on_exceed="warn"``, adds the first
+    excess of each program to :attr:`warnings`. A run shorter than the warm-up plus one
+    window is not judged.
+
+    Args:
+        budget: The budget.
+        programs: How to name each role's program to the user (``{"reward": "my.py"}``);
+            a role not given is ``"given as source"``.
+
+    Attributes:
+        costs: The last measurement of each role.
+        warnings: One line per program that exceeded the budget (``on_exceed="warn"``).
+    """
+
+    def __init__(self, budget: RewardBudget, programs: Mapping[str, str] | None = None) -> None:
+        super().__init__()
+        self.budget = budget
+        self.programs = dict(programs or {})
+        self.costs: dict[str, RewardCost] = {}
+        self.warnings: list[str] = []
+        self._warned: set[str] = set()
+        self._layers: list[tuple[str, StepTimes]] = []
+        self._env_times: StepTimes | None = None
+        self._seen = 0
+
+    def _on_training_start(self) -> None:
+        self._layers, self._env_times = _program_layers(self.training_env)
+        if self._env_times is None:
+            return
+        for _, times in self._layers:
+            times.reset(self.budget.warmup, self.budget.window)
+        self._env_times.reset(self.budget.warmup, self.budget.window)
+        self._seen = 0
+
+    def _on_step(self) -> bool:
+        env_times = self._env_times
+        if env_times is None or not self._layers or env_times.windows == self._seen:
+            return True
+        self._seen = env_times.windows
+        calls = {role: times.model_s for role, times in self._layers}
+        costs = self.judge(env_times.env_s, calls, self.training_env.num_envs)
+        self.logger.record("reward_cost/env_step_ms", env_times.env_s * 1e3)
+        for cost in costs:
+            self.logger.record(f"reward_cost/{cost.role}_ms", cost.call_ms)
+        return True
+
+    def judge(
+        self, env_step_s: float, call_s: Mapping[str, float], n_envs: int
+    ) -> list[RewardCost]:
+        """Judge one window's medians: the env step, and each role's program call.
+
+        Returns:
+            The measurements, in the order of ``call_s`` (also kept in :attr:`costs`).
+
+        Raises:
+            RewardTooSlow: For the first call over the limit, when ``on_exceed`` is
+                ``"error"``.
+        """
+        budget = self.budget
+        env_ms = env_step_s * 1e3
+        costs = []
+        for role, seconds in call_s.items():
+            cost = RewardCost(
+                program=self.programs.get(role, "given as source"),
+                role=role,
+                n_envs=n_envs,
+                call_ms=seconds * 1e3,
+                env_step_ms=env_ms,
+                limit_ms=budget.limit_ms(env_ms),
+                multiple=budget.multiple,
+                min_ms=budget.min_ms,
+            )
+            self.costs[role] = cost
+            costs.append(cost)
+            if not cost.exceeded:
+                continue
+            if budget.on_exceed == "error":
+                raise RewardTooSlow(cost)
+            if role not in self._warned:  # once per program: the later windows say the same
+                self._warned.add(role)
+                self.warnings.append(f"{cost.describe()}; training went on (on_exceed: warn)")
+        return costs
+
+
+def _program_layers(venv: VecEnv) -> tuple[list[tuple[str, StepTimes]], StepTimes | None]:
+    """The timed layers over ``venv`` that run a reward program, as ``(role, times)``,
+    outermost first; and the innermost timed layer's times (whose inner step is the envs')."""
+    from rewardlab.wrappers.vec import VecModelReward, _VecPotentialLayer
+
+    programs: list[tuple[str, StepTimes]] = []
+    innermost: StepTimes | None = None
+    layer: VecEnv = venv
+    while isinstance(layer, VecEnvWrapper):
+        model: object = None
+        role = ""
+        if isinstance(layer, VecModelReward):
+            role, model = "reward", layer.model
+        elif isinstance(layer, _VecPotentialLayer):
+            role, model = "potential", layer.potential
+        times = getattr(layer, "times", None)
+        if isinstance(times, StepTimes):
+            innermost = times
+            if isinstance(model, ProgramReward):
+                programs.append((role, times))
+        layer = layer.venv
+    return programs, innermost

@@ -21,13 +21,13 @@ from pydantic import (
     model_serializer,
 )
 
-from rewardlab.agents.budget import RewardBudget
 from rewardlab.wrappers.spec import (
     ProgramModelSpec,
     RewardSpec,
     format_validation_error,
     parse_reward,
 )
+from rewardlab.wrappers.timing import RewardBudget
 
 __all__ = ["FAILED_FILE", "TrainConfig", "TrainResult", "check_config", "train"]
 
@@ -58,7 +58,7 @@ class TrainConfig(BaseModel):
             (sampled actions, seeded). Off by default: a greedy policy over discrete actions
             often loops forever in a gridworld although the policy it came from succeeds.
         reward_budget: How much time a reward program may take per vector step
-            (:class:`~rewardlab.agents.budget.RewardBudget`: by default at most
+            (:class:`~rewardlab.wrappers.timing.RewardBudget`: by default at most
             ``max(10 x the env step, 50 ms)`` per call, else training stops). Left out of
             the dumped config while it is the default.
     """
@@ -265,7 +265,7 @@ def train(
 
     A reward program is held to ``config.reward_budget`` (measured at the run's batch size,
     ``n_envs``, against the env step of the same run): by default a program that costs more
-    stops the run with :class:`~rewardlab.agents.budget.RewardTooSlow` (``failed.json``
+    stops the run with :class:`~rewardlab.wrappers.timing.RewardTooSlow` (``failed.json``
     records the measurement); with ``on_exceed="warn"`` the run finishes and
     :attr:`TrainResult.warnings` says so.
 
@@ -274,14 +274,13 @@ def train(
             agent, before anything is written), or if ``run_dir`` already holds files (a run
             never mixes its logs with another's).
         ProgramContained: When a reward program fails (its exception budget spent), or
-            :class:`~rewardlab.agents.budget.RewardTooSlow`, a subclass, when it is over its
+            :class:`~rewardlab.wrappers.timing.RewardTooSlow`, a subclass, when it is over its
             time budget.
     """
     from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
     from stable_baselines3.common.logger import configure
 
-    from rewardlab.agents.budget import RewardCostCheck
-    from rewardlab.agents.callbacks import RewardComponentLog, ShapingDiscountCheck
+    from rewardlab.agents.callbacks import RewardComponentLog, RewardCostCheck, ShapingDiscountCheck
     from rewardlab.agents.evaluation import TrueTaskEval
     from rewardlab.wrappers.spec import make_reward_vec
     from rewardlab.wrappers.vec import reward_diagnostics

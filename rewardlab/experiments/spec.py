@@ -40,6 +40,7 @@ from pydantic import (
 
 from rewardlab.agents.train import TrainConfig, check_config
 from rewardlab.wrappers.spec import RewardSpec, format_validation_error, parse_reward
+from rewardlab.wrappers.timing import RewardBudget
 
 __all__ = ["ComparisonSpec", "EnvEntry", "EvalSettings", "Variant", "load_spec"]
 
@@ -106,6 +107,7 @@ class ComparisonSpec(_Strict):
     gpus_per_run: float = Field(default=0.0, ge=0.0)
     device: str = "auto"
     report: ReportSettings = Field(default_factory=ReportSettings)
+    reward_budget: RewardBudget = Field(default_factory=RewardBudget)
 
     @field_validator("envs", mode="before")
     @classmethod
@@ -176,6 +178,7 @@ class ComparisonSpec(_Strict):
                         eval_seed=self.eval.seed,
                         eval_deterministic=self.eval.deterministic,
                         device=self.device,
+                        reward_budget=self.reward_budget,
                     )
         return configs
 

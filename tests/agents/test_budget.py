@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 
 import rewardlab
-from rewardlab.agents.budget import RewardBudget, RewardCost, RewardCostCheck, RewardTooSlow
+from rewardlab.agents.callbacks import RewardCostCheck
 from rewardlab.agents.train import TrainConfig, train
 from rewardlab.reward_models.base import RewardBatch, RewardModel, RewardOutput
 from rewardlab.sandbox import ProgramContained
 from rewardlab.wrappers import vec
-from rewardlab.wrappers.timing import StepTimes
+from rewardlab.wrappers.timing import RewardBudget, RewardCost, RewardTooSlow, StepTimes
 
 GRID = "rewardlab/GridEmpty-v0"
 PROGRAM = (

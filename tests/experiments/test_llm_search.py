@@ -225,6 +225,16 @@ def test_bad_config_names_the_field() -> None:
         load_search_config({"env": ENV, "llm": {}})
 
 
+def test_search_training_runs_take_the_reward_budget(tmp_path: Path) -> None:
+    from rewardlab.experiments.llm_reward.search import _train_config
+
+    data = {"env": ENV, "llm": {"model": "m"}, "train": {"reward_budget": {"min_ms": 5}}}
+    cfg = load_search_config(data)
+    assert _train_config(cfg, "sparse", seed=0).reward_budget.min_ms == 5
+    with pytest.raises(ValueError, match=r"search\.train\.reward_budget"):
+        load_search_config({**data, "train": {"reward_budget": {"min_ms": -1}}})
+
+
 def test_check_command_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from rewardlab.cli import main
 

@@ -12,6 +12,7 @@ import yaml
 from rewardlab.cli import main
 from rewardlab.experiments.runner import DONE_MARKER
 from rewardlab.experiments.spec import load_spec
+from rewardlab.wrappers.timing import RewardBudget
 
 TINY: dict[str, Any] = {
     "name": "tiny",
@@ -135,6 +136,17 @@ def test_bad_specs_fail_before_training(
 
     assert re.search(match, capsys.readouterr().err, re.S)
     assert not out.exists()
+
+
+def test_a_spec_sets_the_reward_budget_of_every_run() -> None:
+    spec = load_spec({**TINY, "reward_budget": {"on_exceed": "warn", "multiple": 4}})
+    budgets = {config.reward_budget for config in spec.run_configs().values()}
+    assert budgets == {RewardBudget(on_exceed="warn", multiple=4)}
+    # At its default it stays out of the runs' configs: runs finished before it existed match.
+    dumped = [c.model_dump() for c in load_spec(TINY).run_configs().values()]
+    assert dumped and all("reward_budget" not in d for d in dumped)
+    with pytest.raises(ValueError, match="on_exceed"):
+        load_spec({**TINY, "reward_budget": {"on_exceed": "ignore"}})
 
 
 def test_shipped_specs_validate() -> None:

@@ -12,11 +12,11 @@ from typing import Literal
 
 import pytest
 
-from rewardlab.agents.budget import RewardBudget, RewardTooSlow
 from rewardlab.agents.train import TrainConfig, train
 from rewardlab.cli import main
 from rewardlab.experiments.llm_reward.checks import random_states, smoke_test
 from rewardlab.wrappers import vec
+from rewardlab.wrappers.timing import RewardBudget, RewardTooSlow
 from tests.agents.test_budget import PROGRAM, FakeClock
 
 GRID = "rewardlab/GridEmpty-v0"

@@ -55,6 +55,7 @@ from rewardlab.llm import (
 from rewardlab.reward_models.program_reward import corrections
 from rewardlab.sandbox import ProgramRejected, extract_code
 from rewardlab.wrappers.spec import parse_reward
+from rewardlab.wrappers.timing import RewardBudget
 
 __all__ = ["SearchConfig", "load_search_config", "run_search", "system_prompt"]
 
@@ -88,6 +89,7 @@ class TrainSettings(_Spec):
     evaluations: int = Field(default=5, gt=0)
     hyperparams: dict[str, Any] = Field(default_factory=dict)
     env_kwargs: dict[str, Any] = Field(default_factory=dict)
+    reward_budget: RewardBudget = Field(default_factory=RewardBudget)
 
 
 class Budgets(_Spec):
@@ -690,6 +692,7 @@ def _train_config(config: SearchConfig, reward: Any, seed: int, **overrides: Any
         hyperparams=t.hyperparams,
         eval_freq=max(t.steps // t.evaluations, 1),
         eval_episodes=t.eval_episodes,
+        reward_budget=t.reward_budget,
         **overrides,
     )
 
