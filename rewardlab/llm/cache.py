@@ -282,7 +282,9 @@ def _read(path: Path, key: str) -> dict[str, Any] | None:
 def _write(path: Path, key: str, record: Mapping[str, Any]) -> None:
     """Write ``record`` with ``key`` added to ``path``, atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps({**record, "key": key}, indent=1, sort_keys=True, ensure_ascii=False)
+    # ASCII with escapes: a server's answer may hold a lone surrogate ("\ud800" is valid JSON),
+    # which no UTF-8 file can hold; escaped, it reads back as the same string.
+    text = json.dumps({**record, "key": key}, indent=1, sort_keys=True, ensure_ascii=True)
     # Same folder as the target: os.replace is only atomic within one filesystem.
     fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=path.parent)
     try:

@@ -660,8 +660,12 @@ class ChatClient:
         usage = usage if isinstance(usage, dict) else {}
         finish = choices[0].get("finish_reason")
         model = response.get("model")
+        text = message["content"]
+        if not text.isascii():
+            # A lone surrogate (valid in JSON) fails every UTF-8 file and prompt downstream.
+            text = text.encode("utf-8", "replace").decode("utf-8")
         return Completion(
-            text=message["content"],
+            text=text,
             finish_reason=finish if isinstance(finish, str) else None,
             prompt_tokens=_count(usage.get("prompt_tokens")),
             completion_tokens=_count(usage.get("completion_tokens")),

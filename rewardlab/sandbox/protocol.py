@@ -533,9 +533,13 @@ def error_message(kind: str, exc: BaseException, source_lines: list[str]) -> dic
                 source_lines[frame.lineno - 1].strip() if frame.lineno <= len(source_lines) else ""
             )
             frames.append(f"line {frame.lineno}, in {frame.name}: {code}")
+    try:
+        message = str(exc)[:_MAX_TEXT]
+    except Exception:  # noqa: BLE001  (its argument's str() failed: a list nested too deep)
+        message = "(its message could not be converted to text)"
     return {
         "kind": kind,
         "type": type(exc).__name__[:_MAX_TYPE],
-        "message": str(exc)[:_MAX_TEXT],
+        "message": message,
         "traceback": "\n".join(frames[-5:])[-_MAX_TEXT:],
     }

@@ -47,7 +47,8 @@ security boundary: the process running the program is
   be rebound.
 - Keyword arguments that switch off numpy's own safety checks or pick a ufunc's dtypes are
   rejected in every call (:data:`UNSAFE_KEYWORDS`: ``refcheck``, ``buffer``, ``offset``,
-  ``strides``, ``signature``, ...).
+  ``strides``, ``signature``, ...), and so is ``where=`` without ``out=`` outside a
+  reduction (an elementwise ufunc then leaves the masked-off entries uninitialised).
 - Size: at most ``max_chars`` characters, ``max_nodes`` AST nodes, ``max_depth`` levels of
   nesting, string constants of ``max_string`` characters, integer literals below ``1e18``,
   and no constant power or shift whose result would have more than 10,000 digits
@@ -208,6 +209,18 @@ UNSAFE_KEYWORDS: Mapping[str, str] = {
                     "it picks the dtypes a ufunc computes in, object and datetime included"),
     "extobj": "it changes numpy's error handling",
 }  # fmt: skip
+
+# Calls that may take ``where=`` without ``out=``: reductions, whose result starts from their
+# identity (or ``initial``). An elementwise ufunc (np.add, np.divide, np.clip, ufunc.outer)
+# given ``where=`` but no ``out=`` returns a new array whose masked-off entries are never
+# written: whatever the allocator last held there, i.e. earlier calls' values (state kept
+# across calls) and heap addresses (per-process entropy).
+_WHERE_REDUCTIONS = _words(
+    """
+    sum prod mean std var min max amin amax any all nansum nanmean nanmax nanmin nanprod
+    nanstd nanvar count_nonzero average reduce
+    """
+)
 
 _NUMPY_WHY = {
     **dict.fromkeys(
@@ -844,6 +857,7 @@ class _Checker:
                 )
             elif keyword.arg == "dtype":
                 self.dtype(keyword.value)
+        self.where_without_out(node)
         slots = _dtype_slots(node.func)
         if not slots:
             return
@@ -859,6 +873,26 @@ class _Checker:
         for slot in slots:
             if slot < len(node.args):
                 self.dtype(node.args[slot])
+
+    def where_without_out(self, node: ast.Call) -> None:
+        """``where=`` needs ``out=`` except in a reduction (see ``_WHERE_REDUCTIONS``)."""
+        keywords = {keyword.arg: keyword for keyword in node.keywords}
+        where = keywords.get("where")
+        if where is None or "out" in keywords:
+            return
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else None
+        if name in _WHERE_REDUCTIONS:
+            return
+        call = self.snippet(func)
+        self.problem(
+            where,
+            "forbidden_argument",
+            f"`where=` in `{call}(...)` without `out=` leaves the masked-off entries "
+            "uninitialised (arbitrary values, different on every call); pass "
+            f"out=np.zeros_like(...) as well, e.g. {call}(a, b, out=np.zeros_like(a), "
+            "where=mask), or compute everywhere and select with np.where(mask, value, 0.0)",
+        )
 
     def dtype(self, node: ast.expr) -> None:
         """A dtype argument must name a bool, integer or float dtype literally."""

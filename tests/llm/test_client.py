@@ -315,6 +315,17 @@ def test_malformed_json_is_an_error_quoting_at_most_200_characters(tmp_path: Pat
     assert [p.name[64:] for p in cache_files(tmp_path)] == [".error.json"]
 
 
+def test_lone_surrogates_in_an_answer_are_replaced_and_cached(tmp_path: Path) -> None:
+    body = b'{"choices": [{"message": {"content": "caf\\u00e9 \\ud800!"}}]}'
+    with FakeLLMServer([body]) as srv:
+        first = ChatClient(config(srv.base_url), cache_dir=tmp_path).complete(MESSAGES)
+        replayed = ChatClient(config(srv.base_url), cache_dir=tmp_path, cache_mode="replay")
+        assert replayed.complete(MESSAGES).text == first.text
+        assert srv.request_count == 1
+    assert first.text == "caf\u00e9 ?!"
+    first.text.encode("utf-8")  # writable anywhere
+
+
 def test_an_oversized_answer_is_an_error_read_no_further(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

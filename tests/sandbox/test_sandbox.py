@@ -136,9 +136,12 @@ HOSTILE: dict[str, tuple[str, str]] = {
     "ufunc_signature": ("rejected", "forbidden_argument"),
     "unknown_variable": ("rejected", "unknown_variable"),
     "varargs": ("rejected", "bad_signature"),
+    "where_uninitialised_clip": ("rejected", "forbidden_argument"),
+    "where_uninitialised_counter": ("rejected", "forbidden_argument"),
     "with_open": ("rejected", "forbidden_syntax"),
     "wrong_shape": ("contained", "bad_output"),
     "zero_division": ("contained", "exception"),
+    "exception_unprintable": ("contained", "exception"),
 }
 
 # Rejected programs whose attack has several parts: the message must name each of them, not
@@ -149,6 +152,7 @@ HOSTILE_ALSO: dict[str, tuple[str, ...]] = {
     "dtype_unbound_method": ("`np.float64.astype`", "'M8[s]'"),
     "ndarray_buffer": ("np.ndarray", "`buffer=`", "`offset=`", "`strides=`"),
     "resize_use_after_free": ("`.resize`", "`refcheck=`", "`.tobytes`", "`.exec`"),
+    "where_uninitialised_clip": ("`np.divide(...)`", "`np.clip(...)`", "`np.multiply.outer(...)`"),
 }
 
 

@@ -463,6 +463,14 @@ REJECTIONS = {
         ENTRY + "    x = np.exp(agent_pos, signature='O->O')\n" + RETURN,
         "forbidden_argument",
     ),
+    "where-without-out": (
+        ENTRY + "    x = np.divide(1.0, agent_pos, where=agent_pos != 0)\n" + RETURN,
+        "forbidden_argument",
+    ),
+    "where-without-out-method": (
+        ENTRY + "    x = agent_pos.clip(0, 1, where=agent_pos > 0)\n" + RETURN,
+        "forbidden_argument",
+    ),
     "kwargs-splat": (ENTRY + "    x = np.exp(agent_pos, **{})\n" + RETURN, "forbidden_argument"),
     "starred-dtype-call": (ENTRY + "    x = np.zeros(*[3])\n" + RETURN, "forbidden_argument"),
     "starred-astype": (
@@ -578,13 +586,15 @@ def compute_reward(agent_pos, goal_pos):
     grid = np.arange(0, 4, 1, np.int64).reshape(2, 2).T.copy()
     mask = np.zeros_like(dist, dtype=bool) | (dist > 100)
     worst = np.maximum.reduce([dist, tier, near])
+    inverse = np.divide(1.0, dist, out=np.zeros_like(dist), where=dist != 0)
+    positive = dist.sum(where=dist > 0) + np.mean(dist, where=dist >= 0)
     parts = {"tier": tier, "near": near, "steps": steps.astype(np.float64)}
     names = []
     for key, value in sorted(parts.items()):
         names.append(key.upper())
     label = ",".join(names).lower()
     scale = 1.0 if diff.dtype == np.float64 and isinstance(dist[0], np.floating) else 0.0
-    total = scale * (tier + near) + 0.0 * worst + float(grid[1, 0]) * mask
+    total = scale * (tier + near) + 0.0 * (worst + inverse + positive) + float(grid[1, 0]) * mask
     assert label.startswith("near") and len(parts.keys()) == len(list(parts.values()))
     return total, parts
 """
