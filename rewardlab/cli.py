@@ -68,6 +68,7 @@ def _program_failed(
     kept: str,
     rewards: Iterable[RewardSpec],
     envs: Sequence[tuple[str, Sequence[str]]],
+    warn_hint: str = "",
 ) -> int:
     """Report a reward program that failed at run time on stderr, without a traceback.
 
@@ -77,6 +78,7 @@ def _program_failed(
         kept: What the command had written by then, and how to go on.
         rewards: The command's reward specs, to name the program in the hint.
         envs: ``(env id, env keywords as KEY=VALUE)`` of each env of the command.
+        warn_hint: How this command lets a program over its time budget only warn.
 
     Returns:
         1, the exit status of a run that failed (2 is for bad input).
@@ -103,8 +105,12 @@ def _program_failed(
         check += ["--env", "ID"]
     from rewardlab.wrappers.timing import RewardTooSlow
 
-    # Over its time budget: the user gets the measured cost (the LLM's message has none).
-    text = failure.report if isinstance(failure, RewardTooSlow) else failure.message
+    text = failure.message
+    if isinstance(failure, RewardTooSlow):
+        # The check's default batch size may not be the one that was slow; the user gets the
+        # measured cost (the LLM's message has none).
+        check += ["--n-envs", str(failure.cost.n_envs)]
+        text = failure.report + (f", or {warn_hint} to only warn" if warn_hint else "")
     message = text.replace("\n", "\n  ")
     print(
         f"error: reward program failed ({failure.reason}): {message}\n"
@@ -168,7 +174,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             if out.is_dir() and any(out.iterdir())
             else "Nothing was written"
         )
-        return _program_failed(exc, kept, [config.reward], [(config.env, args.env_kwarg or [])])
+        envs = [(config.env, args.env_kwarg or [])]
+        return _program_failed(exc, kept, [config.reward], envs, "pass --slow-reward warn")
     final = result.evals[-1]
     print(
         f"{config.env} {config.algo} reward={args.reward} seed={config.seed}: "
@@ -231,7 +238,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             "unfinished runs train)"
         )
         envs = [(e.id, [f"{k}={json.dumps(v)}" for k, v in e.kwargs.items()]) for e in spec.envs]
-        return _program_failed(exc, kept, [v.reward for v in spec.variants.values()], envs)
+        rewards = [v.reward for v in spec.variants.values()]
+        hint = "set reward_budget: {on_exceed: warn} in the spec"
+        return _program_failed(exc, kept, rewards, envs, hint)
     print(f"report: {report}")
     return 0
 

@@ -95,6 +95,7 @@ def execute_run(config: dict[str, Any], run_dir: str) -> dict[str, Any]:
         "steps": result.steps,
         "final": result.evals[-1],
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "warnings": result.warnings,
     }
     atomic_write(Path(run_dir) / DONE_MARKER, json.dumps(marker, indent=2))
     return marker
@@ -187,6 +188,8 @@ def _finished(job: RunJob, marker: dict[str, Any], log: Callable[[str], None]) -
         f"done {job.env} {job.variant} seed={job.seed}: success={final['success_rate']:.2f} "
         f"return={final['mean_return']:.3f} ({marker['wall_s']:.0f} s)"
     )
+    for warning in marker.get("warnings", ()):  # markers written before warnings had none
+        log(f"warning: {job.env} {job.variant} seed={job.seed}: {warning}")
 
 
 def load_results(jobs: list[RunJob]) -> list[Any]:

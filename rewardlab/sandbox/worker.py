@@ -140,7 +140,7 @@ def compile_reward_function(source: str, builtins_: Mapping[str, object] | None 
     program is validated) in the *calling* process.
 
     Args:
-        source: Program source, validated by ``program.validate_program`` in production.
+        source: Program source, validated by ``validation.validate_program`` in production.
         builtins_: The ``__builtins__`` mapping the program sees.
 
     Returns:

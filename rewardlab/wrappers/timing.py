@@ -88,10 +88,6 @@ class StepTimes:
             self._env, self._model = [], []
 
 
-WARN_HINT = "--slow-reward warn"
-"""How the command line switches the budget to a warning (``rewardlab train``)."""
-
-
 class RewardBudget(BaseModel):
     """How much time a reward program may take per vector step in training.
 
@@ -205,11 +201,11 @@ class RewardTooSlow(ProgramContained):
 
     @property
     def report(self) -> str:
-        """The measurement, the limit and how to go on, for the user."""
+        """The measurement, the limit and how to go on, for the user (who runs the program
+        with ``reward_budget.on_exceed="warn"`` to only warn: each command says how)."""
         return (
             f"{self.cost.describe()}. Vectorize it (numpy over the batch axis 0, no Python "
-            f"loops over the rows), or to only warn pass {WARN_HINT} to train, or set "
-            "reward_budget: {on_exceed: warn} in a comparison spec or under a search's train:"
+            "loops over the rows)"
         )
 
     def __str__(self) -> str:

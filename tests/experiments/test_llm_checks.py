@@ -3,6 +3,7 @@ every problem it reports (each program below trips exactly the check it is named
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -49,6 +50,15 @@ def contains(states: Mapping[str, np.ndarray], state: Mapping[str, np.ndarray]) 
 
 
 # --- random_states ---------------------------------------------------------------------------
+
+
+def test_a_constant_component_near_the_float_limit_is_named_without_overflow_noise() -> None:
+    source = "def compute_reward(x):\n    return -x, {'big': x * 0.0 + 1.7e308, 'x': x}\n"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's overflow RuntimeWarning would fail here
+        report = smoke_test(source, X_SHAPES, X)
+    assert report.passed
+    assert report.warnings == ["component 'big' is constant on these states"]
 
 
 @pytest.mark.parametrize("env_id", rewardlab.env_ids())

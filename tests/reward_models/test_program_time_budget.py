@@ -82,6 +82,19 @@ def test_with_warn_training_on_three_envs_finishes_and_warns(tmp_path: Path) -> 
     assert " per call at 3 envs " in warning
 
 
+def test_a_comparison_run_keeps_and_logs_the_warning(tmp_path: Path) -> None:
+    from rewardlab.experiments.runner import DONE_MARKER, RunJob, _finished, execute_run
+
+    config = _config(tmp_path, "warn").model_dump(mode="json")
+    marker = execute_run(config, str(tmp_path / "run"))
+    (warning,) = marker["warnings"]
+    assert " per call at 3 envs " in warning
+    assert json.loads((tmp_path / "run" / DONE_MARKER).read_text())["warnings"] == [warning]
+    lines: list[str] = []
+    _finished(RunJob(GRID, "slow", 0, tmp_path / "run", config), marker, lines.append)
+    assert lines[-1] == f"warning: {GRID} slow seed=0: {warning}"
+
+
 # --- the command line ---------------------------------------------------------------------------
 
 
@@ -119,8 +132,9 @@ def test_train_reports_a_program_over_budget_in_one_line(
         "at 2 envs (40 ms per row), 80x the env step (1 ms); the limit is 50 ms per call (10x "
         "the env step, at least 50 ms). Vectorize it"
     )
-    assert "pass --slow-reward warn" in err and "Traceback" not in err
-    assert f"`rewardlab llm-reward check {program} --env {GRID} --env-kwarg size=5`" in err
+    assert "or pass --slow-reward warn to only warn" in err and "Traceback" not in err
+    check = f"rewardlab llm-reward check {program} --env {GRID} --env-kwarg size=5 --n-envs 2"
+    assert f"`{check}`" in err
     assert (tmp_path / "run" / "failed.json").is_file()
 
 

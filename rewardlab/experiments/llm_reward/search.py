@@ -354,6 +354,7 @@ class _Search:
                 "components": result.components,
                 "diagnostics": result.diagnostics,
                 "steps": result.steps,
+                "warnings": result.warnings,  # for the researcher, not in the LLM's feedback
             }
             if cfg.failure_episodes:
                 try:
