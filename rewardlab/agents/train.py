@@ -255,7 +255,8 @@ def train(
     ``checkpoint_freq``), ``videos/`` (with ``video``), ``model.zip``,
     ``reward_components.json`` and, when a reward model reports any,
     ``reward_diagnostics.json``; a run that fails while learning writes ``failed.json``
-    (the env steps it took and the error) before the error propagates. The shaping
+    (the env steps it took and the error) and its ``reward_diagnostics.json`` so far before
+    the error propagates. The shaping
     discount is the agent's ``gamma``, and :class:`ShapingDiscountCheck` verifies it at
     training start. Evaluation runs on a separate env without the reward layers.
 
@@ -283,7 +284,6 @@ def train(
     from rewardlab.agents.callbacks import RewardComponentLog, RewardCostCheck, ShapingDiscountCheck
     from rewardlab.agents.evaluation import TrueTaskEval
     from rewardlab.wrappers.spec import make_reward_vec
-    from rewardlab.wrappers.vec import reward_diagnostics
 
     params, gamma = _resolve(config)
     out = Path(run_dir)
@@ -345,15 +345,13 @@ def train(
             # progress.csv only after whole rollouts).
             failed = {"steps": int(agent.num_timesteps), "error": f"{type(exc).__name__}: {exc}"}
             (out / FAILED_FILE).write_text(json.dumps(failed, indent=1))
+            _write_diagnostics(out, venv)  # what the sandbox saw until then, its layers too
             raise
         agent.save(out / "model.zip")
         # allow_nan=False: the statistics are kept finite, so a NaN here is a bug to see.
         summary = json.dumps(components.summary(), indent=1, allow_nan=False)
         (out / "reward_components.json").write_text(summary)
-        diagnostics = reward_diagnostics(venv)
-        if diagnostics:
-            report = json.dumps(diagnostics, indent=1, allow_nan=False)
-            (out / "reward_diagnostics.json").write_text(report)
+        diagnostics = _write_diagnostics(out, venv)
     finally:
         evaluator.close()
         logger.close()
@@ -366,3 +364,16 @@ def train(
         diagnostics=diagnostics,
         warnings=list(budget.warnings),
     )
+
+
+def _write_diagnostics(out: Path, venv: Any) -> dict[str, Any]:
+    """Write the reward layers' diagnostics to ``reward_diagnostics.json`` (when they have
+    any: a reward program's sandbox record); return them."""
+    from rewardlab.wrappers.vec import reward_diagnostics
+
+    diagnostics = reward_diagnostics(venv)
+    if diagnostics:
+        # allow_nan=False: the statistics are kept finite, so a NaN here is a bug to see.
+        report = json.dumps(diagnostics, indent=1, allow_nan=False)
+        (out / "reward_diagnostics.json").write_text(report)
+    return diagnostics

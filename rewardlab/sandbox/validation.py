@@ -800,6 +800,8 @@ class _Checker:
             elif attr in _NUMPY_DTYPE_SLOTS and not _is_called(node, parents):
                 self.problem(node, "forbidden_attribute", _not_called_message(f"np.{attr}"))
             return
+        if _beneath_rejected_numpy(base):
+            return  # np.random.rand: np.random is reported, its attribute would only add noise
         if (
             isinstance(base, ast.Attribute)
             and base.attr == "linalg"
@@ -1047,6 +1049,16 @@ def _int_value(node: ast.AST) -> int | None:
 def _is_called(node: ast.AST, parents: Mapping[ast.AST, ast.AST]) -> bool:
     parent = parents.get(node)
     return isinstance(parent, ast.Call) and parent.func is node
+
+
+def _beneath_rejected_numpy(node: ast.AST) -> bool:
+    """Whether ``node`` is, or is an attribute of, an ``np.<name>`` that is not allowed."""
+    while isinstance(node, ast.Attribute):
+        name = _numpy_name(node)
+        if name is not None:
+            return name not in NUMPY_ALLOWED
+        node = node.value
+    return False
 
 
 def _numpy_name(node: ast.AST) -> str | None:

@@ -72,6 +72,9 @@ def test_training_on_three_envs_stops_on_it(tmp_path: Path) -> None:
     cost = caught.value.cost
     assert (cost.program, cost.n_envs, cost.limit_ms) == (str(tmp_path / "slow.py"), 3, 50.0)
     assert cost.exceeded and caught.value.report.startswith(f"reward program {cost.program} costs")
+    # The failed run keeps what the sandbox saw, as a finished one would.
+    diagnostics = json.loads((tmp_path / "run" / "reward_diagnostics.json").read_text())
+    assert diagnostics["reward"]["calls"] >= 4 and "seccomp" in diagnostics["reward"]["hardening"]
 
 
 def test_with_warn_training_on_three_envs_finishes_and_warns(tmp_path: Path) -> None:

@@ -600,6 +600,15 @@ def compute_reward(agent_pos, goal_pos):
 """
 
 
+def test_attributes_of_a_rejected_numpy_name_are_not_reported_again() -> None:
+    source = ENTRY + "    x = np.random.rand(3) + np.lib.format.header(1)\n" + RETURN
+    with pytest.raises(ProgramRejected) as rejected:
+        validate_program(source, VARIABLES)
+    lines = rejected.value.message.splitlines()
+    assert len(lines) == 2
+    assert "np.random is not available" in lines[0] and "np.lib is not available" in lines[1]
+
+
 def test_common_idioms_validate_and_run() -> None:
     program = validate_program(IDIOMS, VARIABLES)
     reward, components = program.compile_function()(
