@@ -48,7 +48,8 @@ security boundary: the process running the program is
 - Keyword arguments that switch off numpy's own safety checks or pick a ufunc's dtypes are
   rejected in every call (:data:`UNSAFE_KEYWORDS`: ``refcheck``, ``buffer``, ``offset``,
   ``strides``, ``signature``, ...), and so is ``where=`` without ``out=`` outside a
-  reduction (an elementwise ufunc then leaves the masked-off entries uninitialised).
+  reduction unless ``out=`` is a new filled array (``np.zeros_like(x)``, ...): an elementwise
+  ufunc otherwise leaves the masked-off entries uninitialised.
 - Size: at most ``max_chars`` characters, ``max_nodes`` AST nodes, ``max_depth`` levels of
   nesting, string constants of ``max_string`` characters, integer literals below ``1e18``,
   and no constant power or shift whose result would have more than 10,000 digits
@@ -877,23 +878,28 @@ class _Checker:
                 self.dtype(node.args[slot])
 
     def where_without_out(self, node: ast.Call) -> None:
-        """``where=`` needs ``out=`` except in a reduction (see ``_WHERE_REDUCTIONS``)."""
+        """``where=`` needs ``out=`` a freshly filled array, except in a reduction (see
+        ``_WHERE_REDUCTIONS``): any other ``out`` may be None (``out=(None,)``, a variable),
+        which allocates an uninitialised one."""
         keywords = {keyword.arg: keyword for keyword in node.keywords}
         where = keywords.get("where")
-        if where is None or "out" in keywords:
+        if where is None:
+            return
+        out = keywords.get("out")
+        if out is not None and _is_filled_array(out.value):
             return
         func = node.func
-        name = func.attr if isinstance(func, ast.Attribute) else None
-        if name in _WHERE_REDUCTIONS:
+        if isinstance(func, ast.Attribute) and func.attr in _WHERE_REDUCTIONS:
             return
         call = self.snippet(func)
         self.problem(
             where,
             "forbidden_argument",
-            f"`where=` in `{call}(...)` without `out=` leaves the masked-off entries "
-            "uninitialised (arbitrary values, different on every call); pass "
-            f"out=np.zeros_like(...) as well, e.g. {call}(a, b, out=np.zeros_like(a), "
-            "where=mask), or compute everywhere and select with np.where(mask, value, 0.0)",
+            f"`where=` in `{call}(...)` needs `out=` a new filled array (np.zeros_like(...), "
+            "np.zeros(...), np.full_like(...), ...): the masked-off entries are otherwise "
+            f"uninitialised (arbitrary values, different on every call); e.g. {call}(a, b, "
+            "out=np.zeros_like(a), where=mask), or compute everywhere and select with "
+            "np.where(mask, value, 0.0)",
         )
 
     def dtype(self, node: ast.expr) -> None:
@@ -1049,6 +1055,16 @@ def _int_value(node: ast.AST) -> int | None:
 def _is_called(node: ast.AST, parents: Mapping[ast.AST, ast.AST]) -> bool:
     parent = parents.get(node)
     return isinstance(parent, ast.Call) and parent.func is node
+
+
+# np.<name>(...) that return a new array with every entry written: an ``out=`` that cannot be
+# None or uninitialised.
+_FILLED = _words("zeros zeros_like ones ones_like full full_like copy array")
+
+
+def _is_filled_array(node: ast.AST) -> bool:
+    """Whether ``node`` is a call that returns a new array with every entry set."""
+    return isinstance(node, ast.Call) and _numpy_name(node.func) in _FILLED
 
 
 def _beneath_rejected_numpy(node: ast.AST) -> bool:

@@ -467,6 +467,14 @@ REJECTIONS = {
         ENTRY + "    x = np.divide(1.0, agent_pos, where=agent_pos != 0)\n" + RETURN,
         "forbidden_argument",
     ),
+    "where-with-out-none": (
+        ENTRY + "    x = np.add(agent_pos, 1, out=(None,), where=agent_pos > 9)[0]\n" + RETURN,
+        "forbidden_argument",
+    ),
+    "where-with-out-variable": (
+        ENTRY + "    o = None\n    x = np.add(agent_pos, 1, out=o, where=agent_pos > 9)\n" + RETURN,
+        "forbidden_argument",
+    ),
     "where-without-out-method": (
         ENTRY + "    x = agent_pos.clip(0, 1, where=agent_pos > 0)\n" + RETURN,
         "forbidden_argument",
