@@ -47,9 +47,9 @@ security boundary: the process running the program is
   be rebound.
 - Keyword arguments that switch off numpy's own safety checks or pick a ufunc's dtypes are
   rejected in every call (:data:`UNSAFE_KEYWORDS`: ``refcheck``, ``buffer``, ``offset``,
-  ``strides``, ``signature``, ...), and so is ``where=`` without ``out=`` outside a
-  reduction unless ``out=`` is a new filled array (``np.zeros_like(x)``, ...): an elementwise
-  ufunc otherwise leaves the masked-off entries uninitialised.
+  ``strides``, ``signature``, ...), and so is ``where=`` outside a reduction unless ``out=``
+  is a new filled array (``np.zeros_like(x)``, ...): an elementwise ufunc otherwise leaves
+  the masked-off entries uninitialised.
 - Size: at most ``max_chars`` characters, ``max_nodes`` AST nodes, ``max_depth`` levels of
   nesting, string constants of ``max_string`` characters, integer literals below ``1e18``,
   and no constant power or shift whose result would have more than 10,000 digits
