@@ -44,6 +44,12 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert "pytest" in test_command
 
 
+def test_readme_counts_the_hostile_corpus() -> None:
+    hostile = Path(__file__).resolve().parent / "sandbox" / "hostile"
+    count = len([p for p in hostile.glob("*.py") if p.name != "conftest.py"])
+    assert re.findall(r"(\d+) hostile programs", README) == [str(count)]
+
+
 def test_readme_lists_every_env_id() -> None:
     from rewardlab import env_ids
 
