@@ -148,7 +148,7 @@ class SandboxLimits:
         seccomp: Install a syscall filter (Linux, with libseccomp and the ``pyseccomp``
             package) before the program is compiled: no sockets of any kind, SysV IPC,
             keyrings, new processes or programs, signals to other processes, namespaces,
-            mounts, ``ptrace``, io_uring, ``bpf``, changing files or opening them for
+            mounts, ``ptrace``, io_uring, ``bpf``, ``ioctl``, changing files or opening them for
             writing, or syscalls of another ABI (32-bit or x32: the worker is killed). A
             denied call fails with ``PermissionError``. Where the filter cannot be
             installed, the worker does not start; False runs without it.

@@ -518,6 +518,7 @@ ARGUMENT_RULES = [
     ("F_SETOWN, high bits set", f"fcntl, 0, 8 | {HIGH}, os.getppid()", errno.EPERM),
     ("F_GETFD", "fcntl, 0, 1", 0),
     ("TIOCSTI, high bits set", f"ioctl, 0, 0x5412 | {HIGH}, b'x'", errno.EPERM),
+    ("FS_IOC_SETFLAGS on a file opened to read", "ioctl, 2, 0x40086602, limits", errno.EPERM),
     ("PR_SET_PDEATHSIG", "prctl, 1, 0", errno.EPERM),
     ("PR_GET_PDEATHSIG", "prctl, 2, limits", 0),
     ("prlimit64 setting", "prlimit64, 0, 7, limits, 0", errno.EPERM),
