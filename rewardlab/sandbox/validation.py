@@ -710,6 +710,19 @@ class _Checker:
                 self.constant(node)
             elif isinstance(node, ast.BinOp):
                 self.power(node)
+            elif (
+                isinstance(node, ast.AugAssign)
+                and isinstance(node.op, ast.Mod)
+                and not isinstance(node.target, ast.Name)
+            ):
+                # The worker checks what % formats (worker._GuardText), which needs the
+                # target read once: possible for a name only.
+                target = self.snippet(node.target)
+                self.problem(
+                    node,
+                    "forbidden_syntax",
+                    f"`{target} %= ...` is not allowed: write {target} = {target} % ...",
+                )
 
     def name(
         self,
@@ -727,6 +740,9 @@ class _Checker:
             )
         elif name in _BUILTIN_DTYPES and not load:
             self.problem(node, "forbidden_name", _redefined_dtype_message(name))
+        elif name == "str" and not load:
+            # The worker routes every use of str through a check (worker._GuardText).
+            self.problem(node, "forbidden_name", "`str` cannot be redefined: use another name")
         elif name in ("np", "math"):
             if not load:
                 self.problem(node, "forbidden_name", f"`{name}` cannot be redefined")
@@ -769,6 +785,8 @@ class _Checker:
             return
         if node.name in _BUILTIN_DTYPES:
             self.problem(node, "forbidden_name", _redefined_dtype_message(node.name))
+        elif node.name == "str":
+            self.problem(node, "forbidden_name", "`str` cannot be redefined: use another name")
         if node.decorator_list:
             self.problem(node, "forbidden_syntax", f"decorators are not allowed (on {node.name})")
         for default in [*node.args.defaults, *node.args.kw_defaults]:

@@ -27,6 +27,7 @@ the same code.
 from __future__ import annotations
 import __future__
 
+import ast
 import builtins
 import errno
 import json
@@ -132,12 +133,107 @@ SAFE_BUILTINS["__import__"] = _numpy_import
 _ANNOTATIONS_FLAG = __future__.annotations.compiler_flag
 
 
+# Text of values. The text of most objects (a function, a generator, a bound method, an
+# object array) holds its memory address; relative addresses grow with every object a call
+# leaves behind, the same in every process, so a program reading them has a call counter that
+# the check's two workers agree on (a reward that changes after N calls of training). So a
+# program may turn into text only what prints as a value: the compiled program calls these
+# wherever it makes text (str(), f-strings, %-formatting).
+_TEXT_CHECK, _STR, _MODULO = "__rewardlab_text__", "__rewardlab_str__", "__rewardlab_mod__"
+_TEXT_DEPTH = 4
+
+
+def _textable(value: object, depth: int = _TEXT_DEPTH) -> bool:
+    """Whether the text of ``value`` shows only values: numbers, strings, numeric arrays, and
+    lists, tuples and dicts of them."""
+    if value is None or isinstance(value, (bool, int, float, str, np.bool_, np.number)):
+        return True
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind in "biufc"
+    if depth > 0 and isinstance(value, (list, tuple)):
+        return all(_textable(item, depth - 1) for item in value)
+    if depth > 0 and isinstance(value, dict):
+        return all(_textable(k, depth - 1) and _textable(v, depth - 1) for k, v in value.items())
+    return False
+
+
+def _text(value: object) -> object:
+    if not _textable(value):
+        raise TypeError(
+            f"a {type(value).__name__} cannot be turned into text in a reward program (its "
+            "text would show a memory address); format numbers, strings and numeric arrays"
+        )
+    return value
+
+
+def _str(*args: object) -> str:
+    for value in args:
+        _text(value)
+    return str(*args)
+
+
+def _modulo(left: Any, right: Any) -> Any:
+    if isinstance(left, (str, bytes)):  # %-formatting, not the remainder of numbers
+        _text(right)
+    return left % right
+
+
+_TEXT_HELPERS = {_TEXT_CHECK: _text, _STR: _str, _MODULO: _modulo}
+
+
+class _GuardText(ast.NodeTransformer):
+    """Route the program's text-making through :func:`_text` (see above).
+
+    ``str`` names become :func:`_str` (except as a type in ``isinstance``), each f-string
+    field is checked, and ``a % b`` becomes :func:`_modulo`; ``x %= y`` on a name becomes
+    ``x = _modulo(x, y)`` (validation rejects it on anything else).
+    """
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        func = node.func
+        if isinstance(func, ast.Name) and func.id == "isinstance" and len(node.args) == 2:
+            node.args[0] = self.visit(node.args[0])  # the type (str) stays a type
+            node.keywords = [self.visit(keyword) for keyword in node.keywords]
+            return node
+        return self.generic_visit(node)
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if node.id == "str" and isinstance(node.ctx, ast.Load):
+            return ast.copy_location(ast.Name(_STR, ast.Load()), node)
+        return node
+
+    def visit_FormattedValue(self, node: ast.FormattedValue) -> ast.AST:
+        self.generic_visit(node)
+        node.value = _call(_TEXT_CHECK, node.value, like=node.value)
+        return node
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
+        self.generic_visit(node)
+        if isinstance(node.op, ast.Mod):
+            return _call(_MODULO, node.left, node.right, like=node)
+        return node
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> ast.AST:
+        self.generic_visit(node)
+        if isinstance(node.op, ast.Mod) and isinstance(node.target, ast.Name):
+            load = ast.copy_location(ast.Name(node.target.id, ast.Load()), node.target)
+            value = _call(_MODULO, load, node.value, like=node)
+            return ast.copy_location(ast.Assign([node.target], value), node)
+        return node
+
+
+def _call(name: str, *args: ast.expr, like: ast.AST) -> ast.Call:
+    call = ast.Call(ast.Name(name, ast.Load()), list(args), [])
+    return ast.fix_missing_locations(ast.copy_location(call, like))
+
+
 def compile_reward_function(source: str, builtins_: Mapping[str, object] | None = None) -> Any:
     """Execute a reward program's definitions in a fresh namespace; return ``compute_reward``.
 
-    The namespace holds only ``np``, ``math`` and ``builtins_`` (default
-    :data:`SAFE_BUILTINS`). This runs the module body (``def`` statements only, once the
-    program is validated) in the *calling* process.
+    The namespace holds only ``np``, ``math``, ``builtins_`` (default :data:`SAFE_BUILTINS`)
+    and the checks the program's text-making is routed through (:class:`_GuardText`). This
+    runs the module body (``def`` statements only, once the program is validated) in the
+    *calling* process.
 
     Args:
         source: Program source, validated by ``validation.validate_program`` in production.
@@ -154,10 +250,10 @@ def compile_reward_function(source: str, builtins_: Mapping[str, object] | None 
         "__name__": "reward_program",
         "np": np,
         "math": math,
+        **_TEXT_HELPERS,
     }
-    code = compile(
-        source, wire.PROGRAM_FILENAME, "exec", flags=_ANNOTATIONS_FLAG, dont_inherit=True
-    )
+    tree = _GuardText().visit(ast.parse(source, wire.PROGRAM_FILENAME))
+    code = compile(tree, wire.PROGRAM_FILENAME, "exec", flags=_ANNOTATIONS_FLAG, dont_inherit=True)
     exec(code, namespace)
     function = namespace.get("compute_reward")
     if not callable(function):

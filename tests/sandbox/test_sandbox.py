@@ -142,6 +142,8 @@ HOSTILE: dict[str, tuple[str, str]] = {
     "wrong_shape": ("contained", "bad_output"),
     "zero_division": ("contained", "exception"),
     "exception_unprintable": ("contained", "exception"),
+    "address_counter": ("contained", "exception"),
+    "address_text_routes": ("contained", "exception"),
 }
 
 # Rejected programs whose attack has several parts: the message must name each of them, not
