@@ -192,7 +192,16 @@ class _GuardText(ast.NodeTransformer):
     def visit_Call(self, node: ast.Call) -> ast.AST:
         func = node.func
         if isinstance(func, ast.Name) and func.id == "isinstance" and len(node.args) == 2:
-            node.args[0] = self.visit(node.args[0])  # the type (str) stays a type
+            # ``str`` as the type, alone or in a tuple, stays the type; everything else in
+            # the call is guarded as anywhere (an f-string hidden in the tuple too).
+            types = node.args[1]
+            elements = types.elts if isinstance(types, ast.Tuple) else [types]
+            for i, element in enumerate(elements):
+                if not (isinstance(element, ast.Name) and element.id == "str"):
+                    elements[i] = self.visit(element)
+            if not isinstance(types, ast.Tuple):
+                node.args[1] = elements[0]
+            node.args[0] = self.visit(node.args[0])
             node.keywords = [self.visit(keyword) for keyword in node.keywords]
             return node
         return self.generic_visit(node)

@@ -48,6 +48,9 @@ def test_values_still_make_text_and_remainders_still_work() -> None:
         'f"{np.array([compute_reward, 0])}"',
         'f"{(v for v in x)}"',
         "str({1: {2: [compute_reward]}})",
+        # Hidden in isinstance's types, where str stays the type.
+        'isinstance(x, (str,) if (t := f"{compute_reward}") else (str,)) and t',
+        "isinstance(x, str if (t := str(compute_reward)) else str) and t",
     ],
 )
 def test_text_of_an_object_with_an_address_is_refused(expression: str) -> None:
