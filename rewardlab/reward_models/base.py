@@ -95,3 +95,7 @@ class RewardModel(ABC):
         (empty by default). ``train`` writes it to ``reward_diagnostics.json``: a reward
         program reports its failed calls, replaced non-finite values and clipped rewards."""
         return {}
+
+    def close(self) -> None:
+        """Release what the model holds (a reward program's sandbox worker); nothing by
+        default. The reward layers call it when their env closes."""

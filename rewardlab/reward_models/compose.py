@@ -85,9 +85,7 @@ class _Composite(RewardModel):
     def close(self) -> None:
         """Close the children that hold resources (a reward program's sandbox worker)."""
         for model in self._parts().values():
-            close = getattr(model, "close", None)
-            if callable(close):
-                close()
+            model.close()
 
 
 def _reward_of(model: RewardModel, batch: RewardBatch, name: str) -> np.ndarray:

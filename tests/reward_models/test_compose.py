@@ -279,3 +279,20 @@ def test_import_stays_cheap() -> None:
         "assert not {'torch', 'open_clip', 'stable_baselines3'} & set(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+class Holding(Feature):
+    """A leaf that holds a resource: counts how often it was closed."""
+
+    closed = 0
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_compositions_close_every_child_and_plain_models_close_as_a_no_op() -> None:
+    held = [Holding(0), Holding(1)]
+    model = Affine(WeightedSum({"a": held[0], "b": Clip(held[1], -1.0, 1.0), "c": Feature(0)}))
+    model.close()
+    assert [leaf.closed for leaf in held] == [1, 1]
+    assert Feature(0).close() is None  # RewardModel.close: nothing to release by default
