@@ -96,6 +96,6 @@ class RewardModel(ABC):
         program reports its failed calls, replaced non-finite values and clipped rewards."""
         return {}
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (an optional hook: most models hold nothing)
         """Release what the model holds (a reward program's sandbox worker); nothing by
         default. The reward layers call it when their env closes."""
