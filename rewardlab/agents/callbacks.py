@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,13 +11,12 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from rewardlab.reward_models.program_reward import ProgramReward
+from rewardlab.sandbox import RunningStats
 from rewardlab.wrappers.reward import COMPONENT_PREFIX, POTENTIAL_COMPONENT_PREFIX
 from rewardlab.wrappers.shaping import check_shaping_gamma
 from rewardlab.wrappers.timing import RewardBudget, RewardCost, RewardTooSlow, StepTimes
 
 __all__ = ["RewardComponentLog", "RewardCostCheck", "ShapingDiscountCheck"]
-
-_LARGEST = sys.float_info.max
 
 
 class ShapingDiscountCheck(BaseCallback):
@@ -88,12 +86,9 @@ class RewardComponentLog(BaseCallback):
         self.total_steps, self.n_points = total_steps, n_points
         self._start, self._span, self._closed = 0, float(total_steps), 0
         self.windows: list[dict[str, float]] = []
-        # name -> (count, mean) of the finite values: this window's, and overall.
-        self._window: dict[str, tuple[int, float]] = {}
-        self._overall: dict[str, tuple[int, float]] = {}
-        self._max: dict[str, float] = {}
-        self._min: dict[str, float] = {}
-        self._nonfinite: dict[str, int] = {}
+        # Statistics of the finite values by name: this window's, and overall.
+        self._window: dict[str, RunningStats] = {}
+        self._overall: dict[str, RunningStats] = {}
         self._window_end = self._span / n_points
 
     def _on_training_start(self) -> None:
@@ -107,21 +102,22 @@ class RewardComponentLog(BaseCallback):
         self._window_end = self._start + self._span / self.n_points
 
     def _add(self, name: str, values: list[float]) -> None:
+        overall = self._overall.get(name) or self._overall.setdefault(name, RunningStats())
         n = len(values)
         mean = sum(values) / n
-        if not math.isfinite(mean):  # a non-finite value, or finite ones whose sum overflows
-            finite = [v for v in values if math.isfinite(v)]
-            if len(finite) < n:
-                self._nonfinite[name] = self._nonfinite.get(name, 0) + n - len(finite)
-                self._overall.setdefault(name, (0, 0.0))
-                if not finite:
-                    return
-                values, n = finite, len(finite)
-            mean = _finite(sum(v / n for v in values))
-        _merge(self._window, name, n, mean)
-        _merge(self._overall, name, n, mean)
-        self._max[name] = max(self._max.get(name, -_LARGEST), max(values))
-        self._min[name] = min(self._min.get(name, _LARGEST), min(values))
+        if math.isfinite(mean):  # the common case, in plain Python: a few values per step
+            window = self._window.get(name) or self._window.setdefault(name, RunningStats())
+            low, high = min(values), max(values)
+            window.fold(n, mean, low, high)
+            overall.fold(n, mean, low, high)
+            return
+        # A non-finite value, or finite ones whose sum overflows.
+        array = np.asarray(values, dtype=np.float64)
+        finite = array[np.isfinite(array)]
+        overall.nonfinite += n - finite.size
+        if finite.size:
+            self._window.setdefault(name, RunningStats()).update(finite)
+            overall.update(finite)
 
     def _on_step(self) -> bool:
         infos: list[dict[str, Any]] = self.locals.get("infos", [])
@@ -143,7 +139,7 @@ class RewardComponentLog(BaseCallback):
         return True
 
     def _close_window(self) -> None:
-        window = {name: mean for name, (_, mean) in self._window.items()}
+        window = {name: stats.mean for name, stats in self._window.items()}
         for name, value in window.items():
             self.logger.record(f"reward/{name}", value)
         self.windows.append(window)
@@ -159,31 +155,13 @@ class RewardComponentLog(BaseCallback):
         return {
             name: {
                 "values": [w[name] for w in self.windows if name in w],
-                "max": self._max.get(name),
-                "mean": mean if count else None,
-                "min": self._min.get(name),
-                "nonfinite": self._nonfinite.get(name, 0),
+                "max": stats.max if stats.count else None,
+                "mean": stats.mean if stats.count else None,
+                "min": stats.min if stats.count else None,
+                "nonfinite": stats.nonfinite,
             }
-            for name, (count, mean) in self._overall.items()
+            for name, stats in self._overall.items()
         }
-
-
-def _finite(value: float) -> float:
-    """A mean of finite values that rounding carried past the largest float, brought back."""
-    return value if math.isfinite(value) else math.copysign(_LARGEST, value)
-
-
-def _merge(stats: dict[str, tuple[int, float]], name: str, n: int, mean: float) -> None:
-    """Fold ``n`` values with this mean into ``stats[name]``'s (count, mean): a weighted
-    average of two finite means, which stays finite where a sum of the values would not."""
-    count, old = stats.get(name, (0, 0.0))
-    count += n
-    weight = n / count
-    step = mean - old
-    if math.isfinite(step):  # exact where the means are equal
-        stats[name] = (count, old + step * weight)
-    else:  # means of opposite signs near the largest float
-        stats[name] = (count, _finite(old * (1.0 - weight) + mean * weight))
 
 
 class RewardCostCheck(BaseCallback):

@@ -58,13 +58,14 @@ class RunningStats:
     def update(self, values: np.ndarray) -> None:
         """Fold in a batch of finite values."""
         if values.size:
-            mean = float(values.sum()) / values.size
+            with np.errstate(over="ignore"):  # an overflowing sum takes the scaled path
+                mean = float(values.sum()) / values.size
             if not math.isfinite(mean):
                 mean = _scaled_mean(values)
-            self._add(values.size, mean, float(values.min()), float(values.max()))
+            self.fold(values.size, mean, float(values.min()), float(values.max()))
 
-    def _add(self, n: int, mean: float, low: float, high: float) -> None:
-        """Fold in ``n`` finite values with this mean, minimum and maximum."""
+    def fold(self, n: int, mean: float, low: float, high: float) -> None:
+        """Fold in ``n`` finite values with this (finite) mean, minimum and maximum."""
         self.count += n
         weight = n / self.count
         step = mean - self.mean
@@ -275,7 +276,7 @@ class GuardedProgram:
                 mean = totals[row] / size
                 if nonfinite is not None and not math.isfinite(mean):
                     mean = _scaled_mean(block[row])
-                running._add(size, mean, lows[row], highs[row])
+                running.fold(size, mean, lows[row], highs[row])
                 if nonfinite is not None:
                     running.nonfinite += nonfinite[row]
         stats.calls += 1
