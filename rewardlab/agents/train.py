@@ -256,9 +256,9 @@ def train(
     ``reward_components.json`` and, when a reward model reports any,
     ``reward_diagnostics.json``; a run that fails while learning writes ``failed.json``
     (the env steps it took and the error) and its ``reward_diagnostics.json`` so far before
-    the error propagates. The shaping
-    discount is the agent's ``gamma``, and :class:`ShapingDiscountCheck` verifies it at
-    training start. Evaluation runs on a separate env without the reward layers.
+    the error propagates. The shaping discount is the agent's ``gamma``, and
+    :class:`ShapingDiscountCheck` verifies it at training start. Evaluation runs on a
+    separate env without the reward layers.
 
     Training sub-env ``i`` is seeded with ``seed * n_envs + i``, so runs with different seeds
     never share an env seed (with ``seed + i`` runs 0 and 1 would share ``n_envs - 1``
