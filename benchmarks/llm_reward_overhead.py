@@ -10,7 +10,7 @@ for both, resets included), the task's reference reward program
 (``rewardlab/assets/reward_programs``):
 
 - ``sandboxed``: ``{model: {kind: program, path: reference}}`` through
-  :func:`~rewardlab.wrappers.spec.make_reward_vec`: validated, run in a separate worker
+  :func:`~rewardlab.reward_spec.make_reward_vec`: validated, run in a separate worker
   process with resource limits, output guards and statistics;
 - ``native``: the same ``compute_reward`` compiled in this process, as a reward model reading
   the same ``info["state/<name>"]`` keys and passing on the same components (so both pay for
@@ -42,7 +42,7 @@ import numpy as np
 import rewardlab
 from rewardlab.reward_models.base import RewardBatch, RewardModel, RewardOutput
 from rewardlab.reward_models.program_reward import reference_program
-from rewardlab.wrappers.spec import make_reward_vec, parse_reward
+from rewardlab.reward_spec import make_reward_vec, parse_reward
 
 ENVS = ["rewardlab/GridKeyDoor-v0", "rewardlab/ManipPush-v0", "rewardlab/DriveHighway-v0"]
 N_ENVS = 8

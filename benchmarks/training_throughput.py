@@ -6,7 +6,7 @@
 
 For one task per family, ``PPO.learn`` with the per-env default hyperparameters
 (``rewardlab/agents/hyperparams/ppo.yml``) through the same builder ``rewardlab train`` uses
-(:func:`rewardlab.wrappers.spec.make_reward_vec`), timed after a warm-up ``learn``:
+(:func:`rewardlab.reward_spec.make_reward_vec`), timed after a warm-up ``learn``:
 
 - ``env``: the env's own reward (the bare vector env with ``Monitor``);
 - ``pbrs``: plus policy-invariant shaping on the ground-truth progress potential.
@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from rewardlab.agents.factory import load_hyperparams, make_agent
-from rewardlab.wrappers.spec import make_reward_vec, parse_reward
+from rewardlab.reward_spec import make_reward_vec, parse_reward
 
 FAMILIES = {
     "gridworld": "rewardlab/GridKeyDoor-v0",

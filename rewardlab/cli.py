@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rewardlab.sandbox import ProgramContained
-    from rewardlab.wrappers.spec import RewardSpec
+    from rewardlab.reward_spec import RewardSpec
 
 
 def _cmd_envs(args: argparse.Namespace) -> int:
@@ -84,7 +84,7 @@ def _program_failed(
         1, the exit status of a run that failed (2 is for bad input).
     """
     from rewardlab.sandbox import ProgramContained
-    from rewardlab.wrappers.spec import ProgramModelSpec
+    from rewardlab.reward_spec import ProgramModelSpec
 
     cause = getattr(exc, "cause", None)
     failure = cause if isinstance(cause, ProgramContained) else exc
@@ -249,7 +249,7 @@ def _cmd_eval_reward(args: argparse.Namespace) -> int:
     from rewardlab.evaluation.datasets import EPISODE_KINDS, DatasetConfig
     from rewardlab.experiments.reward_eval import load_sweep, needs_frames, run_eval
     from rewardlab.sandbox import ProgramContained
-    from rewardlab.wrappers.spec import parse_reward
+    from rewardlab.reward_spec import parse_reward
 
     out = Path(args.out) if args.out else Path("eval") / args.env.replace("/", "__")
     rewards = args.reward or ["pbrs", "progress"]

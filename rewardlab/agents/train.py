@@ -21,7 +21,7 @@ from pydantic import (
     model_serializer,
 )
 
-from rewardlab.wrappers.spec import (
+from rewardlab.reward_spec import (
     ProgramModelSpec,
     RewardSpec,
     format_validation_error,
@@ -41,7 +41,7 @@ class TrainConfig(BaseModel):
     Attributes:
         env: A registered env id.
         env_kwargs: ``gym.make`` keywords of both the training and the evaluation env.
-        reward: The reward trained on (a :class:`~rewardlab.wrappers.spec.RewardSpec`, a
+        reward: The reward trained on (a :class:`~rewardlab.reward_spec.RewardSpec`, a
             short name such as ``"pbrs"`` or a mapping).
         algo: ``ppo``, ``a2c``, ``dqn``, ``sac`` or ``td3``.
         hyperparams: Overrides of the per-env defaults (``rewardlab/agents/hyperparams``).
@@ -283,7 +283,7 @@ def train(
 
     from rewardlab.agents.callbacks import RewardComponentLog, RewardCostCheck, ShapingDiscountCheck
     from rewardlab.agents.evaluation import TrueTaskEval
-    from rewardlab.wrappers.spec import make_reward_vec
+    from rewardlab.reward_spec import make_reward_vec
 
     params, gamma = _resolve(config)
     out = Path(run_dir)

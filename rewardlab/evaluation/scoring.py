@@ -1,6 +1,6 @@
 """Score reward specs on a trajectory dataset (or on every state of a gridworld) in batches.
 
-Every reward a :class:`~rewardlab.wrappers.spec.RewardSpec` describes pays, on a transition
+Every reward a :class:`~rewardlab.reward_spec.RewardSpec` describes pays, on a transition
 ``(s, a, s')``::
 
     R(s, a, s') = u(s, a, s') + v(s') + gamma * Phi'(s') - Phi'(s)
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from rewardlab.wrappers.spec import (
+from rewardlab.reward_spec import (
     ClipModelSpec,
     InfoModelSpec,
     ProgramModelSpec,

@@ -54,7 +54,7 @@ from rewardlab.evaluation.scoring import (
 )
 from rewardlab.experiments.figures import colors, json_safe, md_cell, new_figure, save_png
 from rewardlab.experiments.files import atomic_write
-from rewardlab.wrappers.spec import ClipModelSpec, ProgramModelSpec, RewardSpec, parse_reward
+from rewardlab.reward_spec import ClipModelSpec, ProgramModelSpec, RewardSpec, parse_reward
 
 __all__ = [
     "env_reward_types",
@@ -71,7 +71,7 @@ __all__ = [
 def sweep_specs(sweep: Mapping[str, Any]) -> list[tuple[str, RewardSpec]]:
     """Expand a CLIP sweep (heads x options x prompt sets) into labelled reward specs.
 
-    ``sweep`` holds the :class:`~rewardlab.wrappers.spec.ClipModelSpec` fields shared by
+    ``sweep`` holds the :class:`~rewardlab.reward_spec.ClipModelSpec` fields shared by
     every point (``model``, ``pretrained``, ``device``, ``resize``), ``heads`` (head name ->
     options, each option a value or a list of values to sweep) and ``prompt_sets`` (name ->
     ``goal`` / ``baseline`` / ``negatives``; an empty mapping uses the task's own prompts)::

@@ -10,7 +10,7 @@ Example (``experiments/gridworld-keydoor.yaml`` is a full one)::
     eval: {freq: 10000, episodes: 20}
     threshold: 0.8            # success rate for steps-to-threshold
     variants:
-      sparse: sparse          # a reward short name or mapping (see rewardlab.wrappers.spec)
+      sparse: sparse          # a reward short name or mapping (see rewardlab.reward_spec)
       pbrs: pbrs
       big-batch: {reward: carl, hyperparams: {batch_size: 1024}}
     backend: local            # or ray (with optional address: and gpus_per_run:)
@@ -39,7 +39,7 @@ from pydantic import (
 )
 
 from rewardlab.agents.train import TrainConfig, check_config
-from rewardlab.wrappers.spec import RewardSpec, format_validation_error, parse_reward
+from rewardlab.reward_spec import RewardSpec, format_validation_error, parse_reward
 from rewardlab.wrappers.timing import RewardBudget
 
 __all__ = ["ComparisonSpec", "EnvEntry", "EvalSettings", "Variant", "load_spec"]

@@ -12,7 +12,7 @@ from stable_baselines3 import PPO
 
 from rewardlab.agents.evaluation import evaluate_policy_on_task
 from rewardlab.agents.train import TrainConfig, check_config, train
-from rewardlab.wrappers.spec import make_reward_vec, parse_reward
+from rewardlab.reward_spec import make_reward_vec, parse_reward
 
 SMALL = {"n_envs": 2, "n_steps": 32, "batch_size": 32}
 
@@ -188,7 +188,7 @@ def test_pbrs_agent_learns_the_empty_room(tmp_path: Path) -> None:
 def test_runs_with_different_seeds_share_no_training_env_seed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import rewardlab.wrappers.spec as spec_module
+    import rewardlab.reward_spec as spec_module
 
     built = []
     original = spec_module.make_reward_vec

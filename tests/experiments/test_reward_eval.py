@@ -27,7 +27,7 @@ from rewardlab.experiments.reward_eval import (
     sweep_specs,
     tabular_setup,
 )
-from rewardlab.wrappers.spec import parse_reward
+from rewardlab.reward_spec import parse_reward
 
 FAMILIES = ["rewardlab/GridKeyDoor-v0", "rewardlab/ManipReach-v0", "rewardlab/DriveHighway-v0"]
 REWARDS = {
@@ -303,7 +303,7 @@ TRAINED_SPECS = [
 def test_scores_are_what_training_pays(env_id: str, tmp_path: Path) -> None:
     """Replay every episode through the training reward stack: the same reward per step."""
     from rewardlab.evaluation.quality import dataset_table
-    from rewardlab.wrappers.spec import make_reward_vec
+    from rewardlab.reward_spec import make_reward_vec
 
     ds = generate_dataset(
         DatasetConfig(env_id, episodes=dict.fromkeys(EPISODE_KINDS, 1), frames=False),

@@ -17,7 +17,7 @@ from rewardlab.experiments.llm_reward.checks import random_states, smoke_test
 from rewardlab.reward_models.compose import FunctionReward
 from rewardlab.reward_models.program_reward import ProgramReward, reference_program
 from rewardlab.sandbox import ProgramRejected
-from rewardlab.wrappers.spec import make_reward_vec, parse_reward
+from rewardlab.reward_spec import make_reward_vec, parse_reward
 
 TASK_ENVS = {
     "reach_goal": "rewardlab/GridEmpty-v0",

@@ -54,7 +54,7 @@ from rewardlab.llm import (
 )
 from rewardlab.reward_models.program_reward import corrections
 from rewardlab.sandbox import ProgramRejected, extract_code
-from rewardlab.wrappers.spec import parse_reward
+from rewardlab.reward_spec import parse_reward
 from rewardlab.wrappers.timing import RewardBudget
 
 __all__ = ["SearchConfig", "load_search_config", "run_search", "system_prompt"]
@@ -152,7 +152,7 @@ class SearchConfig(_Spec):
 
 def load_search_config(data: Mapping[str, Any], where: str = "search") -> SearchConfig:
     """A validated :class:`SearchConfig`; errors name the field."""
-    from rewardlab.wrappers.spec import format_validation_error
+    from rewardlab.reward_spec import format_validation_error
 
     try:
         return SearchConfig.model_validate(dict(data))

@@ -1,0 +1,364 @@
+"""Reward specs: which reward an agent trains on, as data (YAML, JSON or a short name).
+
+A :class:`RewardSpec` names the layers :func:`make_reward_vec` puts on a task's SB3 vector
+env, innermost first: the env's own reward variant (``reward_type``), a reward model
+replacing or added to it (``model``), then policy-invariant shaping (``shaping``, with the
+agent's discount) or one of the two NEGATIVE CONTROLS a shaping comparison needs
+(``shaping_gamma`` different from the agent's, ``progress_bonus``). Specs are validated
+with pydantic, so a misspelt field or a bad value fails with its location before anything
+is built.
+
+Short names, for the command line (:func:`parse_reward`):
+
+=====================  ===================================================================
+``env``                the env's default reward (for gridworlds: sparse success)
+``sparse``, ``dense``  the env's ``reward_type`` (also ``carl``, ``weighted`` for driving)
+``pbrs``               ``shaping: progress`` (ground-truth progress potential)
+``progress_bonus``     ``progress_bonus: 1.0`` (negative control)
+``progress``           ``model: {kind: info, key: progress}`` (progress as the reward; for judging
+                       rewards with ``rewardlab eval-reward``, a trap to train on)
+``pbrs_mismatched``    ``shaping: progress, shaping_gamma: 0.9`` (negative control)
+``clip``               ``model: {kind: clip}`` (zero-shot CLIP reward, task prompts)
+``pbrs_clip``          ``shaping: {kind: clip}`` (CLIP score as the potential)
+``program``            ``model: {kind: program, path: reference}`` (the task's reference reward
+                       program; ``path: my_reward.py`` for another, e.g. an LLM's)
+=====================  ===================================================================
+
+Anything else is read as a YAML mapping, e.g. ``"{shaping: progress, reward_type: sparse}"``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+__all__ = [
+    "REWARD_SHORTHANDS",
+    "ClipModelSpec",
+    "InfoModelSpec",
+    "ModelSpec",
+    "ProgramModelSpec",
+    "RewardSpec",
+    "build_model",
+    "make_reward_vec",
+    "parse_reward",
+]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ClipModelSpec(_Spec):
+    """A zero-shot CLIP reward (:class:`~rewardlab.reward_models.clip.CLIPRewardModel`).
+
+    Prompts default to the task's own goal, baseline and negative descriptions.
+    ``pretrained`` is an open_clip tag or a local checkpoint path; None builds random weights
+    (plumbing and tests only).
+    """
+
+    kind: Literal["clip"]
+    model: str = "ViT-B-32"
+    pretrained: str | None = "laion2b_s34b_b79k"
+    head: str = "goal_baseline"
+    options: dict[str, float] = Field(default_factory=lambda: {"alpha": 0.5})
+    goal: str | list[str] | None = None
+    baseline: str | list[str] | None = None
+    negatives: list[str] | None = None
+    device: str = "auto"
+    resize: Literal["letterbox", "center_crop"] = "letterbox"
+    cache_size: int = Field(default=0, ge=0)
+
+
+class InfoModelSpec(_Spec):
+    """A reward read from the env's step info: ``scale * info[key] + shift``.
+
+    As a shaping potential, ``{key: progress, shift: -1}`` gives ``Phi = progress - 1``:
+    0 at the goal, like the terminal state, so finishing costs no potential.
+    """
+
+    kind: Literal["info"]
+    key: str
+    scale: float = 1.0
+    shift: float = 0.0
+
+
+class ProgramModelSpec(_Spec):
+    """A reward program (:class:`~rewardlab.reward_models.program_reward.ProgramReward`):
+    ``compute_reward(<state variables>)`` run in the sandbox on the state entered.
+
+    Give ``path`` (a ``.py`` file; ``reference`` for the task's shipped reference program) or
+    ``source``. ``clip`` bounds the reward, ``timeout_s`` each call, and ``max_exceptions``
+    failed calls stop the run with the program's error.
+    """
+
+    kind: Literal["program"]
+    path: str | None = None
+    source: str | None = None
+    clip: float = Field(default=100.0, gt=0.0)
+    timeout_s: float = Field(default=2.0, gt=0.0)
+    max_exceptions: int = Field(default=3, ge=1)
+
+    def model_post_init(self, context: Any, /) -> None:
+        if (self.path is None) == (self.source is None):
+            raise ValueError("a program model needs exactly one of path and source")
+
+    def read_source(self, task_name: str) -> str:
+        """The program's source (``path: reference``: the task's reference program)."""
+        from pathlib import Path
+
+        from rewardlab.reward_models.program_reward import reference_program
+
+        if self.source is not None:
+            return self.source
+        assert self.path is not None
+        if self.path == "reference":
+            return reference_program(task_name)
+        try:
+            return Path(self.path).read_text()
+        except OSError as exc:
+            raise ValueError(f"cannot read the reward program {self.path}: {exc}") from None
+
+
+ModelSpec = Annotated[ClipModelSpec | InfoModelSpec | ProgramModelSpec, Field(discriminator="kind")]
+
+
+class RewardSpec(_Spec):
+    """The reward an agent trains on.
+
+    Attributes:
+        reward_type: The env's own reward variant (``"sparse"``, ``"dense"``, ...), passed
+            to ``gym.make`` of the training env only; evaluation always uses the env's
+            default, the true task reward.
+        model: A reward model replacing (``mode="replace"``) or added to the env's reward.
+        mode: ``"replace"`` or ``"add"``.
+        shaping: Potential of policy-invariant shaping ``F = gamma Phi(s') - Phi(s)``:
+            ``"progress"`` (ground-truth progress) or a reward model read as ``Phi``. Its
+            discount is the agent's unless ``shaping_gamma`` is set.
+        shaping_gamma: NEGATIVE CONTROL: shape with this discount instead of the agent's
+            (must differ from it; the run is then not policy-invariant, by design).
+        progress_bonus: NEGATIVE CONTROL: add ``progress_bonus * progress(s')`` every step.
+    """
+
+    reward_type: str | None = None
+    model: ModelSpec | None = None
+    mode: Literal["replace", "add"] = "replace"
+    shaping: Literal["progress"] | ModelSpec | None = None
+    shaping_gamma: float | None = Field(default=None, gt=0.0, le=1.0)
+    progress_bonus: float | None = None
+
+    @field_validator("progress_bonus")
+    @classmethod
+    def _finite_bonus(cls, value: float | None) -> float | None:
+        if value is not None and not abs(value) < float("inf"):
+            raise ValueError(f"progress_bonus must be finite, got {value}")
+        return value
+
+    def model_post_init(self, context: Any, /) -> None:
+        if self.shaping_gamma is not None and self.shaping is None:
+            raise ValueError("shaping_gamma is set but shaping is not: add shaping: progress")
+        if self.progress_bonus is not None and self.shaping is not None:
+            raise ValueError("use either shaping or progress_bonus (a negative control), not both")
+
+    @property
+    def is_negative_control(self) -> bool:
+        """True for the controls that break policy invariance on purpose."""
+        return self.progress_bonus is not None or self.shaping_gamma is not None
+
+
+REWARD_SHORTHANDS: dict[str, dict[str, Any]] = {
+    "env": {},
+    "sparse": {"reward_type": "sparse"},
+    "dense": {"reward_type": "dense"},
+    "carl": {"reward_type": "carl"},
+    "weighted": {"reward_type": "weighted"},
+    "pbrs": {"shaping": "progress"},
+    "progress_bonus": {"progress_bonus": 1.0},
+    "progress": {"model": {"kind": "info", "key": "progress"}},
+    "pbrs_mismatched": {"shaping": "progress", "shaping_gamma": 0.9},
+    "clip": {"model": {"kind": "clip"}},
+    "pbrs_clip": {"shaping": {"kind": "clip"}},
+    "program": {"model": {"kind": "program", "path": "reference"}},
+}
+"""The short names :func:`parse_reward` accepts, and the spec each stands for."""
+
+
+def format_validation_error(err: ValidationError, where: str) -> str:
+    """One line per invalid field: ``<where>.<field path>: <message>``."""
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"  {where}.{loc}: {msg}" if loc else f"  {where}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_reward(value: str | Mapping[str, Any] | RewardSpec, where: str = "reward") -> RewardSpec:
+    """A :class:`RewardSpec` from a short name, a YAML mapping string or a mapping.
+
+    Raises:
+        ValueError: Naming the field (``where`` prefixes its path) and what is wrong, or the
+            close short names for an unknown one.
+    """
+    if isinstance(value, RewardSpec):
+        return value
+    data: Any = value
+    if isinstance(value, str):
+        if value in REWARD_SHORTHANDS:
+            data = REWARD_SHORTHANDS[value]
+        else:
+            try:
+                data = yaml.safe_load(value)
+            except yaml.YAMLError as exc:
+                raise ValueError(f"{where}: {value!r} is not valid YAML: {exc}") from None
+            if not isinstance(data, Mapping):
+                close = difflib.get_close_matches(value, list(REWARD_SHORTHANDS), n=3)
+                hint = f"; did you mean {close}?" if close else ""
+                raise ValueError(
+                    f"{where}: unknown reward {value!r}{hint} Use one of "
+                    f"{sorted(REWARD_SHORTHANDS)} or a mapping like '{{shaping: progress}}'"
+                )
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{where}: expected a name or a mapping, got {type(data).__name__}")
+    try:
+        return RewardSpec.model_validate(dict(data))
+    except ValidationError as err:
+        raise ValueError(f"invalid reward spec:\n{format_validation_error(err, where)}") from None
+
+
+def build_model(
+    spec: ClipModelSpec | InfoModelSpec | ProgramModelSpec,
+    env_id: str,
+    env_kwargs: Mapping[str, Any] | None = None,
+) -> Any:
+    """The :class:`~rewardlab.reward_models.base.RewardModel` a model spec describes.
+
+    CLIP prompts default to the task's own (``rewardlab.get_task`` of
+    ``gym.make(env_id, **env_kwargs)``: the task text can depend on the keywords). A program
+    is validated against the task's state variables.
+
+    Raises:
+        ValueError: A program that cannot be read or is rejected (``ProgramRejected``).
+    """
+    from rewardlab.reward_models.compose import Affine, InfoReward
+
+    if isinstance(spec, InfoModelSpec):
+        info = InfoReward(spec.key)
+        if spec.scale == 1.0 and spec.shift == 0.0:
+            return info
+        return Affine(info, scale=spec.scale, shift=spec.shift)
+    import gymnasium as gym
+
+    from rewardlab.envs import get_task
+    from rewardlab.reward_models.clip import CLIPRewardModel
+
+    env = gym.make(env_id, **(env_kwargs or {}))
+    try:
+        task = get_task(env)
+    finally:
+        env.close()
+    if isinstance(spec, ProgramModelSpec):
+        from rewardlab.reward_models.program_reward import ProgramReward
+        from rewardlab.sandbox import ProgramRejected, SandboxLimits
+
+        shapes = {v.name: v.shape for v in task.state_variables}
+        try:
+            return ProgramReward(
+                spec.read_source(task.name),
+                shapes,
+                limits=SandboxLimits(call_timeout_s=spec.timeout_s),
+                clip=(-spec.clip, spec.clip),
+                max_exceptions=spec.max_exceptions,
+            )
+        except ProgramRejected as exc:
+            where = spec.path if spec.path is not None else "given as source"
+            check = (
+                f"; `rewardlab llm-reward check {spec.path} --env {env_id}` shows every problem"
+                if spec.path not in (None, "reference")
+                else ""
+            )
+            raise ProgramRejected(
+                exc.reason,
+                f"reward program {where} rejected ({exc.reason}): {exc.message}{check}",
+                exc.line,
+            ) from None
+    kwargs: dict[str, Any] = {
+        "model": spec.model,
+        "pretrained": spec.pretrained,
+        "head": spec.head,
+        "device": spec.device,
+        "resize": spec.resize,
+        "cache_size": spec.cache_size,
+        **spec.options,
+    }
+    for key in ("goal", "baseline", "negatives"):
+        if getattr(spec, key) is not None:
+            kwargs[key] = getattr(spec, key)
+    return CLIPRewardModel.from_task(task, **kwargs)
+
+
+def make_reward_vec(
+    env_id: str,
+    spec: RewardSpec,
+    *,
+    n_envs: int,
+    seed: int,
+    agent_gamma: float,
+    env_kwargs: Mapping[str, Any] | None = None,
+    vec_env_cls: Any = None,
+) -> Any:
+    """An SB3 vector env of ``env_id`` that pays the reward ``spec`` describes.
+
+    Layers, innermost first: ``gym.make`` with ``spec.reward_type``, ``Monitor`` (so the
+    logged episode return is the env's reward, not the learned one), ``CaptureFrames`` when a
+    model reads pixels, the vector env, ``VecModelReward``, then ``VecPotentialShaping`` with
+    ``agent_gamma`` (or, for the negative controls, ``VecMismatchedShaping`` /
+    ``VecProgressBonus``).
+    """
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from rewardlab.reward_models.base import RewardModel
+    from rewardlab.vec import make_vec
+    from rewardlab.wrappers.shaping import _check_mismatch
+    from rewardlab.wrappers.state import state_keys
+    from rewardlab.wrappers.vec import VecMismatchedShaping, VecProgressBonus
+
+    kwargs = dict(env_kwargs or {})
+    if spec.reward_type is not None:
+        kwargs["reward_type"] = spec.reward_type
+    model = build_model(spec.model, env_id, kwargs) if spec.model is not None else None
+    potential: Any = None
+    if spec.shaping is not None:
+        potential = (
+            spec.shaping
+            if spec.shaping == "progress"
+            else build_model(spec.shaping, env_id, kwargs)
+        )
+    shaping_gamma = spec.shaping_gamma  # set: the mismatched-discount control
+    if shaping_gamma is not None:
+        _check_mismatch(shaping_gamma, agent_gamma)  # before building anything
+    # The mismatched control is layered on here, not by make_vec: tell it what to capture.
+    pot_model = potential if isinstance(potential, RewardModel) else None
+    pot_frames = pot_model is not None and pot_model.needs_frames
+    venv = make_vec(
+        env_id,
+        n_envs,
+        reward=model,
+        shaping=None if shaping_gamma is not None else potential,
+        seed=seed,
+        vec_env_cls=vec_env_cls or DummyVecEnv,
+        gamma=agent_gamma,
+        env_kwargs=kwargs,
+        capture_frames=True if pot_frames else None,
+        reward_mode=spec.mode,
+        capture_state=state_keys(pot_model.needs_info) if pot_model is not None else (),
+    )
+    if shaping_gamma is not None:
+        venv = VecMismatchedShaping(venv, potential, shaping_gamma, agent_gamma)
+    if spec.progress_bonus is not None:
+        venv = VecProgressBonus(venv, "progress", spec.progress_bonus)
+    return venv
