@@ -1,18 +1,19 @@
 """Reward models: pure batched functions of transitions (no Gymnasium or SB3 plumbing).
 
 Composites in :mod:`rewardlab.reward_models.compose` build a reward by wrapping other models
-(weighted sums, products with penalty factors, clipping, rescaling, running normalization).
+(weighted sums, products with penalty factors, clamping, rescaling, running normalization).
 
 :class:`~rewardlab.reward_models.clip.CLIPRewardModel` is exported lazily: importing this
 package does not import torch or open_clip.
 """
 
+import warnings
 from typing import Any
 
 from rewardlab.reward_models.base import RewardBatch, RewardModel, RewardOutput
 from rewardlab.reward_models.compose import (
     Affine,
-    Clip,
+    Clamp,
     FunctionReward,
     InfoReward,
     PenaltyFactors,
@@ -24,7 +25,7 @@ from rewardlab.reward_models.compose import (
 __all__ = [
     "Affine",
     "CLIPRewardModel",
-    "Clip",
+    "Clamp",
     "FunctionReward",
     "InfoReward",
     "PenaltyFactors",
@@ -42,4 +43,7 @@ def __getattr__(name: str) -> Any:
         from rewardlab.reward_models.clip import CLIPRewardModel
 
         return CLIPRewardModel
+    if name == "Clip":  # deprecated alias (a clamp, not CLIP); removed in the next release
+        warnings.warn("Clip is renamed Clamp; use Clamp", DeprecationWarning, stacklevel=2)
+        return Clamp
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,7 +13,7 @@ present they **sum** to the reward. A composite only reports components that do:
   component, so they still sum.
 - :class:`Product` and :class:`PenaltyFactors` multiply, so they report no components; their
   factors come from :meth:`Product.evaluate` / :meth:`PenaltyFactors.evaluate`.
-- :class:`Clip` and :class:`RunningNorm` are not linear and report no components.
+- :class:`Clamp` and :class:`RunningNorm` are not linear and report no components.
 
 Multiplicative synthesis follows VLM-RL (``r_total = r_speed * f_center * f_angle *
 f_stability``, hard penalties override) and CaRL (Jaeger et al. 2025: route completion times
@@ -23,6 +23,7 @@ infraction penalty factors, episode end on severe infractions).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -32,7 +33,7 @@ from rewardlab.reward_models.base import RewardBatch, RewardModel, RewardOutput
 
 __all__ = [
     "Affine",
-    "Clip",
+    "Clamp",
     "FunctionReward",
     "InfoReward",
     "PenaltyFactors",
@@ -331,10 +332,10 @@ class PenaltyFactors(_Composite):
         return self.evaluate(batch)[0]
 
 
-class Clip(_Composite):
-    """A child's reward clipped to a range: ``r = clip(r_child, low, high)``.
+class Clamp(_Composite):
+    """A child's reward clamped to a range: ``r = clip(r_child, low, high)``.
 
-    Clipping is not linear, so no components are reported.
+    Clamping is not linear, so no components are reported.
 
     Args:
         model: The child model.
@@ -349,7 +350,7 @@ class Clip(_Composite):
         self.model = _check_model(model, "model")
         low, high = float(low), float(high)
         if math.isnan(low) or math.isnan(high) or low > high:
-            raise ValueError(f"Clip needs low <= high, got low={low}, high={high}")
+            raise ValueError(f"Clamp needs low <= high, got low={low}, high={high}")
         self.low, self.high = low, high
         self.needs_frames, self.needs_info = model.needs_frames, tuple(model.needs_info)
 
@@ -491,3 +492,10 @@ class RunningNorm(_Composite):
         if var < 0:
             raise ValueError(f"state var must be >= 0, got {var}")
         self.count, self.mean, self.var = int(count), mean, var
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Clip":  # deprecated alias (a clamp, not CLIP); removed in the next release
+        warnings.warn("Clip is renamed Clamp; use Clamp", DeprecationWarning, stacklevel=2)
+        return Clamp
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

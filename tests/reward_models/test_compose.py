@@ -11,7 +11,7 @@ import pytest
 
 from rewardlab.reward_models import (
     Affine,
-    Clip,
+    Clamp,
     FunctionReward,
     InfoReward,
     PenaltyFactors,
@@ -114,13 +114,13 @@ def test_penalty_factors_without_factors_is_base(rng: np.random.Generator) -> No
     np.testing.assert_array_equal(PenaltyFactors(Feature(2))(batch).reward, batch.next_obs[:, 2])
 
 
-def test_clip_and_affine(rng: np.random.Generator) -> None:
+def test_clamp_and_affine(rng: np.random.Generator) -> None:
     batch = make_batch(rng, 50)
     x = batch.next_obs[:, 0]
     np.testing.assert_array_equal(
-        Clip(Feature(0), -0.5, 0.25)(batch).reward, np.clip(x, -0.5, 0.25)
+        Clamp(Feature(0), -0.5, 0.25)(batch).reward, np.clip(x, -0.5, 0.25)
     )
-    assert Clip(Feature(0), -0.5, 0.25)(batch).components == {}
+    assert Clamp(Feature(0), -0.5, 0.25)(batch).components == {}
     out = Affine(Feature(0), scale=-3.0, shift=0.5)(batch)
     np.testing.assert_allclose(out.reward, -3.0 * x + 0.5, rtol=0, atol=1e-12)
     assert set(out.components) == {"x", "one", "shift"}
@@ -186,7 +186,7 @@ def test_needs_propagate() -> None:
         assert model.needs_info == ("x", "y", "z", "w")
     plain = WeightedSum({"b": b, "c": c})
     assert plain.needs_frames is False
-    for wrapper in (Clip(a, 0, 1), Affine(a, 2.0), RunningNorm(a)):
+    for wrapper in (Clamp(a, 0, 1), Affine(a, 2.0), RunningNorm(a)):
         assert wrapper.needs_frames is True
         assert wrapper.needs_info == ("x", "y")
     penalty = PenaltyFactors(b, {"a": a}, terminal_overrides={"collision": -1.0})
@@ -209,8 +209,8 @@ def test_needs_propagate() -> None:
         (lambda: WeightedSum({"a": Feature(0)}, {"a": math.nan}), ValueError, "nan"),
         (lambda: WeightedSum({"a": Feature(0)}, {"a": math.inf}), ValueError, "inf"),
         (lambda: WeightedSum({"a": object()}), TypeError, "RewardModel"),  # type: ignore[dict-item]
-        (lambda: Clip(Feature(0), 1.0, -1.0), ValueError, "low=1.0, high=-1.0"),
-        (lambda: Clip(Feature(0), math.nan, 1.0), ValueError, "low <= high"),
+        (lambda: Clamp(Feature(0), 1.0, -1.0), ValueError, "low=1.0, high=-1.0"),
+        (lambda: Clamp(Feature(0), math.nan, 1.0), ValueError, "low <= high"),
         (lambda: Affine(Feature(0), scale=0.0), ValueError, "got 0.0"),
         (lambda: Affine(Feature(0), scale=1.0, shift=math.inf), ValueError, "shift"),
         (lambda: RunningNorm(Feature(0), epsilon=0.0), ValueError, "epsilon"),
@@ -241,7 +241,7 @@ def test_child_shape_mismatch_names_the_child(make, rng: np.random.Generator) ->
 
 def test_shape_errors_in_wrappers_and_overrides(rng: np.random.Generator) -> None:
     batch = make_batch(rng, 5, flag=np.zeros((5, 2), dtype=bool))
-    for wrapper in (Clip(BadShape(), 0, 1), Affine(BadShape(), 2.0), RunningNorm(BadShape())):
+    for wrapper in (Clamp(BadShape(), 0, 1), Affine(BadShape(), 2.0), RunningNorm(BadShape())):
         with pytest.raises(ValueError, match="shape"):
             wrapper(batch)
     with pytest.raises(ValueError, match=r"info\['flag'\] has shape"):
@@ -292,7 +292,18 @@ class Holding(Feature):
 
 def test_compositions_close_every_child_and_plain_models_close_as_a_no_op() -> None:
     held = [Holding(0), Holding(1)]
-    model = Affine(WeightedSum({"a": held[0], "b": Clip(held[1], -1.0, 1.0), "c": Feature(0)}))
+    model = Affine(WeightedSum({"a": held[0], "b": Clamp(held[1], -1.0, 1.0), "c": Feature(0)}))
     model.close()
     assert [leaf.closed for leaf in held] == [1, 1]
     assert Feature(0).close() is None  # RewardModel.close: nothing to release by default
+
+
+def test_clip_is_a_deprecated_alias_of_clamp() -> None:
+    from rewardlab import reward_models
+    from rewardlab.reward_models import compose
+
+    for module in (reward_models, compose):
+        with pytest.warns(DeprecationWarning, match="Clip is renamed Clamp"):
+            assert module.Clip is Clamp
+    with pytest.raises(AttributeError, match="no attribute 'Clamps'"):
+        _ = compose.Clamps
