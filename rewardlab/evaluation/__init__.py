@@ -1,11 +1,19 @@
-"""Evaluation: reward-quality metrics (EPIC, STARC, correlations, VOC, success detection,
-preference accuracy), labelled trajectory datasets to compute them on, and statistics for
-comparing RL runs (IQM, stratified bootstrap intervals, probability of improvement,
-performance profiles, learning-curve AUC, steps-to-threshold).
+"""Judging rewards before training on them, and comparing RL runs after; one module each:
 
-Names are exported lazily from :mod:`~rewardlab.evaluation.metrics`,
-:mod:`~rewardlab.evaluation.datasets` and :mod:`~rewardlab.evaluation.stats`, so importing
-this package imports neither scipy nor an env.
+- :mod:`~rewardlab.evaluation.reward_metrics`: reward-quality metrics on arrays (EPIC, STARC,
+  correlations, VOC, success detection, preference accuracy);
+- :mod:`~rewardlab.evaluation.datasets`: labelled trajectory datasets to compute them on;
+- :mod:`~rewardlab.evaluation.reward_tables`: reward specs as arrays over a dataset's states;
+- :mod:`~rewardlab.evaluation.dataset_metrics`: every reward metric of each reward on a dataset;
+- :mod:`~rewardlab.evaluation.run_stats`: statistics of RL runs (IQM, stratified bootstrap
+  intervals, probability of improvement, performance profiles, learning-curve AUC,
+  steps-to-threshold).
+
+Evaluating a trained policy on the true task reward is :mod:`rewardlab.agents.policy_eval`;
+the zero-shot reward evaluation experiment (datasets in, report out) is
+:mod:`rewardlab.experiments.reward_eval`. The names of ``reward_metrics``, ``datasets`` and
+``run_stats`` are exported here lazily, so importing this package imports neither scipy nor an
+env.
 """
 
 from importlib import import_module
@@ -19,7 +27,7 @@ _EXPORTS = {
         "generate_dataset",
         "load_dataset",
     ),
-    "metrics": (
+    "reward_metrics": (
         "average_precision",
         "best_threshold",
         "epic_canonicalize",
@@ -34,7 +42,7 @@ _EXPORTS = {
         "tabular_epic_distance",
         "value_order_correlation",
     ),
-    "stats": (
+    "run_stats": (
         "Interval",
         "Statistic",
         "ThresholdSummary",

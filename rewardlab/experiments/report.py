@@ -6,7 +6,7 @@ with 95% percentile stratified-bootstrap intervals over runs (Agarwal et al. 202
 
 - final success (the last evaluation): IQM and mean;
 - final true return: IQM and mean;
-- normalized area under the success curve (:func:`~rewardlab.evaluation.stats.normalized_auc`
+- normalized area under the success curve (:func:`~rewardlab.evaluation.run_stats.normalized_auc`
   from the first evaluation to ``budget``, last value held): IQM;
 - steps to reach ``threshold`` success: median over the runs that reached it, and how many
   never did;
@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rewardlab.evaluation import stats
+from rewardlab.evaluation import run_stats
 from rewardlab.experiments.figures import colors, json_safe, md_cell, new_figure, save_png
 from rewardlab.experiments.files import atomic_write
 
@@ -156,9 +156,9 @@ def _rng(seed: int, *keys: str) -> np.random.Generator:
 
 
 def _interval(
-    x: np.ndarray, statistic: stats.Statistic, reps: int, rng: np.random.Generator
+    x: np.ndarray, statistic: run_stats.Statistic, reps: int, rng: np.random.Generator
 ) -> dict[str, float]:
-    ci = stats.stratified_bootstrap_ci(
+    ci = run_stats.stratified_bootstrap_ci(
         {"x": x}, statistic, reps=reps, confidence=CONFIDENCE, rng=rng
     )
     return ci["x"].to_dict()
@@ -180,27 +180,27 @@ def _variant_summary(
 ) -> dict[str, Any]:
     success = _final_success(runs)
     returns = np.array([r.returns[-1] for r in runs])
-    auc = np.array([stats.normalized_auc(r.steps, r.success, budget) for r in runs])
+    auc = np.array([run_stats.normalized_auc(r.steps, r.success, budget) for r in runs])
     first, reached = zip(
-        *(stats.steps_to_threshold(r.steps, r.success, threshold) for r in runs), strict=True
+        *(run_stats.steps_to_threshold(r.steps, r.success, threshold) for r in runs), strict=True
     )
-    to_threshold = stats.steps_to_threshold_summary(np.array(first), np.array(reached))
+    to_threshold = run_stats.steps_to_threshold_summary(np.array(first), np.array(reached))
 
-    def ci(x: np.ndarray, statistic: stats.Statistic, metric: str) -> dict[str, float]:
+    def ci(x: np.ndarray, statistic: run_stats.Statistic, metric: str) -> dict[str, float]:
         return _interval(x, statistic, reps, _rng(seed, env, variant, metric))
 
     return {
         "n_runs": len(runs),
         "seeds": [r.seed for r in runs],
         "final_success": {
-            "iqm": ci(success, stats.aggregate_iqm, "final_success/iqm"),
-            "mean": ci(success, stats.aggregate_mean, "final_success/mean"),
+            "iqm": ci(success, run_stats.aggregate_iqm, "final_success/iqm"),
+            "mean": ci(success, run_stats.aggregate_mean, "final_success/mean"),
         },
         "final_return": {
-            "iqm": ci(returns, stats.aggregate_iqm, "final_return/iqm"),
-            "mean": ci(returns, stats.aggregate_mean, "final_return/mean"),
+            "iqm": ci(returns, run_stats.aggregate_iqm, "final_return/iqm"),
+            "mean": ci(returns, run_stats.aggregate_mean, "final_return/mean"),
         },
-        "auc": {"iqm": ci(auc, stats.aggregate_iqm, "auc/iqm")},
+        "auc": {"iqm": ci(auc, run_stats.aggregate_iqm, "auc/iqm")},
         "steps_to_threshold": to_threshold.to_dict(),
     }
 
@@ -220,8 +220,8 @@ def _normalized_scores(
         row: dict[str, float | None] = {}
         for metric in ("final_success", "auc"):
             points = [per_variant[x][metric]["iqm"]["point"] for x in (v, sparse, human)]
-            row[metric] = stats.human_normalized_score(*points)
-            row[f"{metric}_clipped"] = stats.human_normalized_score(*points, clip=(0.0, 3.0))
+            row[metric] = run_stats.human_normalized_score(*points)
+            row[f"{metric}_clipped"] = run_stats.human_normalized_score(*points, clip=(0.0, 3.0))
         out[v] = row
     return out
 
@@ -297,7 +297,7 @@ def summarize(
         }
         poi: dict[str, dict[str, dict[str, float]]] = {v: {} for v in variants}
         for a, b in ((a, b) for a in variants for b in variants if a != b):
-            poi[a][b] = stats.probability_of_improvement_ci(
+            poi[a][b] = run_stats.probability_of_improvement_ci(
                 _final_success(variants[a]),
                 _final_success(variants[b]),
                 reps=reps,
@@ -374,7 +374,7 @@ def _plot_learning_curves(
 ) -> None:
     for v, runs in variants.items():
         grid, curves = _curves_on_grid(runs)
-        point, low, high = stats.iqm_curve(
+        point, low, high = run_stats.iqm_curve(
             curves, reps=reps, confidence=CONFIDENCE, rng=_rng(seed, env, v, "curve")
         )
         ax.plot(grid, point, color=colors[v], label=f"{v} (n={len(runs)})")
@@ -412,7 +412,7 @@ def _plot_profiles(
 ) -> None:
     taus = np.linspace(0.0, 1.0, 101)
     for v, runs in variants.items():
-        point, low, high = stats.performance_profile_ci(
+        point, low, high = run_stats.performance_profile_ci(
             _final_success(runs),
             taus,
             reps=reps,

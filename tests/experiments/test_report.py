@@ -257,7 +257,7 @@ def test_human_normalized_score_of_the_other_variants(tmp_path: Path) -> None:
 
 
 def test_human_normalized_score_function() -> None:
-    from rewardlab.evaluation.stats import human_normalized_score
+    from rewardlab.evaluation.run_stats import human_normalized_score
 
     assert human_normalized_score(0.5, 0.0, 1.0) == 0.5
     assert human_normalized_score(0.5, 1.0, 0.0) == -0.5  # |human - sparse|

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy import stats as sp_stats
 
-from rewardlab.evaluation import metrics
-from rewardlab.evaluation.metrics import (
+from rewardlab.evaluation import reward_metrics
+from rewardlab.evaluation.reward_metrics import (
     UndefinedDistanceError,
     average_precision,
     best_threshold,
@@ -293,7 +293,7 @@ def test_preference_accuracy_matches_brute_force_in_blocks(
     expected = _brute_preference(s, q, min_gap)
     acc, n = preference_accuracy(s, q, min_gap=min_gap)
     assert n == expected[1] and acc == pytest.approx(expected[0], abs=1e-12)
-    monkeypatch.setattr(metrics, "_PAIR_BLOCK", 150)  # two rows per block
+    monkeypatch.setattr(reward_metrics, "_PAIR_BLOCK", 150)  # two rows per block
     assert preference_accuracy(s, q, min_gap=min_gap) == (acc, n)
 
 
@@ -307,7 +307,7 @@ def test_preference_accuracy_of_random_scores_is_near_half() -> None:
 # --- EPIC ------------------------------------------------------------------------------------
 
 
-def _table_reward(r: np.ndarray) -> metrics.TransitionReward:
+def _table_reward(r: np.ndarray) -> reward_metrics.TransitionReward:
     def reward(s: np.ndarray, a: np.ndarray, s2: np.ndarray) -> np.ndarray:
         return np.asarray(r[s, a, s2])
 
