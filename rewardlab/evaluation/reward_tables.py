@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from rewardlab.reward_models.potentials import check_mismatched_discount
 from rewardlab.reward_spec import (
     ClipModelSpec,
     InfoModelSpec,
@@ -350,14 +351,12 @@ def check_spec(
     Raises:
         ValueError: Saying what is wrong and what to do.
     """
-    from rewardlab.wrappers.shaping import _check_mismatch
-
     try:
         _recorded_term(spec, own_reward_type, dense_reward_type)
         _check_info(spec.model, name)
         _check_info(spec.shaping, name)
         if spec.shaping_gamma is not None:
-            _check_mismatch(spec.shaping_gamma, gamma)
+            check_mismatched_discount(spec.shaping_gamma, gamma)
     except ValueError as exc:
         raise ValueError(f"{name}: {exc}") from None
 
