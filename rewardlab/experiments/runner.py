@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from rewardlab.experiments.comparison_spec import ComparisonSpec
 from rewardlab.experiments.files import atomic_write
-from rewardlab.experiments.spec import ComparisonSpec
 
 __all__ = ["DONE_MARKER", "RunJob", "load_results", "plan_runs", "run_comparison"]
 
@@ -231,7 +231,7 @@ def run_comparison(
     """Run (or resume) every run of ``spec`` into ``out`` and write the report.
 
     Args:
-        spec: A validated, checked spec (:func:`~rewardlab.experiments.spec.load_spec`).
+        spec: A validated, checked spec (:func:`~rewardlab.experiments.comparison_spec.load_spec`).
         out: The comparison's folder.
         backend: ``"local"`` or ``"ray"``; default the spec's.
         workers: Parallel runs; default the spec's.

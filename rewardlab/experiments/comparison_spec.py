@@ -1,0 +1,229 @@
+"""Comparison specs: envs x reward variants x seeds, one algorithm, a budget (YAML, validated).
+
+Example (``experiments/gridworld-keydoor.yaml`` is a full one)::
+
+    name: keydoor-shaping
+    envs: [rewardlab/GridKeyDoor-v0]
+    algo: ppo
+    budget: 150000            # env steps per run
+    seeds: 10                 # or a list: [0, 1, 2]
+    eval: {freq: 10000, episodes: 20}
+    threshold: 0.8            # success rate for steps-to-threshold
+    variants:
+      sparse: sparse          # a reward short name or mapping (see rewardlab.reward_spec)
+      pbrs: pbrs
+      big-batch: {reward: carl, hyperparams: {batch_size: 1024}}
+    backend: local            # or ray (with optional address: and gpus_per_run:)
+    workers: 2
+    report: {normalize: {sparse: sparse, human: big-batch}}   # optional: Eureka's score
+
+Every error names the field it is about, e.g. ``variants.pbrs.reward: unknown reward``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from rewardlab.agents.train import TrainConfig, check_config
+from rewardlab.reward_spec import RewardSpec, format_validation_error, parse_reward
+from rewardlab.wrappers.timing import RewardBudget
+
+__all__ = ["ComparisonSpec", "EnvEntry", "EvalSettings", "Variant", "load_spec"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EnvEntry(_Strict):
+    """An env of the comparison: a registered id and ``gym.make`` keywords."""
+
+    id: str
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class Variant(_Strict):
+    """A reward variant: the reward, and hyperparameter overrides for this variant only."""
+
+    reward: RewardSpec
+    hyperparams: dict[str, Any] = Field(default_factory=dict)
+
+
+class EvalSettings(_Strict):
+    """Evaluation on the true task: every ``freq`` env steps, ``episodes`` fixed seeds."""
+
+    freq: int = Field(gt=0)
+    episodes: int = Field(default=20, gt=0)
+    seed: int = Field(default=1_000_000, ge=0)
+    deterministic: bool = False
+
+
+class Normalize(_Strict):
+    """The two variants of Eureka's human normalized score ``(v - sparse) / |human - sparse|``:
+    the task's sparse reward and the hand-designed ("human") dense one."""
+
+    sparse: str
+    human: str
+
+
+class ReportSettings(_Strict):
+    """Bootstrap settings of the report, and the variants to normalize scores by."""
+
+    reps: int = Field(default=2000, gt=0)
+    seed: int = 0
+    normalize: Normalize | None = None
+
+
+class ComparisonSpec(_Strict):
+    """A validated comparison (see the module docstring for the YAML form)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    envs: list[EnvEntry] = Field(min_length=1)
+    algo: str = "ppo"
+    hyperparams: dict[str, Any] = Field(default_factory=dict)
+    variants: dict[str, Variant] = Field(min_length=1)
+    seeds: list[StrictInt] = Field(min_length=1)
+    budget: StrictInt = Field(gt=0)
+    eval: EvalSettings
+    threshold: float = Field(default=0.8, ge=0.0, le=1.0)
+    backend: Literal["local", "ray"] = "local"
+    address: str | None = None
+    workers: int = Field(default=2, gt=0)
+    gpus_per_run: float = Field(default=0.0, ge=0.0)
+    device: str = "auto"
+    report: ReportSettings = Field(default_factory=ReportSettings)
+    reward_budget: RewardBudget = Field(default_factory=RewardBudget)
+
+    @field_validator("envs", mode="before")
+    @classmethod
+    def _envs(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"id": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < 1:
+                raise ValueError(f"a seed count must be >= 1, got {value}")
+            return list(range(value))
+        if isinstance(value, list):
+            if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+                raise ValueError(f"seeds must be non-negative ints, got {value}")
+            if len(set(value)) != len(value):
+                raise ValueError(f"seeds repeat: {value}")
+        return value
+
+    @field_validator("variants", mode="before")
+    @classmethod
+    def _variants(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            return value
+        out = {}
+        for name, v in value.items():
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", str(name)):
+                raise ValueError(f"variant name {name!r}: use letters, digits, '_', '-', '.'")
+            if isinstance(v, Mapping) and "reward" in v:
+                out[name] = {**v, "reward": parse_reward(v["reward"], f"variants.{name}.reward")}
+            else:
+                out[name] = {"reward": parse_reward(v, f"variants.{name}")}
+        return out
+
+    @model_validator(mode="after")
+    def _normalize_variants(self) -> ComparisonSpec:
+        norm = self.report.normalize
+        if norm is not None:
+            for role, name in (("sparse", norm.sparse), ("human", norm.human)):
+                if name not in self.variants:
+                    raise ValueError(
+                        f"report.normalize.{role}: {name!r} is not a variant; the variants "
+                        f"are {sorted(self.variants)}"
+                    )
+            if norm.sparse == norm.human:
+                raise ValueError("report.normalize: sparse and human must be two variants")
+        return self
+
+    def run_configs(self) -> dict[tuple[str, str, int], TrainConfig]:
+        """One :class:`TrainConfig` per (env id, variant, seed), in a stable order."""
+        configs = {}
+        for env in self.envs:
+            for name, variant in self.variants.items():
+                for seed in self.seeds:
+                    configs[env.id, name, seed] = TrainConfig(
+                        env=env.id,
+                        env_kwargs=env.kwargs,
+                        reward=variant.reward,
+                        algo=self.algo,
+                        hyperparams={**self.hyperparams, **variant.hyperparams},
+                        steps=self.budget,
+                        seed=seed,
+                        eval_freq=self.eval.freq,
+                        eval_episodes=self.eval.episodes,
+                        eval_seed=self.eval.seed,
+                        eval_deterministic=self.eval.deterministic,
+                        device=self.device,
+                        reward_budget=self.reward_budget,
+                    )
+        return configs
+
+    def check(self) -> None:
+        """Check every run can start (env ids, algorithm, hyperparameters, env keywords).
+
+        Raises:
+            ValueError: Naming the field of the first problem found.
+        """
+        configs = self.run_configs()
+        for i, env in enumerate(self.envs):
+            for name in self.variants:
+                config = configs[env.id, name, self.seeds[0]]
+                try:
+                    check_config(config)
+                except ValueError as exc:
+                    raise ValueError(f"envs[{i}] ({env.id}) x variants.{name}: {exc}") from None
+
+
+def load_spec(source: str | Path | Mapping[str, Any]) -> ComparisonSpec:
+    """Read and validate a comparison spec from a YAML file or a mapping, and check it.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        ValueError: Naming each invalid field, or the first run that cannot start.
+    """
+    if isinstance(source, Mapping):
+        data: Any = dict(source)
+        where = "spec"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"no spec file at {path}")
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path} is not valid YAML: {exc}") from None
+        where = path.name
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{where}: a spec is a mapping of fields, got {type(data).__name__}")
+    try:
+        spec = ComparisonSpec.model_validate(dict(data))
+    except ValidationError as err:
+        raise ValueError(
+            f"invalid comparison spec {where}:\n{format_validation_error(err, 'spec')}"
+        ) from None
+    spec.check()
+    return spec
