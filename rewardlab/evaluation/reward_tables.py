@@ -81,10 +81,12 @@ class StateTable:
 
     def info(self, key: str) -> np.ndarray:
         """``(N,)`` values of a state-level info key."""
-        if key == "progress":
-            return np.asarray(self.progress, dtype=np.float64)
-        if key == "is_success":
-            return np.asarray(self.success, dtype=np.float64)
+        _check_state_key(key)
+        return np.asarray(self.progress if key == "progress" else self.success, dtype=np.float64)
+
+
+def _check_state_key(key: str) -> None:
+    if key not in STATE_INFO_KEYS:
         raise ValueError(
             f"info key {key!r} is not stored per state; reward models judged on a dataset may "
             f"read {list(STATE_INFO_KEYS)} (transition-level keys such as reward_* are not kept)"
@@ -326,17 +328,6 @@ def _recorded_term(spec: RewardSpec, own: str, dense: str) -> str | None:
     )
 
 
-def _check_info(
-    part: ClipModelSpec | InfoModelSpec | ProgramModelSpec | str | None, name: str
-) -> None:
-    if isinstance(part, InfoModelSpec) and part.key not in STATE_INFO_KEYS:
-        raise ValueError(
-            f"{name}: info key {part.key!r} is not stored per state; rewards judged on a "
-            f"dataset may read {list(STATE_INFO_KEYS)} (transition-level keys such as reward_* "
-            "are not kept)"
-        )
-
-
 def check_spec(
     name: str,
     spec: RewardSpec,
@@ -353,8 +344,9 @@ def check_spec(
     """
     try:
         _recorded_term(spec, own_reward_type, dense_reward_type)
-        _check_info(spec.model, name)
-        _check_info(spec.shaping, name)
+        for part in (spec.model, spec.shaping):
+            if isinstance(part, InfoModelSpec):
+                _check_state_key(part.key)
         if spec.shaping_gamma is not None:
             check_mismatched_discount(spec.shaping_gamma, gamma)
     except ValueError as exc:
