@@ -1,7 +1,7 @@
 """rewardlab: Gymnasium environments and learned rewards for embodied RL research.
 
 ``import rewardlab`` registers every ``rewardlab/...`` env id with Gymnasium; it imports
-neither MuJoCo nor torch; ``rewardlab.make_vec`` imports stable_baselines3 on first use.
+neither MuJoCo nor torch; ``rewardlab.make_vec_env`` imports stable_baselines3 on first use.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from rewardlab.envs import StateVariable, Task, env_ids, expert_policy, get_task
 
 if TYPE_CHECKING:
-    from rewardlab.vec import make_vec
+    from rewardlab.vec import make_vec, make_vec_env
 
 __version__ = "0.1.0"
 
@@ -21,13 +21,14 @@ __all__ = [
     "expert_policy",
     "get_task",
     "make_vec",
+    "make_vec_env",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    # make_vec needs stable_baselines3 (and torch): import it only when asked for.
-    if name == "make_vec":
-        from rewardlab.vec import make_vec
+    # The builders need stable_baselines3 (and torch): import them only when asked for.
+    if name in ("make_vec", "make_vec_env"):
+        from rewardlab import vec
 
-        return make_vec
+        return getattr(vec, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,10 +1,12 @@
-"""``make_vec``: an SB3 vector env of a task with a learned reward and/or shaping on top."""
+"""``make_vec_env``: an SB3 vector env of a task that pays a reward spec, a reward model and/or
+shaping."""
 
 from __future__ import annotations
 
 import difflib
 import functools
-from collections.abc import Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -12,13 +14,28 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from rewardlab.reward_models.base import RewardModel
+from rewardlab.reward_models.potentials import check_mismatched_discount
+from rewardlab.reward_spec import (
+    ClipModelSpec,
+    InfoModelSpec,
+    ProgramModelSpec,
+    RewardSpec,
+    build_model,
+    parse_reward,
+)
+from rewardlab.wrappers.core import Potential, RewardMode, as_potential_model
 from rewardlab.wrappers.frames import CaptureFrames
-from rewardlab.wrappers.reward import RewardMode
-from rewardlab.wrappers.shaping import Potential
 from rewardlab.wrappers.state import CaptureState, state_keys
-from rewardlab.wrappers.vec import VecModelReward, VecPotentialShaping
+from rewardlab.wrappers.vec import (
+    VecMismatchedShaping,
+    VecModelReward,
+    VecPotentialShaping,
+    VecProgressBonus,
+)
 
-__all__ = ["make_vec"]
+__all__ = ["make_vec", "make_vec_env"]
+
+MODEL_SPECS = (ClipModelSpec, InfoModelSpec, ProgramModelSpec)
 
 
 def _make_one(
@@ -35,7 +52,7 @@ def _make_one(
     return env
 
 
-def _check_env_id(env_id: str) -> None:
+def _check_args(env_id: str, n_envs: int) -> None:
     import rewardlab  # noqa: F401
 
     if env_id not in gym.registry:
@@ -45,6 +62,145 @@ def _check_env_id(env_id: str) -> None:
             f"unknown env id {env_id!r}.{hint} List the valid rewardlab ids with "
             "`rewardlab envs` (or rewardlab.env_ids())"
         )
+    if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
+        raise ValueError(f"n_envs must be a positive int, got {n_envs!r}")
+
+
+def make_vec_env(
+    env_id: str,
+    n_envs: int = 1,
+    reward: RewardSpec | str | Mapping[str, Any] | RewardModel | None = None,
+    shaping: Potential | None = None,
+    *,
+    seed: int = 0,
+    gamma: float = 0.99,
+    reward_mode: RewardMode = "replace",
+    env_kwargs: Mapping[str, Any] | None = None,
+    vec_env_cls: type[VecEnv] = DummyVecEnv,
+    vec_env_kwargs: Mapping[str, Any] | None = None,
+) -> VecEnv:
+    """Build ``n_envs`` copies of a task as an SB3 vector env that pays the given reward.
+
+    Layers, innermost first: ``gym.make(env_id)`` (with its registered time limit and the
+    spec's ``reward_type``), SB3 ``Monitor`` (so ``rollout/ep_rew_mean`` is the TRUE task
+    return, never the learned or shaped one),
+    :class:`~rewardlab.wrappers.frames.CaptureFrames` when a model reads pixels,
+    :class:`~rewardlab.wrappers.state.CaptureState` when one reads state variables
+    (``"state/<name>"`` in its ``needs_info``), ``vec_env_cls``, then the reward layers:
+    :class:`~rewardlab.wrappers.vec.VecModelReward` for a reward model,
+    :class:`~rewardlab.wrappers.vec.VecPotentialShaping` with ``gamma`` for shaping (or
+    the spec's negative control, :class:`~rewardlab.wrappers.vec.VecMismatchedShaping` or
+    :class:`~rewardlab.wrappers.vec.VecProgressBonus`). Sub-env ``i`` is seeded with
+    ``seed + i`` at the first ``reset()``. (An SB3 algorithm built with ``seed=s``
+    re-seeds them with ``s + i``; ``rewardlab.agents.train`` re-seeds after it.)
+
+    Args:
+        env_id: A registered id, e.g. ``"rewardlab/GridKeyDoor-v0"``.
+        n_envs: Number of sub-envs.
+        reward: What the agent is paid: a :class:`~rewardlab.reward_spec.RewardSpec`, a
+            short name or YAML mapping as on the command line (``"pbrs"``, ``"clip"``,
+            ``"{model: {kind: info, key: progress}}"``), or a reward model replacing (or,
+            with ``reward_mode="add"``, added to) the env's reward. None: the env's own.
+        shaping: A potential for policy-invariant shaping on top: ``"progress"``, a callable
+            ``(B, *obs_shape) -> (B,)`` or a ``RewardModel`` read as ``Phi(s')``. Not with a
+            spec that shapes already.
+        seed: Seed of sub-env 0; sub-env ``i`` gets ``seed + i``.
+        gamma: The agent's discount, which shaping uses (see
+            :class:`~rewardlab.agents.callbacks.ShapingDiscountCheck`).
+        reward_mode: ``"replace"`` or ``"add"``, for a reward model given as ``reward``.
+        env_kwargs: Keyword arguments for ``gym.make``.
+        vec_env_cls: ``DummyVecEnv`` or ``SubprocVecEnv``.
+        vec_env_kwargs: Keyword arguments for ``vec_env_cls`` (e.g. ``start_method``).
+
+    Returns:
+        The vector env (not reset).
+
+    Raises:
+        ValueError: For an unknown ``env_id`` or reward name, an invalid spec,
+            ``n_envs < 1``, shaping given twice, or a ``render_mode`` other than
+            ``"rgb_array"`` when frames are needed.
+
+    Example:
+        >>> import rewardlab
+        >>> venv = rewardlab.make_vec_env("rewardlab/GridEmpty-v0", n_envs=2, reward="pbrs")
+        >>> venv.reset().shape
+        (2, 17)
+        >>> venv.close()
+    """
+    _check_args(env_id, n_envs)
+    spec = RewardSpec() if reward is None or isinstance(reward, RewardModel) else None
+    if spec is None:
+        spec = parse_reward(reward)  # type: ignore[arg-type]
+        if reward_mode != "replace":
+            raise ValueError("reward_mode is for a reward model; a spec sets its own mode")
+        reward_mode = spec.mode
+    if spec.shaping is not None and shaping is not None:
+        raise ValueError("the reward spec shapes already; drop shaping= or the spec's shaping")
+    if spec.shaping_gamma is not None:
+        check_mismatched_discount(spec.shaping_gamma, gamma)  # before building anything
+    kwargs = dict(env_kwargs or {})
+    if spec.reward_type is not None:
+        kwargs["reward_type"] = spec.reward_type
+
+    # (layer class, model, keyword arguments), innermost first.
+    layers: list[tuple[Any, RewardModel, dict[str, Any]]] = []
+
+    def add(cls: Any, spec_model: Any, **options: Any) -> None:
+        if isinstance(spec_model, MODEL_SPECS):
+            spec_model = build_model(spec_model, env_id, kwargs)
+        layers.append((cls, as_potential_model(spec_model), options))
+
+    try:
+        model = reward if isinstance(reward, RewardModel) else spec.model
+        if model is not None:
+            add(VecModelReward, model, mode=reward_mode)
+        if shaping is not None:
+            add(VecPotentialShaping, shaping, gamma=gamma)
+        elif spec.shaping is not None and spec.shaping_gamma is not None:
+            add(VecMismatchedShaping, spec.shaping, gamma=spec.shaping_gamma, agent_gamma=gamma)
+        elif spec.shaping is not None:
+            add(VecPotentialShaping, spec.shaping, gamma=gamma)
+        if spec.progress_bonus is not None:
+            add(VecProgressBonus, "progress", scale=spec.progress_bonus)
+    except BaseException:
+        for _, built, _ in layers:  # a reward program's worker is already running
+            built.close()
+        raise
+    return _build(env_id, n_envs, layers, seed, kwargs, vec_env_cls, vec_env_kwargs)
+
+
+def _build(
+    env_id: str,
+    n_envs: int,
+    layers: Sequence[tuple[Any, RewardModel, dict[str, Any]]],
+    seed: int,
+    env_kwargs: dict[str, Any],
+    vec_env_cls: type[VecEnv],
+    vec_env_kwargs: Mapping[str, Any] | None,
+    capture_frames: bool = False,
+    capture_state: Sequence[str] = (),
+) -> VecEnv:
+    models = [model for _, model, _ in layers]
+    try:
+        capture_frames = capture_frames or any(m.needs_frames for m in models)
+        if capture_frames:
+            mode = env_kwargs.setdefault("render_mode", "rgb_array")
+            if mode != "rgb_array":
+                raise ValueError(
+                    f"capturing frames needs render_mode='rgb_array', env_kwargs has {mode!r}"
+                )
+        needed = [name for m in models for name in state_keys(m.needs_info)]
+        state = tuple(dict.fromkeys([*needed, *capture_state]))
+        make = functools.partial(_make_one, env_id, env_kwargs, capture_frames, state)
+        venv: VecEnv = vec_env_cls([make] * n_envs, **(vec_env_kwargs or {}))  # type: ignore[arg-type]
+        venv.seed(seed)
+        for cls, model, kwargs in layers:
+            venv = cls(venv, model, **kwargs)
+    except BaseException:
+        for model in models:  # a reward program's worker is already running
+            model.close()
+        raise
+    return venv
 
 
 def make_vec(
@@ -61,92 +217,29 @@ def make_vec(
     vec_env_kwargs: dict[str, Any] | None = None,
     capture_state: Sequence[str] = (),
 ) -> VecEnv:
-    """Build ``n_envs`` copies of a task as an SB3 vector env, with reward layers on top.
-
-    Layers, innermost first: ``gym.make(env_id)`` (with its registered time limit), SB3
-    ``Monitor`` (so ``rollout/ep_rew_mean`` is the TRUE task return, never the learned or
-    shaped one), :class:`~rewardlab.wrappers.frames.CaptureFrames` when frames are needed,
-    :class:`~rewardlab.wrappers.state.CaptureState` when a model reads state variables
-    (``"state/<name>"`` in its ``needs_info``), ``vec_env_cls``,
-    :class:`~rewardlab.wrappers.vec.VecModelReward` if ``reward`` is given,
-    :class:`~rewardlab.wrappers.vec.VecPotentialShaping` if ``shaping`` is given. Sub-env
-    ``i`` is seeded with ``seed + i`` at the first ``reset()``. (An SB3 algorithm built with
-    ``seed=s`` re-seeds them with ``s + i``; ``rewardlab.agents.train`` re-seeds after it.)
-
-    Args:
-        env_id: A registered id, e.g. ``"rewardlab/GridKeyDoor-v0"``.
-        n_envs: Number of sub-envs.
-        reward: A reward model replacing (or, with ``reward_mode="add"``, added to) the env's.
-        shaping: A potential for policy-invariant shaping: ``"progress"``, a callable
-            ``(B, *obs_shape) -> (B,)`` or a ``RewardModel``.
-        seed: Seed of sub-env 0; sub-env ``i`` gets ``seed + i``.
-        vec_env_cls: ``DummyVecEnv`` or ``SubprocVecEnv``.
-        gamma: The shaping discount: must be the agent's (see
-            :class:`~rewardlab.agents.callbacks.ShapingDiscountCheck`).
-        env_kwargs: Keyword arguments for ``gym.make``.
-        capture_frames: Wrap each sub-env in ``CaptureFrames`` (and render ``rgb_array``).
-            Default: when ``reward`` or ``shaping`` needs frames.
-        reward_mode: ``"replace"`` or ``"add"``, see ``VecModelReward``.
-        vec_env_kwargs: Keyword arguments for ``vec_env_cls`` (e.g. ``start_method``).
-        capture_state: State variables to capture besides those ``reward`` and ``shaping``
-            read: for reward layers the caller adds on top.
-
-    Returns:
-        The vector env (not reset).
-
-    Raises:
-        ValueError: For an unknown ``env_id``, ``n_envs < 1``, ``capture_frames=False`` with
-            a model that needs frames, or a ``render_mode`` other than ``"rgb_array"`` when
-            frames are needed.
-
-    Example:
-        >>> import rewardlab
-        >>> venv = rewardlab.make_vec("rewardlab/GridEmpty-v0", n_envs=2, shaping="progress")
-        >>> venv.reset().shape
-        (2, 17)
-        >>> venv.close()
-    """
-    _check_env_id(env_id)
-    if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
-        raise ValueError(f"n_envs must be a positive int, got {n_envs!r}")
+    """Deprecated: use :func:`make_vec_env` (which also takes reward specs); removed in the
+    next release. ``capture_frames`` and ``capture_state`` still add those wrappers."""
+    warnings.warn(
+        "rewardlab.make_vec is deprecated; use rewardlab.make_vec_env", DeprecationWarning, 2
+    )
     if reward is not None and not isinstance(reward, RewardModel):
         raise TypeError(f"reward must be a RewardModel or None, got {type(reward).__name__}")
-    needs_frames = (reward is not None and reward.needs_frames) or (
-        isinstance(shaping, RewardModel) and shaping.needs_frames
-    )
-    if capture_frames is None:
-        capture_frames = needs_frames
-    elif needs_frames and not capture_frames:
-        raise ValueError(
-            "the reward or shaping model needs frames; leave capture_frames=None or set True"
-        )
-    kwargs = dict(env_kwargs or {})
-    if capture_frames:
-        mode = kwargs.setdefault("render_mode", "rgb_array")
-        if mode != "rgb_array":
-            raise ValueError(
-                f"capturing frames needs render_mode='rgb_array', env_kwargs has {mode!r}"
-            )
-    state = tuple(
-        dict.fromkeys(
-            [
-                *(
-                    name
-                    for model in (reward, shaping)
-                    if isinstance(model, RewardModel)
-                    for name in state_keys(model.needs_info)
-                ),
-                *capture_state,
-            ]
-        )
-    )
-    fns = [
-        functools.partial(_make_one, env_id, kwargs, capture_frames, state) for _ in range(n_envs)
-    ]
-    venv: VecEnv = vec_env_cls(fns, **(vec_env_kwargs or {}))  # type: ignore[arg-type]
-    venv.seed(seed)
+    layers: list[tuple[Any, RewardModel, dict[str, Any]]] = []
     if reward is not None:
-        venv = VecModelReward(venv, reward, mode=reward_mode)
+        layers.append((VecModelReward, reward, {"mode": reward_mode}))
     if shaping is not None:
-        venv = VecPotentialShaping(venv, shaping, gamma)
-    return venv
+        layers.append((VecPotentialShaping, as_potential_model(shaping), {"gamma": gamma}))
+    if capture_frames is False and any(m.needs_frames for _, m, _ in layers):
+        raise ValueError("a model needs frames; leave capture_frames=None or set True")
+    _check_args(env_id, n_envs)
+    return _build(
+        env_id,
+        n_envs,
+        layers,
+        seed,
+        dict(env_kwargs or {}),
+        vec_env_cls,
+        vec_env_kwargs,
+        bool(capture_frames),
+        capture_state,
+    )

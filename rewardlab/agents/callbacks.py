@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env import VecEnv
 
+from rewardlab.info_keys import MODEL_PREFIX, POTENTIAL_MODEL_PREFIX
 from rewardlab.reward_models.program_reward import ProgramReward
 from rewardlab.sandbox import RunningStats
-from rewardlab.wrappers.reward import COMPONENT_PREFIX, POTENTIAL_COMPONENT_PREFIX
 from rewardlab.wrappers.shaping import check_shaping_gamma
 from rewardlab.wrappers.timing import RewardBudget, RewardCost, RewardTooSlow, StepTimes
 
@@ -34,8 +34,8 @@ class ShapingDiscountCheck(BaseCallback):
 
     Example:
         >>> from stable_baselines3 import PPO
-        >>> from rewardlab import make_vec
-        >>> venv = make_vec("rewardlab/GridEmpty-v0", shaping="progress", gamma=0.9)
+        >>> from rewardlab import make_vec_env
+        >>> venv = make_vec_env("rewardlab/GridEmpty-v0", shaping="progress", gamma=0.9)
         >>> model = PPO("MlpPolicy", venv, gamma=0.99, n_steps=8, batch_size=8)
         >>> model.learn(8, callback=ShapingDiscountCheck())  # doctest: +ELLIPSIS
         Traceback (most recent call last):
@@ -124,10 +124,10 @@ class RewardComponentLog(BaseCallback):
         self._add("reward", np.asarray(self.locals["rewards"], dtype=np.float64).tolist())
         if infos:
             for key in infos[0]:
-                if key.startswith(COMPONENT_PREFIX):
-                    self._add(key.removeprefix(COMPONENT_PREFIX), [i[key] for i in infos])
-                elif key.startswith(POTENTIAL_COMPONENT_PREFIX):
-                    name = "potential/" + key.removeprefix(POTENTIAL_COMPONENT_PREFIX)
+                if key.startswith(MODEL_PREFIX):
+                    self._add(key.removeprefix(MODEL_PREFIX), [i[key] for i in infos])
+                elif key.startswith(POTENTIAL_MODEL_PREFIX):
+                    name = "potential/" + key.removeprefix(POTENTIAL_MODEL_PREFIX)
                     self._add(name, [i[key] for i in infos])
         if self.num_timesteps >= self._window_end:
             # Window k ends at the first step at or past k/n of the span (one vector step
@@ -259,23 +259,13 @@ class RewardCostCheck(BaseCallback):
 
 def _program_layers(venv: VecEnv) -> tuple[list[tuple[str, StepTimes]], StepTimes | None]:
     """The timed layers over ``venv`` that run a reward program, as ``(role, times)``,
-    outermost first; and the innermost timed layer's times (whose inner step is the envs')."""
-    from rewardlab.wrappers.vec import VecModelReward, _VecPotentialLayer
+    outermost first; and the innermost layer's times (whose inner step is the envs')."""
+    from rewardlab.wrappers.vec import reward_layers
 
-    programs: list[tuple[str, StepTimes]] = []
-    innermost: StepTimes | None = None
-    layer: VecEnv = venv
-    while isinstance(layer, VecEnvWrapper):
-        model: object = None
-        role = ""
-        if isinstance(layer, VecModelReward):
-            role, model = "reward", layer.model
-        elif isinstance(layer, _VecPotentialLayer):
-            role, model = "potential", layer.potential
-        times = getattr(layer, "times", None)
-        if isinstance(times, StepTimes):
-            innermost = times
-            if isinstance(model, ProgramReward):
-                programs.append((role, times))
-        layer = layer.venv
-    return programs, innermost
+    layers = reward_layers(venv)
+    programs = [
+        (layer.core.role, layer.times)
+        for layer in layers
+        if isinstance(layer.core.model, ProgramReward)
+    ]
+    return programs, layers[-1].times if layers else None

@@ -147,7 +147,7 @@ def _resolve(config: TrainConfig) -> tuple[dict[str, Any], float]:
     """
     import rewardlab  # noqa: F401  (registers the ids)
     from rewardlab.agents.factory import ACTION_SPACES, algorithm_class, load_hyperparams
-    from rewardlab.wrappers.shaping import _check_mismatch
+    from rewardlab.reward_models.potentials import check_mismatched_discount
 
     if config.env not in gym.registry:
         close = difflib.get_close_matches(config.env, list(gym.registry), n=3)
@@ -168,7 +168,7 @@ def _resolve(config: TrainConfig) -> tuple[dict[str, Any], float]:
         )
     gamma = _agent_gamma(config.algo, params)
     if config.reward.shaping_gamma is not None:
-        _check_mismatch(config.reward.shaping_gamma, gamma)
+        check_mismatched_discount(config.reward.shaping_gamma, gamma)
     return params, gamma
 
 
@@ -206,7 +206,7 @@ def check_config(config: TrainConfig) -> dict[str, Any]:
 
     params, _ = _resolve(config)
     n_envs = int(params.get("n_envs", 1))
-    venv = rewardlab.make_vec(config.env, n_envs, env_kwargs=_train_env_kwargs(config))
+    venv = rewardlab.make_vec_env(config.env, n_envs, env_kwargs=_train_env_kwargs(config))
     try:
         _build_agent(config, venv, params, device="cpu")
     finally:
@@ -283,7 +283,7 @@ def train(
 
     from rewardlab.agents.callbacks import RewardComponentLog, RewardCostCheck, ShapingDiscountCheck
     from rewardlab.agents.evaluation import TrueTaskEval
-    from rewardlab.reward_spec import make_reward_vec
+    from rewardlab.vec import make_vec_env
 
     params, gamma = _resolve(config)
     out = Path(run_dir)
@@ -292,12 +292,12 @@ def train(
             f"run folder {out} already holds files; train into a new folder or delete it"
         )
     n_envs = int(params.get("n_envs", 1))
-    venv = make_reward_vec(
+    venv = make_vec_env(
         config.env,
+        n_envs,
         config.reward,
-        n_envs=n_envs,
         seed=config.seed * n_envs,
-        agent_gamma=gamma,
+        gamma=gamma,
         env_kwargs=config.env_kwargs,
     )
     try:

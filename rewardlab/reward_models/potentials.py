@@ -8,9 +8,12 @@ changes over time, provided ``Phi(s)`` is the value cached when ``s`` was entere
 
 from __future__ import annotations
 
+import math
+from numbers import Real
+
 import numpy as np
 
-__all__ = ["shaping_term"]
+__all__ = ["check_discount", "check_mismatched_discount", "check_scale", "shaping_term"]
 
 
 def shaping_term(
@@ -39,3 +42,42 @@ def shaping_term(
     phi = np.asarray(phi, dtype=np.float64)
     phi_next = np.where(np.asarray(terminated, dtype=bool), 0.0, phi_next).astype(np.float64)
     return gamma * phi_next - phi
+
+
+def check_discount(gamma: float, name: str = "gamma") -> float:
+    """``gamma`` as a float, or a ValueError unless it is a number in ``(0, 1]``.
+
+    Example:
+        >>> check_discount(0.99)
+        0.99
+    """
+    if isinstance(gamma, bool) or not isinstance(gamma, Real):
+        raise ValueError(f"{name} must be a number in (0, 1], got {gamma!r}")
+    if not 0.0 < float(gamma) <= 1.0:
+        raise ValueError(f"{name} must be in (0, 1], got {gamma!r}")
+    return float(gamma)
+
+
+def check_mismatched_discount(gamma: float, agent_gamma: float) -> float:
+    """Validate the discounts of the mismatched-discount negative control; return
+    ``agent_gamma`` as a float.
+
+    Raises:
+        ValueError: If a discount is not in ``(0, 1]`` or ``gamma`` equals the agent's.
+    """
+    agent = check_discount(agent_gamma, "agent_gamma")
+    if check_discount(gamma) == agent:
+        raise ValueError(
+            f"mismatched shaping needs gamma != agent_gamma, got both {gamma!r}: a shaping "
+            "discount that equals the agent's gamma is plain policy-invariant shaping; use "
+            "PotentialShaping (drop shaping_gamma), or another value for the mismatched-"
+            "discount control"
+        )
+    return agent
+
+
+def check_scale(scale: float, name: str = "scale") -> float:
+    """``scale`` as a float, or a ValueError unless it is a finite number."""
+    if isinstance(scale, bool) or not isinstance(scale, Real) or not math.isfinite(scale):
+        raise ValueError(f"{name} must be a finite number, got {scale!r}")
+    return float(scale)

@@ -1,33 +1,35 @@
 """Adapters from reward models and potentials to Gymnasium wrappers and SB3 vector envs.
 
-Per-env wrappers: :class:`ModelReward`, :class:`CLIPReward` (a CLIP reward prompted with the
-task), :class:`PotentialShaping` (and the negative controls :class:`ProgressBonus`,
-:class:`MismatchedShaping`), :class:`CaptureFrames`. SB3 ``VecEnvWrapper`` layers:
-:class:`VecModelReward`, :class:`VecPotentialShaping` (and the negative controls
-:class:`VecProgressBonus`, :class:`VecMismatchedShaping`). CLIPReward and the vector layers
-are imported lazily, so
-``import rewardlab.wrappers`` imports neither torch, open_clip nor stable_baselines3.
+Every reward layer is one batched rule (:mod:`rewardlab.wrappers.core`) run by a per-env
+wrapper (:class:`ModelReward`, :class:`CLIPReward`, :class:`PotentialShaping` and the
+negative controls :class:`ProgressBonus`, :class:`MismatchedShaping`) or by an SB3
+``VecEnvWrapper`` (:class:`VecModelReward`, :class:`VecPotentialShaping`,
+:class:`VecProgressBonus`, :class:`VecMismatchedShaping`); the info keys they write are in
+:mod:`rewardlab.info_keys`. :class:`CaptureFrames` and :class:`CaptureState` put a frame and
+the task's state variables in each step's info. CLIPReward and the vector layers are
+imported lazily, so ``import rewardlab.wrappers`` imports neither torch, open_clip nor
+stable_baselines3.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rewardlab.wrappers.core import POTENTIAL_NAMES, REWARD_MODES, Potential
 from rewardlab.wrappers.frames import FRAME_KEY, CaptureFrames
 from rewardlab.wrappers.reward import (
     COMPONENT_PREFIX,
     POTENTIAL_COMPONENT_PREFIX,
-    REWARD_MODES,
     ModelReward,
+    RewardLayer,
 )
 from rewardlab.wrappers.shaping import (
-    POTENTIAL_NAMES,
     MismatchedShaping,
-    Potential,
     PotentialShaping,
     ProgressBonus,
     check_shaping_gamma,
 )
+from rewardlab.wrappers.state import CaptureState
 
 if TYPE_CHECKING:
     from rewardlab.wrappers.clip import CLIPReward
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
         VecModelReward,
         VecPotentialShaping,
         VecProgressBonus,
+        VecRewardLayer,
     )
 
 __all__ = [
@@ -46,19 +49,28 @@ __all__ = [
     "POTENTIAL_NAMES",
     "REWARD_MODES",
     "CaptureFrames",
+    "CaptureState",
     "MismatchedShaping",
     "ModelReward",
     "Potential",
     "PotentialShaping",
     "ProgressBonus",
+    "RewardLayer",
     "VecMismatchedShaping",
     "VecModelReward",
     "VecPotentialShaping",
     "VecProgressBonus",
+    "VecRewardLayer",
     "check_shaping_gamma",
 ]
 
-_LAZY = {"VecMismatchedShaping", "VecModelReward", "VecPotentialShaping", "VecProgressBonus"}
+_VEC = {
+    "VecMismatchedShaping",
+    "VecModelReward",
+    "VecPotentialShaping",
+    "VecProgressBonus",
+    "VecRewardLayer",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -66,7 +78,7 @@ def __getattr__(name: str) -> Any:
         from rewardlab.wrappers.clip import CLIPReward
 
         return CLIPReward
-    if name in _LAZY:
+    if name in _VEC:
         from rewardlab.wrappers import vec
 
         return getattr(vec, name)

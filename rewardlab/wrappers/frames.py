@@ -7,10 +7,9 @@ from typing import Any, SupportsFloat
 import gymnasium as gym
 import numpy as np
 
-__all__ = ["FRAME_KEY", "CaptureFrames"]
+from rewardlab.info_keys import FRAME as FRAME_KEY
 
-FRAME_KEY = "frame"
-"""Info key holding the ``(H, W, 3)`` uint8 frame of the state just entered."""
+__all__ = ["FRAME_KEY", "CaptureFrames"]
 
 
 class CaptureFrames(gym.Wrapper[Any, Any, Any, Any], gym.utils.RecordConstructorArgs):

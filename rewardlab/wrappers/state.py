@@ -7,11 +7,9 @@ from typing import Any, SupportsFloat
 import gymnasium as gym
 
 from rewardlab.envs.core import get_task
+from rewardlab.info_keys import STATE_PREFIX
 
 __all__ = ["STATE_PREFIX", "CaptureState", "state_keys"]
-
-STATE_PREFIX = "state/"
-"""Info key prefix of a state variable: ``info["state/block_pos"]``."""
 
 
 def state_keys(needs_info: tuple[str, ...]) -> tuple[str, ...]:
@@ -26,7 +24,7 @@ class CaptureState(gym.Wrapper[Any, Any, Any, Any], gym.utils.RecordConstructorA
     :class:`~rewardlab.wrappers.frames.CaptureFrames`, so a vector env's auto-reset cannot
     replace the last state of an episode. Reward models ask for a variable by listing
     ``"state/<name>"`` in ``needs_info`` (LLM-written reward programs do);
-    :func:`rewardlab.make_vec` then adds this wrapper. Privileged variables (the policy does
+    :func:`rewardlab.make_vec_env` then adds this wrapper. Privileged variables (the policy does
     not observe them) are included: a reward may read them, a policy never does.
 
     Args:

@@ -12,7 +12,8 @@ from stable_baselines3 import PPO
 
 from rewardlab.agents.evaluation import evaluate_policy_on_task
 from rewardlab.agents.train import TrainConfig, check_config, train
-from rewardlab.reward_spec import make_reward_vec, parse_reward
+from rewardlab.reward_spec import parse_reward
+from rewardlab.vec import make_vec_env
 
 SMALL = {"n_envs": 2, "n_steps": 32, "batch_size": 32}
 
@@ -59,9 +60,7 @@ def test_evaluation_ignores_a_reward_that_pays_for_failing(tmp_path: Path) -> No
 
 
 def test_shaping_discount_is_the_agents(tmp_path: Path) -> None:
-    venv = make_reward_vec(
-        "rewardlab/GridEmpty-v0", parse_reward("pbrs"), n_envs=1, seed=0, agent_gamma=0.95
-    )
+    venv = make_vec_env("rewardlab/GridEmpty-v0", 1, parse_reward("pbrs"), gamma=0.95)
     assert venv.gamma == 0.95
     venv.close()
     # ShapingDiscountCheck runs at training start: this passes only if the gamma is tied.
@@ -83,25 +82,15 @@ def test_shaping_discount_is_the_agents(tmp_path: Path) -> None:
 def test_negative_controls_are_built_as_named() -> None:
     from rewardlab.wrappers.vec import VecMismatchedShaping, VecProgressBonus
 
-    mism = make_reward_vec(
-        "rewardlab/GridEmpty-v0",
-        parse_reward("pbrs_mismatched"),
-        n_envs=1,
-        seed=0,
-        agent_gamma=0.99,
-    )
+    mism = make_vec_env("rewardlab/GridEmpty-v0", reward="pbrs_mismatched", gamma=0.99)
     assert isinstance(mism, VecMismatchedShaping) and mism.gamma == 0.9
-    bonus = make_reward_vec(
-        "rewardlab/GridEmpty-v0", parse_reward("progress_bonus"), n_envs=1, seed=0, agent_gamma=0.99
-    )
+    bonus = make_vec_env("rewardlab/GridEmpty-v0", reward="progress_bonus", gamma=0.99)
     assert isinstance(bonus, VecProgressBonus)
     with pytest.raises(ValueError, match="equals the agent's gamma"):
-        make_reward_vec(
+        make_vec_env(
             "rewardlab/GridEmpty-v0",
-            parse_reward("{shaping: progress, shaping_gamma: 0.99}"),
-            n_envs=1,
-            seed=0,
-            agent_gamma=0.99,
+            reward="{shaping: progress, shaping_gamma: 0.99}",
+            gamma=0.99,
         )
 
 
@@ -188,17 +177,17 @@ def test_pbrs_agent_learns_the_empty_room(tmp_path: Path) -> None:
 def test_runs_with_different_seeds_share_no_training_env_seed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import rewardlab.reward_spec as spec_module
+    import rewardlab.vec as vec_module
 
     built = []
-    original = spec_module.make_reward_vec
+    original = vec_module.make_vec_env
 
     def recording(*args, **kwargs):
         venv = original(*args, **kwargs)
         built.append(venv)
         return venv
 
-    monkeypatch.setattr(spec_module, "make_reward_vec", recording)
+    monkeypatch.setattr(vec_module, "make_vec_env", recording)
     for seed in (0, 1):
         config = TrainConfig(
             env="rewardlab/GridEmpty-v0",

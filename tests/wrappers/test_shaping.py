@@ -167,7 +167,9 @@ def test_dynamic_potential_telescopes_exactly(max_steps: int) -> None:
             done = terminated or truncated
         phi_end = 0.0 if terminated else potential.outputs[-1]
         assert terminated == (max_steps == 200)
-        assert len(potential.outputs) == len(shaping) + (0 if terminated else 1)
+        # Phi(s_0), then Phi(s') every step: on termination too (one batched rule for the
+        # per-env and vector layers), where it is replaced by 0.
+        assert len(potential.outputs) == len(shaping) + 1
         expected = gamma ** len(shaping) * phi_end - potential.outputs[0]
         assert _discounted(shaping, gamma) == pytest.approx(expected, abs=1e-12)
 
