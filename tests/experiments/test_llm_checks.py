@@ -15,6 +15,7 @@ import rewardlab
 from rewardlab.envs.core import expert_policy, get_task
 from rewardlab.experiments.llm_reward import checks
 from rewardlab.experiments.llm_reward.checks import random_states, smoke_test
+from rewardlab.reward_models import program_reward
 from rewardlab.sandbox import GuardedProgram, RewardCallResult, ValidatedProgram, process
 
 # 100 states, in order: the first 64-row batch holds x = 1..64, the second x = 65..100.
@@ -197,8 +198,11 @@ def compute_reward(x):
     report = smoke_test(source, X_SHAPES, X)
     assert (report.stage, report.reason) == ("checks", "batch_dependent")
     (problem,) = report.problems
-    # x = 1 is 1 / 1 alone and 1 / 64 in the first batch.
-    assert "gets 1 in a batch of 1 and 0.015625 in a batch of 64" in problem
+    # x = 1 is 1 / 1 alone and 1 / 64 in the first batch (check_reward_model's words).
+    assert problem.startswith(
+        "the reward of row 0 depends on the other rows of the batch: it is 1 alone (a batch "
+        "of 1) and 0.015625 in the batch of 64 as given; compute each row from its own "
+    )
 
 
 def test_nonfinite_rewards_only_on_success_states_are_caught() -> None:
@@ -224,7 +228,7 @@ def test_a_nondeterministic_program_is_caught(monkeypatch: pytest.MonkeyPatch) -
             self.calls += 1
             return RewardCallResult(result.reward + self.calls, dict(result.components))
 
-    monkeypatch.setattr(checks, "GuardedProgram", Drifting)
+    monkeypatch.setattr(program_reward, "GuardedProgram", Drifting)
     report = smoke_test(GOOD, X_SHAPES, X)
     assert (report.stage, report.reason) == ("checks", "nondeterministic")
     assert "different rewards for the same states" in report.problems[0]
@@ -445,7 +449,7 @@ class SlowAtThree(GuardedProgram):
 def test_the_cost_at_the_training_batch_size_is_measured_and_judged(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(checks, "GuardedProgram", SlowAtThree)
+    monkeypatch.setattr(program_reward, "GuardedProgram", SlowAtThree)
     monkeypatch.setattr(checks, "perf_counter", lambda: SlowAtThree.now)
     report = smoke_test(GOOD, X_SHAPES, X, n_envs=3)
     assert (report.stage, report.reason) == ("checks", "slow")

@@ -3,11 +3,14 @@
 :func:`smoke_test` validates the program, then runs it in the sandbox on the states of random
 rollouts of the task and of the env's scripted expert (so goal, success and terminal states are
 among them), and checks what a learner would trip over: exceptions, wrong shapes (batches of 64
-states, of 1 and 2 as with one or two envs, and of the training run's ``n_envs``), non-finite
-values, nondeterminism (the same states twice in one worker, and in a second, separate worker
+states, of 1 as with one env, and of the training run's ``n_envs``), non-finite values,
+nondeterminism (the same states twice in one worker, and in a second, separate worker
 process), rewards that depend on the batch (its size, or the other states in it), component
 names that change between calls (the sandbox's guard fails such a call), slowness and a reward
-that is constant (no signal). Problems
+that is constant (no signal). The program runs as the
+:class:`~rewardlab.reward_models.program_reward.ProgramReward` training would call, and the
+rules every reward model keeps (determinism, rows alone or reordered) are
+:func:`~rewardlab.reward_models.check.check_reward_model`'s, on the first 64 states. Problems
 come back as an LLM-readable message (:meth:`SmokeReport.message`) for a repair round; what
 was measured (time per call, the sandbox's hardening) is in the report's fields.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Any
@@ -24,11 +28,18 @@ import gymnasium as gym
 import numpy as np
 
 from rewardlab.envs.core import expert_policy, get_task
+from rewardlab.info_keys import STATE_PREFIX
+from rewardlab.reward_models.base import RewardBatch, RewardOutput
+from rewardlab.reward_models.check import (
+    RewardModelCheckError,
+    check_reward_model,
+    first_difference,
+    take_rows,
+)
+from rewardlab.reward_models.program_reward import ProgramReward
 from rewardlab.sandbox import (
-    GuardedProgram,
     ProgramContained,
     ProgramRejected,
-    RewardCallResult,
     SandboxLimits,
     ValidatedProgram,
     validate_program,
@@ -40,8 +51,8 @@ LATENCY_LIMIT_MS = 50.0
 """Most milliseconds a call on a 64-row batch, or on the training batch, may take: the floor
 of a training run's reward budget (:class:`~rewardlab.wrappers.timing.RewardBudget`)."""
 
-SMALL_BATCHES = (1, 2)
-"""Batch sizes a program is also called with: training with one or two envs passes these."""
+ROWS_ALONE = 2
+"""States of the first batch also called alone (a call costs a round trip to the sandbox)."""
 
 TIMED_CALLS = 5
 """Calls timed at each size (after one untimed call); the median is reported."""
@@ -198,11 +209,6 @@ def _duration(ms: float) -> str:
     return f"{ms:.3g} ms" if ms >= 1 else f"{ms * 1e3:.3g} us"
 
 
-def _batches(states: Mapping[str, np.ndarray], size: int) -> list[dict[str, np.ndarray]]:
-    n = len(next(iter(states.values())))
-    return [{k: v[i : i + size] for k, v in states.items()} for i in range(0, n, size)]
-
-
 def _failure(exc: ProgramContained) -> tuple[str, str]:
     """Reason and message of the failure itself, not of the exception budget around it.
 
@@ -215,31 +221,10 @@ def _failure(exc: ProgramContained) -> tuple[str, str]:
     return exc.last_reason or exc.reason, exc.message
 
 
-def _outputs(result: RewardCallResult) -> list[tuple[str, np.ndarray]]:
-    """A call's reward and components as ``(what, values)``, in a fixed order."""
-    pairs = [("reward", result.reward)]
-    pairs += [
-        (f"component {name!r}", result.components[name]) for name in sorted(result.components)
-    ]
-    return pairs
-
-
-def _same(a: np.ndarray, b: np.ndarray) -> bool:
-    # Equal up to rounding: numpy may sum a row in another order in another batch shape.
-    return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-9, atol=1e-12))
-
-
-def _first_difference(
-    result: RewardCallResult, reference: Mapping[str, np.ndarray], rows: np.ndarray
-) -> tuple[str, int] | None:
-    """Where ``result`` (a call on the states ``rows``) differs from ``reference`` (every
-    output of every state, ``{what: (N,)}``): ``(what, position in the batch)``, or None."""
-    for what, values in _outputs(result):
-        expected = reference[what][rows]
-        if not _same(values, expected):
-            close = np.isclose(values, expected, rtol=1e-9, atol=1e-12)
-            return what, int(np.flatnonzero(~close)[0])
-    return None
+def _called_with(size: int) -> str:
+    """What a message about a call on ``size`` states starts with."""
+    envs = "one env" if size == 1 else f"{size} envs"
+    return f"called with a batch of B={size} (as in training with {envs}): "
 
 
 def _training_rows(n: int, n_envs: int) -> list[np.ndarray]:
@@ -249,11 +234,9 @@ def _training_rows(n: int, n_envs: int) -> list[np.ndarray]:
     return [order[i : i + n_envs] for i in range(0, len(order), n_envs)]
 
 
-def _timed(
-    guarded: GuardedProgram, batch: Mapping[str, np.ndarray], times: list[float]
-) -> RewardCallResult:
+def _timed(model: ProgramReward, batch: RewardBatch, times: list[float]) -> RewardOutput:
     start = perf_counter()
-    result = guarded(batch)
+    result = model(batch)
     times.append(perf_counter() - start)
     return result
 
@@ -272,15 +255,16 @@ def smoke_test(
 ) -> SmokeReport:
     """Validate ``source`` and run it in the sandbox on ``states`` (see the module docstring).
 
-    In one worker the program runs on all states in batches of 64, on the first batch again,
-    on the first 1 and 2 states alone (:data:`SMALL_BATCHES`), and, with ``n_envs``, on all
-    states in batches of ``n_envs`` (the batch a training run with that many envs calls it
-    with; a program found too slow there stops after :data:`TIMED_CALLS` + 1 calls). Every
-    output must have its batch's shape (the sandbox rejects any other) and equal the same
-    state's in the batches of 64. A second, separate worker process then runs the
-    batches of 64 again: a reward is a function of the state alone, so its outputs must be
-    the same. Calls on 64 states and on ``n_envs`` states are timed (median of
-    :data:`TIMED_CALLS`, after one untimed call).
+    In one worker the program runs on all states in batches of 64, through
+    :func:`~rewardlab.reward_models.check.check_reward_model` on the first batch (again, its
+    first :data:`ROWS_ALONE` states alone, reversed; its components need not sum to the
+    reward), and, with ``n_envs``, on all states in batches of ``n_envs`` (the batch a
+    training run with that many envs calls it with; a program found too slow there stops
+    after :data:`TIMED_CALLS` + 1 calls). Every output must have its batch's shape (the
+    sandbox rejects any other) and equal the same state's in the batches of 64. A second,
+    separate worker process then runs the batches of 64 again: a reward is a function of the
+    state alone, so its outputs must be the same. Calls on 64 states and on ``n_envs`` states
+    are timed (median of :data:`TIMED_CALLS`, after one untimed call).
 
     Args:
         source: The program's source (validated here), or a program already validated.
@@ -304,65 +288,72 @@ def smoke_test(
             program = validate_program(source, variables)
         except ProgramRejected as exc:
             return SmokeReport(False, "validation", exc.reason, [exc.message])
-    inputs = {p: np.asarray(states[p]) for p in program.parameters}
+    inputs = {STATE_PREFIX + p: np.asarray(states[p]) for p in program.parameters}
     n = len(next(iter(inputs.values())))
     if n == 0:
         raise ValueError("states must hold at least one state, got 0 rows")
-    batches = _batches(inputs, 64)
-    small = [_batches(inputs, size)[0] for size in SMALL_BATCHES if size <= n]
+    empty = np.zeros((n, 0))
+    everything = RewardBatch(empty, empty, empty, np.zeros(n, dtype=bool), info=inputs)
+    batches = [take_rows(everything, np.arange(i, min(i + 64, n))) for i in range(0, n, 64)]
     training = _training_rows(n, n_envs) if n_envs is not None else []
     during = ""
     hardening: list[str] = []
     latency: list[float] = []
     train_times: list[float] = []
+    checked: RewardModelCheckError | None = None
     try:
-        with GuardedProgram(program, limits, max_exceptions=1) as guarded:
-            if guarded.worker is not None:
-                hardening = list(guarded.worker.hardening)
-            first = [guarded(b) for b in batches]
-            stats = guarded.stats
+        with closing(ProgramReward(program, limits=limits, max_exceptions=1)) as model:
+            if model.guarded.worker is not None:
+                hardening = list(model.guarded.worker.hardening)
+            first = [model(b) for b in batches]
+            stats = model.guarded.stats
             nonfinite, clipped = stats.nonfinite, stats.clipped
             component_nonfinite = {
                 name: c.nonfinite for name, c in stats.components.items() if c.nonfinite
             }
-            again = guarded(batches[0])
-            alone: list[tuple[RewardCallResult, np.ndarray]] = []
-            for batch in small:
-                size = len(next(iter(batch.values())))
-                envs = "one env" if size == 1 else f"{size} envs"
-                during = f"called with a batch of B={size} (as in training with {envs}): "
-                alone.append((guarded(batch), np.arange(size)))
-            at_training: list[tuple[RewardCallResult, np.ndarray]] = []
+            try:
+                check_reward_model(model, batches[0], components_sum=False, rows_alone=ROWS_ALONE)
+            except RewardModelCheckError as exc:
+                if not isinstance(exc.__cause__, ProgramContained):
+                    checked = exc
+                else:  # the program failed: a runtime failure, reported as such below
+                    size = exc.batch_size or 0
+                    during = "" if size == len(batches[0]) else _called_with(size)
+                    raise exc.__cause__  # noqa: B904  (its own cause is the program's error)
+            at_training: list[tuple[RewardOutput, np.ndarray]] = []
             if n_envs is not None:
-                envs = "one env" if n_envs == 1 else f"{n_envs} envs"
-                during = f"called with a batch of B={n_envs} (as in training with {envs}): "
+                during = _called_with(n_envs)
                 for rows in training:
-                    batch = {k: v[rows] for k, v in inputs.items()}
-                    at_training.append((_timed(guarded, batch, train_times), rows))
+                    at_training.append(
+                        (_timed(model, take_rows(everything, rows), train_times), rows)
+                    )
                     if (
                         len(train_times) > TIMED_CALLS
                         and statistics.median(train_times[1:]) * 1e3 > latency_limit_ms
                     ):
                         break  # too slow already: with one env, every state is one call
-                first_batch = {k: v[training[0]] for k, v in inputs.items()}
+                first_batch = take_rows(everything, training[0])
                 while len(train_times) < TIMED_CALLS + 1:
-                    _timed(guarded, first_batch, train_times)
+                    _timed(model, first_batch, train_times)
             during = ""
             for _ in range(TIMED_CALLS):
-                _timed(guarded, batches[0], latency)
+                _timed(model, batches[0], latency)
             # A second process, alive beside the first (so not the first's process id
             # reused): what differs between processes must not reach the reward.
             during = "run again in a second, separate worker process: "
-            with GuardedProgram(program, limits, max_exceptions=1) as other:
+            with closing(ProgramReward(program, limits=limits, max_exceptions=1)) as other:
                 second = [other(b) for b in batches]
             during = ""
     except ProgramContained as exc:
         reason, message = _failure(exc)
         return SmokeReport(False, "runtime", reason, [during + message], hardening=hardening)
 
-    reward = np.concatenate([r.reward for r in first])
     # One set of names: the guard fixes it at the first call and fails any call that changes it.
     names = sorted(first[0].components)
+    reward = np.concatenate([r.reward for r in first])
+    full = RewardOutput(
+        reward, {k: np.concatenate([r.components[k] for r in first]) for k in names}
+    )
     latency_ms = statistics.median(latency) * 1e3
     # The first call at the training size is its warm-up (a new input layout).
     train_ms = statistics.median(train_times[1:]) * 1e3 if train_times else None
@@ -383,23 +374,17 @@ def smoke_test(
             **more,
         )
 
-    # Every call in one worker returns the same names (the guard fails one that does not).
-    full = {
-        what: np.concatenate([dict(_outputs(r))[what] for r in first])
-        for what, _ in _outputs(first[0])
-    }
-    everywhere = np.arange(n)
-    # Nondeterminism first, and alone: the values a nondeterministic program returns change
-    # from run to run, and so would any message quoting them (a recorded search must replay).
-    if _first_difference(again, full, everywhere[: len(again.reward)]) is not None:
+    # Nondeterminism first, and alone, in words of its own: the values a nondeterministic
+    # program returns change from run to run, and so would any message quoting them (a
+    # recorded search must replay).
+    if checked is not None and checked.reason == "nondeterministic":
         return verdict(
             "nondeterministic",
             ["it returned different rewards for the same states (no randomness)"],
         )
     if any(
-        sorted(b.components) != sorted(a.components)
-        or _first_difference(b, full, np.arange(i * 64, i * 64 + len(b.reward))) is not None
-        for i, (a, b) in enumerate(zip(first, second, strict=True))
+        sorted(b.components) != sorted(a.components) or first_difference(b, a) is not None
+        for a, b in zip(first, second, strict=True)
     ):
         return verdict(
             "nondeterministic",
@@ -427,8 +412,10 @@ def smoke_test(
             f"its components were NaN or inf ({counts}); they are reported back to you, so "
             "keep them finite too"
         )
-    dependence = _batch_dependence(full, [*alone, *at_training], n_envs)
-    if dependence:
+    if checked is not None:  # each state alone, or reversed, differs from the batch of 64
+        reason = reason or checked.reason
+        problems.append(str(checked))
+    elif dependence := _batch_dependence(full, at_training, n_envs):
         reason = reason or "batch_dependent"
         problems.append(dependence)
     # The measured times are in the report's fields, not in these messages: a message that
@@ -455,8 +442,8 @@ def smoke_test(
     if clipped:
         warnings.append(f"{clipped} values were clipped to the guard's range")
     for name in names:
-        values = np.concatenate([r.components[name] for r in first])
-        if float(np.ptp(values)) < 1e-12:  # not np.std, which overflows near 1.7e308
+        # np.ptp, not np.std, which overflows near 1.7e308.
+        if float(np.ptp(full.components[name])) < 1e-12:
             warnings.append(f"component {name!r} is constant on these states")
     return verdict(
         reason,
@@ -473,30 +460,21 @@ def smoke_test(
 
 
 def _batch_dependence(
-    full: Mapping[str, np.ndarray],
-    calls: Sequence[tuple[RewardCallResult, np.ndarray]],
-    n_envs: int | None,
+    full: RewardOutput, calls: Sequence[tuple[RewardOutput, np.ndarray]], n_envs: int | None
 ) -> str | None:
-    """How a call on fewer (or other) states than the batches of 64 differs from them."""
+    """How a call on ``n_envs`` states (``rows`` of ``full``) differs from the batches of 64."""
     for result, rows in calls:
-        found = _first_difference(result, full, rows)
+        found = first_difference(result, full, rows)
         if found is None:
             continue
-        what, j = found
-        state = int(rows[j])
+        state = int(rows[found.row])
         size = len(result.reward)
-        together = min(64, len(full["reward"]) - state // 64 * 64)
-        alone = dict(_outputs(result))[what][j]
-        training = (
-            f" (training with {n_envs} envs calls it on batches of {n_envs})"
-            if size == n_envs
-            else ""
-        )
+        together = min(64, len(full.reward) - state // 64 * 64)
         return (
-            f"its {what} for a state depends on the batch it is in: a state gets "
-            f"{alone:.6g} in a batch of {size} and {full[what][state]:.6g} in a batch of "
-            f"{together}{training}; compute each row from its own state only, nothing that "
-            "depends on the batch size or on the other states (no mean, max, sum or "
-            "normalization over the batch axis 0)"
+            f"its {found.what} for a state depends on the batch it is in: a state gets "
+            f"{found.value:.6g} in a batch of {size} and {found.expected:.6g} in a batch of "
+            f"{together} (training with {n_envs} envs calls it on batches of {n_envs}); "
+            "compute each row from its own state only, nothing that depends on the batch size "
+            "or on the other states (no mean, max, sum or normalization over the batch axis 0)"
         )
     return None
