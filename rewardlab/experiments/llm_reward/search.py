@@ -30,6 +30,7 @@ import json
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,8 +54,8 @@ from rewardlab.llm import (
     default_base_url,
 )
 from rewardlab.reward_models.program_reward import corrections
-from rewardlab.sandbox import ProgramRejected, extract_code
 from rewardlab.reward_spec import parse_reward
+from rewardlab.sandbox import ProgramRejected, extract_code
 from rewardlab.wrappers.timing import RewardBudget
 
 __all__ = ["SearchConfig", "load_search_config", "run_search", "system_prompt"]
@@ -699,20 +700,9 @@ def _train_config(config: SearchConfig, reward: Any, seed: int, **overrides: Any
 
 
 def _report_json(report: SmokeReport | None) -> dict[str, Any] | None:
-    if report is None:
-        return None
-    return {
-        "passed": report.passed,
-        "stage": report.stage,
-        "reason": report.reason,
-        "problems": report.problems,
-        "warnings": report.warnings,
-        "latency_ms": report.latency_ms,
-        "n_envs": report.n_envs,
-        "train_us_per_row": report.train_us_per_row,
-        "reward_stats": report.reward_stats,
-        "components": report.components,
-    }
+    """A check's verdict as a candidate records it (the cost per row, not per call)."""
+    skip = ("train_ms_per_call", "hardening")
+    return None if report is None else {k: v for k, v in asdict(report).items() if k not in skip}
 
 
 def run_search(
@@ -748,20 +738,9 @@ def run_search(
         raise ValueError(f"feedback file {config.feedback_file} does not exist")
     out.mkdir(parents=True, exist_ok=True)
     if client is None:
-        llm = config.llm
+        base_url = config.llm.base_url or default_base_url()
         client = ChatClient(
-            LLMConfig(
-                model=llm.model,
-                base_url=llm.base_url or default_base_url(),
-                api_key_env=llm.api_key_env,
-                temperature=llm.temperature,
-                max_tokens=llm.max_tokens,
-                timeout_s=llm.timeout_s,
-                max_retries=llm.max_retries,
-                concurrency=llm.concurrency,
-                price_per_1k_prompt=llm.price_per_1k_prompt,
-                price_per_1k_completion=llm.price_per_1k_completion,
-            ),
+            LLMConfig(**{**config.llm.model_dump(), "base_url": base_url}),
             cache_dir=config.cache.dir or str(out / "llm_cache"),
             cache_mode=config.cache.mode,
             token_budget=config.budgets.tokens,
@@ -792,7 +771,7 @@ def _baselines(config: SearchConfig, out: Path, best: dict[str, Any]) -> dict[st
     dense-expert rewards trained there too; Eureka's human normalized score from the three.
     A run that fails is recorded (``<name>_error``), and the others still run."""
     from rewardlab.agents.train import TrainConfig, train
-    from rewardlab.evaluation.stats import human_normalized_score
+    from rewardlab.evaluation.run_stats import human_normalized_score
     from rewardlab.experiments.reward_eval import env_reward_types
 
     _, dense = env_reward_types(config.env, config.train.env_kwargs)
