@@ -2,7 +2,7 @@
 
 The program's ``compute_reward(<state variables>)`` is called once per vector step on the
 variables of the states entered: the model lists them as ``"state/<name>"`` in
-``needs_info``, so :func:`rewardlab.make_vec` adds
+``needs_info``, so :func:`rewardlab.make_vec_env` adds
 :class:`~rewardlab.wrappers.state.CaptureState` to every sub-env. The program runs in a
 :class:`~rewardlab.sandbox.GuardedProgram` (separate process, resource limits,
 timeouts, non-finite values replaced and counted, clipping, an exception budget).
@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from rewardlab.info_keys import STATE_PREFIX
 from rewardlab.reward_models.base import RewardBatch, RewardModel, RewardOutput
 from rewardlab.sandbox import (
     GuardedProgram,
@@ -26,8 +27,6 @@ from rewardlab.sandbox import (
 )
 
 __all__ = ["ProgramReward", "corrections", "reference_program"]
-
-STATE_PREFIX = "state/"  # the info keys CaptureState writes (wrappers.state.STATE_PREFIX)
 
 
 def corrections(diagnostics: Mapping[str, Any]) -> dict[str, int]:
@@ -75,7 +74,8 @@ class ProgramReward(RewardModel):
         max_exceptions: Failed calls after which training stops with the reason.
 
     The components the program returns are passed on (``info["reward_model/<name>"]``); a
-    program's components need not sum to its reward.
+    program's components need not sum to its reward (check it with
+    ``check_reward_model(model, batch, components_sum=False)``).
     """
 
     def __init__(
