@@ -8,7 +8,7 @@ Two parts, each reported as ratios between paths measured in the same run (timin
 the machine; ratios much less so). Nothing here asserts a time.
 
 (a) Shaping and composition: 8 ``rewardlab/GridKeyDoor-v0`` envs in a ``DummyVecEnv`` through
-    :func:`rewardlab.make_vec`, random actions (the same sequence for every setting), resets
+    :func:`rewardlab.make_vec_env`, random actions (the same sequence for every setting), resets
     included: bare, ``shaping="progress"``, a composed reward
     ``WeightedSum({"progress": InfoReward("progress"), "success": InfoReward("is_success")})``
     through ``reward=``, and both. The settings are interleaved, best of ``--repeats``. Target:
@@ -74,12 +74,12 @@ def _composed() -> WeightedSum:
 
 
 SHAPING_SETTINGS: dict[str, Callable[[], Any]] = {
-    "bare": lambda: rewardlab.make_vec(ENV_ID, N_ENVS),
-    "shaping=progress": lambda: rewardlab.make_vec(ENV_ID, N_ENVS, shaping="progress"),
-    "reward=WeightedSum(InfoReward x2)": lambda: rewardlab.make_vec(
+    "bare": lambda: rewardlab.make_vec_env(ENV_ID, N_ENVS),
+    "shaping=progress": lambda: rewardlab.make_vec_env(ENV_ID, N_ENVS, shaping="progress"),
+    "reward=WeightedSum(InfoReward x2)": lambda: rewardlab.make_vec_env(
         ENV_ID, N_ENVS, reward=_composed()
     ),
-    "both": lambda: rewardlab.make_vec(ENV_ID, N_ENVS, reward=_composed(), shaping="progress"),
+    "both": lambda: rewardlab.make_vec_env(ENV_ID, N_ENVS, reward=_composed(), shaping="progress"),
 }
 
 

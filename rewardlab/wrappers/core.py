@@ -75,6 +75,7 @@ class Transitions(NamedTuple):
         terminated: ``(B,)`` bool, True where ``next_obs`` is a true terminal state.
         rewards: ``(B,)`` float64 rewards from below the layer.
         infos: The step infos (of ``next_obs``); the core writes its keys into them.
+        ended: True when some row's episode ended (terminated or truncated).
     """
 
     obs: np.ndarray
@@ -83,6 +84,7 @@ class Transitions(NamedTuple):
     terminated: np.ndarray
     rewards: np.ndarray
     infos: Sequence[dict[str, Any]]
+    ended: bool
 
 
 def all_finite(values: np.ndarray) -> bool:
@@ -195,7 +197,7 @@ def _put(infos: Sequence[dict[str, Any]], key: str, values: np.ndarray) -> None:
 
 def _check_unreserved(infos: Sequence[Mapping[str, Any]]) -> None:
     for info in infos:
-        if ENV_REWARD not in info and not RESERVED.isdisjoint(info):
+        if REWARD_LAYERS not in info and not RESERVED.isdisjoint(info):
             raise ValueError(
                 f"the env reports info keys {sorted(RESERVED.intersection(info))}, which "
                 "rewardlab's reward layers write (rewardlab.info_keys.RESERVED); rename them in "
@@ -342,18 +344,20 @@ class PotentialCore(RewardCore):
         super().__init__(as_potential_model(potential), frames, action_space)
         self.name, self.gamma, self.scale = name, gamma, scale
         self._phi: np.ndarray | None = None
-        self._zeros: dict[int, np.ndarray] = {}
+        self._placeholders: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def potentials(self, obs: np.ndarray, infos: Sequence[Mapping[str, Any]]) -> RewardOutput:
         """``Phi`` of the states whose observations are ``obs`` and infos ``infos``."""
         n = len(obs)
-        actions = self._zeros.get(n)
-        if actions is None:  # the placeholder action, built once per batch size
+        placeholders = self._placeholders.get(n)
+        if placeholders is None:  # zero actions, nothing terminated: built once per size
             space = self.action_space
             dtype = space.dtype if space.dtype is not None else np.float64
-            actions = self._zeros[n] = np.zeros((n, *(space.shape or ())), dtype=dtype)
-            actions.flags.writeable = False
-        return self._batch(obs, actions, obs, np.zeros(n, dtype=bool), infos)
+            placeholders = np.zeros((n, *(space.shape or ())), dtype=dtype), np.zeros(n, bool)
+            for array in placeholders:
+                array.flags.writeable = False
+            self._placeholders[n] = placeholders
+        return self._batch(obs, placeholders[0], obs, placeholders[1], infos)
 
     def reset(self, obs: np.ndarray, infos: Sequence[dict[str, Any]]) -> None:
         """Cache ``Phi(s_0)`` of every row."""
@@ -377,7 +381,7 @@ class PotentialCore(RewardCore):
         if self.gamma is None:
             term = phi_next * self.scale
         else:
-            if step.terminated.any():  # a true terminal state has no future: Phi = 0
+            if step.ended and step.terminated.any():  # a true terminal state: Phi = 0
                 phi_next = np.where(step.terminated, 0.0, phi_next)
             term = phi_next * self.gamma
             term -= self._phi

@@ -105,6 +105,7 @@ class RewardLayer(gym.Wrapper[Any, Any, Any, Any], gym.utils.RecordConstructorAr
                 np.array([bool(terminated)]),
                 np.array([float(reward)]),
                 [info],
+                bool(terminated or truncated),
             )
         )
         return obs, float(rewards[0]), terminated, truncated, info

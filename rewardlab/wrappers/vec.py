@@ -167,13 +167,15 @@ class VecRewardLayer(VecEnvWrapper):
         infos = list(infos)
         # float64 holds every float32 exactly: the same Python floats as float(rews[i]).
         rewards = np.asarray(rews).astype(np.float64)
-        done = np.flatnonzero(dones)
-        if len(done):
+        ended = bool(dones.any())
+        if ended:
             next_obs, terminated = _final_transition(arr, dones, infos)
         else:  # the common step: nothing to undo
             next_obs, terminated = arr, _not_terminated(len(dones))
-        out = self.core.step(Transitions(arr, self._actions, next_obs, terminated, rewards, infos))
-        if len(done):
+        step = Transitions(arr, self._actions, next_obs, terminated, rewards, infos, ended)
+        out = self.core.step(step)
+        if ended:
+            done = np.flatnonzero(dones)
             self.core.restart(done, arr[done], [self.reset_infos[i] for i in done.tolist()])
         # The layer's cost includes gathering its batch: what it adds to a step.
         self.times.add(stepped - start, perf_counter() - stepped)
