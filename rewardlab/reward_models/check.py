@@ -169,28 +169,36 @@ def _call(model: RewardModel, batch: RewardBatch, how: str, components_sum: bool
     return out
 
 
+_AGAIN = "on the same batch again"
+_FIXES = {
+    "nondeterministic": "the model is not deterministic: a reward must be a function of the "
+    "batch alone (no random numbers, clock or state kept between calls); check a model that "
+    "keeps state on purpose (RunningNorm) with deterministic=False",
+    "batch_dependent": "it depends on the other rows of the batch: compute each row from its "
+    "own transition only, nothing that depends on the batch size or on the other rows (no "
+    "mean, max, sum or normalization over the batch axis 0)",
+}
+
+
 def _agree(
     output: RewardOutput, reference: RewardOutput, rows: np.ndarray, how: str, **tol: float
 ) -> None:
-    """Raise where ``output``, of a call on ``reference``'s ``rows``, differs from it."""
+    """Raise where ``output``, of a call ``how`` on ``reference``'s ``rows``, differs from it."""
     names, expected = sorted(output.components), sorted(reference.components)
     message = f"the model returned the components {names} {how} and {expected} on the batch"
     _require(names == expected, "components", message + ": return the same names always")
     found = first_difference(output, reference, rows, **tol)
     if found is not None:
-        rounding = np.isclose(found.value, found.expected)  # numpy's float32-sized tolerance
+        reason = "nondeterministic" if how == _AGAIN else "batch_dependent"
+        size = len(reference.reward)
+        where = "the first time" if how == _AGAIN else f"in the batch of {size} as given"
+        fix = _FIXES[reason]
+        if np.isclose(found.value, found.expected):  # numpy's float32-sized tolerance
+            fix += "; the two differ by rounding only: for a float32 model, pass rtol=1e-5"
         raise RewardModelCheckError(
-            "batch_dependent",
-            f"the {found.what} of row {rows[found.row]} depends on the other rows of the batch: "
-            f"it is {found.value:.6g} {how} and {found.expected:.6g} in the batch of "
-            f"{len(reference.reward)} as given; compute each row from its own transition only, "
-            "nothing that depends on the batch size or on the other rows (no mean, max, sum or "
-            "normalization over the batch axis 0)"
-            + (
-                "; the two differ by rounding only: for a float32 model, pass rtol=1e-5"
-                if rounding
-                else ""
-            ),
+            reason,
+            f"the {found.what} of row {rows[found.row]} is {found.value:.6g} {how} and "
+            f"{found.expected:.6g} {where}: {fix}",
             len(rows),
         )
 
@@ -265,7 +273,7 @@ def check_reward_model(
         warnings.warn("a batch of 1 row cannot show batch dependence: pass two", stacklevel=2)
     before = _snapshot(batch)
     calls = []
-    for how in ("on the batch as given", "on the same batch again")[: 1 + deterministic]:
+    for how in ("on the batch as given", _AGAIN)[: 1 + deterministic]:
         calls.append(_call(model, batch, how, components_sum))
         for name, after in _snapshot(batch).items():
             old = before[name]
@@ -278,16 +286,7 @@ def check_reward_model(
             )
     output = calls[0]
     if deterministic:
-        _require(
-            sorted(calls[1].components) == sorted(output.components)
-            and first_difference(calls[1], output, rtol=rtol, atol=atol) is None,
-            "nondeterministic",
-            "the model returned other rewards or components for the same batch the second "
-            "time: a reward must be a function of the batch alone (no random numbers, clock or "
-            "state kept between calls); check a model that keeps state on purpose (RunningNorm) "
-            "with deterministic=False",
-            n,
-        )
+        _agree(calls[1], output, np.arange(n), _AGAIN, rtol=rtol, atol=atol)
         for i in range(n if rows_alone is None else min(n, rows_alone)):
             alone = _call(model, take_rows(batch, [i]), f"on row {i} alone", components_sum)
             _agree(alone, output, np.array([i]), "alone (a batch of 1)", rtol=rtol, atol=atol)

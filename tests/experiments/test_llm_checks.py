@@ -200,8 +200,8 @@ def compute_reward(x):
     (problem,) = report.problems
     # x = 1 is 1 / 1 alone and 1 / 64 in the first batch (check_reward_model's words).
     assert problem.startswith(
-        "the reward of row 0 depends on the other rows of the batch: it is 1 alone (a batch "
-        "of 1) and 0.015625 in the batch of 64 as given; compute each row from its own "
+        "the reward of row 0 is 1 alone (a batch of 1) and 0.015625 in the batch of 64 as "
+        "given: it depends on the other rows of the batch: compute each row from its own "
     )
 
 
