@@ -10,7 +10,7 @@ Two parts, each a ratio between paths measured in the same run. Nothing here ass
     ``rewardlab/GridKeyDoor-v0`` frames at 224x224, ``ViT-B-32`` with random weights (the same
     cost as pretrained ones):
 
-    - ``ours``: :class:`~rewardlab.evaluation.scoring.ModelCache`, as ``rewardlab
+    - ``ours``: :class:`~rewardlab.evaluation.reward_tables.ModelCache`, as ``rewardlab
       eval-reward --sweep`` runs it: every frame is encoded once, each point scores the shared
       embeddings (a matrix product per point);
     - ``per point``: each point as its own reward model called on every frame
@@ -21,7 +21,7 @@ Two parts, each a ratio between paths measured in the same run. Nothing here ass
     Reported in frame-scores per second (frames x points / time). Target: the reuse gives
     nearly ``points`` x.
 
-(b) EPIC (sampled, :func:`~rewardlab.evaluation.metrics.epic_distance`) between two rewards
+(b) EPIC (sampled, :func:`~rewardlab.evaluation.reward_metrics.epic_distance`) between two rewards
     of a ~1e5-transition ``GridKeyDoor`` dataset of random and expert episodes, with 256
     coverage samples, against the direct canonicalization that evaluates the reward on
     ``(s', A_j, S'_j)`` and ``(s, A_j, S'_j)`` for every transition separately (``2 n M``
@@ -47,9 +47,9 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import rewardlab  # noqa: E402,F401
-from rewardlab.evaluation import metrics  # noqa: E402
+from rewardlab.evaluation import reward_metrics  # noqa: E402
 from rewardlab.evaluation.datasets import DatasetConfig, generate_dataset  # noqa: E402
-from rewardlab.evaluation.scoring import ModelCache, StateTable, TermReward  # noqa: E402
+from rewardlab.evaluation.reward_tables import ModelCache, StateTable, TermReward  # noqa: E402
 from rewardlab.experiments.reward_eval import (  # noqa: E402
     dataset_table,
     sweep_specs,
@@ -186,7 +186,7 @@ def bench_epic(n_random: int, coverage: int) -> dict[str, Any]:
         ca = rng.integers(0, len(s), coverage)
 
         t = time.perf_counter()
-        d = metrics.epic_distance(f_truth, f_shaped, (s, a, s2), cs, ca, 0.99)
+        d = reward_metrics.epic_distance(f_truth, f_shaped, (s, a, s2), cs, ca, 0.99)
         t_ours = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -206,10 +206,10 @@ def bench_epic(n_random: int, coverage: int) -> dict[str, Any]:
             "p", values=tt.info("is_success"), potential=tt.progress, gamma=0.99
         ).tensor(tt.terminal, tab.n_actions, None)
         t = time.perf_counter()
-        metrics.tabular_epic_distance(r1, r2, 0.99)
+        reward_metrics.tabular_epic_distance(r1, r2, 0.99)
         t_tab = time.perf_counter() - t
         t = time.perf_counter()
-        metrics.starc_distance(r1, r2, tab.transitions, 0.99)
+        reward_metrics.starc_distance(r1, r2, tab.transitions, 0.99)
         t_starc = time.perf_counter() - t
         return {
             "transitions": ds.n_transitions,

@@ -114,7 +114,7 @@ class TrainResult:
     """What a finished run reports.
 
     Attributes:
-        evals: One dict per evaluation (:data:`~rewardlab.agents.evaluation.EVAL_COLUMNS`).
+        evals: One dict per evaluation (:data:`~rewardlab.agents.policy_eval.EVAL_COLUMNS`).
         wall_s: Seconds of training, evaluations included.
         steps: Env steps trained (at least ``config.steps``: on-policy algorithms finish
             their last rollout).
@@ -282,7 +282,7 @@ def train(
     from stable_baselines3.common.logger import configure
 
     from rewardlab.agents.callbacks import RewardComponentLog, RewardCostCheck, ShapingDiscountCheck
-    from rewardlab.agents.evaluation import TrueTaskEval
+    from rewardlab.agents.policy_eval import TrueTaskEval
     from rewardlab.vec import make_vec_env
 
     params, gamma = _resolve(config)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from stable_baselines3 import PPO
 
-from rewardlab.agents.evaluation import evaluate_policy_on_task
+from rewardlab.agents.policy_eval import evaluate_policy_on_task
 from rewardlab.agents.train import TrainConfig, check_config, train
 from rewardlab.reward_spec import parse_reward
 from rewardlab.vec import make_vec_env
