@@ -48,9 +48,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import rewardlab  # noqa: E402,F401
 from rewardlab.evaluation import reward_metrics  # noqa: E402
+from rewardlab.evaluation.dataset_metrics import dataset_table, tabular_setup  # noqa: E402
 from rewardlab.evaluation.datasets import DatasetConfig, generate_dataset  # noqa: E402
 from rewardlab.evaluation.reward_tables import ModelCache, StateTable, TermReward  # noqa: E402
-from rewardlab.evaluation.dataset_metrics import dataset_table, tabular_setup  # noqa: E402
 from rewardlab.experiments.reward_eval import sweep_specs  # noqa: E402
 
 ENV_ID = "rewardlab/GridKeyDoor-v0"
