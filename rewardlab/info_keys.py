@@ -14,10 +14,11 @@ per-env wrapper or a vector layer, stacked in any order) add:
   innermost first: the reward the layer received, the term it computed (the model's reward,
   the shaping term ``F``) and the reward it returned, which is ``term`` when the layer
   replaces the reward and ``reward_in + term`` when it adds to it.
-- Each layer's own terms: ``reward_model/<name>`` (a model's components, which sum to its
-  reward when it reports any), :data:`SHAPING` (the shaping layer's term), :data:`POTENTIAL`
-  (``Phi(s')``), ``potential_model/<name>`` (a model potential's components of ``Phi(s')``),
-  :data:`MODEL_FRESH` (``CLIPReward(every=k)``: whether the value was computed on this step).
+- Each layer's own terms: ``reward_model/<name>`` (a model's components: a composite's sum
+  to its reward; a reward program's are what it reports), :data:`SHAPING` (the shaping
+  layer's term), :data:`POTENTIAL` (``Phi(s')``), ``potential_model/<name>`` (a model
+  potential's components of ``Phi(s')``), :data:`MODEL_FRESH` (``CLIPReward(every=k)``:
+  whether the value was computed on this step).
 
 **The identity** (exact; :func:`check_reward_info` tests it): ``records[0].reward_in`` is
 ``info["env_reward"]``; each record's ``reward_in`` is the previous one's ``reward_out``

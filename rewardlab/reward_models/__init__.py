@@ -4,13 +4,16 @@ Composites in :mod:`rewardlab.reward_models.compose` build a reward by wrapping 
 (weighted sums, products with penalty factors, clamping, rescaling, running normalization).
 
 :class:`~rewardlab.reward_models.clip.CLIPRewardModel` is exported lazily: importing this
-package does not import torch or open_clip.
+package does not import torch or open_clip. :func:`~rewardlab.reward_models.check.
+check_reward_model` runs any model, yours included, through the interface's rules (shapes,
+dtypes, finiteness, determinism, batch independence), like Gymnasium's ``check_env``.
 """
 
 import warnings
 from typing import Any
 
 from rewardlab.reward_models.base import RewardBatch, RewardModel, RewardOutput
+from rewardlab.reward_models.check import RewardModelCheckError, check_reward_model
 from rewardlab.reward_models.compose import (
     Affine,
     Clamp,
@@ -32,9 +35,11 @@ __all__ = [
     "Product",
     "RewardBatch",
     "RewardModel",
+    "RewardModelCheckError",
     "RewardOutput",
     "RunningNorm",
     "WeightedSum",
+    "check_reward_model",
 ]
 
 
