@@ -17,7 +17,7 @@ PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```", README, re.S)
 # Text each block prints, in README order; a new block needs an entry here.
 EXPECTED_OUTPUT = [
     "True 1.0 (224, 224, 3)",
-    "['original_reward', 'reward_model/clip']\n2 16",
+    "['env_reward', 'reward_model/clip']\n['model', 'shaping']\n2 16",
     "('block_pos', 'target_pos') [0.736 0.736] ['push']",
 ]
 
