@@ -164,7 +164,8 @@ class VecRewardLayer(VecEnvWrapper):
         self.reset_infos = list(self.venv.reset_infos)
         arr = _array_obs(obs, type(self).__name__)
         dones = np.asarray(dones, dtype=bool)
-        infos = list(infos)
+        if not isinstance(infos, list):  # SB3's VecEnvs return a list already
+            infos = list(infos)
         # float64 holds every float32 exactly: the same Python floats as float(rews[i]).
         rewards = np.asarray(rews).astype(np.float64)
         ended = bool(dones.any())
