@@ -11,7 +11,9 @@ This module imports MuJoCo at the top; it is imported by ``gym.make``, never by
 
 from __future__ import annotations
 
+import atexit
 import math
+import weakref
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -23,6 +25,16 @@ from gymnasium import spaces
 from rewardlab.envs.core import StateVariable, Task, TaskEnv, resolve_config
 
 __all__ = ["CAMERAS", "TASKS", "ManipulationConfig", "ManipulationEnv"]
+
+# Every live renderer, closed at exit before MuJoCo's EGL display is terminated: one freed
+# after that (by the garbage collector, at interpreter shutdown) printed an EGLError.
+_RENDERERS: weakref.WeakSet[mujoco.Renderer] = weakref.WeakSet()
+
+
+def _close_renderers() -> None:
+    for renderer in list(_RENDERERS):
+        renderer.close()
+
 
 TASKS = ("reach", "push", "pick_place")
 REWARD_TYPES = ("sparse", "dense")
@@ -609,6 +621,11 @@ class ManipulationEnv(TaskEnv[ManipulationConfig]):
         cfg = self.config
         if self._renderer is None:
             self._renderer = mujoco.Renderer(self.model, cfg.render_height, cfg.render_width)
+            _RENDERERS.add(self._renderer)
+            # atexit runs the last registered first: registered again after MuJoCo's EGL
+            # registers its eglTerminate (with its first context), the renderers close first.
+            atexit.unregister(_close_renderers)
+            atexit.register(_close_renderers)
         self._renderer.update_scene(self.data, camera=self._camera_id)
         # Reward cameras feed vision models: shadows and reflections only add nuisance pixels.
         flags = self._renderer.scene.flags
