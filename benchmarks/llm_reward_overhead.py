@@ -10,7 +10,7 @@ for both, resets included), the task's reference reward program
 (``rewardlab/assets/reward_programs``):
 
 - ``sandboxed``: ``{model: {kind: program, path: reference}}`` through
-  :func:`~rewardlab.reward_spec.make_reward_vec`: validated, run in a separate worker
+  :func:`~rewardlab.make_vec_env`: validated, run in a separate worker
   process with resource limits, output guards and statistics;
 - ``native``: the same ``compute_reward`` compiled in this process, as a reward model reading
   the same ``info["state/<name>"]`` keys and passing on the same components (so both pay for
@@ -42,7 +42,8 @@ import numpy as np
 import rewardlab
 from rewardlab.reward_models.base import RewardBatch, RewardModel, RewardOutput
 from rewardlab.reward_models.program_reward import reference_program
-from rewardlab.reward_spec import make_reward_vec, parse_reward
+from rewardlab.reward_spec import parse_reward
+from rewardlab.vec import make_vec_env
 
 ENVS = ["rewardlab/GridKeyDoor-v0", "rewardlab/ManipPush-v0", "rewardlab/DriveHighway-v0"]
 N_ENVS = 8
@@ -83,11 +84,11 @@ def time_run(venv: Any, plan: list[np.ndarray]) -> float:
 
 def bench(env_id: str, steps: int, repeats: int) -> dict[str, Any]:
     task = rewardlab.get_task(gym.make(env_id)).name
-    sandboxed = make_reward_vec(
-        env_id, parse_reward("program"), n_envs=N_ENVS, seed=0, agent_gamma=0.99
+    sandboxed = make_vec_env(
+        env_id, reward=parse_reward("program"), n_envs=N_ENVS, seed=0, gamma=0.99
     )
-    native = rewardlab.make_vec(env_id, N_ENVS, reward=native_model(reference_program(task)))
-    bare = rewardlab.make_vec(env_id, N_ENVS)
+    native = rewardlab.make_vec_env(env_id, N_ENVS, reward=native_model(reference_program(task)))
+    bare = rewardlab.make_vec_env(env_id, N_ENVS)
     plan = actions(env_id, steps)
     best = {"sandboxed": math.inf, "native": math.inf, "bare": math.inf}
     for _ in range(repeats):
@@ -116,10 +117,10 @@ def train_rate(env_id: str, native: bool, steps: int) -> float:
     n_envs = params["n_envs"]
     if native:
         task = rewardlab.get_task(gym.make(env_id)).name
-        venv = rewardlab.make_vec(env_id, n_envs, reward=native_model(reference_program(task)))
+        venv = rewardlab.make_vec_env(env_id, n_envs, reward=native_model(reference_program(task)))
     else:
-        venv = make_reward_vec(
-            env_id, parse_reward("program"), n_envs=n_envs, seed=0, agent_gamma=0.99
+        venv = make_vec_env(
+            env_id, reward=parse_reward("program"), n_envs=n_envs, seed=0, gamma=0.99
         )
     try:
         agent = make_agent("ppo", venv, params, seed=0, device="cpu")

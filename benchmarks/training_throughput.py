@@ -6,7 +6,7 @@
 
 For one task per family, ``PPO.learn`` with the per-env default hyperparameters
 (``rewardlab/agents/hyperparams/ppo.yml``) through the same builder ``rewardlab train`` uses
-(:func:`rewardlab.reward_spec.make_reward_vec`), timed after a warm-up ``learn``:
+(:func:`rewardlab.make_vec_env`), timed after a warm-up ``learn``:
 
 - ``env``: the env's own reward (the bare vector env with ``Monitor``);
 - ``pbrs``: plus policy-invariant shaping on the ground-truth progress potential.
@@ -32,7 +32,8 @@ from typing import Any
 import torch
 
 from rewardlab.agents.factory import load_hyperparams, make_agent
-from rewardlab.reward_spec import make_reward_vec, parse_reward
+from rewardlab.reward_spec import parse_reward
+from rewardlab.vec import make_vec_env
 
 FAMILIES = {
     "gridworld": "rewardlab/GridKeyDoor-v0",
@@ -54,12 +55,12 @@ CLIP = {
 def measure(env_id: str, reward: Any, steps: int, device: str) -> dict[str, Any]:
     """Env steps/s of ``PPO.learn(steps)`` after a warm-up of one rollout."""
     params = load_hyperparams("ppo", env_id)
-    venv = make_reward_vec(
+    venv = make_vec_env(
         env_id,
-        parse_reward(reward),
+        reward=parse_reward(reward),
         n_envs=params["n_envs"],
         seed=0,
-        agent_gamma=params.get("gamma", 0.99),
+        gamma=params.get("gamma", 0.99),
     )
     try:
         agent = make_agent("ppo", venv, params, seed=0, device=device)

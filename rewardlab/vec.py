@@ -177,20 +177,17 @@ def _build(
     env_kwargs: dict[str, Any],
     vec_env_cls: type[VecEnv],
     vec_env_kwargs: Mapping[str, Any] | None,
-    capture_frames: bool = False,
-    capture_state: Sequence[str] = (),
 ) -> VecEnv:
     models = [model for _, model, _ in layers]
     try:
-        capture_frames = capture_frames or any(m.needs_frames for m in models)
+        capture_frames = any(m.needs_frames for m in models)
         if capture_frames:
             mode = env_kwargs.setdefault("render_mode", "rgb_array")
             if mode != "rgb_array":
                 raise ValueError(
                     f"capturing frames needs render_mode='rgb_array', env_kwargs has {mode!r}"
                 )
-        needed = [name for m in models for name in state_keys(m.needs_info)]
-        state = tuple(dict.fromkeys([*needed, *capture_state]))
+        state = tuple(dict.fromkeys(name for m in models for name in state_keys(m.needs_info)))
         make = functools.partial(_make_one, env_id, env_kwargs, capture_frames, state)
         venv: VecEnv = vec_env_cls([make] * n_envs, **(vec_env_kwargs or {}))  # type: ignore[arg-type]
         venv.seed(seed)
@@ -217,29 +214,24 @@ def make_vec(
     vec_env_kwargs: dict[str, Any] | None = None,
     capture_state: Sequence[str] = (),
 ) -> VecEnv:
-    """Deprecated: use :func:`make_vec_env` (which also takes reward specs); removed in the
-    next release. ``capture_frames`` and ``capture_state`` still add those wrappers."""
+    """Deprecated alias of :func:`make_vec_env`, removed in the next release."""
     warnings.warn(
         "rewardlab.make_vec is deprecated; use rewardlab.make_vec_env", DeprecationWarning, 2
     )
-    if reward is not None and not isinstance(reward, RewardModel):
-        raise TypeError(f"reward must be a RewardModel or None, got {type(reward).__name__}")
-    layers: list[tuple[Any, RewardModel, dict[str, Any]]] = []
-    if reward is not None:
-        layers.append((VecModelReward, reward, {"mode": reward_mode}))
-    if shaping is not None:
-        layers.append((VecPotentialShaping, as_potential_model(shaping), {"gamma": gamma}))
-    if capture_frames is False and any(m.needs_frames for _, m, _ in layers):
-        raise ValueError("a model needs frames; leave capture_frames=None or set True")
-    _check_args(env_id, n_envs)
-    return _build(
+    if capture_frames is not None or capture_state:
+        raise TypeError(
+            "capture_frames and capture_state are gone: make_vec_env captures what its layers "
+            "read; wrap the sub-envs in CaptureFrames or CaptureState yourself for more"
+        )
+    return make_vec_env(
         env_id,
         n_envs,
-        layers,
-        seed,
-        dict(env_kwargs or {}),
-        vec_env_cls,
-        vec_env_kwargs,
-        bool(capture_frames),
-        capture_state,
+        reward,
+        shaping,
+        seed=seed,
+        gamma=gamma,
+        reward_mode=reward_mode,
+        env_kwargs=env_kwargs,
+        vec_env_cls=vec_env_cls,
+        vec_env_kwargs=vec_env_kwargs,
     )

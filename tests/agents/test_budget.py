@@ -75,7 +75,7 @@ def test_the_reward_layer_times_the_inner_step_and_the_model_call_apart(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(vec, "perf_counter", FakeClock(env_s=0.004, model_s=0.030))
-    venv = rewardlab.make_vec(GRID, 2, reward=Constant())
+    venv = rewardlab.make_vec_env(GRID, 2, reward=Constant())
     assert isinstance(venv, vec.VecModelReward)
     venv.times.reset(warmup=1, window=4)
     venv.reset()

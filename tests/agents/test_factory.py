@@ -44,7 +44,7 @@ def test_every_algorithm_builds_and_learns(algo: str, env_id: str) -> None:
     if algo == "ppo":
         overrides |= {"n_steps": 32, "batch_size": 32}
     params = load_hyperparams(algo, env_id, overrides)
-    venv = rewardlab.make_vec(env_id, params["n_envs"])
+    venv = rewardlab.make_vec_env(env_id, params["n_envs"])
     agent = make_agent(algo, venv, params, seed=0, device="cpu")
     assert isinstance(agent, ALGOS[algo])
     if "activation_fn" in params.get("policy_kwargs", {}):

@@ -16,8 +16,9 @@ import rewardlab
 from rewardlab.experiments.llm_reward.checks import random_states, smoke_test
 from rewardlab.reward_models.compose import FunctionReward
 from rewardlab.reward_models.program_reward import ProgramReward, reference_program
+from rewardlab.reward_spec import parse_reward
 from rewardlab.sandbox import ProgramRejected
-from rewardlab.reward_spec import make_reward_vec, parse_reward
+from rewardlab.vec import make_vec_env
 
 TASK_ENVS = {
     "reach_goal": "rewardlab/GridEmpty-v0",
@@ -64,8 +65,8 @@ def native(source: str) -> FunctionReward:
 @pytest.mark.parametrize("env_id", ["rewardlab/GridKeyDoor-v0", "rewardlab/ManipPush-v0"])
 def test_program_reward_in_the_vec_env_equals_the_native_function(env_id: str) -> None:
     task = rewardlab.get_task(gym.make(env_id)).name
-    sandboxed = make_reward_vec(env_id, parse_reward("program"), n_envs=4, seed=1, agent_gamma=0.99)
-    plain = rewardlab.make_vec(env_id, 4, reward=native(reference_program(task)), seed=1)
+    sandboxed = make_vec_env(env_id, reward=parse_reward("program"), n_envs=4, seed=1, gamma=0.99)
+    plain = rewardlab.make_vec_env(env_id, 4, reward=native(reference_program(task)), seed=1)
     sandboxed.reset(), plain.reset()
     rng = np.random.default_rng(0)
     space = sandboxed.action_space
@@ -88,12 +89,12 @@ def test_program_spec_by_path_and_bad_programs(tmp_path: Path) -> None:
         "def compute_reward(agent_pos, goal_pos):\n"
         "    return -np.abs(goal_pos - agent_pos).sum(axis=-1) * 1.0, {}\n"
     )
-    venv = make_reward_vec(
+    venv = make_vec_env(
         "rewardlab/GridEmpty-v0",
-        parse_reward(f"{{model: {{kind: program, path: {path}}}}}"),
+        reward=parse_reward(f"{{model: {{kind: program, path: {path}}}}}"),
         n_envs=2,
         seed=0,
-        agent_gamma=0.99,
+        gamma=0.99,
     )
     venv.reset()
     _, rewards, _, _ = venv.step(np.array([2, 2]))
@@ -101,12 +102,12 @@ def test_program_spec_by_path_and_bad_programs(tmp_path: Path) -> None:
     venv.close()
     path.write_text("def compute_reward(agent_position):\n    return agent_position, {}\n")
     with pytest.raises(ProgramRejected, match="agent_pos"):
-        make_reward_vec(
+        make_vec_env(
             "rewardlab/GridEmpty-v0",
-            parse_reward(f"{{model: {{kind: program, path: {path}}}}}"),
+            reward=parse_reward(f"{{model: {{kind: program, path: {path}}}}}"),
             n_envs=1,
             seed=0,
-            agent_gamma=0.99,
+            gamma=0.99,
         )
     with pytest.raises(ValueError, match="exactly one of path and source"):
         parse_reward("{model: {kind: program}}")
@@ -122,8 +123,8 @@ def test_program_reward_pickles_without_its_worker() -> None:
 
 def test_closing_the_vec_env_stops_the_sandbox_workers() -> None:
     for spec in ("program", "{shaping: {kind: program, path: reference}}"):
-        venv = make_reward_vec(
-            "rewardlab/GridEmpty-v0", parse_reward(spec), n_envs=2, seed=0, agent_gamma=0.99
+        venv = make_vec_env(
+            "rewardlab/GridEmpty-v0", reward=parse_reward(spec), n_envs=2, seed=0, gamma=0.99
         )
         venv.reset()
         venv.step(np.array([2, 2]))
@@ -140,14 +141,14 @@ def test_closing_the_vec_env_stops_the_sandbox_workers() -> None:
 def test_program_potentials_report_components_and_diagnostics_even_mismatched() -> None:
     from rewardlab.wrappers.vec import reward_diagnostics
 
-    # shaping_gamma set: the mismatched-discount control is layered on by make_reward_vec,
+    # shaping_gamma set: the mismatched-discount control is layered on by make_vec_env,
     # which must still capture the state the program reads.
     for spec in (
         "{shaping: {kind: program, path: reference}}",
         "{shaping: {kind: program, path: reference}, shaping_gamma: 0.9}",
     ):
-        venv = make_reward_vec(
-            "rewardlab/GridEmpty-v0", parse_reward(spec), n_envs=2, seed=0, agent_gamma=0.99
+        venv = make_vec_env(
+            "rewardlab/GridEmpty-v0", reward=parse_reward(spec), n_envs=2, seed=0, gamma=0.99
         )
         venv.reset()
         _, _, _, infos = venv.step(np.array([2, 2]))
@@ -182,8 +183,8 @@ def test_values_raise_instead_of_scoring_a_failed_chunk() -> None:
 
 def test_reward_and_potential_components_are_kept_apart() -> None:
     spec = "{model: {kind: program, path: reference}, shaping: {kind: program, path: reference}}"
-    venv = make_reward_vec(
-        "rewardlab/GridEmpty-v0", parse_reward(spec), n_envs=2, seed=0, agent_gamma=0.99
+    venv = make_vec_env(
+        "rewardlab/GridEmpty-v0", reward=parse_reward(spec), n_envs=2, seed=0, gamma=0.99
     )
     venv.reset()
     _, _, _, infos = venv.step(np.array([2, 2]))
@@ -200,7 +201,7 @@ def test_compositions_report_and_close_their_programs() -> None:
 
     program = ProgramReward(reference_program("reach_goal"), {"agent_pos": (2,), "goal_pos": (2,)})
     model = Affine(WeightedSum({"program": program, "progress": InfoReward("progress")}), 2.0)
-    venv = rewardlab.make_vec("rewardlab/GridEmpty-v0", 2, reward=model)
+    venv = rewardlab.make_vec_env("rewardlab/GridEmpty-v0", 2, reward=model)
     venv.reset()
     venv.step(np.array([2, 2]))
     from rewardlab.wrappers.vec import reward_diagnostics

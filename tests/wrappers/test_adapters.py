@@ -241,7 +241,7 @@ def test_frame_of_last_step_is_the_final_frame() -> None:
 
 
 def test_monitor_innermost_reports_unshaped_return() -> None:
-    venv = rewardlab.make_vec(
+    venv = rewardlab.make_vec_env(
         ENV_ID,
         n_envs=2,
         reward=TransitionReward(),
@@ -295,13 +295,40 @@ def test_errors() -> None:
     with pytest.raises(ValueError, match="gamma"):
         VecPotentialShaping(DummyVecEnv([_make]), "progress", gamma=1.5)
     with pytest.raises(ValueError, match="rewardlab envs"):
-        rewardlab.make_vec("rewardlab/GridEmpti-v0")
-    with pytest.raises(ValueError, match="capture_frames"):
+        rewardlab.make_vec_env("rewardlab/GridEmpti-v0")
+    with pytest.raises(ValueError, match="unknown reward 'pbr'.*did you mean \\['pbrs'"):
+        rewardlab.make_vec_env(ENV_ID, reward="pbr")
+    with pytest.raises(ValueError, match="shapes already"):
+        rewardlab.make_vec_env(ENV_ID, reward="pbrs", shaping="progress")
+    with pytest.raises(ValueError, match="n_envs must be a positive int"):
+        rewardlab.make_vec_env(ENV_ID, 0)
+
+
+def test_make_vec_is_a_deprecated_alias() -> None:
+    with pytest.warns(DeprecationWarning, match="make_vec_env"):
+        venv = rewardlab.make_vec(ENV_ID, 2, shaping="progress", gamma=0.9, seed=3)
+    assert isinstance(venv, VecPotentialShaping) and venv.gamma == 0.9 and venv.num_envs == 2
+    venv.close()
+    with pytest.warns(DeprecationWarning), pytest.raises(TypeError, match="CaptureFrames"):
         rewardlab.make_vec(ENV_ID, reward=FrameMean(), capture_frames=False)
 
 
+def test_make_vec_env_closes_built_models_when_it_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    closed: list[str] = []
+
+    class Held(TransitionReward):
+        def close(self) -> None:
+            closed.append("held")
+
+    with pytest.raises(ValueError, match="render_mode='rgb_array'"):
+        rewardlab.make_vec_env(
+            ENV_ID, reward=Held(), shaping=FrameMean(), env_kwargs={"render_mode": "human"}
+        )
+    assert closed == ["held"]
+
+
 def test_make_vec_frames_and_seeds() -> None:
-    venv = rewardlab.make_vec(ENV_ID, n_envs=2, reward=FrameMean(), seed=3)
+    venv = rewardlab.make_vec_env(ENV_ID, n_envs=2, reward=FrameMean(), seed=3)
     assert all(venv.env_is_wrapped(CaptureFrames))
     obs = venv.reset()
     _, r, _, infos = venv.step(np.zeros(2, dtype=np.int64))
@@ -323,7 +350,7 @@ def test_shaping_discount_check_callback_with_ppo() -> None:
 
     from rewardlab.agents import ShapingDiscountCheck
 
-    venv = rewardlab.make_vec(ENV_ID, n_envs=1, shaping="progress", gamma=0.9)
+    venv = rewardlab.make_vec_env(ENV_ID, n_envs=1, shaping="progress", gamma=0.9)
     model = PPO("MlpPolicy", venv, gamma=0.99, n_steps=8, batch_size=8, n_epochs=1, device="cpu")
     with pytest.raises(ValueError, match="agent discounts"):
         model.learn(8, callback=ShapingDiscountCheck())

@@ -30,7 +30,7 @@ def test_unknown_variable_names_the_declared_ones() -> None:
 @pytest.mark.parametrize("vec_env_cls", [None, SubprocVecEnv])
 def test_make_vec_adds_it_when_a_model_reads_state(vec_env_cls) -> None:  # noqa: ANN001
     kwargs = {} if vec_env_cls is None else {"vec_env_cls": vec_env_cls}
-    venv = rewardlab.make_vec(ENV_ID, n_envs=2, reward=distance_reward(), seed=3, **kwargs)
+    venv = rewardlab.make_vec_env(ENV_ID, n_envs=2, reward=distance_reward(), seed=3, **kwargs)
     ref = gym.make(ENV_ID)
     act = rewardlab.expert_policy(ref)
     obs = venv.reset()
