@@ -36,6 +36,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+# Configuration only: importing the options imports neither torch nor open_clip.
+from rewardlab.reward_models.clip import CLIPOptions
+
 __all__ = [
     "REWARD_SHORTHANDS",
     "ClipModelSpec",
@@ -56,22 +59,37 @@ class _Spec(BaseModel):
 class ClipModelSpec(_Spec):
     """A zero-shot CLIP reward (:class:`~rewardlab.reward_models.clip.CLIPRewardModel`).
 
-    Prompts default to the task's own goal, baseline and negative descriptions.
-    ``pretrained`` is an open_clip tag or a local checkpoint path; None builds random weights
-    (plumbing and tests only).
+    The fields are :class:`~rewardlab.reward_models.clip.CLIPOptions`'s, with its defaults and
+    its checks (``options`` is its ``head_options``), plus the prompts, which default to the
+    task's own goal, baseline and negative descriptions. ``pretrained`` is an open_clip tag or
+    a local checkpoint path; None builds random weights (plumbing and tests only).
     """
 
     kind: Literal["clip"]
-    model: str = "ViT-B-32"
-    pretrained: str | None = "laion2b_s34b_b79k"
-    head: str = "goal_baseline"
-    options: dict[str, float] = Field(default_factory=lambda: {"alpha": 0.5})
     goal: str | list[str] | None = None
     baseline: str | list[str] | None = None
     negatives: list[str] | None = None
-    device: str = "auto"
-    resize: Literal["letterbox", "center_crop"] = "letterbox"
-    cache_size: int = Field(default=0, ge=0)
+    model: str = CLIPOptions.model
+    pretrained: str | None = CLIPOptions.pretrained
+    head: str = CLIPOptions.head
+    options: dict[str, float] = Field(default_factory=dict)
+    device: str = CLIPOptions.device
+    resize: str = CLIPOptions.resize
+    crop: tuple[int, int, int, int] | None = CLIPOptions.crop
+    precision: str = CLIPOptions.precision
+    cache_size: int = CLIPOptions.cache_size
+    cache_dir: str | None = CLIPOptions.cache_dir
+
+    def model_post_init(self, context: Any, /) -> None:
+        try:
+            self.clip_options()
+        except TypeError as exc:  # pydantic reports ValueErrors with the field's location
+            raise ValueError(str(exc)) from None
+
+    def clip_options(self) -> CLIPOptions:
+        """These options as a :class:`~rewardlab.reward_models.clip.CLIPOptions`."""
+        fields = self.model_dump(exclude={"kind", "goal", "baseline", "negatives", "options"})
+        return CLIPOptions(**fields, head_options=self.options)
 
 
 class InfoModelSpec(_Spec):
@@ -286,19 +304,10 @@ def build_model(
                 f"reward program {where} rejected ({exc.reason}): {exc.message}{check}",
                 exc.line,
             ) from None
-    kwargs: dict[str, Any] = {
-        "model": spec.model,
-        "pretrained": spec.pretrained,
-        "head": spec.head,
-        "device": spec.device,
-        "resize": spec.resize,
-        "cache_size": spec.cache_size,
-        **spec.options,
-    }
-    for key in ("goal", "baseline", "negatives"):
-        if getattr(spec, key) is not None:
-            kwargs[key] = getattr(spec, key)
-    return CLIPRewardModel.from_task(task, **kwargs)
+    prompts = {k: getattr(spec, k) for k in ("goal", "baseline", "negatives")}
+    return CLIPRewardModel.from_task(
+        task, spec.clip_options(), **{k: v for k, v in prompts.items() if v is not None}
+    )
 
 
 def make_reward_vec(

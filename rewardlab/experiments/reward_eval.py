@@ -2,15 +2,16 @@
 
 One pass: build (or load) a labelled trajectory dataset of the env, score every reward on it
 in batches (frames encoded once per CLIP encoder), compute the reward-quality metrics of
-:mod:`rewardlab.evaluation.quality` per reward, and write ``report.md``, ``summary.json`` and
-figures. Two reference rows are always added: the env family's hand-designed dense reward (the
-"human expert" reward) and a random reward (i.i.d. normal values per state): a reward worth
-training on should sit far from the random row and near (or beyond) the dense one.
+:mod:`rewardlab.evaluation.dataset_metrics` per reward, and write ``report.md``,
+``summary.json`` and figures. Two reference rows are always added: the env family's
+hand-designed dense reward (the "human expert" reward) and a random reward (i.i.d. normal
+values per state): a reward worth training on should sit far from the random row and near (or
+beyond) the dense one.
 
 The ground truth is the true task: ``success(s')`` (the sparse task reward, for EPIC, STARC,
 point-biserial, success detection, and the discounted true return of return correlations and
 preference accuracy) and the ground-truth progress of ``s'`` (correlations, VOC). See
-:data:`~rewardlab.evaluation.quality.METRICS`.
+:data:`~rewardlab.evaluation.dataset_metrics.METRICS`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,13 @@ import numpy as np
 import yaml
 
 from rewardlab.envs.core import TaskEnv
+from rewardlab.evaluation.dataset_metrics import (
+    METRICS,
+    RewardScores,
+    TabularSetup,
+    evaluate_rewards,
+    tabular_setup,
+)
 from rewardlab.evaluation.datasets import (
     EPISODE_KINDS,
     DatasetConfig,
@@ -36,14 +44,7 @@ from rewardlab.evaluation.datasets import (
     generate_dataset,
     load_dataset,
 )
-from rewardlab.evaluation.quality import (
-    METRICS,
-    RewardScores,
-    TabularSetup,
-    evaluate_rewards,
-    tabular_setup,
-)
-from rewardlab.evaluation.scoring import (
+from rewardlab.evaluation.reward_tables import (
     ModelCache,
     StateTable,
     TermReward,
@@ -72,7 +73,8 @@ def sweep_specs(sweep: Mapping[str, Any]) -> list[tuple[str, RewardSpec]]:
     """Expand a CLIP sweep (heads x options x prompt sets) into labelled reward specs.
 
     ``sweep`` holds the :class:`~rewardlab.reward_spec.ClipModelSpec` fields shared by
-    every point (``model``, ``pretrained``, ``device``, ``resize``), ``heads`` (head name ->
+    every point (``model``, ``pretrained``, ``device``, ``resize``, ...: all but the head and
+    the prompts), ``heads`` (head name ->
     options, each option a value or a list of values to sweep) and ``prompt_sets`` (name ->
     ``goal`` / ``baseline`` / ``negatives``; an empty mapping uses the task's own prompts)::
 
@@ -90,13 +92,14 @@ def sweep_specs(sweep: Mapping[str, Any]) -> list[tuple[str, RewardSpec]]:
     Raises:
         ValueError: For unknown keys or fields, naming them.
     """
-    allowed = {"model", "pretrained", "device", "resize", "heads", "prompt_sets"}
+    per_point = {"kind", "head", "options", "goal", "baseline", "negatives"}
+    allowed = set(ClipModelSpec.model_fields) - per_point | {"heads", "prompt_sets"}
     unknown = sorted(set(sweep) - allowed)
     if unknown:
         raise ValueError(f"sweep: unknown key(s) {unknown}; valid keys are {sorted(allowed)}")
     heads = sweep.get("heads") or {"goal_baseline": {"alpha": [0.0, 0.5, 1.0]}}
     prompt_sets = sweep.get("prompt_sets") or {"task": {}}
-    shared = {k: sweep[k] for k in ("model", "pretrained", "device", "resize") if k in sweep}
+    shared = {k: v for k, v in sweep.items() if k not in ("heads", "prompt_sets")}
     out: list[tuple[str, RewardSpec]] = []
     for head, options in heads.items():
         options = dict(options or {})

@@ -4,7 +4,8 @@ Notation: ``e`` is the normalized image embedding of a frame, ``g`` the goal tex
 ``b`` the baseline text embedding and ``n_i`` the negatives' embeddings. A prompt given as a
 list of strings is a prompt set: its normalized embeddings are averaged **and re-normalized**.
 
-Heads (``head=``, with their options):
+Heads (``head=``, with their options; the default, for every entry point, is
+:class:`CLIPOptions`'s ``goal_baseline`` with ``alpha = 0.5``):
 
 - ``"cosine"``: ``r = e . g`` (the CLIP reward).
 - ``"goal_baseline"`` (``alpha`` in ``[0, 1]``, default 0.5), VLM-RM (Rocamonde et al. 2023):
@@ -23,32 +24,38 @@ Image embeddings can be computed once with :meth:`CLIPRewardModel.encode_frames`
 several heads with :meth:`CLIPRewardModel.score` (:meth:`CLIPRewardModel.with_head` shares the
 encoder), which is how a sweep over heads avoids re-encoding frames.
 
-This module imports torch and open_clip; ``rewardlab.reward_models`` exports
-:class:`CLIPRewardModel` lazily so ``import rewardlab`` stays cheap.
+Importing this module is cheap (:class:`CLIPOptions` is configuration): torch and open_clip
+are imported when a model is built.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import os
+import socket
+import threading
+import urllib.parse
+import urllib.request
 import warnings
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import open_clip
-import torch
 
 from rewardlab.reward_models.base import RewardBatch, RewardModel, RewardOutput
 from rewardlab.reward_models.preprocess import RESIZE_POLICIES, ResizePolicy, preprocess_frames
 
 if TYPE_CHECKING:
+    import torch
+
     from rewardlab.envs.core import Task
 
-__all__ = ["HEADS", "CLIPRewardModel", "PretrainedWeightsNotFoundError"]
+__all__ = ["HEADS", "CLIPOptions", "CLIPRewardModel", "PretrainedWeightsNotFoundError"]
 
 Prompt = str | Sequence[str]
 
@@ -61,7 +68,7 @@ HEADS: Mapping[str, Mapping[str, float]] = {
     "success": {"temperature": 0.01, "threshold": 0.5},
 }
 
-_PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+PRECISIONS = ("fp16", "bf16", "fp32")
 
 
 class PretrainedWeightsNotFoundError(FileNotFoundError):
@@ -88,6 +95,83 @@ def _validate_head(head: str, options: Mapping[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in opts.items()}
 
 
+@dataclass(frozen=True)
+class CLIPOptions:
+    """Every option of a zero-shot CLIP reward but its prompts, with the one set of defaults
+    :class:`CLIPRewardModel`, :class:`~rewardlab.wrappers.clip.CLIPReward` and the
+    ``{kind: clip}`` reward spec share. The default head, ``goal_baseline`` with
+    ``alpha = 0.5`` (VLM-RM), is the one the shipped CLIP experiment and the reward-eval sweep
+    use; every rewardlab task has its baseline caption, and ``alpha = 0`` is the cosine head.
+
+    Attributes:
+        model: open_clip model name (``"ViT-B-32"``), or an ``hf-hub:``/``local-dir:`` id.
+        pretrained: open_clip pretrained tag, a local checkpoint path, or None for random
+            weights (warns; for tests only).
+        head: One of :data:`HEADS`.
+        head_options: The head's options (``alpha``, ``c``, ``temperature``, ``threshold``),
+            completed with its defaults from :data:`HEADS`.
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ...
+        resize: ``"letterbox"`` or ``"center_crop"`` for frames whose aspect ratio differs from
+            the encoder's (see :mod:`rewardlab.reward_models.preprocess`).
+        crop: Optional box ``(top, left, height, width)`` cut from every frame first.
+        precision: Autocast dtype on CUDA (``"fp16"``, ``"bf16"``, ``"fp32"``); CPU: float32.
+        cache_size: LRU cache of frame embeddings keyed by the frame's bytes (0 = off), for
+            frames that repeat (gridworlds).
+        cache_dir: Download cache of open_clip (default: the Hugging Face cache).
+
+    Raises:
+        ValueError: Unknown head, bad option values.
+        TypeError: Options that do not belong to ``head``.
+    """
+
+    model: str = "ViT-B-32"
+    pretrained: str | None = "laion2b_s34b_b79k"
+    head: str = "goal_baseline"
+    head_options: Mapping[str, float] = field(default_factory=dict, hash=False)
+    device: str = "auto"
+    resize: ResizePolicy = "letterbox"
+    crop: tuple[int, int, int, int] | None = None
+    precision: str = "fp16"
+    cache_size: int = 0
+    cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "head_options", _validate_head(self.head, self.head_options))
+        if self.resize not in RESIZE_POLICIES:
+            raise ValueError(f"resize must be one of {RESIZE_POLICIES}, got {self.resize!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.cache_size < 0:
+            raise ValueError(f"cache_size must be >= 0, got {self.cache_size}")
+        if self.crop is not None and len(self.crop) != 4:
+            raise ValueError(f"crop must be (top, left, height, width), got {self.crop!r}")
+
+    def replace(self, **options: Any) -> CLIPOptions:
+        """A copy with the given options: fields by name, and a head's options by theirs.
+
+        A head option alone (``alpha=0.7``) changes that option of the current head; with
+        ``head=`` or ``head_options=`` the head's options start from its defaults.
+
+        Raises:
+            TypeError: For a name that is neither a field nor any head's option.
+        """
+        head_options = {k: options.pop(k) for k in list(options) if k not in _FIELDS}
+        unknown = sorted(set(head_options) - _HEAD_OPTION_NAMES)
+        if unknown:
+            raise TypeError(
+                f"unknown CLIP option(s) {unknown}; the options are {sorted(_FIELDS)} and the "
+                f"heads' options {sorted(_HEAD_OPTION_NAMES)}"
+            )
+        if head_options or "head" in options or "head_options" in options:
+            kept = {} if {"head", "head_options"} & set(options) else self.head_options
+            options["head_options"] = {**kept, **options.get("head_options", {}), **head_options}
+        return dataclasses.replace(self, **options)
+
+
+_FIELDS = frozenset(f.name for f in dataclasses.fields(CLIPOptions))
+_HEAD_OPTION_NAMES = frozenset(name for opts in HEADS.values() for name in opts)
+
+
 def _prompt_list(name: str, prompt: Prompt) -> list[str]:
     prompts = [prompt] if isinstance(prompt, str) else list(prompt)
     if not prompts:
@@ -110,6 +194,16 @@ def _prompt_sets(
     return _prompt_list("goal", goal), baseline_prompts, negative_sets
 
 
+def _require_prompts(head: str, has_baseline: bool, n_negatives: int) -> None:
+    if head == "goal_baseline" and not has_baseline:
+        raise ValueError(
+            "head 'goal_baseline' needs a baseline prompt (a caption of the scene without the "
+            "goal achieved), got baseline=None; pass baseline=, or head='cosine'"
+        )
+    if head in ("contrast", "softmax", "success") and not n_negatives:
+        raise ValueError(f"head {head!r} needs at least one negative prompt, got none")
+
+
 def _normalize(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
@@ -122,10 +216,50 @@ def _looks_like_path(pretrained: str) -> bool:
     )
 
 
-def _load_model(
-    model: str, pretrained: str | None, device: torch.device, cache_dir: str | None
-) -> torch.nn.Module:
-    """Create an open_clip model, turning every missing-weights failure into one clear error."""
+def _hub_unreachable(timeout: float = 3.0) -> str | None:
+    """Why the Hugging Face hub cannot be used now, or None when a connection opens.
+
+    Without a network a download would retry for most of a minute before failing; a TCP
+    connection (to the proxy, if one is set) that does not open within ``timeout`` seconds,
+    name lookup included, says so at once.
+    """
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    url = urllib.parse.urlsplit(constants.ENDPOINT)
+    proxy = urllib.request.getproxies().get(url.scheme)
+    if proxy and not urllib.request.proxy_bypass(url.hostname or ""):
+        url = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    errors: list[OSError] = []
+
+    def connect() -> None:
+        try:
+            address = (url.hostname, url.port or (443 if url.scheme == "https" else 80))
+            socket.create_connection(address, timeout=timeout).close()
+        except OSError as e:
+            errors.append(e)
+
+    # A thread bounds the name lookup too, which the socket timeout does not cover.
+    probe = threading.Thread(target=connect, daemon=True)
+    probe.start()
+    probe.join(timeout)
+    if probe.is_alive() or errors:
+        why = errors[0] if errors else f"no connection within {timeout:g} s"
+        return f"the Hugging Face hub {constants.ENDPOINT} cannot be reached ({why})"
+    return None
+
+
+def _load_model(options: CLIPOptions, device: torch.device) -> tuple[Any, Any]:
+    """An open_clip model and its tokenizer, every missing-weights failure one clear error.
+
+    Where the weights must come from the hub and it cannot be reached, only the local cache
+    is searched (the hub's offline mode, for this call), so a missing weight fails in seconds.
+    """
+    import open_clip
+    from huggingface_hub import constants
+
+    model, pretrained = options.model, options.pretrained
     schema = model.startswith(("hf-hub:", "local-dir:"))
     if not schema and model not in open_clip.list_models():
         raise ValueError(
@@ -134,22 +268,22 @@ def _load_model(
             "open_clip.list_pretrained() pairs them with pretrained tags"
         )
     how_to_fix = (
-        f"Pass a local checkpoint with pretrained='/path/to/open_clip_pytorch_model.bin', or "
-        f"download it once on a connected machine (HF_HUB_OFFLINE unset) with "
-        f"open_clip.create_model({model!r}, pretrained={pretrained!r}) so it lands in the "
-        f"Hugging Face cache, or pass pretrained=None for random weights."
+        f"Pass a local checkpoint with pretrained='/path/to/open_clip_pytorch_model.bin'; or "
+        f"point cache_dir= at a cache holding it; or download it once on a connected machine "
+        f"(HF_HUB_OFFLINE unset) with open_clip.create_model({model!r}, "
+        f"pretrained={pretrained!r}) so it lands in the Hugging Face cache (HF_HUB_CACHE), and "
+        f"set HF_HUB_OFFLINE=1 where there is no network; or pass pretrained=None for random "
+        f"weights."
     )
-    if pretrained is None:
-        if not schema:
-            warnings.warn(
-                f"CLIPRewardModel: pretrained=None, so {model!r} has RANDOM weights; its rewards "
-                "are meaningless except for tests",
-                UserWarning,
-                stacklevel=3,
-            )
-        # pretrained_text=False: random weights means no tower download either.
-        return open_clip.create_model(model, None, device=device, pretrained_text=False)
-    if not schema and not os.path.isfile(pretrained):
+    from_hub = model.startswith("hf-hub:")
+    if pretrained is None and not schema:
+        warnings.warn(
+            f"CLIPRewardModel: pretrained=None, so {model!r} has RANDOM weights; its rewards "
+            "are meaningless except for tests",
+            UserWarning,
+            stacklevel=3,
+        )
+    elif pretrained is not None and not schema and not os.path.isfile(pretrained):
         if _looks_like_path(pretrained):
             raise PretrainedWeightsNotFoundError(
                 f"CLIP checkpoint file for {model!r} not found: {pretrained!r}. {how_to_fix}"
@@ -160,88 +294,89 @@ def _load_model(
                 f"unknown pretrained tag {pretrained!r} for {model!r}; its tags are {tags} "
                 "(or pass a local checkpoint file path)"
             )
+        from_hub = True
+    offline = _hub_unreachable() if from_hub else None
+    was_offline = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = was_offline or offline is not None
     try:
-        return open_clip.create_model(
-            model, pretrained, device=device, cache_dir=cache_dir, require_pretrained=True
+        # pretrained_text=False: random weights means no tower download either.
+        clip = open_clip.create_model(
+            model,
+            pretrained,
+            device=device,
+            cache_dir=options.cache_dir,
+            require_pretrained=pretrained is not None,
+            pretrained_text=pretrained is not None,
         )
+        return clip, open_clip.get_tokenizer(model, cache_dir=options.cache_dir)
     except (RuntimeError, OSError) as e:
+        if pretrained is None and not from_hub:
+            raise
+        where = f": {offline}, so only the local cache was searched" if offline else ""
         raise PretrainedWeightsNotFoundError(
-            f"could not load pretrained weights {pretrained!r} for CLIP model {model!r} "
-            f"(offline or hub unreachable?).\n{how_to_fix}\nCause: {e}"
+            f"could not load pretrained weights {pretrained!r} for CLIP model {model!r}{where}."
+            f"\n{how_to_fix}\nCause: {e}"
         ) from e
+    finally:
+        constants.HF_HUB_OFFLINE = was_offline
 
 
 class CLIPRewardModel(RewardModel):
     """Zero-shot reward from a CLIP model's image-text similarity (see the module docstring).
 
     Args:
-        model: open_clip model name (``"ViT-B-32"``), or an ``hf-hub:``/``local-dir:`` id.
-        pretrained: open_clip pretrained tag (``"laion2b_s34b_b79k"``), a local checkpoint
-            path, or None for random weights (warns; for tests only).
-        head: One of :data:`HEADS`.
+        model: open_clip model name (``"ViT-B-32"``), an ``hf-hub:``/``local-dir:`` id, or a
+            :class:`CLIPOptions` holding every option.
+        pretrained: open_clip pretrained tag, a local checkpoint path, or None for random
+            weights (warns; for tests only). Set in the options when ``model`` is a
+            :class:`CLIPOptions`.
         goal: Goal caption, or a prompt set (list of captions).
         baseline: Baseline caption or prompt set; required by ``"goal_baseline"``.
         negatives: Failure captions; each is one label for ``"softmax"``/``"success"``, all
             together one prompt set for ``"contrast"``. An entry may itself be a prompt set.
-        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ...
-        resize: ``"letterbox"`` or ``"center_crop"`` for frames whose aspect ratio differs from
-            the encoder's (see :mod:`rewardlab.reward_models.preprocess`).
-        crop: Optional box ``(top, left, height, width)`` cut from every frame first.
-        precision: Autocast dtype on CUDA, ``"fp16"``, ``"bf16"`` or ``"fp32"``; CPU always
-            runs in float32.
-        cache_size: Number of frame embeddings kept in an LRU cache keyed by the frame's
-            bytes (0 = off). Useful where frames repeat (gridworlds).
-        cache_dir: Download cache directory passed to open_clip.
-        **head_options: The head's options (``alpha``, ``c``, ``temperature``, ``threshold``).
+        **options: Any other :class:`CLIPOptions` field (``head``, ``device``, ``resize``,
+            ``crop``, ``precision``, ``cache_size``, ``cache_dir``) and the head's options
+            (``alpha``, ``c``, ``temperature``, ``threshold``), over the defaults there.
 
     Raises:
         ValueError: Unknown head or model name, bad option values, empty prompts, or a prompt
             the head needs that is missing.
-        TypeError: Options that do not belong to ``head``.
-        PretrainedWeightsNotFoundError: The weights can be neither found nor downloaded.
+        TypeError: Unknown options, or options that do not belong to the head.
+        PretrainedWeightsNotFoundError: The weights can be neither found nor downloaded (in
+            seconds where the hub cannot be reached); the message says how to supply them.
     """
 
     needs_frames = True
 
     def __init__(
         self,
-        model: str = "ViT-B-32",
-        pretrained: str | None = "laion2b_s34b_b79k",
+        model: str | CLIPOptions = CLIPOptions.model,
+        pretrained: str | None = CLIPOptions.pretrained,
         *,
-        head: str = "cosine",
         goal: Prompt,
         baseline: Prompt | None = None,
         negatives: Prompt | Sequence[Prompt] = (),
-        device: str = "auto",
-        resize: ResizePolicy = "letterbox",
-        crop: tuple[int, int, int, int] | None = None,
-        precision: str = "fp16",
-        cache_size: int = 0,
-        cache_dir: str | None = None,
-        **head_options: float,
+        **options: Any,
     ) -> None:
-        self.head = head
-        self.head_options = _validate_head(head, head_options)
-        if resize not in RESIZE_POLICIES:
-            raise ValueError(f"resize must be one of {RESIZE_POLICIES}, got {resize!r}")
-        if precision not in _PRECISIONS:
-            raise ValueError(f"precision must be one of {sorted(_PRECISIONS)}, got {precision!r}")
-        if cache_size < 0:
-            raise ValueError(f"cache_size must be >= 0, got {cache_size}")
-        if crop is not None and len(crop) != 4:
-            raise ValueError(f"crop must be (top, left, height, width), got {crop!r}")
+        if isinstance(model, CLIPOptions) and pretrained != CLIPOptions.pretrained:
+            raise TypeError("pretrained is given beside a CLIPOptions: set it in the CLIPOptions")
+        base = model if isinstance(model, CLIPOptions) else CLIPOptions(model, pretrained)
+        self.options = opts = base.replace(**options)
         goal_prompts, baseline_prompts, negative_sets = _prompt_sets(goal, baseline, negatives)
-        if head == "goal_baseline" and baseline_prompts is None:
-            raise ValueError("head 'goal_baseline' needs a baseline prompt, got baseline=None")
-        if head in ("contrast", "softmax", "success") and not negative_sets:
-            raise ValueError(f"head {head!r} needs at least one negative prompt, got none")
+        # Before loading the weights: a missing prompt fails at once.
+        _require_prompts(opts.head, baseline_prompts is not None, len(negative_sets))
+        import open_clip
+        import torch
 
         self.device = torch.device(
-            ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+            ("cuda" if torch.cuda.is_available() else "cpu")
+            if opts.device == "auto"
+            else opts.device
         )
         # Any: open_clip's CLIP and CustomTextCLIP share encode_image/encode_text, no protocol.
-        self.clip_model: Any = _load_model(model, pretrained, self.device, cache_dir).eval()
-        self.tokenizer = open_clip.get_tokenizer(model)
+        self.clip_model: Any
+        self.clip_model, self.tokenizer = _load_model(opts, self.device)
+        self.clip_model.eval()
         cfg = open_clip.get_model_preprocess_cfg(self.clip_model)
         size = cfg.get("size", 224)
         self.input_size: tuple[int, int] = (size, size) if isinstance(size, int) else tuple(size)
@@ -249,15 +384,21 @@ class CLIPRewardModel(RewardModel):
         self.std: tuple[float, ...] = tuple(cfg.get("std", open_clip.OPENAI_DATASET_STD))
         self.fill = cfg.get("fill_color", 0)
         self.interpolation = cfg.get("interpolation", "bicubic")
-        self.resize = resize
-        self.crop = crop
-        self.precision = precision
-        self.cache_size = cache_size
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
 
         # Text embeddings once, at construction: float64 unit vectors.
         self._set_prompts(goal_prompts, baseline_prompts, negative_sets)
-        self._check_prompts_for(head)
+        self._check_prompts_for(opts.head)
+
+    @property
+    def head(self) -> str:
+        """The head scoring the embeddings (``options.head``)."""
+        return self.options.head
+
+    @property
+    def precision(self) -> str:
+        """The autocast dtype on CUDA (``options.precision``)."""
+        return self.options.precision
 
     def _set_prompts(
         self, goal: list[str], baseline: list[str] | None, negatives: list[list[str]]
@@ -271,19 +412,21 @@ class CLIPRewardModel(RewardModel):
         )
 
     @classmethod
-    def from_task(cls, task: Task, **kwargs: Any) -> CLIPRewardModel:
-        """A model prompted with ``task.goal``, ``task.baseline`` and ``task.negatives``."""
-        kwargs.setdefault("goal", task.goal)
-        kwargs.setdefault("baseline", task.baseline)
-        kwargs.setdefault("negatives", task.negatives)
-        return cls(**kwargs)
+    def from_task(
+        cls, task: Task, options: CLIPOptions | None = None, **kwargs: Any
+    ) -> CLIPRewardModel:
+        """A model prompted with ``task.goal``, ``task.baseline`` and ``task.negatives``
+        (unless ``goal=`` etc. are given), with ``options`` (default :class:`CLIPOptions`)
+        and any keyword options over them, as in the constructor."""
+        prompts = {k: kwargs.pop(k, getattr(task, k)) for k in ("goal", "baseline", "negatives")}
+        return cls((options or CLIPOptions()).replace(**kwargs), **prompts)
 
     def with_head(self, head: str, **head_options: float) -> CLIPRewardModel:
         """A copy scoring with another head, sharing this model's encoder and text embeddings."""
-        opts = _validate_head(head, head_options)
+        opts = self.options.replace(head=head, head_options=head_options)
         self._check_prompts_for(head)
         other = copy.copy(self)
-        other.head, other.head_options = head, opts
+        other.options = opts
         return other
 
     def with_prompts(
@@ -298,32 +441,34 @@ class CLIPRewardModel(RewardModel):
         """A copy with other prompts (as in the constructor) and optionally another head,
         sharing this model's encoder and frame-embedding cache: a prompt sweep loads the
         weights once."""
+        if head is None and head_options:
+            raise TypeError(f"head options {sorted(head_options)} need head=")
         other = copy.copy(self)
         other._set_prompts(*_prompt_sets(goal, baseline, negatives))
         if head is not None:
-            other.head, other.head_options = head, _validate_head(head, head_options)
-        elif head_options:
-            raise TypeError(f"head options {sorted(head_options)} need head=")
+            other.options = self.options.replace(head=head, head_options=head_options)
         other._check_prompts_for(other.head)
         return other
 
     def _check_prompts_for(self, head: str) -> None:
+        _require_prompts(head, self.baseline_embedding is not None, len(self.negative_embeddings))
         if head == "goal_baseline":
-            if self.baseline_embedding is None:
-                raise ValueError("head 'goal_baseline' needs a baseline prompt, got baseline=None")
+            assert self.baseline_embedding is not None
             if np.linalg.norm(self.goal_embedding - self.baseline_embedding) < 1e-8:
                 raise ValueError("goal and baseline embeddings coincide: g - b is zero")
-        if head in ("contrast", "softmax", "success") and len(self.negative_embeddings) == 0:
-            raise ValueError(f"head {head!r} needs at least one negative prompt, got none")
 
     def _autocast(self) -> Any:
-        dtype = _PRECISIONS[self.precision]
+        import torch
+
+        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.precision)
         if self.device.type == "cuda" and dtype is not None:
             return torch.autocast("cuda", dtype=dtype)
         return nullcontext()
 
     def embed_prompts(self, prompts: Sequence[str]) -> np.ndarray:
         """Unit ``(D,)`` float64 embedding of a prompt set: normalized mean of normalized rows."""
+        import torch
+
         tokens = self.tokenizer(list(prompts)).to(self.device)
         with torch.inference_mode(), self._autocast():
             text = self.clip_model.encode_text(tokens)
@@ -334,19 +479,23 @@ class CLIPRewardModel(RewardModel):
     def preprocess(self, frames: np.ndarray) -> torch.Tensor:
         """The encoder's input for uint8 ``(B, H, W, 3)`` frames, on the model's device:
         crop, resize policy and normalization, batched."""
+        import torch
+
         x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
         return preprocess_frames(
             x,
             self.input_size,
             self.mean,
             self.std,
-            resize=self.resize,
+            resize=self.options.resize,
             fill=self.fill,
-            crop=self.crop,
+            crop=self.options.crop,
             interpolation=self.interpolation,
         )
 
     def _encode(self, frames: np.ndarray) -> np.ndarray:
+        import torch
+
         pixels = self.preprocess(frames)
         with torch.inference_mode(), self._autocast():
             emb = self.clip_model.encode_image(pixels)
@@ -379,7 +528,7 @@ class CLIPRewardModel(RewardModel):
                 else type(frames).__name__
             )
             raise ValueError(f"frames must be a (B, H, W, 3) uint8 numpy array, got {got}")
-        if self.cache_size == 0:
+        if self.options.cache_size == 0:
             return self._encode(frames)
         keys = [self._frame_key(f) for f in frames]
         missing: dict[bytes, int] = {}
@@ -393,7 +542,7 @@ class CLIPRewardModel(RewardModel):
             for k, e in zip(missing, new, strict=True):
                 self._cache[k] = e
         out = np.stack([self._cache[k] for k in keys])
-        while len(self._cache) > self.cache_size:
+        while len(self._cache) > self.options.cache_size:
             self._cache.popitem(last=False)
         return out
 
@@ -401,7 +550,7 @@ class CLIPRewardModel(RewardModel):
         """Rewards ``(B,)`` float64 of image embeddings ``(B, D)`` under this model's head."""
         e = np.asarray(embeddings, dtype=np.float64)
         g = self.goal_embedding
-        opts = self.head_options
+        opts = self.options.head_options
         if self.head == "cosine":
             return e @ g
         if self.head == "goal_baseline":

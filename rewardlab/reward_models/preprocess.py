@@ -22,16 +22,16 @@ uint8 channels-last batch itself (torch's vectorized uint8 kernel, several times
 float resize); on other devices it runs in float32 and is rounded. Normalization is one
 in-place multiply-add per element.
 
-This module imports torch; ``rewardlab.reward_models`` does not import it.
+Importing this module is cheap: torch is imported on the first call.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
-import torch.nn.functional as F
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["RESIZE_POLICIES", "ResizePolicy", "preprocess_frames"]
 
@@ -41,6 +41,9 @@ RESIZE_POLICIES: tuple[str, ...] = ("letterbox", "center_crop")
 
 def _resize(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
     """Antialiased resize of a uint8 ``(B, 3, H, W)`` batch, to uint8 pixel values."""
+    import torch
+    import torch.nn.functional as F
+
     if tuple(x.shape[-2:]) == size:
         return x
     if x.device.type == "cpu":
@@ -87,6 +90,8 @@ def preprocess_frames(
     Raises:
         ValueError: On a malformed batch, an unknown policy or a crop box outside the frame.
     """
+    import torch
+
     if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(
             f"frames must be a (B, H, W, 3) uint8 batch, got shape {tuple(frames.shape)} "

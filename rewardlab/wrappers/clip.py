@@ -16,8 +16,7 @@ import numpy as np
 
 from rewardlab.envs.core import get_task
 from rewardlab.reward_models.base import RewardBatch, RewardModel, RewardOutput
-from rewardlab.reward_models.clip import CLIPRewardModel
-from rewardlab.reward_models.preprocess import ResizePolicy
+from rewardlab.reward_models.clip import CLIPOptions, CLIPRewardModel
 from rewardlab.wrappers.reward import ModelReward, RewardMode, require_rgb_array
 
 __all__ = ["CLIPReward"]
@@ -81,7 +80,7 @@ class CLIPReward(ModelReward):
 
     A :class:`~rewardlab.wrappers.reward.ModelReward` around a
     :class:`~rewardlab.reward_models.clip.CLIPRewardModel`: every step ``env.render()`` of
-    ``s'`` (before any reset) is encoded and scored by ``head`` against the prompts, which
+    ``s'`` (before any reset) is encoded and scored by the head against the prompts, which
     default to the task's own (``rewardlab.get_task(env)``: ``goal``, ``baseline``,
     ``negatives``). ``info["original_reward"]`` holds the env's reward and
     ``info["reward_model/clip"]`` the CLIP score.
@@ -96,37 +95,36 @@ class CLIPReward(ModelReward):
 
     Args:
         env: The env to wrap; its ``render_mode`` must be ``"rgb_array"``.
-        model: open_clip model name, or a built ``CLIPRewardModel`` to share its encoder
-            (then ``pretrained``, ``device``, ``resize``, ``crop`` and ``cache_size`` are not
-            used, and prompts must not be given: they are the instance's).
+        model: open_clip model name, a :class:`~rewardlab.reward_models.clip.CLIPOptions`,
+            or a built ``CLIPRewardModel`` to share its encoder (then only ``head`` and the
+            head's options may be given: the prompts and other options are the instance's).
         pretrained: open_clip pretrained tag, a local checkpoint path, or None for random
             weights (warns; tests only).
-        head: One of :data:`rewardlab.reward_models.clip.HEADS`; default ``"cosine"``, or an
-            instance's own head. A different head on an instance shares its encoder.
+        head: One of :data:`rewardlab.reward_models.clip.HEADS`; default the
+            :class:`~rewardlab.reward_models.clip.CLIPOptions` default, or an instance's own
+            head. A different head on an instance shares its encoder.
         goal: Goal caption or prompt set; default ``get_task(env).goal``.
         baseline: Baseline caption; default ``get_task(env).baseline``.
         negatives: Failure captions; default ``get_task(env).negatives``.
         mode: ``"replace"`` or ``"add"``, as in ``ModelReward``.
         every: Evaluate the model every ``every`` steps (>= 1), see above.
-        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
-        resize: ``"letterbox"`` (default) or ``"center_crop"`` for frames whose aspect ratio
-            differs from the encoder's; render at the encoder's input size to skip resizing.
-        crop: Optional box ``(top, left, height, width)`` cut from every frame first.
-        cache_size: LRU cache of frame embeddings (0 = off).
-        **head_options: The head's options (``alpha``, ``c``, ``temperature``, ``threshold``).
+        **options: The other :class:`~rewardlab.reward_models.clip.CLIPOptions` fields
+            (``device``, ``resize``, ``crop``, ``cache_size``, ...) and the head's options
+            (``alpha``, ``c``, ``temperature``, ``threshold``), as for ``CLIPRewardModel``.
 
     Raises:
         ValueError: If the env does not render ``rgb_array``, ``every < 1``, the head is
-            unknown, or prompts are given with a model instance.
-        TypeError: If the env is not a rewardlab env and no goal is given.
+            unknown, or prompts or encoder options are given with a model instance.
+        TypeError: If the env is not a rewardlab env and no goal is given, or for an unknown
+            option.
         PretrainedWeightsNotFoundError: If the weights can be neither found nor downloaded.
     """
 
     def __init__(
         self,
         env: gym.Env[Any, Any],
-        model: str | CLIPRewardModel = "ViT-B-32",
-        pretrained: str | None = "laion2b_s34b_b79k",
+        model: str | CLIPOptions | CLIPRewardModel = CLIPOptions.model,
+        pretrained: str | None = CLIPOptions.pretrained,
         head: str | None = None,
         *,
         goal: str | Sequence[str] | None = None,
@@ -134,49 +132,13 @@ class CLIPReward(ModelReward):
         negatives: Sequence[str] | None = None,
         mode: RewardMode = "replace",
         every: int = 1,
-        device: str = "auto",
-        resize: ResizePolicy = "letterbox",
-        crop: tuple[int, int, int, int] | None = None,
-        cache_size: int = 0,
-        **head_options: float,
+        **options: Any,
     ) -> None:
         require_rgb_array(env, "CLIPReward")
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"every must be an int >= 1, got {every!r}")
-        if isinstance(model, CLIPRewardModel):
-            prompts = {"goal": goal, "baseline": baseline, "negatives": negatives}
-            given = [name for name, value in prompts.items() if value is not None]
-            if given:
-                raise ValueError(
-                    f"{given} given with a built CLIPRewardModel, which has its own prompts; "
-                    "build the model with these prompts instead"
-                )
-            clip = model
-            if (head is not None and head != model.head) or head_options:
-                clip = model.with_head(head or model.head, **head_options)
-        else:
-            if goal is None or baseline is None or negatives is None:
-                task = get_task(env)
-                goal = task.goal if goal is None else goal
-                baseline = task.baseline if baseline is None else baseline
-                negatives = task.negatives if negatives is None else negatives
-            # Widened for mypy: CLIPRewardModel also takes str keywords (precision, cache_dir).
-            options: dict[str, Any] = dict(head_options)
-            clip = CLIPRewardModel(
-                model,
-                pretrained,
-                head=head or "cosine",
-                goal=goal,
-                baseline=baseline,
-                negatives=negatives,
-                device=device,
-                resize=resize,
-                crop=crop,
-                cache_size=cache_size,
-                **options,
-            )
-        # Record the user's arguments (not the internal clock and throttle) before
-        # ModelReward's own recording, which then keeps these; by reference, since a deep copy
+        # Recorded before ModelReward's own recording, which then keeps these: the user's
+        # arguments, not the internal clock and throttle; by reference, since a deep copy
         # would clone the encoder.
         gym.utils.RecordConstructorArgs.__init__(
             self,
@@ -189,7 +151,31 @@ class CLIPReward(ModelReward):
             mode=mode,
             every=every,
             _disable_deepcopy=True,
+            **options,
         )
+        if head is not None:
+            options["head"] = head
+        if isinstance(model, CLIPRewardModel):
+            prompts = {"goal": goal, "baseline": baseline, "negatives": negatives}
+            fixed = [name for name, value in prompts.items() if value is not None]
+            fields = {f.name for f in dataclasses.fields(CLIPOptions)} - {"head"}
+            fixed += sorted(fields & set(options))
+            fixed += ["pretrained"] if pretrained != CLIPOptions.pretrained else []
+            if fixed:
+                raise ValueError(
+                    f"{fixed} given with a built CLIPRewardModel, which has its own prompts "
+                    "and options; build the model with them instead"
+                )
+            clip = model.with_head(options.pop("head", model.head), **options) if options else model
+        else:
+            if goal is None or baseline is None or negatives is None:
+                task = get_task(env)
+                goal = task.goal if goal is None else goal
+                baseline = task.baseline if baseline is None else baseline
+                negatives = task.negatives if negatives is None else negatives
+            clip = CLIPRewardModel(
+                model, pretrained, goal=goal, baseline=baseline, negatives=negatives, **options
+            )
         clock = _StepClock(env)
         super().__init__(clock, _EveryK(clip, clock, every), mode=mode)
         self.clip = clip

@@ -20,7 +20,7 @@ from rewardlab.evaluation.datasets import (
     TrajectoryDataset,
     generate_dataset,
 )
-from rewardlab.evaluation.scoring import ModelCache, random_reward, spec_reward
+from rewardlab.evaluation.reward_tables import ModelCache, random_reward, spec_reward
 from rewardlab.experiments.reward_eval import (
     RewardScores,
     evaluate_rewards,
@@ -138,8 +138,8 @@ def test_tabular_epic_and_starc_on_a_gridworld(tmp_path: Path) -> None:
         assert 0.01 < scores[name].metrics["epic_tabular"] < 1.0
     # The env's own sparse reward, as its tabular model records it (on possible transitions
     # only), is the ground truth to STARC, which follows the dynamics.
-    from rewardlab.evaluation import metrics
-    from rewardlab.evaluation.scoring import TermReward
+    from rewardlab.evaluation import reward_metrics as metrics
+    from rewardlab.evaluation.reward_tables import TermReward
 
     tt = tab.table
     truth = TermReward("t", values=tt.info("is_success")).tensor(tt.terminal, tab.n_actions, None)
@@ -302,8 +302,8 @@ TRAINED_SPECS = [
 @pytest.mark.parametrize("env_id", ["rewardlab/GridKeyDoor-v0", "rewardlab/DriveHighway-v0"])
 def test_scores_are_what_training_pays(env_id: str, tmp_path: Path) -> None:
     """Replay every episode through the training reward stack: the same reward per step."""
-    from rewardlab.evaluation.quality import dataset_table
-    from rewardlab.reward_spec import make_reward_vec
+    from rewardlab.evaluation.dataset_metrics import dataset_table
+    from rewardlab.vec import make_vec_env
 
     ds = generate_dataset(
         DatasetConfig(env_id, episodes=dict.fromkeys(EPISODE_KINDS, 1), frames=False),
@@ -330,7 +330,7 @@ def test_scores_are_what_training_pays(env_id: str, tmp_path: Path) -> None:
         recorded = {"env": ds.rewards, "dense": ds.dense_rewards}.get(term.recorded or "")
         scored = term.on_transitions(s, s2, table.terminal, recorded)
         for e, ep in enumerate(ds.episodes):
-            venv = make_reward_vec(env_id, spec, n_envs=1, seed=ep.seed, agent_gamma=0.99)
+            venv = make_vec_env(env_id, reward=spec, n_envs=1, seed=ep.seed, gamma=0.99)
             venv.reset()
             t0 = ds.transition_starts[e]
             paid = [

@@ -5,6 +5,12 @@ Every head is checked against a direct computation from the encoder's own embedd
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
+import socket
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -19,6 +25,7 @@ from PIL import Image  # noqa: E402
 from rewardlab.reward_models import RewardBatch  # noqa: E402
 from rewardlab.reward_models.clip import (  # noqa: E402
     HEADS,
+    CLIPOptions,
     CLIPRewardModel,
     PretrainedWeightsNotFoundError,
 )
@@ -77,7 +84,7 @@ def ref_text_emb(model: CLIPRewardModel, prompts: list[str]) -> np.ndarray:
 
 def test_random_weights_warn() -> None:
     with pytest.warns(UserWarning, match="RANDOM weights"):
-        CLIPRewardModel(TINY, None, goal=GOAL, device="cpu")
+        CLIPRewardModel(TINY, None, goal=GOAL, baseline=BASELINE, device="cpu")
 
 
 def test_text_embeddings_match_encoder(model: CLIPRewardModel) -> None:
@@ -354,19 +361,24 @@ def test_bad_frames(model: CLIPRewardModel, bad: np.ndarray) -> None:
 
 def test_unknown_model_name() -> None:
     with pytest.raises(ValueError, match=r"unknown open_clip model 'ViT-Z-99'.*list_models"):
-        CLIPRewardModel("ViT-Z-99", None, goal=GOAL, device="cpu")
+        CLIPRewardModel("ViT-Z-99", None, goal=GOAL, baseline=BASELINE, device="cpu")
 
 
 def test_unknown_pretrained_tag() -> None:
     with pytest.raises(ValueError, match="unknown pretrained tag 'laion9b'.*laion2b_s34b_b79k"):
-        CLIPRewardModel("ViT-B-32", "laion9b", goal=GOAL, device="cpu")
+        CLIPRewardModel("ViT-B-32", "laion9b", goal=GOAL, baseline=BASELINE, device="cpu")
 
 
 def test_missing_weights_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # conftest sets HF_HUB_OFFLINE=1; an empty cache_dir makes sure nothing is cached.
     with pytest.raises(PretrainedWeightsNotFoundError) as err:
         CLIPRewardModel(
-            "ViT-B-32", "laion2b_s34b_b79k", goal=GOAL, device="cpu", cache_dir=str(tmp_path)
+            "ViT-B-32",
+            "laion2b_s34b_b79k",
+            goal=GOAL,
+            baseline=BASELINE,
+            device="cpu",
+            cache_dir=str(tmp_path),
         )
     msg = str(err.value)
     assert "'ViT-B-32'" in msg and "'laion2b_s34b_b79k'" in msg
@@ -377,14 +389,14 @@ def test_missing_weights_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 def test_missing_checkpoint_file(tmp_path: Path) -> None:
     path = str(tmp_path / "missing.bin")
     with pytest.raises(PretrainedWeightsNotFoundError, match="not found: '.*missing.bin'"):
-        CLIPRewardModel(TINY, path, goal=GOAL, device="cpu")
+        CLIPRewardModel(TINY, path, goal=GOAL, baseline=BASELINE, device="cpu")
 
 
 def test_local_checkpoint_loads(tmp_path: Path, model: CLIPRewardModel, frames: np.ndarray) -> None:
     path = tmp_path / "open_clip_pytorch_model.bin"
     torch.save(model.clip_model.state_dict(), path)
     torch.manual_seed(123)  # a different random init, overwritten by the checkpoint
-    loaded = CLIPRewardModel(TINY, str(path), goal=GOAL, device="cpu")
+    loaded = CLIPRewardModel(TINY, str(path), goal=GOAL, baseline=BASELINE, device="cpu")
     np.testing.assert_allclose(loaded.goal_embedding, model.goal_embedding, atol=1e-12)
     np.testing.assert_allclose(
         loaded.encode_frames(frames), model.encode_frames(frames), atol=1e-12
@@ -415,3 +427,148 @@ def test_with_prompts_can_switch_head_in_one_check(model: CLIPRewardModel) -> No
     assert cosine.head == "cosine" and len(cosine.negative_embeddings) == 0
     with pytest.raises(TypeError, match="need head="):
         model.with_prompts(goal="a blue ball", alpha=0.3)
+
+
+def test_options_replace_and_their_errors() -> None:
+    opts = CLIPOptions()
+    assert opts.replace(alpha=0.2).head_options == {"alpha": 0.2}
+    # A new head starts from its own defaults; one option alone keeps the head's others.
+    success = opts.replace(head="success", threshold=0.3)
+    assert success.head_options == {"temperature": 0.01, "threshold": 0.3}
+    assert success.replace(temperature=0.1).head_options == {"temperature": 0.1, "threshold": 0.3}
+    assert success.replace(head="cosine").head_options == {}
+    with pytest.raises(TypeError, match=r"unknown CLIP option\(s\) \['devise'\]"):
+        opts.replace(devise="cpu")
+    with pytest.raises(TypeError, match=r"'goal_baseline' takes options \['alpha'\]"):
+        opts.replace(temperature=0.1)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        CLIPOptions(precision="fp8")
+    with pytest.raises(ValueError, match="cache_size must be >= 0, got -1"):
+        CLIPOptions(cache_size=-1)
+    with pytest.raises(ValueError, match=r"crop must be \(top, left, height, width\)"):
+        CLIPOptions(crop=(1, 2, 3))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="set it in the CLIPOptions"):
+        CLIPRewardModel(CLIPOptions(TINY), None, goal=GOAL, baseline=BASELINE)
+
+
+def test_model_takes_options_or_keywords_alike(model: CLIPRewardModel, frames: np.ndarray) -> None:
+    torch.manual_seed(0)
+    with pytest.warns(UserWarning, match="RANDOM weights"):
+        m = CLIPRewardModel(
+            CLIPOptions(TINY, None, head="cosine", device="cpu"),
+            goal=GOAL,
+            baseline=BASELINE,
+            negatives=NEGATIVES,
+        )
+    assert m.options == model.options and (m.head, m.options.head_options) == ("cosine", {})
+    np.testing.assert_array_equal(
+        m.score(m.encode_frames(frames)), model.score(model.encode_frames(frames))
+    )
+
+
+def test_default_head_needs_a_baseline() -> None:
+    # The default head is goal_baseline; without a baseline the error names both fixes,
+    # before any weights are loaded (the model name is not even looked up).
+    with pytest.raises(ValueError, match=r"needs a baseline.*pass baseline=, or head='cosine'"):
+        CLIPRewardModel("no-such-model", None, goal=GOAL)
+
+
+def test_reward_spec_options_are_clip_options() -> None:
+    from rewardlab.reward_spec import ClipModelSpec, parse_reward
+
+    prompts = {"kind", "goal", "baseline", "negatives"}
+    fields = set(ClipModelSpec.model_fields) - prompts
+    assert fields - {"options"} == {f.name for f in dataclasses.fields(CLIPOptions)} - {
+        "head_options"
+    }
+    spec = ClipModelSpec(kind="clip")
+    for name in fields - {"options"}:
+        assert getattr(spec, name) == getattr(CLIPOptions(), name), name
+    assert spec.clip_options() == CLIPOptions()
+    custom = parse_reward("{model: {kind: clip, head: softmax, options: {temperature: 0.1}}}")
+    assert custom.model is not None
+    assert custom.model.clip_options() == CLIPOptions(
+        head="softmax", head_options={"temperature": 0.1}
+    )
+    for bad, match in [
+        ("{head: cosin}", "unknown head 'cosin'"),
+        ("{head: cosine, options: {alpha: 0.5}}", r"head 'cosine' takes options none"),
+        ("{options: {alpha: 2}}", r"alpha must be in \[0, 1\], got 2.0"),
+        ("{resize: squash}", "resize must be one of"),
+    ]:
+        with pytest.raises(ValueError, match=rf"reward\.model\.clip: {match}"):
+            parse_reward("{model: {kind: clip, " + bad[1:] + "}")
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_without_hub(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``script`` in a fresh interpreter whose hub endpoint refuses connections and whose
+    offline mode is unset (the hub reads both when it is imported)."""
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
+    env["HF_ENDPOINT"] = f"http://127.0.0.1:{closed_port()}"
+    config = str(Path(__file__).with_name(f"{TINY}.json"))
+    return subprocess.run(
+        [sys.executable, "-c", script, config, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_missing_weights_fail_in_seconds_when_the_hub_is_unreachable(tmp_path: Path) -> None:
+    script = (
+        "import sys, time\n"
+        "import open_clip, torch  # imported first: the time is the load's alone\n"
+        "from rewardlab.reward_models.clip import CLIPRewardModel as M\n"
+        "from rewardlab.reward_models.clip import PretrainedWeightsNotFoundError as E\n"
+        "start = time.monotonic()\n"
+        "try:\n"
+        "    M('ViT-B-32', goal='g', baseline='b', device='cpu', cache_dir=sys.argv[2])\n"
+        "except E as e:\n"
+        "    print(f'{time.monotonic() - start:.1f}'); print(e)\n"
+    )
+    out = run_without_hub(script, str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    seconds, message = out.stdout.split("\n", 1)
+    # The hub's own retries took 46 s here before the reachability check; now well under 1 s.
+    assert float(seconds) < 5.0, out.stdout
+    assert "'ViT-B-32'" in message and "'laion2b_s34b_b79k'" in message
+    assert "cannot be reached" in message and "only the local cache was searched" in message
+    for fix in (
+        "pretrained='/path/to/open_clip_pytorch_model.bin'",
+        "cache_dir=",
+        "HF_HUB_OFFLINE",
+    ):
+        assert fix in message
+
+
+def test_cached_weights_load_when_the_hub_is_unreachable(
+    tmp_path: Path, model: CLIPRewardModel
+) -> None:
+    # A Hugging Face cache holding an hf-hub: model, laid out as the hub writes it.
+    snapshot = tmp_path / "models--rewardlab--tiny-clip" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
+    cfg = json.loads(Path(__file__).with_name(f"{TINY}.json").read_text())
+    (snapshot / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg}))
+    torch.save(model.clip_model.state_dict(), snapshot / "open_clip_pytorch_model.bin")
+    np.save(tmp_path / "goal.npy", model.goal_embedding)
+    script = (
+        "import sys, numpy as np\n"
+        "from rewardlab.reward_models.clip import CLIPRewardModel\n"
+        f"m = CLIPRewardModel('hf-hub:rewardlab/tiny-clip', goal={GOAL!r}, baseline={BASELINE!r},"
+        " device='cpu', cache_dir=sys.argv[2])\n"
+        "expected = np.load(sys.argv[2] + '/goal.npy')\n"
+        "np.testing.assert_allclose(m.goal_embedding, expected, atol=1e-12)\n"
+        "print('loaded')\n"
+    )
+    out = run_without_hub(script, str(tmp_path))
+    assert out.returncode == 0 and out.stdout == "loaded\n", out.stderr

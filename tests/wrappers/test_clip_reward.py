@@ -14,7 +14,8 @@ torch = pytest.importorskip("torch")
 open_clip = pytest.importorskip("open_clip")
 
 import rewardlab  # noqa: E402
-from rewardlab.reward_models.clip import CLIPRewardModel  # noqa: E402
+from rewardlab.reward_models.clip import CLIPOptions, CLIPRewardModel  # noqa: E402
+from rewardlab.reward_spec import parse_reward  # noqa: E402
 from rewardlab.wrappers import CLIPReward, PotentialShaping  # noqa: E402
 
 TINY = "rewardlab-tiny-clip"
@@ -131,12 +132,18 @@ def test_errors(clip: CLIPRewardModel) -> None:
         CLIPReward(make_env(), clip, every=0)
     with pytest.raises(ValueError, match="has its own prompts"):
         CLIPReward(make_env(), clip, goal="a robot")
+    with pytest.raises(ValueError, match=r"\['device', 'resize'\] given with a built"):
+        CLIPReward(make_env(), clip, device="cpu", resize="center_crop")
+    with pytest.raises(ValueError, match=r"\['pretrained'\] given with a built"):
+        CLIPReward(make_env(), clip, None)
+    with pytest.raises(TypeError, match=r"unknown CLIP option\(s\) \['devise'\]"):
+        CLIPReward(make_env(), TINY, None, devise="cpu")
 
 
 def test_another_head_shares_the_encoder(clip: CLIPRewardModel) -> None:
     env = CLIPReward(make_env(), clip, head="softmax", temperature=0.1)
     assert env.clip.clip_model is clip.clip_model and env.clip.head == "softmax"
-    assert clip.head == "cosine"
+    assert clip.head == CLIPOptions.head
 
 
 def test_make_vec_matches_per_env_wrappers(clip: CLIPRewardModel) -> None:
@@ -175,3 +182,30 @@ def test_records_the_users_arguments_and_shares_the_model(clip: CLIPRewardModel)
     env = CLIPReward(make_env(), clip, every=2)
     assert env._saved_kwargs["model"] is clip
     assert env._saved_kwargs["every"] == 2
+
+
+def test_one_set_of_options_and_defaults() -> None:
+    defaults = CLIPOptions()
+    assert (defaults.head, dict(defaults.head_options)) == ("goal_baseline", {"alpha": 0.5})
+    # The reward spec's defaults are the dataclass's: `--reward clip` builds the same options.
+    spec = parse_reward("clip").model
+    assert spec is not None and spec.clip_options() == defaults
+    # CLIPReward with a name, with CLIPOptions, and the model built from the same options agree.
+    options = CLIPOptions(
+        TINY, None, device="cpu", head="softmax", head_options={"temperature": 0.1}
+    )
+    task = rewardlab.get_task(make_env())
+    torch.manual_seed(0)
+    with pytest.warns(UserWarning, match="RANDOM weights"):
+        by_options = CLIPReward(make_env(), options)
+    by_name = wrap(make_env(), head="softmax", temperature=0.1)
+    torch.manual_seed(0)
+    with pytest.warns(UserWarning, match="RANDOM weights"):
+        by_task = CLIPRewardModel.from_task(task, options)
+    assert by_options.clip.options == by_name.clip.options == by_task.options == options
+    assert by_name._saved_kwargs["temperature"] == 0.1
+    by_options.reset(seed=0)
+    frame = np.asarray(by_options.render())
+    # Same seed, same weights: the three models score a frame identically.
+    scores = [direct(m, frame) for m in (by_options.clip, by_name.clip, by_task)]
+    assert scores[0] == scores[1] == scores[2]
