@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 
 from rewardlab.envs.core import get_task
+from rewardlab.info_keys import MODEL_FRESH
 from rewardlab.reward_models.base import RewardBatch, RewardModel, RewardOutput
 from rewardlab.reward_models.clip import CLIPOptions, CLIPRewardModel
 from rewardlab.wrappers.reward import ModelReward, RewardMode, require_rgb_array
@@ -52,18 +53,19 @@ class _EveryK(RewardModel):
     """Evaluates ``model`` on steps ``1, k+1, 2k+1, ...`` and the last one; repeats in between.
 
     It renders the frame itself, only on the steps it evaluates: rendering is skipped with the
-    model call.
+    model call. :attr:`fresh` says whether the last call evaluated the model.
     """
 
     def __init__(self, model: CLIPRewardModel, clock: _StepClock, every: int) -> None:
         self.model = model
         self.clock = clock
         self.every = every
+        self.fresh = False
         self._last: RewardOutput | None = None
 
     def __call__(self, batch: RewardBatch) -> RewardOutput:
-        due = (self.clock.t - 1) % self.every == 0 or self.clock.ended
-        if due:
+        self.fresh = (self.clock.t - 1) % self.every == 0 or self.clock.ended
+        if self.fresh:
             frames = np.asarray(self.clock.render())[None]
             self._last = self.model(dataclasses.replace(batch, frames=frames))
         assert self._last is not None
@@ -88,6 +90,8 @@ class CLIPReward(ModelReward):
     With ``every=k`` the model runs on steps ``1, k + 1, 2k + 1, ...`` of each episode and
     always on its last step (terminated or truncated); steps in between repeat the last
     value. This trades reward resolution for a k-fold cheaper encoder.
+    ``info["model_fresh"]`` (:data:`rewardlab.info_keys.MODEL_FRESH`) is True on the steps
+    the model ran and False where the value is repeated, for every ``every``.
 
     The CLIP score also works as a shaping potential:
     ``PotentialShaping(env, clip_model, gamma)`` with a ``CLIPRewardModel`` adds
@@ -176,7 +180,14 @@ class CLIPReward(ModelReward):
             clip = CLIPRewardModel(
                 model, pretrained, goal=goal, baseline=baseline, negatives=negatives, **options
             )
-        clock = _StepClock(env)
-        super().__init__(clock, _EveryK(clip, clock, every), mode=mode)
+        self._clock = _StepClock(env)
+        self._throttle = _EveryK(clip, self._clock, every)
+        super().__init__(self._clock, self._throttle, mode=mode)
         self.clip = clip
         self.every = every
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        """Step as ``ModelReward`` does, and mark in info whether the model ran."""
+        obs, reward, terminated, truncated, info = super().step(action)
+        info[MODEL_FRESH] = self._throttle.fresh
+        return obs, reward, terminated, truncated, info

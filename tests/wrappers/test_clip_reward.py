@@ -14,6 +14,7 @@ torch = pytest.importorskip("torch")
 open_clip = pytest.importorskip("open_clip")
 
 import rewardlab  # noqa: E402
+from rewardlab.info_keys import MODEL_FRESH  # noqa: E402
 from rewardlab.reward_models.clip import CLIPOptions, CLIPRewardModel  # noqa: E402
 from rewardlab.reward_spec import parse_reward  # noqa: E402
 from rewardlab.wrappers import CLIPReward, PotentialShaping  # noqa: E402
@@ -182,6 +183,35 @@ def test_records_the_users_arguments_and_shares_the_model(clip: CLIPRewardModel)
     env = CLIPReward(make_env(), clip, every=2)
     assert env._saved_kwargs["model"] is clip
     assert env._saved_kwargs["every"] == 2
+
+
+def test_model_fresh_marks_the_steps_the_encoder_ran(
+    clip: CLIPRewardModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = CLIPReward(make_env(max_episode_steps=7), clip, every=3)
+    calls = count_encodes(clip, monkeypatch)
+    rng = np.random.default_rng(0)
+    seen_last_step = 0
+    for episode in range(3):
+        env.reset(seed=episode)
+        for t in range(1, 8):
+            before = len(calls)
+            _, reward, terminated, truncated, info = env.step(int(rng.integers(0, 3)))
+            ran = len(calls) > before
+            assert info[MODEL_FRESH] is ran, (episode, t)
+            # Steps 1, 4, 7 of each episode, and its last step whenever it ends.
+            assert ran == ((t - 1) % 3 == 0 or terminated or truncated), (episode, t)
+            if ran:
+                assert reward == pytest.approx(direct(clip, env.render()))
+            if terminated or truncated:
+                seen_last_step += 1
+                assert info[MODEL_FRESH]
+                break
+    assert seen_last_step == 3
+    # every=1: the model runs on every step, and says so.
+    env = CLIPReward(make_env(), clip)
+    env.reset(seed=0)
+    assert all(env.step(a)[4][MODEL_FRESH] is True for a in [0, 1, 2])
 
 
 def test_one_set_of_options_and_defaults() -> None:
