@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from rewardlab.sandbox import ProgramContained
     from rewardlab.reward_spec import RewardSpec
+    from rewardlab.sandbox import ProgramContained
 
 
 def _cmd_envs(args: argparse.Namespace) -> int:
@@ -83,8 +83,8 @@ def _program_failed(
     Returns:
         1, the exit status of a run that failed (2 is for bad input).
     """
-    from rewardlab.sandbox import ProgramContained
     from rewardlab.reward_spec import ProgramModelSpec
+    from rewardlab.sandbox import ProgramContained
 
     cause = getattr(exc, "cause", None)
     failure = cause if isinstance(cause, ProgramContained) else exc
@@ -210,8 +210,8 @@ def _corrections(report: dict[str, object]) -> str:
 def _cmd_compare(args: argparse.Namespace) -> int:
     import json
 
+    from rewardlab.experiments.comparison_spec import load_spec
     from rewardlab.experiments.runner import run_comparison
-    from rewardlab.experiments.spec import load_spec
     from rewardlab.sandbox import ProgramContained
 
     try:
@@ -248,8 +248,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _cmd_eval_reward(args: argparse.Namespace) -> int:
     from rewardlab.evaluation.datasets import EPISODE_KINDS, DatasetConfig
     from rewardlab.experiments.reward_eval import load_sweep, needs_frames, run_eval
-    from rewardlab.sandbox import ProgramContained
     from rewardlab.reward_spec import parse_reward
+    from rewardlab.sandbox import ProgramContained
 
     out = Path(args.out) if args.out else Path("eval") / args.env.replace("/", "__")
     rewards = args.reward or ["pbrs", "progress"]
