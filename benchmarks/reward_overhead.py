@@ -195,7 +195,11 @@ def measure_clip(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "random weights" warnings: intended here
         ours = CLIPRewardModel(
-            "ViT-B-32", pretrained=None, goal="the agent reaches the green goal", device=device
+            "ViT-B-32",
+            pretrained=None,
+            head="cosine",
+            goal="the agent reaches the green goal",
+            device=device,
         )
         _, _, naive_tf = open_clip.create_model_and_transforms(
             "ViT-B-32", pretrained=None, device="cpu", pretrained_text=False

@@ -1,6 +1,6 @@
 """Reward specs: which reward an agent trains on, as data (YAML, JSON or a short name).
 
-A :class:`RewardSpec` names the layers :func:`make_reward_vec` puts on a task's SB3 vector
+A :class:`RewardSpec` names the layers :func:`rewardlab.make_vec_env` puts on a task's SB3 vector
 env, innermost first: the env's own reward variant (``reward_type``), a reward model
 replacing or added to it (``model``), then policy-invariant shaping (``shaping``, with the
 agent's discount) or one of the two NEGATIVE CONTROLS a shaping comparison needs
@@ -47,7 +47,6 @@ __all__ = [
     "ProgramModelSpec",
     "RewardSpec",
     "build_model",
-    "make_reward_vec",
     "parse_reward",
 ]
 
@@ -308,66 +307,3 @@ def build_model(
     return CLIPRewardModel.from_task(
         task, spec.clip_options(), **{k: v for k, v in prompts.items() if v is not None}
     )
-
-
-def make_reward_vec(
-    env_id: str,
-    spec: RewardSpec,
-    *,
-    n_envs: int,
-    seed: int,
-    agent_gamma: float,
-    env_kwargs: Mapping[str, Any] | None = None,
-    vec_env_cls: Any = None,
-) -> Any:
-    """An SB3 vector env of ``env_id`` that pays the reward ``spec`` describes.
-
-    Layers, innermost first: ``gym.make`` with ``spec.reward_type``, ``Monitor`` (so the
-    logged episode return is the env's reward, not the learned one), ``CaptureFrames`` when a
-    model reads pixels, the vector env, ``VecModelReward``, then ``VecPotentialShaping`` with
-    ``agent_gamma`` (or, for the negative controls, ``VecMismatchedShaping`` /
-    ``VecProgressBonus``).
-    """
-    from stable_baselines3.common.vec_env import DummyVecEnv
-
-    from rewardlab.reward_models.base import RewardModel
-    from rewardlab.vec import make_vec
-    from rewardlab.wrappers.shaping import _check_mismatch
-    from rewardlab.wrappers.state import state_keys
-    from rewardlab.wrappers.vec import VecMismatchedShaping, VecProgressBonus
-
-    kwargs = dict(env_kwargs or {})
-    if spec.reward_type is not None:
-        kwargs["reward_type"] = spec.reward_type
-    model = build_model(spec.model, env_id, kwargs) if spec.model is not None else None
-    potential: Any = None
-    if spec.shaping is not None:
-        potential = (
-            spec.shaping
-            if spec.shaping == "progress"
-            else build_model(spec.shaping, env_id, kwargs)
-        )
-    shaping_gamma = spec.shaping_gamma  # set: the mismatched-discount control
-    if shaping_gamma is not None:
-        _check_mismatch(shaping_gamma, agent_gamma)  # before building anything
-    # The mismatched control is layered on here, not by make_vec: tell it what to capture.
-    pot_model = potential if isinstance(potential, RewardModel) else None
-    pot_frames = pot_model is not None and pot_model.needs_frames
-    venv = make_vec(
-        env_id,
-        n_envs,
-        reward=model,
-        shaping=None if shaping_gamma is not None else potential,
-        seed=seed,
-        vec_env_cls=vec_env_cls or DummyVecEnv,
-        gamma=agent_gamma,
-        env_kwargs=kwargs,
-        capture_frames=True if pot_frames else None,
-        reward_mode=spec.mode,
-        capture_state=state_keys(pot_model.needs_info) if pot_model is not None else (),
-    )
-    if shaping_gamma is not None:
-        venv = VecMismatchedShaping(venv, potential, shaping_gamma, agent_gamma)
-    if spec.progress_bonus is not None:
-        venv = VecProgressBonus(venv, "progress", spec.progress_bonus)
-    return venv

@@ -222,8 +222,8 @@ class ModelCache:
 
     @staticmethod
     def encoder_key(spec: ClipModelSpec) -> tuple[Any, ...]:
-        """What decides the image embeddings: model, weights, device and frame policy."""
-        return (spec.model, spec.pretrained, spec.device, spec.resize)
+        """What decides the image embeddings: model, weights, device, frame policy, precision."""
+        return (spec.model, spec.pretrained, spec.device, spec.resize, spec.crop, spec.precision)
 
     def model(self, spec: ClipModelSpec) -> Any:
         """A :class:`~rewardlab.reward_models.clip.CLIPRewardModel` for ``spec``, sharing the

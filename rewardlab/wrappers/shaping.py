@@ -247,6 +247,3 @@ def check_shaping_gamma(env: Any, agent_gamma: float) -> None:
             for gamma in gammas:
                 if gamma != agent:
                     raise _mismatch(f"PotentialShaping in a {type(venv).__name__}", gamma, agent)
-
-
-_check_mismatch = check_mismatched_discount  # TEMPORARY for make_reward_vec, removed with it

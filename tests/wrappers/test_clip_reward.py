@@ -149,7 +149,7 @@ def test_another_head_shares_the_encoder(clip: CLIPRewardModel) -> None:
 
 def test_make_vec_matches_per_env_wrappers(clip: CLIPRewardModel) -> None:
     kwargs = {**SMALL, "max_episode_steps": 4}
-    venv = rewardlab.make_vec(ENV_ID, n_envs=2, reward=clip, env_kwargs=kwargs, seed=3)
+    venv = rewardlab.make_vec_env(ENV_ID, n_envs=2, reward=clip, env_kwargs=kwargs, seed=3)
     envs = [CLIPReward(gym.make(ENV_ID, render_mode="rgb_array", **kwargs), clip) for _ in "ab"]
     venv.reset()
     for i, env in enumerate(envs):
