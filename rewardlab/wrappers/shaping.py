@@ -26,7 +26,7 @@ from rewardlab.reward_models.potentials import (
     check_mismatched_discount,
     check_scale,
 )
-from rewardlab.wrappers.core import POTENTIAL_NAMES, Potential, PotentialCore, as_potential_model
+from rewardlab.wrappers.core import POTENTIAL_NAMES, Potential, PotentialCore
 from rewardlab.wrappers.reward import RewardLayer
 
 __all__ = [
@@ -39,27 +39,7 @@ __all__ = [
 ]
 
 
-class _PotentialLayer(RewardLayer):
-    """A per-env layer adding a term built from a potential (see
-    :class:`~rewardlab.wrappers.core.PotentialCore`)."""
-
-    def __init__(
-        self,
-        env: gym.Env[Any, Any],
-        potential: Potential,
-        name: str,
-        gamma: float | None = None,
-        scale: float | None = None,
-    ) -> None:
-        model = as_potential_model(potential)
-        self.potential = potential
-        self.core = PotentialCore(
-            model, self._frames, env.action_space, name=name, gamma=gamma, scale=scale
-        )
-        super().__init__(env, model)
-
-
-class PotentialShaping(_PotentialLayer):
+class PotentialShaping(RewardLayer):
     """Policy-invariant potential-based shaping: ``r + gamma * Phi(s') - Phi(s)``.
 
     Implements Ng, Harada & Russell (1999) with dynamic-potential caching (Devlin & Kudenko
@@ -108,7 +88,11 @@ class PotentialShaping(_PotentialLayer):
             self, potential=potential, gamma=gamma, _disable_deepcopy=True
         )
         self.gamma = check_discount(gamma)
-        super().__init__(env, potential, "shaping", gamma=self.gamma)
+        self.potential = potential
+        self.core = PotentialCore(
+            potential, self._frames, env.action_space, name="shaping", gamma=self.gamma
+        )
+        super().__init__(env, self.core.model)
 
     def shaping_gammas(self) -> list[float]:
         """Discounts of this and every policy-invariant shaping layer inside it.
@@ -119,7 +103,7 @@ class PotentialShaping(_PotentialLayer):
         return [x.gamma for x in layers if getattr(x, "enforces_policy_invariance", False)]
 
 
-class ProgressBonus(_PotentialLayer):
+class ProgressBonus(RewardLayer):
     """NEGATIVE CONTROL: adds the raw potential ``scale * Phi(s')`` to the reward.
 
     This is the "semantic trap" (Robo-Dopamine): rewarding progress itself rather than its
@@ -147,10 +131,14 @@ class ProgressBonus(_PotentialLayer):
             self, potential=potential, scale=scale, _disable_deepcopy=True
         )
         self.scale = check_scale(scale)
-        super().__init__(env, potential, "progress_bonus", scale=self.scale)
+        self.potential = potential
+        self.core = PotentialCore(
+            potential, self._frames, env.action_space, name="progress_bonus", scale=self.scale
+        )
+        super().__init__(env, self.core.model)
 
 
-class MismatchedShaping(_PotentialLayer):
+class MismatchedShaping(RewardLayer):
     """NEGATIVE CONTROL: potential-based shaping with a discount other than the agent's.
 
     Adds ``F = gamma * Phi(s') - Phi(s)`` exactly as :class:`PotentialShaping` does (with
@@ -181,7 +169,11 @@ class MismatchedShaping(_PotentialLayer):
         )
         self.agent_gamma = check_mismatched_discount(gamma, agent_gamma)
         self.gamma = check_discount(gamma)
-        super().__init__(env, potential, "mismatched_shaping", gamma=self.gamma)
+        self.potential = potential
+        self.core = PotentialCore(
+            potential, self._frames, env.action_space, name="mismatched_shaping", gamma=self.gamma
+        )
+        super().__init__(env, self.core.model)
 
 
 def _layers(env: Any) -> tuple[list[Any], list[Any]]:

@@ -43,7 +43,6 @@ from rewardlab.wrappers.core import (
     RewardCore,
     RewardMode,
     Transitions,
-    as_potential_model,
 )
 from rewardlab.wrappers.frames import CaptureFrames
 from rewardlab.wrappers.timing import StepTimes
@@ -215,24 +214,7 @@ class VecModelReward(VecRewardLayer):
         self.mode = mode
 
 
-class _VecPotentialLayer(VecRewardLayer):
-    def __init__(
-        self,
-        venv: VecEnv,
-        potential: Potential,
-        name: str,
-        gamma: float | None = None,
-        scale: float | None = None,
-    ) -> None:
-        model = as_potential_model(potential)
-        self.potential = potential
-        self.core = PotentialCore(
-            model, self._frames, venv.action_space, name=name, gamma=gamma, scale=scale
-        )
-        super().__init__(venv, model)
-
-
-class VecPotentialShaping(_VecPotentialLayer):
+class VecPotentialShaping(VecRewardLayer):
     """Policy-invariant potential-based shaping over an SB3 vector env.
 
     The vector version of :class:`~rewardlab.wrappers.shaping.PotentialShaping`, with the
@@ -259,10 +241,14 @@ class VecPotentialShaping(_VecPotentialLayer):
 
     def __init__(self, venv: VecEnv, potential: Potential, gamma: float) -> None:
         self.gamma = check_discount(gamma)
-        super().__init__(venv, potential, "shaping", gamma=self.gamma)
+        self.potential = potential
+        self.core = PotentialCore(
+            potential, self._frames, venv.action_space, name="shaping", gamma=self.gamma
+        )
+        super().__init__(venv, self.core.model)
 
 
-class VecMismatchedShaping(_VecPotentialLayer):
+class VecMismatchedShaping(VecRewardLayer):
     """NEGATIVE CONTROL: :class:`VecPotentialShaping` with a discount other than the agent's.
 
     The vector version of :class:`~rewardlab.wrappers.shaping.MismatchedShaping`, with the
@@ -286,10 +272,14 @@ class VecMismatchedShaping(_VecPotentialLayer):
     ) -> None:
         self.agent_gamma = check_mismatched_discount(gamma, agent_gamma)
         self.gamma = check_discount(gamma)
-        super().__init__(venv, potential, "mismatched_shaping", gamma=self.gamma)
+        self.potential = potential
+        self.core = PotentialCore(
+            potential, self._frames, venv.action_space, name="mismatched_shaping", gamma=self.gamma
+        )
+        super().__init__(venv, self.core.model)
 
 
-class VecProgressBonus(_VecPotentialLayer):
+class VecProgressBonus(VecRewardLayer):
     """NEGATIVE CONTROL: adds the raw potential ``scale * Phi(s')`` to every reward.
 
     The vector version of :class:`~rewardlab.wrappers.shaping.ProgressBonus`, with the same
@@ -310,7 +300,11 @@ class VecProgressBonus(_VecPotentialLayer):
 
     def __init__(self, venv: VecEnv, potential: Potential, scale: float = 1.0) -> None:
         self.scale = check_scale(scale)
-        super().__init__(venv, potential, "progress_bonus", scale=self.scale)
+        self.potential = potential
+        self.core = PotentialCore(
+            potential, self._frames, venv.action_space, name="progress_bonus", scale=self.scale
+        )
+        super().__init__(venv, self.core.model)
 
 
 def reward_layers(venv: VecEnv) -> list[VecRewardLayer]:
