@@ -150,6 +150,7 @@ def make_vec_env(
             spec_model = build_model(spec_model, env_id, kwargs)
         layers.append((cls, as_potential_model(spec_model), options))
 
+    venv: VecEnv | None = None
     try:
         model = reward if isinstance(reward, RewardModel) else spec.model
         if model is not None:
@@ -162,40 +163,25 @@ def make_vec_env(
             add(VecPotentialShaping, spec.shaping, gamma=gamma)
         if spec.progress_bonus is not None:
             add(VecProgressBonus, "progress", scale=spec.progress_bonus)
-    except BaseException:
-        for _, built, _ in layers:  # a reward program's worker is already running
-            built.close()
-        raise
-    return _build(env_id, n_envs, layers, seed, kwargs, vec_env_cls, vec_env_kwargs)
-
-
-def _build(
-    env_id: str,
-    n_envs: int,
-    layers: Sequence[tuple[Any, RewardModel, dict[str, Any]]],
-    seed: int,
-    env_kwargs: dict[str, Any],
-    vec_env_cls: type[VecEnv],
-    vec_env_kwargs: Mapping[str, Any] | None,
-) -> VecEnv:
-    models = [model for _, model, _ in layers]
-    try:
+        models = [built for _, built, _ in layers]
         capture_frames = any(m.needs_frames for m in models)
         if capture_frames:
-            mode = env_kwargs.setdefault("render_mode", "rgb_array")
+            mode = kwargs.setdefault("render_mode", "rgb_array")
             if mode != "rgb_array":
                 raise ValueError(
                     f"capturing frames needs render_mode='rgb_array', env_kwargs has {mode!r}"
                 )
         state = tuple(dict.fromkeys(name for m in models for name in state_keys(m.needs_info)))
-        make = functools.partial(_make_one, env_id, env_kwargs, capture_frames, state)
-        venv: VecEnv = vec_env_cls([make] * n_envs, **(vec_env_kwargs or {}))  # type: ignore[arg-type]
+        make = functools.partial(_make_one, env_id, kwargs, capture_frames, state)
+        venv = vec_env_cls([make] * n_envs, **(vec_env_kwargs or {}))  # type: ignore[arg-type]
         venv.seed(seed)
-        for cls, model, kwargs in layers:
-            venv = cls(venv, model, **kwargs)
+        for cls, built, options in layers:
+            venv = cls(venv, built, **options)
     except BaseException:
-        for model in models:  # a reward program's worker is already running
-            model.close()
+        if venv is not None:  # sub-env processes (SubprocVecEnv) are running
+            venv.close()
+        for _, built, _ in layers:  # so is a reward program's worker (close is idempotent)
+            built.close()
         raise
     return venv
 

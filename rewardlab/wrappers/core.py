@@ -383,6 +383,8 @@ class PotentialCore(RewardCore):
         else:
             if step.ended and step.terminated.any():  # a true terminal state: Phi = 0
                 phi_next = np.where(step.terminated, 0.0, phi_next)
+            # potentials.shaping_term, with its zeroing hoisted above: it is skipped on the
+            # steps where nothing terminated, and Phi(s') goes to info zeroed.
             term = phi_next * self.gamma
             term -= self._phi
         self._phi = phi_next.copy()  # the model may hand back an array it reuses

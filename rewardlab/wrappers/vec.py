@@ -133,9 +133,6 @@ class VecRewardLayer(VecEnvWrapper):
         self._actions: np.ndarray | None = None
         self._started = False
 
-    def _frames(self, infos: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        return _stack_frames(infos)
-
     def reset(self) -> VecEnvObs:
         """Reset every sub-env and start the layer's episodes."""
         obs = self.venv.reset()
@@ -208,7 +205,7 @@ class VecModelReward(VecRewardLayer):
     """
 
     def __init__(self, venv: VecEnv, model: RewardModel, mode: RewardMode = "replace") -> None:
-        self.core = ModelCore(model, mode, self._frames, venv.action_space)
+        self.core = ModelCore(model, mode, _stack_frames, venv.action_space)
         super().__init__(venv, model)
         self.model = model
         self.mode = mode
@@ -243,7 +240,7 @@ class VecPotentialShaping(VecRewardLayer):
         self.gamma = check_discount(gamma)
         self.potential = potential
         self.core = PotentialCore(
-            potential, self._frames, venv.action_space, name="shaping", gamma=self.gamma
+            potential, _stack_frames, venv.action_space, name="shaping", gamma=self.gamma
         )
         super().__init__(venv, self.core.model)
 
@@ -274,7 +271,7 @@ class VecMismatchedShaping(VecRewardLayer):
         self.gamma = check_discount(gamma)
         self.potential = potential
         self.core = PotentialCore(
-            potential, self._frames, venv.action_space, name="mismatched_shaping", gamma=self.gamma
+            potential, _stack_frames, venv.action_space, name="mismatched_shaping", gamma=self.gamma
         )
         super().__init__(venv, self.core.model)
 
@@ -302,7 +299,7 @@ class VecProgressBonus(VecRewardLayer):
         self.scale = check_scale(scale)
         self.potential = potential
         self.core = PotentialCore(
-            potential, self._frames, venv.action_space, name="progress_bonus", scale=self.scale
+            potential, _stack_frames, venv.action_space, name="progress_bonus", scale=self.scale
         )
         super().__init__(venv, self.core.model)
 

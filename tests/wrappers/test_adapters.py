@@ -325,6 +325,21 @@ def test_make_vec_env_closes_built_models_when_it_fails(monkeypatch: pytest.Monk
             ENV_ID, reward=Held(), shaping=FrameMean(), env_kwargs={"render_mode": "human"}
         )
     assert closed == ["held"]
+    # Failing once the vector env is built (a bad mode): its sub-envs are closed as well.
+    built: list[DummyVecEnv] = []
+
+    class Recording(DummyVecEnv):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            built.append(self)
+
+        def close(self) -> None:
+            closed.append("venv")
+            super().close()
+
+    with pytest.raises(ValueError, match="mode must be one of"):
+        rewardlab.make_vec_env(ENV_ID, reward=Held(), reward_mode="multiply", vec_env_cls=Recording)  # type: ignore[arg-type]
+    assert len(built) == 1 and closed == ["held", "venv", "held"]
 
 
 def test_make_vec_frames_and_seeds() -> None:
