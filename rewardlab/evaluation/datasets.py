@@ -625,6 +625,19 @@ def _write(config: DatasetConfig, folder: Path) -> None:
     (folder / "metadata.json").write_text(json.dumps(metadata, indent=1))
 
 
+class _Stored:
+    """An attribute of :class:`TrajectoryDataset`: its stored array of the same name."""
+
+    def __init__(self, doc: str) -> None:
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, ds: TrajectoryDataset, owner: type) -> np.ndarray:
+        return ds.array(self.name)
+
+
 class TrajectoryDataset:
     """A dataset folder opened lazily (arrays are memory-mapped on first use).
 
@@ -686,8 +699,7 @@ class TrajectoryDataset:
 
     def transition_states(self) -> tuple[np.ndarray, np.ndarray]:
         """``(s, s2)``: the state rows each transition leaves and enters, each ``(M,)``."""
-        episode = np.repeat(np.arange(len(self.episodes)), self.n_steps)
-        s = np.arange(self.n_transitions) + episode
+        s = np.arange(self.n_transitions) + self.transition_episode()
         return s, s + 1
 
     def transition_episode(self) -> np.ndarray:
@@ -715,45 +727,14 @@ class TrajectoryDataset:
             self._arrays[name] = np.load(file, mmap_mode="r")
         return self._arrays[name]
 
-    @property
-    def obs(self) -> np.ndarray:
-        """``(N, *obs_shape)`` observations."""
-        return self.array("obs")
-
-    @property
-    def frames(self) -> np.ndarray:
-        """``(N, H, W, 3)`` uint8 frames."""
-        return self.array("frames")
-
-    @property
-    def progress(self) -> np.ndarray:
-        """``(N,)`` ground-truth progress."""
-        return self.array("progress")
-
-    @property
-    def success(self) -> np.ndarray:
-        """``(N,)`` bool ``is_success``."""
-        return self.array("success")
-
-    @property
-    def terminal(self) -> np.ndarray:
-        """``(N,)`` bool, True for the last state of an episode that terminated."""
-        return self.array("terminal")
-
-    @property
-    def actions(self) -> np.ndarray:
-        """``(M, *action_shape)`` actions."""
-        return self.array("actions")
-
-    @property
-    def rewards(self) -> np.ndarray:
-        """``(M,)`` the env's own rewards."""
-        return self.array("rewards")
-
-    @property
-    def dense_rewards(self) -> np.ndarray:
-        """``(M,)`` the env family's dense expert rewards."""
-        return self.array("dense_rewards")
+    obs = _Stored("``(N, *obs_shape)`` observations.")
+    frames = _Stored("``(N, H, W, 3)`` uint8 frames.")
+    progress = _Stored("``(N,)`` ground-truth progress.")
+    success = _Stored("``(N,)`` bool ``is_success``.")
+    terminal = _Stored("``(N,)`` bool, True for the last state of an episode that terminated.")
+    actions = _Stored("``(M, *action_shape)`` actions.")
+    rewards = _Stored("``(M,)`` the env's own rewards.")
+    dense_rewards = _Stored("``(M,)`` the env family's dense expert rewards.")
 
     def state(self, name: str) -> np.ndarray:
         """``(N, *shape)`` values of the task state variable ``name``."""
@@ -823,8 +804,7 @@ def load_dataset(path: str | Path, *, env_id: str | None = None) -> TrajectoryDa
             f"dataset {path} comes from {metadata['env_id']}, which is not registered here; "
             "install the rewardlab version that registers it"
         )
-    raw = json.loads((path / "episodes.json").read_text())
-    episodes = [Episode(**e) for e in raw]
+    episodes = [Episode(**e) for e in json.loads((path / "episodes.json").read_text())]
     if not episodes or metadata["n_transitions"] == 0:
         raise ValueError(
             f"dataset {path} is empty (no transitions); regenerate it with more episodes"

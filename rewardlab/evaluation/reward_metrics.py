@@ -168,6 +168,15 @@ def _as_weights(weights: ArrayLike, shape: tuple[int, ...], what: str) -> np.nda
     return result
 
 
+def _is_stochastic(p: np.ndarray) -> bool:
+    """Whether ``p`` holds probability vectors along its last axis (finite, >= 0, sum 1)."""
+    return bool(
+        np.isfinite(p).all()
+        and (p >= 0).all()
+        and np.allclose(p.sum(-1), 1.0, rtol=0, atol=_PROB_ATOL)
+    )
+
+
 def _as_distribution(p: ArrayLike | None, n: int, what: str) -> np.ndarray:
     """A probability vector of length ``n`` (uniform when ``p`` is None)."""
     if p is None:
@@ -175,7 +184,7 @@ def _as_distribution(p: ArrayLike | None, n: int, what: str) -> np.ndarray:
     a = np.asarray(p, dtype=np.float64)
     if a.shape != (n,):
         raise ValueError(f"{what} must have shape ({n},), got {a.shape}")
-    if not np.isfinite(a).all() or (a < 0).any() or abs(a.sum() - 1.0) > _PROB_ATOL:
+    if not _is_stochastic(a):
         raise ValueError(
             f"{what} must be a probability vector (finite, non-negative, summing to 1), got "
             f"sum {a.sum():.6g}; divide it by its sum"
@@ -249,17 +258,7 @@ def spearman(x: ArrayLike, y: ArrayLike) -> float:
     """Spearman rank correlation: :func:`pearson` of the average ranks of ``x`` and ``y``.
 
     Tied values share the mean of the ranks they span (``scipy.stats.rankdata``'s default).
-
-    Args:
-        x: 1-D values.
-        y: 1-D values, same length as ``x``.
-
-    Returns:
-        The correlation in ``[-1, 1]``; NaN when ``x`` or ``y`` is constant or has fewer than
-        two values.
-
-    Raises:
-        ValueError: If the lengths differ or a value is NaN or inf.
+    Arguments, result and errors as for :func:`pearson`.
 
     Example:
         >>> spearman([1, 2, 3, 4], [1, 10, 100, 1000])
@@ -780,11 +779,9 @@ def epic_distance(
         >>> round(epic_distance(r, neg, sas, [0, 1], [0, 0], gamma=0.9), 12)
         1.0
     """
-    ca, scale_a = _epic_canonical(
-        reward_a, transitions, coverage_states, coverage_actions, gamma, _DEFAULT_CHUNK
-    )
-    cb, scale_b = _epic_canonical(
-        reward_b, transitions, coverage_states, coverage_actions, gamma, _DEFAULT_CHUNK
+    (ca, scale_a), (cb, scale_b) = (
+        _epic_canonical(r, transitions, coverage_states, coverage_actions, gamma, _DEFAULT_CHUNK)
+        for r in (reward_a, reward_b)
     )
     w = None if weights is None else _as_weights(weights, ca.shape, "weights")
     za = _standardized_or_raise(ca, w, scale_a, "reward_a")
@@ -888,11 +885,7 @@ def _starc_canonical(
     p = np.asarray(transition_probs, dtype=np.float64)
     if p.shape != r.shape:
         raise ValueError(f"transition_probs must have the reward's shape {r.shape}, got {p.shape}")
-    if (
-        not np.isfinite(p).all()
-        or (p < 0).any()
-        or not np.allclose(p.sum(-1), 1.0, rtol=0, atol=_PROB_ATOL)
-    ):
+    if not _is_stochastic(p):
         raise ValueError(
             "transition_probs[s, a] must be probability vectors over s' (finite, non-negative, "
             "summing to 1); give absorbing states a self-loop"
@@ -903,11 +896,7 @@ def _starc_canonical(
         pi = np.asarray(policy, dtype=np.float64)
         if pi.shape != (n_s, n_a):
             raise ValueError(f"policy must have shape (S, A) = {(n_s, n_a)}, got {pi.shape}")
-        if (
-            not np.isfinite(pi).all()
-            or (pi < 0).any()
-            or not np.allclose(pi.sum(-1), 1.0, rtol=0, atol=_PROB_ATOL)
-        ):
+        if not _is_stochastic(pi):
             raise ValueError("policy[s] must be probability vectors over actions (summing to 1)")
     r_sa = np.einsum("sat,sat->sa", p, r)
     p_pi = np.einsum("sa,sat->st", pi, p)

@@ -119,6 +119,14 @@ class TermReward:
             return None
         return np.where(np.asarray(terminal, dtype=bool), 0.0, self.potential)
 
+    def _add_terms(self, out: np.ndarray, s: Any, s2: Any, phi: np.ndarray | None) -> np.ndarray:
+        """``out + v(s') + gamma Phi'(s') - Phi'(s)`` on rows ``s -> s2`` (broadcast)."""
+        if self.values is not None:
+            out += self.values[s2]
+        if phi is not None:
+            out += self.gamma * phi[s2] - phi[s]
+        return out
+
     def on_transitions(
         self, s: np.ndarray, s2: np.ndarray, terminal: np.ndarray, recorded: np.ndarray | None
     ) -> np.ndarray:
@@ -129,12 +137,7 @@ class TermReward:
             if recorded is None:
                 raise ValueError(f"{self.name}: needs the recorded {self.recorded} rewards")
             out += recorded
-        if self.values is not None:
-            out += self.values[s2]
-        phi = self._phi(terminal)
-        if phi is not None:
-            out += self.gamma * phi[s2] - phi[s]
-        return out
+        return self._add_terms(out, s, s2, self._phi(terminal))
 
     def index_function(
         self, terminal: np.ndarray
@@ -143,13 +146,10 @@ class TermReward:
         for rewards with a recorded term (known only on the transitions that happened)."""
         if self.recorded is not None:
             return None
-        values, phi, gamma = self.values, self._phi(terminal), self.gamma
+        phi = self._phi(terminal)
 
         def reward(s: np.ndarray, a: np.ndarray, s2: np.ndarray) -> np.ndarray:
-            out = np.zeros(len(s), dtype=np.float64) if values is None else values[s2]
-            if phi is not None:
-                out = out + gamma * phi[s2] - phi[s]
-            return out
+            return self._add_terms(np.zeros(len(s)), s, s2, phi)
 
         return reward
 
@@ -163,12 +163,8 @@ class TermReward:
             if recorded is None:
                 raise ValueError(f"{self.name}: needs the recorded {self.recorded} reward tensor")
             out += recorded
-        if self.values is not None:
-            out += self.values[None, None, :]
-        phi = self._phi(terminal)
-        if phi is not None:
-            out += self.gamma * phi[None, None, :] - phi[:, None, None]
-        return out
+        rows = np.arange(n)
+        return self._add_terms(out, rows[:, None, None], rows[None, None, :], self._phi(terminal))
 
 
 class ModelCache:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -74,7 +74,7 @@ class Interval:
 
     def to_dict(self) -> dict[str, float]:
         """``{"point": ..., "low": ..., "high": ...}`` as plain floats."""
-        return {"point": self.point, "low": self.low, "high": self.high}
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -98,13 +98,7 @@ class ThresholdSummary:
 
     def to_dict(self) -> dict[str, float | int]:
         """The fields as a plain dict (NaN stays NaN)."""
-        return {
-            "n_runs": self.n_runs,
-            "n_reached": self.n_reached,
-            "n_never": self.n_never,
-            "median": self.median,
-            "iqm": self.iqm,
-        }
+        return asdict(self)
 
 
 def _as_generator(rng: np.random.Generator | int) -> np.random.Generator:
