@@ -208,6 +208,11 @@ class DrivingConfig:
             )
 
 
+def _rectangle(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
+    """The ``(4, 2)`` corners of an axis-aligned rectangle, in drawing order."""
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+
+
 class DrivingEnv(TaskEnv[DrivingConfig]):
     """Drive along a multi-lane highway to the end of a route without crashing.
 
@@ -576,16 +581,14 @@ class DrivingEnv(TaskEnv[DrivingConfig]):
         scale = (0.0 if self._off_road else 1.0) / (
             cfg.high_speed_reward + cfg.right_lane_reward - w_c
         )
-        info["reward_collision"] = w_c * float(self._crashed) * scale
-        info["reward_high_speed"] = cfg.high_speed_reward * speed * scale
-        info["reward_right_lane"] = cfg.right_lane_reward * right_lane * scale
-        info["reward_offset"] = -w_c * scale
-        return (
-            info["reward_collision"]
-            + info["reward_high_speed"]
-            + info["reward_right_lane"]
-            + info["reward_offset"]
-        )
+        terms = {
+            "reward_collision": w_c * float(self._crashed) * scale,
+            "reward_high_speed": cfg.high_speed_reward * speed * scale,
+            "reward_right_lane": cfg.right_lane_reward * right_lane * scale,
+            "reward_offset": -w_c * scale,
+        }
+        info.update(terms)
+        return sum(terms.values())
 
     # --- state ------------------------------------------------------------------------------
 
@@ -837,25 +840,12 @@ class DrivingEnv(TaskEnv[DrivingConfig]):
         else:
             y0 = (self._goal_lane - 0.5) * cfg.lane_width
             y1 = y0 + cfg.lane_width
-        end = np.array(
-            [
-                [cfg.route_length, y0],
-                [cfg.route_length + 2.0, y0],
-                [cfg.route_length + 2.0, y1],
-                [cfg.route_length, y1],
-            ]
-        )
+        end = _rectangle(cfg.route_length, y0, cfg.route_length + 2.0, y1)
         cv2.fillPoly(frame, [to_px(end)], ROUTE_END_RGB, cv2.LINE_8, 4)
 
         n = cfg.vehicles_count
-        box = 0.5 * np.array(
-            [
-                [-VEHICLE_LENGTH, -VEHICLE_WIDTH],
-                [VEHICLE_LENGTH, -VEHICLE_WIDTH],
-                [VEHICLE_LENGTH, VEHICLE_WIDTH],
-                [-VEHICLE_LENGTH, VEHICLE_WIDTH],
-            ]
-        )
+        half_l, half_w = 0.5 * VEHICLE_LENGTH, 0.5 * VEHICLE_WIDTH
+        box = _rectangle(-half_l, -half_w, half_l, half_w)
         visible = np.flatnonzero(
             (self._x[:n] > left - VEHICLE_LENGTH)
             & (self._x[:n] < left + cfg.render_view_length + VEHICLE_LENGTH)

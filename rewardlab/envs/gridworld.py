@@ -35,8 +35,8 @@ __all__ = [
 
 # Cell codes of Layout.cells.
 FLOOR, WALL, GOAL, LAVA, KEY, DOOR = range(6)
-# Extra codes used only for drawing.
-_DOOR_OPEN, _N_CODES = 6, 7
+# Extra code used only for drawing.
+_DOOR_OPEN = 6
 
 TURN_LEFT, TURN_RIGHT, FORWARD, PICKUP, TOGGLE = range(5)
 ACTION_NAMES = ("turn_left", "turn_right", "forward", "pickup", "toggle")
@@ -175,10 +175,6 @@ def _room(size: int) -> np.ndarray:
     return grid
 
 
-def _corner_starts() -> tuple[tuple[int, int, int], ...]:
-    return tuple((1, 1, d) for d in range(4))
-
-
 def generate_layout(config: GridWorldConfig, rng: np.random.Generator) -> Layout:
     """Draw one episode's layout for ``config`` from ``rng`` (no draw if not randomized).
 
@@ -240,7 +236,7 @@ def generate_layout(config: GridWorldConfig, rng: np.random.Generator) -> Layout
         door=door,
         gap=gap,
         river_vertical=vertical,
-        starts=_corner_starts(),
+        starts=tuple((1, 1, d) for d in range(4)),
     )
 
 
@@ -318,13 +314,12 @@ def _reward_terms(
 class _LayoutModel:
     """Everything derived from one layout's state graph (built once, cached)."""
 
+    layout: Layout
     states: np.ndarray  # (S, 4) int64: x, y, direction, stage
     index: list[int]  # flat ((y * W + x) * 4 + d) * K + stage -> state index, -1 if invalid
     succ: np.ndarray  # (S, A) int64 successor state index
     terminal: np.ndarray  # (S,) bool
-    dist: np.ndarray  # (S,) float64 fewest actions to the goal (inf if unreachable)
-    normalizer: float  # max of dist over the start states
-    progress: list[float]  # (S,) max(0, 1 - dist / normalizer)
+    progress: list[float]  # (S,) max(0, 1 - dist / max dist over the start states)
     expert: list[int]  # (S,) first action on a shortest path
     initial: np.ndarray  # (S,) float64 uniform over the start poses
     vector_obs: np.ndarray  # (S, 17) float32
@@ -365,16 +360,14 @@ def _layout_model(layout: Layout) -> _LayoutModel:
     start_ids = [index[((y * w + x) * 4 + d) * k] for x, y, d in layout.starts]
     initial = np.zeros(n_states)
     np.add.at(initial, start_ids, 1.0 / len(start_ids))
-    normalizer = float(dist[start_ids].max())
-    progress = np.clip(1.0 - dist / normalizer, 0.0, 1.0)
+    progress = np.clip(1.0 - dist / dist[start_ids].max(), 0.0, 1.0)
     expert = np.argmin(dist[succ], axis=1)
     return _LayoutModel(
+        layout=layout,
         states=arr,
         index=index,
         succ=succ,
         terminal=terminal,
-        dist=dist,
-        normalizer=normalizer,
         progress=[float(p) for p in progress],
         expert=[int(a) for a in expert],
         initial=initial,
@@ -723,7 +716,6 @@ class GridWorldEnv(TaskEnv[GridWorldConfig]):
             ),
             env=self,
         )
-        self._layout: Layout | None = None
         self._model: _LayoutModel | None = None
         self._names: tuple[str, ...] = ()
         self._state = (0, 0, 0, 0)
@@ -738,8 +730,8 @@ class GridWorldEnv(TaskEnv[GridWorldConfig]):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         layout = generate_layout(self.config, self.np_random)
-        if layout != self._layout:
-            self._layout, self._model = layout, _layout_model(layout)
+        if self._model is None or layout != self._model.layout:
+            self._model = _layout_model(layout)
             self._names = tuple(
                 f"reward_{n}" for n in _reward_names(layout, self.config.reward_type)
             )
@@ -749,9 +741,10 @@ class GridWorldEnv(TaskEnv[GridWorldConfig]):
         return self._obs(), {"is_success": False, "progress": self.progress()}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        layout, model = self._layout, self._model
-        if layout is None or model is None:
+        model = self._model
+        if model is None:
             raise RuntimeError("call reset() before step()")
+        layout = model.layout
         a = int(action)
         if not 0 <= a < 5:
             raise ValueError(f"action must be in [0, 5), got {action!r}")
@@ -773,11 +766,11 @@ class GridWorldEnv(TaskEnv[GridWorldConfig]):
 
     def render(self) -> np.ndarray:
         self._require_render_mode()
-        if self._layout is None:
+        if self._model is None:
             raise RuntimeError("call reset() before render()")
         cfg = self.config
         if self._renderer is None:
-            self._renderer = _Renderer(self._layout, cfg.render_height, cfg.render_width)
+            self._renderer = _Renderer(self._model.layout, cfg.render_height, cfg.render_width)
         return self._renderer.frame(*self._state)
 
     # -- TaskEnv API --
@@ -787,7 +780,7 @@ class GridWorldEnv(TaskEnv[GridWorldConfig]):
         return self._require_model().progress[self._index]
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        layout = self._require_layout()
+        layout = self._require_model().layout
         x, y, d, stage = self._state
         grid = layout.grid()
         none = (-1, -1)
@@ -822,7 +815,8 @@ class GridWorldEnv(TaskEnv[GridWorldConfig]):
         ``initial`` is the first-state distribution of an episode given this layout (uniform
         over the start directions); terminal states are absorbing with zero reward.
         """
-        layout, model = self._require_layout(), self._require_model()
+        model = self._require_model()
+        layout = model.layout
         n_states, n_actions = model.succ.shape
         p = np.zeros((n_states, n_actions, n_states))
         r = np.zeros((n_states, n_actions, n_states))
@@ -862,16 +856,17 @@ class GridWorldEnv(TaskEnv[GridWorldConfig]):
     @property
     def layout(self) -> Layout:
         """The current episode's layout."""
-        return self._require_layout()
+        return self._require_model().layout
 
     # -- internals --
 
     def _set_state(self, state: _State) -> None:
-        layout, model = self._layout, self._model
-        assert layout is not None and model is not None
+        model = self._model
+        assert model is not None
         x, y, d, stage = state
         self._state = state
-        self._index = model.index[((y * layout.width + x) * 4 + d) * layout.n_stages + stage]
+        width, n_stages = model.layout.width, model.layout.n_stages
+        self._index = model.index[((y * width + x) * 4 + d) * n_stages + stage]
 
     def _obs(self) -> np.ndarray:
         model = self._model
@@ -879,15 +874,9 @@ class GridWorldEnv(TaskEnv[GridWorldConfig]):
         if self.config.obs_type == "vector":
             return model.vector_obs[self._index].copy()
         if self._obs_renderer is None:
-            assert self._layout is not None
             side = self.config.grid_size * self.config.obs_tile_size
-            self._obs_renderer = _Renderer(self._layout, side, side)
+            self._obs_renderer = _Renderer(model.layout, side, side)
         return self._obs_renderer.frame(*self._state)
-
-    def _require_layout(self) -> Layout:
-        if self._layout is None:
-            raise RuntimeError("call reset() first: the layout is drawn at reset")
-        return self._layout
 
     def _require_model(self) -> _LayoutModel:
         if self._model is None:

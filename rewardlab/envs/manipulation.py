@@ -316,14 +316,8 @@ class ManipulationEnv(TaskEnv[ManipulationConfig]):
         self._hand_qpos = [data.joint(n).qpos for n in ("hand_x", "hand_y", "hand_z")]
         self._hand_qvel = [data.joint(n).qvel for n in ("hand_x", "hand_y", "hand_z")]
         self._finger_qpos = [data.joint(n).qpos for n in ("finger_left", "finger_right")]
-        self._hand_act = np.array(
-            [model.actuator(n).id for n in ("hand_x", "hand_y", "hand_z")], dtype=np.intp
-        )
-        self._finger_act = np.array(
-            [model.actuator(n).id for n in ("finger_left", "finger_right")], dtype=np.intp
-        )
-        self._hand_act_ids = self._hand_act.tolist()
-        self._finger_act_ids = self._finger_act.tolist()
+        self._hand_act_ids = [model.actuator(n).id for n in ("hand_x", "hand_y", "hand_z")]
+        self._finger_act_ids = [model.actuator(n).id for n in ("finger_left", "finger_right")]
         self._grip_xpos = data.site("grip").xpos
         self._target_mocap = int(model.body("target").mocapid[0])
         if self._has_block:
@@ -391,9 +385,6 @@ class ManipulationEnv(TaskEnv[ManipulationConfig]):
         )
         return gripper + block + target + (held,)
 
-    def _gripper_pos(self) -> np.ndarray:
-        return self._grip_xpos.copy()
-
     def _finger_gap(self) -> float:
         # Closing fingers overshoot their soft joint limit at 0 by up to a few mm (they do not
         # collide with each other); a gap below 0 means closed.
@@ -415,7 +406,7 @@ class ManipulationEnv(TaskEnv[ManipulationConfig]):
 
     def state_dict(self) -> dict[str, np.ndarray]:
         state = {
-            "gripper_pos": self._gripper_pos(),
+            "gripper_pos": self._grip_xpos.copy(),
             "gripper_vel": np.array([q[0] for q in self._hand_qvel]),
             "finger_gap": np.array(self._finger_gap()),
         }
@@ -533,26 +524,28 @@ class ManipulationEnv(TaskEnv[ManipulationConfig]):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         cfg, rng, data = self.config, self.np_random, self.data
+        r = cfg.target_range
         mujoco.mj_resetData(self.model, data)
 
         home = _HAND_HOME.copy()
         home[:2] += rng.uniform(-_HAND_HOME_NOISE, _HAND_HOME_NOISE, size=2)
         for q, x in zip(self._hand_qpos, home, strict=True):
             q[0] = x
-        data.ctrl[self._hand_act] = home
+        data.ctrl[self._hand_act_ids] = home
         for q in self._finger_qpos:
             q[0] = _FINGER_OPEN
-        data.ctrl[self._finger_act] = _FINGER_OPEN
+        data.ctrl[self._finger_act_ids] = _FINGER_OPEN
 
         if self._has_block:
             block_xy = rng.uniform(-cfg.object_range, cfg.object_range, size=2)
             self._block_joint.qpos[:] = [*block_xy, _BLOCK_HALF, 1.0, 0.0, 0.0, 0.0]
             rest_z = _BLOCK_HALF + (_PLATFORM_TOP if self._task_name == "pick_place" else 0.0)
-            target_xy = self._sample_target_xy(block_xy)
+            target_xy = self._sample_away_from(block_xy, (-r, -r), (r, r))
             self._target = np.array([*target_xy, rest_z])
             data.mocap_pos[self._target_mocap] = [*target_xy, 0.0]
         else:
-            self._target = self._sample_reach_target(home)
+            z_low, z_high = _REACH_Z_RANGE
+            self._target = self._sample_away_from(home, (-r, -r, z_low), (r, r, z_high))
             data.mocap_pos[self._target_mocap] = self._target
         self._target_list = self._target.tolist()
         mujoco.mj_forward(self.model, data)
@@ -560,21 +553,14 @@ class ManipulationEnv(TaskEnv[ManipulationConfig]):
         self._d0 = self._distances()
         return self._obs(), {"is_success": self._is_success(self._d0), "progress": self.progress()}
 
-    def _sample_target_xy(self, block_xy: np.ndarray) -> np.ndarray:
-        cfg = self.config
+    def _sample_away_from(
+        self, start: np.ndarray, low: tuple[float, ...], high: tuple[float, ...]
+    ) -> np.ndarray:
+        """A point uniform in ``[low, high]`` at least ``min_target_distance`` from ``start``."""
         while True:  # terminates: __post_init__ ensures min_target_distance <= target_range
-            xy = self.np_random.uniform(-cfg.target_range, cfg.target_range, size=2)
-            if np.linalg.norm(xy - block_xy) >= cfg.min_target_distance:
-                return xy
-
-    def _sample_reach_target(self, gripper: np.ndarray) -> np.ndarray:
-        cfg = self.config
-        low = np.array([-cfg.target_range, -cfg.target_range, _REACH_Z_RANGE[0]])
-        high = np.array([cfg.target_range, cfg.target_range, _REACH_Z_RANGE[1]])
-        while True:
-            xyz = self.np_random.uniform(low, high)
-            if np.linalg.norm(xyz - gripper) >= cfg.min_target_distance:
-                return xyz
+            point = self.np_random.uniform(low, high)
+            if np.linalg.norm(point - start) >= self.config.min_target_distance:
+                return point
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if not self._d0:
@@ -643,7 +629,7 @@ class ManipulationEnv(TaskEnv[ManipulationConfig]):
 
     def expert_action(self) -> np.ndarray:
         """A closed-loop scripted expert reading the simulator state (no internal memory)."""
-        gripper = self._gripper_pos()
+        gripper = self._grip_xpos.copy()
         if self._task_name == "reach":
             return self._move_to(gripper, self._target, fingers=1.0)
         block = self._block_body.xpos.copy()
