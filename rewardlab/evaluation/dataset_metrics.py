@@ -255,6 +255,7 @@ def evaluate_rewards(
     s, s2 = ds.transition_states()
     a = np.arange(len(s))
     success_next = np.asarray(ds.success)[s2].astype(bool)
+    both_classes = success_next.any() and not success_next.all()
     progress_next = np.asarray(ds.progress)[s2]
     true_returns = discounted_returns(success_next.astype(np.float64), ds, gamma)
     expert_rows, expert_starts = _expert_prefixes(ds)
@@ -288,7 +289,6 @@ def evaluate_rewards(
         )
         if tabular is not None and tab_rewards is not None:
             tr = tab_rewards[k]
-            tt = tabular.table
             tensor = tr.tensor(tt.terminal, tabular.n_actions, tabular.recorded(tr.recorded))
             # A recorded reward is known on possible transitions only; EPIC's uniform coverage
             # is almost all impossible ones (STARC follows the dynamics and needs no more).
@@ -325,10 +325,7 @@ def evaluate_rewards(
         m["preference"], _ = reward_metrics.preference_accuracy(
             returns, true_returns, min_gap=PREFERENCE_MIN_GAP
         )
-        roc = None
-        if success_next.any() and not success_next.all():
-            fpr, tpr, _ = reward_metrics.roc_curve(per_step, success_next)
-            roc = (fpr, tpr)
+        roc = reward_metrics.roc_curve(per_step, success_next)[:2] if both_classes else None
         out.append(
             RewardScores(
                 name=reward.name,

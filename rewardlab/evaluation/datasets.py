@@ -531,8 +531,6 @@ class _Sink:
     """Arrays appended episode by episode to raw files, turned into ``.npy`` files at the end
     (a ``.npy`` header needs the final row count)."""
 
-    _COPY_BYTES = 1 << 26  # bytes per copy step when assembling
-
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._files: dict[str, Any] = {}
@@ -558,19 +556,15 @@ class _Sink:
         for name, f in self._files.items():
             f.close()
             dt, shape = self._layout[name]
-            n = self._rows[name]
             raw = self.folder / f"{name}.raw"
-            out = np.lib.format.open_memmap(
-                self.folder / f"{name}.npy", mode="w+", dtype=dt, shape=(n, *shape)
-            )
-            if n:
-                src = np.memmap(raw, dtype=dt, mode="r", shape=(n, *shape))
-                step = max(1, self._COPY_BYTES // max(1, src[0].nbytes))
-                for i in range(0, n, step):
-                    out[i : i + step] = src[i : i + step]
-                del src
-            out.flush()
-            del out
+            header = {
+                "descr": np.lib.format.dtype_to_descr(dt),
+                "fortran_order": False,
+                "shape": (self._rows[name], *shape),
+            }
+            with (self.folder / f"{name}.npy").open("wb") as out, raw.open("rb") as src:
+                np.lib.format.write_array_header_1_0(out, header)
+                shutil.copyfileobj(src, out)  # the raw rows are the .npy's C-order data
             raw.unlink()
 
 

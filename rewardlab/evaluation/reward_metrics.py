@@ -743,13 +743,10 @@ def epic_distance(
     """EPIC distance between two rewards, from samples (Gleave et al. 2020).
 
     ``D = sqrt((1 - rho) / 2)`` with ``rho`` the Pearson correlation, over ``transitions``
-    (weighted by ``weights``), of the rewards canonicalized by :func:`epic_canonicalize`.
-    The 1/2 is included, as in Gleave et al., so ``D`` is in ``[0, 1]``: 0 when the rewards
-    differ only by potential shaping and positive scaling, 1 between a reward and its
-    negation. (One package omits the 1/2 and reports ``sqrt(1 - rho)``, in ``[0, sqrt(2)]``.)
-    ``D`` is computed as the half-distance of the standardized canonical rewards, equal to
-    ``sqrt((1 - rho) / 2)`` but exact to rounding near ``rho = 1``, and clipped into
-    ``[0, 1]``.
+    (weighted by ``weights``), of the rewards canonicalized by :func:`epic_canonicalize`:
+    0 when the rewards differ only by potential shaping and positive scaling, 1 between a
+    reward and its negation (the 1/2 of Gleave et al.; see the module's conventions).
+    Computed as :func:`pearson_distance` is, exact to rounding near ``rho = 1``.
 
     Args:
         reward_a: Batched reward on indexed transitions (:data:`TransitionReward`).
@@ -830,9 +827,7 @@ def tabular_epic_distance(
         C(R)(s, a, s') = R(s, a, s') + gamma m(s') - m(s) - gamma E[m(S)]
 
     then ``D = sqrt((1 - rho) / 2)`` with ``rho`` the Pearson correlation of ``C(R_a)`` and
-    ``C(R_b)`` over all ``(s, a, s')`` weighted by ``weights`` (Gleave et al.'s convention
-    with the 1/2: ``D`` in ``[0, 1]``, 1 for a reward and its negation; computed without
-    cancellation as in :func:`epic_distance`).
+    ``C(R_b)`` over all ``(s, a, s')`` weighted by ``weights``, as in :func:`epic_distance`.
 
     Args:
         reward_a: ``(S, A, S)`` rewards ``R[s, a, s']``.
