@@ -14,7 +14,6 @@ import math
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -261,11 +260,8 @@ class GuardedProgram:
                 low, high = self.clip
                 stats.clipped += int(np.count_nonzero((reward < low) | (reward > high)))
                 np.clip(reward, low, high, out=reward)
-                totals[0], lows[0], highs[0] = (
-                    float(reward.sum()),
-                    max(lows[0], low),
-                    min(highs[0], high),
-                )
+                totals[0] = float(reward.sum())
+                lows[0], highs[0] = max(lows[0], low), min(highs[0], high)
             for row, name in enumerate(("", *names)):
                 if row == 0:
                     running = stats.reward
@@ -313,10 +309,5 @@ class GuardedProgram:
     def __enter__(self) -> GuardedProgram:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()

@@ -49,9 +49,8 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any
 
 import numpy as np
@@ -174,13 +173,11 @@ class SandboxLimits:
                 f"memory_bytes must be at least 256 MiB (numpy alone needs ~100-300 MB of "
                 f"address space), got {self.memory_bytes}"
             )
-        for name in ("cpu_seconds", "open_files", "file_size_bytes"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name, low in (("cpu_seconds", 1), ("file_size_bytes", 1), ("processes", 0)):
+            if getattr(self, name) < low:
+                raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")
         if self.open_files < 8:
             raise ValueError(f"open_files must be >= 8 (pipes and stdio), got {self.open_files}")
-        if self.processes < 0:
-            raise ValueError(f"processes must be >= 0, got {self.processes}")
         for name in ("call_timeout_s", "startup_timeout_s"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
@@ -320,19 +317,12 @@ class SandboxWorker:
 
     def _start(self) -> None:
         limits = self.limits
+        # Every limit but the timeouts, which the parent enforces.
         load = {
+            name: value for name, value in asdict(limits).items() if not name.endswith("_timeout_s")
+        }
+        load |= {
             "source": self.program.source,
-            "memory_bytes": limits.memory_bytes,
-            "cpu_seconds": limits.cpu_seconds,
-            "open_files": limits.open_files,
-            "processes": limits.processes,
-            "file_size_bytes": limits.file_size_bytes,
-            "uid": limits.uid,
-            "gid": limits.gid,
-            "isolate_network": limits.isolate_network,
-            "isolate_ipc": limits.isolate_ipc,
-            "landlock": limits.landlock,
-            "seccomp": limits.seccomp,
             "parent_pid": os.getpid(),
             "parent_death_signal": threading.current_thread() is threading.main_thread(),
         }
@@ -471,12 +461,7 @@ class SandboxWorker:
     def __enter__(self) -> SandboxWorker:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     # -- internals ------------------------------------------------------------------------

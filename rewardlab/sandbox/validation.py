@@ -198,6 +198,12 @@ _NUMPY_DTYPES = _words(
     "bool_ float16 float32 float64 int8 int16 int32 int64 uint8 uint16 uint32 uint64"
 )
 _BUILTIN_DTYPES = ("bool", "int", "float")
+# Names a program may read but not bind: the dtype checks trust the builtin dtypes, and the
+# worker routes every use of str through a check (worker._GuardText).
+_UNBINDABLE = {
+    **{name: f"programs use it as a dtype (x.astype({name}))" for name in _BUILTIN_DTYPES},
+    "str": "use another name",
+}
 #: ``np.<name>`` that are numpy's scalar types (for ``isinstance`` and conversions).
 _NUMPY_TYPES = _NUMPY_DTYPES | {"integer", "floating", "number"}
 
@@ -297,9 +303,7 @@ _ALLOWED_NODES = (
 )  # fmt: skip
 # Leaf nodes that only tag their parent (Load, Add, Eq, ...): not counted as size or depth.
 _TAG_NODES = (ast.expr_context, ast.operator, ast.boolop, ast.unaryop, ast.cmpop)
-_PART_NODES = (ast.alias, ast.ExceptHandler, ast.withitem) + (
-    (ast.match_case,) if hasattr(ast, "match_case") else ()
-)
+_PART_NODES = (ast.alias, ast.ExceptHandler, ast.withitem, ast.match_case)
 _TRY = "try/except is not allowed: let errors surface, they are reported back to you"
 _YIELD = "yield is not allowed: return arrays, not a generator"
 _SYNTAX_MESSAGES: dict[type[ast.AST], str] = {
@@ -308,8 +312,7 @@ _SYNTAX_MESSAGES: dict[type[ast.AST], str] = {
     ast.ClassDef: "classes are not allowed: write functions",
     ast.Global: "global statements are not allowed: a reward keeps no state between calls",
     ast.Nonlocal: "nonlocal statements are not allowed",
-    ast.With: "with statements are not allowed",
-    ast.AsyncWith: "with statements are not allowed",
+    **dict.fromkeys((ast.With, ast.AsyncWith), "with statements are not allowed"),
     ast.Try: _TRY,
     ast.AsyncFunctionDef: "async functions are not allowed",
     ast.AsyncFor: "async loops are not allowed",
@@ -317,11 +320,10 @@ _SYNTAX_MESSAGES: dict[type[ast.AST], str] = {
     ast.Yield: _YIELD,
     ast.YieldFrom: _YIELD,
     ast.Delete: "del statements are not allowed",
+    ast.Match: "match statements are not allowed",
 }
 if hasattr(ast, "TryStar"):  # Python 3.11+
     _SYNTAX_MESSAGES[ast.TryStar] = _TRY
-if hasattr(ast, "Match"):
-    _SYNTAX_MESSAGES[ast.Match] = "match statements are not allowed"
 
 _MAX_INT = 10**18
 _MAX_DIGITS = 10_000
@@ -738,11 +740,8 @@ class _Checker:
             self.problem(
                 node, "forbidden_name", f"`{name}` is not allowed: {FORBIDDEN_NAMES[name]}"
             )
-        elif name in _BUILTIN_DTYPES and not load:
-            self.problem(node, "forbidden_name", _redefined_dtype_message(name))
-        elif name == "str" and not load:
-            # The worker routes every use of str through a check (worker._GuardText).
-            self.problem(node, "forbidden_name", "`str` cannot be redefined: use another name")
+        elif name in _UNBINDABLE and not load:
+            self.unbindable(node, name)
         elif name in ("np", "math"):
             if not load:
                 self.problem(node, "forbidden_name", f"`{name}` cannot be redefined")
@@ -768,25 +767,22 @@ class _Checker:
             )
 
     def underscore(self, node: ast.AST, name: str) -> bool:
-        if name.startswith("__"):
-            self.problem(
-                node, "dunder", f"`{name}`: names and attributes starting with '__' are not allowed"
-            )
-            return True
-        if name.startswith("_"):
-            self.problem(
-                node, "private", f"`{name}`: names and attributes starting with '_' are not allowed"
-            )
-            return True
-        return False
+        if not name.startswith("_"):
+            return False
+        prefix, reason = ("__", "dunder") if name.startswith("__") else ("_", "private")
+        self.problem(
+            node, reason, f"`{name}`: names and attributes starting with '{prefix}' are not allowed"
+        )
+        return True
+
+    def unbindable(self, node: ast.AST, name: str) -> None:
+        self.problem(node, "forbidden_name", f"`{name}` cannot be redefined: {_UNBINDABLE[name]}")
 
     def function(self, node: ast.FunctionDef) -> None:
         if self.underscore(node, node.name):
             return
-        if node.name in _BUILTIN_DTYPES:
-            self.problem(node, "forbidden_name", _redefined_dtype_message(node.name))
-        elif node.name == "str":
-            self.problem(node, "forbidden_name", "`str` cannot be redefined: use another name")
+        if node.name in _UNBINDABLE:
+            self.unbindable(node, node.name)
         if node.decorator_list:
             self.problem(node, "forbidden_syntax", f"decorators are not allowed (on {node.name})")
         for default in [*node.args.defaults, *node.args.kw_defaults]:
@@ -821,12 +817,7 @@ class _Checker:
             return
         if _beneath_rejected_numpy(base):
             return  # np.random.rand: np.random is reported, its attribute would only add noise
-        if (
-            isinstance(base, ast.Attribute)
-            and base.attr == "linalg"
-            and isinstance(base.value, ast.Name)
-            and base.value.id == "np"
-        ):
+        if _numpy_name(base) == "linalg":
             if attr not in NUMPY_LINALG_ALLOWED:
                 self.problem(
                     node,
@@ -1166,10 +1157,6 @@ def _not_called_message(name: str) -> str:
         f"`{name}` must be called where it is named (e.g. `{name}(...)`), not stored or passed "
         "as a value: its dtype argument would escape the checks"
     )
-
-
-def _redefined_dtype_message(name: str) -> str:
-    return f"`{name}` cannot be redefined: programs use it as a dtype (x.astype({name}))"
 
 
 def _numpy_message(name: str, attr: str) -> str:

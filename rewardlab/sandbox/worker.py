@@ -60,52 +60,20 @@ else:
 
 __all__ = ["SAFE_BUILTINS", "compile_reward_function", "main"]
 
-_SAFE_BUILTIN_NAMES = (
-    "abs",
-    "all",
-    "any",
-    "bool",
-    "dict",
-    "divmod",
-    "enumerate",
-    "filter",
-    "float",
-    "frozenset",
-    "int",
-    "isinstance",
-    "len",
-    "list",
-    "map",
-    "max",
-    "min",
-    "pow",
-    "range",
-    "reversed",
-    "round",
-    "set",
-    "slice",
-    "sorted",
-    "str",
-    "sum",
-    "tuple",
-    "zip",
-    "ArithmeticError",
-    "AssertionError",
-    "Exception",
-    "IndexError",
-    "KeyError",
-    "NotImplementedError",
-    "RuntimeError",
-    "TypeError",
-    "ValueError",
-    "ZeroDivisionError",
-)
+_SAFE_BUILTIN_NAMES = """
+    abs all any bool dict divmod enumerate filter float frozenset int isinstance len list map max
+    min pow range reversed round set slice sorted str sum tuple zip
+    ArithmeticError AssertionError Exception IndexError KeyError NotImplementedError RuntimeError
+    TypeError ValueError ZeroDivisionError
+"""
 
 #: The builtins a reward program sees. A convenience and a clear error ("name 'open' is not
 #: defined") for honest programs, NOT a security boundary: CPython offers many ways from any
 #: object back to the real builtins. The worker process (limits, no secrets, no privileges)
 #: is the boundary; the AST validation in ``validation.py`` is the first line of defence.
-SAFE_BUILTINS: dict[str, object] = {name: getattr(builtins, name) for name in _SAFE_BUILTIN_NAMES}
+SAFE_BUILTINS: dict[str, object] = {
+    name: getattr(builtins, name) for name in _SAFE_BUILTIN_NAMES.split()
+}
 
 
 def _numpy_import(
@@ -802,18 +770,13 @@ def main() -> None:
             inputs, batch, spin_s = wire.decode_request(body, layouts)
             result = function(**inputs)
             parts = wire.encode_result(*wire.check_output(result, batch))
-        except wire.BadOutput as exc:
-            wire.send_json(
-                proto_out, wire.OP_ERROR, wire.error_message("bad_output", exc, source_lines)
-            )
-        except MemoryError as exc:
-            wire.send_json(
-                proto_out, wire.OP_ERROR, wire.error_message("memory", exc, source_lines)
-            )
         except BaseException as exc:  # SystemExit and KeyboardInterrupt too: report, go on
-            wire.send_json(
-                proto_out, wire.OP_ERROR, wire.error_message("exception", exc, source_lines)
-            )
+            kind = "exception"
+            if isinstance(exc, wire.BadOutput):
+                kind = "bad_output"
+            elif isinstance(exc, MemoryError):
+                kind = "memory"
+            wire.send_json(proto_out, wire.OP_ERROR, wire.error_message(kind, exc, source_lines))
         else:
             wire.send(proto_out, wire.OP_RESULT, parts)
 
