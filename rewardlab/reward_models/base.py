@@ -60,6 +60,32 @@ class RewardBatch:
     def __len__(self) -> int:
         return len(self.terminated)
 
+    @classmethod
+    def of_rows(
+        cls,
+        obs: np.ndarray,
+        action: np.ndarray,
+        next_obs: np.ndarray,
+        terminated: np.ndarray,
+        frames: np.ndarray | None,
+        info: Mapping[str, np.ndarray],
+    ) -> RewardBatch:
+        """A batch whose arrays the caller built with one row each per transition, unchecked.
+
+        For adapters, which build a batch every vector step: the frozen dataclass's
+        ``__init__`` and checks would cost more than many models' call.
+        """
+        batch = object.__new__(cls)
+        batch.__dict__.update(
+            obs=obs,
+            action=action,
+            next_obs=next_obs,
+            terminated=terminated,
+            frames=frames,
+            info=info,
+        )
+        return batch
+
 
 @dataclass(frozen=True)
 class RewardOutput:

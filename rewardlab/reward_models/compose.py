@@ -162,12 +162,13 @@ class InfoReward(RewardModel):
 
     def __call__(self, batch: RewardBatch) -> RewardOutput:
         """``r = batch.info[key]`` as ``(B,)`` float64."""
-        if self.key not in batch.info:
+        info = batch.info
+        if self.key not in info:
             raise KeyError(
-                f"batch.info has no {self.key!r} (has {sorted(batch.info)}); the env must "
+                f"batch.info has no {self.key!r} (has {sorted(info)}); the env must "
                 f"report it in info and the adapter must pass it through"
             )
-        reward = np.asarray(batch.info[self.key], dtype=np.float64)
+        reward = np.asarray(info[self.key], dtype=np.float64)
         if reward.shape != (len(batch),):
             raise ValueError(
                 f"info[{self.key!r}] has shape {reward.shape}, expected ({len(batch)},)"

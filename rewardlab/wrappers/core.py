@@ -106,7 +106,7 @@ def run_model(model: RewardModel, batch: RewardBatch) -> RewardOutput:
     """
     out = model(batch)
     reward = np.asarray(out.reward, dtype=np.float64)
-    n = len(batch)
+    n = len(batch.terminated)
     if reward.shape != (n,):
         raise ValueError(
             f"{type(model).__name__} returned rewards of shape {reward.shape}, expected ({n},)"
@@ -190,9 +190,30 @@ def as_potential_model(potential: object) -> RewardModel:
     return FunctionReward(lambda batch: fn(batch.next_obs))
 
 
-def _put(infos: Sequence[dict[str, Any]], key: str, values: np.ndarray) -> None:
-    for info, v in zip(infos, values.tolist(), strict=True):
-        info[key] = v
+def _record(
+    infos: Sequence[dict[str, Any]],
+    name: str,
+    reward_in: np.ndarray,
+    term: np.ndarray,
+    reward_out: np.ndarray,
+    terms: Mapping[str, np.ndarray],
+) -> None:
+    """Write a layer's record and its own ``(B,)`` terms into each row's info.
+
+    Hot path (every vector step): plain loops over Python floats, the terms key by key.
+    """
+    for info, r_in, t, r_out in zip(
+        infos, reward_in.tolist(), term.tolist(), reward_out.tolist(), strict=True
+    ):
+        layers = info.get(REWARD_LAYERS)
+        if layers is None:  # the innermost layer: what it received is the env's reward
+            info[ENV_REWARD] = info[ORIGINAL_REWARD] = r_in
+            info[REWARD_LAYERS] = [(name, r_in, t, r_out)]
+        else:
+            layers.append((name, r_in, t, r_out))
+    for key, values in terms.items():
+        for info, value in zip(infos, values.tolist(), strict=True):
+            info[key] = value
 
 
 def _check_unreserved(infos: Sequence[Mapping[str, Any]]) -> None:
@@ -237,27 +258,17 @@ class RewardCore(ABC):
         """The ``rows`` auto-reset to ``obs`` (reset infos ``infos``); nothing by default."""
 
     @abstractmethod
-    def term(self, step: Transitions) -> np.ndarray:
-        """The layer's ``(B,)`` float64 term; writes the layer's own info keys."""
+    def term(self, step: Transitions) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The layer's ``(B,)`` float64 term and its own info keys' ``(B,)`` values."""
 
     def step(self, step: Transitions) -> np.ndarray:
         """The ``(B,)`` float64 rewards the layer returns; records the step in the infos."""
         if not self._checked:  # an env's own info is checked once, not every step
             _check_unreserved(step.infos)
             self._checked = True
-        term = self.term(step)
+        term, terms = self.term(step)
         out = term.copy() if self.replaces else step.rewards + term
-        name = self.name
-        for info, r_in, t, r_out in zip(
-            step.infos, step.rewards.tolist(), term.tolist(), out.tolist(), strict=True
-        ):
-            record = (name, r_in, t, r_out)
-            layers = info.get(REWARD_LAYERS)
-            if layers is None:  # the innermost layer: what it received is the env's reward
-                info[ENV_REWARD] = info[ORIGINAL_REWARD] = r_in
-                info[REWARD_LAYERS] = [record]
-            else:
-                layers.append(record)
+        _record(step.infos, self.name, step.rewards, term, out, terms)
         return out
 
     def _batch(
@@ -269,13 +280,14 @@ class RewardCore(ABC):
         infos: Sequence[Mapping[str, Any]],
     ) -> RewardOutput:
         model = self.model
-        batch = RewardBatch(
-            obs=obs,
-            action=action,
-            next_obs=next_obs,
-            terminated=terminated,
-            frames=self.frames(infos) if model.needs_frames else None,
-            info=batch_info(model, infos),
+        frames = None
+        if model.needs_frames:
+            frames = self.frames(infos)
+            if frames.ndim != 4 or frames.shape[0] != len(infos) or frames.shape[-1] != 3:
+                raise ValueError(f"frames must be (B, H, W, 3) uint8, got {frames.shape}")
+        # Every row comes from the same step: built without RewardBatch's checks (hot path).
+        batch = RewardBatch.of_rows(
+            obs, action, next_obs, terminated, frames, batch_info(model, infos)
         )
         return run_model(model, batch)
 
@@ -302,14 +314,12 @@ class ModelCore(RewardCore):
         """Remember the first observations as the next ``s``."""
         self._obs = obs.copy()
 
-    def term(self, step: Transitions) -> np.ndarray:
+    def term(self, step: Transitions) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The model's reward; ``s`` of the next step is the observation returned."""
         assert self._obs is not None, "reset() before step()"
         out = self._batch(self._obs, step.action, step.next_obs, step.terminated, step.infos)
         self._obs = step.obs.copy()
-        for key, value in out.components.items():
-            _put(step.infos, MODEL_PREFIX + key, value)
-        return out.reward
+        return out.reward, {MODEL_PREFIX + key: value for key, value in out.components.items()}
 
 
 class PotentialCore(RewardCore):
@@ -362,21 +372,21 @@ class PotentialCore(RewardCore):
     def reset(self, obs: np.ndarray, infos: Sequence[dict[str, Any]]) -> None:
         """Cache ``Phi(s_0)`` of every row."""
         self._phi = self.potentials(obs, infos).reward.copy()
-        _put(infos, POTENTIAL, self._phi)
+        for info, phi in zip(infos, self._phi.tolist(), strict=True):
+            info[POTENTIAL] = phi
 
     def restart(self, rows: np.ndarray, obs: np.ndarray, infos: Sequence[dict[str, Any]]) -> None:
         """After an auto-reset the next step leaves the new episode's first state."""
         assert self._phi is not None
         phi = self.potentials(obs, infos).reward
         self._phi[rows] = phi
-        _put(infos, POTENTIAL, phi)
+        for info, value in zip(infos, phi.tolist(), strict=True):
+            info[POTENTIAL] = value
 
-    def term(self, step: Transitions) -> np.ndarray:
+    def term(self, step: Transitions) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """``gamma * Phi(s') - Phi(s)`` (or ``scale * Phi(s')``); caches ``Phi(s')``."""
         assert self._phi is not None, "reset() before step()"
         out = self.potentials(step.next_obs, step.infos)
-        for key, value in out.components.items():
-            _put(step.infos, POTENTIAL_MODEL_PREFIX + key, value)
         phi_next = out.reward
         if self.gamma is None:
             term = phi_next * self.scale
@@ -388,7 +398,7 @@ class PotentialCore(RewardCore):
             term = phi_next * self.gamma
             term -= self._phi
         self._phi = phi_next.copy()  # the model may hand back an array it reuses
-        for info, f, p in zip(step.infos, term.tolist(), phi_next.tolist(), strict=True):
-            info[SHAPING] = f
-            info[POTENTIAL] = p
-        return term
+        terms = {SHAPING: term, POTENTIAL: self._phi}
+        for key, value in out.components.items():
+            terms[POTENTIAL_MODEL_PREFIX + key] = value
+        return term, terms

@@ -143,7 +143,7 @@ class VecRewardLayer(VecEnvWrapper):
 
     def step_async(self, actions: np.ndarray) -> None:
         """Keep ``actions`` for the batch and pass them on."""
-        self._actions = np.asarray(actions).copy()
+        self._actions = np.asarray(actions)
         self.venv.step_async(actions)
 
     def step_wait(self) -> VecEnvStepReturn:
@@ -164,7 +164,7 @@ class VecRewardLayer(VecEnvWrapper):
             infos = list(infos)
         # float64 holds every float32 exactly: the same Python floats as float(rews[i]).
         rewards = np.asarray(rews).astype(np.float64)
-        ended = bool(dones.any())
+        ended = True in dones.tolist()  # cheaper than dones.any() on a small batch
         if ended:
             next_obs, terminated = _final_transition(arr, dones, infos)
         else:  # the common step: nothing to undo
