@@ -7,11 +7,8 @@ Several answers to one prompt are **independent concurrent requests**, each with
 ``seed`` (:meth:`ChatClient.sample`); ``n>1`` is never sent, because llama.cpp and Ollama
 ignore it and answer once.
 
-Answers are cached (:mod:`rewardlab.llm.cache`), and so are failures: a request that failed
-after its retries for a reason of its own (an HTTP error status, an answer that is not a chat
-completion, an unreachable server, a timeout; not a refused API key) is recorded, and cache
-mode ``"replay"`` fails it again with the same message, so a recorded run replays exactly,
-failed samples included. Mode ``"read_write"`` asks the server again instead.
+Answers are cached, and so are failures (not a refused API key), so that a recorded run
+replays exactly, failed samples included: see :mod:`rewardlab.llm.cache`.
 
 The API key is read from the environment variable named by :attr:`LLMConfig.api_key_env` at
 each request. It is not stored in the config, and never written to logs, error messages or
@@ -592,15 +589,9 @@ class ChatClient:
         self, request: dict[str, Any], key: str, secret: str | None, start: float
     ) -> tuple[Any, Completion]:
         """Ask the server; returns its parsed JSON answer and the Completion it holds."""
-        body: dict[str, Any] = {
-            "model": request["model"],
-            "messages": request["messages"],
-            "temperature": request["temperature"],
-        }
-        if request["max_tokens"] is not None:
-            body["max_tokens"] = request["max_tokens"]
-        if request["seed"] is not None:
-            body["seed"] = request["seed"]
+        # Fields left unset (None) are not sent: the server's default applies.
+        sent = ("model", "messages", "temperature", "max_tokens", "seed")
+        body = {name: request[name] for name in sent if request[name] is not None}
         body.update(request["extra_body"])
         raw = self._post(canonical_json(body).encode("ascii"), key, secret)
         try:
@@ -797,9 +788,8 @@ def _connection_failure(reason: object) -> tuple[str, str]:
 
 def _auth_hint(env: str, secret: str | None) -> str:
     """How to fix a refused key, naming the variable and never the key."""
-    if secret is None:
-        return f"no API key sent: ${env} is not set; set the API key in ${env}"
-    return f"the key in ${env} was refused; set the API key in ${env}"
+    problem = f"the key in ${env} was refused" if secret else f"no API key sent: ${env} is not set"
+    return f"{problem}; set the API key in ${env}"
 
 
 def _read_quietly(exc: urllib.error.HTTPError) -> bytes:

@@ -450,10 +450,7 @@ def smoke_test(
         problems,
         warnings=warnings,
         reward_stats={
-            "min": float(reward.min()),
-            "mean": float(reward.mean()),
-            "max": float(reward.max()),
-            "std": float(reward.std()),
+            stat: float(getattr(reward, stat)()) for stat in ("min", "mean", "max", "std")
         },
         components=names,
     )

@@ -28,8 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
@@ -54,7 +53,7 @@ from rewardlab.llm import (
     default_base_url,
 )
 from rewardlab.reward_models.program_reward import corrections
-from rewardlab.reward_spec import parse_reward
+from rewardlab.reward_spec import format_validation_error, parse_reward
 from rewardlab.sandbox import ProgramRejected, extract_code
 from rewardlab.wrappers.timing import RewardBudget
 
@@ -153,8 +152,6 @@ class SearchConfig(_Spec):
 
 def load_search_config(data: Mapping[str, Any], where: str = "search") -> SearchConfig:
     """A validated :class:`SearchConfig`; errors name the field."""
-    from rewardlab.reward_spec import format_validation_error
-
     try:
         return SearchConfig.model_validate(dict(data))
     except ValidationError as err:
@@ -191,16 +188,6 @@ def system_prompt(
         + "\n"
         + _MODES[mode].format(base=base_reward)
     )
-
-
-def _initial_messages(context: RewardContext, config: SearchConfig) -> list[dict[str, str]]:
-    return [
-        {"role": "system", "content": system_prompt(context, config.mode, config.base_reward)},
-        {
-            "role": "user",
-            "content": context.render() + "\n\nWrite a reward function for this task.",
-        },
-    ]
 
 
 class _Stop(Exception):
@@ -248,51 +235,35 @@ class _Search:
 
     def _ask(self, messages: list[dict[str, str]], seed: int) -> tuple[str | None, str | None]:
         """One repair request: (text, error)."""
-        if self.tokens_spent is not None:
-            return None, self.tokens_spent
         try:
-            with _fatal_errors():
-                completion = self.client.complete(messages, seed=seed)
-        except BudgetExceeded as exc:
+            return self._sample(messages, seed, k=1)[0]
+        except _Stop as stop:
             # This candidate ends without its repair; the round's other answers are still
             # checked, and the search stops before asking for another round.
-            self.tokens_spent = f"token budget spent: {exc}"
+            self.tokens_spent = str(stop)
             return None, self.tokens_spent
-        except LLMError as exc:
-            return None, str(exc)
-        return (completion.text, None) if completion.error is None else (None, completion.error)
 
-    def _sample(self, messages: list[dict[str, str]], seed: int) -> list[tuple[str | None, Any]]:
-        """The round's ``K`` answers as ``(text, error)``."""
-        k = self.config.samples
+    def _sample(
+        self, messages: list[dict[str, str]], seed: int, k: int | None = None
+    ) -> list[tuple[str | None, str | None]]:
+        """``k`` answers as ``(text, error)`` (the round's ``K`` by default)."""
+        k = k or self.config.samples
         if self.tokens_spent is not None:
             raise _Stop(self.tokens_spent)
         try:
-            with _fatal_errors():
-                completions = self.client.sample(messages, k, seed=seed)
+            completions = self.client.sample(messages, k, seed=seed)
+        except AuthenticationError as exc:
+            raise _Fatal(str(exc)) from exc
+        except ReplayMiss as exc:
+            raise _Fatal(
+                f"{exc} From the command line: run the same search as recorded (same options and "
+                "config), or without --replay to ask the server for what is missing"
+            ) from exc
         except BudgetExceeded as exc:
             raise _Stop(f"token budget spent: {exc}") from exc
         except LLMError as exc:  # the whole batch failed the same way
             return [(None, str(exc))] * k
         return [(c.text if c.error is None else None, c.error) for c in completions]
-
-    def _checked(
-        self,
-        text: str | None,
-        error: str | None,
-        messages: list[dict[str, str]],
-        seed: int,
-        attempts: list[dict[str, Any]],
-    ) -> tuple[str | None, SmokeReport | None]:
-        """:meth:`_program`, where anything it raises but a fatal error fails this candidate's
-        check, not the search (``attempts`` keeps the attempts that ended before)."""
-        try:
-            return self._program(text, error, messages, seed, attempts)
-        except _Fatal:
-            raise
-        except Exception as exc:  # noqa: BLE001  (one candidate's failure, recorded)
-            problem = f"the check itself failed on this program: {_describe(exc)}"
-            return None, SmokeReport(False, "checks", "check_error", [problem])
 
     def _program(
         self,
@@ -303,29 +274,36 @@ class _Search:
         attempts: list[dict[str, Any]],
     ) -> tuple[str | None, SmokeReport | None]:
         """Extract, validate and smoke-test a response, with repair rounds; each attempt is
-        appended to ``attempts`` as it ends."""
+        appended to ``attempts`` as it ends. Anything raised but a fatal error fails this
+        candidate's check, not the search (``attempts`` keeps the attempts that ended before)."""
         history = list(messages)
         report: SmokeReport | None = None
-        for round_ in range(self.config.repair_rounds + 1):
-            if round_ > 0:
-                text, error = self._ask(history, seed + 1000 * round_)
-            if text is None:
-                attempts.append({"response": None, "error": error})
-                return None, report
-            code: str | None = None
-            try:
-                code = extract_code(text)
-            except ProgramRejected as exc:
-                report = SmokeReport(False, "extraction", exc.reason, [exc.message])
-            else:
-                report = smoke_test(code, self.context.shapes, self.states, n_envs=self.n_envs)
-            attempts.append({"response": text, "code": code, "verdict": _report_json(report)})
-            if report.passed:
-                return code, report
-            history += [
-                {"role": "assistant", "content": _echo(text)},
-                {"role": "user", "content": report.message()},
-            ]
+        try:
+            for round_ in range(self.config.repair_rounds + 1):
+                if round_ > 0:
+                    text, error = self._ask(history, seed + 1000 * round_)
+                if text is None:
+                    attempts.append({"response": None, "error": error})
+                    return None, report
+                code: str | None = None
+                try:
+                    code = extract_code(text)
+                except ProgramRejected as exc:
+                    report = SmokeReport(False, "extraction", exc.reason, [exc.message])
+                else:
+                    report = smoke_test(code, self.context.shapes, self.states, n_envs=self.n_envs)
+                attempts.append({"response": text, "code": code, "verdict": _report_json(report)})
+                if report.passed:
+                    return code, report
+                history += [
+                    {"role": "assistant", "content": _echo(text)},
+                    {"role": "user", "content": report.message()},
+                ]
+        except _Fatal:
+            raise
+        except Exception as exc:  # noqa: BLE001  (one candidate's failure, recorded)
+            problem = f"the check itself failed on this program: {_describe(exc)}"
+            return None, SmokeReport(False, "checks", "check_error", [problem])
         return None, report
 
     def _train(self, code: str, cand_dir: Path) -> dict[str, Any]:
@@ -368,13 +346,10 @@ class _Search:
 
     def _failures(self, run_dir: Path, seed: int) -> str:
         """How the trained policy's failed episodes ended (Auto MC-Reward's analysis)."""
-        from stable_baselines3.common.base_class import BaseAlgorithm
-
         from rewardlab.agents.factory import algorithm_class
 
         cfg = self.config
-        cls: type[BaseAlgorithm] = algorithm_class(cfg.train.algo)
-        agent = cls.load(run_dir / "model.zip", device="cpu")
+        agent = algorithm_class(cfg.train.algo).load(run_dir / "model.zip", device="cpu")
         agent.set_random_seed(seed)
 
         def act(obs: Any) -> Any:
@@ -400,10 +375,9 @@ class _Search:
         cand_dir = self.out / "candidates" / cid
         cand_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(cand_dir / "messages.json", json.dumps(messages, indent=1))
-        record: dict[str, Any] = {"id": cid, "attempts": [], "code": None, "sha256": None}
-        record.update(smoke=None, fitness=None)
+        record = _new_record(cid)
         try:
-            code, report = self._checked(text, error, messages, seed, record["attempts"])
+            code, report = self._program(text, error, messages, seed, record["attempts"])
             record.update(code=code, smoke=_report_json(report))
             if code is not None:
                 record["sha256"] = hashlib.sha256(code.encode()).hexdigest()
@@ -415,8 +389,7 @@ class _Search:
             record["error"] = str(exc)
             raise
         finally:
-            atomic_write(cand_dir / "candidate.json", json.dumps(record, indent=1))
-            self.records.append(record)
+            self._keep(record)
         self.log(f"{cid}: {_outcome(record)}")
         return record
 
@@ -441,17 +414,13 @@ class _Search:
 
     def skipped(self, cid: str, text: str | None, error: str | None, reason: str) -> None:
         """Keep a sample the search stopped before checking (its answer was paid for)."""
-        cand_dir = self.out / "candidates" / cid
+        attempts = [{"response": text, "error": error}]
+        self._keep({**_new_record(cid), "attempts": attempts, "skipped": reason})
+
+    def _keep(self, record: dict[str, Any]) -> None:
+        """Write a candidate's ``candidate.json`` and add it to :attr:`records`."""
+        cand_dir = self.out / "candidates" / record["id"]
         cand_dir.mkdir(parents=True, exist_ok=True)
-        record = {
-            "id": cid,
-            "attempts": [{"response": text, "error": error}],
-            "code": None,
-            "sha256": None,
-            "smoke": None,
-            "fitness": None,
-            "skipped": reason,
-        }
         atomic_write(cand_dir / "candidate.json", json.dumps(record, indent=1))
         self.records.append(record)
 
@@ -484,9 +453,12 @@ class _Search:
 
     # -- the loop --
 
-    def _round(self, r: int, n: int, messages: list[dict[str, str]]) -> list[dict[str, Any]]:
-        """Ask for a round's ``K`` programs; check, repair and train each. A stop keeps the
-        round in :attr:`rounds` and the answers it did not get to as skipped candidates."""
+    def _round(
+        self, r: int, n: int, messages: list[dict[str, str]]
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """Ask for a round's ``K`` programs; check, repair and train each; returns their
+        records and the fittest (first on ties), if any. A stop keeps the round in
+        :attr:`rounds` and the answers it did not get to as skipped candidates."""
         seed = self.config.seed + 1_000_000 * r + 10_000 * n
         answers = self._sample(messages, seed)
         ids = [f"r{r}-i{n}-k{k}" for k in range(len(answers))]
@@ -508,21 +480,21 @@ class _Search:
             best = max(fit, key=lambda c: c["fitness"]) if fit else None  # first on ties
             entry = {"restart": r, "iteration": n, "best": best["id"] if best else None}
             self.rounds.append(entry if stopped is None else {**entry, "stopped": stopped})
-        return records
+        return records, best
 
     def run(self) -> dict[str, Any]:
         cfg = self.config
         stop_reason, error = "done", None
         try:
+            system = system_prompt(self.context, cfg.mode, cfg.base_reward)
+            task = self.context.render() + "\n\nWrite a reward function for this task."
+            base = [{"role": "system", "content": system}, {"role": "user", "content": task}]
             for r in range(cfg.restarts):
-                base = _initial_messages(self.context, cfg)
                 messages = list(base)
                 restart_best: dict[str, Any] | None = None
                 for n in range(cfg.iterations):
                     self._check_budgets()
-                    records = self._round(r, n, messages)
-                    fit = [c for c in records if c["fitness"] is not None]
-                    best = max(fit, key=lambda c: c["fitness"]) if fit else None  # first on ties
+                    records, best = self._round(r, n, messages)
                     if best is not None and (
                         restart_best is None or best["fitness"] >= restart_best["fitness"]
                     ):
@@ -564,30 +536,15 @@ class _Search:
             "best": None if best is None else {"id": best["id"], "fitness": best["fitness"]},
             "stop_reason": stop_reason,
             "error": error,
-            "usage": {
-                "requests": usage.requests,
-                "cached": usage.cached,
-                "prompt_tokens": usage.prompt_tokens,
-                "completion_tokens": usage.completion_tokens,
-                "cost_usd": usage.cost_usd,
-            },
+            "usage": asdict(usage),
             "env_steps": self.env_steps,
             "wall_s": time.perf_counter() - self.started,
         }
 
 
-@contextmanager
-def _fatal_errors() -> Iterator[None]:
-    """Requests whose failure ends the search: a refused key, a replay off its recording."""
-    try:
-        yield
-    except AuthenticationError as exc:
-        raise _Fatal(str(exc)) from exc
-    except ReplayMiss as exc:
-        raise _Fatal(
-            f"{exc} From the command line: run the same search as recorded (same options and "
-            "config), or without --replay to ask the server for what is missing"
-        ) from exc
+def _new_record(cid: str) -> dict[str, Any]:
+    """A candidate's record before its check: no code, verdict or fitness yet."""
+    return {"id": cid, "attempts": [], **dict.fromkeys(("code", "sha256", "smoke", "fitness"))}
 
 
 def _echo(response: str) -> str:
@@ -747,14 +704,13 @@ def run_search(
         )
     search = _Search(config, out, client, log)
     summary = search.run()
-    best = summary["best"]
-    if best is not None:
-        code = next(c["code"] for c in search.records if c["id"] == best["id"])
-        atomic_write(out / "best_program.py", code)
+    best = None
+    if summary["best"] is not None:
+        best = next(c for c in search.records if c["id"] == summary["best"]["id"])
+        atomic_write(out / "best_program.py", best["code"])
     atomic_write(out / "search.json", json.dumps(summary, indent=1))
     if config.baselines and best is not None:
-        record = next(c for c in search.records if c["id"] == best["id"])
-        summary["baselines"] = _baselines(config, out / "baselines", record)
+        summary["baselines"] = _baselines(config, out / "baselines", best)
         atomic_write(out / "search.json", json.dumps(summary, indent=1))
     return summary
 
