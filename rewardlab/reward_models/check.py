@@ -15,11 +15,7 @@ contract, as Gymnasium's ``check_env`` checks an env: run your own model through
   the values they get in the batch as given.
 - **Diagnostics**: ``diagnostics()`` returns a dict that ``json.dumps(allow_nan=False)`` takes.
 
-Determinism and batch independence compare at ``rtol=1e-9, atol=1e-12`` by default: equal up
-to numpy summing in another order. A float32 model (a network) may round differently at
-another batch size: pass ``rtol=1e-5``. A model that keeps state on purpose (``RunningNorm``
-updating its statistics) is checked with ``deterministic=False`` (called once), or frozen
-(``update=False``). The model is not closed: the caller owns it.
+The model is not closed: the caller owns it.
 """
 
 from __future__ import annotations
@@ -42,7 +38,8 @@ __all__ = [
 ]
 
 RTOL, ATOL = 1e-9, 1e-12
-"""Default tolerance of the determinism and batch-independence comparisons."""
+"""Default tolerance of the determinism and batch-independence comparisons: equal up to numpy
+summing in another order."""
 
 
 class RewardModelCheckError(ValueError):
@@ -188,19 +185,20 @@ def _agree(
     message = f"the model returned the components {names} {how} and {expected} on the batch"
     _require(names == expected, "components", message + ": return the same names always")
     found = first_difference(output, reference, rows, **tol)
-    if found is not None:
-        reason = "nondeterministic" if how == _AGAIN else "batch_dependent"
-        size = len(reference.reward)
-        where = "the first time" if how == _AGAIN else f"in the batch of {size} as given"
-        fix = _FIXES[reason]
-        if np.isclose(found.value, found.expected):  # numpy's float32-sized tolerance
-            fix += "; the two differ by rounding only: for a float32 model, pass rtol=1e-5"
-        raise RewardModelCheckError(
-            reason,
-            f"the {found.what} of row {rows[found.row]} is {found.value:.6g} {how} and "
-            f"{found.expected:.6g} {where}: {fix}",
-            len(rows),
-        )
+    if found is None:
+        return
+    again = how == _AGAIN
+    reason = "nondeterministic" if again else "batch_dependent"
+    where = "the first time" if again else f"in the batch of {len(reference.reward)} as given"
+    fix = _FIXES[reason]
+    if np.isclose(found.value, found.expected):  # numpy's float32-sized tolerance
+        fix += "; the two differ by rounding only: for a float32 model, pass rtol=1e-5"
+    raise RewardModelCheckError(
+        reason,
+        f"the {found.what} of row {rows[found.row]} is {found.value:.6g} {how} and "
+        f"{found.expected:.6g} {where}: {fix}",
+        len(rows),
+    )
 
 
 def check_reward_model(
@@ -222,12 +220,14 @@ def check_reward_model(
         batch: Real transitions with every key the model reads; two rows at least for the
             batch-independence check to mean anything.
         deterministic: Check determinism and batch independence (False for a model that
-            keeps state on purpose).
+            keeps state on purpose, such as a ``RunningNorm`` updating its statistics; or
+            freeze it, ``update=False``).
         components_sum: Check that the components sum to the reward (False for a model whose
             components are a breakdown that need not add up, such as a reward program's).
         rows_alone: How many rows (the first) to call alone, where a call is costly (None:
             every row).
-        rtol: Relative tolerance of the determinism and batch-independence comparisons.
+        rtol: Relative tolerance of the determinism and batch-independence comparisons; a
+            float32 model (a network) may round differently at another batch size: pass 1e-5.
         atol: Their absolute tolerance.
 
     Returns:

@@ -368,11 +368,8 @@ class CLIPRewardModel(RewardModel):
         import open_clip
         import torch
 
-        self.device = torch.device(
-            ("cuda" if torch.cuda.is_available() else "cpu")
-            if opts.device == "auto"
-            else opts.device
-        )
+        auto = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(auto if opts.device == "auto" else opts.device)
         # Any: open_clip's CLIP and CustomTextCLIP share encode_image/encode_text, no protocol.
         self.clip_model: Any
         self.clip_model, self.tokenizer = _load_model(opts, self.device)
@@ -516,17 +513,9 @@ class CLIPRewardModel(RewardModel):
         Returns:
             ``(B, D)`` float64 unit vectors.
         """
-        if (
-            not isinstance(frames, np.ndarray)
-            or frames.dtype != np.uint8
-            or frames.ndim != 4
-            or frames.shape[-1] != 3
-        ):
-            got = (
-                f"shape {frames.shape} dtype {frames.dtype}"
-                if isinstance(frames, np.ndarray)
-                else type(frames).__name__
-            )
+        ndarray = isinstance(frames, np.ndarray)
+        if not ndarray or frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+            got = f"shape {frames.shape} dtype {frames.dtype}" if ndarray else type(frames).__name__
             raise ValueError(f"frames must be a (B, H, W, 3) uint8 numpy array, got {got}")
         if self.options.cache_size == 0:
             return self._encode(frames)
@@ -539,8 +528,7 @@ class CLIPRewardModel(RewardModel):
                 missing[k] = i
         if missing:
             new = self._encode(frames[list(missing.values())])
-            for k, e in zip(missing, new, strict=True):
-                self._cache[k] = e
+            self._cache.update(zip(missing, new, strict=True))
         out = np.stack([self._cache[k] for k in keys])
         while len(self._cache) > self.options.cache_size:
             self._cache.popitem(last=False)
