@@ -94,15 +94,11 @@ def _program_failed(
         for part in (spec.model, spec.shaping)
         if isinstance(part, ProgramModelSpec) and part.path not in (None, "reference")
     }
-    check = ["rewardlab", "llm-reward", "check"]
-    check.append(paths.pop() if len(paths) == 1 else "PROGRAM.py")
-    if len(envs) == 1:
-        env, env_kwargs = envs[0]
-        check += ["--env", env]
-        for kw in env_kwargs:
-            check += ["--env-kwarg", kw]
-    else:
-        check += ["--env", "ID"]
+    program = paths.pop() if len(paths) == 1 else "PROGRAM.py"
+    env, env_kwargs = envs[0] if len(envs) == 1 else ("ID", [])
+    check = ["rewardlab", "llm-reward", "check", program, "--env", env]
+    for kw in env_kwargs:
+        check += ["--env-kwarg", kw]
     from rewardlab.wrappers.timing import RewardTooSlow
 
     text = failure.message
@@ -141,14 +137,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 "env_kwargs": _parse_set(args.env_kwarg),
                 "checkpoint_freq": args.checkpoint_freq,
                 "video": args.video,
-                "reward_budget": {
-                    key: value
-                    for key, value in (
-                        ("multiple", args.reward_budget),
-                        ("on_exceed", args.slow_reward),
-                    )
-                    if value is not None
-                },
+                "reward_budget": _given(args, "multiple", "on_exceed"),
             },
             where="option",
         )
@@ -255,11 +244,11 @@ def _cmd_eval_reward(args: argparse.Namespace) -> int:
     rewards = args.reward or ["pbrs", "progress"]
     try:
         sweep = load_sweep(args.sweep) if args.sweep else []
+        specs = [parse_reward(r, where=f"reward[{i}]") for i, r in enumerate(rewards)]
         config = None
         if args.dataset is None:
             frames = args.frames
             if frames is None:  # auto: only CLIP rewards read frames, and they take space
-                specs = [parse_reward(r, where=f"reward[{i}]") for i, r in enumerate(rewards)]
                 frames = needs_frames([*specs, *(s for _, s in sweep)])
             config = DatasetConfig(
                 args.env,
@@ -292,7 +281,6 @@ def _cmd_eval_reward(args: argparse.Namespace) -> int:
             if args.dataset is None and dataset.is_dir()
             else ""
         )
-        specs = [parse_reward(r, where=f"reward[{i}]") for i, r in enumerate(rewards)]
         return _program_failed(exc, kept, specs, [(args.env, args.env_kwarg or [])])
     print(f"report: {report}")
     return 0
@@ -333,6 +321,11 @@ def _cmd_llm_check(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
+def _given(args: argparse.Namespace, *names: str) -> dict[str, object]:
+    """The options among ``names`` given on the command line (not None), by name."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
 def _cmd_llm_search(args: argparse.Namespace) -> int:
     import yaml
 
@@ -346,22 +339,15 @@ def _cmd_llm_search(args: argparse.Namespace) -> int:
                 raise ValueError(f"{args.config} must hold a mapping")
             data = loaded
         llm = dict(data.get("llm") or {})  # type: ignore[call-overload]
-        for key in ("model", "base_url", "api_key_env", "temperature"):
-            if getattr(args, key) is not None:
-                llm[key] = getattr(args, key)
+        llm.update(_given(args, "model", "base_url", "api_key_env", "temperature"))
         data["llm"] = llm
         train = dict(data.get("train") or {})  # type: ignore[call-overload]
-        if args.steps is not None:
-            train["steps"] = args.steps
-        if args.seeds is not None:
-            train["seeds"] = args.seeds
+        train.update(_given(args, "steps", "seeds"))
         if args.env_kwarg:
             train["env_kwargs"] = {**(train.get("env_kwargs") or {}), **_parse_set(args.env_kwarg)}
         data["train"] = train
         keys = ("env", "samples", "iterations", "restarts", "mode", "base_reward", "feedback_file")
-        for key in keys:
-            if getattr(args, key) is not None:
-                data[key] = getattr(args, key)
+        data.update(_given(args, *keys))
         cache = dict(data.get("cache") or {})  # type: ignore[call-overload]
         if args.cache_dir is not None:
             cache["dir"] = args.cache_dir
@@ -397,6 +383,15 @@ def _cmd_llm_search(args: argparse.Namespace) -> int:
         print(f"error: {summary['error']}", file=sys.stderr)
         return 1
     return 0
+
+
+def _add_env_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    parser.add_argument(
+        "--env", required=required, metavar="ID", help="env id, e.g. rewardlab/GridKeyDoor-v0"
+    )
+    parser.add_argument(
+        "--env-kwarg", action="append", metavar="KEY=VALUE", help="gym.make keyword (repeatable)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -446,9 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
             "(--reward-budget), 2 on bad input."
         ),
     )
-    tr.add_argument(
-        "--env", required=True, metavar="ID", help="env id, e.g. rewardlab/GridKeyDoor-v0"
-    )
+    _add_env_options(tr)
     tr.add_argument("--reward", default="env", help="reward spec (default: %(default)s)")
     tr.add_argument(
         "--algo", default="ppo", help="ppo, a2c, dqn, sac or td3 (default: %(default)s)"
@@ -482,15 +475,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="hyperparameter override (repeatable), e.g. --set ent_coef=0.01",
     )
-    tr.add_argument(
-        "--env-kwarg", action="append", metavar="KEY=VALUE", help="gym.make keyword (repeatable)"
-    )
     tr.add_argument("--checkpoint-freq", type=int, help="env steps between checkpoints")
     tr.add_argument(
         "--video", action="store_true", help="save a GIF of each evaluation's first episode"
     )
     tr.add_argument(
         "--reward-budget",
+        dest="multiple",
         type=float,
         metavar="MULTIPLE",
         help=(
@@ -500,6 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tr.add_argument(
         "--slow-reward",
+        dest="on_exceed",
         choices=["error", "warn"],
         help="a reward program over its budget stops training, or only warns (default: error)",
     )
@@ -540,9 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
             "program fails at run time, 2 on bad input."
         ),
     )
-    ev.add_argument(
-        "--env", required=True, metavar="ID", help="env id, e.g. rewardlab/GridKeyDoor-v0"
-    )
+    _add_env_options(ev)
     ev.add_argument(
         "--reward",
         action="append",
@@ -573,9 +563,6 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="render and store a frame per state (default: only when a CLIP reward is judged)",
-    )
-    ev.add_argument(
-        "--env-kwarg", action="append", metavar="KEY=VALUE", help="gym.make keyword (repeatable)"
     )
     ev.add_argument(
         "--seed", type=int, default=0, help="dataset and reference seed (default: %(default)s)"
@@ -617,8 +604,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     check.add_argument("program", help="program file (.py) or LLM response (.md, .txt)")
-    check.add_argument("--env", required=True, metavar="ID", help="env id")
-    check.add_argument("--env-kwarg", action="append", metavar="KEY=VALUE", help="gym.make keyword")
+    _add_env_options(check)
     check.add_argument("--seed", type=int, default=0, help="rollout seed (default: %(default)s)")
     check.add_argument(
         "--n-envs",
@@ -657,10 +643,7 @@ def build_parser() -> argparse.ArgumentParser:
             "SearchConfig documents every field)"
         ),
     )
-    search.add_argument("--env", metavar="ID", help="env id")
-    search.add_argument(
-        "--env-kwarg", action="append", metavar="KEY=VALUE", help="gym.make keyword (repeatable)"
-    )
+    _add_env_options(search, required=False)
     search.add_argument("--model", help="model name on the server")
     search.add_argument(
         "--base-url",

@@ -155,15 +155,6 @@ def _rng(seed: int, *keys: str) -> np.random.Generator:
     return np.random.default_rng([seed, *(zlib.crc32(k.encode()) for k in keys)])
 
 
-def _interval(
-    x: np.ndarray, statistic: run_stats.Statistic, reps: int, rng: np.random.Generator
-) -> dict[str, float]:
-    ci = run_stats.stratified_bootstrap_ci(
-        {"x": x}, statistic, reps=reps, confidence=CONFIDENCE, rng=rng
-    )
-    return ci["x"].to_dict()
-
-
 def _final_success(runs: list[RunResult]) -> np.ndarray:
     return np.array([r.success[-1] for r in runs])
 
@@ -187,7 +178,11 @@ def _variant_summary(
     to_threshold = run_stats.steps_to_threshold_summary(np.array(first), np.array(reached))
 
     def ci(x: np.ndarray, statistic: run_stats.Statistic, metric: str) -> dict[str, float]:
-        return _interval(x, statistic, reps, _rng(seed, env, variant, metric))
+        rng = _rng(seed, env, variant, metric)
+        cis = run_stats.stratified_bootstrap_ci(
+            {"x": x}, statistic, reps=reps, confidence=CONFIDENCE, rng=rng
+        )
+        return cis["x"].to_dict()
 
     return {
         "n_runs": len(runs),
@@ -535,17 +530,10 @@ def _markdown(
             "intervals do not overlap)",
             "",
         ]
-        if env_summary["decision"]:
-            for d in env_summary["decision"]:
-                a, b = d["pair"]
-                text = d["decision"]
-                label = DECISION_METRICS[d["metric"]]
-                lines.append(
-                    f"- {label}: {a} vs {b}: {text}"
-                    if text == "no clear difference"
-                    else f"- {label}: {text}"
-                )
-        else:
+        for d in env_summary["decision"]:
+            pair = "{} vs {}: ".format(*d["pair"]) if d["decision"] == "no clear difference" else ""
+            lines.append(f"- {DECISION_METRICS[d['metric']]}: {pair}{d['decision']}")
+        if not env_summary["decision"]:
             lines.append("- only one variant: nothing to compare")
         hns = env_summary.get("human_normalized_score")
         if hns:

@@ -16,14 +16,14 @@ preference accuracy) and the ground-truth progress of ``s'`` (correlations, VOC)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import json
 import math
-import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -56,6 +56,9 @@ from rewardlab.evaluation.reward_tables import (
 from rewardlab.experiments.figures import colors, json_safe, md_cell, new_figure, save_png
 from rewardlab.experiments.files import atomic_write
 from rewardlab.reward_spec import ClipModelSpec, ProgramModelSpec, RewardSpec, parse_reward
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "env_reward_types",
@@ -108,18 +111,10 @@ def sweep_specs(sweep: Mapping[str, Any]) -> list[tuple[str, RewardSpec]]:
         for values in itertools.product(*grids):
             opts = dict(zip(names, values, strict=True))
             for set_name, prompts in prompt_sets.items():
-                data = {
-                    "model": {
-                        "kind": "clip",
-                        **shared,
-                        "head": head,
-                        "options": opts,
-                        **(prompts or {}),
-                    }
-                }
+                clip = {"kind": "clip", **shared, "head": head, "options": opts, **(prompts or {})}
                 label = " ".join([f"clip {head}", *(f"{k}={v}" for k, v in opts.items())])
                 label = f"{label} [{set_name}]"
-                out.append((label, parse_reward(data, where=f"sweep[{label}]")))
+                out.append((label, parse_reward({"model": clip}, where=f"sweep[{label}]")))
     return out
 
 
@@ -246,87 +241,67 @@ def run_eval(
     if cfg.env_id != env_id:
         raise ValueError(f"dataset_config is for {cfg.env_id}, not {env_id}")
     own, dense_type = env_reward_types(env_id, cfg.env_kwargs)
-    models = ModelCache(env_id, dict(cfg.env_kwargs))
-    try:
-        return _run_eval(
-            env_id, specs, len(sweep), out, ds, cfg, models, own, dense_type, gamma=gamma,
-            coverage=coverage, seed=seed, overwrite_dataset=overwrite_dataset, log=log,
-        )  # fmt: skip
-    finally:
-        models.close()
-
-
-def _run_eval(
-    env_id: str,
-    specs: list[tuple[str, RewardSpec]],
-    n_sweep: int,
-    out: Path,
-    ds: TrajectoryDataset | None,
-    cfg: DatasetConfig,
-    models: ModelCache,
-    own: str,
-    dense_type: str,
-    *,
-    gamma: float,
-    coverage: int,
-    seed: int,
-    overwrite_dataset: bool,
-    log: Callable[[str], None],
-) -> Path:
-    for name, spec in specs:
-        check_spec(name, spec, gamma=gamma, own_reward_type=own, dense_reward_type=dense_type)
-        for part in (spec.model, spec.shaping):
-            # Load weights and validate programs now: a bad one fails before any work.
-            if isinstance(part, ClipModelSpec):
-                models.model(part)
-            elif isinstance(part, ProgramModelSpec):
-                models.program(part)
-    if ds is None:
-        ds = open_dataset(out / "dataset", cfg, overwrite=overwrite_dataset, log=log)
-    else:
-        log(f"dataset: {ds}")
-    if needs_frames([spec for _, spec in specs]) and not ds.has_frames:
-        raise ValueError(
-            f"CLIP rewards need frames, but the dataset {ds.path} has none; regenerate it with "
-            "frames: --frames --overwrite-dataset (or another --out)"
-        )
-
-    n_user = len(specs) - n_sweep
-    roles = ["reward"] * n_user + ["sweep"] * n_sweep + ["reference", "reference"]
-    dense_name = f"ref: env {dense_type} reward (expert)"
-
-    def make_rewards(table: StateTable) -> list[TermReward]:
-        built = [
-            spec_reward(
-                name,
-                spec,
-                table,
-                gamma=gamma,
-                models=models,
-                own_reward_type=own,
-                dense_reward_type=dense_type,
+    with contextlib.closing(ModelCache(env_id, dict(cfg.env_kwargs))) as models:
+        for name, spec in specs:
+            check_spec(name, spec, gamma=gamma, own_reward_type=own, dense_reward_type=dense_type)
+            for part in (spec.model, spec.shaping):
+                # Load weights and validate programs now: a bad one fails before any work.
+                if isinstance(part, ClipModelSpec):
+                    models.model(part)
+                elif isinstance(part, ProgramModelSpec):
+                    models.program(part)
+        if ds is None:
+            ds = open_dataset(out / "dataset", cfg, overwrite=overwrite_dataset, log=log)
+        else:
+            log(f"dataset: {ds}")
+        if needs_frames([spec for _, spec in specs]) and not ds.has_frames:
+            raise ValueError(
+                f"CLIP rewards need frames, but the dataset {ds.path} has none; regenerate it "
+                "with frames: --frames --overwrite-dataset (or another --out)"
             )
-            for name, spec in specs
-        ]
-        return [
-            *built,
-            recorded_reward(dense_name, "dense"),
-            random_reward("ref: random", table, seed),
-        ]
 
-    log(f"scoring {len(specs)} reward(s) and 2 references on {ds.n_transitions} transitions ...")
-    tabular = tabular_setup(ds)
-    scores = evaluate_rewards(
-        ds, make_rewards, roles=roles, gamma=gamma, coverage=coverage, seed=seed, tabular=tabular
-    )
-    log(f"frames encoded: {models.frames_encoded}")
-    for program, report in models.program_corrections().items():
+        n_user = len(specs) - len(sweep)
+        roles = ["reward"] * n_user + ["sweep"] * len(sweep) + ["reference", "reference"]
+
+        def make_rewards(table: StateTable) -> list[TermReward]:
+            return [
+                *(
+                    spec_reward(
+                        name,
+                        spec,
+                        table,
+                        gamma=gamma,
+                        models=models,
+                        own_reward_type=own,
+                        dense_reward_type=dense_type,
+                    )
+                    for name, spec in specs
+                ),
+                recorded_reward(f"ref: env {dense_type} reward (expert)", "dense"),
+                random_reward("ref: random", table, seed),
+            ]
+
         log(
-            f"warning: reward program {program}: its sandbox replaced {report['nonfinite']} "
-            f"NaN or infinite rewards and clipped {report['clipped']}; the scores are of the "
-            "corrected rewards (`rewardlab llm-reward check` finds why)"
+            f"scoring {len(specs)} reward(s) and 2 references on {ds.n_transitions} transitions ..."
         )
-    return write_eval_report(out, ds, scores, gamma=gamma, tabular=tabular, env_id=env_id)
+        tabular = tabular_setup(ds)
+        scores = evaluate_rewards(
+            ds,
+            make_rewards,
+            roles=roles,
+            gamma=gamma,
+            coverage=coverage,
+            seed=seed,
+            tabular=tabular,
+        )
+        log(f"frames encoded: {models.frames_encoded}")
+        for program, report in models.program_corrections().items():
+            log(
+                f"warning: reward program {program}: its sandbox replaced {report['nonfinite']} "
+                f"NaN or infinite rewards and clipped {report['clipped']}; the scores are of the "
+                "corrected rewards (`rewardlab llm-reward check` finds why)"
+            )
+        return write_eval_report(out, ds, scores, gamma=gamma, tabular=tabular, env_id=env_id)
 
 
 # --- report ----------------------------------------------------------------------------------
@@ -336,15 +311,20 @@ def _fmt(x: float) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{x:.3f}"
 
 
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")[:60] or "reward"
+def _grid(scores: list[RewardScores], height: float) -> tuple[Figure, Any]:
+    """A figure with an axis per reward, four per row; the spare axes are hidden."""
+    ncols = min(4, len(scores))
+    fig, axes = new_figure(
+        ncols=ncols, nrows=math.ceil(len(scores) / ncols), width=3.6, height=height
+    )
+    for ax in axes[len(scores) :]:
+        ax.set_axis_off()
+    return fig, axes
 
 
 def _plot_progress(path: Path, ds: TrajectoryDataset, scores: list[RewardScores]) -> None:
     experts = [i for i, e in enumerate(ds.episodes) if e.kind == "expert"][:3]
-    ncols = min(4, len(scores))
-    nrows = math.ceil(len(scores) / ncols)
-    fig, axes = new_figure(ncols=ncols, nrows=nrows, width=3.6, height=2.8)
+    fig, axes = _grid(scores, height=2.8)
     s, s2 = ds.transition_states()
     progress = np.asarray(ds.progress)
     for ax, sc in zip(axes, scores, strict=False):
@@ -359,8 +339,6 @@ def _plot_progress(path: Path, ds: TrajectoryDataset, scores: list[RewardScores]
         ax.set_ylim(-0.05, 1.05)
         ax.set_xlabel("step", fontsize=7)
         ax.tick_params(labelsize=7)
-    for ax in axes[len(scores) :]:
-        ax.set_axis_off()
     fig.suptitle(
         "Expert episodes: reward (solid, min-max scaled over the dataset) vs progress (dashed)",
         fontsize=9,
@@ -371,33 +349,16 @@ def _plot_progress(path: Path, ds: TrajectoryDataset, scores: list[RewardScores]
 def _plot_histograms(path: Path, ds: TrajectoryDataset, scores: list[RewardScores]) -> None:
     _, s2 = ds.transition_states()
     success = np.asarray(ds.success)[s2].astype(bool)
-    ncols = min(4, len(scores))
-    nrows = math.ceil(len(scores) / ncols)
-    fig, axes = new_figure(ncols=ncols, nrows=nrows, width=3.6, height=2.6)
+    fig, axes = _grid(scores, height=2.6)
     for ax, sc in zip(axes, scores, strict=False):
         bins = np.histogram_bin_edges(sc.per_step, bins=30)
-        if success.any():
-            ax.hist(
-                sc.per_step[success],
-                bins=bins,
-                density=True,
-                alpha=0.6,
-                color="C2",
-                label="success",
-            )
-        ax.hist(
-            sc.per_step[~success],
-            bins=bins,
-            density=True,
-            alpha=0.6,
-            color="C3",
-            label="no success",
-        )
+        for rows, color, label in ((success, "C2", "success"), (~success, "C3", "no success")):
+            if rows.any():
+                values = sc.per_step[rows]
+                ax.hist(values, bins=bins, density=True, alpha=0.6, color=color, label=label)
         ax.set_title(sc.name[:48], fontsize=8)
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=6)
-    for ax in axes[len(scores) :]:
-        ax.set_axis_off()
     fig.suptitle("Per-step reward of success vs non-success frames (density)", fontsize=9)
     save_png(fig, path)
 
@@ -409,17 +370,14 @@ def _plot_roc(path: Path, scores: list[RewardScores]) -> None:
         if sc.roc is None:
             continue
         fpr, tpr = sc.roc
-        ax.plot(
-            fpr,
-            tpr,
-            color=palette[sc.name],
-            lw=1.2,
-            label=f"{sc.name[:40]} ({_fmt(sc.metrics['roc_auc'])})",
-        )
+        label = f"{sc.name[:40]} ({_fmt(sc.metrics['roc_auc'])})"
+        ax.plot(fpr, tpr, color=palette[sc.name], lw=1.2, label=label)
     ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1)
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    ax.set_title("Success detection from the per-step reward")
+    ax.set(
+        xlabel="false positive rate",
+        ylabel="true positive rate",
+        title="Success detection from the per-step reward",
+    )
     ax.legend(fontsize=6, loc="lower right")
     save_png(fig, path)
 
@@ -436,13 +394,13 @@ def write_eval_report(
     """Write the figures, ``summary.json`` and (last) ``report.md``; returns its path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = {
-        "progress": "reward_vs_progress.png",
-        "histograms": "success_histograms.png",
-        "roc": "roc.png",
+        "reward vs progress": "reward_vs_progress.png",
+        "success histograms": "success_histograms.png",
+        "ROC": "roc.png",
     }
-    _plot_progress(out_dir / figures["progress"], ds, scores)
-    _plot_histograms(out_dir / figures["histograms"], ds, scores)
-    _plot_roc(out_dir / figures["roc"], scores)
+    _plot_progress(out_dir / figures["reward vs progress"], ds, scores)
+    _plot_histograms(out_dir / figures["success histograms"], ds, scores)
+    _plot_roc(out_dir / figures["ROC"], scores)
     columns = [k for k in METRICS if tabular is not None or k not in ("epic_tabular", "starc")]
     summary = {
         "env_id": env_id,
@@ -496,13 +454,9 @@ def write_eval_report(
         "",
         "## Figures",
         "",
-        f"![reward vs progress]({figures['progress']})",
-        "",
-        f"![success histograms]({figures['histograms']})",
-        "",
-        f"![ROC]({figures['roc']})",
-        "",
     ]
+    for caption, filename in figures.items():
+        lines += [f"![{caption}]({filename})", ""]
     report = out_dir / "report.md"
     atomic_write(report, "\n".join(lines))
     return report

@@ -53,15 +53,11 @@ class RunJob:
     config: dict[str, Any]
 
 
-def _env_slug(env_id: str) -> str:
-    return env_id.replace("/", "__")
-
-
 def plan_runs(spec: ComparisonSpec, out: Path) -> list[RunJob]:
     """Every run of ``spec``, with its folder under ``out/runs``."""
     jobs = []
     for (env, variant, seed), config in spec.run_configs().items():
-        run_dir = out / "runs" / _env_slug(env) / variant / f"seed_{seed}"
+        run_dir = out / "runs" / env.replace("/", "__") / variant / f"seed_{seed}"
         jobs.append(RunJob(env, variant, seed, run_dir, config.model_dump(mode="json")))
     return jobs
 
