@@ -81,13 +81,8 @@ class ReplayMiss(LookupError):
 
 
 def canonical_json(value: Any) -> str:
-    """Serialize ``value`` so that equal values always give the same string.
-
-    Args:
-        value: JSON-serializable data (dicts, lists, strings, numbers, booleans, None).
-
-    Returns:
-        Compact JSON with sorted keys and non-ASCII characters escaped.
+    """Compact JSON of ``value`` with sorted keys and non-ASCII characters escaped, so that
+    equal values always give the same string.
 
     Raises:
         TypeError: If ``value`` holds something JSON cannot represent.
@@ -109,9 +104,6 @@ def request_key(request: Mapping[str, Any]) -> str:
         request: What determines the answer (see the module docstring): ``model``,
             ``messages``, ``temperature``, ``max_tokens``, ``seed``, ``extra_body``.
 
-    Returns:
-        The hex digest.
-
     Example:
         >>> a = request_key({"model": "m", "messages": [], "seed": 1})
         >>> a == request_key({"seed": 1, "messages": [], "model": "m"})  # key order is irrelevant
@@ -124,15 +116,9 @@ def request_key(request: Mapping[str, Any]) -> str:
 
 
 def describe_request(request: Mapping[str, Any], width: int = 60) -> str:
-    """A one-line digest of a request, for error messages: model, message count, seed, text.
-
-    Args:
-        request: A request as passed to :func:`request_key`.
-        width: How many characters of the last message to quote.
-
-    Returns:
-        For example ``model='m', 2 messages, seed=3, last (user): 'Write a reward…'``.
-    """
+    """A one-line digest of a request (as passed to :func:`request_key`) for error messages,
+    e.g. ``model='m', 2 messages, seed=3, last (user): 'Write a reward…'``, quoting at most
+    ``width`` characters of the last message."""
     messages = request.get("messages") or []
     count = f"{len(messages)} message" + ("" if len(messages) == 1 else "s")
     parts = [f"model={request.get('model')!r}", count]
