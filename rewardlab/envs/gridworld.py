@@ -269,14 +269,9 @@ def _transition(
 def _reward_names(layout: Layout, reward_type: str) -> tuple[str, ...]:
     if reward_type == "sparse":
         return ("success",)
-    names = ["success"]
-    if layout.key is not None:
-        names += ["key_pickup", "door_open"]
-    names.append("approach")
-    if layout.gap is not None:
-        names.append("lava")
-    names.append("step_penalty")
-    return tuple(names)
+    key = ("key_pickup", "door_open") if layout.key is not None else ()
+    lava = ("lava",) if layout.gap is not None else ()
+    return ("success", *key, "approach", *lava, "step_penalty")
 
 
 def _reward_terms(
