@@ -815,9 +815,7 @@ class GridWorldEnv(TaskEnv[GridWorldConfig]):
         n_states, n_actions = model.succ.shape
         p = np.zeros((n_states, n_actions, n_states))
         r = np.zeros((n_states, n_actions, n_states))
-        rows = np.arange(n_states)
-        for a in range(n_actions):
-            p[rows, a, model.succ[:, a]] = 1.0
+        p[np.arange(n_states)[:, None], np.arange(n_actions), model.succ] = 1.0
         for s in np.flatnonzero(~model.terminal):
             state = tuple(int(v) for v in model.states[s])
             for a in range(n_actions):
