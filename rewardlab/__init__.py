@@ -6,12 +6,15 @@ neither MuJoCo nor torch; ``rewardlab.make_vec_env`` imports stable_baselines3 o
 
 from typing import TYPE_CHECKING, Any
 
+from rewardlab import _renamed
 from rewardlab.envs import StateVariable, Task, env_ids, expert_policy, get_task
 
 if TYPE_CHECKING:
     from rewardlab.vec import make_vec, make_vec_env
 
 __version__ = "0.1.0"
+
+_renamed.install()  # the old paths of renamed modules, deprecated
 
 __all__ = [
     "StateVariable",

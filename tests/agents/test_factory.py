@@ -52,20 +52,3 @@ def test_every_algorithm_builds_and_learns(algo: str, env_id: str) -> None:
     agent.learn(64)
     assert agent.num_timesteps >= 64
     venv.close()
-
-
-def test_agents_evaluation_is_a_deprecated_alias_of_policy_eval(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # Here for want of a tests/agents/test_policy_eval.py; policy evaluation is tested in
-    # test_train.py.
-    import importlib
-    import sys
-
-    from rewardlab.agents import policy_eval
-
-    monkeypatch.delitem(sys.modules, "rewardlab.agents.evaluation", raising=False)
-    with pytest.warns(DeprecationWarning, match="agents.evaluation is renamed .*policy_eval;"):
-        alias = importlib.import_module("rewardlab.agents.evaluation")
-    assert alias.__all__ == policy_eval.__all__
-    assert all(getattr(alias, n) is getattr(policy_eval, n) for n in policy_eval.__all__)

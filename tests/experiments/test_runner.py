@@ -157,18 +157,3 @@ def test_shipped_specs_validate() -> None:
         spec = load_spec(path)
         assert (root / f"{path.stem}.md").is_file(), f"{path.name} has no README"
         assert spec.budget > 0
-
-
-def test_experiments_spec_is_a_deprecated_alias_of_comparison_spec(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import importlib
-    import sys
-
-    from rewardlab.experiments import comparison_spec
-
-    monkeypatch.delitem(sys.modules, "rewardlab.experiments.spec", raising=False)
-    with pytest.warns(DeprecationWarning, match="experiments.spec is renamed .*comparison_spec;"):
-        alias = importlib.import_module("rewardlab.experiments.spec")
-    assert alias.__all__ == comparison_spec.__all__
-    assert all(getattr(alias, n) is getattr(comparison_spec, n) for n in comparison_spec.__all__)
