@@ -630,10 +630,7 @@ def write_report(
             save_png(fig, out_dir / written[-1][1])
         figures[env] = written
 
-    atomic_write(
-        out_dir / "summary.json",
-        (json.dumps(summary, indent=2, allow_nan=False) + "\n").encode(),
-    )
+    atomic_write(out_dir / "summary.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
     report = out_dir / "report.md"
-    atomic_write(report, _markdown(title, notes, summary, figures, len(runs)).encode())
+    atomic_write(report, _markdown(title, notes, summary, figures, len(runs)))
     return report

@@ -147,11 +147,6 @@ def env_reward_types(env_id: str, env_kwargs: Mapping[str, Any]) -> tuple[str, s
         env.close()
 
 
-def _differences(a: DatasetConfig, b: DatasetConfig) -> str:
-    da, db = a.to_dict(), b.to_dict()
-    return ", ".join(f"{k}: {da[k]!r} -> {db[k]!r}" for k in da if da[k] != db[k])
-
-
 def open_dataset(
     path: Path, config: DatasetConfig, *, overwrite: bool, log: Callable[[str], None]
 ) -> TrajectoryDataset:
@@ -161,17 +156,16 @@ def open_dataset(
         ds = load_dataset(path, env_id=config.env_id)
         # A dataset with frames also serves a request without them.
         if ds.config not in (config, dataclasses.replace(config, frames=True)):
+            old, new = ds.config.to_dict(), config.to_dict()
+            changes = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in old if old[k] != new[k])
             raise ValueError(
-                f"the dataset at {path} was generated with other settings "
-                f"({_differences(ds.config, config)}); pass --overwrite-dataset to regenerate "
-                "it, another --out for a new one, or --dataset PATH to use it as it is"
+                f"the dataset at {path} was generated with other settings ({changes}); pass "
+                "--overwrite-dataset to regenerate it, another --out for a new one, or "
+                "--dataset PATH to use it as it is"
             )
-        log(f"dataset: {ds}")
         return ds
     log(f"generating the dataset at {path} ...")
-    ds = generate_dataset(config, path, overwrite=overwrite)
-    log(f"dataset: {ds}")
-    return ds
+    return generate_dataset(config, path, overwrite=overwrite)
 
 
 def run_eval(
@@ -252,8 +246,7 @@ def run_eval(
                     models.program(part)
         if ds is None:
             ds = open_dataset(out / "dataset", cfg, overwrite=overwrite_dataset, log=log)
-        else:
-            log(f"dataset: {ds}")
+        log(f"dataset: {ds}")
         if needs_frames([spec for _, spec in specs]) and not ds.has_frames:
             raise ValueError(
                 f"CLIP rewards need frames, but the dataset {ds.path} has none; regenerate it "
