@@ -15,7 +15,7 @@ auto-reset conventions:
   of an episode is never replaced by the next episode's first.
 
 Only array observations (``Box``, ``Discrete``, ...) are supported, not ``Dict`` ones.
-The layers copy the inner ``reset_infos`` to their own, so they can be stacked; a layer
+The layers pass the inner ``reset_infos`` on as their own, so they can be stacked; a layer
 that does not (e.g. SB3's ``VecNormalize``) must go outside them.
 """
 
@@ -136,7 +136,7 @@ class VecRewardLayer(VecEnvWrapper):
     def reset(self) -> VecEnvObs:
         """Reset every sub-env and start the layer's episodes."""
         obs = self.venv.reset()
-        self.reset_infos = list(self.venv.reset_infos)
+        self.reset_infos = self.venv.reset_infos
         self.core.reset(_array_obs(obs, type(self).__name__), self.reset_infos)
         self._started = True
         return obs
@@ -157,7 +157,7 @@ class VecRewardLayer(VecEnvWrapper):
         start = perf_counter()
         obs, rews, dones, infos = self.venv.step_wait()
         stepped = perf_counter()
-        self.reset_infos = list(self.venv.reset_infos)
+        self.reset_infos = self.venv.reset_infos
         arr = _array_obs(obs, type(self).__name__)
         dones = np.asarray(dones, dtype=bool)
         if not isinstance(infos, list):  # SB3's VecEnvs return a list already
