@@ -64,21 +64,13 @@ __all__ = [
     "check_shaping_gamma",
 ]
 
-_VEC = {
-    "VecMismatchedShaping",
-    "VecModelReward",
-    "VecPotentialShaping",
-    "VecProgressBonus",
-    "VecRewardLayer",
-}
-
 
 def __getattr__(name: str) -> Any:
     if name == "CLIPReward":
         from rewardlab.wrappers.clip import CLIPReward
 
         return CLIPReward
-    if name in _VEC:
+    if name.startswith("Vec") and name in __all__:
         from rewardlab.wrappers import vec
 
         return getattr(vec, name)

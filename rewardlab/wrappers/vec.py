@@ -90,18 +90,6 @@ def _final_transition(
     return next_obs, terminated
 
 
-_NOT_TERMINATED: dict[int, np.ndarray] = {}
-
-
-def _not_terminated(n: int) -> np.ndarray:
-    """A shared read-only ``(n,)`` all-False array: most steps end no episode."""
-    flags = _NOT_TERMINATED.get(n)
-    if flags is None:
-        flags = _NOT_TERMINATED[n] = np.zeros(n, dtype=bool)
-        flags.flags.writeable = False
-    return flags
-
-
 class VecRewardLayer(VecEnvWrapper):
     """A reward layer over an SB3 vector env: runs :attr:`core` on all sub-envs each step.
 
@@ -130,6 +118,9 @@ class VecRewardLayer(VecEnvWrapper):
             )
         super().__init__(venv)
         self.times = StepTimes()
+        # Most steps end no episode: they share one read-only all-False ``terminated``.
+        self._not_terminated = np.zeros(venv.num_envs, dtype=bool)
+        self._not_terminated.flags.writeable = False
         self._actions: np.ndarray | None = None
         self._started = False
 
@@ -158,17 +149,17 @@ class VecRewardLayer(VecEnvWrapper):
         obs, rews, dones, infos = self.venv.step_wait()
         stepped = perf_counter()
         self.reset_infos = self.venv.reset_infos
-        arr = _array_obs(obs, type(self).__name__)
+        arr = obs if type(obs) is np.ndarray else _array_obs(obs, type(self).__name__)
         dones = np.asarray(dones, dtype=bool)
         if not isinstance(infos, list):  # SB3's VecEnvs return a list already
             infos = list(infos)
         # float64 holds every float32 exactly: the same Python floats as float(rews[i]).
-        rewards = np.asarray(rews).astype(np.float64)
+        rewards = np.asarray(rews, dtype=np.float64)
         ended = True in dones.tolist()  # cheaper than dones.any() on a small batch
         if ended:
             next_obs, terminated = _final_transition(arr, dones, infos)
         else:  # the common step: nothing to undo
-            next_obs, terminated = arr, _not_terminated(len(dones))
+            next_obs, terminated = arr, self._not_terminated
         step = Transitions(arr, self._actions, next_obs, terminated, rewards, infos, ended)
         out = self.core.step(step)
         if ended:
@@ -187,21 +178,17 @@ class VecRewardLayer(VecEnvWrapper):
 
 
 class VecModelReward(VecRewardLayer):
-    """Rewards every sub-env's transition with one batched reward-model call per step.
-
-    The vector version of :class:`~rewardlab.wrappers.reward.ModelReward`, with the same
-    rewards and info keys (see :class:`VecRewardLayer`); ``s_i`` is the observation the
-    sub-env returned last (after a done, the new episode's first).
+    """The vector version of :class:`~rewardlab.wrappers.reward.ModelReward`: the same
+    rewards and info keys, with one batched model call per vector step; ``s_i`` is the
+    observation sub-env ``i`` returned last (after a done, the new episode's first).
 
     Args:
         venv: The SB3 vector env to wrap.
-        model: The reward model.
-        mode: ``"replace"`` returns the model's rewards, ``"add"`` the env's plus them.
+        model, mode: As for ``ModelReward``.
 
     Raises:
-        TypeError: If ``model`` is not a ``RewardModel``.
-        ValueError: If ``mode`` is unknown, or the model needs frames and the sub-envs are
-            not wrapped in :class:`CaptureFrames`.
+        TypeError, ValueError: As ``ModelReward``; ValueError also when the model needs
+            frames and the sub-envs are not wrapped in :class:`CaptureFrames`.
     """
 
     def __init__(self, venv: VecEnv, model: RewardModel, mode: RewardMode = "replace") -> None:
@@ -212,25 +199,18 @@ class VecModelReward(VecRewardLayer):
 
 
 class VecPotentialShaping(VecRewardLayer):
-    """Policy-invariant potential-based shaping over an SB3 vector env.
-
-    The vector version of :class:`~rewardlab.wrappers.shaping.PotentialShaping`, with the
-    same rewards and info keys: adds ``F = gamma * Phi(s') - Phi(s)`` (Ng, Harada & Russell
-    1999) with dynamic-potential caching (Devlin & Kudenko 2012) and ``Phi(s') = 0`` only
-    where the episode terminated. After a done, the cached ``Phi`` becomes that of the new
-    episode's first state, read from ``venv.reset_infos[i]`` and the returned observation.
+    """The vector version of :class:`~rewardlab.wrappers.shaping.PotentialShaping`: the same
+    rewards and info keys. After a done, the cached ``Phi`` is that of the new episode's
+    first state, read from ``venv.reset_infos[i]`` and the returned observation; a potential
+    model with ``needs_frames`` reads :class:`CaptureFrames`' frames.
 
     Args:
         venv: The SB3 vector env to wrap.
-        potential: ``"progress"``, a callable ``(B, *obs_shape) -> (B,)`` or a
-            ``RewardModel`` read as ``Phi(s')`` (called with ``obs = next_obs = s'`` and zero
-            actions; with ``needs_frames`` it reads :class:`CaptureFrames`' frames).
-        gamma: Shaping discount in ``(0, 1]``, equal to the agent's: check it with
-            :func:`~rewardlab.wrappers.shaping.check_shaping_gamma`.
+        potential, gamma: As for ``PotentialShaping``.
 
     Raises:
-        ValueError: If ``gamma`` is not in ``(0, 1]``, ``potential`` is an unknown name, or
-            a frame-reading model wraps sub-envs without :class:`CaptureFrames`.
+        ValueError: As ``PotentialShaping``, or a frame-reading model over sub-envs without
+            :class:`CaptureFrames`.
     """
 
     enforces_policy_invariance = True
@@ -246,17 +226,13 @@ class VecPotentialShaping(VecRewardLayer):
 
 
 class VecMismatchedShaping(VecRewardLayer):
-    """NEGATIVE CONTROL: :class:`VecPotentialShaping` with a discount other than the agent's.
-
-    The vector version of :class:`~rewardlab.wrappers.shaping.MismatchedShaping`, with the
-    same rewards: ``F = gamma * Phi(s') - Phi(s)`` where ``gamma != agent_gamma``, so the
-    invariance of Ng, Harada & Russell (1999) fails. :func:`check_shaping_gamma` skips it.
+    """NEGATIVE CONTROL: the vector version of
+    :class:`~rewardlab.wrappers.shaping.MismatchedShaping` (shaping with a discount other
+    than the agent's), with the same rewards.
 
     Args:
         venv: The SB3 vector env to wrap.
-        potential: As for :class:`VecPotentialShaping`.
-        gamma: The (wrong) shaping discount, in ``(0, 1]``.
-        agent_gamma: The agent's discount, in ``(0, 1]``, different from ``gamma``.
+        potential, gamma, agent_gamma: As for ``MismatchedShaping``.
 
     Raises:
         ValueError: If a discount is not in ``(0, 1]`` or the two are equal.
@@ -277,17 +253,12 @@ class VecMismatchedShaping(VecRewardLayer):
 
 
 class VecProgressBonus(VecRewardLayer):
-    """NEGATIVE CONTROL: adds the raw potential ``scale * Phi(s')`` to every reward.
-
-    The vector version of :class:`~rewardlab.wrappers.shaping.ProgressBonus`, with the same
-    rewards: ``Phi(s')`` of the state entered, terminal states included. Rewarding progress
-    itself rather than its potential difference changes the optimal policy; it exists to
-    be compared against :class:`VecPotentialShaping`.
+    """NEGATIVE CONTROL: the vector version of :class:`~rewardlab.wrappers.shaping.ProgressBonus`
+    (the raw potential ``scale * Phi(s')`` added to every reward), with the same rewards.
 
     Args:
         venv: The SB3 vector env to wrap.
-        potential: As for :class:`VecPotentialShaping`.
-        scale: Multiplier of the bonus.
+        potential, scale: As for ``ProgressBonus``.
 
     Raises:
         ValueError: If ``scale`` is not finite or ``potential`` is an unknown name.
