@@ -23,10 +23,11 @@ embeddings.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -127,16 +128,22 @@ class TermReward:
             out += self.gamma * phi[s2] - phi[s]
         return out
 
+    def _recorded_or_zeros(
+        self, shape: tuple[int, ...], recorded: np.ndarray | None, what: str
+    ) -> np.ndarray:
+        out = np.zeros(shape)
+        if self.recorded is not None:
+            if recorded is None:
+                raise ValueError(f"{self.name}: needs the recorded {self.recorded} {what}")
+            out += recorded
+        return out
+
     def on_transitions(
         self, s: np.ndarray, s2: np.ndarray, terminal: np.ndarray, recorded: np.ndarray | None
     ) -> np.ndarray:
         """``(M,)`` rewards of transitions ``s -> s2`` (rows of the table), with the
         recorded rewards of those same transitions when :attr:`recorded` is set."""
-        out = np.zeros(len(s), dtype=np.float64)
-        if self.recorded is not None:
-            if recorded is None:
-                raise ValueError(f"{self.name}: needs the recorded {self.recorded} rewards")
-            out += recorded
+        out = self._recorded_or_zeros((len(s),), recorded, "rewards")
         return self._add_terms(out, s, s2, self._phi(terminal))
 
     def index_function(
@@ -158,11 +165,7 @@ class TermReward:
     ) -> np.ndarray:
         """``(S, A, S)`` reward tensor over every state of a tabular table."""
         n = len(terminal)
-        out = np.zeros((n, n_actions, n))
-        if self.recorded is not None:
-            if recorded is None:
-                raise ValueError(f"{self.name}: needs the recorded {self.recorded} reward tensor")
-            out += recorded
+        out = self._recorded_or_zeros((n, n_actions, n), recorded, "reward tensor")
         rows = np.arange(n)
         return self._add_terms(out, rows[:, None, None], rows[None, None, :], self._phi(terminal))
 
@@ -293,8 +296,12 @@ def _default_prompts(env_id: str, env_kwargs: Mapping[str, Any]) -> dict[str, An
 
 
 def _model_values(
-    spec: ClipModelSpec | InfoModelSpec | ProgramModelSpec, table: StateTable, models: ModelCache
+    spec: Literal["progress"] | ClipModelSpec | InfoModelSpec | ProgramModelSpec,
+    table: StateTable,
+    models: ModelCache,
 ) -> np.ndarray:
+    if spec == "progress":
+        return table.info("progress")
     if isinstance(spec, InfoModelSpec):
         return spec.scale * table.info(spec.key) + spec.shift
     if isinstance(spec, ProgramModelSpec):
@@ -381,27 +388,19 @@ def spec_reward(
         dense_reward_type=dense_reward_type,
     )
     term = _recorded_term(spec, own_reward_type, dense_reward_type)
-    recorded = term if term in ("env", "dense") else None
-    values = table.info("is_success") if term == "sparse" else None
+    state_terms = []  # the terms of the state reward v(s')
+    if term == "sparse":
+        state_terms.append(table.info("is_success"))
     if spec.model is not None:
-        model_values = _model_values(spec.model, table, models)
-        values = model_values if values is None else values + model_values
-    potential = None
-    if spec.shaping is not None:
-        potential = (
-            table.info("progress")
-            if spec.shaping == "progress"
-            else _model_values(spec.shaping, table, models)
-        )
+        state_terms.append(_model_values(spec.model, table, models))
     if spec.progress_bonus is not None:
-        bonus = spec.progress_bonus * table.info("progress")
-        values = bonus if values is None else values + bonus
+        state_terms.append(spec.progress_bonus * table.info("progress"))
     return TermReward(
         name=name,
-        values=values,
-        potential=potential,
+        values=functools.reduce(np.add, state_terms) if state_terms else None,
+        potential=None if spec.shaping is None else _model_values(spec.shaping, table, models),
         gamma=spec.shaping_gamma if spec.shaping_gamma is not None else gamma,
-        recorded=recorded,
+        recorded=term if term in ("env", "dense") else None,
         is_negative_control=spec.is_negative_control,
     )
 
