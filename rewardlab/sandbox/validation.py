@@ -637,6 +637,8 @@ class _Checker:
         self.max_string = max_string
         # (sort key, line, reason, message)
         self.problems: list[tuple[tuple[float, ...], int | None, str, str]] = []
+        self.parents: dict[ast.AST, ast.AST] = {}
+        self.bound = set(SAFE_BUILTINS) | {"np", "math"}
 
     def problem(self, node: ast.AST | None, reason: str, message: str) -> None:
         line = getattr(node, "lineno", None)
@@ -654,28 +656,19 @@ class _Checker:
 
     def check(self, tree: ast.Module) -> None:
         annotations = _annotation_nodes(tree)
-        parents: dict[ast.AST, ast.AST] = {}
-        bound = set(SAFE_BUILTINS) | {"np", "math"}
         for node in ast.walk(tree):
             for child in ast.iter_child_nodes(node):
-                parents[child] = node
+                self.parents[child] = node
             if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
-                bound.add(node.id)
+                self.bound.add(node.id)
             elif isinstance(node, ast.arg):
-                bound.add(node.arg)
+                self.bound.add(node.arg)
             elif isinstance(node, ast.FunctionDef):
-                bound.add(node.name)
+                self.bound.add(node.name)
 
-        for index, stmt in enumerate(tree.body):
-            docstring = (
-                index == 0
-                and isinstance(stmt, ast.Expr)
-                and isinstance(stmt.value, ast.Constant)
-                and isinstance(stmt.value.value, str)
-            )
-            if not (
-                docstring or isinstance(stmt, ast.FunctionDef) or type(stmt) in _SYNTAX_MESSAGES
-            ):
+        body = tree.body[1:] if ast.get_docstring(tree, clean=False) is not None else tree.body
+        for stmt in body:
+            if not (isinstance(stmt, ast.FunctionDef) or type(stmt) in _SYNTAX_MESSAGES):
                 self.problem(
                     stmt,
                     "module_level",
@@ -683,6 +676,17 @@ class _Checker:
                     f"`{self.snippet(stmt)}`; put constants and code inside {ENTRY} or a helper",
                 )
 
+        # The checks of the allowed node types that have one, besides their children's.
+        rules: dict[type[ast.AST], Callable[[Any], None]] = {
+            ast.Name: lambda node: self.name(node, node.id, load=isinstance(node.ctx, ast.Load)),
+            ast.arg: lambda node: self.name(node, node.arg, load=False),
+            ast.FunctionDef: self.function,
+            ast.Attribute: self.attribute,
+            ast.Call: self.call,
+            ast.Constant: self.constant,
+            ast.BinOp: self.power,
+            ast.AugAssign: self.augmented_assignment,
+        }
         for node in ast.walk(tree):
             if node in annotations:
                 continue  # compiled as strings, never evaluated
@@ -698,42 +702,12 @@ class _Checker:
                     "forbidden_syntax",
                     f"`{self.snippet(node)}` ({type(node).__name__}) is not allowed",
                 )
-            elif isinstance(node, ast.Name):
-                self.name(node, node.id, parents, bound, load=isinstance(node.ctx, ast.Load))
-            elif isinstance(node, ast.arg):
-                self.name(node, node.arg, parents, bound, load=False)
-            elif isinstance(node, ast.FunctionDef):
-                self.function(node)
-            elif isinstance(node, ast.Attribute):
-                self.attribute(node, parents)
-            elif isinstance(node, ast.Call):
-                self.call(node)
-            elif isinstance(node, ast.Constant):
-                self.constant(node)
-            elif isinstance(node, ast.BinOp):
-                self.power(node)
-            elif (
-                isinstance(node, ast.AugAssign)
-                and isinstance(node.op, ast.Mod)
-                and not isinstance(node.target, ast.Name)
-            ):
-                # The worker checks what % formats (worker._GuardText), which needs the
-                # target read once: possible for a name only.
-                target = self.snippet(node.target)
-                self.problem(
-                    node,
-                    "forbidden_syntax",
-                    f"`{target} %= ...` is not allowed: write {target} = {target} % ...",
-                )
+            else:
+                for kind, rule in rules.items():
+                    if isinstance(node, kind):
+                        rule(node)
 
-    def name(
-        self,
-        node: ast.AST,
-        name: str,
-        parents: Mapping[ast.AST, ast.AST],
-        bound: Collection[str],
-        load: bool,
-    ) -> None:
+    def name(self, node: ast.AST, name: str, load: bool) -> None:
         if self.underscore(node, name):
             return
         if name in FORBIDDEN_NAMES:
@@ -745,14 +719,14 @@ class _Checker:
         elif name in ("np", "math"):
             if not load:
                 self.problem(node, "forbidden_name", f"`{name}` cannot be redefined")
-            elif not _is_attribute_base(node, parents):
+            elif not _is_attribute_base(node, self.parents):
                 self.problem(
                     node,
                     "forbidden_name",
                     f"`{name}` may only be used as {name}.<function>, e.g. "
                     f"{'np.exp(x)' if name == 'np' else 'math.pi'}; it cannot be passed around",
                 )
-        elif load and name not in bound:
+        elif load and name not in self.bound:
             hint = (
                 "; to inspect a value, return it as a component"
                 if name == "print"
@@ -793,7 +767,18 @@ class _Checker:
                     f"default values must be literal constants, found `{self.snippet(default)}`",
                 )
 
-    def attribute(self, node: ast.Attribute, parents: Mapping[ast.AST, ast.AST]) -> None:
+    def augmented_assignment(self, node: ast.AugAssign) -> None:
+        if isinstance(node.op, ast.Mod) and not isinstance(node.target, ast.Name):
+            # The worker checks what % formats (worker._GuardText), which needs the target read
+            # once: possible for a name only.
+            target = self.snippet(node.target)
+            self.problem(
+                node,
+                "forbidden_syntax",
+                f"`{target} %= ...` is not allowed: write {target} = {target} % ...",
+            )
+
+    def attribute(self, node: ast.Attribute) -> None:
         attr = node.attr
         if self.underscore(node, attr):
             return
@@ -808,11 +793,11 @@ class _Checker:
         if isinstance(base, ast.Name) and base.id == "np":
             if attr not in NUMPY_ALLOWED:
                 self.problem(node, "forbidden_attribute", _numpy_message(f"np.{attr}", attr))
-            elif attr == "linalg" and not _is_attribute_base(node, parents):
+            elif attr == "linalg" and not _is_attribute_base(node, self.parents):
                 self.problem(
                     node, "forbidden_name", "np.linalg may only be used as np.linalg.<function>"
                 )
-            elif attr in _NUMPY_DTYPE_SLOTS and not _is_called(node, parents):
+            elif attr in _NUMPY_DTYPE_SLOTS and not _is_called(node, self.parents):
                 self.problem(node, "forbidden_attribute", _not_called_message(f"np.{attr}"))
             return
         if _beneath_rejected_numpy(base):
@@ -847,7 +832,7 @@ class _Checker:
             )
         elif attr not in ALLOWED_ATTRIBUTES:
             self.problem(node, "forbidden_attribute", _attribute_message(node))
-        elif attr in _METHOD_DTYPE_SLOTS and not _is_called(node, parents):
+        elif attr in _METHOD_DTYPE_SLOTS and not _is_called(node, self.parents):
             self.problem(node, "forbidden_attribute", _not_called_message(self.snippet(node)))
 
     def call(self, node: ast.Call) -> None:
