@@ -736,9 +736,7 @@ class GridWorldEnv(TaskEnv[GridWorldConfig]):
         return self._obs(), {"is_success": False, "progress": self.progress()}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        model = self._model
-        if model is None:
-            raise RuntimeError("call reset() before step()")
+        model = self._require_model()
         layout = model.layout
         a = int(action)
         if not 0 <= a < 5:
@@ -761,11 +759,9 @@ class GridWorldEnv(TaskEnv[GridWorldConfig]):
 
     def render(self) -> np.ndarray:
         self._require_render_mode()
-        if self._model is None:
-            raise RuntimeError("call reset() before render()")
-        cfg = self.config
+        layout, cfg = self._require_model().layout, self.config
         if self._renderer is None:
-            self._renderer = _Renderer(self._model.layout, cfg.render_height, cfg.render_width)
+            self._renderer = _Renderer(layout, cfg.render_height, cfg.render_width)
         return self._renderer.frame(*self._state)
 
     # -- TaskEnv API --

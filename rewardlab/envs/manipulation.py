@@ -392,13 +392,9 @@ class ManipulationEnv(TaskEnv[ManipulationConfig]):
 
     def _block_grasped(self) -> bool:
         """Both finger pads are in contact with the block."""
-        touching = set()
-        for g1, g2 in self.data.contact.geom[: self.data.ncon]:
-            if g1 == self._block_geom:
-                touching.add(int(g2))
-            elif g2 == self._block_geom:
-                touching.add(int(g1))
-        return self._finger_geoms <= touching
+        pairs = self.data.contact.geom[: self.data.ncon]
+        touching = pairs[(pairs == self._block_geom).any(axis=1)]
+        return self._finger_geoms <= set(touching.ravel().tolist())
 
     def _block_held(self, dist: dict[str, float]) -> bool:
         """The block is centred between nearly closed fingers (a geometric grasp test)."""
@@ -501,21 +497,17 @@ class ManipulationEnv(TaskEnv[ManipulationConfig]):
     ) -> dict[str, float]:
         if self.config.reward_type == "sparse":
             return {"reward_success": float(success)}
-        w = _DENSE_WEIGHTS
-        parts: dict[str, float] = {}
-        if self._task_name == "reach":
-            parts["reach"] = -w["reach"] * dist["gripper_target"]
-        else:
-            parts["reach"] = -w["reach"] * dist["gripper_block"]
+        gripper_to = "gripper_target" if self._task_name == "reach" else "gripper_block"
+        terms = {"reach": -dist[gripper_to]}
         if self._task_name == "push":
-            parts["push"] = -w["push"] * dist["block_target_xy"]
+            terms["push"] = -dist["block_target_xy"]
         elif self._task_name == "pick_place":
-            parts["grasp"] = w["grasp"] * float(self._block_held(dist))
-            parts["lift"] = w["lift"] * self._lift(dist)
-            parts["place"] = -w["place"] * dist["block_target"]
-        parts["success"] = w["success"] * float(success)
-        parts["action_penalty"] = -w["action_penalty"] * float(action @ action)
-        return {f"reward_{k}": v for k, v in parts.items()}
+            terms["grasp"] = float(self._block_held(dist))
+            terms["lift"] = self._lift(dist)
+            terms["place"] = -dist["block_target"]
+        terms["success"] = float(success)
+        terms["action_penalty"] = -float(action @ action)
+        return {f"reward_{k}": _DENSE_WEIGHTS[k] * v for k, v in terms.items()}
 
     # --- gymnasium API -------------------------------------------------------------------------
 
