@@ -207,21 +207,14 @@ def _expert_prefixes(ds: TrajectoryDataset) -> tuple[np.ndarray, np.ndarray]:
     within that selection (VOC's episodes)."""
     _, s2 = ds.transition_states()
     success = np.asarray(ds.success)
-    rows, starts = [], []
-    n = 0
-    for i, e in enumerate(ds.episodes):
-        if e.kind != "expert":
-            continue
-        first = int(ds.transition_starts[i])
-        ep = np.arange(first, first + e.n_steps)
-        hits = np.flatnonzero(success[s2[ep]])
-        ep = ep[: hits[0] + 1] if len(hits) else ep
-        rows.append(ep)
-        starts.append(n)
-        n += len(ep)
-    if not rows:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    return np.concatenate(rows), np.array(starts, dtype=np.int64)
+    rows = []
+    for first, e in zip(ds.transition_starts, ds.episodes, strict=True):
+        if e.kind == "expert":
+            ep = np.arange(first, first + e.n_steps)
+            hits = np.flatnonzero(success[s2[ep]])
+            rows.append(ep[: hits[0] + 1] if len(hits) else ep)
+    starts = np.cumsum([0, *map(len, rows)], dtype=np.int64)[:-1]
+    return np.concatenate([np.zeros(0, dtype=np.int64), *rows]), starts
 
 
 def evaluate_rewards(

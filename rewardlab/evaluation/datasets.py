@@ -55,6 +55,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -229,7 +230,6 @@ class _Generator:
         self.twin: gym.Env[Any, Any] | None = None
         if own_type != self.dense_type:
             self.twin = gym.make(config.env_id, **{**kwargs, "reward_type": self.dense_type})
-        self.max_steps = config.max_steps
         self._expert_cache: dict[int, tuple[list[Any], int | None]] = {}
 
     def close(self) -> None:
@@ -247,23 +247,16 @@ class _Generator:
             assert isinstance(frame, np.ndarray)
             out.frames.append(frame)
 
-    def rollout(
-        self,
-        seed: int,
-        policy: Policy,
-        stop: Callable[[int, Mapping[str, Any]], bool] | None = None,
-    ) -> _Rollout:
-        """One episode from ``reset(seed)``; ``policy(t, obs, info) -> action``; ``stop(t,
-        info)`` ends the episode early (not counted as truncated)."""
+    def rollout(self, seed: int, policy: Policy, limit: int | None = None) -> _Rollout:
+        """One episode from ``reset(seed)``, ended after ``limit`` steps if given (not counted
+        as truncated)."""
         out = _Rollout()
         obs, info = self.env.reset(seed=seed)
         if self.twin is not None:
             self.twin.reset(seed=seed)
         self._record_state(out, obs, info)
         t = 0
-        while True:
-            if stop is not None and stop(t, info):
-                break
+        while limit is None or t < limit:
             action = policy(t, obs, info)
             obs, reward, terminated, truncated, info = self.env.step(action)
             dense: Any = reward
@@ -282,7 +275,7 @@ class _Generator:
             if terminated or truncated:
                 out.terminated, out.truncated = bool(terminated), bool(truncated)
                 break
-            if self.max_steps is not None and t >= self.max_steps:
+            if self.config.max_steps is not None and t >= self.config.max_steps:
                 out.truncated = True
                 break
         return out
@@ -297,7 +290,8 @@ class _Generator:
             actions: list[Any] = []
             first_success: int | None = None
             done = False
-            while not done and (self.max_steps is None or len(actions) < self.max_steps):
+            max_steps = self.config.max_steps
+            while not done and (max_steps is None or len(actions) < max_steps):
                 a = inner.expert_action()
                 actions.append(a)
                 obs, _, terminated, truncated, info = env.step(a)
@@ -326,36 +320,25 @@ def _episode(kind: str, variant: str, seed: int, r: _Rollout, switch: int | None
 
 
 class _Switch:
-    """``first`` until ``when(t, info)`` holds once, then ``then``; remembers the switch step."""
+    """``first`` until step ``at_step`` or progress ``at_progress``, then ``then``; remembers the
+    switch step."""
 
     def __init__(
-        self, first: Policy, then: Policy, when: Callable[[int, Mapping[str, Any]], bool]
+        self,
+        first: Policy,
+        then: Policy,
+        *,
+        at_step: float = math.inf,
+        at_progress: float = math.inf,
     ) -> None:
-        self.first, self.then, self.when = first, then, when
+        self.first, self.then = first, then
+        self.at_step, self.at_progress = at_step, at_progress
         self.step: int | None = None
 
     def __call__(self, t: int, obs: Any, info: Mapping[str, Any]) -> Any:
-        if self.step is None and self.when(t, info):
+        if self.step is None and (t >= self.at_step or info["progress"] >= self.at_progress):
             self.step = t
         return (self.first if self.step is None else self.then)(t, obs, info)
-
-
-def _after(k: int) -> Callable[[int, Mapping[str, Any]], bool]:
-    """True from step ``k`` on."""
-
-    def when(t: int, info: Mapping[str, Any]) -> bool:
-        return t >= k
-
-    return when
-
-
-def _progress_reached(level: float) -> Callable[[int, Mapping[str, Any]], bool]:
-    """True once the state's progress is at least ``level``."""
-
-    def when(t: int, info: Mapping[str, Any]) -> bool:
-        return bool(info["progress"] >= level)
-
-    return when
 
 
 def _generate(gen: _Generator) -> Iterator[tuple[Episode, _Rollout]]:
@@ -387,11 +370,8 @@ def _generate(gen: _Generator) -> Iterator[tuple[Episode, _Rollout]]:
                 plan, first_success = gen.expert_plan(seed)
                 need = first_success if first_success is not None else len(plan)
                 k = int(round(rng.uniform(*cfg.partial_fraction) * need))
-                policy = _Switch(
-                    expert,
-                    random if cfg.continuation == "random" else idle,
-                    _after(k),
-                )
+                then = random if cfg.continuation == "random" else idle
+                policy = _Switch(expert, then, at_step=k)
                 r = gen.rollout(seed, policy)
                 yield _episode(kind, cfg.continuation, seed, r, k), r
             elif kind == "near_miss":
@@ -404,7 +384,7 @@ def _generate(gen: _Generator) -> Iterator[tuple[Episode, _Rollout]]:
                 def replay(t: int, obs: Any, info: Mapping[str, Any], plan: Any = plan) -> Any:
                     return plan[t]
 
-                r = gen.rollout(seed, replay, stop=_after(len(plan)))
+                r = gen.rollout(seed, replay, limit=len(plan))
                 yield _episode(kind, "other_goal", seed, r, None), r
 
 
@@ -416,7 +396,7 @@ def _clipped(
     for _ in range(_MAX_REDRAWS):
         _, first_success = gen.expert_plan(seed)
         if first_success is not None and first_success >= 2:
-            r = gen.rollout(seed, expert, stop=_after(first_success - 1))
+            r = gen.rollout(seed, expert, limit=first_success - 1)
             return _episode("counterfactual", "clipped", seed, r, first_success - 1), r
         seed = next(seeds)
     raise RuntimeError(
@@ -437,7 +417,7 @@ def _near_miss(
     the next seed until the episode fails."""
     for _ in range(_MAX_REDRAWS):
         level = float(rng.uniform(*gen.config.near_miss_progress))
-        policy = _Switch(expert, random, _progress_reached(level))
+        policy = _Switch(expert, random, at_progress=level)
         r = gen.rollout(seed, policy)
         if not any(r.success):
             return _episode("near_miss", "", seed, r, policy.step), r
