@@ -202,14 +202,9 @@ def _unit(x: np.ndarray, w: np.ndarray | None = None) -> tuple[np.ndarray, float
     correlation of two vectors is ``z_x . z_y`` and ``||z_x - z_y||^2 = 2 (1 - rho)``.
     ``sd`` is the (weighted) standard deviation; ``z`` is zero when ``sd`` is.
     """
-    if w is None:
-        c = x - x.mean()
-        norm = float(np.linalg.norm(c))
-        sd = norm / math.sqrt(x.size)
-    else:
-        c = np.sqrt(w) * (x - w @ x)
-        norm = float(np.linalg.norm(c))
-        sd = norm
+    c = x - x.mean() if w is None else np.sqrt(w) * (x - w @ x)
+    norm = float(np.linalg.norm(c))
+    sd = norm / math.sqrt(x.size) if w is None else norm
     return (c / norm if norm > 0 else np.zeros_like(c)), sd
 
 
@@ -301,8 +296,7 @@ def value_order_correlation(
 
     For episode ``e`` with values ``v_0 .. v_{T-1}``, ``VOC_e = spearman(v, [0, .., T-1])``
     (ties in ``v`` get average ranks); 1 for a strictly increasing progress signal, -1 for a
-    strictly decreasing one. All episodes are ranked at once (one lexsort by episode, then
-    value).
+    strictly decreasing one.
 
     Args:
         values: 1-D, the episodes' values concatenated in order.
@@ -347,16 +341,10 @@ def value_order_correlation(
     seg = np.repeat(np.arange(n_ep), lengths)
     t = (np.arange(n) - starts[seg]).astype(np.float64)
 
-    # Within-episode average ranks (0-based): sort by (episode, value); in that order the
-    # position inside the episode is t again, and a run of equal values shares its mean position.
-    order = np.lexsort((v, seg))
-    sv = v[order]
-    new_run = np.ones(n, dtype=bool)
-    new_run[1:] = (seg[1:] != seg[:-1]) | (sv[1:] != sv[:-1])  # seg[order] == seg: contiguous
-    run = np.cumsum(new_run) - 1
-    mean_pos = np.bincount(run, weights=t) / np.bincount(run)
-    ranks = np.empty(n)
-    ranks[order] = mean_pos[run]
+    # Within-episode average ranks (0-based): ranked by (episode, value), each episode holds
+    # the consecutive ranks from its start on.
+    key = seg * (n + 1) + _sp_stats.rankdata(v, method="dense").astype(np.int64)
+    ranks = _sp_stats.rankdata(key) - 1.0 - starts[seg]
 
     # Pearson of ranks with t per episode; both have mean (T - 1) / 2 (average ranks keep the
     # rank sum). The sums are of half-integers, exact in float64 for any realistic T.
@@ -430,11 +418,7 @@ def roc_auc(scores: ArrayLike, labels: ArrayLike) -> float:
 
     ``AUC = P(S_pos > S_neg) + P(S_pos = S_neg) / 2 = (sum_{pos} rank - n_pos (n_pos + 1) / 2)
     / (n_pos n_neg)`` with average ranks for ties: 1 for a perfect detector, 0 for an
-    inverted one, exactly 0.5 for constant scores.
-
-    Args:
-        scores: 1-D scores.
-        labels: 1-D bool or 0/1 labels, same length.
+    inverted one, exactly 0.5 for constant scores. Arguments as for :func:`roc_curve`.
 
     Returns:
         The AUC in ``[0, 1]``; NaN when a class is empty.
@@ -459,11 +443,7 @@ def average_precision(scores: ArrayLike, labels: ArrayLike) -> float:
     ``AP = sum_n (R_n - R_{n-1}) P_n`` over the distinct scores ``c_n`` in descending order,
     with ``P_n`` and ``R_n`` the precision and recall of ``score >= c_n`` and ``R_0 = 0``
     (scikit-learn's ``average_precision_score``; no interpolation). A perfect ranking scores
-    1; a random one about the positive rate.
-
-    Args:
-        scores: 1-D scores.
-        labels: 1-D bool or 0/1 labels, same length.
+    1; a random one about the positive rate. Arguments as for :func:`roc_curve`.
 
     Returns:
         AP in ``[0, 1]``; NaN when there is no positive.
@@ -485,10 +465,7 @@ def best_threshold(scores: ArrayLike, labels: ArrayLike) -> tuple[float, float]:
 
     Maximizes Youden's ``J = tpr - fpr`` over the distinct score values; balanced accuracy is
     ``(tpr + 1 - fpr) / 2 = (1 + J) / 2``. Among tied thresholds the highest is returned.
-
-    Args:
-        scores: 1-D scores.
-        labels: 1-D bool or 0/1 labels, same length.
+    Arguments as for :func:`roc_curve`.
 
     Returns:
         ``(threshold, balanced_accuracy)``; ``(nan, nan)`` when a class is empty.
@@ -512,8 +489,7 @@ def preference_accuracy(
 
     Over the unordered pairs ``{i, j}`` with ``|q_i - q_j| > min_gap``, a pair scores 1 when
     ``sign(s_i - s_j) = sign(q_i - q_j)``, 1/2 when ``s_i = s_j`` and 0 otherwise (as
-    preference-based reward learning's Bradley-Terry labels are judged). Pairs are compared
-    by broadcasting, in blocks of rows for large inputs.
+    preference-based reward learning's Bradley-Terry labels are judged).
 
     Args:
         scores: 1-D, e.g. episode returns under the reward being judged.
@@ -710,11 +686,8 @@ def pearson_distance(x: ArrayLike, y: ArrayLike) -> float:
     """Pearson distance ``sqrt((1 - pearson(x, y)) / 2)``, in ``[0, 1]``.
 
     Computed as ``||z_x - z_y|| / 2`` of the standardized vectors (the same value, without
-    the loss of precision of ``sqrt(1 - rho)`` near ``rho = 1``).
-
-    Args:
-        x: 1-D values.
-        y: 1-D values, same length.
+    the loss of precision of ``sqrt(1 - rho)`` near ``rho = 1``). Arguments as for
+    :func:`pearson`.
 
     Returns:
         0 for positively proportional deviations, 1 for negatively proportional ones; NaN
@@ -913,10 +886,7 @@ def starc_canonicalize(
     ``V^pi`` is the exact value of ``pi`` under ``R`` and ``P``, from the linear solve
     ``(I - gamma P_pi) V = r_pi``. This is the advantage ``Q^pi(s, a) - V^pi(s)``. It removes
     potential shaping (``V`` shifts by ``-Phi``) and the way ``R`` spreads over next states
-    (only ``E_{S'}`` of ``R`` enters).
-
-    The result has shape ``(S, A)``: it does not depend on ``s'``, and :func:`starc_distance`
-    takes its norm over ``(s, a)``.
+    (only ``E_{S'}`` of ``R`` enters, so the result does not depend on ``s'``).
 
     Args:
         reward: ``(S, A, S)`` rewards ``R[s, a, s']``.
