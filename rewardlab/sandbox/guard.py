@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -79,14 +79,7 @@ class RunningStats:
 
     def as_dict(self) -> dict[str, float | int | None]:
         """Plain numbers (``None`` for the min and max of nothing), ready for JSON."""
-        empty = self.count == 0
-        return {
-            "count": self.count,
-            "mean": self.mean,
-            "min": None if empty else self.min,
-            "max": None if empty else self.max,
-            "nonfinite": self.nonfinite,
-        }
+        return asdict(self) | ({"min": None, "max": None} if self.count == 0 else {})
 
 
 def _scaled_mean(values: np.ndarray) -> float:
@@ -124,13 +117,8 @@ class GuardedStats:
 
     def snapshot(self) -> dict[str, Any]:
         """A JSON-ready copy, e.g. for reward reflection at ~10 points of training."""
-        return {
-            "calls": self.calls,
+        return {f.name: getattr(self, f.name) for f in fields(self)} | {
             "failures": dict(self.failures),
-            "nonfinite": self.nonfinite,
-            "clipped": self.clipped,
-            "restarts": self.restarts,
-            "last_error": self.last_error,
             "reward": self.reward.as_dict(),
             "components": {name: stats.as_dict() for name, stats in self.components.items()},
             "hardening": list(self.hardening),
@@ -263,12 +251,9 @@ class GuardedProgram:
                 totals[0] = float(reward.sum())
                 lows[0], highs[0] = max(lows[0], low), min(highs[0], high)
             for row, name in enumerate(("", *names)):
-                if row == 0:
-                    running = stats.reward
-                else:
-                    running = stats.components.get(name) or stats.components.setdefault(
-                        name, RunningStats()
-                    )
+                running = stats.reward if row == 0 else stats.components.get(name)
+                if running is None:
+                    running = stats.components[name] = RunningStats()
                 mean = totals[row] / size
                 if nonfinite is not None and not math.isfinite(mean):
                     mean = _scaled_mean(block[row])

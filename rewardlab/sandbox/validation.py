@@ -1096,18 +1096,14 @@ def _dtype_slots(func: ast.AST) -> tuple[int, ...]:
 
 def _is_numeric_dtype(node: ast.AST) -> bool:
     """A literal bool, integer or float dtype (or None: numpy's default)."""
-    if isinstance(node, ast.Constant):
-        return node.value is None or (
-            isinstance(node.value, str) and _is_numeric_dtype_string(node.value)
-        )
     if isinstance(node, ast.Name):
         return node.id in _BUILTIN_DTYPES  # programs cannot rebind these names
-    return _numpy_name(node) in _NUMPY_DTYPES
-
-
-def _is_numeric_dtype_string(text: str) -> bool:
+    if not isinstance(node, ast.Constant):
+        return _numpy_name(node) in _NUMPY_DTYPES
+    if not isinstance(node.value, str):
+        return node.value is None
     try:
-        dtype = np.dtype(text)
+        dtype = np.dtype(node.value)
     except Exception:  # numpy's parser raises several types; any of them means "not a dtype"
         return False
     return (

@@ -688,15 +688,12 @@ def _import_seccomp() -> Any:
 
 
 def _seccomp(seccomp: Any, pid: int) -> list[str]:
-    """Install the syscall filter for good; return ``["seccomp"]``.
+    """Install the syscall filter for good, letting signals reach ``pid`` (the worker's own)
+    only; return ``["seccomp"]``.
 
     Only the native architecture's syscalls are judged by the rules: a syscall made through
     another ABI (32-bit ``int 0x80`` on x86-64, x32) kills the worker (SIGSYS), since the
     rules, written in native numbers, would not see it.
-
-    Args:
-        seccomp: The ``pyseccomp`` module.
-        pid: The worker's pid, the only target of its signals.
 
     Raises:
         SeccompError: libseccomp or the kernel refused the filter.
