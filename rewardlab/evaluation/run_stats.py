@@ -356,8 +356,7 @@ def probability_of_improvement_ci(
     """:func:`probability_of_improvement` with a percentile stratified-bootstrap interval.
 
     Each resample draws the runs of X and, independently, the runs of Y with replacement
-    within each task; the interval is the ``(1-c)/2`` and ``(1+c)/2`` quantiles of the PoI
-    over the resamples.
+    within each task.
 
     Args:
         x: Scores of X, shape ``(n, n_tasks)`` or ``(n,)``.
@@ -377,10 +376,12 @@ def probability_of_improvement_ci(
     return Interval(point, float(low), float(high))
 
 
-def _profile(scores: np.ndarray, taus: np.ndarray) -> np.ndarray:
+def _profile(scores: np.ndarray, taus: ArrayLike) -> np.ndarray:
     """``(..., n_runs, n_tasks)`` to ``(..., len(taus))``: task-mean of P(score > tau)."""
-    above = scores[..., None] > taus
-    result: np.ndarray = above.mean(axis=-3).mean(axis=-2)
+    t = np.atleast_1d(np.asarray(taus, dtype=np.float64))
+    if t.ndim != 1:
+        raise ValueError(f"taus must be 1-D, got shape {t.shape}")
+    result: np.ndarray = (scores[..., None] > t).mean(axis=-3).mean(axis=-2)
     return result
 
 
@@ -401,10 +402,7 @@ def performance_profile(scores: ArrayLike, taus: ArrayLike) -> np.ndarray:
         >>> performance_profile([0.1, 0.5, 0.9, 1.0], [0.0, 0.5, 1.0]).tolist()
         [1.0, 0.5, 0.0]
     """
-    t = np.atleast_1d(np.asarray(taus, dtype=np.float64))
-    if t.ndim != 1:
-        raise ValueError(f"taus must be 1-D, got shape {t.shape}")
-    return _profile(_as_scores(scores, "scores"), t)
+    return _profile(_as_scores(scores, "scores"), taus)
 
 
 def performance_profile_ci(
@@ -428,9 +426,8 @@ def performance_profile_ci(
         ``(point, low, high)``, each of shape ``(len(taus),)``.
     """
     a = _as_scores(scores, "scores")
-    point = performance_profile(a, taus)
-    t = np.atleast_1d(np.asarray(taus, dtype=np.float64))
-    boot = _profile(_resample(a, reps, _bootstrap_rng(reps, confidence, rng)), t)
+    point = _profile(a, taus)
+    boot = _profile(_resample(a, reps, _bootstrap_rng(reps, confidence, rng)), taus)
     low, high = _percentile_interval(boot, confidence)
     return point, low, high
 
@@ -466,7 +463,6 @@ def normalized_auc(
         AUC = integral_{s_0}^{budget} v(s) ds / ((budget - s_0) * max_value)
 
     i.e. the time-average of ``v / max_value``, so a constant ``max_value`` curve scores 1.
-    With ``s_0 = 0`` the denominator is ``budget * max_value``.
 
     Args:
         steps: Evaluation steps, shape ``(T,)``, strictly increasing.
@@ -576,8 +572,7 @@ def iqm_curve(
     """IQM across runs at each evaluation point, with a pointwise bootstrap band.
 
     ``point[t] = IQM_i curves[i, t]``; each resample draws whole runs (the same run indices at
-    every ``t``) with replacement, and ``low``/``high`` are the ``(1-c)/2`` and ``(1+c)/2``
-    quantiles of the resampled IQM at each ``t``.
+    every ``t``) with replacement.
 
     Args:
         curves: Shape ``(n_runs, T)``, runs evaluated at the same steps.
