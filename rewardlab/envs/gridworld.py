@@ -807,18 +807,15 @@ class GridWorldEnv(TaskEnv[GridWorldConfig]):
         over the start directions); terminal states are absorbing with zero reward.
         """
         model = self._require_model()
-        layout = model.layout
+        layout, reward_type = model.layout, self.config.reward_type
         n_states, n_actions = model.succ.shape
         p = np.zeros((n_states, n_actions, n_states))
         r = np.zeros((n_states, n_actions, n_states))
         p[np.arange(n_states)[:, None], np.arange(n_actions), model.succ] = 1.0
+        states: list[_State] = [tuple(s) for s in model.states.tolist()]
         for s in np.flatnonzero(~model.terminal):
-            state = tuple(int(v) for v in model.states[s])
-            for a in range(n_actions):
-                nxt = tuple(int(v) for v in model.states[model.succ[s, a]])
-                r[s, a, model.succ[s, a]] = sum(
-                    _reward_terms(layout, self.config.reward_type, state, nxt)  # type: ignore[arg-type]
-                )
+            for a, t in enumerate(model.succ[s]):
+                r[s, a, t] = sum(_reward_terms(layout, reward_type, states[s], states[t]))
         return TabularMDP(
             P=p,
             R=r,
@@ -826,7 +823,7 @@ class GridWorldEnv(TaskEnv[GridWorldConfig]):
             initial=model.initial.copy(),
             states=model.states.copy(),
             next_state=model.succ.copy(),
-            reward_type=self.config.reward_type,
+            reward_type=reward_type,
         )
 
     def state_index(self) -> int:

@@ -99,9 +99,8 @@ def _validate_head(head: str, options: Mapping[str, Any]) -> dict[str, float]:
 class CLIPOptions:
     """Every option of a zero-shot CLIP reward but its prompts, with the one set of defaults
     :class:`CLIPRewardModel`, :class:`~rewardlab.wrappers.clip.CLIPReward` and the
-    ``{kind: clip}`` reward spec share. The default head, ``goal_baseline`` with
-    ``alpha = 0.5`` (VLM-RM), is the one the shipped CLIP experiment and the reward-eval sweep
-    use; every rewardlab task has its baseline caption, and ``alpha = 0`` is the cosine head.
+    ``{kind: clip}`` reward spec share. The default head (module docstring) is the one the
+    shipped CLIP experiment and the reward-eval sweep use: every rewardlab task has a baseline.
 
     Attributes:
         model: open_clip model name (``"ViT-B-32"``), or an ``hf-hub:``/``local-dir:`` id.
@@ -208,14 +207,6 @@ def _normalize(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
-def _looks_like_path(pretrained: str) -> bool:
-    return (
-        os.sep in pretrained
-        or "/" in pretrained
-        or pretrained.endswith((".bin", ".pt", ".pth", ".safetensors"))
-    )
-
-
 def _hub_unreachable(timeout: float = 3.0) -> str | None:
     """Why the Hugging Face hub cannot be used now, or None when a connection opens.
 
@@ -284,7 +275,11 @@ def _load_model(options: CLIPOptions, device: torch.device) -> tuple[Any, Any]:
             stacklevel=3,
         )
     elif pretrained is not None and not schema and not os.path.isfile(pretrained):
-        if _looks_like_path(pretrained):
+        if (
+            os.sep in pretrained
+            or "/" in pretrained
+            or pretrained.endswith((".bin", ".pt", ".pth", ".safetensors"))
+        ):
             raise PretrainedWeightsNotFoundError(
                 f"CLIP checkpoint file for {model!r} not found: {pretrained!r}. {how_to_fix}"
             )
@@ -325,10 +320,8 @@ class CLIPRewardModel(RewardModel):
     """Zero-shot reward from a CLIP model's image-text similarity (see the module docstring).
 
     Args:
-        model: open_clip model name (``"ViT-B-32"``), an ``hf-hub:``/``local-dir:`` id, or a
-            :class:`CLIPOptions` holding every option.
-        pretrained: open_clip pretrained tag, a local checkpoint path, or None for random
-            weights (warns; for tests only). Set in the options when ``model`` is a
+        model: As :attr:`CLIPOptions.model`, or a :class:`CLIPOptions` holding every option.
+        pretrained: As :attr:`CLIPOptions.pretrained`; set in the options when ``model`` is a
             :class:`CLIPOptions`.
         goal: Goal caption, or a prompt set (list of captions).
         baseline: Baseline caption or prompt set; required by ``"goal_baseline"``.
