@@ -154,11 +154,7 @@ class DatasetConfig:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready mapping (``DatasetConfig(**d)`` rebuilds it)."""
         d = dataclasses.asdict(self)
-        d["episodes"] = dict(self.episodes)
-        d["env_kwargs"] = dict(self.env_kwargs)
-        d["partial_fraction"] = list(self.partial_fraction)
-        d["near_miss_progress"] = list(self.near_miss_progress)
-        return d
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DatasetConfig:
@@ -290,8 +286,7 @@ class _Generator:
             actions: list[Any] = []
             first_success: int | None = None
             done = False
-            max_steps = self.config.max_steps
-            while not done and (max_steps is None or len(actions) < max_steps):
+            while not done and len(actions) < (self.config.max_steps or math.inf):
                 a = inner.expert_action()
                 actions.append(a)
                 obs, _, terminated, truncated, info = env.step(a)

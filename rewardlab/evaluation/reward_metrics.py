@@ -164,8 +164,7 @@ def _as_weights(weights: ArrayLike, shape: tuple[int, ...], what: str) -> np.nda
     total = w.sum()
     if total <= 0:
         raise ValueError(f"{what} must have a positive sum, got {total}")
-    result: np.ndarray = w / total
-    return result
+    return w / total
 
 
 def _is_stochastic(p: np.ndarray) -> bool:

@@ -200,8 +200,7 @@ def iqm(x: ArrayLike, axis: int | tuple[int, ...] | None = -1) -> np.ndarray | f
         axis = -1
     if a.ndim == 0 or a.shape[axis] == 0:
         raise ValueError(f"iqm needs at least one value along axis {axis}, got shape {a.shape}")
-    result: np.ndarray | float = _sp_stats.trim_mean(a, 0.25, axis=axis)
-    return result
+    return _sp_stats.trim_mean(a, 0.25, axis=axis)
 
 
 def aggregate_iqm(scores: np.ndarray) -> np.ndarray | float:
@@ -218,8 +217,7 @@ def aggregate_mean(scores: np.ndarray) -> np.ndarray | float:
 
     A statistic for :func:`stratified_bootstrap_ci`.
     """
-    result: np.ndarray | float = np.mean(scores, axis=(-2, -1))
-    return result
+    return np.mean(scores, axis=(-2, -1))
 
 
 def stratified_bootstrap_ci(
@@ -309,8 +307,7 @@ def _poi(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     n, m = x.shape[-2], y.shape[-2]
     ranks = _sp_stats.rankdata(np.concatenate([x, y], axis=-2), axis=-2)  # ties: average
     u = ranks[..., :n, :].sum(axis=-2) - n * (n + 1) / 2.0
-    result: np.ndarray = (u / (n * m)).mean(axis=-1)
-    return result
+    return (u / (n * m)).mean(axis=-1)
 
 
 def _check_pair(x: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -381,8 +378,7 @@ def _profile(scores: np.ndarray, taus: ArrayLike) -> np.ndarray:
     t = np.atleast_1d(np.asarray(taus, dtype=np.float64))
     if t.ndim != 1:
         raise ValueError(f"taus must be 1-D, got shape {t.shape}")
-    result: np.ndarray = (scores[..., None] > t).mean(axis=-3).mean(axis=-2)
-    return result
+    return (scores[..., None] > t).mean(axis=-3).mean(axis=-2)
 
 
 def performance_profile(scores: ArrayLike, taus: ArrayLike) -> np.ndarray:
