@@ -317,11 +317,9 @@ class SandboxWorker:
 
     def _start(self) -> None:
         limits = self.limits
-        # Every limit but the timeouts, which the parent enforces.
         load = {
-            name: value for name, value in asdict(limits).items() if not name.endswith("_timeout_s")
-        }
-        load |= {
+            # Every limit but the timeouts, which the parent enforces.
+            **{name: v for name, v in asdict(limits).items() if not name.endswith("_timeout_s")},
             "source": self.program.source,
             "parent_pid": os.getpid(),
             "parent_death_signal": threading.current_thread() is threading.main_thread(),

@@ -443,11 +443,7 @@ def extract_code(text: str, *, max_chars: int = MAX_RESPONSE_CHARS) -> str:
             f"with one ```python block that defines {ENTRY}, without long surrounding text",
         )
     blocks = _fenced_blocks(text)
-    with_entry = [
-        (language, start, end)
-        for language, start, end in blocks
-        if _DEFINES_ENTRY.search(text, start, end)
-    ]
+    with_entry = [block for block in blocks if _DEFINES_ENTRY.search(text, block[1], block[2])]
     python = [block for block in with_entry if block[0] in _PYTHON_FENCES]
     if python or with_entry:
         _, start, end = (python or with_entry)[-1]
@@ -655,7 +651,7 @@ class _Checker:
         return text if len(text) <= 60 else text[:57] + "..."
 
     def check(self, tree: ast.Module) -> None:
-        annotations = _annotation_nodes(tree)
+        roots: list[ast.expr | None] = []  # of annotations
         for node in ast.walk(tree):
             for child in ast.iter_child_nodes(node):
                 self.parents[child] = node
@@ -663,8 +659,13 @@ class _Checker:
                 self.bound.add(node.id)
             elif isinstance(node, ast.arg):
                 self.bound.add(node.arg)
+                roots.append(node.annotation)
             elif isinstance(node, ast.FunctionDef):
                 self.bound.add(node.name)
+                roots.append(node.returns)
+            elif isinstance(node, ast.AnnAssign):
+                roots.append(node.annotation)
+        annotations = {sub for root in roots if root is not None for sub in ast.walk(root)}
 
         body = tree.body[1:] if ast.get_docstring(tree, clean=False) is not None else tree.body
         for stmt in body:
@@ -792,7 +793,14 @@ class _Checker:
         base = node.value
         if isinstance(base, ast.Name) and base.id == "np":
             if attr not in NUMPY_ALLOWED:
-                self.problem(node, "forbidden_attribute", _numpy_message(f"np.{attr}", attr))
+                why = f" ({_NUMPY_WHY[attr]})" if attr in _NUMPY_WHY else ""
+                self.problem(
+                    node,
+                    "forbidden_attribute",
+                    f"np.{attr} is not available to reward programs{why}; use elementwise math "
+                    "(np.exp, np.clip, np.where, ...), reductions (np.sum, np.linalg.norm, ...) "
+                    "and array construction (np.zeros, np.stack, ...)",
+                )
             elif attr == "linalg" and not _is_attribute_base(node, self.parents):
                 self.problem(
                     node, "forbidden_name", "np.linalg may only be used as np.linalg.<function>"
@@ -1005,18 +1013,6 @@ def _is_attribute_base(node: ast.AST, parents: Mapping[ast.AST, ast.AST]) -> boo
     return isinstance(parent, ast.Attribute) and parent.value is node
 
 
-def _annotation_nodes(tree: ast.AST) -> set[ast.AST]:
-    roots: list[ast.AST] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.arg) and node.annotation is not None:
-            roots.append(node.annotation)
-        elif isinstance(node, ast.FunctionDef) and node.returns is not None:
-            roots.append(node.returns)
-        elif isinstance(node, ast.AnnAssign):
-            roots.append(node.annotation)
-    return {sub for root in roots for sub in ast.walk(root)}
-
-
 def _is_literal(node: ast.AST) -> bool:
     if isinstance(node, ast.Constant):
         return True
@@ -1137,14 +1133,4 @@ def _not_called_message(name: str) -> str:
     return (
         f"`{name}` must be called where it is named (e.g. `{name}(...)`), not stored or passed "
         "as a value: its dtype argument would escape the checks"
-    )
-
-
-def _numpy_message(name: str, attr: str) -> str:
-    why = _NUMPY_WHY.get(attr)
-    return (
-        f"{name} is not available to reward programs"
-        + (f" ({why})" if why else "")
-        + "; use elementwise math (np.exp, np.clip, np.where, ...), reductions (np.sum, "
-        "np.linalg.norm, ...) and array construction (np.zeros, np.stack, ...)"
     )
