@@ -8,13 +8,19 @@ import os
 import re
 import shlex
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rewardlab.reward_spec import RewardSpec
     from rewardlab.sandbox import ProgramContained
+
+
+def _error(message: object, status: int = 2) -> int:
+    """Print ``error: <message>`` on stderr; return ``status`` (2: bad input)."""
+    print(f"error: {message}", file=sys.stderr)
+    return status
 
 
 def _cmd_envs(args: argparse.Namespace) -> int:
@@ -33,11 +39,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     env_ids = args.env or list(DEFAULT_DEMO_IDS)
     unknown = [e for e in env_ids if e not in gym.registry]
     if unknown:
-        print(
-            f"error: unknown env id(s) {unknown}; `rewardlab envs` lists the valid ones",
-            file=sys.stderr,
-        )
-        return 2
+        return _error(f"unknown env id(s) {unknown}; `rewardlab envs` lists the valid ones")
     failed = 0
     for env_id in env_ids:
         result = run_demo(env_id, Path(args.out), seed=args.seed, width=args.size, height=args.size)
@@ -70,18 +72,12 @@ def _program_failed(
     envs: Sequence[tuple[str, Sequence[str]]],
     warn_hint: str = "",
 ) -> int:
-    """Report a reward program that failed at run time on stderr, without a traceback.
+    """Report a reward program that failed at run time on stderr, without a traceback; return 1.
 
-    Args:
-        exc: The failure, possibly as Ray re-raises it (a subclass of it that keeps the
-            worker's exception in ``cause``).
-        kept: What the command had written by then, and how to go on.
-        rewards: The command's reward specs, to name the program in the hint.
-        envs: ``(env id, env keywords as KEY=VALUE)`` of each env of the command.
-        warn_hint: How this command lets a program over its time budget only warn.
-
-    Returns:
-        1, the exit status of a run that failed (2 is for bad input).
+    ``exc`` may be as Ray re-raises it (a subclass that keeps the worker's exception in
+    ``cause``); ``kept`` says what the command wrote by then and how to go on; ``envs`` are
+    ``(env id, keywords as KEY=VALUE)``; ``warn_hint`` how a program over its time budget can
+    only warn.
     """
     from rewardlab.reward_spec import ProgramModelSpec
     from rewardlab.sandbox import ProgramContained
@@ -108,54 +104,42 @@ def _program_failed(
         check += ["--n-envs", str(failure.cost.n_envs)]
         text = failure.report + (f", or {warn_hint} to only warn" if warn_hint else "")
     message = text.replace("\n", "\n  ")
-    print(
-        f"error: reward program failed ({failure.reason}): {message}\n"
+    return _error(
+        f"reward program failed ({failure.reason}): {message}\n"
         f"{kept}. Find the fault with `{shlex.join(check)}`",
-        file=sys.stderr,
+        status=1,
     )
-    return 1
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from rewardlab.agents.train import TrainConfig, train
+    from rewardlab.reward_models.program_reward import corrections
     from rewardlab.sandbox import ProgramContained
 
+    # The options TrainConfig takes as they are.
+    options: tuple[str, ...] = ("env", "reward", "algo", "steps", "seed", "eval_episodes")
+    options += ("eval_seed", "eval_deterministic", "device", "checkpoint_freq", "video")
     try:
         config = TrainConfig.from_dict(
             {
-                "env": args.env,
-                "reward": args.reward,
-                "algo": args.algo,
-                "steps": args.steps,
-                "seed": args.seed,
+                **{name: getattr(args, name) for name in options},
                 "eval_freq": max(args.steps // 20, 1) if args.eval_freq is None else args.eval_freq,
-                "eval_episodes": args.eval_episodes,
-                "eval_seed": args.eval_seed,
-                "eval_deterministic": args.eval_deterministic,
-                "device": args.device,
                 "hyperparams": _parse_set(args.set),
                 "env_kwargs": _parse_set(args.env_kwarg),
-                "checkpoint_freq": args.checkpoint_freq,
-                "video": args.video,
                 "reward_budget": _given(args, "multiple", "on_exceed"),
             },
             where="option",
         )
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", args.reward).strip("_") or "reward"
-    out = (
-        Path(args.out)
-        if args.out
-        else Path("runs")
-        / (f"{config.env.replace('/', '__')}-{name}-{config.algo}-seed{config.seed}")
-    )
-    try:
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", args.reward).strip("_") or "reward"
+        out = (
+            Path(args.out)
+            if args.out
+            else Path("runs")
+            / (f"{config.env.replace('/', '__')}-{name}-{config.algo}-seed{config.seed}")
+        )
         result = train(config, out, progress_bar=not args.no_progress)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _error(exc)
     except ProgramContained as exc:
         kept = (
             f"The run folder {out} keeps what the run wrote until then; train again into "
@@ -173,8 +157,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     )
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    texts = {
+        "nonfinite": "replaced {} NaN or infinite rewards",
+        "clipped": "clipped {} rewards",
+        "failed_calls": "absorbed {} failed calls",
+    }
     for layer, report in result.diagnostics.items():
-        corrected = _corrections(report)
+        corrected = ", ".join(texts[name].format(n) for name, n in corrections(report).items())
         if corrected:
             print(
                 f"warning: the {layer} program's sandbox {corrected} during training (see "
@@ -182,18 +171,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     return 0
-
-
-def _corrections(report: dict[str, object]) -> str:
-    """What a reward program's sandbox had to correct, in words ('' for nothing)."""
-    from rewardlab.reward_models.program_reward import corrections
-
-    texts = {
-        "nonfinite": "replaced {} NaN or infinite rewards",
-        "clipped": "clipped {} rewards",
-        "failed_calls": "absorbed {} failed calls",
-    }
-    return ", ".join(texts[name].format(n) for name, n in corrections(report).items())
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -206,8 +183,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     try:
         spec = load_spec(args.spec)
     except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _error(exc)
     out = Path(args.out) if args.out else Path("results") / spec.name
     try:
         report = run_comparison(
@@ -219,8 +195,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             log=functools.partial(print, flush=True),
         )
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _error(exc)
     except ProgramContained as exc:
         kept = (
             f"Finished runs are kept in {out}; run the same command again to resume (only "
@@ -272,8 +247,7 @@ def _cmd_eval_reward(args: argparse.Namespace) -> int:
             log=functools.partial(print, flush=True),
         )
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, KeyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _error(exc)
     except ProgramContained as exc:
         dataset = out / "dataset"
         kept = "No report was written" + (
@@ -302,8 +276,7 @@ def _cmd_llm_check(args: argparse.Namespace) -> int:
             raise ValueError(f"--n-envs must be at least 1, got {n_envs}")
         text = Path(args.program).read_text()
     except (ValueError, TypeError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _error(exc)
     try:
         source = text if args.program.endswith(".py") else extract_code(text)
     except ProgramRejected as exc:
@@ -331,29 +304,24 @@ def _cmd_llm_search(args: argparse.Namespace) -> int:
 
     from rewardlab.experiments.llm_reward.search import load_search_config, run_search
 
-    data: dict[str, object] = {}
+    data: dict[str, Any] = {}
     try:
         if args.config:
             loaded = yaml.safe_load(Path(args.config).read_text())
             if not isinstance(loaded, dict):
                 raise ValueError(f"{args.config} must hold a mapping")
             data = loaded
-        llm = dict(data.get("llm") or {})  # type: ignore[call-overload]
+        llm, train, cache = (dict(data.get(section) or {}) for section in ("llm", "train", "cache"))
         llm.update(_given(args, "model", "base_url", "api_key_env", "temperature"))
-        data["llm"] = llm
-        train = dict(data.get("train") or {})  # type: ignore[call-overload]
         train.update(_given(args, "steps", "seeds"))
         if args.env_kwarg:
             train["env_kwargs"] = {**(train.get("env_kwargs") or {}), **_parse_set(args.env_kwarg)}
-        data["train"] = train
-        keys = ("env", "samples", "iterations", "restarts", "mode", "base_reward", "feedback_file")
-        data.update(_given(args, *keys))
-        cache = dict(data.get("cache") or {})  # type: ignore[call-overload]
         if args.cache_dir is not None:
             cache["dir"] = args.cache_dir
         if args.replay:
             cache["mode"] = "replay"
-        data["cache"] = cache
+        keys = ("env", "samples", "iterations", "restarts", "mode", "base_reward", "feedback_file")
+        data.update(_given(args, *keys), llm=llm, train=train, cache=cache)
         if args.baselines:
             data["baselines"] = True
         for option, field, present in (
@@ -371,8 +339,7 @@ def _cmd_llm_search(args: argparse.Namespace) -> int:
         out = Path(args.out) if args.out else Path("llm_search") / config.env.replace("/", "__")
         summary = run_search(config, out, log=functools.partial(print, flush=True))
     except (ValueError, TypeError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _error(exc)
     best = summary["best"]
     print(
         f"stopped: {summary['stop_reason']}; "
@@ -380,18 +347,41 @@ def _cmd_llm_search(args: argparse.Namespace) -> int:
         + f" -> {out}"
     )
     if summary.get("error"):
-        print(f"error: {summary['error']}", file=sys.stderr)
-        return 1
+        return _error(summary["error"], status=1)
     return 0
 
 
-def _add_env_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
-    parser.add_argument(
-        "--env", required=required, metavar="ID", help="env id, e.g. rewardlab/GridKeyDoor-v0"
+_Option = tuple[str, str, dict[str, Any]]
+"""An option of a subcommand: its flag (or positional name), help text, other keywords."""
+
+
+def _env_options(required: bool = True) -> tuple[_Option, _Option]:
+    return (
+        ("--env", "env id, e.g. rewardlab/GridKeyDoor-v0", {"required": required, "metavar": "ID"}),
+        (
+            "--env-kwarg",
+            "gym.make keyword (repeatable)",
+            {"action": "append", "metavar": "KEY=VALUE"},
+        ),
     )
-    parser.add_argument(
-        "--env-kwarg", action="append", metavar="KEY=VALUE", help="gym.make keyword (repeatable)"
-    )
+
+
+def _command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    func: Callable[[argparse.Namespace], int],
+    help: str,
+    description: str | None,
+    *options: _Option,
+) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help, description=description)
+    for flag, text, kwargs in options:
+        parser.add_argument(flag, help=text, **kwargs)
+    parser.set_defaults(func=func)
+    return parser
+
+
+_FLAG: dict[str, Any] = {"action": "store_true"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -401,185 +391,149 @@ def build_parser() -> argparse.ArgumentParser:
         description="Environments and learned rewards for embodied RL research.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-
-    envs = sub.add_parser("envs", help="list every registered env id with a description")
-    envs.set_defaults(func=_cmd_envs)
-
-    demo = sub.add_parser(
+    _command(sub, "envs", _cmd_envs, "list every registered env id with a description", None)
+    _command(
+        sub,
         "demo",
-        help="roll out the scripted expert on one task per family and save image strips",
-        description=(
-            "Roll out each task's scripted expert for one episode, render it headless and "
-            "write an image strip (PNG) per env. Exits 1 if an expert fails."
+        _cmd_demo,
+        "roll out the scripted expert on one task per family and save image strips",
+        "Roll out each task's scripted expert for one episode, render it headless and write an "
+        "image strip (PNG) per env. Exits 1 if an expert fails.",
+        (
+            "--env",
+            "env id to demo (repeatable); default: one task per family",
+            {"action": "append", "metavar": "ID"},
         ),
+        ("--out", "output folder (default: %(default)s)", {"default": "demo_output"}),
+        ("--seed", "reset seed (default: %(default)s)", {"type": int, "default": 0}),
+        ("--size", "frame size in px (default: %(default)s)", {"type": int, "default": 224}),
     )
-    demo.add_argument(
-        "--env",
-        action="append",
-        metavar="ID",
-        help="env id to demo (repeatable); default: one task per family",
-    )
-    demo.add_argument("--out", default="demo_output", help="output folder (default: %(default)s)")
-    demo.add_argument("--seed", type=int, default=0, help="reset seed (default: %(default)s)")
-    demo.add_argument(
-        "--size", type=int, default=224, help="frame size in px (default: %(default)s)"
-    )
-    demo.set_defaults(func=_cmd_demo)
-
-    tr = sub.add_parser(
+    _command(
+        sub,
         "train",
-        help="train one SB3 agent on a task with a reward spec, evaluated on the true task",
-        description=(
-            "Train one agent. The reward is a short name (env, sparse, dense, carl, weighted, "
-            "pbrs, progress_bonus, pbrs_mismatched, clip, pbrs_clip) or a YAML mapping such as "
-            "'{shaping: progress}'. Evaluation runs on a separate env with the task's own "
-            "reward. Writes config.json, eval.csv, progress.csv, TensorBoard events, "
-            "model.zip, reward_components.json (the reward and its components at ten points "
-            "of training) and, for a reward program, reward_diagnostics.json (what its "
-            "sandbox corrected) to --out; failed.json when learning fails. Exit 1 when a "
-            "reward program fails at run time or costs more than its time budget "
-            "(--reward-budget), 2 on bad input."
+        _cmd_train,
+        "train one SB3 agent on a task with a reward spec, evaluated on the true task",
+        "Train one agent. The reward is a short name (env, sparse, dense, carl, weighted, "
+        "pbrs, progress_bonus, pbrs_mismatched, clip, pbrs_clip) or a YAML mapping such as "
+        "'{shaping: progress}'. Evaluation runs on a separate env with the task's own "
+        "reward. Writes config.json, eval.csv, progress.csv, TensorBoard events, "
+        "model.zip, reward_components.json (the reward and its components at ten points "
+        "of training) and, for a reward program, reward_diagnostics.json (what its "
+        "sandbox corrected) to --out; failed.json when learning fails. Exit 1 when a "
+        "reward program fails at run time or costs more than its time budget "
+        "(--reward-budget), 2 on bad input.",
+        *_env_options(),
+        ("--reward", "reward spec (default: %(default)s)", {"default": "env"}),
+        ("--algo", "ppo, a2c, dqn, sac or td3 (default: %(default)s)", {"default": "ppo"}),
+        ("--steps", "env steps (default: %(default)s)", {"type": int, "default": 100_000}),
+        ("--seed", "seed (default: %(default)s)", {"type": int, "default": 0}),
+        ("--eval-freq", "env steps between evaluations (default: steps/20)", {"type": int}),
+        (
+            "--eval-episodes",
+            "episodes per evaluation (default: %(default)s)",
+            {"type": int, "default": 20},
         ),
-    )
-    _add_env_options(tr)
-    tr.add_argument("--reward", default="env", help="reward spec (default: %(default)s)")
-    tr.add_argument(
-        "--algo", default="ppo", help="ppo, a2c, dqn, sac or td3 (default: %(default)s)"
-    )
-    tr.add_argument("--steps", type=int, default=100_000, help="env steps (default: %(default)s)")
-    tr.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
-    tr.add_argument(
-        "--eval-freq", type=int, help="env steps between evaluations (default: steps/20)"
-    )
-    tr.add_argument(
-        "--eval-episodes",
-        type=int,
-        default=20,
-        help="episodes per evaluation (default: %(default)s)",
-    )
-    tr.add_argument(
-        "--eval-seed",
-        type=int,
-        default=1_000_000,
-        help="reset seed of evaluation episode 0; episode k gets seed+k (default: %(default)s)",
-    )
-    tr.add_argument(
-        "--eval-deterministic",
-        action="store_true",
-        help="evaluate the greedy policy (default: actions sampled from the policy)",
-    )
-    tr.add_argument("--device", default="auto", help="torch device; auto uses CUDA when present")
-    tr.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="hyperparameter override (repeatable), e.g. --set ent_coef=0.01",
-    )
-    tr.add_argument("--checkpoint-freq", type=int, help="env steps between checkpoints")
-    tr.add_argument(
-        "--video", action="store_true", help="save a GIF of each evaluation's first episode"
-    )
-    tr.add_argument(
-        "--reward-budget",
-        dest="multiple",
-        type=float,
-        metavar="MULTIPLE",
-        help=(
+        (
+            "--eval-seed",
+            "reset seed of evaluation episode 0; episode k gets seed+k (default: %(default)s)",
+            {"type": int, "default": 1_000_000},
+        ),
+        (
+            "--eval-deterministic",
+            "evaluate the greedy policy (default: actions sampled from the policy)",
+            _FLAG,
+        ),
+        ("--device", "torch device; auto uses CUDA when present", {"default": "auto"}),
+        (
+            "--set",
+            "hyperparameter override (repeatable), e.g. --set ent_coef=0.01",
+            {"action": "append", "metavar": "KEY=VALUE"},
+        ),
+        ("--checkpoint-freq", "env steps between checkpoints", {"type": int}),
+        ("--video", "save a GIF of each evaluation's first episode", _FLAG),
+        (
+            "--reward-budget",
             "a reward program may cost up to this many times the env step per call, or "
-            "50 ms, whichever is more (default: 10)"
+            "50 ms, whichever is more (default: 10)",
+            {"dest": "multiple", "type": float, "metavar": "MULTIPLE"},
         ),
+        (
+            "--slow-reward",
+            "a reward program over its budget stops training, or only warns (default: error)",
+            {"dest": "on_exceed", "choices": ["error", "warn"]},
+        ),
+        ("--out", "run folder (default: runs/<env>-<reward>-<algo>-seed<k>)", {}),
+        ("--no-progress", "no progress bar", _FLAG),
     )
-    tr.add_argument(
-        "--slow-reward",
-        dest="on_exceed",
-        choices=["error", "warn"],
-        help="a reward program over its budget stops training, or only warns (default: error)",
-    )
-    tr.add_argument("--out", help="run folder (default: runs/<env>-<reward>-<algo>-seed<k>)")
-    tr.add_argument("--no-progress", action="store_true", help="no progress bar")
-    tr.set_defaults(func=_cmd_train)
-
-    cmp = sub.add_parser(
+    _command(
+        sub,
         "compare",
-        help="run a comparison spec (envs x reward variants x seeds) and write its report",
-        description=(
-            "Run every (env, variant, seed) of a YAML comparison spec (see experiments/), "
-            "resuming: finished runs are skipped, interrupted ones redone. Then write "
-            "report.md, summary.json and plots (IQM with stratified-bootstrap CIs, "
-            "probability of improvement, performance profiles) to the output folder. Exit 1 "
-            "when a reward program fails at run time (finished runs are kept), 2 on bad input."
-        ),
+        _cmd_compare,
+        "run a comparison spec (envs x reward variants x seeds) and write its report",
+        "Run every (env, variant, seed) of a YAML comparison spec (see experiments/), "
+        "resuming: finished runs are skipped, interrupted ones redone. Then write "
+        "report.md, summary.json and plots (IQM with stratified-bootstrap CIs, "
+        "probability of improvement, performance profiles) to the output folder. Exit 1 "
+        "when a reward program fails at run time (finished runs are kept), 2 on bad input.",
+        ("spec", "comparison spec (YAML)", {}),
+        ("--out", "output folder (default: results/<spec name>)", {}),
+        ("--backend", "override the spec's backend", {"choices": ["local", "ray"]}),
+        ("--workers", "parallel runs (default: the spec's)", {"type": int}),
+        ("--overwrite", "retrain finished runs whose config changed", _FLAG),
     )
-    cmp.add_argument("spec", help="comparison spec (YAML)")
-    cmp.add_argument("--out", help="output folder (default: results/<spec name>)")
-    cmp.add_argument("--backend", choices=["local", "ray"], help="override the spec's backend")
-    cmp.add_argument("--workers", type=int, help="parallel runs (default: the spec's)")
-    cmp.add_argument(
-        "--overwrite", action="store_true", help="retrain finished runs whose config changed"
-    )
-    cmp.set_defaults(func=_cmd_compare)
-
-    ev = sub.add_parser(
+    _command(
+        sub,
         "eval-reward",
-        help="judge rewards against the true task on a labelled trajectory dataset",
-        description=(
-            "Build (or load) a dataset of expert, random, partial, near-miss and counterfactual "
-            "episodes of an env, score every --reward on it (CLIP frames encoded once, on the "
-            "GPU when present) and write report.md with EPIC (and exact tabular EPIC and STARC "
-            "on gridworlds), point-biserial, progress and return correlations, VOC, success "
-            "ROC/PR AUC and preference accuracy, plus figures. The env's dense expert reward "
-            "and a random reward are always added as reference rows. Exit 1 when a reward "
-            "program fails at run time, 2 on bad input."
+        _cmd_eval_reward,
+        "judge rewards against the true task on a labelled trajectory dataset",
+        "Build (or load) a dataset of expert, random, partial, near-miss and counterfactual "
+        "episodes of an env, score every --reward on it (CLIP frames encoded once, on the "
+        "GPU when present) and write report.md with EPIC (and exact tabular EPIC and STARC "
+        "on gridworlds), point-biserial, progress and return correlations, VOC, success "
+        "ROC/PR AUC and preference accuracy, plus figures. The env's dense expert reward "
+        "and a random reward are always added as reference rows. Exit 1 when a reward "
+        "program fails at run time, 2 on bad input.",
+        *_env_options(),
+        (
+            "--reward",
+            "reward spec as for train (repeatable; default: pbrs and progress)",
+            {"action": "append", "metavar": "SPEC"},
         ),
+        ("--sweep", "CLIP sweep file: heads x options x prompt sets", {"metavar": "YAML"}),
+        (
+            "--dataset",
+            "use this existing dataset as it is (default: <out>/dataset, generated if missing)",
+            {"metavar": "PATH"},
+        ),
+        (
+            "--episodes",
+            "episodes per kind to generate (default: %(default)s)",
+            {"type": int, "default": 4},
+        ),
+        (
+            "--max-steps",
+            "cut generated episodes after this many steps (default: env limit)",
+            {"type": int},
+        ),
+        (
+            "--frames",
+            "render and store a frame per state (default: only when a CLIP reward is judged)",
+            {"action": argparse.BooleanOptionalAction, "default": None},
+        ),
+        (
+            "--seed",
+            "dataset and reference seed (default: %(default)s)",
+            {"type": int, "default": 0},
+        ),
+        (
+            "--gamma",
+            "agent discount for shaping (default: %(default)s)",
+            {"type": float, "default": 0.99},
+        ),
+        ("--out", "report folder (default: eval/<env>)", {}),
+        ("--overwrite-dataset", "regenerate the dataset in <out>/dataset", _FLAG),
+        ("--overwrite", "replace an existing report in --out", _FLAG),
     )
-    _add_env_options(ev)
-    ev.add_argument(
-        "--reward",
-        action="append",
-        metavar="SPEC",
-        help="reward spec as for train (repeatable; default: pbrs and progress)",
-    )
-    ev.add_argument(
-        "--sweep", metavar="YAML", help="CLIP sweep file: heads x options x prompt sets"
-    )
-    ev.add_argument(
-        "--dataset",
-        metavar="PATH",
-        help="use this existing dataset as it is (default: <out>/dataset, generated if missing)",
-    )
-    ev.add_argument(
-        "--episodes",
-        type=int,
-        default=4,
-        help="episodes per kind to generate (default: %(default)s)",
-    )
-    ev.add_argument(
-        "--max-steps",
-        type=int,
-        help="cut generated episodes after this many steps (default: env limit)",
-    )
-    ev.add_argument(
-        "--frames",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="render and store a frame per state (default: only when a CLIP reward is judged)",
-    )
-    ev.add_argument(
-        "--seed", type=int, default=0, help="dataset and reference seed (default: %(default)s)"
-    )
-    ev.add_argument(
-        "--gamma",
-        type=float,
-        default=0.99,
-        help="agent discount for shaping (default: %(default)s)",
-    )
-    ev.add_argument("--out", help="report folder (default: eval/<env>)")
-    ev.add_argument(
-        "--overwrite-dataset", action="store_true", help="regenerate the dataset in <out>/dataset"
-    )
-    ev.add_argument("--overwrite", action="store_true", help="replace an existing report in --out")
-    ev.set_defaults(func=_cmd_eval_reward)
-
     llm = sub.add_parser(
         "llm-reward",
         help="rewards written by an LLM: search (Eureka-style) and check a program",
@@ -590,88 +544,80 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     llm_sub = llm.add_subparsers(dest="llm_command", required=True)
-    check = llm_sub.add_parser(
+    _command(
+        llm_sub,
         "check",
-        help="validate and smoke-test one reward program on random rollouts of a task",
-        description=(
-            "Validate PROGRAM (a .py file, or an LLM response holding a ```python block) "
-            "against the task's state variables and run it in the sandbox on states of random "
-            "and expert rollouts, in batches of 64, 1, 2 and the training batch (--n-envs), "
-            "and again in a second worker process: its rewards must be the same state by "
-            "state. Prints the cost per call and per row at the training batch and the "
-            "sandbox's hardening layers. Exit 0 with a short report when it passes; 1 with "
-            "the reason when it is rejected or contained; 2 on bad arguments."
+        _cmd_llm_check,
+        "validate and smoke-test one reward program on random rollouts of a task",
+        "Validate PROGRAM (a .py file, or an LLM response holding a ```python block) "
+        "against the task's state variables and run it in the sandbox on states of random "
+        "and expert rollouts, in batches of 64, 1, 2 and the training batch (--n-envs), "
+        "and again in a second worker process: its rewards must be the same state by "
+        "state. Prints the cost per call and per row at the training batch and the "
+        "sandbox's hardening layers. Exit 0 with a short report when it passes; 1 with "
+        "the reason when it is rejected or contained; 2 on bad arguments.",
+        ("program", "program file (.py) or LLM response (.md, .txt)", {}),
+        *_env_options(),
+        ("--seed", "rollout seed (default: %(default)s)", {"type": int, "default": 0}),
+        (
+            "--n-envs",
+            "training batch size to check it at (default: n_envs of --algo on --env)",
+            {"type": int, "metavar": "N"},
+        ),
+        (
+            "--algo",
+            "algorithm whose default n_envs is the training batch (default: %(default)s)",
+            {"default": "ppo"},
         ),
     )
-    check.add_argument("program", help="program file (.py) or LLM response (.md, .txt)")
-    _add_env_options(check)
-    check.add_argument("--seed", type=int, default=0, help="rollout seed (default: %(default)s)")
-    check.add_argument(
-        "--n-envs",
-        type=int,
-        metavar="N",
-        help="training batch size to check it at (default: n_envs of --algo on --env)",
-    )
-    check.add_argument(
-        "--algo",
-        default="ppo",
-        help="algorithm whose default n_envs is the training batch (default: %(default)s)",
-    )
-    check.set_defaults(func=_cmd_llm_check)
-
-    search = llm_sub.add_parser(
+    _command(
+        llm_sub,
         "search",
-        help="search reward programs with an LLM, judged by short training runs",
-        description=(
-            "K samples x N iterations x R restarts (independent concurrent requests to any "
-            "OpenAI-compatible server); every program is validated, smoke-tested and trained "
-            "briefly; the best is fed back with reward reflection and failure analysis. "
-            "Options override the YAML --config. Responses are cached under <out>/llm_cache; "
-            "to re-run a recorded search offline, into a new --out: --replay --cache-dir "
-            "OLD_OUT/llm_cache. Exit 0 when the search ran (whatever it found), 1 when it had "
-            "to stop on an error (API key refused, not one request answered, replay off its "
-            "recording), 2 on bad input."
-        ),
-    )
-    search.add_argument(
-        "--config",
-        metavar="YAML",
-        help=(
+        _cmd_llm_search,
+        "search reward programs with an LLM, judged by short training runs",
+        "K samples x N iterations x R restarts (independent concurrent requests to any "
+        "OpenAI-compatible server); every program is validated, smoke-tested and trained "
+        "briefly; the best is fed back with reward reflection and failure analysis. "
+        "Options override the YAML --config. Responses are cached under <out>/llm_cache; "
+        "to re-run a recorded search offline, into a new --out: --replay --cache-dir "
+        "OLD_OUT/llm_cache. Exit 0 when the search ran (whatever it found), 1 when it had "
+        "to stop on an error (API key refused, not one request answered, replay off its "
+        "recording), 2 on bad input.",
+        (
+            "--config",
             "search config: the options below by field (llm: {model, base_url, ...}, train: "
             "{steps, seeds, hyperparams, env_kwargs, ...}, budgets: {tokens, wall_s, "
             "env_steps}, cache: {dir, mode}, ...; rewardlab.experiments.llm_reward.search."
-            "SearchConfig documents every field)"
+            "SearchConfig documents every field)",
+            {"metavar": "YAML"},
         ),
-    )
-    _add_env_options(search, required=False)
-    search.add_argument("--model", help="model name on the server")
-    search.add_argument(
-        "--base-url",
-        dest="base_url",
-        help=(
+        *_env_options(required=False),
+        ("--model", "model name on the server", {}),
+        (
+            "--base-url",
             "OpenAI-compatible base URL (…/v1); default: $REWARDLAB_LLM_BASE_URL, else "
-            "$OPENAI_BASE_URL, else OpenAI's API"
+            "$OPENAI_BASE_URL, else OpenAI's API",
+            {},
         ),
+        ("--api-key-env", "env var holding the API key", {}),
+        ("--temperature", "sampling temperature", {"type": float}),
+        ("--samples", "K programs per iteration", {"type": int}),
+        ("--iterations", "N iterations per restart", {"type": int}),
+        ("--restarts", "R independent restarts", {"type": int}),
+        ("--mode", "how it pays", {"choices": ["replace", "add", "potential"]}),
+        (
+            "--base-reward",
+            "env reward_type the program is added to or shapes (default: sparse)",
+            {},
+        ),
+        ("--steps", "env steps of each fitness run", {"type": int}),
+        ("--seeds", "training seeds of each fitness run", {"type": int, "nargs": "+"}),
+        ("--feedback-file", "human notes to pass on", {}),
+        ("--cache-dir", "LLM response cache (default: <out>/llm_cache)", {}),
+        ("--replay", "offline: only cached responses", _FLAG),
+        ("--baselines", "also train sparse and dense", _FLAG),
+        ("--out", "output folder (default: llm_search/<env>)", {}),
     )
-    search.add_argument("--api-key-env", dest="api_key_env", help="env var holding the API key")
-    search.add_argument("--temperature", type=float, help="sampling temperature")
-    search.add_argument("--samples", type=int, help="K programs per iteration")
-    search.add_argument("--iterations", type=int, help="N iterations per restart")
-    search.add_argument("--restarts", type=int, help="R independent restarts")
-    search.add_argument("--mode", choices=["replace", "add", "potential"], help="how it pays")
-    search.add_argument(
-        "--base-reward",
-        dest="base_reward",
-        help="env reward_type the program is added to or shapes (default: sparse)",
-    )
-    search.add_argument("--steps", type=int, help="env steps of each fitness run")
-    search.add_argument("--seeds", type=int, nargs="+", help="training seeds of each fitness run")
-    search.add_argument("--feedback-file", dest="feedback_file", help="human notes to pass on")
-    search.add_argument("--cache-dir", help="LLM response cache (default: <out>/llm_cache)")
-    search.add_argument("--replay", action="store_true", help="offline: only cached responses")
-    search.add_argument("--baselines", action="store_true", help="also train sparse and dense")
-    search.add_argument("--out", help="output folder (default: llm_search/<env>)")
-    search.set_defaults(func=_cmd_llm_search)
     return parser
 
 
