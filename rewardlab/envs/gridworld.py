@@ -168,13 +168,6 @@ class Layout:
         return 3 if self.key is not None else 1
 
 
-def _room(size: int) -> np.ndarray:
-    grid = np.full((size, size), FLOOR, dtype=np.uint8)
-    grid[[0, -1], :] = WALL
-    grid[:, [0, -1]] = WALL
-    return grid
-
-
 def generate_layout(config: GridWorldConfig, rng: np.random.Generator) -> Layout:
     """Draw one episode's layout for ``config`` from ``rng`` (no draw if not randomized).
 
@@ -182,7 +175,9 @@ def generate_layout(config: GridWorldConfig, rng: np.random.Generator) -> Layout
     direction; the goal lies in or near the opposite corner.
     """
     n, name, rand = config.grid_size, config.layout, config.randomize_layout
-    grid = _room(n)
+    grid = np.full((n, n), FLOOR, dtype=np.uint8)
+    grid[[0, -1], :] = WALL
+    grid[:, [0, -1]] = WALL
     goal = (n - 2, n - 2)
     key = door = gap = None
     vertical = False
@@ -847,16 +842,14 @@ class GridWorldEnv(TaskEnv[GridWorldConfig]):
     # -- internals --
 
     def _set_state(self, state: _State) -> None:
-        model = self._model
-        assert model is not None
+        model = self._require_model()
         x, y, d, stage = state
         self._state = state
         width, n_stages = model.layout.width, model.layout.n_stages
         self._index = model.index[((y * width + x) * 4 + d) * n_stages + stage]
 
     def _obs(self) -> np.ndarray:
-        model = self._model
-        assert model is not None
+        model = self._require_model()
         if self.config.obs_type == "vector":
             return model.vector_obs[self._index].copy()
         if self._obs_renderer is None:

@@ -44,9 +44,8 @@ CAMERAS = ("front", "top", "side")
 _BLOCK_HALF = 0.025  # half edge of the cube
 _PLATFORM_TOP = 0.05  # height of the pick-and-place platform
 _FINGER_OPEN = 0.045  # each finger's inner face travels from 0 (closed) to this offset
-_HAND_LOW = np.array([-0.25, -0.25, 0.015])  # workspace of the grip site (joint ranges)
-_HAND_HIGH = np.array([0.25, 0.25, 0.30])
-_HAND_LOW_T, _HAND_HIGH_T = tuple(_HAND_LOW.tolist()), tuple(_HAND_HIGH.tolist())
+_HAND_LOW = (-0.25, -0.25, 0.015)  # workspace of the grip site (joint ranges)
+_HAND_HIGH = (0.25, 0.25, 0.30)
 _HAND_HOME = np.array([0.0, 0.0, 0.15])
 _HAND_HOME_NOISE = 0.03
 _REACH_Z_RANGE = (0.05, 0.25)
@@ -178,11 +177,6 @@ def _load_model(task: str) -> mujoco.MjModel:
 
 def _clip01(x: float) -> float:
     return min(1.0, max(0.0, x))
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    norm = float(np.linalg.norm(v))
-    return v / norm if norm > 1e-9 else np.array([1.0, 0.0])
 
 
 class ManipulationEnv(TaskEnv[ManipulationConfig]):
@@ -480,10 +474,9 @@ class ManipulationEnv(TaskEnv[ManipulationConfig]):
             return r("gripper_target")
         if self._task_name == "push":
             return 0.2 * r("gripper_block") + 0.8 * r("block_target_xy")
-        held = float(self._block_held(dist))
         return (
             0.15 * r("gripper_block")
-            + 0.15 * held
+            + 0.15 * float(self._block_held(dist))
             + 0.2 * self._lift(dist)
             + 0.5 * r("block_target")
         )
@@ -569,8 +562,8 @@ class ManipulationEnv(TaskEnv[ManipulationConfig]):
         for act, axis, lo, hi, pos in zip(
             self._hand_act_ids,
             (ax, ay, az),
-            _HAND_LOW_T,
-            _HAND_HIGH_T,
+            _HAND_LOW,
+            _HAND_HIGH,
             self._grip_xpos.tolist(),
             strict=True,
         ):
@@ -642,17 +635,18 @@ class ManipulationEnv(TaskEnv[ManipulationConfig]):
         """Close the fingers, come down behind the block, push it along the block-target line."""
         push_z, travel_z = 0.02, 0.08
         to_target = self._target[:2] - block[:2]
-        if np.linalg.norm(to_target) < 0.5 * self.config.distance_threshold:
+        distance = float(np.linalg.norm(to_target))
+        if distance < 0.5 * self.config.distance_threshold:
             # Done: back off upwards, which leaves the block (and the view of it) alone.
             return self._move_to(gripper, gripper + [0.0, 0.0, 0.05], fingers=-1.0)
-        direction = _unit(to_target)
+        direction = to_target / distance
         behind = float(np.dot(block[:2] - gripper[:2], direction))
         offset = gripper[:2] - block[:2]
         lateral = float(direction[0] * offset[1] - direction[1] * offset[0])
         if gripper[2] < push_z + 0.015 and 0.02 < behind < 0.07 and abs(lateral) < 0.015:
             # In contact position: advance along the line through block and target, slowing
             # down near the target so the block does not slide past it.
-            advance = min(0.015, 0.1 * float(np.linalg.norm(to_target)))
+            advance = min(0.015, 0.1 * distance)
             goal_xy = block[:2] - direction * (0.048 - advance - 0.012)
             return self._move_to(gripper, np.array([*goal_xy, push_z]), fingers=-1.0)
         start_xy = block[:2] - direction * 0.055

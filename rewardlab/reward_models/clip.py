@@ -75,26 +75,6 @@ class PretrainedWeightsNotFoundError(FileNotFoundError):
     """Pretrained CLIP weights could neither be found locally nor downloaded."""
 
 
-def _validate_head(head: str, options: Mapping[str, Any]) -> dict[str, float]:
-    if head not in HEADS:
-        raise ValueError(f"unknown head {head!r}; choose one of {sorted(HEADS)}")
-    unknown = sorted(set(options) - set(HEADS[head]))
-    if unknown:
-        raise TypeError(
-            f"head {head!r} takes options {sorted(HEADS[head]) or 'none'}, got unexpected {unknown}"
-        )
-    opts = {**HEADS[head], **options}
-    if "alpha" in opts and not 0.0 <= opts["alpha"] <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {opts['alpha']}")
-    if "c" in opts and not opts["c"] > 0.0:
-        raise ValueError(f"c must be > 0, got {opts['c']}")
-    if "temperature" in opts and not opts["temperature"] > 0.0:
-        raise ValueError(f"temperature must be > 0, got {opts['temperature']}")
-    if "threshold" in opts and not 0.0 < opts["threshold"] < 1.0:
-        raise ValueError(f"threshold must be in (0, 1), got {opts['threshold']}")
-    return {k: float(v) for k, v in opts.items()}
-
-
 @dataclass(frozen=True)
 class CLIPOptions:
     """Every option of a zero-shot CLIP reward but its prompts, with the one set of defaults
@@ -135,7 +115,24 @@ class CLIPOptions:
     cache_dir: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "head_options", _validate_head(self.head, self.head_options))
+        if self.head not in HEADS:
+            raise ValueError(f"unknown head {self.head!r}; choose one of {sorted(HEADS)}")
+        unknown = sorted(set(self.head_options) - set(HEADS[self.head]))
+        if unknown:
+            raise TypeError(
+                f"head {self.head!r} takes options {sorted(HEADS[self.head]) or 'none'}, "
+                f"got unexpected {unknown}"
+            )
+        opts = {**HEADS[self.head], **self.head_options}
+        if "alpha" in opts and not 0.0 <= opts["alpha"] <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {opts['alpha']}")
+        if "c" in opts and not opts["c"] > 0.0:
+            raise ValueError(f"c must be > 0, got {opts['c']}")
+        if "temperature" in opts and not opts["temperature"] > 0.0:
+            raise ValueError(f"temperature must be > 0, got {opts['temperature']}")
+        if "threshold" in opts and not 0.0 < opts["threshold"] < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {opts['threshold']}")
+        object.__setattr__(self, "head_options", {k: float(v) for k, v in opts.items()})
         if self.resize not in RESIZE_POLICIES:
             raise ValueError(f"resize must be one of {RESIZE_POLICIES}, got {self.resize!r}")
         if self.precision not in PRECISIONS:
@@ -491,12 +488,6 @@ class CLIPRewardModel(RewardModel):
             emb = self.clip_model.encode_image(pixels)
         return _normalize(emb.float().cpu().numpy().astype(np.float64))
 
-    @staticmethod
-    def _frame_key(frame: np.ndarray) -> bytes:
-        h = hashlib.blake2b(str(frame.shape).encode(), digest_size=16)
-        h.update(np.ascontiguousarray(frame).data)
-        return h.digest()
-
     def encode_frames(self, frames: np.ndarray) -> np.ndarray:
         """Normalized image embeddings of a frame batch, in one forward pass.
 
@@ -512,7 +503,10 @@ class CLIPRewardModel(RewardModel):
             raise ValueError(f"frames must be a (B, H, W, 3) uint8 numpy array, got {got}")
         if self.options.cache_size == 0:
             return self._encode(frames)
-        keys = [self._frame_key(f) for f in frames]
+        keys = [
+            hashlib.blake2b(str(f.shape).encode() + f.tobytes(), digest_size=16).digest()
+            for f in frames
+        ]
         missing: dict[bytes, int] = {}
         for i, k in enumerate(keys):
             if k in self._cache:
