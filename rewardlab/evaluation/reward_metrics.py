@@ -367,10 +367,8 @@ def value_order_correlation(
 def _threshold_counts(
     scores: ArrayLike, labels: ArrayLike
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
-    """At each distinct score ``c`` (descending): ``#pos``, ``#neg`` with ``score >= c``.
-
-    Returns ``(thresholds, tps, fps, n_pos, n_neg)``.
-    """
+    """``(thresholds, tps, fps, n_pos, n_neg)``: at each distinct score ``c`` (descending), the
+    positives ``tps`` and negatives ``fps`` with ``score >= c``."""
     s = _as_1d(scores, "scores")
     y = _as_labels(labels, s.size)
     order = np.argsort(-s, kind="stable")

@@ -219,6 +219,20 @@ class ModelCache:
             model.close()
         self._programs.clear()
 
+    @functools.cached_property
+    def _task_prompts(self) -> dict[str, Any]:
+        """The task's own goal, baseline and negatives (what ``CLIPRewardModel.from_task`` uses)."""
+        import gymnasium as gym
+
+        from rewardlab.envs import get_task
+
+        env = gym.make(self.env_id, **self.env_kwargs)
+        try:
+            task = get_task(env)
+        finally:
+            env.close()
+        return {"goal": task.goal, "baseline": task.baseline, "negatives": list(task.negatives)}
+
     @staticmethod
     def encoder_key(spec: ClipModelSpec) -> tuple[Any, ...]:
         """What decides the image embeddings: model, weights, device, frame policy, precision."""
@@ -232,7 +246,7 @@ class ModelCache:
             key = self.encoder_key(spec)
             if key not in self._models:
                 self._models[key] = build_model(spec, self.env_id, self.env_kwargs)
-            prompts = dict(_default_prompts(self.env_id, self.env_kwargs))
+            prompts = dict(self._task_prompts)
             for name in ("goal", "baseline", "negatives"):
                 if getattr(spec, name) is not None:
                     prompts[name] = getattr(spec, name)
@@ -269,30 +283,6 @@ class ModelCache:
         """``(N,)`` rewards of ``spec`` on every frame of ``table``."""
         emb = self.embeddings(spec, table)
         return np.asarray(self.model(spec).score(emb), dtype=np.float64)
-
-
-_TASK_PROMPTS: dict[tuple[str, str], dict[str, Any]] = {}
-
-
-def _default_prompts(env_id: str, env_kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The task's own goal, baseline and negatives (what ``CLIPRewardModel.from_task`` uses)."""
-    key = (env_id, repr(sorted(env_kwargs.items())))
-    if key not in _TASK_PROMPTS:
-        import gymnasium as gym
-
-        from rewardlab.envs import get_task
-
-        env = gym.make(env_id, **env_kwargs)
-        try:
-            task = get_task(env)
-        finally:
-            env.close()
-        _TASK_PROMPTS[key] = {
-            "goal": task.goal,
-            "baseline": task.baseline,
-            "negatives": list(task.negatives),
-        }
-    return _TASK_PROMPTS[key]
 
 
 def _model_values(
