@@ -400,11 +400,7 @@ def _drop_capabilities(libc: Any) -> bool:
         _fields_ = (("version", ctypes.c_uint32), ("pid", ctypes.c_int))
 
     class Data(ctypes.Structure):
-        _fields_ = (
-            ("effective", ctypes.c_uint32),
-            ("permitted", ctypes.c_uint32),
-            ("inheritable", ctypes.c_uint32),
-        )
+        _fields_ = [(name, ctypes.c_uint32) for name in ("effective", "permitted", "inheritable")]
 
     linux_capability_version_3 = 0x20080522  # two Data structs: capabilities 0-31, 32-63
     capset = getattr(libc, "capset", None)
