@@ -324,12 +324,10 @@ def _cmd_llm_search(args: argparse.Namespace) -> int:
         data.update(_given(args, *keys), llm=llm, train=train, cache=cache)
         if args.baselines:
             data["baselines"] = True
-        for option, field, present in (
-            ("--env", "env", "env" in data),
-            ("--model", "llm.model", "model" in llm),
-        ):
-            if not present:
-                raise ValueError(f"{option} is required (or {field} in the --config YAML)")
+        if "env" not in data:
+            raise ValueError("--env is required (or env in the --config YAML)")
+        if "model" not in llm:
+            raise ValueError("--model is required (or llm.model in the --config YAML)")
         if cache.get("mode") == "replay" and not cache.get("dir"):
             raise ValueError(
                 "--replay needs the recording to replay: --cache-dir OLD_OUT/llm_cache (the "

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from itertools import product
 from pathlib import Path
 from typing import Any, Literal
 
@@ -161,26 +162,24 @@ class ComparisonSpec(_Strict):
 
     def run_configs(self) -> dict[tuple[str, str, int], TrainConfig]:
         """One :class:`TrainConfig` per (env id, variant, seed), in a stable order."""
-        configs = {}
-        for env in self.envs:
-            for name, variant in self.variants.items():
-                for seed in self.seeds:
-                    configs[env.id, name, seed] = TrainConfig(
-                        env=env.id,
-                        env_kwargs=env.kwargs,
-                        reward=variant.reward,
-                        algo=self.algo,
-                        hyperparams={**self.hyperparams, **variant.hyperparams},
-                        steps=self.budget,
-                        seed=seed,
-                        eval_freq=self.eval.freq,
-                        eval_episodes=self.eval.episodes,
-                        eval_seed=self.eval.seed,
-                        eval_deterministic=self.eval.deterministic,
-                        device=self.device,
-                        reward_budget=self.reward_budget,
-                    )
-        return configs
+        return {
+            (env.id, name, seed): TrainConfig(
+                env=env.id,
+                env_kwargs=env.kwargs,
+                reward=variant.reward,
+                algo=self.algo,
+                hyperparams={**self.hyperparams, **variant.hyperparams},
+                steps=self.budget,
+                seed=seed,
+                eval_freq=self.eval.freq,
+                eval_episodes=self.eval.episodes,
+                eval_seed=self.eval.seed,
+                eval_deterministic=self.eval.deterministic,
+                device=self.device,
+                reward_budget=self.reward_budget,
+            )
+            for env, (name, variant), seed in product(self.envs, self.variants.items(), self.seeds)
+        }
 
     def check(self) -> None:
         """Check every run can start (env ids, algorithm, hyperparameters, env keywords).

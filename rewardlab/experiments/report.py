@@ -169,33 +169,31 @@ def _variant_summary(
     reps: int,
     seed: int,
 ) -> dict[str, Any]:
-    success = _final_success(runs)
-    returns = np.array([r.returns[-1] for r in runs])
-    auc = np.array([run_stats.normalized_auc(r.steps, r.success, budget) for r in runs])
+    values = {
+        "final_success": _final_success(runs),
+        "final_return": np.array([r.returns[-1] for r in runs]),
+        "auc": np.array([run_stats.normalized_auc(r.steps, r.success, budget) for r in runs]),
+    }
+    statistics = {"iqm": run_stats.aggregate_iqm, "mean": run_stats.aggregate_mean}
     first, reached = zip(
         *(run_stats.steps_to_threshold(r.steps, r.success, threshold) for r in runs), strict=True
     )
     to_threshold = run_stats.steps_to_threshold_summary(np.array(first), np.array(reached))
 
-    def ci(x: np.ndarray, statistic: run_stats.Statistic, metric: str) -> dict[str, float]:
-        rng = _rng(seed, env, variant, metric)
+    def ci(metric: str, stat: str) -> dict[str, float]:
+        rng = _rng(seed, env, variant, f"{metric}/{stat}")
         cis = run_stats.stratified_bootstrap_ci(
-            {"x": x}, statistic, reps=reps, confidence=CONFIDENCE, rng=rng
+            {"x": values[metric]}, statistics[stat], reps=reps, confidence=CONFIDENCE, rng=rng
         )
         return cis["x"].to_dict()
 
     return {
         "n_runs": len(runs),
         "seeds": [r.seed for r in runs],
-        "final_success": {
-            "iqm": ci(success, run_stats.aggregate_iqm, "final_success/iqm"),
-            "mean": ci(success, run_stats.aggregate_mean, "final_success/mean"),
+        **{
+            m: {stat: ci(m, stat) for stat in statistics} for m in ("final_success", "final_return")
         },
-        "final_return": {
-            "iqm": ci(returns, run_stats.aggregate_iqm, "final_return/iqm"),
-            "mean": ci(returns, run_stats.aggregate_mean, "final_return/mean"),
-        },
-        "auc": {"iqm": ci(auc, run_stats.aggregate_iqm, "auc/iqm")},
+        "auc": {"iqm": ci("auc", "iqm")},
         "steps_to_threshold": to_threshold.to_dict(),
     }
 

@@ -202,16 +202,11 @@ def load_results(jobs: list[RunJob]) -> list[Any]:
             raise FileNotFoundError(f"run {job.run_dir} has not finished")
         with (job.run_dir / "eval.csv").open() as fh:
             rows = list(csv.DictReader(fh))
-        results.append(
-            RunResult(
-                env=job.env,
-                variant=job.variant,
-                seed=job.seed,
-                steps=np.array([float(r["step"]) for r in rows]),
-                success=np.array([float(r["success_rate"]) for r in rows]),
-                returns=np.array([float(r["mean_return"]) for r in rows]),
-            )
+        steps, success, returns = (
+            np.array([float(r[column]) for r in rows])
+            for column in ("step", "success_rate", "mean_return")
         )
+        results.append(RunResult(job.env, job.variant, job.seed, steps, success, returns))
     return results
 
 
