@@ -559,9 +559,7 @@ class DrivingEnv(TaskEnv[DrivingConfig]):
         speeding = max(0.0, 1.0 - excess / cfg.carl_speeding_tolerance)
         gap, _ = self._front(self._ey, LANE_OVERLAP)
         headway = cfg.carl_too_close_factor if gap < cfg.carl_min_headway * self._ev else 1.0
-        info["penalty_lane_centre"] = centre
-        info["penalty_speeding"] = speeding
-        info["penalty_headway"] = headway
+        info.update(penalty_lane_centre=centre, penalty_speeding=speeding, penalty_headway=headway)
         # Factors scale progress only: scaling a regress (c' < c, e.g. drifting out of the
         # target lane) would make an infraction cheaper, and a loop could earn reward.
         factor = centre * speeding * headway

@@ -535,10 +535,9 @@ class _Renderer:
         return frame
 
     def frame(self, x: int, y: int, d: int, stage: int) -> np.ndarray:
-        base = self._base.get(stage)
-        if base is None:
-            base = self._base[stage] = self._background(stage)
-        frame = base.copy()
+        if stage not in self._base:
+            self._base[stage] = self._background(stage)
+        frame = self._base[stage].copy()
         tile = self._tile(frame, (x, y))
         tile[_sprite("agent", tile.shape[0], tile.shape[1], d)] = _AGENT_RGB
         if stage != NO_KEY:
@@ -672,14 +671,11 @@ class GridWorldEnv(TaskEnv[GridWorldConfig]):
     dense_reward_type = "dense"
 
     def __init__(
-        self,
-        config: GridWorldConfig | None = None,
-        render_mode: str | None = None,
-        **kwargs: Any,
+        self, config: GridWorldConfig | None = None, render_mode: str | None = None, **kwargs: Any
     ) -> None:
-        self.config = resolve_config(GridWorldConfig, config, kwargs)
+        self.config = cfg = resolve_config(GridWorldConfig, config, kwargs)
         self._init_render_mode(render_mode)
-        cfg, n = self.config, self.config.grid_size
+        n = cfg.grid_size
         self.action_space = spaces.Discrete(len(ACTION_NAMES))
         if cfg.obs_type == "vector":
             self.observation_space: spaces.Box = spaces.Box(-1.0, 1.0, (_OBS_DIM,), np.float32)
@@ -853,8 +849,7 @@ class GridWorldEnv(TaskEnv[GridWorldConfig]):
         if self.config.obs_type == "vector":
             return model.vector_obs[self._index].copy()
         if self._obs_renderer is None:
-            side = self.config.grid_size * self.config.obs_tile_size
-            self._obs_renderer = _Renderer(model.layout, side, side)
+            self._obs_renderer = _Renderer(model.layout, *self.observation_space.shape[:2])
         return self._obs_renderer.frame(*self._state)
 
     def _require_model(self) -> _LayoutModel:

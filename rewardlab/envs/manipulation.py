@@ -287,9 +287,8 @@ class ManipulationEnv(TaskEnv[ManipulationConfig]):
         render_mode: str | None = None,
         **kwargs: Any,
     ) -> None:
-        self.config = resolve_config(ManipulationConfig, config, kwargs)
+        self.config = cfg = resolve_config(ManipulationConfig, config, kwargs)
         self._init_render_mode(render_mode)
-        cfg = self.config
         self._task_name = cfg.task
         self._has_block = cfg.task != "reach"
 

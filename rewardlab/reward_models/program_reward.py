@@ -93,6 +93,7 @@ class ProgramReward(RewardModel):
             program = validate_program(program, variables)
         self.program = program
         self.needs_info = tuple(STATE_PREFIX + p for p in program.parameters)
+        self._guard_args = (limits, clip, max_exceptions)
         self.guarded = GuardedProgram(program, limits, clip=clip, max_exceptions=max_exceptions)
 
     def values(self, states: dict[str, Any], batch_size: int = 4096) -> np.ndarray:
@@ -134,14 +135,9 @@ class ProgramReward(RewardModel):
     def __getstate__(self) -> dict[str, Any]:
         # A worker process cannot be pickled: a copy (SubprocVecEnv, a spawned runner)
         # starts its own.
-        state = self.__dict__.copy()
-        state.pop("guarded")
-        state["_guard_args"] = (self.guarded.limits, self.guarded.clip, self.guarded.max_exceptions)
-        return state
+        return {k: v for k, v in self.__dict__.items() if k != "guarded"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        limits, clip, max_exceptions = state.pop("_guard_args")
         self.__dict__.update(state)
-        self.guarded = GuardedProgram(
-            self.program, limits, clip=clip, max_exceptions=max_exceptions
-        )
+        limits, clip, budget = self._guard_args
+        self.guarded = GuardedProgram(self.program, limits, clip=clip, max_exceptions=budget)
