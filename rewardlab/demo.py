@@ -38,11 +38,8 @@ def image_strip(frames: list[np.ndarray], n_frames: int = 6, gap: int = 4) -> np
     if not frames:
         raise ValueError("image_strip needs at least one frame")
     picks = np.unique(np.linspace(0, len(frames) - 1, num=min(n_frames, len(frames))).round())
-    height = frames[0].shape[0]
-    spacer = np.full((height, gap, 3), 255, dtype=np.uint8)
-    tiles: list[np.ndarray] = []
-    for i in picks.astype(int):
-        tiles += [frames[i], spacer]
+    spacer = np.full((frames[0].shape[0], gap, 3), 255, dtype=np.uint8)
+    tiles = [tile for i in picks.astype(int) for tile in (frames[i], spacer)]
     return np.concatenate(tiles[:-1], axis=1)
 
 

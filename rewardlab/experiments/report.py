@@ -85,8 +85,8 @@ class RunResult:
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
             raise ValueError(f"{self.name}: seed must be an int, got {self.seed!r}")
         object.__setattr__(self, "seed", int(self.seed))
-        arrays = {}
-        for field in ("steps", "success", "returns"):
+        fields = ("steps", "success", "returns")
+        for field in fields:
             a = np.array(getattr(self, field), dtype=np.float64)
             if a.ndim != 1 or a.size == 0:
                 raise ValueError(
@@ -96,13 +96,13 @@ class RunResult:
                 t = int(np.flatnonzero(~np.isfinite(a))[0])
                 raise ValueError(f"{self.name}: {field}[{t}] is {a[t]}, expected a finite value")
             a.flags.writeable = False
-            arrays[field] = a
-        lengths = {field: a.size for field, a in arrays.items()}
+            object.__setattr__(self, field, a)
+        lengths = {field: getattr(self, field).size for field in fields}
         if len(set(lengths.values())) != 1:
             raise ValueError(
                 f"{self.name}: steps, success and returns must have the same length, got {lengths}"
             )
-        steps, success = arrays["steps"], arrays["success"]
+        steps, success = self.steps, self.success
         if steps[0] < 0 or not (np.diff(steps) > 0).all():
             raise ValueError(
                 f"{self.name}: steps must be non-negative and strictly increasing, got {steps}"
@@ -110,8 +110,6 @@ class RunResult:
         if ((success < 0) | (success > 1)).any():
             t = int(np.flatnonzero((success < 0) | (success > 1))[0])
             raise ValueError(f"{self.name}: success[{t}] is {success[t]}, expected in [0, 1]")
-        for field, a in arrays.items():
-            object.__setattr__(self, field, a)
 
     @property
     def name(self) -> str:
@@ -129,21 +127,19 @@ def _group(results: Iterable[RunResult], budget: float) -> _Groups:
         raise ValueError("results is empty: pass at least one RunResult")
     if not math.isfinite(budget) or budget <= 0:
         raise ValueError(f"budget must be a positive number of env steps, got {budget}")
-    seen: set[tuple[str, str, int]] = set()
     groups: _Groups = {}
     for i, run in enumerate(runs):
         if not isinstance(run, RunResult):
             raise TypeError(f"results[{i}] must be a RunResult, got {type(run).__name__}")
-        key = (run.env, run.variant, run.seed)
-        if key in seen:
+        group = groups.setdefault(run.env, {}).setdefault(run.variant, [])
+        if any(r.seed == run.seed for r in group):
             raise ValueError(f"{run.name} appears twice in results; seeds must be unique")
-        seen.add(key)
         if run.steps[0] >= budget:
             raise ValueError(
                 f"{run.name}: first evaluation at step {run.steps[0]:g} is not before the "
                 f"budget {budget:g}; raise the budget"
             )
-        groups.setdefault(run.env, {}).setdefault(run.variant, []).append(run)
+        group.append(run)
     return {
         env: {v: sorted(variants[v], key=lambda r: r.seed) for v in sorted(variants)}
         for env, variants in sorted(groups.items())
