@@ -131,12 +131,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             where="option",
         )
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", args.reward).strip("_") or "reward"
-        out = (
-            Path(args.out)
-            if args.out
-            else Path("runs")
-            / (f"{config.env.replace('/', '__')}-{name}-{config.algo}-seed{config.seed}")
-        )
+        run = f"{config.env.replace('/', '__')}-{name}-{config.algo}-seed{config.seed}"
+        out = Path(args.out) if args.out else Path("runs") / run
         result = train(config, out, progress_bar=not args.no_progress)
     except ValueError as exc:
         return _error(exc)
