@@ -359,24 +359,21 @@ class ManipulationEnv(TaskEnv[ManipulationConfig]):
             StateVariable("gripper_vel", (3,), "m/s", "velocity of the grip point, world"),
             StateVariable("finger_gap", (), "m", "distance between the finger pads (0: closed)"),
         )
-        target_doc = (
-            "centre of the green ball the gripper must reach, world"
-            if not self._has_block
-            else "where the block's centre must rest on the green target, world"
-        )
-        target = (StateVariable("target_pos", (3,), "m", target_doc),)
         if not self._has_block:
-            return gripper + target
-        block = (
+            doc = "centre of the green ball the gripper must reach, world"
+            return (*gripper, StateVariable("target_pos", (3,), "m", doc))
+        doc = "where the block's centre must rest on the green target, world"
+        return (
+            *gripper,
             StateVariable("block_pos", (3,), "m", "centre of the red block, world"),
             StateVariable("block_quat", (4,), "-", "block orientation quaternion (w, x, y, z)"),
             StateVariable("block_linvel", (3,), "m/s", "block linear velocity, world"),
             StateVariable("block_angvel", (3,), "rad/s", "block angular velocity, body frame"),
+            StateVariable("target_pos", (3,), "m", doc),
+            StateVariable(
+                "block_grasped", (), "bool", "both fingers touch the block", privileged=True
+            ),
         )
-        held = StateVariable(
-            "block_grasped", (), "bool", "both fingers touch the block", privileged=True
-        )
-        return gripper + block + target + (held,)
 
     def _finger_gap(self) -> float:
         # Closing fingers overshoot their soft joint limit at 0 by up to a few mm (they do not
