@@ -192,16 +192,18 @@ def as_potential_model(potential: object) -> RewardModel:
 
 def _record(
     infos: Sequence[dict[str, Any]],
-    name: str,
+    layer: RewardCore,
     reward_in: np.ndarray,
     term: np.ndarray,
     reward_out: np.ndarray,
     terms: Mapping[str, np.ndarray],
 ) -> None:
-    """Write a layer's record and its own ``(B,)`` terms into each row's info.
+    """Write a layer's record, its term under its :attr:`RewardCore.term_key` and its other
+    ``(B,)`` terms into each row's info.
 
-    Hot path (every vector step): plain loops over Python floats, the terms key by key.
+    Hot path (every vector step): plain loops over Python floats, the other terms key by key.
     """
+    name, term_key = layer.name, layer.term_key
     for info, r_in, t, r_out in zip(
         infos, reward_in.tolist(), term.tolist(), reward_out.tolist(), strict=True
     ):
@@ -211,6 +213,8 @@ def _record(
             info[REWARD_LAYERS] = [(name, r_in, t, r_out)]
         else:
             layers.append((name, r_in, t, r_out))
+        if term_key is not None:
+            info[term_key] = t
     for key, values in terms.items():
         for info, value in zip(infos, values.tolist(), strict=True):
             info[key] = value
@@ -237,11 +241,13 @@ class RewardCore(ABC):
         role: ``"reward"`` (a model paying the reward) or ``"potential"`` (shaping).
         model: The reward model the layer calls.
         replaces: True when the term replaces the reward below instead of adding to it.
+        term_key: The info key that also holds the layer's term, if any.
     """
 
     name: str
     role: str
     replaces = False
+    term_key: str | None = None
 
     def __init__(self, model: RewardModel, frames: Frames, action_space: spaces.Space[Any]):
         self.model = model
@@ -268,7 +274,7 @@ class RewardCore(ABC):
             self._checked = True
         term, terms = self.term(step)
         out = term.copy() if self.replaces else step.rewards + term
-        _record(step.infos, self.name, step.rewards, term, out, terms)
+        _record(step.infos, self, step.rewards, term, out, terms)
         return out
 
     def _batch(
@@ -338,6 +344,7 @@ class PotentialCore(RewardCore):
     """
 
     role = "potential"
+    term_key = SHAPING
 
     def __init__(
         self,
@@ -398,7 +405,7 @@ class PotentialCore(RewardCore):
             term = phi_next * self.gamma
             term -= self._phi
         self._phi = phi_next.copy()  # the model may hand back an array it reuses
-        terms = {SHAPING: term, POTENTIAL: self._phi}
+        terms = {POTENTIAL: self._phi}
         for key, value in out.components.items():
             terms[POTENTIAL_MODEL_PREFIX + key] = value
         return term, terms
