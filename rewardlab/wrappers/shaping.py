@@ -1,18 +1,11 @@
 """Potential-based reward shaping as a per-env Gymnasium wrapper, and its negative controls.
 
-:class:`PotentialShaping` adds ``F = gamma * Phi(s') - Phi(s)`` to the env's reward
-(Ng, Harada & Russell 1999). With ``gamma`` equal to the agent's discount the optimal policy
-is unchanged: ``Q'*(s, a) = Q*(s, a) - Phi(s)``. The potential of each state is cached when
-the state is entered and reused as ``Phi(s)`` on the next step (dynamic shaping, Devlin &
-Kudenko 2012), so the shaped return telescopes exactly,
-``sum_t gamma^t F_t = gamma^T Phi(s_T) - Phi(s_0)``, even for a potential that changes
-during an episode. ``Phi(s_T) = 0`` only when the episode *terminated*; on truncation the
-potential of the true final observation is used.
-
-:class:`ProgressBonus` and :class:`MismatchedShaping` are **negative controls**: they change
-the optimal policy and exist only to be compared against.
-:func:`check_shaping_gamma` raises when a shaping wrapper's discount differs from the
-agent's.
+:class:`PotentialShaping` adds ``F = gamma * Phi(s') - Phi(s)`` to the env's reward and, with
+``gamma`` equal to the agent's discount, leaves the optimal policy unchanged
+(``Q'*(s, a) = Q*(s, a) - Phi(s)``). :class:`ProgressBonus` and :class:`MismatchedShaping`
+are **negative controls**: they change the optimal policy and exist only to be compared
+against. :func:`check_shaping_gamma` raises when a shaping wrapper's discount differs from
+the agent's.
 """
 
 from __future__ import annotations
@@ -39,7 +32,28 @@ __all__ = [
 ]
 
 
-class PotentialShaping(RewardLayer):
+class _PotentialLayer(RewardLayer):
+    """A per-env layer around a :class:`~rewardlab.wrappers.core.PotentialCore` named
+    ``name``, recording the arguments ``recorded`` and ``potential``."""
+
+    def __init__(
+        self,
+        env: gym.Env[Any, Any],
+        potential: Potential,
+        name: str,
+        recorded: dict[str, float],
+        **term: float,
+    ) -> None:
+        # Recorded by reference: deep-copying would clone a model potential (a CLIP encoder).
+        gym.utils.RecordConstructorArgs.__init__(
+            self, potential=potential, **recorded, _disable_deepcopy=True
+        )
+        self.potential = potential
+        self.core = PotentialCore(potential, self._frames, env.action_space, name=name, **term)
+        super().__init__(env, self.core.model)
+
+
+class PotentialShaping(_PotentialLayer):
     """Policy-invariant potential-based shaping: ``r + gamma * Phi(s') - Phi(s)``.
 
     Implements Ng, Harada & Russell (1999) with dynamic-potential caching (Devlin & Kudenko
@@ -83,16 +97,8 @@ class PotentialShaping(RewardLayer):
     """Read by :func:`check_shaping_gamma`: this layer's ``gamma`` must be the agent's."""
 
     def __init__(self, env: gym.Env[Any, Any], potential: Potential, gamma: float) -> None:
-        # Recorded by reference: deep-copying would clone a model potential (a CLIP encoder).
-        gym.utils.RecordConstructorArgs.__init__(
-            self, potential=potential, gamma=gamma, _disable_deepcopy=True
-        )
         self.gamma = check_discount(gamma)
-        self.potential = potential
-        self.core = PotentialCore(
-            potential, self._frames, env.action_space, name="shaping", gamma=self.gamma
-        )
-        super().__init__(env, self.core.model)
+        super().__init__(env, potential, "shaping", {"gamma": gamma}, gamma=self.gamma)
 
     def shaping_gammas(self) -> list[float]:
         """Discounts of this and every policy-invariant shaping layer inside it.
@@ -103,7 +109,7 @@ class PotentialShaping(RewardLayer):
         return [x.gamma for x in layers if getattr(x, "enforces_policy_invariance", False)]
 
 
-class ProgressBonus(RewardLayer):
+class ProgressBonus(_PotentialLayer):
     """NEGATIVE CONTROL: adds the raw potential ``scale * Phi(s')`` to the reward.
 
     This is the "semantic trap" (Robo-Dopamine): rewarding progress itself rather than its
@@ -127,22 +133,14 @@ class ProgressBonus(RewardLayer):
     enforces_policy_invariance = False
 
     def __init__(self, env: gym.Env[Any, Any], potential: Potential, scale: float = 1.0) -> None:
-        gym.utils.RecordConstructorArgs.__init__(
-            self, potential=potential, scale=scale, _disable_deepcopy=True
-        )
         self.scale = check_scale(scale)
-        self.potential = potential
-        self.core = PotentialCore(
-            potential, self._frames, env.action_space, name="progress_bonus", scale=self.scale
-        )
-        super().__init__(env, self.core.model)
+        super().__init__(env, potential, "progress_bonus", {"scale": scale}, scale=self.scale)
 
 
-class MismatchedShaping(RewardLayer):
+class MismatchedShaping(_PotentialLayer):
     """NEGATIVE CONTROL: potential-based shaping with a discount other than the agent's.
 
-    Adds ``F = gamma * Phi(s') - Phi(s)`` exactly as :class:`PotentialShaping` does (with
-    ``Phi(s') = 0`` on termination and dynamic-potential caching, Devlin & Kudenko 2012), but
+    Adds ``F = gamma * Phi(s') - Phi(s)`` exactly as :class:`PotentialShaping` does, but
     ``gamma`` deliberately differs from ``agent_gamma``. Ng, Harada & Russell (1999)'s
     invariance then fails: with ``gamma > agent_gamma`` the agent collects
     ``(gamma - agent_gamma) * Phi(s')`` per step in addition to a potential difference, so
@@ -164,16 +162,10 @@ class MismatchedShaping(RewardLayer):
     def __init__(
         self, env: gym.Env[Any, Any], potential: Potential, gamma: float, agent_gamma: float
     ) -> None:
-        gym.utils.RecordConstructorArgs.__init__(
-            self, potential=potential, gamma=gamma, agent_gamma=agent_gamma, _disable_deepcopy=True
-        )
         self.agent_gamma = check_mismatched_discount(gamma, agent_gamma)
         self.gamma = check_discount(gamma)
-        self.potential = potential
-        self.core = PotentialCore(
-            potential, self._frames, env.action_space, name="mismatched_shaping", gamma=self.gamma
-        )
-        super().__init__(env, self.core.model)
+        recorded = {"gamma": gamma, "agent_gamma": agent_gamma}
+        super().__init__(env, potential, "mismatched_shaping", recorded, gamma=self.gamma)
 
 
 def _layers(env: Any) -> tuple[list[Any], list[Any]]:
