@@ -35,35 +35,18 @@ from rewardlab.wrappers.vec import (
 
 __all__ = ["make_vec", "make_vec_env"]
 
-MODEL_SPECS = (ClipModelSpec, InfoModelSpec, ProgramModelSpec)
-
 
 def _make_one(
     env_id: str, env_kwargs: dict[str, Any], capture_frames: bool, state: tuple[str, ...]
 ) -> gym.Env[Any, Any]:
-    # Module-level (picklable) so SubprocVecEnv can use it with any start method.
-    import rewardlab  # noqa: F401  (registers the ids in a spawned process)
-
+    # Module-level (picklable) so SubprocVecEnv can use it with any start method; unpickling
+    # it imports rewardlab, which registers the ids in a spawned process.
     env: gym.Env[Any, Any] = Monitor(gym.make(env_id, **env_kwargs))
     if capture_frames:
         env = CaptureFrames(env)
     if state:
         env = CaptureState(env, names=state)
     return env
-
-
-def _check_args(env_id: str, n_envs: int) -> None:
-    import rewardlab  # noqa: F401
-
-    if env_id not in gym.registry:
-        close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
-        hint = f" Did you mean {close}?" if close else ""
-        raise ValueError(
-            f"unknown env id {env_id!r}.{hint} List the valid rewardlab ids with "
-            "`rewardlab envs` (or rewardlab.env_ids())"
-        )
-    if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
-        raise ValueError(f"n_envs must be a positive int, got {n_envs!r}")
 
 
 def make_vec_env(
@@ -127,7 +110,15 @@ def make_vec_env(
         (2, 17)
         >>> venv.close()
     """
-    _check_args(env_id, n_envs)
+    if env_id not in gym.registry:
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
+        hint = f" Did you mean {close}?" if close else ""
+        raise ValueError(
+            f"unknown env id {env_id!r}.{hint} List the valid rewardlab ids with "
+            "`rewardlab envs` (or rewardlab.env_ids())"
+        )
+    if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
+        raise ValueError(f"n_envs must be a positive int, got {n_envs!r}")
     spec = RewardSpec() if reward is None or isinstance(reward, RewardModel) else None
     if spec is None:
         spec = parse_reward(reward)  # type: ignore[arg-type]
@@ -146,7 +137,7 @@ def make_vec_env(
     layers: list[tuple[Any, RewardModel, dict[str, Any]]] = []
 
     def add(cls: Any, spec_model: Any, **options: Any) -> None:
-        if isinstance(spec_model, MODEL_SPECS):
+        if isinstance(spec_model, ClipModelSpec | InfoModelSpec | ProgramModelSpec):
             spec_model = build_model(spec_model, env_id, kwargs)
         layers.append((cls, as_potential_model(spec_model), options))
 
@@ -155,12 +146,11 @@ def make_vec_env(
         model = reward if isinstance(reward, RewardModel) else spec.model
         if model is not None:
             add(VecModelReward, model, mode=reward_mode)
-        if shaping is not None:
-            add(VecPotentialShaping, shaping, gamma=gamma)
-        elif spec.shaping is not None and spec.shaping_gamma is not None:
-            add(VecMismatchedShaping, spec.shaping, gamma=spec.shaping_gamma, agent_gamma=gamma)
-        elif spec.shaping is not None:
-            add(VecPotentialShaping, spec.shaping, gamma=gamma)
+        potential = shaping if shaping is not None else spec.shaping
+        if spec.shaping_gamma is not None:
+            add(VecMismatchedShaping, potential, gamma=spec.shaping_gamma, agent_gamma=gamma)
+        elif potential is not None:
+            add(VecPotentialShaping, potential, gamma=gamma)
         if spec.progress_bonus is not None:
             add(VecProgressBonus, "progress", scale=spec.progress_bonus)
         models = [built for _, built, _ in layers]
