@@ -159,8 +159,8 @@ class CLIPReward(ModelReward):
         )
         if head is not None:
             options["head"] = head
+        prompts: dict[str, Any] = {"goal": goal, "baseline": baseline, "negatives": negatives}
         if isinstance(model, CLIPRewardModel):
-            prompts = {"goal": goal, "baseline": baseline, "negatives": negatives}
             fixed = [name for name, value in prompts.items() if value is not None]
             fields = {f.name for f in dataclasses.fields(CLIPOptions)} - {"head"}
             fixed += sorted(fields & set(options))
@@ -172,14 +172,10 @@ class CLIPReward(ModelReward):
                 )
             clip = model.with_head(options.pop("head", model.head), **options) if options else model
         else:
-            if goal is None or baseline is None or negatives is None:
+            if any(v is None for v in prompts.values()):
                 task = get_task(env)
-                goal = task.goal if goal is None else goal
-                baseline = task.baseline if baseline is None else baseline
-                negatives = task.negatives if negatives is None else negatives
-            clip = CLIPRewardModel(
-                model, pretrained, goal=goal, baseline=baseline, negatives=negatives, **options
-            )
+                prompts = {k: getattr(task, k) if v is None else v for k, v in prompts.items()}
+            clip = CLIPRewardModel(model, pretrained, **prompts, **options)
         self._clock = _StepClock(env)
         self._throttle = _EveryK(clip, self._clock, every)
         super().__init__(self._clock, self._throttle, mode=mode)
