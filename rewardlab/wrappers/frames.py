@@ -8,11 +8,31 @@ import gymnasium as gym
 import numpy as np
 
 from rewardlab.info_keys import FRAME as FRAME_KEY
+from rewardlab.wrappers.reward import require_rgb_array
 
 __all__ = ["FRAME_KEY", "CaptureFrames"]
 
 
-class CaptureFrames(gym.Wrapper[Any, Any, Any, Any], gym.utils.RecordConstructorArgs):
+class _Capture(gym.Wrapper[Any, Any, Any, Any], gym.utils.RecordConstructorArgs):
+    """Adds :meth:`_add`'s keys to the info of ``reset`` and of every ``step``."""
+
+    def _add(self, info: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        """Reset the env; the info holds what this wrapper captures of the first state."""
+        obs, info = self.env.reset(seed=seed, options=options)
+        return obs, self._add(info)
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        """Step the env; the info holds what this wrapper captures of the state entered."""
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return obs, reward, terminated, truncated, self._add(info)
+
+
+class CaptureFrames(_Capture):
     """Puts ``env.render()`` of the state entered into ``info["frame"]``, at reset and step.
 
     The frame is rendered inside this env's own ``step``, so an SB3 ``VecEnv`` that
@@ -40,27 +60,9 @@ class CaptureFrames(gym.Wrapper[Any, Any, Any, Any], gym.utils.RecordConstructor
     def __init__(self, env: gym.Env[Any, Any]) -> None:
         gym.utils.RecordConstructorArgs.__init__(self)
         gym.Wrapper.__init__(self, env)
-        if env.render_mode != "rgb_array":
-            raise ValueError(
-                f"CaptureFrames needs frames, but the env's render_mode is {env.render_mode!r}; "
-                "create the env with render_mode='rgb_array' (e.g. gym.make(env_id, "
-                "render_mode='rgb_array'))"
-            )
+        require_rgb_array(env, "CaptureFrames")
 
-    def _frame(self) -> np.ndarray:
+    def _add(self, info: dict[str, Any]) -> dict[str, Any]:
         # Copy: some renderers reuse their buffer between calls.
-        return np.array(self.env.render(), dtype=np.uint8, copy=True)
-
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[Any, dict[str, Any]]:
-        """Reset the env; ``info["frame"]`` is the first state's frame."""
-        obs, info = self.env.reset(seed=seed, options=options)
-        info[FRAME_KEY] = self._frame()
-        return obs, info
-
-    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
-        """Step the env; ``info["frame"]`` is the frame of the state entered."""
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        info[FRAME_KEY] = self._frame()
-        return obs, reward, terminated, truncated, info
+        info[FRAME_KEY] = np.array(self.env.render(), dtype=np.uint8, copy=True)
+        return info

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, SupportsFloat
+from typing import Any
 
 import gymnasium as gym
 
 from rewardlab.envs.core import get_task
 from rewardlab.info_keys import STATE_PREFIX
+from rewardlab.wrappers.frames import _Capture
 
 __all__ = ["STATE_PREFIX", "CaptureState", "state_keys"]
 
@@ -17,7 +18,7 @@ def state_keys(needs_info: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(k.removeprefix(STATE_PREFIX) for k in needs_info if k.startswith(STATE_PREFIX))
 
 
-class CaptureState(gym.Wrapper[Any, Any, Any, Any], gym.utils.RecordConstructorArgs):
+class CaptureState(_Capture):
     """Puts every task state variable of the state entered into ``info["state/<name>"]``.
 
     Read inside the env's own ``step``, like
@@ -58,15 +59,3 @@ class CaptureState(gym.Wrapper[Any, Any, Any, Any], gym.utils.RecordConstructorA
         for name in self._names:
             info[STATE_PREFIX + name] = state[name]
         return info
-
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[Any, dict[str, Any]]:
-        """Reset the env; the info holds the first state's variables."""
-        obs, info = self.env.reset(seed=seed, options=options)
-        return obs, self._add(info)
-
-    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
-        """Step the env; the info holds the variables of the state entered."""
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        return obs, reward, terminated, truncated, self._add(info)
