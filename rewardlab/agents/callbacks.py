@@ -8,13 +8,13 @@ from typing import Any
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import VecEnv
 
 from rewardlab.info_keys import MODEL_PREFIX, POTENTIAL_MODEL_PREFIX
 from rewardlab.reward_models.program_reward import ProgramReward
 from rewardlab.sandbox import RunningStats
 from rewardlab.wrappers.shaping import check_shaping_gamma
 from rewardlab.wrappers.timing import RewardBudget, RewardCost, RewardTooSlow, StepTimes
+from rewardlab.wrappers.vec import reward_layers
 
 __all__ = ["RewardComponentLog", "RewardCostCheck", "ShapingDiscountCheck"]
 
@@ -122,13 +122,10 @@ class RewardComponentLog(BaseCallback):
     def _on_step(self) -> bool:
         infos: list[dict[str, Any]] = self.locals.get("infos", [])
         self._add("reward", np.asarray(self.locals["rewards"], dtype=np.float64).tolist())
-        if infos:
-            for key in infos[0]:
-                if key.startswith(MODEL_PREFIX):
-                    self._add(key.removeprefix(MODEL_PREFIX), [i[key] for i in infos])
-                elif key.startswith(POTENTIAL_MODEL_PREFIX):
-                    name = "potential/" + key.removeprefix(POTENTIAL_MODEL_PREFIX)
-                    self._add(name, [i[key] for i in infos])
+        for key in infos[0] if infos else ():
+            for prefix, name in ((MODEL_PREFIX, ""), (POTENTIAL_MODEL_PREFIX, "potential/")):
+                if key.startswith(prefix):
+                    self._add(name + key.removeprefix(prefix), [i[key] for i in infos])
         if self.num_timesteps >= self._window_end:
             # Window k ends at the first step at or past k/n of the span (one vector step
             # adds n_envs env steps, so boundaries fall between steps).
@@ -199,7 +196,14 @@ class RewardCostCheck(BaseCallback):
         self._seen = 0
 
     def _on_training_start(self) -> None:
-        self._layers, self._env_times = _program_layers(self.training_env)
+        layers = reward_layers(self.training_env)  # outermost first
+        self._layers = [
+            (layer.core.role, layer.times)
+            for layer in layers
+            if isinstance(layer.core.model, ProgramReward)
+        ]
+        # The innermost layer's inner step is the envs' own.
+        self._env_times = layers[-1].times if layers else None
         if self._env_times is None:
             return
         for _, times in self._layers:
@@ -255,17 +259,3 @@ class RewardCostCheck(BaseCallback):
                 self._warned.add(role)
                 self.warnings.append(f"{cost.describe()}; training went on (on_exceed: warn)")
         return costs
-
-
-def _program_layers(venv: VecEnv) -> tuple[list[tuple[str, StepTimes]], StepTimes | None]:
-    """The timed layers over ``venv`` that run a reward program, as ``(role, times)``,
-    outermost first; and the innermost layer's times (whose inner step is the envs')."""
-    from rewardlab.wrappers.vec import reward_layers
-
-    layers = reward_layers(venv)
-    programs = [
-        (layer.core.role, layer.times)
-        for layer in layers
-        if isinstance(layer.core.model, ProgramReward)
-    ]
-    return programs, layers[-1].times if layers else None

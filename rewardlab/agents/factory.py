@@ -13,6 +13,7 @@ from gymnasium import spaces
 from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
+from torch import nn
 
 __all__ = ["ACTION_SPACES", "ALGOS", "algorithm_class", "load_hyperparams", "make_agent"]
 
@@ -31,7 +32,7 @@ ACTION_SPACES: dict[str, tuple[type[spaces.Space[Any]], ...]] = {
 _RUN_KEYS = ("n_envs", "policy")
 """Hyperparameter keys that are not algorithm keywords."""
 
-_ACTIVATIONS = {"tanh": "Tanh", "relu": "ReLU", "elu": "ELU", "leaky_relu": "LeakyReLU"}
+_ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}
 
 
 def algorithm_class(name: str) -> type[BaseAlgorithm]:
@@ -46,10 +47,6 @@ def algorithm_class(name: str) -> type[BaseAlgorithm]:
         close = difflib.get_close_matches(name.lower(), list(ALGOS), n=2)
         hint = f" Did you mean {close}?" if close else ""
         raise ValueError(f"unknown algorithm {name!r}.{hint} Known: {sorted(ALGOS)}") from None
-
-
-def _algo_keywords(cls: type[BaseAlgorithm]) -> set[str]:
-    return {p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "env")}
 
 
 def load_hyperparams(
@@ -67,7 +64,7 @@ def load_hyperparams(
     table = yaml.safe_load(text.read_text()) or {}
     params: dict[str, Any] = {**table.get("default", {}), **table.get(env_id, {})}
     params.update(overrides or {})
-    allowed = _algo_keywords(cls) | set(_RUN_KEYS)
+    allowed = set(inspect.signature(cls.__init__).parameters) - {"self", "env"} | set(_RUN_KEYS)
     for key in params:
         if key not in allowed:
             close = difflib.get_close_matches(key, sorted(allowed), n=3)
@@ -80,22 +77,6 @@ def load_hyperparams(
     if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
         raise ValueError(f"hyperparameter n_envs must be a positive int, got {n_envs!r}")
     return params
-
-
-def _policy_kwargs(raw: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    if raw is None:
-        return None
-    kwargs = dict(raw)
-    act = kwargs.get("activation_fn")
-    if isinstance(act, str):
-        import torch.nn
-
-        if act not in _ACTIVATIONS:
-            raise ValueError(
-                f"policy_kwargs.activation_fn must be one of {sorted(_ACTIVATIONS)}, got {act!r}"
-            )
-        kwargs["activation_fn"] = getattr(torch.nn, _ACTIVATIONS[act])
-    return kwargs
 
 
 def make_agent(
@@ -114,7 +95,15 @@ def make_agent(
     """
     cls = algorithm_class(algo)
     kwargs = {k: v for k, v in hyperparams.items() if k not in _RUN_KEYS}
-    kwargs["policy_kwargs"] = _policy_kwargs(kwargs.get("policy_kwargs"))
+    # YAML names an activation by a string (``activation_fn: relu``); SB3 takes the class.
+    policy_kwargs = dict(kwargs.pop("policy_kwargs", None) or {})
+    act = policy_kwargs.get("activation_fn")
+    if isinstance(act, str):
+        if act not in _ACTIVATIONS:
+            raise ValueError(
+                f"policy_kwargs.activation_fn must be one of {sorted(_ACTIVATIONS)}, got {act!r}"
+            )
+        policy_kwargs["activation_fn"] = _ACTIVATIONS[act]
     return cls(
         hyperparams.get("policy", "MlpPolicy"),
         venv,
@@ -122,5 +111,6 @@ def make_agent(
         device=device,
         tensorboard_log=tensorboard_log,
         verbose=verbose,
+        policy_kwargs=policy_kwargs,
         **kwargs,
     )

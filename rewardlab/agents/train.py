@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import functools
+import inspect
 import json
 import os
 import time
@@ -20,7 +22,14 @@ from pydantic import (
     field_validator,
     model_serializer,
 )
+from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
+from stable_baselines3.common.logger import configure
 
+from rewardlab import vec
+from rewardlab.agents.callbacks import RewardComponentLog, RewardCostCheck, ShapingDiscountCheck
+from rewardlab.agents.factory import ACTION_SPACES, algorithm_class, load_hyperparams, make_agent
+from rewardlab.agents.policy_eval import TrueTaskEval
+from rewardlab.reward_models.potentials import check_mismatched_discount
 from rewardlab.reward_spec import (
     ProgramModelSpec,
     RewardSpec,
@@ -28,6 +37,7 @@ from rewardlab.reward_spec import (
     parse_reward,
 )
 from rewardlab.wrappers.timing import RewardBudget
+from rewardlab.wrappers.vec import reward_diagnostics
 
 __all__ = ["FAILED_FILE", "TrainConfig", "TrainResult", "check_config", "train"]
 
@@ -145,10 +155,6 @@ def _resolve(config: TrainConfig) -> tuple[dict[str, Any], float]:
             the env rejects, an algorithm that does not support the env's actions, or a
             ``shaping_gamma`` equal to the agent's.
     """
-    import rewardlab  # noqa: F401  (registers the ids)
-    from rewardlab.agents.factory import ACTION_SPACES, algorithm_class, load_hyperparams
-    from rewardlab.reward_models.potentials import check_mismatched_discount
-
     if config.env not in gym.registry:
         close = difflib.get_close_matches(config.env, list(gym.registry), n=3)
         hint = f" Did you mean {close}?" if close else ""
@@ -161,12 +167,15 @@ def _resolve(config: TrainConfig) -> tuple[dict[str, Any], float]:
         raise ValueError(f"{config.env} rejects env_kwargs {kwargs}: {exc}") from None
     space = env.action_space
     env.close()
+    cls = algorithm_class(config.algo)
     if not isinstance(space, ACTION_SPACES[config.algo.lower()]):
+        algos = [name for name, kinds in ACTION_SPACES.items() if isinstance(space, kinds)]
         raise ValueError(
-            f"{algorithm_class(config.algo).__name__} does not support {config.env}'s "
-            f"{type(space).__name__} actions; use one of {_algos_for(space)}"
+            f"{cls.__name__} does not support {config.env}'s "
+            f"{type(space).__name__} actions; use one of {algos}"
         )
-    gamma = _agent_gamma(config.algo, params)
+    default_gamma = inspect.signature(cls.__init__).parameters["gamma"].default
+    gamma = float(params.get("gamma", default_gamma))
     if config.reward.shaping_gamma is not None:
         check_mismatched_discount(config.reward.shaping_gamma, gamma)
     return params, gamma
@@ -182,8 +191,6 @@ def _train_env_kwargs(config: TrainConfig) -> dict[str, Any]:
 
 def _build_agent(config: TrainConfig, venv: Any, params: dict[str, Any], **kwargs: Any) -> Any:
     """The run's agent on ``venv``; a hyperparameter value SB3 rejects is a ValueError."""
-    from rewardlab.agents.factory import algorithm_class, make_agent
-
     try:
         return make_agent(config.algo, venv, params, seed=config.seed, **kwargs)
     except (AssertionError, TypeError, ValueError) as exc:
@@ -202,43 +209,14 @@ def check_config(config: TrainConfig) -> dict[str, Any]:
     Raises:
         ValueError: Naming what is wrong.
     """
-    import rewardlab
-
     params, _ = _resolve(config)
     n_envs = int(params.get("n_envs", 1))
-    venv = rewardlab.make_vec_env(config.env, n_envs, env_kwargs=_train_env_kwargs(config))
+    venv = vec.make_vec_env(config.env, n_envs, env_kwargs=_train_env_kwargs(config))
     try:
         _build_agent(config, venv, params, device="cpu")
     finally:
         venv.close()
     return params
-
-
-def _program_names(reward: RewardSpec) -> dict[str, str]:
-    """How the time budget names each reward layer's program: its ``path`` (a file, or
-    ``reference``), or ``given as source``."""
-    names = {}
-    for role, part in (("reward", reward.model), ("potential", reward.shaping)):
-        if isinstance(part, ProgramModelSpec):
-            names[role] = "given as source" if part.path is None else part.path
-    return names
-
-
-def _algos_for(space: gym.Space[Any]) -> list[str]:
-    from rewardlab.agents.factory import ACTION_SPACES
-
-    return [name for name, kinds in ACTION_SPACES.items() if isinstance(space, kinds)]
-
-
-def _agent_gamma(algo: str, params: dict[str, Any]) -> float:
-    import inspect
-
-    from rewardlab.agents.factory import algorithm_class
-
-    if "gamma" in params:
-        return float(params["gamma"])
-    default = inspect.signature(algorithm_class(algo).__init__).parameters["gamma"].default
-    return float(default)
 
 
 def train(
@@ -278,13 +256,6 @@ def train(
             :class:`~rewardlab.wrappers.timing.RewardTooSlow`, a subclass, when it is over its
             time budget.
     """
-    from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
-    from stable_baselines3.common.logger import configure
-
-    from rewardlab.agents.callbacks import RewardComponentLog, RewardCostCheck, ShapingDiscountCheck
-    from rewardlab.agents.policy_eval import TrueTaskEval
-    from rewardlab.vec import make_vec_env
-
     params, gamma = _resolve(config)
     out = Path(run_dir)
     if out.exists() and any(out.iterdir()):
@@ -292,7 +263,7 @@ def train(
             f"run folder {out} already holds files; train into a new folder or delete it"
         )
     n_envs = int(params.get("n_envs", 1))
-    venv = make_vec_env(
+    venv = vec.make_vec_env(
         config.env,
         n_envs,
         config.reward,
@@ -313,12 +284,8 @@ def train(
     eval_kwargs = dict(config.env_kwargs)
     if config.video:
         eval_kwargs["render_mode"] = "rgb_array"
-
-    def make_eval_env() -> gym.Env[Any, Any]:
-        return gym.make(config.env, **eval_kwargs)
-
     evaluator = TrueTaskEval(
-        make_eval_env,
+        functools.partial(gym.make, config.env, **eval_kwargs),
         config.eval_freq,
         [config.eval_seed + k for k in range(config.eval_episodes)],
         csv_path=out / "eval.csv",
@@ -330,7 +297,14 @@ def train(
     try:
         agent.set_logger(logger)
         components = RewardComponentLog(config.steps)
-        budget = RewardCostCheck(config.reward_budget, _program_names(config.reward))
+        # A program is named by its path (a file, or ``reference``); by default "given as source".
+        parts = {"reward": config.reward.model, "potential": config.reward.shaping}
+        programs = {
+            role: part.path
+            for role, part in parts.items()
+            if isinstance(part, ProgramModelSpec) and part.path is not None
+        }
+        budget = RewardCostCheck(config.reward_budget, programs)
         callbacks: list[Any] = [ShapingDiscountCheck(), evaluator, components, budget]
         if config.checkpoint_freq is not None:
             callbacks.append(
@@ -369,8 +343,6 @@ def train(
 def _write_diagnostics(out: Path, venv: Any) -> dict[str, Any]:
     """Write the reward layers' diagnostics to ``reward_diagnostics.json`` (when they have
     any: a reward program's sandbox record); return them."""
-    from rewardlab.wrappers.vec import reward_diagnostics
-
     diagnostics = reward_diagnostics(venv)
     if diagnostics:
         # allow_nan=False: the statistics are kept finite, so a NaN here is a bug to see.
