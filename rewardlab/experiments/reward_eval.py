@@ -235,9 +235,11 @@ def run_eval(
     if cfg.env_id != env_id:
         raise ValueError(f"dataset_config is for {cfg.env_id}, not {env_id}")
     own, dense_type = env_reward_types(env_id, cfg.env_kwargs)
+    # How check_spec and spec_reward read the specs.
+    reading: dict[str, Any] = dict(gamma=gamma, own_reward_type=own, dense_reward_type=dense_type)
     with contextlib.closing(ModelCache(env_id, dict(cfg.env_kwargs))) as models:
         for name, spec in specs:
-            check_spec(name, spec, gamma=gamma, own_reward_type=own, dense_reward_type=dense_type)
+            check_spec(name, spec, **reading)
             for part in (spec.model, spec.shaping):
                 # Load weights and validate programs now: a bad one fails before any work.
                 if isinstance(part, ClipModelSpec):
@@ -253,23 +255,11 @@ def run_eval(
                 "with frames: --frames --overwrite-dataset (or another --out)"
             )
 
-        n_user = len(specs) - len(sweep)
-        roles = ["reward"] * n_user + ["sweep"] * len(sweep) + ["reference", "reference"]
+        roles = ["reward"] * len(rewards) + ["sweep"] * len(sweep) + ["reference", "reference"]
 
         def make_rewards(table: StateTable) -> list[TermReward]:
             return [
-                *(
-                    spec_reward(
-                        name,
-                        spec,
-                        table,
-                        gamma=gamma,
-                        models=models,
-                        own_reward_type=own,
-                        dense_reward_type=dense_type,
-                    )
-                    for name, spec in specs
-                ),
+                *(spec_reward(name, spec, table, models=models, **reading) for name, spec in specs),
                 recorded_reward(f"ref: env {dense_type} reward (expert)", "dense"),
                 random_reward("ref: random", table, seed),
             ]
