@@ -188,14 +188,6 @@ def _layers(env: Any) -> tuple[list[Any], list[Any]]:
     return layers, remote
 
 
-def _mismatch(name: str, gamma: float, agent: float) -> ValueError:
-    return ValueError(
-        f"{name} shapes with gamma={gamma!r} but the agent discounts with gamma={agent!r}; "
-        "potential-based shaping is policy-invariant only when they are equal: pass the "
-        "agent's gamma to the shaping wrapper"
-    )
-
-
 def check_shaping_gamma(env: Any, agent_gamma: float) -> None:
     """Raise if a shaping layer's discount differs from the agent's.
 
@@ -220,14 +212,17 @@ def check_shaping_gamma(env: Any, agent_gamma: float) -> None:
     """
     agent = check_discount(agent_gamma, "agent_gamma")
     layers, remote = _layers(env)
-    for layer in layers:
-        if getattr(layer, "enforces_policy_invariance", False) and layer.gamma != agent:
-            raise _mismatch(type(layer).__name__, layer.gamma, agent)
+    invariant = [x for x in layers if getattr(x, "enforces_policy_invariance", False)]
+    shapers = [(type(x).__name__, x.gamma) for x in invariant]
     for venv in remote:  # sub-envs in other processes: ask them through the VecEnv API
         shaped = [i for i, w in enumerate(venv.env_is_wrapped(PotentialShaping)) if w]
-        if not shaped:
-            continue
-        for gammas in venv.env_method("shaping_gammas", indices=shaped):
-            for gamma in gammas:
-                if gamma != agent:
-                    raise _mismatch(f"PotentialShaping in a {type(venv).__name__}", gamma, agent)
+        where = f"PotentialShaping in a {type(venv).__name__}"
+        for gammas in venv.env_method("shaping_gammas", indices=shaped) if shaped else []:
+            shapers += [(where, gamma) for gamma in gammas]
+    for name, gamma in shapers:
+        if gamma != agent:
+            raise ValueError(
+                f"{name} shapes with gamma={gamma!r} but the agent discounts with "
+                f"gamma={agent!r}; potential-based shaping is policy-invariant only when they "
+                "are equal: pass the agent's gamma to the shaping wrapper"
+            )
