@@ -36,8 +36,6 @@ class StepTimes:
         window: Vector steps per window.
 
     Attributes:
-        warmup: As given.
-        window: As given.
         windows: Windows completed since the last :meth:`reset`.
         env_s: Median seconds of the inner vector env's step over the last complete window
             (NaN before the first). For a layer over another reward layer it includes that
