@@ -204,9 +204,8 @@ def format_validation_error(err: ValidationError, where: str) -> str:
     """One line per invalid field: ``<where>.<field path>: <message>``."""
     lines = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"])
-        msg = e["msg"].removeprefix("Value error, ")
-        lines.append(f"  {where}.{loc}: {msg}" if loc else f"  {where}: {msg}")
+        path = ".".join([where, *map(str, e["loc"])])
+        lines.append(f"  {path}: {e['msg'].removeprefix('Value error, ')}")
     return "\n".join(lines)
 
 
@@ -269,11 +268,8 @@ def build_model(
     from rewardlab.envs import get_task
     from rewardlab.reward_models.clip import CLIPRewardModel
 
-    env = gym.make(env_id, **(env_kwargs or {}))
-    try:
+    with gym.make(env_id, **(env_kwargs or {})) as env:
         task = get_task(env)
-    finally:
-        env.close()
     if isinstance(spec, ProgramModelSpec):
         from rewardlab.reward_models.program_reward import ProgramReward
         from rewardlab.sandbox import ProgramRejected, SandboxLimits
