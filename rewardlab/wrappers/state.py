@@ -56,6 +56,5 @@ class CaptureState(_Capture):
 
     def _add(self, info: dict[str, Any]) -> dict[str, Any]:
         state = self._task.state()
-        for name in self._names:
-            info[STATE_PREFIX + name] = state[name]
+        info.update({STATE_PREFIX + name: state[name] for name in self._names})
         return info
