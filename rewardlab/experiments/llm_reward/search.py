@@ -351,13 +351,9 @@ class _Search:
         cfg = self.config
         agent = algorithm_class(cfg.train.algo).load(run_dir / "model.zip", device="cpu")
         agent.set_random_seed(seed)
-
-        def act(obs: Any) -> Any:
-            return agent.predict(obs, deterministic=False)[0]
-
         ends = analyze_failures(
             cfg.env,
-            act,
+            lambda obs: agent.predict(obs, deterministic=False)[0],
             [10_000_000 + seed * 1000 + j for j in range(cfg.failure_episodes)],
             cfg.train.env_kwargs,
         )
@@ -400,22 +396,13 @@ class _Search:
         try:
             first = record["per_seed"][0]
             reflection = reward_reflection(first["components"], first["success_curve"])
-            parts = [reflection]
-            notes = _guard_notes(first.get("diagnostics", {}))
-            if notes:
-                parts += ["", *notes]
+            notes = "\n".join(_guard_notes(first.get("diagnostics", {})))
             failures = [s["failures"] for s in record["per_seed"] if "failures" in s]
-            if failures:
-                parts += ["", failures[0]]
         except Exception as exc:  # noqa: BLE001  (one candidate's failure, recorded)
             record.update(fitness=None, reflection_error=_describe(exc))
             return
-        record.update(reflection=reflection, feedback="\n".join(parts))
-
-    def skipped(self, cid: str, text: str | None, error: str | None, reason: str) -> None:
-        """Keep a sample the search stopped before checking (its answer was paid for)."""
-        attempts = [{"response": text, "error": error}]
-        self._keep({**_new_record(cid), "attempts": attempts, "skipped": reason})
+        sections = (reflection, notes, *failures[:1])
+        record.update(reflection=reflection, feedback="\n\n".join(p for p in sections if p))
 
     def _keep(self, record: dict[str, Any]) -> None:
         """Write a candidate's ``candidate.json`` and add it to :attr:`records`."""
@@ -426,30 +413,31 @@ class _Search:
 
     # -- feedback --
 
-    def _researcher(self) -> list[str]:
-        if not self.human_feedback:
-            return []
-        return ["", "Feedback from the researcher:", self.human_feedback.strip()]
-
-    def feedback(self, best: dict[str, Any], failed: list[dict[str, Any]]) -> str:
-        """What the next round is told about the best program so far (and, when this round
-        produced no working program, what went wrong with its samples)."""
-        parts = [best["feedback"]]
-        if failed:
-            parts += ["", "The programs of the last round did not work:", _problem_list(failed)]
-        parts += self._researcher()
-        parts += [
-            "",
-            "Write an improved reward function: keep what works, change what does not. "
-            "Answer with the whole program in one ```python block.",
-        ]
-        return "\n".join(parts)
-
-    def no_program(self, failed: list[dict[str, Any]]) -> str:
-        """What the next round is told when no program of the restart has worked yet."""
-        parts = ["None of the programs worked:", _problem_list(failed), *self._researcher()]
-        parts += ["", "Write a new reward function that avoids these problems."]
-        return "\n".join(parts)
+    def _next_messages(
+        self,
+        base: list[dict[str, str]],
+        best: dict[str, Any] | None,
+        failed: list[dict[str, Any]],
+    ) -> list[dict[str, str]]:
+        """The next round's messages: the best program of the restart so far with its
+        feedback, if any, and what went wrong with the ``failed`` programs of the last round."""
+        if best is None:
+            parts = ["None of the programs worked:", _problem_list(failed)]
+            ask = "Write a new reward function that avoids these problems."
+        else:
+            parts = [best["feedback"]]
+            if failed:
+                parts += ["", "The programs of the last round did not work:", _problem_list(failed)]
+            ask = (
+                "Write an improved reward function: keep what works, change what does not. "
+                "Answer with the whole program in one ```python block."
+            )
+        if self.human_feedback:
+            parts += ["", "Feedback from the researcher:", self.human_feedback.strip()]
+        prompt = {"role": "user", "content": "\n".join([*parts, "", ask])}
+        if best is None:
+            return [*base, prompt]
+        return [*base, {"role": "assistant", "content": f"```python\n{best['code']}```"}, prompt]
 
     # -- the loop --
 
@@ -472,8 +460,9 @@ class _Search:
             stopped = str(exc)
             written = {c["id"] for c in self.records}
             for cid, (text, err) in zip(ids, answers, strict=True):
-                if cid not in written:
-                    self.skipped(cid, text, err, stopped)
+                if cid not in written:  # kept unchecked: its answer was paid for
+                    attempts = [{"response": text, "error": err}]
+                    self._keep({**_new_record(cid), "attempts": attempts, "skipped": stopped})
             raise
         finally:
             fit = [c for c in records if c["fitness"] is not None]
@@ -499,15 +488,8 @@ class _Search:
                         restart_best is None or best["fitness"] >= restart_best["fitness"]
                     ):
                         restart_best = best
-                    if restart_best is None:
-                        messages = base + [{"role": "user", "content": self.no_program(records)}]
-                    else:
-                        shown = f"```python\n{restart_best['code']}```"
-                        failed = records if best is None else []
-                        messages = base + [
-                            {"role": "assistant", "content": shown},
-                            {"role": "user", "content": self.feedback(restart_best, failed)},
-                        ]
+                    failed = records if best is None else []
+                    messages = self._next_messages(base, restart_best, failed)
         except _Stop as stop:
             stop_reason = str(stop)
         except _Fatal as exc:
@@ -524,12 +506,7 @@ class _Search:
             "env": cfg.env,
             "config": cfg.model_dump(mode="json"),
             "candidates": [
-                {
-                    "id": c["id"],
-                    "sha256": c["sha256"],
-                    "fitness": c["fitness"],
-                    "outcome": _outcome(c),
-                }
+                {**{k: c[k] for k in ("id", "sha256", "fitness")}, "outcome": _outcome(c)}
                 for c in self.records
             ],
             "rounds": self.rounds,
