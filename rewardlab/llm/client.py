@@ -5,10 +5,7 @@ Ollama (``http://localhost:11434/v1``) all serve, using only the standard librar
 
 Several answers to one prompt are **independent concurrent requests**, each with its own
 ``seed`` (:meth:`ChatClient.sample`); ``n>1`` is never sent, because llama.cpp and Ollama
-ignore it and answer once.
-
-Answers are cached, and so are failures (not a refused API key), so that a recorded run
-replays exactly, failed samples included: see :mod:`rewardlab.llm.cache`.
+ignore it and answer once. Answers and failures are cached (:mod:`rewardlab.llm.cache`).
 
 The API key is read from the environment variable named by :attr:`LLMConfig.api_key_env` at
 each request. It is not stored in the config, and never written to logs, error messages or
@@ -60,6 +57,7 @@ _RETRYABLE_4XX = frozenset({408, 409, 425, 429})
 _MAX_RETRY_WAIT_S = 60.0
 # Characters of a server's answer quoted in an error message.
 _SNIPPET = 200
+_NOT_FOUND_HINT = "; check the model name and that base_url is the API root (ending in /v1)"
 #: Most bytes of one answer read from a server (a completion of ~1M characters, the most
 #: ``extract_code`` looks at, fits with room to spare): a broken or hostile server cannot make
 #: the client hold gigabytes.
@@ -133,8 +131,7 @@ class LLMConfig:
             or an Ollama tag such as ``"qwen2.5-coder:7b"``.
         base_url: The API root, up to and including ``/v1``: ``http://localhost:8000/v1``
             (vLLM), ``http://localhost:8080/v1`` (llama.cpp), ``http://localhost:11434/v1``
-            (Ollama). Defaults to ``$REWARDLAB_LLM_BASE_URL``, else ``$OPENAI_BASE_URL``,
-            else ``https://api.openai.com/v1``.
+            (Ollama). Defaults to :func:`default_base_url`.
         api_key_env: The *name* of the environment variable holding the API key, read at
             each request. If it is unset or empty, no ``Authorization`` header is sent
             (local servers need none).
@@ -298,9 +295,8 @@ class Completion:
 class Usage:
     """What a :class:`ChatClient` has used so far.
 
-    Only answers count. A failed request counts in neither ``requests`` nor ``cached`` and
-    uses no tokens, whether it failed at the server or replay mode served its recorded
-    failure, so a replayed run has the recorded one's ``requests + cached`` and tokens.
+    Only answers count: a failed request (at the server, or recorded and replayed) counts in
+    neither ``requests`` nor ``cached`` and uses no tokens.
 
     Attributes:
         requests: Answers fetched from the server (retries of one request count once).
@@ -330,13 +326,10 @@ class ChatClient:
     Thread-safe: one client may serve several threads; :attr:`LLMConfig.concurrency` bounds
     the requests in flight across all of them.
 
-    Errors: :meth:`complete` raises :class:`LLMError` (after retries, where retrying may
-    help). :meth:`sample` instead returns a :class:`Completion` with ``error`` set for a
-    sample that failed, so one bad answer never loses the batch; it still raises what would
-    fail every sample alike: :class:`AuthenticationError`, :class:`BudgetExceeded`,
-    :class:`~rewardlab.llm.cache.ReplayMiss`. Such a failure (not a refused key) is recorded
-    in the cache, and replay mode gives it again: the same message, raised or returned
-    alike.
+    Errors: :meth:`complete` raises :class:`LLMError`; :meth:`sample` returns a sample that
+    failed as a :class:`Completion` with ``error`` set, so one bad answer never loses the
+    batch, and raises only what fails every sample alike. A failure (not a refused key) is
+    recorded in the cache, and replay mode gives it again, raised or returned alike.
 
     Args:
         config: Server, model and request settings.
@@ -524,10 +517,8 @@ class ChatClient:
             )
 
     def _check_budget(self) -> None:
-        if self.token_budget is None:
-            return
         used = self.usage
-        if used.total_tokens >= self.token_budget:
+        if self.token_budget is not None and used.total_tokens >= self.token_budget:
             raise BudgetExceeded(
                 f"token budget of {self.token_budget} spent: {used.total_tokens} tokens used "
                 f"({used.prompt_tokens} prompt + {used.completion_tokens} completion); raise "
@@ -699,6 +690,7 @@ class ChatClient:
         # Seeded by the request, not shared: the waits are reproducible whatever the order
         # in which threads fail.
         rng = random.Random(key)
+        where = f"the LLM server at {c.base_url}"
         kind, detail = "", ""
         for attempt in range(1, attempts + 1):
             retry_after: float | None = None
@@ -709,29 +701,22 @@ class ChatClient:
                         answer = response.read(MAX_RESPONSE_BYTES + 1)
                     if len(answer) > MAX_RESPONSE_BYTES:
                         raise LLMError(
-                            f"the LLM server at {c.base_url} sent an answer of more than "
-                            f"{MAX_RESPONSE_BYTES >> 20} MiB; a chat completion is far smaller: "
-                            "check base_url, or lower max_tokens"
+                            f"{where} sent an answer of more than {MAX_RESPONSE_BYTES >> 20} MiB; "
+                            "a chat completion is far smaller: check base_url, or lower max_tokens"
                         )
                     return answer
                 except urllib.error.HTTPError as exc:
                     status, answer = exc.code, _read_quietly(exc)
                     if status in (401, 403):
                         raise AuthenticationError(
-                            f"authentication failed: the LLM server at {c.base_url} answered HTTP "
-                            f"{status} ({_auth_hint(c.api_key_env, secret)}): "
-                            f"{_snippet(answer, secret)}"
+                            f"authentication failed: {where} answered HTTP {status} "
+                            f"({_auth_hint(c.api_key_env, secret)}): {_snippet(answer, secret)}"
                         ) from None
                     if status not in _RETRYABLE_4XX and status < 500:
-                        hint = (
-                            "; check the model name and that base_url is the API root (ending "
-                            "in /v1)"
-                            if status == 404
-                            else ""
-                        )
+                        hint = _NOT_FOUND_HINT if status == 404 else ""
                         raise LLMError(
-                            f"the LLM server at {c.base_url} rejected the request with HTTP "
-                            f"{status}: {_snippet(answer, secret)}{hint}"
+                            f"{where} rejected the request with HTTP {status}: "
+                            f"{_snippet(answer, secret)}{hint}"
                         ) from None
                     retry_after = _retry_after_s(exc.headers.get("Retry-After"))
                     limited = " (rate limited)" if status == 429 else ""
@@ -755,7 +740,6 @@ class ChatClient:
                     attempts,
                 )
                 _sleep(wait)
-        where = f"the LLM server at {c.base_url}"
         tried = f"after {attempts} attempt" + ("s" if attempts > 1 else "")
         if kind == "timeout":
             raise LLMError(
