@@ -1,18 +1,14 @@
 """The check a reward program passes before any training: run it on real states.
 
-:func:`smoke_test` validates the program, then runs it in the sandbox on the states of random
-rollouts of the task and of the env's scripted expert (so goal, success and terminal states are
-among them), and checks what a learner would trip over: exceptions, wrong shapes (batches of 64
-states, of 1 as with one env, and of the training run's ``n_envs``), non-finite values,
-nondeterminism (the same states twice in one worker, and in a second, separate worker
-process), rewards that depend on the batch (its size, or the other states in it), component
-names that change between calls (the sandbox's guard fails such a call), slowness and a reward
-that is constant (no signal). The program runs as the
-:class:`~rewardlab.reward_models.program_reward.ProgramReward` training would call, and the
-rules every reward model keeps (determinism, rows alone or reordered) are
-:func:`~rewardlab.reward_models.check.check_reward_model`'s, on the first 64 states. Problems
-come back as an LLM-readable message (:meth:`SmokeReport.message`) for a repair round; what
-was measured (time per call, the sandbox's hardening) is in the report's fields.
+:func:`smoke_test` validates the program, then runs it in the sandbox, as the
+:class:`~rewardlab.reward_models.program_reward.ProgramReward` training would call, on the
+states of random rollouts of the task and of the env's scripted expert (so goal, success and
+terminal states are among them). It checks what a learner would trip over: exceptions, wrong
+shapes, non-finite values, nondeterminism (also across worker processes), rewards that depend
+on the batch (its size, or the other states in it), component names that change between calls
+(the sandbox's guard fails such a call), slowness and a reward that is constant (no signal).
+Problems come back as an LLM-readable message (:meth:`SmokeReport.message`) for a repair
+round; what was measured (time per call, the sandbox's hardening) is in the report's fields.
 """
 
 from __future__ import annotations
@@ -230,8 +226,7 @@ def _called_with(size: int) -> str:
 def _training_rows(n: int, n_envs: int) -> list[np.ndarray]:
     """State indices of full batches of ``n_envs`` rows covering all ``n`` states (the last
     batch, and a batch larger than ``n``, wrap around to the first states)."""
-    order = np.arange(-(-n // n_envs) * n_envs) % n
-    return [order[i : i + n_envs] for i in range(0, len(order), n_envs)]
+    return list((np.arange(-(-n // n_envs) * n_envs) % n).reshape(-1, n_envs))
 
 
 def _timed(model: ProgramReward, batch: RewardBatch, times: list[float]) -> RewardOutput:

@@ -102,10 +102,9 @@ def analyze_failures(
         for seed in seeds:
             obs, info = env.reset(seed=seed)
             progress = [float(info["progress"])]
-            reached, steps, terminated, truncated = bool(info["is_success"]), 0, False, False
+            reached, terminated, truncated = bool(info["is_success"]), False, False
             while not (terminated or truncated):
                 obs, _, terminated, truncated, info = env.step(act(obs))
-                steps += 1
                 progress.append(float(info["progress"]))
                 reached = reached or bool(info["is_success"])
             state = task.state()
@@ -121,7 +120,7 @@ def analyze_failures(
                     seed=seed,
                     success=success,
                     reason=reason,
-                    steps=steps,
+                    steps=len(progress) - 1,
                     final_progress=progress[-1],
                     max_progress=max(progress),
                     flags=tuple(f for f in flags if bool(state[f])),
