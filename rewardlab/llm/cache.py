@@ -139,8 +139,7 @@ class ResponseCache:
 
     Safe to share between threads and processes: a file appears complete or not at all
     (written to a temporary file in the same folder, then renamed with :func:`os.replace`),
-    two writers of the same key both write a whole file, and an answer and a failure of the
-    same key are separate files, so a failure never replaces an answer.
+    and two writers of the same key both write a whole file.
 
     Args:
         directory: The cache folder; created on the first write.
