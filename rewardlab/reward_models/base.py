@@ -41,14 +41,11 @@ class RewardBatch:
 
     def __post_init__(self) -> None:
         n = len(self.terminated)
-        # Built every vector step: test the common case in one expression, name the culprit
-        # only when it fails.
-        if not (len(self.obs) == len(self.action) == len(self.next_obs) == n):
-            for name in ("obs", "action", "next_obs"):
-                if len(getattr(self, name)) != n:
-                    raise ValueError(
-                        f"{name} has batch size {len(getattr(self, name))}, terminated has {n}"
-                    )
+        for name in ("obs", "action", "next_obs"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(
+                    f"{name} has batch size {len(getattr(self, name))}, terminated has {n}"
+                )
         if self.frames is not None and (
             self.frames.ndim != 4 or self.frames.shape[0] != n or self.frames.shape[-1] != 3
         ):
