@@ -126,7 +126,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 "eval_freq": max(args.steps // 20, 1) if args.eval_freq is None else args.eval_freq,
                 "hyperparams": _parse_set(args.set),
                 "env_kwargs": _parse_set(args.env_kwarg),
-                "reward_budget": _given(args, "multiple", "on_exceed"),
+                "reward_budget": {
+                    key: value
+                    for key, value in (
+                        ("multiple", args.reward_budget),
+                        ("on_exceed", args.slow_reward),
+                    )
+                    if value is not None
+                },
             },
             where="option",
         )
@@ -449,12 +456,12 @@ def build_parser() -> argparse.ArgumentParser:
             "--reward-budget",
             "a reward program may cost up to this many times the env step per call, or "
             "50 ms, whichever is more (default: 10)",
-            {"dest": "multiple", "type": float, "metavar": "MULTIPLE"},
+            {"type": float, "metavar": "MULTIPLE"},
         ),
         (
             "--slow-reward",
             "a reward program over its budget stops training, or only warns (default: error)",
-            {"dest": "on_exceed", "choices": ["error", "warn"]},
+            {"choices": ["error", "warn"]},
         ),
         ("--out", "run folder (default: runs/<env>-<reward>-<algo>-seed<k>)", {}),
         ("--no-progress", "no progress bar", _FLAG),

@@ -34,11 +34,10 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 # Configuration only: importing the options imports neither torch nor open_clip.
 from rewardlab.reward_models.clip import CLIPOptions
-from rewardlab.reward_models.potentials import check_scale
 
 __all__ = [
     "REWARD_SHORTHANDS",
@@ -167,9 +166,14 @@ class RewardSpec(_Spec):
     mode: Literal["replace", "add"] = "replace"
     shaping: Literal["progress"] | ModelSpec | None = None
     shaping_gamma: float | None = Field(default=None, gt=0.0, le=1.0)
-    progress_bonus: (
-        Annotated[float, AfterValidator(lambda v: check_scale(v, "progress_bonus"))] | None
-    ) = None
+    progress_bonus: float | None = None
+
+    @field_validator("progress_bonus")
+    @classmethod
+    def _finite_bonus(cls, value: float | None) -> float | None:
+        if value is not None and not abs(value) < float("inf"):
+            raise ValueError(f"progress_bonus must be finite, got {value}")
+        return value
 
     def model_post_init(self, context: Any, /) -> None:
         if self.shaping_gamma is not None and self.shaping is None:

@@ -432,24 +432,26 @@ class DrivingEnv(TaskEnv[DrivingConfig]):
             else:
                 first = -back[lane_id] - VEHICLE_LENGTH - gaps[members[0]] if members.size else 0
             x[members] = first + np.cumsum(VEHICLE_LENGTH + gaps[members])
-        self._place_traffic(x, lane, v0)
+        self._place_traffic(x, lane, v0, v0)
         self._crashed = self._off_road = False
         self._completion = self._route_completion()
         self._expert_lane = self._expert_origin = None
         return self._observation(), self._info(success=False)
 
-    def _place_traffic(self, x: np.ndarray, lane: np.ndarray, speed: np.ndarray) -> None:
-        """Set the other cars at their desired speeds; link each to the next car ahead in its lane.
+    def _place_traffic(
+        self, x: np.ndarray, lane: np.ndarray, speed: np.ndarray, desired_speed: np.ndarray
+    ) -> None:
+        """Set the other cars and link each to the next car ahead in its lane.
 
         Cars never change lanes and IDM never lets a car pass its leader, so the links hold
         for the whole episode.
         """
         n = self.config.vehicles_count
-        if not len(x) == len(lane) == len(speed) == n:
+        if not len(x) == len(lane) == len(speed) == len(desired_speed) == n:
             raise ValueError(f"expected {n} cars (vehicles_count), got {len(x)}")
         self._x[:n] = x
         self._v[:n] = speed
-        self._v0 = self._v[:n].copy()
+        self._v0 = np.asarray(desired_speed, dtype=np.float64).copy()
         self._lane = np.asarray(lane, dtype=np.int64).copy()
         self._lane_y = self._lane * self.config.lane_width
         order = np.lexsort((self._x[:n], self._lane))

@@ -727,7 +727,7 @@ class GridWorldEnv(TaskEnv[GridWorldConfig]):
         return self._obs(), {"is_success": False, "progress": self.progress()}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        model = self._require_model()
+        model = self._require_model("step")
         layout = model.layout
         a = int(action)
         if not 0 <= a < 5:
@@ -750,7 +750,7 @@ class GridWorldEnv(TaskEnv[GridWorldConfig]):
 
     def render(self) -> np.ndarray:
         self._require_render_mode()
-        layout, cfg = self._require_model().layout, self.config
+        layout, cfg = self._require_model("render").layout, self.config
         if self._renderer is None:
             self._renderer = _Renderer(layout, cfg.render_height, cfg.render_width)
         return self._renderer.frame(*self._state)
@@ -852,7 +852,9 @@ class GridWorldEnv(TaskEnv[GridWorldConfig]):
             self._obs_renderer = _Renderer(model.layout, *self.observation_space.shape[:2])
         return self._obs_renderer.frame(*self._state)
 
-    def _require_model(self) -> _LayoutModel:
+    def _require_model(self, before: str = "") -> _LayoutModel:
         if self._model is None:
+            if before:
+                raise RuntimeError(f"call reset() before {before}()")
             raise RuntimeError("call reset() first: the layout is drawn at reset")
         return self._model

@@ -14,105 +14,112 @@ import gymnasium as gym
 
 NAMESPACE = "rewardlab"
 
-# (name, kwargs, max_episode_steps, one-line description); _FAMILIES adds the entry points.
-_Spec = tuple[str, dict[str, Any], int, str]
+# (name, entry point, kwargs, max_episode_steps, one-line description)
+_GRID = "rewardlab.envs.gridworld:GridWorldEnv"
+_MANIP = "rewardlab.envs.manipulation:ManipulationEnv"
+_DRIVE = "rewardlab.envs.driving:DrivingEnv"
 
-GRIDWORLD_IDS: list[_Spec] = [
-    ("GridEmpty-v0", {"layout": "empty"}, 100, "Empty 8x8 room: reach the far corner."),
+# --- gridworlds -------------------------------------------------------------------------------
+GRIDWORLD_IDS: list[tuple[str, str, dict[str, Any], int, str]] = [
+    ("GridEmpty-v0", _GRID, {"layout": "empty"}, 100, "Empty 8x8 room: reach the far corner."),
     (
         "GridFourRooms-v0",
+        _GRID,
         {"layout": "four_rooms"},
         100,
         "Sutton's four rooms, 13x13: reach a random goal cell in the far room.",
     ),
     (
         "GridKeyDoor-v0",
+        _GRID,
         {"layout": "key_door"},
         300,
         "Minigrid DoorKey 8x8: pick up the key, unlock the door, reach the goal.",
     ),
     (
         "GridKeyDoorDense-v0",
+        _GRID,
         {"layout": "key_door", "reward_type": "dense"},
         300,
         "GridKeyDoor with the hand-designed dense reward (key, door, approach, step terms).",
     ),
     (
         "GridLavaCrossing-v0",
+        _GRID,
         {"layout": "lava_crossing"},
         324,
         "Cross a lava river through its one gap, 9x9; lava ends the episode.",
     ),
 ]
 
-MANIPULATION_IDS: list[_Spec] = [
+# --- manipulation -----------------------------------------------------------------------------
+MANIPULATION_IDS: list[tuple[str, str, dict[str, Any], int, str]] = [
     (
         "ManipReach-v0",
+        _MANIP,
         {"task": "reach"},
         50,
         "Cartesian gripper: touch a green ball floating above the table",
     ),
     (
         "ManipPush-v0",
+        _MANIP,
         {"task": "push"},
         100,
         "Cartesian gripper: push a red block onto a green disc on the table",
     ),
     (
         "ManipPickPlace-v0",
+        _MANIP,
         {"task": "pick_place"},
         100,
         "Cartesian gripper: pick up a red block and place it on a raised green platform",
     ),
 ]
 
-DRIVING_IDS: list[_Spec] = [
+# --- driving ----------------------------------------------------------------------------------
+DRIVING_IDS: list[tuple[str, str, dict[str, Any], int, str]] = [
     (
         "DriveHighway-v0",
+        _DRIVE,
         {"reward_type": "carl"},
         200,
         "3-lane highway, 20 IDM cars, 600 m route; CaRL reward (progress x infraction factors)",
     ),
     (
         "DriveHighwaySparse-v0",
+        _DRIVE,
         {"reward_type": "sparse"},
         200,
         "3-lane highway, 20 IDM cars, 600 m route; reward 1 on completing the route",
     ),
     (
         "DriveHighwayWeighted-v0",
+        _DRIVE,
         {"reward_type": "weighted"},
         200,
         "3-lane highway, 20 IDM cars, 600 m route; highway-env's weighted speed/lane/collision",
     ),
     (
         "DriveDense-v0",
+        _DRIVE,
         {"reward_type": "carl", "lanes_count": 4, "vehicles_count": 40, "vehicles_density": 4.0},
         200,
         "4-lane highway, 40 closely spaced IDM cars, 600 m route; CaRL reward",
     ),
     (
         "DriveExit-v0",
+        _DRIVE,
         {"reward_type": "carl", "lanes_count": 4, "vehicles_count": 30, "target_lane": -1},
         200,
         "4-lane highway, 30 IDM cars; the route ends in the rightmost lane; CaRL reward",
     ),
 ]
 
-_FAMILIES = (
-    ("rewardlab.envs.gridworld:GridWorldEnv", GRIDWORLD_IDS),
-    ("rewardlab.envs.manipulation:ManipulationEnv", MANIPULATION_IDS),
-    ("rewardlab.envs.driving:DrivingEnv", DRIVING_IDS),
-)
-
 
 def all_specs() -> list[tuple[str, str, dict[str, Any], int, str]]:
     """Every (name, entry point, kwargs, max_episode_steps, description) rewardlab registers."""
-    return [
-        (name, entry_point, kwargs, max_steps, text)
-        for entry_point, specs in _FAMILIES
-        for name, kwargs, max_steps, text in specs
-    ]
+    return [*GRIDWORLD_IDS, *MANIPULATION_IDS, *DRIVING_IDS]
 
 
 def env_ids() -> list[str]:

@@ -603,8 +603,11 @@ class _Stored:
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
 
-    def __get__(self, ds: TrajectoryDataset, owner: type) -> np.ndarray:
-        return ds.array(self.name)
+    def __get__(self, ds: TrajectoryDataset | None, owner: type) -> Any:
+        return self if ds is None else ds.array(self.name)
+
+    def __set__(self, ds: TrajectoryDataset, value: Any) -> None:
+        raise AttributeError(f"{self.name} is stored in the dataset folder; it cannot be set")
 
 
 class TrajectoryDataset:

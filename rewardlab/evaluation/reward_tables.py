@@ -153,10 +153,14 @@ class TermReward:
         for rewards with a recorded term (known only on the transitions that happened)."""
         if self.recorded is not None:
             return None
-        phi = self._phi(terminal)
+        values, phi, gamma = self.values, self._phi(terminal), self.gamma
 
         def reward(s: np.ndarray, a: np.ndarray, s2: np.ndarray) -> np.ndarray:
-            return self._add_terms(np.zeros(len(s)), s, s2, phi)
+            # (v + gamma Phi') - Phi, in this order: earlier reports' values, bit for bit.
+            out = np.zeros(len(s), dtype=np.float64) if values is None else values[s2]
+            if phi is not None:
+                out = out + gamma * phi[s2] - phi[s]
+            return out
 
         return reward
 

@@ -101,19 +101,20 @@ class ThresholdSummary:
         return asdict(self)
 
 
-def _bootstrap_rng(
-    reps: int, confidence: float, rng: np.random.Generator | int
-) -> np.random.Generator:
-    """The generator of a bootstrap, after checking its arguments."""
-    if isinstance(reps, bool) or not isinstance(reps, (int, np.integer)) or reps < 1:
-        raise ValueError(f"reps must be a positive int, got {reps!r}")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+def _as_generator(rng: np.random.Generator | int) -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
         return rng
     if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
         return np.random.default_rng(int(rng))
     raise TypeError(f"rng must be a numpy.random.Generator or an int seed, got {rng!r}")
+
+
+def _check_bootstrap_args(reps: int, confidence: float) -> None:
+    # Checked before the data, so a bad argument is reported first.
+    if isinstance(reps, bool) or not isinstance(reps, (int, np.integer)) or reps < 1:
+        raise ValueError(f"reps must be a positive int, got {reps!r}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
 
 
 def _as_scores(x: ArrayLike, what: str) -> np.ndarray:
@@ -256,9 +257,10 @@ def stratified_bootstrap_ci(
         >>> (ci["a"].point, ci["a"].low, ci["a"].high)
         (0.75, 0.75, 0.75)
     """
+    _check_bootstrap_args(reps, confidence)
     if not scores:
         raise ValueError("scores is empty: pass at least one name -> (n_runs, n_tasks) array")
-    gen = _bootstrap_rng(reps, confidence, rng)
+    gen = _as_generator(rng)
     out: dict[str, Interval] = {}
     for name, x in scores.items():
         a = _as_scores(x, f"scores[{name!r}]")
@@ -292,7 +294,7 @@ def aggregate(
     Returns:
         ``{name: {"iqm": Interval, "mean": Interval}}``.
     """
-    gen = _bootstrap_rng(reps, confidence, rng)
+    gen = _as_generator(rng)
     by_stat = {
         stat_name: stratified_bootstrap_ci(
             scores, statistic, reps=reps, confidence=confidence, rng=gen
@@ -365,8 +367,9 @@ def probability_of_improvement_ci(
     Returns:
         The PoI and its interval.
     """
+    _check_bootstrap_args(reps, confidence)
     a, b = _check_pair(x, y)
-    gen = _bootstrap_rng(reps, confidence, rng)
+    gen = _as_generator(rng)
     boot = _poi(_resample(a, reps, gen), _resample(b, reps, gen))
     point = float(_poi(a, b))
     low, high = _percentile_interval(boot, confidence)
@@ -421,9 +424,10 @@ def performance_profile_ci(
     Returns:
         ``(point, low, high)``, each of shape ``(len(taus),)``.
     """
+    _check_bootstrap_args(reps, confidence)
     a = _as_scores(scores, "scores")
     point = _profile(a, taus)
-    boot = _profile(_resample(a, reps, _bootstrap_rng(reps, confidence, rng)), taus)
+    boot = _profile(_resample(a, reps, _as_generator(rng)), taus)
     low, high = _percentile_interval(boot, confidence)
     return point, low, high
 
@@ -579,13 +583,14 @@ def iqm_curve(
     Returns:
         ``(point, low, high)``, each of shape ``(T,)``.
     """
+    _check_bootstrap_args(reps, confidence)
     c = np.asarray(curves, dtype=np.float64)
     if c.ndim != 2 or c.shape[0] == 0 or c.shape[1] == 0:
         raise ValueError(f"curves must have shape (n_runs, T) with n_runs, T >= 1, got {c.shape}")
     if not np.isfinite(c).all():
         rows = np.flatnonzero(~np.isfinite(c).all(axis=1))
         raise ValueError(f"curves must be finite; run(s) {rows.tolist()} have NaN or inf")
-    idx = _bootstrap_rng(reps, confidence, rng).integers(0, c.shape[0], size=(reps, c.shape[0]))
+    idx = _as_generator(rng).integers(0, c.shape[0], size=(reps, c.shape[0]))
     boot = np.asarray(iqm(c[idx], axis=1))
     point = np.asarray(iqm(c, axis=0))
     low, high = _percentile_interval(boot, confidence)

@@ -173,11 +173,13 @@ class SandboxLimits:
                 f"memory_bytes must be at least 256 MiB (numpy alone needs ~100-300 MB of "
                 f"address space), got {self.memory_bytes}"
             )
-        for name, low in (("cpu_seconds", 1), ("file_size_bytes", 1), ("processes", 0)):
+        for name, low in (("cpu_seconds", 1), ("open_files", 1), ("file_size_bytes", 1)):
             if getattr(self, name) < low:
                 raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")
         if self.open_files < 8:
             raise ValueError(f"open_files must be >= 8 (pipes and stdio), got {self.open_files}")
+        if self.processes < 0:
+            raise ValueError(f"processes must be >= 0, got {self.processes}")
         for name in ("call_timeout_s", "startup_timeout_s"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):

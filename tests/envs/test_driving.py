@@ -37,7 +37,7 @@ def _scenario(
     env.reset(seed=0)
     env._ex, env._ey, env._eh, env._ev = ego
     x, lane, speed = (np.array(c, dtype=float) for c in zip(*cars, strict=True))
-    env._place_traffic(x, lane.astype(int), speed)
+    env._place_traffic(x, lane.astype(int), speed, speed)
     env._completion = env._route_completion()
 
 
