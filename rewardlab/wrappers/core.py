@@ -146,23 +146,6 @@ def batch_info(
         raise
 
 
-def check_model(model: object, mode: str) -> RewardModel:
-    """``model`` if it is a :class:`RewardModel` and ``mode`` one of :data:`REWARD_MODES`.
-
-    Raises:
-        TypeError: If ``model`` is not a ``RewardModel``.
-        ValueError: If ``mode`` is unknown.
-    """
-    if not isinstance(model, RewardModel):
-        raise TypeError(
-            f"model must be a rewardlab RewardModel, got {type(model).__name__}; wrap a plain "
-            "function in rewardlab.reward_models.FunctionReward"
-        )
-    if mode not in REWARD_MODES:
-        raise ValueError(f"mode must be one of {list(REWARD_MODES)}, got {mode!r}")
-    return model
-
-
 def as_potential_model(potential: object) -> RewardModel:
     """The reward model read as ``Phi(s')`` for a potential: ``"progress"`` is an
     :class:`~rewardlab.reward_models.compose.InfoReward`, a callable ``(B, *obs) -> (B,)`` a
@@ -312,7 +295,14 @@ class ModelCore(RewardCore):
         frames: Frames,
         action_space: spaces.Space[Any],
     ) -> None:
-        super().__init__(check_model(model, mode), frames, action_space)
+        if not isinstance(model, RewardModel):
+            raise TypeError(
+                f"model must be a rewardlab RewardModel, got {type(model).__name__}; wrap a plain "
+                "function in rewardlab.reward_models.FunctionReward"
+            )
+        if mode not in REWARD_MODES:
+            raise ValueError(f"mode must be one of {list(REWARD_MODES)}, got {mode!r}")
+        super().__init__(model, frames, action_space)
         self.replaces = mode == "replace"
         self._obs: np.ndarray | None = None
 
