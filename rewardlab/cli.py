@@ -74,10 +74,8 @@ def _program_failed(
 ) -> int:
     """Report a reward program that failed at run time on stderr, without a traceback; return 1.
 
-    ``exc`` may be as Ray re-raises it (a subclass that keeps the worker's exception in
-    ``cause``); ``kept`` says what the command wrote by then and how to go on; ``envs`` are
-    ``(env id, keywords as KEY=VALUE)``; ``warn_hint`` how a program over its time budget can
-    only warn.
+    ``exc`` may be as Ray re-raises it (the worker's exception in ``cause``); ``envs`` are
+    ``(env id, keywords as KEY=VALUE)``.
     """
     from rewardlab.reward_spec import ProgramModelSpec
     from rewardlab.sandbox import ProgramContained

@@ -148,13 +148,7 @@ class TrainResult:
 
 
 def _resolve(config: TrainConfig) -> tuple[dict[str, Any], float]:
-    """The run's hyperparameters and agent discount, after the checks that need no agent.
-
-    Raises:
-        ValueError: For an unknown env id, algorithm or hyperparameter key, an env keyword
-            the env rejects, an algorithm that does not support the env's actions, or a
-            ``shaping_gamma`` equal to the agent's.
-    """
+    """The run's hyperparameters and agent discount, after the checks that need no agent."""
     if config.env not in gym.registry:
         close = difflib.get_close_matches(config.env, list(gym.registry), n=3)
         hint = f" Did you mean {close}?" if close else ""
