@@ -547,11 +547,7 @@ def _coverage_means(
     cov_states: np.ndarray,
     chunk_size: int,
 ) -> np.ndarray:
-    """``mean_j R(x, A_j, S_j)`` for each ``x`` in ``states``.
-
-    Whole states per call: ``chunk_size // M`` states (at least one) with all ``M`` samples
-    each, so a call's rewards reshape to ``(states, M)`` and average along the rows.
-    """
+    """``mean_j R(x, A_j, S_j)`` for each ``x`` in ``states``, whole states per reward call."""
     m = cov_actions.size
     per_call = max(1, chunk_size // m)
     tile_a, tile_s = np.tile(cov_actions, per_call), np.tile(cov_states, per_call)

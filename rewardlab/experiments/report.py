@@ -341,8 +341,7 @@ def _slugs(envs: Iterable[str]) -> dict[str, str]:
 def _curves_on_grid(runs: list[RunResult]) -> tuple[np.ndarray, np.ndarray]:
     """Success curves on the union of the runs' steps from the latest first evaluation on.
 
-    Runs evaluated at the same steps are used as they are; otherwise each run is linearly
-    interpolated, holding its last value past its last evaluation (as in the AUC).
+    Each run holds its last value past its last evaluation, as in the AUC.
     """
     start = max(r.steps[0] for r in runs)
     grid = np.unique(np.concatenate([r.steps for r in runs]))
