@@ -528,11 +528,8 @@ class ChatClient:
     def _complete(self, request: dict[str, Any]) -> Completion:
         """One request: from the cache if allowed, else from the server (then cached).
 
-        Raises:
-            LLMError: The request failed, now or (replay mode) when it was recorded. A
-                failure now is recorded first, unless it is an :class:`AuthenticationError`:
-                a refused key says nothing about the request, and replaying it would only
-                hide that the recording stopped there.
+        A failure is cached too, for replay, but not an :class:`AuthenticationError`: a refused
+        key says nothing about the request, and replaying it would hide where recording stopped.
         """
         start = time.perf_counter()
         key = request_key(request)
