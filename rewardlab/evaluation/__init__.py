@@ -5,15 +5,17 @@
 - :mod:`~rewardlab.evaluation.datasets`: labelled trajectory datasets to compute them on;
 - :mod:`~rewardlab.evaluation.reward_tables`: reward specs as arrays over a dataset's states;
 - :mod:`~rewardlab.evaluation.dataset_metrics`: every reward metric of each reward on a dataset;
+- :mod:`~rewardlab.evaluation.regret`: exact regret of a reward on a tabular MDP, at the optimum
+  and after a few soft policy-iteration steps;
 - :mod:`~rewardlab.evaluation.run_stats`: statistics of RL runs (IQM, stratified bootstrap
   intervals, probability of improvement, performance profiles, learning-curve AUC,
   steps-to-threshold).
 
 Evaluating a trained policy on the true task reward is :mod:`rewardlab.agents.policy_eval`;
 the zero-shot reward evaluation experiment (datasets in, report out) is
-:mod:`rewardlab.experiments.reward_eval`. The names of ``reward_metrics``, ``datasets`` and
-``run_stats`` are exported here lazily, so importing this package imports neither scipy nor an
-env.
+:mod:`rewardlab.experiments.reward_eval`. The names of ``reward_metrics``, ``datasets``,
+``regret`` and ``run_stats`` are exported here lazily, so importing this package imports neither
+scipy nor an env.
 """
 
 from importlib import import_module
@@ -41,6 +43,14 @@ _EXPORTS = {
         "starc_distance",
         "tabular_epic_distance",
         "value_order_correlation",
+    ),
+    "regret": (
+        "TaskOutcome",
+        "optimal_policy",
+        "policy_values",
+        "reward_regret",
+        "soft_policy_iteration",
+        "task_outcome",
     ),
     "run_stats": (
         "Interval",
