@@ -4,7 +4,7 @@
     python benchmarks/eval_throughput.py           # writes benchmarks/results/eval_throughput.json
     python benchmarks/eval_throughput.py --quick   # smoke run: fewer frames and transitions
 
-Two parts, each a ratio between paths measured in the same run. Nothing here asserts a time.
+Three parts, each a ratio between paths measured in the same run. Nothing here asserts a time.
 
 (a) A CLIP sweep over ``--points`` (head, options, prompt set) points on ``--frames``
     ``rewardlab/GridKeyDoor-v0`` frames at 224x224, ``ViT-B-32`` with random weights (the same
@@ -27,14 +27,19 @@ Two parts, each a ratio between paths measured in the same run. Nothing here ass
     ``(s', A_j, S'_j)`` and ``(s, A_j, S'_j)`` for every transition separately (``2 n M``
     evaluations, as a straightforward implementation of the formula does); plus the exact
     tabular EPIC and STARC on one layout.
+
+(c) ``eval-reward`` on key-door (pbrs and progress, 4 episodes per kind) with and without the
+    exact regret columns (:mod:`rewardlab.evaluation.regret`). Target: at most 1.5x.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -224,6 +229,40 @@ def bench_epic(n_random: int, coverage: int) -> dict[str, Any]:
         }
 
 
+def bench_regret(episodes: int, repeats: int = 3) -> dict[str, Any]:
+    """``rewardlab eval-reward`` on key-door (default rewards) with and without the exact
+    regret columns, on one dataset, best of ``repeats``."""
+    from rewardlab.evaluation import dataset_metrics
+    from rewardlab.evaluation.datasets import EPISODE_KINDS
+    from rewardlab.experiments.reward_eval import run_eval
+
+    with_regret = dataset_metrics._regret_metrics
+
+    def without_regret(*_args: Any) -> dict[str, float]:
+        return dict.fromkeys(dataset_metrics.TABULAR_METRICS[2:], math.nan)
+
+    best = {"with": math.inf, "without": math.inf}
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = DatasetConfig(ENV_ID, episodes=dict.fromkeys(EPISODE_KINDS, episodes), frames=False)
+        generate_dataset(cfg, Path(tmp) / "ds")
+        for _ in range(repeats):
+            for path, fn in (("with", with_regret), ("without", without_regret)):
+                dataset_metrics._regret_metrics = fn  # type: ignore[assignment]
+                start = time.perf_counter()
+                run_eval(ENV_ID, ["pbrs", "progress"], Path(tmp) / path, dataset=Path(tmp) / "ds")
+                best[path] = min(best[path], time.perf_counter() - start)
+                shutil.rmtree(Path(tmp) / path)
+        dataset_metrics._regret_metrics = with_regret  # type: ignore[assignment]
+    return {
+        "env": ENV_ID,
+        "episodes_per_kind": episodes,
+        "with_regret_s": best["with"],
+        "without_regret_s": best["without"],
+        "ratio": best["with"] / best["without"],
+        "target_ratio_max": 1.5,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=64)
@@ -251,6 +290,12 @@ def main(argv: list[str] | None = None) -> int:
         f"tabular EPIC {epic['tabular_epic_s'] * 1e3:.0f} ms, STARC {epic['starc_s'] * 1e3:.0f} ms "
         f"on {epic['tabular_states']} states"
     )
+    regret = bench_regret(1 if args.quick else 4)
+    print(
+        f"eval-reward on {regret['env']} (pbrs, progress, 2 references): "
+        f"{regret['with_regret_s']:.2f} s with the regret columns, "
+        f"{regret['without_regret_s']:.2f} s without: {regret['ratio']:.2f}x (target <= 1.5x)"
+    )
     result = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": {
@@ -260,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "sweep": sweep,
         "epic": epic,
+        "regret": regret,
     }
     if not args.quick:
         Path(args.out).write_text(json.dumps(result, indent=1))

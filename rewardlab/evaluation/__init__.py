@@ -45,6 +45,7 @@ _EXPORTS = {
         "value_order_correlation",
     ),
     "regret": (
+        "RegretJudge",
         "TaskOutcome",
         "optimal_policy",
         "policy_values",

@@ -20,12 +20,14 @@ import gymnasium as gym
 import numpy as np
 
 from rewardlab.envs.gridworld import GridWorldEnv
-from rewardlab.evaluation import reward_metrics
+from rewardlab.evaluation import regret, reward_metrics
 from rewardlab.evaluation.datasets import TrajectoryDataset
 from rewardlab.evaluation.reward_tables import StateTable, TermReward
 
 __all__ = [
     "METRICS",
+    "REGRET_STEPS",
+    "TABULAR_METRICS",
     "RewardFactory",
     "RewardScores",
     "TabularSetup",
@@ -34,6 +36,19 @@ __all__ = [
     "evaluate_rewards",
     "tabular_setup",
 ]
+
+REGRET_STEPS = 10
+"""Soft policy-iteration steps of the limited-optimization regret columns."""
+
+TABULAR_METRICS = (
+    "epic_tabular",
+    "starc",
+    "opt_success",
+    "opt_regret",
+    f"npg{REGRET_STEPS}_success",
+    f"npg{REGRET_STEPS}_regret",
+)
+"""The columns that need a gridworld's exact model (n/a elsewhere)."""
 
 METRICS: dict[str, tuple[str, str]] = {
     "epic": (
@@ -52,6 +67,27 @@ METRICS: dict[str, tuple[str, str]] = {
         "STARC ↓",
         "STARC distance (Skalse et al. 2023) over the full state space: value-adjusted "
         "levelling under a uniform policy, L2 normalization, L2 distance / 2, in [0, 1]",
+    ),
+    "opt_success": (
+        "opt. succ. ↑",
+        "exact, tabular: success probability within the time limit of the reward's optimal "
+        "policy (value iteration with the agent's gamma), from the layout's first states",
+    ),
+    "opt_regret": (
+        "opt. regret ↓",
+        "exact, tabular: normalized regret of that policy on the true task, (J* - J) / J* with "
+        "J the true discounted return (0 = as good as optimizing the task, 1 = never succeeds)",
+    ),
+    f"npg{REGRET_STEPS}_success": (
+        f"NPG-{REGRET_STEPS} succ. ↑",
+        f"exact, tabular: success probability after {REGRET_STEPS} soft policy-iteration "
+        "(natural policy gradient, step size 1) steps from the uniform policy on the reward: "
+        "what a learner with limited experience gets; predicts training where the optimum "
+        "does not (a discount mismatch solves the task at the optimum yet stalls learning)",
+    ),
+    f"npg{REGRET_STEPS}_regret": (
+        f"NPG-{REGRET_STEPS} regret ↓",
+        f"exact, tabular: normalized regret of that policy after {REGRET_STEPS} steps",
     ),
     "point_biserial": (
         "r_pb ↑",
@@ -107,6 +143,8 @@ class TabularSetup:
         env_reward: ``(S, A, S)`` the env's own reward.
         dense_reward: ``(S, A, S)`` the dense reference reward.
         seed: Reset seed that drew the layout.
+        initial: ``(S,)`` the distribution of an episode's first state on this layout.
+        horizon: The env's time limit in steps.
     """
 
     table: StateTable
@@ -114,6 +152,8 @@ class TabularSetup:
     env_reward: np.ndarray
     dense_reward: np.ndarray
     seed: int
+    initial: np.ndarray
+    horizon: int
 
     @property
     def n_actions(self) -> int:
@@ -187,7 +227,10 @@ def tabular_setup(ds: TrajectoryDataset) -> TabularSetup | None:
         frames=np.stack(frames) if frames else None,
         states={k: np.stack([st[k] for st in states]) for k in states[0]},
     )
-    return TabularSetup(table, mdp.P, mdp.R, dense, seed)
+    horizon = env.spec.max_episode_steps if env.spec is not None else None
+    if horizon is None:
+        raise ValueError(f"{ds.env_id} has no time limit (max_episode_steps) to judge regret in")
+    return TabularSetup(table, mdp.P, mdp.R, dense, seed, mdp.initial, horizon)
 
 
 RewardFactory = Callable[[StateTable], list[TermReward]]
@@ -263,6 +306,15 @@ def evaluate_rewards(
         truth_tensor = TermReward("success", values=tt.info("is_success")).tensor(
             tt.terminal, tabular.n_actions, None
         )
+        judge = regret.RegretJudge(
+            tabular.transitions,
+            truth_tensor,
+            tabular.initial,
+            tt.terminal,
+            tt.info("is_success").astype(bool),
+            tabular.horizon,
+            gamma,
+        )
 
     recorded_arrays = {"env": np.asarray(ds.rewards), "dense": np.asarray(ds.dense_rewards)}
     out: list[RewardScores] = []
@@ -300,6 +352,8 @@ def evaluate_rewards(
                 tabular.transitions,
                 gamma,
             )
+            # Policies follow the dynamics: a recorded reward's tensor is exact where they go.
+            m.update(_regret_metrics(judge, tensor))
         m["point_biserial"] = reward_metrics.point_biserial(per_step, success_next)
         m["pearson_progress"] = reward_metrics.pearson(per_step, progress_next)
         m["spearman_progress"] = reward_metrics.spearman(per_step, progress_next)
@@ -331,6 +385,17 @@ def evaluate_rewards(
             )
         )
     return out
+
+
+def _regret_metrics(judge: regret.RegretJudge, tensor: np.ndarray) -> dict[str, float]:
+    out = judge(tensor, steps=(REGRET_STEPS,))
+    limited = out[f"k={REGRET_STEPS}"]
+    return {
+        "opt_success": out["optimum"].success,
+        "opt_regret": out["optimum"].regret,
+        f"npg{REGRET_STEPS}_success": limited.success,
+        f"npg{REGRET_STEPS}_regret": limited.regret,
+    }
 
 
 def _safe(fn: Callable[..., float], *args: Any) -> float:

@@ -32,6 +32,7 @@ import yaml
 from rewardlab.envs.core import TaskEnv
 from rewardlab.evaluation.dataset_metrics import (
     METRICS,
+    TABULAR_METRICS,
     RewardScores,
     TabularSetup,
     evaluate_rewards,
@@ -384,7 +385,7 @@ def write_eval_report(
     _plot_progress(out_dir / figures["reward vs progress"], ds, scores)
     _plot_histograms(out_dir / figures["success histograms"], ds, scores)
     _plot_roc(out_dir / figures["ROC"], scores)
-    columns = [k for k in METRICS if tabular is not None or k not in ("epic_tabular", "starc")]
+    columns = [k for k in METRICS if tabular is not None or k not in TABULAR_METRICS]
     summary = {
         "env_id": env_id,
         "dataset": str(ds.path),

@@ -96,8 +96,10 @@ def test_soft_policy_iteration_from_uniform_improves_and_zero_steps_is_uniform()
 
 def test_bad_input_is_refused() -> None:
     p, true, terminal, initial = _chain()
-    with pytest.raises(ValueError, match="one \\(S, A, S\\) shape"):
+    with pytest.raises(ValueError, match="must have the \\(S, A, S\\) shape"):
         reward_regret(p, true[:, :1], true, initial, terminal, terminal, 5, 0.9)
+    with pytest.raises(ValueError, match="share one \\(S, A, S\\) shape"):
+        reward_regret(p, true, true[:, :1], initial, terminal, terminal, 5, 0.9)
     with pytest.raises(ValueError, match="gamma must be in"):
         reward_regret(p, true, true, initial, terminal, terminal, 5, 1.0)
     paying = true.copy()

@@ -136,6 +136,16 @@ def test_tabular_epic_and_starc_on_a_gridworld(tmp_path: Path) -> None:
     for name in ("progress", "random", "mismatched"):
         assert 0.01 < scores[name].metrics["starc"] < 1.0
         assert 0.01 < scores[name].metrics["epic_tabular"] < 1.0
+    # Exact regret: PBRS is the task at the optimum and learns like it; the mismatched discount
+    # solves the task at the optimum yet stalls a learner (what training shows), and raw
+    # progress is farmed without ever finishing.
+    assert (pbrs["opt_success"], pbrs["opt_regret"]) == pytest.approx((1.0, 0.0), abs=1e-9)
+    assert pbrs["npg10_success"] > 0.9
+    mismatched = scores["mismatched"].metrics
+    assert mismatched["opt_success"] == pytest.approx(1.0)
+    assert mismatched["npg10_success"] < 0.01 and mismatched["npg10_regret"] > 0.99
+    assert scores["progress"].metrics["opt_success"] < 0.01
+    assert neg["opt_success"] < 0.01 and neg["opt_regret"] == pytest.approx(1.0)
     # The env's own sparse reward, as its tabular model records it (on possible transitions
     # only), is the ground truth to STARC, which follows the dynamics.
     from rewardlab.evaluation import reward_metrics as metrics
