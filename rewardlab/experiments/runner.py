@@ -107,24 +107,60 @@ def _pending(jobs: list[RunJob], overwrite: bool, log: Callable[[str], None]) ->
     for job in jobs:
         marker = job.run_dir / DONE_MARKER
         if marker.exists():
-            if json.loads(marker.read_text()).get("config") == job.config:
+            old = _recorded_config(marker, overwrite)
+            if old == job.config:
                 continue
-            changed.append(job)
+            changed.append((job, old))
         todo.append(job)
     if changed and not overwrite:
+        job, old = changed[0]
         raise ValueError(
-            f"{len(changed)} finished run(s), e.g. {changed[0].run_dir}, ran with a different "
-            "config than the spec now asks for (the spec changed); write to a new --out "
-            "folder, or pass --overwrite to retrain them"
+            f"{len(changed)} finished run(s), e.g. {job.run_dir}, ran with a different config "
+            f"than the spec now asks for ({_differences(old, job.config)}); write to a new "
+            "--out folder, or pass --overwrite to retrain them"
         )
+    retrain = {id(job) for job, _ in changed}
     for job in todo:
-        if job in changed:
+        if id(job) in retrain:
             log(f"config changed, retraining {job.run_dir}")
         elif job.run_dir.exists():
             log(f"redoing interrupted run {job.run_dir}")
         if job.run_dir.exists():
             shutil.rmtree(job.run_dir)
     return todo
+
+
+def _recorded_config(marker: Path, overwrite: bool) -> Any:
+    """The config a finished run recorded in its marker (None for a damaged marker, which
+    ``overwrite`` retrains; without it, a ValueError naming the file)."""
+    try:
+        return json.loads(marker.read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        if overwrite:
+            return None
+        raise ValueError(
+            f"{marker} is damaged ({type(exc).__name__}: {exc}); delete it to retrain that "
+            "run, or pass --overwrite"
+        ) from None
+
+
+def _differences(old: Any, new: Any, limit: int = 3) -> str:
+    """The first ``limit`` fields where two configs differ, as ``field: old -> new``."""
+    found: list[str] = []
+
+    def show(value: Any) -> str:
+        text = json.dumps(value)
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    def walk(a: Any, b: Any, where: str) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in sorted(set(a) | set(b), key=str):
+                walk(a.get(key), b.get(key), f"{where}.{key}" if where else str(key))
+        elif a != b and len(found) < limit:
+            found.append(f"{where or 'config'}: {show(a)} -> {show(b)}")
+
+    walk(old, new, "")
+    return "; ".join(found)
 
 
 def _run_local(jobs: list[RunJob], workers: int, log: Callable[[str], None]) -> None:

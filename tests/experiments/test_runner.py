@@ -157,3 +157,40 @@ def test_shipped_specs_validate() -> None:
         spec = load_spec(path)
         assert (root / f"{path.stem}.md").is_file(), f"{path.name} has no README"
         assert spec.budget > 0
+
+
+def _finished_job(tmp_path: Path, marker_text: str) -> Any:
+    from rewardlab.experiments.runner import RunJob
+
+    run_dir = tmp_path / "runs" / "env" / "sparse" / "seed_0"
+    run_dir.mkdir(parents=True)
+    (run_dir / "eval.csv").write_text("step,success_rate\n")
+    (run_dir / DONE_MARKER).write_text(marker_text)
+    config = {"env": "rewardlab/GridEmpty-v0", "steps": 384, "reward": {"shaping": "progress"}}
+    return RunJob("rewardlab/GridEmpty-v0", "sparse", 0, run_dir, config)
+
+
+def test_a_changed_spec_names_the_fields_that_changed(tmp_path: Path) -> None:
+    from rewardlab.experiments.runner import _pending
+
+    old = {"env": "rewardlab/GridEmpty-v0", "steps": 256, "reward": {"shaping": None}}
+    job = _finished_job(tmp_path, json.dumps({"config": old}))
+    with pytest.raises(ValueError, match="different config") as err:
+        _pending([job], overwrite=False, log=lambda _msg: None)
+    assert 'reward.shaping: null -> "progress"; steps: 256 -> 384' in str(err.value)
+    assert (job.run_dir / "eval.csv").exists()  # nothing touched
+    assert _pending([job], overwrite=True, log=lambda _msg: None) == [job]
+    assert not job.run_dir.exists()
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"steps": 1}', "\udcff"])
+def test_a_damaged_marker_is_named_and_only_overwrite_retrains(tmp_path: Path, text: str) -> None:
+    from rewardlab.experiments.runner import _pending
+
+    job = _finished_job(tmp_path, "")
+    (job.run_dir / DONE_MARKER).write_bytes(text.encode("utf-8", "surrogateescape"))
+    with pytest.raises(ValueError, match=f"{DONE_MARKER} is damaged .*delete it to retrain"):
+        _pending([job], overwrite=False, log=lambda _msg: None)
+    assert (job.run_dir / "eval.csv").exists()
+    assert _pending([job], overwrite=True, log=lambda _msg: None) == [job]
+    assert not job.run_dir.exists()
