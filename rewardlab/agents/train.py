@@ -7,6 +7,7 @@ import functools
 import inspect
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,7 +170,10 @@ def _resolve(config: TrainConfig) -> tuple[dict[str, Any], float]:
             f"{type(space).__name__} actions; use one of {algos}"
         )
     default_gamma = inspect.signature(cls.__init__).parameters["gamma"].default
-    gamma = float(params.get("gamma", default_gamma))
+    gamma = params.get("gamma", default_gamma)
+    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0 <= gamma <= 1:
+        raise ValueError(f"hyperparameter gamma must be a number in [0, 1], got {gamma!r}")
+    gamma = float(gamma)
     if config.reward.shaping_gamma is not None:
         check_mismatched_discount(config.reward.shaping_gamma, gamma)
     return params, gamma
@@ -245,13 +249,16 @@ def train(
     Raises:
         ValueError: From the checks of :func:`check_config` (made on the run's own env and
             agent, before anything is written), or if ``run_dir`` already holds files (a run
-            never mixes its logs with another's).
+            never mixes its logs with another's). A folder a failed run left (with
+            ``failed.json``) is cleared and trained into again.
         ProgramContained: When a reward program fails (its exception budget spent), or
             :class:`~rewardlab.wrappers.timing.RewardTooSlow`, a subclass, when it is over its
             time budget.
     """
     params, gamma = _resolve(config)
     out = Path(run_dir)
+    if (out / FAILED_FILE).is_file():  # what a failed run left: retried from scratch
+        shutil.rmtree(out)
     if out.exists() and any(out.iterdir()):
         raise ValueError(
             f"run folder {out} already holds files; train into a new folder or delete it"

@@ -226,3 +226,37 @@ def test_reward_components_are_logged_at_ten_points(tmp_path: Path) -> None:
     # A budget below one rollout trains a whole one: still ten points, not one per step.
     short = train(config.model_copy(update={"steps": 50, "eval_freq": 50}), tmp_path / "short")
     assert short.steps > 50 and len(short.components["reward"]["values"]) == 10
+
+
+@pytest.mark.parametrize("gamma", [1.5, -0.1, "0.9", True])
+def test_an_out_of_range_agent_gamma_fails_before_anything_is_written(
+    tmp_path: Path, gamma: object
+) -> None:
+    config = TrainConfig(
+        env="rewardlab/GridEmpty-v0", hyperparams={**SMALL, "gamma": gamma}, steps=64
+    )
+    with pytest.raises(ValueError, match="hyperparameter gamma must be a number in \\[0, 1\\]"):
+        check_config(config)
+    with pytest.raises(ValueError, match="hyperparameter gamma"):
+        train(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_failed_runs_folder_can_be_retried(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "failed.json").write_text('{"steps": 64, "error": "RuntimeError: boom"}')
+    (run / "progress.csv").write_text("partial")
+    config = TrainConfig(
+        env="rewardlab/GridEmpty-v0",
+        env_kwargs={"size": 5},
+        hyperparams=SMALL,
+        steps=64,
+        eval_freq=64,
+        eval_episodes=1,
+    )
+    result = train(config, run)
+    assert result.steps >= 64
+    assert not (run / "failed.json").exists()
+    assert (run / "model.zip").is_file()
+    assert (run / "progress.csv").read_text() != "partial"
