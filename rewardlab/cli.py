@@ -111,6 +111,7 @@ def _program_failed(
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from rewardlab.agents.train import TrainConfig, train
+    from rewardlab.reward_models.clip import PretrainedWeightsNotFoundError
     from rewardlab.reward_models.program_reward import corrections
     from rewardlab.sandbox import ProgramContained
 
@@ -139,7 +140,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         run = f"{config.env.replace('/', '__')}-{name}-{config.algo}-seed{config.seed}"
         out = Path(args.out) if args.out else Path("runs") / run
         result = train(config, out, progress_bar=not args.no_progress)
-    except ValueError as exc:
+    except (ValueError, PretrainedWeightsNotFoundError) as exc:
         return _error(exc)
     except ProgramContained as exc:
         kept = (

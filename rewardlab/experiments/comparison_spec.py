@@ -182,19 +182,31 @@ class ComparisonSpec(_Strict):
         }
 
     def check(self) -> None:
-        """Check every run can start (env ids, algorithm, hyperparameters, env keywords).
+        """Check every run can start (env ids, algorithm, hyperparameters, env keywords, and
+        CLIP weights: each CLIP model a variant uses is loaded once, so missing weights fail
+        here, not after other runs trained).
 
         Raises:
             ValueError: Naming the field of the first problem found.
         """
         configs = self.run_configs()
         for i, env in enumerate(self.envs):
-            for name in self.variants:
+            for name, variant in self.variants.items():
                 config = configs[env.id, name, self.seeds[0]]
                 try:
                     check_config(config)
-                except ValueError as exc:
+                    _load_clip_models(variant.reward, env.id, env.kwargs)
+                except (ValueError, FileNotFoundError) as exc:
                     raise ValueError(f"envs[{i}] ({env.id}) x variants.{name}: {exc}") from None
+
+
+def _load_clip_models(reward: RewardSpec, env_id: str, env_kwargs: Mapping[str, Any]) -> None:
+    """Build (then close) the CLIP models of ``reward``: missing weights raise here."""
+    from rewardlab.reward_spec import ClipModelSpec, build_model
+
+    for part in (reward.model, reward.shaping):
+        if isinstance(part, ClipModelSpec):
+            build_model(part, env_id, env_kwargs).close()
 
 
 def load_spec(source: str | Path | Mapping[str, Any]) -> ComparisonSpec:

@@ -194,3 +194,23 @@ def test_a_damaged_marker_is_named_and_only_overwrite_retrains(tmp_path: Path, t
     assert (job.run_dir / "eval.csv").exists()
     assert _pending([job], overwrite=True, log=lambda _msg: None) == [job]
     assert not job.run_dir.exists()
+
+
+def test_missing_clip_weights_fail_the_spec_check_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # Found before any run trains (not after the other variants' runs), exit 2, one line.
+    missing = tmp_path / "missing" / "open_clip_pytorch_model.bin"
+    clip = {"model": {"kind": "clip", "model": "ViT-B-32", "pretrained": str(missing)}}
+    spec = {**TINY, "variants": {"sparse": "sparse", "clip": clip}}
+    out = tmp_path / "out"
+    assert main(["compare", str(_write(tmp_path, spec)), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "variants.clip" in err and "not found" in err and str(missing) in err
+    assert "Traceback" not in err
+    assert not out.exists()
+    assert main(["train", "--env", "rewardlab/GridEmpty-v0", "--reward", json.dumps(clip),
+                 "--steps", "64", "--out", str(tmp_path / "run")]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "not found" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
