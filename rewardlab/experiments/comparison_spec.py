@@ -182,31 +182,40 @@ class ComparisonSpec(_Strict):
         }
 
     def check(self) -> None:
-        """Check every run can start (env ids, algorithm, hyperparameters, env keywords, and
-        CLIP weights: each CLIP model a variant uses is loaded once, so missing weights fail
-        here, not after other runs trained).
+        """Check every run can start (env ids, algorithm, hyperparameters, env keywords).
 
         Raises:
             ValueError: Naming the field of the first problem found.
         """
         configs = self.run_configs()
         for i, env in enumerate(self.envs):
-            for name, variant in self.variants.items():
+            for name in self.variants:
                 config = configs[env.id, name, self.seeds[0]]
                 try:
                     check_config(config)
-                    _load_clip_models(variant.reward, env.id, env.kwargs)
-                except (ValueError, FileNotFoundError) as exc:
+                except ValueError as exc:
                     raise ValueError(f"envs[{i}] ({env.id}) x variants.{name}: {exc}") from None
 
+    def check_models(self, runs: set[tuple[str, str]]) -> None:
+        """Load (then close) each CLIP model the ``(env id, variant)`` pairs ``runs`` train
+        with, once: missing weights fail before anything trains, not after other runs did.
 
-def _load_clip_models(reward: RewardSpec, env_id: str, env_kwargs: Mapping[str, Any]) -> None:
-    """Build (then close) the CLIP models of ``reward``: missing weights raise here."""
-    from rewardlab.reward_spec import ClipModelSpec, build_model
+        Raises:
+            ValueError: Naming the env and variant, and how to supply the weights.
+        """
+        from rewardlab.reward_spec import ClipModelSpec, build_model
 
-    for part in (reward.model, reward.shaping):
-        if isinstance(part, ClipModelSpec):
-            build_model(part, env_id, env_kwargs).close()
+        for i, env in enumerate(self.envs):
+            for name, variant in self.variants.items():
+                if (env.id, name) not in runs:
+                    continue
+                for part in (variant.reward.model, variant.reward.shaping):
+                    if isinstance(part, ClipModelSpec):
+                        try:
+                            build_model(part, env.id, env.kwargs).close()
+                        except (ValueError, FileNotFoundError) as exc:
+                            where = f"envs[{i}] ({env.id}) x variants.{name}"
+                            raise ValueError(f"{where}: {exc}") from None
 
 
 def load_spec(source: str | Path | Mapping[str, Any]) -> ComparisonSpec:

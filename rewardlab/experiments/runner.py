@@ -97,11 +97,17 @@ def execute_run(config: dict[str, Any], run_dir: str) -> dict[str, Any]:
     return marker
 
 
-def _pending(jobs: list[RunJob], overwrite: bool, log: Callable[[str], None]) -> list[RunJob]:
+def _pending(
+    jobs: list[RunJob],
+    overwrite: bool,
+    log: Callable[[str], None],
+    check: Callable[[set[tuple[str, str]]], None] = lambda _runs: None,
+) -> list[RunJob]:
     """The jobs still to run; interrupted folders are cleared, finished ones kept.
 
-    Every finished run is checked against the spec before anything is deleted, so a
-    changed spec fails without touching the results.
+    Every finished run is checked against the spec, and ``check`` is called with the
+    ``(env, variant)`` pairs to train, before anything is deleted: a changed spec or a
+    missing resource fails without touching the results.
     """
     todo, changed = [], []
     for job in jobs:
@@ -119,6 +125,7 @@ def _pending(jobs: list[RunJob], overwrite: bool, log: Callable[[str], None]) ->
             f"than the spec now asks for ({_differences(old, job.config)}); write to a new "
             "--out folder, or pass --overwrite to retrain them"
         )
+    check({(job.env, job.variant) for job in todo})
     retrain = {id(job) for job, _ in changed}
     for job in todo:
         if id(job) in retrain:
@@ -271,9 +278,9 @@ def run_comparison(
     from rewardlab.experiments.report import write_report
 
     out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
     jobs = plan_runs(spec, out_dir)
-    todo = _pending(jobs, overwrite, log)
+    todo = _pending(jobs, overwrite, log, spec.check_models)
+    out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(
         out_dir / "spec.yaml", yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
     )
