@@ -175,12 +175,12 @@ def _run_local(jobs: list[RunJob], workers: int, log: Callable[[str], None]) -> 
     # the caller's process keeps its own torch settings.
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
         futures = {pool.submit(execute_run, job.config, str(job.run_dir)): job for job in jobs}
-        pending = set(futures)
+        pending, progress = set(futures), _Progress(len(jobs))
         try:
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
-                    _finished(futures[fut], fut.result(), log)
+                    _finished(futures[fut], fut.result(), log, progress)
         except BaseException:
             # Fail now, not after every queued run: the runs in flight are lost (and redone
             # on resume), the finished ones are kept.
@@ -211,21 +211,46 @@ def _run_ray(
         # Without num_gpus Ray hides every GPU from the task (CUDA_VISIBLE_DEVICES="").
         remote = ray.remote(num_cpus=1, num_gpus=gpus_per_run)(execute_run)
         refs = {remote.remote(job.config, str(job.run_dir.resolve())): job for job in jobs}
-        pending = list(refs)
+        pending, progress = list(refs), _Progress(len(jobs))
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             for ref in done:
-                _finished(refs[ref], ray.get(ref), log)
+                _finished(refs[ref], ray.get(ref), log, progress)
     finally:
         if started:
             ray.shutdown()
 
 
-def _finished(job: RunJob, marker: dict[str, Any], log: Callable[[str], None]) -> None:
+class _Progress:
+    """``[k/N, ETA ...]`` of a batch of runs, the ETA from the mean wall time per run so far."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.start = total, 0, time.perf_counter()
+
+    def tick(self) -> str:
+        self.done += 1
+        left = self.total - self.done
+        if not left:
+            return f"[{self.done}/{self.total}]"
+        eta = (time.perf_counter() - self.start) / self.done * left
+        when = (
+            f"{eta:.0f} s"
+            if eta < 90
+            else f"{eta / 60:.0f} min"
+            if eta < 5400
+            else f"{eta / 3600:.1f} h"
+        )
+        return f"[{self.done}/{self.total}, ETA {when}]"
+
+
+def _finished(
+    job: RunJob, marker: dict[str, Any], log: Callable[[str], None], progress: _Progress
+) -> None:
     final = marker["final"]
     log(
-        f"done {job.env} {job.variant} seed={job.seed}: success={final['success_rate']:.2f} "
-        f"return={final['mean_return']:.3f} ({marker['wall_s']:.0f} s)"
+        f"{progress.tick()} done {job.env} {job.variant} seed={job.seed}: "
+        f"success={final['success_rate']:.2f} return={final['mean_return']:.3f} "
+        f"({marker['wall_s']:.0f} s)"
     )
     for warning in marker.get("warnings", ()):  # markers written before warnings had none
         log(f"warning: {job.env} {job.variant} seed={job.seed}: {warning}")

@@ -57,7 +57,9 @@ def test_compare_writes_report_and_resumes(tmp_path: Path, capsys: pytest.Captur
     for section in ("Final success IQM", "Decisions", "Probability of improvement", ".png"):
         assert section in report
     assert json.loads((out / "summary.json").read_text())["envs"]["rewardlab/GridEmpty-v0"]
-    assert "4 to run" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "4 to run" in printed
+    assert "[1/4, ETA " in printed and "[4/4] done " in printed  # long runs show k/N, an ETA
 
     # Same command again: nothing is retrained.
     assert main(["compare", str(spec), "--out", str(out)]) == 0
@@ -214,3 +216,15 @@ def test_missing_clip_weights_fail_the_spec_check_in_one_line(
     err = capsys.readouterr().err
     assert err.startswith("error:") and "not found" in err and "Traceback" not in err
     assert not (tmp_path / "run").exists()
+
+
+def test_progress_counts_runs_and_estimates_the_rest(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rewardlab.experiments import runner
+
+    clock = iter([0.0, 30.0, 60.0, 7200.0, 7300.0])
+    monkeypatch.setattr(runner.time, "perf_counter", lambda: next(clock))
+    progress = runner._Progress(4)
+    assert progress.tick() == "[1/4, ETA 2 min]"  # 30 s a run, 3 left: 90 s
+    assert progress.tick() == "[2/4, ETA 60 s]"
+    assert progress.tick() == "[3/4, ETA 40 min]"
+    assert progress.tick() == "[4/4]"
