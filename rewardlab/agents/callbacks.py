@@ -16,7 +16,7 @@ from rewardlab.wrappers.shaping import check_shaping_gamma
 from rewardlab.wrappers.timing import RewardBudget, RewardCost, RewardTooSlow, StepTimes
 from rewardlab.wrappers.vec import reward_layers
 
-__all__ = ["RewardComponentLog", "RewardCostCheck", "ShapingDiscountCheck"]
+__all__ = ["RewardComponentLog", "RewardCostCheck", "ShapingDiscountCheck", "StopAtBudget"]
 
 
 class ShapingDiscountCheck(BaseCallback):
@@ -51,6 +51,26 @@ class ShapingDiscountCheck(BaseCallback):
 
     def _on_step(self) -> bool:
         return True
+
+
+class StopAtBudget(BaseCallback):
+    """Stops ``learn()`` at the first vector step at or past ``steps`` env steps.
+
+    SB3's on-policy algorithms otherwise finish their last rollout (a 12,000-step budget with
+    512-step rollouts trains 12,288 steps), so runs of one budget would end at different
+    steps and "final" would not be the policy at the budget. The partial last rollout is not
+    trained on.
+
+    Args:
+        steps: The budget in env steps (summed over sub-envs).
+    """
+
+    def __init__(self, steps: int) -> None:
+        super().__init__()
+        self.steps = steps
+
+    def _on_step(self) -> bool:
+        return self.num_timesteps < self.steps
 
 
 class RewardComponentLog(BaseCallback):
@@ -92,12 +112,10 @@ class RewardComponentLog(BaseCallback):
         self._window_end = self._span / n_points
 
     def _on_training_start(self) -> None:
-        # On-policy algorithms finish their last rollout: a budget below one rollout trains a
-        # whole one. Windows divide what will really be trained, so there are n_points.
-        n_steps = getattr(self.model, "n_steps", None)
-        if isinstance(n_steps, int) and n_steps > 0:
-            rollout = n_steps * self.model.n_envs
-            self._span = float(-(-self.total_steps // rollout) * rollout)
+        # A vector step adds n_envs env steps: training stops at the first one at or past the
+        # budget (StopAtBudget). Windows divide what will really be trained: n_points of them.
+        n_envs = self.model.n_envs
+        self._span = float(-(-self.total_steps // n_envs) * n_envs)
         self._start = self.num_timesteps
         self._window_end = self._start + self._span / self.n_points
 

@@ -27,7 +27,12 @@ from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
 from stable_baselines3.common.logger import configure
 
 from rewardlab import vec
-from rewardlab.agents.callbacks import RewardComponentLog, RewardCostCheck, ShapingDiscountCheck
+from rewardlab.agents.callbacks import (
+    RewardComponentLog,
+    RewardCostCheck,
+    ShapingDiscountCheck,
+    StopAtBudget,
+)
 from rewardlab.agents.factory import ACTION_SPACES, algorithm_class, load_hyperparams, make_agent
 from rewardlab.agents.policy_eval import TrueTaskEval
 from rewardlab.reward_models.potentials import check_mismatched_discount
@@ -127,8 +132,8 @@ class TrainResult:
     Attributes:
         evals: One dict per evaluation (:data:`~rewardlab.agents.policy_eval.EVAL_COLUMNS`).
         wall_s: Seconds of training, evaluations included.
-        steps: Env steps trained (at least ``config.steps``: on-policy algorithms finish
-            their last rollout).
+        steps: Env steps taken: ``config.steps`` rounded up to a whole vector step (training
+            stops there; the last evaluation is at that step).
         components: Per reward component (and ``"reward"``, what the agent received): window
             means over training, max, mean, min (:class:`RewardComponentLog`); also written
             to ``reward_components.json``.
@@ -306,7 +311,14 @@ def train(
             if isinstance(part, ProgramModelSpec) and part.path is not None
         }
         budget = RewardCostCheck(config.reward_budget, programs)
-        callbacks: list[Any] = [ShapingDiscountCheck(), evaluator, components, budget]
+        # StopAtBudget last: the other callbacks see the step at the budget (an evaluation).
+        callbacks: list[Any] = [
+            ShapingDiscountCheck(),
+            evaluator,
+            components,
+            budget,
+            StopAtBudget(config.steps),
+        ]
         if config.checkpoint_freq is not None:
             callbacks.append(
                 CheckpointCallback(

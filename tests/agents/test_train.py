@@ -223,9 +223,29 @@ def test_reward_components_are_logged_at_ten_points(tmp_path: Path) -> None:
     assert reward["min"] >= 0.0  # progress plus a 0/1 success reward
     saved = (tmp_path / "reward_components.json").read_text()
     assert '"reward"' in saved
-    # A budget below one rollout trains a whole one: still ten points, not one per step.
+    # A budget below one rollout stops at the budget: still ten points, not one per step.
     short = train(config.model_copy(update={"steps": 50, "eval_freq": 50}), tmp_path / "short")
-    assert short.steps > 50 and len(short.components["reward"]["values"]) == 10
+    assert short.steps == 50 and len(short.components["reward"]["values"]) == 10
+
+
+@pytest.mark.parametrize(("steps", "n_envs", "expected"), [(200, 2, 200), (201, 2, 202)])
+def test_training_stops_at_the_budget_and_the_last_evaluation_is_there(
+    tmp_path: Path, steps: int, n_envs: int, expected: int
+) -> None:
+    # 64-step rollouts: PPO alone would train 256 steps for both budgets.
+    config = TrainConfig(
+        env="rewardlab/GridEmpty-v0",
+        env_kwargs={"size": 5},
+        hyperparams={**SMALL, "n_envs": n_envs},
+        steps=steps,
+        eval_freq=100,
+        eval_episodes=1,
+    )
+    result = train(config, tmp_path)
+    assert result.steps == expected  # the budget, rounded up to a whole vector step
+    extra = [202] if expected > 200 else []
+    assert [row["step"] for row in result.evals] == [0, 100, 200, *extra]
+    assert _rows(tmp_path / "eval.csv")[-1]["step"] == expected
 
 
 @pytest.mark.parametrize("gamma", [1.5, -0.1, "0.9", True])
