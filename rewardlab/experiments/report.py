@@ -12,7 +12,9 @@ with 95% percentile stratified-bootstrap intervals over runs (Agarwal et al. 202
   never did;
 
 and, between variants, the probability of improvement of final success and a decision per
-pair: one variant is better when the final-success IQM intervals do not overlap.
+pair: one variant is better when the final-success IQM intervals do not overlap and each has
+at least :data:`MIN_RUNS_TO_DECIDE` runs. An env where no run learned (or every run is at
+ceiling) says so.
 
 :func:`write_report` writes ``report.md``, ``summary.json`` and PNG figures (matplotlib,
 Agg canvas; no pyplot state). Each file is written to a temporary file in the same folder
@@ -215,7 +217,16 @@ def _normalized_scores(
     return out
 
 
-def _decision(a: str, b: str, iqm_a: dict[str, float], iqm_b: dict[str, float]) -> str:
+MIN_RUNS_TO_DECIDE = 5
+"""Runs each variant of a pair needs before a decision may call one better: with fewer, a
+bootstrap interval over runs is too unreliable to support it (Agarwal et al. 2021)."""
+
+
+def _decision(
+    a: str, b: str, iqm_a: dict[str, float], iqm_b: dict[str, float], n_a: int, n_b: int
+) -> str:
+    if min(n_a, n_b) < MIN_RUNS_TO_DECIDE:
+        return f"too few runs to decide ({n_a} and {n_b}; at least {MIN_RUNS_TO_DECIDE} each)"
     if iqm_a["low"] > iqm_b["high"]:
         return f"{a} better than {b}"
     if iqm_b["low"] > iqm_a["high"]:
@@ -259,7 +270,9 @@ def summarize(
                  "probability_of_improvement": {a: {b: I}},  # P(final success of a > b)
                  "decision": [{"pair": [a, b], "metric": "final_success" or "auc",
                                "decision": "a better than b" or "b better than a" or
-                               "no clear difference"}],
+                               "no clear difference" or "too few runs to decide (...)"}],
+                 "outcome": "no variant learned" (every run's final success is 0) or
+                            "all variants at ceiling" (every run's is 1) or None,
                  "human_normalized_score": {variant: {"final_success", "final_success_clipped",
                                                       "auc", "auc_clipped"}}}}}  # normalize
 
@@ -298,16 +311,29 @@ def summarize(
                 "pair": [a, b],
                 "metric": metric,
                 "decision": _decision(
-                    a, b, per_variant[a][metric]["iqm"], per_variant[b][metric]["iqm"]
+                    a,
+                    b,
+                    per_variant[a][metric]["iqm"],
+                    per_variant[b][metric]["iqm"],
+                    len(variants[a]),
+                    len(variants[b]),
                 ),
             }
             for metric in DECISION_METRICS
             for a, b in combinations(variants, 2)
         ]
+        finals = np.concatenate([_final_success(runs) for runs in variants.values()])
         envs[env] = {
             "variants": per_variant,
             "probability_of_improvement": poi,
             "decision": decision,
+            "outcome": (
+                "no variant learned"
+                if np.all(finals == 0.0)
+                else "all variants at ceiling"
+                if np.all(finals == 1.0)
+                else None
+            ),
         }
         if normalize is not None and all(v in per_variant for v in normalize):
             envs[env]["human_normalized_score"] = _normalized_scores(per_variant, *normalize)
@@ -523,8 +549,15 @@ def _markdown(
             "intervals do not overlap)",
             "",
         ]
+        if env_summary["outcome"] is not None:
+            lines.append(
+                f"- **{env_summary['outcome']}**: every run ends at final success "
+                f"{0 if env_summary['outcome'] == 'no variant learned' else 1}; the comparison "
+                "cannot rank the variants (train longer, or on an easier setting)"
+            )
         for d in env_summary["decision"]:
-            pair = "{} vs {}: ".format(*d["pair"]) if d["decision"] == "no clear difference" else ""
+            undecided = not d["decision"].endswith(tuple(f"than {v}" for v in d["pair"]))
+            pair = "{} vs {}: ".format(*d["pair"]) if undecided else ""
             lines.append(f"- {DECISION_METRICS[d['metric']]}: {pair}{d['decision']}")
         if not env_summary["decision"]:
             lines.append("- only one variant: nothing to compare")

@@ -263,3 +263,27 @@ def test_human_normalized_score_function() -> None:
     assert human_normalized_score(0.5, 1.0, 0.0) == -0.5  # |human - sparse|
     assert human_normalized_score(9.0, 0.0, 1.0, clip=(0.0, 3.0)) == 3.0
     assert human_normalized_score(0.5, 0.3, 0.3) is None
+
+
+def test_a_decision_needs_enough_runs_per_variant() -> None:
+    # Three runs each, intervals far apart: still no "better" (issue 14: 3 seeds decided).
+    runs = _runs("a", [0.9, 0.95, 1.0]) + _runs("b", [0.0, 0.05, 0.1])
+    summary = summarize(runs, budget=BUDGET, threshold=THRESHOLD, reps=REPS)
+    for d in summary["envs"][ENV]["decision"]:
+        assert d["decision"] == "too few runs to decide (3 and 3; at least 5 each)"
+
+
+@pytest.mark.parametrize(
+    ("finals", "outcome"),
+    [([0.0] * 5, "no variant learned"), ([1.0] * 5, "all variants at ceiling"), (GOOD, None)],
+)
+def test_no_variant_learned_and_ceiling_are_said(
+    tmp_path: Path, finals: list[float], outcome: str | None
+) -> None:
+    runs = _runs("a", finals) + _runs("b", finals)
+    summary = summarize(runs, budget=BUDGET, threshold=THRESHOLD, reps=REPS)
+    assert summary["envs"][ENV]["outcome"] == outcome
+    text = write_report(
+        runs, tmp_path, title="t", budget=BUDGET, threshold=THRESHOLD, reps=REPS
+    ).read_text()
+    assert (f"- **{outcome}**" in text) == (outcome is not None)
