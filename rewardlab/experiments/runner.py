@@ -244,11 +244,15 @@ class _Progress:
 
 
 def _finished(
-    job: RunJob, marker: dict[str, Any], log: Callable[[str], None], progress: _Progress
+    job: RunJob,
+    marker: dict[str, Any],
+    log: Callable[[str], None],
+    progress: _Progress | None = None,
 ) -> None:
     final = marker["final"]
+    count = "" if progress is None else progress.tick() + " "
     log(
-        f"{progress.tick()} done {job.env} {job.variant} seed={job.seed}: "
+        f"{count}done {job.env} {job.variant} seed={job.seed}: "
         f"success={final['success_rate']:.2f} return={final['mean_return']:.3f} "
         f"({marker['wall_s']:.0f} s)"
     )
