@@ -472,6 +472,25 @@ def _plot_poi(ax: Axes, env: str, summary: dict[str, Any]) -> None:
     ax.set_title(f"{env}\nprobability of improvement, final success")
 
 
+def _interval_pair(a: dict[str, float | None], b: dict[str, float | None]) -> str:
+    """Two IQM intervals ``point [low, high]`` with the fewest decimals (2 to 6) at which
+    rounding keeps every bound in the order it has: a gap between intervals stays visible."""
+    values = [a["low"], a["high"], b["low"], b["high"]]
+    if any(v is None for v in values):
+        return f"{_cell(a)} vs {_cell(b)}"
+    numbers = [float(v) for v in values if v is not None]
+    for digits in range(2, 7):
+        rounded = [round(v, digits) for v in numbers]
+        pairs = [(i, j) for i in range(4) for j in range(4) if numbers[i] < numbers[j]]
+        if all(rounded[i] < rounded[j] for i, j in pairs):
+            break
+
+    def show(ci: dict[str, float | None]) -> str:
+        return f"{ci['point']:.{digits}f} [{ci['low']:.{digits}f}, {ci['high']:.{digits}f}]"
+
+    return f"{show(a)} vs {show(b)}"
+
+
 def _cell(ci: dict[str, float | None]) -> str:
     def num(x: float | None) -> str:
         if x is None:
@@ -558,7 +577,9 @@ def _markdown(
         for d in env_summary["decision"]:
             undecided = not d["decision"].endswith(tuple(f"than {v}" for v in d["pair"]))
             pair = "{} vs {}: ".format(*d["pair"]) if undecided else ""
-            lines.append(f"- {DECISION_METRICS[d['metric']]}: {pair}{d['decision']}")
+            a, b = (env_summary["variants"][v][d["metric"]]["iqm"] for v in d["pair"])
+            shown = _interval_pair(a, b)
+            lines.append(f"- {DECISION_METRICS[d['metric']]}: {pair}{d['decision']} ({shown})")
         if not env_summary["decision"]:
             lines.append("- only one variant: nothing to compare")
         hns = env_summary.get("human_normalized_score")

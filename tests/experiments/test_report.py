@@ -287,3 +287,14 @@ def test_no_variant_learned_and_ceiling_are_said(
         runs, tmp_path, title="t", budget=BUDGET, threshold=THRESHOLD, reps=REPS
     ).read_text()
     assert (f"- **{outcome}**" in text) == (outcome is not None)
+
+
+def test_decision_intervals_get_the_digits_that_show_their_gap() -> None:
+    from rewardlab.experiments.report import _interval_pair
+
+    a = {"point": 0.25, "low": 0.2004, "high": 0.3}
+    b = {"point": 0.15, "low": 0.1234, "high": 0.2001}
+    # At 2 or 3 decimals b's high and a's low both print as 0.20(0): the gap would vanish.
+    assert _interval_pair(a, b) == "0.2500 [0.2004, 0.3000] vs 0.1500 [0.1234, 0.2001]"
+    wide = {"point": 0.9, "low": 0.8, "high": 0.95}
+    assert _interval_pair(wide, b) == "0.90 [0.80, 0.95] vs 0.15 [0.12, 0.20]"
