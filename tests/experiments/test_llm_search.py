@@ -521,3 +521,19 @@ def test_baselines_record_a_best_program_that_fails_when_retrained(tmp_path: Pat
     assert report["method"] is None and "new seeds, new states" in report["method_error"]
     assert report["sparse"] is not None and report["human"] is not None  # still trained
     assert report["human_normalized_score"] is None
+
+
+def test_the_same_program_twice_is_trained_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+    with FakeLLMServer(responses=lambda body: GOOD.format(scale=0.05)) as server:
+        cfg = config(server.base_url, tmp_path / "cache", iterations=1, failure_episodes=0)
+        summary = run_search(cfg, tmp_path / "run")
+    first, second = summary["candidates"]
+    assert first["sha256"] == second["sha256"] and first["fitness"] == second["fitness"]
+    record = json.loads((tmp_path / "run/candidates/r0-i0-k1/candidate.json").read_text())
+    assert record["duplicate_of"] == "r0-i0-k0" and record["per_seed"]
+    assert not (tmp_path / "run/candidates/r0-i0-k1/seed_0").exists()  # no second training
+    assert (tmp_path / "run/candidates/r0-i0-k0/seed_0").is_dir()
+    assert summary["env_steps"] == 256  # one candidate's training, not two

@@ -215,6 +215,7 @@ class _Search:
         )
         self.started = time.perf_counter()
         self.env_steps = 0
+        self._trained: dict[str, dict[str, Any]] = {}  # by program sha256: trained once
         self.records: list[dict[str, Any]] = []
         self.rounds: list[dict[str, Any]] = []
         # Set once the token budget is spent: no more requests, but the answers already paid
@@ -376,11 +377,18 @@ class _Search:
             code, report = self._program(text, error, messages, seed, record["attempts"])
             record.update(code=code, smoke=_report_json(report))
             if code is not None:
-                record["sha256"] = hashlib.sha256(code.encode()).hexdigest()
+                sha = record["sha256"] = hashlib.sha256(code.encode()).hexdigest()
                 atomic_write(cand_dir / "program.py", code)
-                record.update(self._train(code, cand_dir))
-                if record["fitness"] is not None:
-                    self._reflect(record)
+                same = self._trained.get(sha)
+                if same is not None:  # the same program again: its results, not a retrain
+                    keys = ("fitness", "per_seed", "training_error", "reflection_error")
+                    keys += ("reflection", "feedback")
+                    record.update({k: same[k] for k in keys if k in same}, duplicate_of=same["id"])
+                else:
+                    record.update(self._train(code, cand_dir))
+                    if record["fitness"] is not None:
+                        self._reflect(record)
+                    self._trained[sha] = record
         except _Fatal as exc:
             record["error"] = str(exc)
             raise
@@ -579,7 +587,8 @@ def _outcome(record: Mapping[str, Any]) -> str:
     if record["fitness"] is None:
         return _problems(record)
     repairs = len(record["attempts"]) - 1
-    return f"fitness {record['fitness']:.2f}" + (
+    same = f" (the program of {record['duplicate_of']})" if record.get("duplicate_of") else ""
+    return f"fitness {record['fitness']:.2f}{same}" + (
         f" (after {repairs} repair{'s' * (repairs > 1)})" if repairs else ""
     )
 
