@@ -381,9 +381,8 @@ class _Search:
                 atomic_write(cand_dir / "program.py", code)
                 same = self._trained.get(sha)
                 if same is not None:  # the same program again: its results, not a retrain
-                    keys = ("fitness", "per_seed", "training_error", "reflection_error")
-                    keys += ("reflection", "feedback")
-                    record.update({k: same[k] for k in keys if k in same}, duplicate_of=same["id"])
+                    found = {k: same[k] for k in _TRAINING_KEYS if k in same}
+                    record.update(found, duplicate_of=same["id"])
                 else:
                     record.update(self._train(code, cand_dir))
                     if record["fitness"] is not None:
@@ -580,6 +579,17 @@ def _problems(record: Mapping[str, Any]) -> str:
     if smoke:
         return f"rejected ({smoke['stage']}: {smoke['reason']}): " + "; ".join(smoke["problems"])
     return "no program"
+
+
+_TRAINING_KEYS = (
+    "fitness",
+    "per_seed",
+    "training_error",
+    "reflection_error",
+    "reflection",
+    "feedback",
+)
+"""What a candidate's training adds to its record (a duplicate program copies them)."""
 
 
 def _outcome(record: Mapping[str, Any]) -> str:
