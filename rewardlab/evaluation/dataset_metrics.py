@@ -311,7 +311,7 @@ def evaluate_rewards(
             truth_tensor,
             tabular.initial,
             tt.terminal,
-            tt.info("is_success").astype(bool),
+            tt.success,
             tabular.horizon,
             gamma,
         )

@@ -198,7 +198,17 @@ class VecModelReward(VecRewardLayer):
         self.mode = mode
 
 
-class VecPotentialShaping(VecRewardLayer):
+class _VecPotentialLayer(VecRewardLayer):
+    """A vector layer around a :class:`~rewardlab.wrappers.core.PotentialCore` named ``name``
+    (the per-env twin is :class:`~rewardlab.wrappers.shaping._PotentialLayer`)."""
+
+    def __init__(self, venv: VecEnv, potential: Potential, name: str, **term: float) -> None:
+        self.potential = potential
+        self.core = PotentialCore(potential, _stack_frames, venv.action_space, name=name, **term)
+        super().__init__(venv, self.core.model)
+
+
+class VecPotentialShaping(_VecPotentialLayer):
     """The vector version of :class:`~rewardlab.wrappers.shaping.PotentialShaping`: the same
     rewards and info keys. After a done, the cached ``Phi`` is that of the new episode's
     first state, read from ``venv.reset_infos[i]`` and the returned observation; a potential
@@ -218,14 +228,10 @@ class VecPotentialShaping(VecRewardLayer):
 
     def __init__(self, venv: VecEnv, potential: Potential, gamma: float) -> None:
         self.gamma = check_discount(gamma)
-        self.potential = potential
-        self.core = PotentialCore(
-            potential, _stack_frames, venv.action_space, name="shaping", gamma=self.gamma
-        )
-        super().__init__(venv, self.core.model)
+        super().__init__(venv, potential, "shaping", gamma=self.gamma)
 
 
-class VecMismatchedShaping(VecRewardLayer):
+class VecMismatchedShaping(_VecPotentialLayer):
     """NEGATIVE CONTROL: the vector version of
     :class:`~rewardlab.wrappers.shaping.MismatchedShaping` (shaping with a discount other
     than the agent's), with the same rewards.
@@ -245,14 +251,10 @@ class VecMismatchedShaping(VecRewardLayer):
     ) -> None:
         self.agent_gamma = check_mismatched_discount(gamma, agent_gamma)
         self.gamma = check_discount(gamma)
-        self.potential = potential
-        self.core = PotentialCore(
-            potential, _stack_frames, venv.action_space, name="mismatched_shaping", gamma=self.gamma
-        )
-        super().__init__(venv, self.core.model)
+        super().__init__(venv, potential, "mismatched_shaping", gamma=self.gamma)
 
 
-class VecProgressBonus(VecRewardLayer):
+class VecProgressBonus(_VecPotentialLayer):
     """NEGATIVE CONTROL: the vector version of :class:`~rewardlab.wrappers.shaping.ProgressBonus`
     (the raw potential ``scale * Phi(s')`` added to every reward), with the same rewards.
 
@@ -268,11 +270,7 @@ class VecProgressBonus(VecRewardLayer):
 
     def __init__(self, venv: VecEnv, potential: Potential, scale: float = 1.0) -> None:
         self.scale = check_scale(scale)
-        self.potential = potential
-        self.core = PotentialCore(
-            potential, _stack_frames, venv.action_space, name="progress_bonus", scale=self.scale
-        )
-        super().__init__(venv, self.core.model)
+        super().__init__(venv, potential, "progress_bonus", scale=self.scale)
 
 
 def reward_layers(venv: VecEnv) -> list[VecRewardLayer]:
