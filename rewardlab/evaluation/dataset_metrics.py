@@ -20,7 +20,7 @@ import gymnasium as gym
 import numpy as np
 
 from rewardlab.envs.gridworld import GridWorldEnv
-from rewardlab.evaluation import regret, reward_metrics
+from rewardlab.evaluation import bootstrap, regret, reward_metrics
 from rewardlab.evaluation.datasets import TrajectoryDataset
 from rewardlab.evaluation.reward_tables import StateTable, TermReward
 
@@ -174,6 +174,8 @@ class RewardScores:
     returns: np.ndarray = field(repr=False)
     roc: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     negative_control: bool = False
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Bootstrap interval of each metric sampled from the dataset (none for exact ones)."""
 
 
 def dataset_table(ds: TrajectoryDataset) -> StateTable:
@@ -245,19 +247,21 @@ def discounted_returns(per_step: np.ndarray, ds: TrajectoryDataset, gamma: float
     return np.bincount(episode, weights=weighted, minlength=len(ds.episodes))
 
 
-def _expert_prefixes(ds: TrajectoryDataset) -> tuple[np.ndarray, np.ndarray]:
-    """Transition rows of every expert episode up to its first success, and their starts
-    within that selection (VOC's episodes)."""
+def _expert_prefixes(ds: TrajectoryDataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Transition rows of every expert episode up to its first success, their starts within
+    that selection (VOC's episodes), and those episodes' indices."""
     _, s2 = ds.transition_states()
     success = np.asarray(ds.success)
-    rows = []
-    for first, e in zip(ds.transition_starts, ds.episodes, strict=True):
+    rows, experts = [], []
+    for k, (first, e) in enumerate(zip(ds.transition_starts, ds.episodes, strict=True)):
         if e.kind == "expert":
             ep = np.arange(first, first + e.n_steps)
             hits = np.flatnonzero(success[s2[ep]])
             rows.append(ep[: hits[0] + 1] if len(hits) else ep)
+            experts.append(k)
     starts = np.cumsum([0, *map(len, rows)], dtype=np.int64)[:-1]
-    return np.concatenate([np.zeros(0, dtype=np.int64), *rows]), starts
+    rows_all = np.concatenate([np.zeros(0, dtype=np.int64), *rows])
+    return rows_all, starts, np.asarray(experts, dtype=np.int64)
 
 
 def evaluate_rewards(
@@ -269,6 +273,8 @@ def evaluate_rewards(
     coverage: int = 256,
     seed: int = 0,
     tabular: TabularSetup | None = None,
+    bootstrap_reps: int = 0,
+    confidence: float = 0.95,
 ) -> list[RewardScores]:
     """Every metric of :data:`METRICS` for each reward ``make_rewards`` builds.
 
@@ -284,6 +290,10 @@ def evaluate_rewards(
             dataset's state rows, drawn with ``seed``).
         seed: Seed of the coverage samples.
         tabular: The gridworld's exact model, for the tabular EPIC and STARC columns.
+        bootstrap_reps: Replicates of the bootstrap over episodes that gives every metric
+            sampled from the dataset (all but :data:`TABULAR_METRICS`, which are exact) its
+            ``confidence`` interval; 0 for none. Replicates are drawn with ``seed``.
+        confidence: Of the bootstrap intervals.
     """
     table = dataset_table(ds)
     rewards = make_rewards(table)
@@ -294,13 +304,20 @@ def evaluate_rewards(
     both_classes = success_next.any() and not success_next.all()
     progress_next = np.asarray(ds.progress)[s2]
     true_returns = discounted_returns(success_next.astype(np.float64), ds, gamma)
-    expert_rows, expert_starts = _expert_prefixes(ds)
+    expert_rows, expert_starts, experts = _expert_prefixes(ds)
 
     rng = np.random.default_rng(seed)
     cov_states = rng.integers(0, len(table), size=coverage)
     cov_actions = rng.integers(0, len(s), size=coverage)
     truth = TermReward("success", values=table.info("is_success")).index_function(table.terminal)
     assert truth is not None
+    sas = (s, a, s2)
+    truth_canonical = reward_metrics.epic_canonical(truth, sas, cov_states, cov_actions, gamma)
+    boot = (
+        _Replicates(ds, success_next, progress_next, true_returns, experts, bootstrap_reps, seed)
+        if bootstrap_reps > 0
+        else None
+    )
     if tabular is not None:
         tt = tabular.table
         truth_tensor = TermReward("success", values=tt.info("is_success")).tensor(
@@ -325,11 +342,14 @@ def evaluate_rewards(
         returns = discounted_returns(per_step, ds, gamma)
         m: dict[str, float] = {}
         fn = reward.index_function(table.terminal)
-        m["epic"] = (
-            _safe(
-                reward_metrics.epic_distance, truth, fn, (s, a, s2), cov_states, cov_actions, gamma
-            )
+        canonical = (
+            reward_metrics.epic_canonical(fn, sas, cov_states, cov_actions, gamma)
             if fn is not None
+            else None
+        )
+        m["epic"] = (
+            _safe(reward_metrics.canonical_distance, truth_canonical, canonical)
+            if canonical is not None
             else math.nan
         )
         if tabular is not None and tab_rewards is not None:
@@ -359,10 +379,10 @@ def evaluate_rewards(
         m["spearman_progress"] = reward_metrics.spearman(per_step, progress_next)
         m["pearson_return"] = reward_metrics.pearson(returns, true_returns)
         m["spearman_return"] = reward_metrics.spearman(returns, true_returns)
-        m["voc"] = (
-            reward_metrics.value_order_correlation(per_step[expert_rows], expert_starts)[0]
+        m["voc"], voc_episodes = (
+            reward_metrics.value_order_correlation(per_step[expert_rows], expert_starts)
             if len(expert_starts)
-            else math.nan
+            else (math.nan, np.zeros(0))
         )
         m["roc_auc"] = reward_metrics.roc_auc(per_step, success_next)
         m["pr_auc"] = reward_metrics.average_precision(per_step, success_next)
@@ -373,6 +393,9 @@ def evaluate_rewards(
             returns, true_returns, min_gap=PREFERENCE_MIN_GAP
         )
         roc = reward_metrics.roc_curve(per_step, success_next)[:2] if both_classes else None
+        if boot is not None:
+            epic = None if canonical is None else (canonical.values, truth_canonical.values)
+            boot.add(per_step, returns, voc_episodes, epic)
         out.append(
             RewardScores(
                 name=reward.name,
@@ -384,7 +407,91 @@ def evaluate_rewards(
                 negative_control=reward.is_negative_control,
             )
         )
+    if boot is not None:
+        for scores, intervals in zip(out, boot.intervals(confidence), strict=True):
+            scores.intervals = {
+                k: v for k, v in intervals.items() if math.isfinite(scores.metrics[k])
+            }
     return out
+
+
+class _Replicates:
+    """The bootstrap over episodes of every sampled metric (:mod:`.bootstrap`): rewards are
+    added one by one, then every block of replicates is drawn once for all of them, with
+    what they share (the ground truth's ranks) computed once per block."""
+
+    def __init__(
+        self,
+        ds: TrajectoryDataset,
+        success_next: np.ndarray,
+        progress_next: np.ndarray,
+        true_returns: np.ndarray,
+        experts: np.ndarray,
+        reps: int,
+        seed: int,
+    ) -> None:
+        self.episode = ds.transition_episode()
+        self.draws = bootstrap.EpisodeBootstrap.draw(self.episode, len(ds.episodes), reps, seed)
+        self.labels = success_next.astype(np.float64)
+        self.truth = [bootstrap.Ranking(x, self.episode) for x in (self.labels, progress_next)]
+        self.true_returns = true_returns
+        self.true_return_ranks = bootstrap.Ranking(true_returns)
+        self.experts = experts
+        self.rewards: list[tuple[Any, ...]] = []
+        self.canonical_truth: bootstrap.Ranking | None = None
+
+    def add(
+        self,
+        per_step: np.ndarray,
+        returns: np.ndarray,
+        voc_episodes: np.ndarray,
+        epic: tuple[np.ndarray, np.ndarray] | None,
+    ) -> None:
+        """A reward's per-step values, episode returns, per-episode VOC and (where EPIC is
+        defined for it) its and the truth's canonicalized rewards."""
+        ranks = (
+            bootstrap.Ranking(per_step, self.episode, labels=self.labels),
+            bootstrap.Ranking(returns),
+        )
+        if epic is not None:
+            if self.canonical_truth is None:
+                self.canonical_truth = bootstrap.Ranking(epic[1], self.episode)
+            canonical = (bootstrap.Ranking(epic[0], self.episode), self.canonical_truth)
+        self.rewards.append((returns, voc_episodes, None if epic is None else canonical, *ranks))
+
+    def intervals(self, confidence: float) -> list[dict[str, tuple[float, float]]]:
+        """Per reward added, the interval of every sampled metric."""
+        b = bootstrap
+        values: list[dict[str, list[np.ndarray]]] = [{} for _ in self.rewards]
+        for w_ep, w in self.draws.blocks():
+            labels, progress = (r.on(w_ep) for r in self.truth)
+            true_returns = self.true_return_ranks.on(w_ep)
+            for out, (returns, voc, epic, ranks, return_ranks) in zip(
+                values, self.rewards, strict=True
+            ):
+                x, ret = ranks.on(w_ep), return_ranks.on(w_ep)
+                r: dict[str, np.ndarray] = {
+                    "point_biserial": b.w_pearson(x, labels),
+                    "pearson_progress": b.w_pearson(x, progress),
+                    "spearman_progress": b.w_spearman(x, progress, w),
+                    "pearson_return": b.w_pearson(ret, true_returns),
+                    "spearman_return": b.w_spearman(ret, true_returns, w_ep),
+                    "voc": b.w_mean(voc, w_ep[:, self.experts]),
+                    "roc_auc": b.w_roc_auc(x),
+                    "pr_auc": b.w_average_precision(x),
+                    "preference": b.w_preference(
+                        returns, self.true_returns, w_ep, min_gap=PREFERENCE_MIN_GAP
+                    ),
+                }
+                r["threshold"], r["balanced_accuracy"] = b.w_best_threshold(x)
+                if epic is not None:
+                    r["epic"] = b.w_pearson_distance(epic[0].on(w_ep), epic[1].on(w_ep))
+                for key, v in r.items():
+                    out.setdefault(key, []).append(v)
+        return [
+            {k: b.percentile_interval(np.concatenate(v), confidence) for k, v in out.items()}
+            for out in values
+        ]
 
 
 def _regret_metrics(judge: regret.RegretJudge, tensor: np.ndarray) -> dict[str, float]:

@@ -38,16 +38,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats as _sp_stats
 
 __all__ = [
+    "CanonicalReward",
     "TransitionReward",
     "UndefinedDistanceError",
     "average_precision",
     "best_threshold",
+    "canonical_distance",
+    "epic_canonical",
     "epic_canonicalize",
     "epic_distance",
     "pearson",
@@ -560,15 +564,31 @@ def _coverage_means(
     return means
 
 
-def _epic_canonical(
+class CanonicalReward(NamedTuple):
+    """EPIC's canonicalized reward on some transitions (:func:`epic_canonical`).
+
+    Attributes:
+        values: ``(n,)`` the canonicalized rewards.
+        scale: The largest magnitude among the terms they were summed from: a spread below
+            rounding of this is no spread (the reward is constant up to shaping).
+    """
+
+    values: np.ndarray
+    scale: float
+
+
+def epic_canonical(
     reward: TransitionReward,
     transitions: tuple[ArrayLike, ArrayLike, ArrayLike],
     coverage_states: ArrayLike,
     coverage_actions: ArrayLike,
     gamma: float,
-    chunk_size: int,
-) -> tuple[np.ndarray, float]:
-    """The canonicalized rewards and the magnitude of the terms they were summed from."""
+    *,
+    chunk_size: int = _DEFAULT_CHUNK,
+) -> CanonicalReward:
+    """:func:`epic_canonicalize` with the scale :func:`canonical_distance` needs, so that
+    one canonicalization serves several distances (one per reward against one truth, or
+    per bootstrap replicate)."""
     g = _check_gamma(gamma, allow_one=True)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)):
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
@@ -602,7 +622,7 @@ def _epic_canonical(
     m_s, m_s2, m_cov = means[inverse[:n]], means[inverse[n : 2 * n]], means[inverse[2 * n :]]
     canonical = r + g * m_s2 - m_s - g * m_cov.mean()
     scale = max(float(np.abs(r).max()), float(np.abs(means).max()))
-    return canonical, scale
+    return CanonicalReward(canonical, scale)
 
 
 def epic_canonicalize(
@@ -657,9 +677,9 @@ def epic_canonicalize(
         >>> c.round(6).tolist()  # R(s') minus its coverage mean 2
         [-1.0, 3.0]
     """
-    return _epic_canonical(
-        reward, transitions, coverage_states, coverage_actions, gamma, chunk_size
-    )[0]
+    return epic_canonical(
+        reward, transitions, coverage_states, coverage_actions, gamma, chunk_size=chunk_size
+    ).values
 
 
 def _standardized_or_raise(
@@ -742,13 +762,30 @@ def epic_distance(
         >>> round(epic_distance(r, neg, sas, [0, 1], [0, 0], gamma=0.9), 12)
         1.0
     """
-    (ca, scale_a), (cb, scale_b) = (
-        _epic_canonical(r, transitions, coverage_states, coverage_actions, gamma, _DEFAULT_CHUNK)
+    a, b = (
+        epic_canonical(r, transitions, coverage_states, coverage_actions, gamma)
         for r in (reward_a, reward_b)
     )
-    w = None if weights is None else _as_weights(weights, ca.shape, "weights")
-    za = _standardized_or_raise(ca, w, scale_a, "reward_a")
-    zb = _standardized_or_raise(cb, w, scale_b, "reward_b")
+    return canonical_distance(a, b, weights=weights)
+
+
+def canonical_distance(
+    a: CanonicalReward, b: CanonicalReward, *, weights: ArrayLike | None = None
+) -> float:
+    """EPIC's ``sqrt((1 - rho) / 2)`` between two rewards canonicalized on the same
+    transitions (:func:`epic_canonical`), weighted by ``weights``.
+
+    Raises:
+        UndefinedDistanceError: If either has no spread over the transitions (and weights).
+        ValueError: For mismatched lengths or bad weights.
+    """
+    if a.values.shape != b.values.shape:
+        raise ValueError(
+            f"canonicalized rewards of different lengths: {a.values.size}, {b.values.size}"
+        )
+    w = None if weights is None else _as_weights(weights, a.values.shape, "weights")
+    za = _standardized_or_raise(a.values, w, a.scale, "reward_a")
+    zb = _standardized_or_raise(b.values, w, b.scale, "reward_b")
     return _half_chord(za, zb)
 
 
