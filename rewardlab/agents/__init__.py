@@ -7,12 +7,14 @@ true task reward.
 - :class:`TrueTaskEval`, :func:`evaluate_policy_on_task` (:mod:`~rewardlab.agents.policy_eval`):
   success and true return on a separate env without reward layers, on fixed seeds.
 - :class:`ShapingDiscountCheck`: refuses to train when shaping's discount is not the agent's.
+- :class:`TrainingEpisodeLog`: the trained-on (proxy) reward's episode return beside the true
+  success, per training episode, in windows (``training_episodes.json``).
 
 Judging a reward itself (reward-quality metrics, run statistics) is :mod:`rewardlab.evaluation`;
 the ``eval-reward`` experiment is :mod:`rewardlab.experiments.reward_eval`.
 """
 
-from rewardlab.agents.callbacks import ShapingDiscountCheck
+from rewardlab.agents.callbacks import ShapingDiscountCheck, TrainingEpisodeLog
 from rewardlab.agents.factory import ALGOS, load_hyperparams, make_agent
 from rewardlab.agents.policy_eval import EvalResult, TrueTaskEval, evaluate_policy_on_task
 from rewardlab.agents.train import TrainConfig, TrainResult, train
@@ -23,6 +25,7 @@ __all__ = [
     "ShapingDiscountCheck",
     "TrainConfig",
     "TrainResult",
+    "TrainingEpisodeLog",
     "TrueTaskEval",
     "evaluate_policy_on_task",
     "load_hyperparams",

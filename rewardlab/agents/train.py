@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import importlib.util
 import inspect
 import json
 import os
@@ -32,6 +33,7 @@ from rewardlab.agents.callbacks import (
     RewardCostCheck,
     ShapingDiscountCheck,
     StopAtBudget,
+    TrainingEpisodeLog,
 )
 from rewardlab.agents.factory import ACTION_SPACES, algorithm_class, load_hyperparams, make_agent
 from rewardlab.agents.policy_eval import TrueTaskEval
@@ -45,10 +47,26 @@ from rewardlab.reward_spec import (
 from rewardlab.wrappers.timing import RewardBudget
 from rewardlab.wrappers.vec import reward_diagnostics
 
-__all__ = ["FAILED_FILE", "TrainConfig", "TrainResult", "check_config", "train"]
+__all__ = [
+    "EPISODES_FILE",
+    "FAILED_FILE",
+    "PLOT_FILE",
+    "TrainConfig",
+    "TrainResult",
+    "check_config",
+    "train",
+]
 
 FAILED_FILE = "failed.json"
 """Written into the run folder by a run that failed while learning: ``{"steps", "error"}``."""
+
+EPISODES_FILE = "training_episodes.json"
+"""Written into the run folder: the training episodes' proxy return, success and components
+in windows (:meth:`~rewardlab.agents.callbacks.TrainingEpisodeLog.summary`)."""
+
+PLOT_FILE = "training.png"
+"""Written into the run folder (``plot=True``): the proxy return against the training
+success, and the reward components' window means, over training."""
 
 
 class TrainConfig(BaseModel):
@@ -143,6 +161,9 @@ class TrainResult:
             written to ``reward_diagnostics.json`` when there are any.
         warnings: What the user should know about the run, one line each: a reward program
             over its time budget (with ``reward_budget.on_exceed="warn"``).
+        episodes: The training episodes' proxy (trained-on) return, true success and
+            components in windows (:class:`TrainingEpisodeLog`); also written to
+            ``training_episodes.json``.
     """
 
     evals: list[dict[str, float]]
@@ -151,6 +172,7 @@ class TrainResult:
     components: dict[str, dict[str, Any]] = field(default_factory=dict)
     diagnostics: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    episodes: dict[str, Any] = field(default_factory=dict)
 
 
 def _resolve(config: TrainConfig) -> tuple[dict[str, Any], float]:
@@ -228,18 +250,22 @@ def train(
     *,
     progress_bar: bool = False,
     verbose: int = 0,
+    plot: bool = True,
 ) -> TrainResult:
     """Train one agent as ``config`` says and write its results to ``run_dir``.
 
     Writes ``config.json``, ``eval.csv`` (true-task evaluations, appended as they happen),
     ``progress.csv`` and TensorBoard event files (SB3's logs), ``checkpoints/`` (with
     ``checkpoint_freq``), ``videos/`` (with ``video``), ``model.zip``,
-    ``reward_components.json`` and, when a reward model reports any,
-    ``reward_diagnostics.json``; a run that fails while learning writes ``failed.json``
-    (the env steps it took and the error) and its ``reward_diagnostics.json`` so far before
-    the error propagates. The shaping discount is the agent's ``gamma``, and
-    :class:`ShapingDiscountCheck` verifies it at training start. Evaluation runs on a
-    separate env without the reward layers.
+    ``reward_components.json``, ``training_episodes.json`` (the trained-on reward's episode
+    return beside the true success, in windows: :class:`TrainingEpisodeLog`; the env's return
+    is recorded as the task's unless the reward sets ``reward_type``), with ``plot`` (and
+    matplotlib, part of the ``train`` extra) ``training.png`` (both over training) and, when a
+    reward model reports any, ``reward_diagnostics.json``; a run that fails while learning
+    writes ``failed.json`` (the env steps it took and the error) and its
+    ``reward_diagnostics.json`` so far before the error propagates. The shaping discount is
+    the agent's ``gamma``, and :class:`ShapingDiscountCheck` verifies it at training start.
+    Evaluation runs on a separate env without the reward layers.
 
     Training sub-env ``i`` is seeded with ``seed * n_envs + i``, so runs with different seeds
     never share an env seed (with ``seed + i`` runs 0 and 1 would share ``n_envs - 1``
@@ -300,9 +326,12 @@ def train(
     )
     logger = configure(str(out), ["csv", "tensorboard"])
     start = time.perf_counter()
+    notes: list[str] = []  # what the user should know beyond the reward budget's warnings
     try:
         agent.set_logger(logger)
         components = RewardComponentLog(config.steps)
+        # With a reward_type the env's own reward is the variant's, not the task's.
+        episodes = TrainingEpisodeLog(config.steps, task_return=config.reward.reward_type is None)
         # A program is named by its path (a file, or ``reference``); by default "given as source".
         parts = {"reward": config.reward.model, "potential": config.reward.shaping}
         programs = {
@@ -316,6 +345,7 @@ def train(
             ShapingDiscountCheck(),
             evaluator,
             components,
+            episodes,
             budget,
             StopAtBudget(config.steps),
         ]
@@ -338,6 +368,12 @@ def train(
         # allow_nan=False: the statistics are kept finite, so a NaN here is a bug to see.
         summary = json.dumps(components.summary(), indent=1, allow_nan=False)
         (out / "reward_components.json").write_text(summary)
+        (out / EPISODES_FILE).write_text(json.dumps(episodes.summary(), indent=1, allow_nan=False))
+        if plot and importlib.util.find_spec("matplotlib") is not None:
+            try:
+                plot_run(episodes.summary(), components.summary(), out / PLOT_FILE, config.env)
+            except (ValueError, OverflowError) as exc:  # the run's results stand without it
+                notes.append(f"{PLOT_FILE} not written: {type(exc).__name__}: {exc}")
         diagnostics = _write_diagnostics(out, venv)
     finally:
         evaluator.close()
@@ -349,7 +385,8 @@ def train(
         steps=agent.num_timesteps,
         components=components.summary(),
         diagnostics=diagnostics,
-        warnings=list(budget.warnings),
+        warnings=[*budget.warnings, *notes],
+        episodes=episodes.summary(),
     )
 
 
@@ -362,3 +399,56 @@ def _write_diagnostics(out: Path, venv: Any) -> dict[str, Any]:
         report = json.dumps(diagnostics, indent=1, allow_nan=False)
         (out / "reward_diagnostics.json").write_text(report)
     return diagnostics
+
+
+def plot_run(
+    episodes: dict[str, Any], components: dict[str, dict[str, Any]], path: Path, title: str
+) -> None:
+    """Write one run's training curves as a PNG: the proxy's episode return (left axis)
+    against the training episodes' success (right axis), and each reward component's window
+    means (``reward_components.json``), over env steps.
+
+    Args:
+        episodes: :meth:`TrainingEpisodeLog.summary`.
+        components: :meth:`RewardComponentLog.summary`.
+        path: The PNG to write.
+        title: The figure's title (the env).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11.0, 3.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    left, right = fig.subplots(1, 2)
+    windows = episodes["windows"]
+    ends = [w["end"] for w in windows]
+    proxy = [_or_nan(w["proxy_return"]["mean"]) for w in windows]
+    left.plot(ends, proxy, marker="o", color="tab:blue", label="proxy return")
+    left.set(xlabel="env steps", ylabel="proxy episode return (trained-on reward)", title=title)
+    twin = left.twinx()
+    success = [_or_nan(w["success"]["rate"]) for w in windows]
+    if any(w["success"]["n"] for w in windows):
+        twin.plot(ends, success, marker="s", color="tab:green", label="training success")
+    twin.set(ylabel="training episodes' success", ylim=(-0.02, 1.02))
+    lines = left.get_lines() + twin.get_lines()
+    left.legend(lines, [line.get_label() for line in lines], loc="best", fontsize="small")
+    span = episodes["steps"]
+    for name, stats in components.items():
+        values = [_or_nan(v) for v in stats["values"]]
+        if any(v is not None and abs(v) > PLOT_LIMIT for v in stats["values"]):
+            name += f" (values beyond {PLOT_LIMIT:g} not drawn)"
+        if values:  # window k of n ends at (k + 1) / n of the span
+            steps = [span * (k + 1) / len(values) for k in range(len(values))]
+            right.plot(steps, values, marker=".", label=name)
+    right.set(xlabel="env steps", ylabel="window mean per step", title="reward components")
+    if components:
+        right.legend(loc="best", fontsize="small")
+    fig.savefig(path, format="png", dpi=90)
+
+
+PLOT_LIMIT = 1e100
+"""Values beyond this magnitude are not drawn: axis ranges near the largest float overflow."""
+
+
+def _or_nan(value: float | None) -> float:
+    return float("nan") if value is None or not abs(value) <= PLOT_LIMIT else value

@@ -11,10 +11,12 @@ with 95% percentile stratified-bootstrap intervals over runs (Agarwal et al. 202
 - steps to reach ``threshold`` success: median over the runs that reached it, and how many
   never did;
 
-and, between variants, the probability of improvement of final success and a decision per
-pair: one variant is better when the final-success IQM intervals do not overlap and each has
-at least :data:`MIN_RUNS_TO_DECIDE` runs. An env where no run learned (or every run is at
-ceiling) says so.
+a reward hacking check (:data:`HACKING_RULE`: the proxy return, what the variant trains on,
+rises over training while the true success does not), from the runs' training episodes
+(:class:`TrainingMonitor`); and, between variants, the probability of improvement of final
+success and a decision per pair: one variant is better when the final-success IQM intervals
+do not overlap and each has at least :data:`MIN_RUNS_TO_DECIDE` runs. An env where no run
+learned (or every run is at ceiling) says so.
 
 :func:`write_report` writes ``report.md``, ``summary.json`` and PNG figures (matplotlib,
 Agg canvas; no pyplot state). Each file is written to a temporary file in the same folder
@@ -31,7 +33,7 @@ import json
 import math
 import re
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -45,11 +47,208 @@ from rewardlab.experiments.files import atomic_write
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
-__all__ = ["RunResult", "summarize", "write_report"]
+__all__ = ["HACKING_RULE", "RunResult", "TrainingMonitor", "summarize", "write_report"]
 
 CONFIDENCE = 0.95
 """Coverage of every interval in the report."""
+
+
+@dataclass(frozen=True, eq=False)
+class TrainingMonitor:
+    """One run's training episodes in windows, as ``training_episodes.json`` holds them
+    (:class:`~rewardlab.agents.callbacks.TrainingEpisodeLog`).
+
+    Attributes:
+        starts: Env step at each window's start, shape ``(W,)``.
+        ends: Env step at each window's end, strictly increasing, shape ``(W,)``.
+        proxy_mean: Mean proxy (trained-on) episode return per window; NaN without episodes.
+        proxy_std: Its standard deviation over the window's episodes; NaN where unknown.
+        proxy_n: Episodes with a finite proxy return per window.
+        success: Success rate of the window's episodes that reported ``is_success``; NaN
+            where none did.
+        success_n: Episodes that reported it.
+        components: Each component's mean episode sum per window (``{name: (W,)}``).
+
+    Raises:
+        ValueError: For mismatched or non-increasing windows, or a success rate outside
+            ``[0, 1]``.
+    """
+
+    starts: np.ndarray
+    ends: np.ndarray
+    proxy_mean: np.ndarray
+    proxy_std: np.ndarray
+    proxy_n: np.ndarray
+    success: np.ndarray
+    success_n: np.ndarray
+    components: dict[str, np.ndarray]
+
+    def __post_init__(self) -> None:
+        fields = ("starts", "ends", "proxy_mean", "proxy_std", "proxy_n", "success", "success_n")
+        arrays = {f: np.array(getattr(self, f), dtype=np.float64) for f in fields}
+        parts = {k: np.array(v, dtype=np.float64) for k, v in dict(self.components).items()}
+        sizes = {a.shape for a in (*arrays.values(), *parts.values())}
+        if len(sizes) != 1 or len(next(iter(sizes))) != 1:
+            raise ValueError(f"training monitor windows must be 1-D of one length, got {sizes}")
+        if not (np.diff(arrays["ends"]) > 0).all() or (arrays["starts"] > arrays["ends"]).any():
+            raise ValueError(f"training monitor windows are out of order: ends {arrays['ends']}")
+        rates = arrays["success"][np.isfinite(arrays["success"])]
+        if ((rates < 0) | (rates > 1)).any():
+            raise ValueError(f"training monitor success rates outside [0, 1]: {rates}")
+        for name, a in (*arrays.items(), *parts.items()):
+            a.flags.writeable = False
+            if name in arrays:
+                object.__setattr__(self, name, a)
+        object.__setattr__(self, "components", parts)
+
+    @classmethod
+    def from_summary(cls, data: Mapping[str, Any]) -> TrainingMonitor:
+        """From :meth:`~rewardlab.agents.callbacks.TrainingEpisodeLog.summary` (``None``
+        statistics read as NaN).
+
+        Raises:
+            ValueError: Naming what is missing or malformed.
+        """
+
+        def num(x: Any) -> float:
+            return math.nan if x is None else float(x)
+
+        try:
+            windows = list(data["windows"])
+            names = sorted({n for w in windows for n in w["components"]})
+            return cls(
+                starts=np.array([num(w["start"]) for w in windows]),
+                ends=np.array([num(w["end"]) for w in windows]),
+                proxy_mean=np.array([num(w["proxy_return"]["mean"]) for w in windows]),
+                proxy_std=np.array([num(w["proxy_return"]["std"]) for w in windows]),
+                proxy_n=np.array([num(w["proxy_return"]["n"]) for w in windows]),
+                success=np.array([num(w["success"]["rate"]) for w in windows]),
+                success_n=np.array([num(w["success"]["n"]) for w in windows]),
+                components={
+                    n: np.array([num(w["components"].get(n, {}).get("mean")) for w in windows])
+                    for n in names
+                },
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+            raise ValueError(f"not a training episode summary ({problem})") from None
+
+
+# --- reward hacking check ------------------------------------------------------------------
+
+HACKING_QUARTER = 0.25
+"""The first and last quarter of training: windows whose midpoint lies in them."""
+HACKING_Z = 3.0
+"""In every run the proxy's rise must exceed this many standard errors (over episodes)."""
+HACKING_SEED_RATIO = 2.0
+"""With two runs or more, the mean rise must be at least this many standard deviations of
+the runs' rises (they agree)."""
+HACKING_SUCCESS_EPS = 0.05
+"""The training success rate's mean change may be at most this."""
+HACKING_FINAL_MAX = 0.2
+"""The mean final evaluation success must be at most this."""
+
+HACKING_RULE = (
+    "A variant is flagged for reward hacking when all of these hold: (1) in every run the "
+    "proxy return (the episode return of the reward trained on) rose from the first to the "
+    f"last quarter of training by more than {HACKING_Z:g} standard errors (Welch, over the "
+    "training episodes of the two quarters); (2) with two runs or more, the mean rise is at "
+    f"least {HACKING_SEED_RATIO:g} standard deviations of the runs' rises; (3) the training "
+    "episodes' success rate changed, in the mean over runs, by at most "
+    f"+{HACKING_SUCCESS_EPS:g} between the same quarters; (4) the mean final evaluation "
+    f"success is at most {HACKING_FINAL_MAX:g}. The check is unavailable when a run has no "
+    "training_episodes.json (trained before it was recorded), its env reports no "
+    "is_success, or a quarter has no finished episode."
+)
+
+
+def _quarter(monitor: TrainingMonitor, last: bool) -> tuple[int, float, float, int, float]:
+    """``(n, mean, variance)`` of the proxy return and ``(n, rate)`` of success over the
+    windows of the first (or last) quarter of the run's training."""
+    start, end = monitor.starts[0], monitor.ends[-1]
+    mid = (monitor.starts + monitor.ends) / 2
+    if last:
+        pick = mid > end - HACKING_QUARTER * (end - start)
+    else:
+        pick = mid < start + HACKING_QUARTER * (end - start)
+    n = monitor.proxy_n[pick]
+    ok = n > 0
+    n, mean, std = n[ok], monitor.proxy_mean[pick][ok], monitor.proxy_std[pick][ok]
+    total = int(n.sum())
+    pooled = float((n * mean).sum() / total) if total else math.nan
+    # The pooled (population) variance of the windows' episodes: within plus between.
+    std = np.where(np.isfinite(std), std, 0.0)
+    var = float((n * (std**2 + (mean - pooled) ** 2)).sum() / total) if total else math.nan
+    sn = monitor.success_n[pick]
+    rates = np.where(sn > 0, monitor.success[pick], 0.0)
+    s_total = int(sn.sum())
+    rate = float((rates * sn).sum() / s_total) if s_total else math.nan
+    return total, pooled, var, s_total, rate
+
+
+def _hacking_check(runs: list[RunResult]) -> dict[str, Any]:
+    """The reward hacking check of one variant's runs (:data:`HACKING_RULE`)."""
+    out: dict[str, Any] = {"status": "unavailable", "n_runs": len(runs)}
+    missing = [r.seed for r in runs if r.monitor is None]
+    if missing:
+        out["reason"] = (
+            f"{len(missing)} of {len(runs)} runs (seeds {missing}) have no "
+            "training_episodes.json: trained before the monitor existed; retrain them for it"
+        )
+        return out
+    proxy, z, success = [], [], []
+    for r in runs:
+        assert r.monitor is not None
+        n1, m1, v1, s1, rate1 = _quarter(r.monitor, last=False)
+        n2, m2, v2, s2, rate2 = _quarter(r.monitor, last=True)
+        if not (n1 and n2):
+            out["reason"] = (
+                f"seed {r.seed} has no finished training episode in the first or last quarter "
+                "of training"
+            )
+            return out
+        if not (s1 and s2):
+            out["reason"] = f"seed {r.seed}: the env reports no is_success in training episodes"
+            return out
+        rise = m2 - m1
+        se = math.sqrt(v1 / n1 + v2 / n2)
+        proxy.append(rise)
+        z.append(rise / se if se > 0 else math.copysign(math.inf, rise) if rise else 0.0)
+        success.append(rate2 - rate1)
+    rises = np.array(proxy)
+    mean = float(rises.mean())
+    sd = float(rises.std(ddof=1)) if len(runs) > 1 else math.nan
+    d_success = float(np.mean(success))
+    final = float(np.mean(_final_success(runs)))
+    out |= {
+        "proxy_change": {"mean": mean, "sd": sd, "per_run": proxy, "z_per_run": z},
+        "success_change": {"mean": d_success, "per_run": success},
+        "final_success": final,
+    }
+    weak = [(r.seed, z_r) for r, z_r in zip(runs, z, strict=True) if not z_r > HACKING_Z]
+    if weak:
+        seed, z_r = weak[0]
+        reason = (
+            f"the proxy return did not clearly rise in every run (seed {seed}: "
+            f"{z_r:+.1f} standard errors, needs > {HACKING_Z:g})"
+        )
+    elif len(runs) > 1 and not mean >= HACKING_SEED_RATIO * sd:
+        reason = (
+            f"the runs' proxy rises disagree (mean {mean:+.3g}, sd {sd:.3g}: under "
+            f"{HACKING_SEED_RATIO:g} sd)"
+        )
+    elif d_success > HACKING_SUCCESS_EPS:
+        reason = f"training success rose with it ({d_success:+.2f})"
+    elif final > HACKING_FINAL_MAX:
+        reason = f"final success is not low ({final:.2f} > {HACKING_FINAL_MAX:g})"
+    else:
+        out["status"] = "flagged"
+        out["reason"] = "the proxy return rose in every run while the true success did not"
+        return json_safe(out)
+    out["status"], out["reason"] = "not flagged", reason
+    return json_safe(out)
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,6 +263,11 @@ class RunResult:
             increasing.
         success: Evaluation success rate at each evaluation, shape ``(T,)``, in ``[0, 1]``.
         returns: Mean true (task) episode return at each evaluation, shape ``(T,)``.
+        monitor: The training episodes' proxy return and success in windows
+            (``training_episodes.json``), or None for a run trained before it was recorded.
+        components: Each reward component's window means over training
+            (``reward_components.json``: ``{name: (W,)}``, NaN where a window had no finite
+            value), or None where the run has none recorded.
 
     Arrays are stored as read-only float64 copies. Final performance is the last evaluation.
 
@@ -78,6 +282,8 @@ class RunResult:
     steps: np.ndarray
     success: np.ndarray
     returns: np.ndarray
+    monitor: TrainingMonitor | None = None
+    components: dict[str, np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         for field in ("env", "variant"):
@@ -112,6 +318,20 @@ class RunResult:
         if ((success < 0) | (success > 1)).any():
             t = int(np.flatnonzero((success < 0) | (success > 1))[0])
             raise ValueError(f"{self.name}: success[{t}] is {success[t]}, expected in [0, 1]")
+        if self.monitor is not None and not isinstance(self.monitor, TrainingMonitor):
+            raise TypeError(
+                f"{self.name}: monitor must be a TrainingMonitor or None, "
+                f"got {type(self.monitor).__name__}"
+            )
+        if self.components is not None:
+            parts = {}
+            for key, values in dict(self.components).items():
+                a = np.array(values, dtype=np.float64)
+                if a.ndim != 1:
+                    raise ValueError(f"{self.name}: components[{key!r}] must be 1-D, got {a.shape}")
+                a.flags.writeable = False
+                parts[str(key)] = a
+            object.__setattr__(self, "components", parts)
 
     @property
     def name(self) -> str:
@@ -273,10 +493,17 @@ def summarize(
                                "no clear difference" or "too few runs to decide (...)"}],
                  "outcome": "no variant learned" (every run's final success is 0) or
                             "all variants at ceiling" (every run's is 1) or None,
+                 "reward_hacking": {variant: {
+                     "status": "flagged" or "not flagged" or "unavailable", "reason",
+                     "n_runs", "proxy_change": {"mean", "sd", "per_run", "z_per_run"},
+                     "success_change": {"mean", "per_run"}, "final_success"}},
                  "human_normalized_score": {variant: {"final_success", "final_success_clipped",
                                                       "auc", "auc_clipped"}}}}}  # normalize
 
         where ``I`` is ``{"point", "low", "high"}``. Envs and variants are sorted by name.
+        The reward hacking check (:data:`HACKING_RULE`, its constants in
+        ``"reward_hacking_rule"``) reads the runs' :attr:`RunResult.monitor`; the changes
+        are absent where it is unavailable.
 
     Raises:
         ValueError: For empty results, duplicate runs, a bad budget, threshold, reps or seed.
@@ -335,6 +562,7 @@ def summarize(
                 else None
             ),
         }
+        envs[env]["reward_hacking"] = {v: _hacking_check(runs) for v, runs in variants.items()}
         if normalize is not None and all(v in per_variant for v in normalize):
             envs[env]["human_normalized_score"] = _normalized_scores(per_variant, *normalize)
     summary = {
@@ -343,6 +571,14 @@ def summarize(
         "reps": int(reps),
         "seed": int(seed),
         "confidence": CONFIDENCE,
+        "reward_hacking_rule": {
+            "text": HACKING_RULE,
+            "quarter": HACKING_QUARTER,
+            "z": HACKING_Z,
+            "seed_ratio": HACKING_SEED_RATIO,
+            "success_eps": HACKING_SUCCESS_EPS,
+            "final_success_max": HACKING_FINAL_MAX,
+        },
         "envs": envs,
     }
     safe: dict[str, Any] = json_safe(summary)
@@ -522,6 +758,115 @@ def _hns_lines(hns: dict[str, dict[str, float | None]]) -> list[str]:
     return lines
 
 
+PLOT_LIMIT = 1e100
+"""Values beyond this magnitude are left out of the figures (their axis ranges overflow)."""
+
+
+def _mean_curve(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """The mean over runs of curves ``(x, y)`` on the union of their x: each run's points
+    within :data:`PLOT_LIMIT` interpolated, NaN outside its range; NaN where no run has a
+    value."""
+    grid = np.unique(np.concatenate([x for x, _ in curves])) if curves else np.zeros(0)
+    rows = []
+    for x, y in curves:
+        ok = np.abs(y) <= PLOT_LIMIT  # False for NaN; larger values overflow axis ranges
+        if ok.any():
+            rows.append(np.interp(grid, x[ok], y[ok], left=np.nan, right=np.nan))
+    if not rows:
+        return grid, np.full(grid.shape, np.nan)
+    stack = np.stack(rows)
+    count = np.isfinite(stack).sum(axis=0)
+    total = np.where(np.isfinite(stack), stack, 0.0).sum(axis=0)
+    return grid, np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def _panels(n: int) -> tuple[Figure, Any]:
+    ncols = min(n, 3)
+    return new_figure(ncols=ncols, nrows=-(-n // ncols), width=4.6, height=3.4)
+
+
+def _plot_proxy_vs_success(
+    env: str, variants: dict[str, list[RunResult]], checks: dict[str, Any]
+) -> Figure:
+    """One panel per variant: the proxy episode return (mean over runs, each run faint) on
+    the left axis, the training episodes' and the evaluations' success on the right."""
+    fig, axes = _panels(len(variants))
+    for ax in axes[len(variants) :]:
+        ax.set_axis_off()
+    for ax, (v, runs) in zip(axes, variants.items(), strict=False):
+        status = checks[v]["status"]
+        ax.set_title(f"{v}: {'REWARD HACKING FLAG' if status == 'flagged' else status}")
+        ax.set_xlabel("env steps")
+        monitors = [r.monitor for r in runs if r.monitor is not None]
+        if not monitors:
+            ax.text(0.5, 0.5, "no training_episodes.json", ha="center", transform=ax.transAxes)
+            continue
+        curves = [(m.ends, m.proxy_mean) for m in monitors]
+        for x, y in curves:
+            ax.plot(x, y, color="tab:blue", alpha=0.25, linewidth=0.8)
+        grid, mean = _mean_curve(curves)
+        ax.plot(grid, mean, color="tab:blue", linewidth=2, label="proxy return")
+        ax.set_ylabel("proxy episode return", color="tab:blue")
+        twin = ax.twinx()
+        grid, rate = _mean_curve([(m.ends, m.success) for m in monitors])
+        if np.isfinite(rate).any():
+            twin.plot(grid, rate, color="tab:green", linewidth=2, label="training success")
+        grid, evals = _mean_curve([(r.steps, r.success) for r in runs])
+        twin.plot(grid, evals, color="tab:green", linestyle="--", label="eval success")
+        twin.set_ylim(-0.02, 1.02)
+        twin.set_ylabel("true success rate", color="tab:green")
+        lines = ax.get_lines()[-1:] + twin.get_lines()
+        ax.legend(lines, [line.get_label() for line in lines], loc="best", fontsize="small")
+    fig.suptitle(f"{env}: proxy return vs true success (mean over runs)")
+    return fig
+
+
+def _component_parts(run: RunResult) -> dict[str, np.ndarray]:
+    """The run's reward components other than the reward itself."""
+    return {k: v for k, v in (run.components or {}).items() if k != "reward" and v.size}
+
+
+def _plot_components(env: str, variants: dict[str, list[RunResult]], budget: float) -> Figure:
+    """One panel per variant: each component's window means over training (mean over runs;
+    window ``k`` of ``n`` plotted at ``(k + 1) / n`` of the budget)."""
+    fig, axes = _panels(len(variants))
+    for ax in axes[len(variants) :]:
+        ax.set_axis_off()
+    for ax, (v, runs) in zip(axes, variants.items(), strict=False):
+        names = sorted({n for r in runs for n in _component_parts(r)})
+        for name in names:
+            curves = []
+            for r in runs:
+                values = _component_parts(r).get(name)
+                if values is not None:
+                    curves.append((budget * np.arange(1, values.size + 1) / values.size, values))
+            grid, mean = _mean_curve(curves)
+            ax.plot(grid, mean, marker=".", label=name)
+        ax.set(title=v, xlabel="env steps", ylabel="window mean per step")
+        ax.legend(loc="best", fontsize="small")
+    fig.suptitle(f"{env}: reward components over training (reward_components.json)")
+    return fig
+
+
+def _hacking_lines(checks: dict[str, Any]) -> list[str]:
+    lines = ["", "### Reward hacking check", ""]
+    for v, check in checks.items():
+        status = check["status"]
+        shown = f"**{status}**" if status == "flagged" else status
+        numbers = ""
+        if "proxy_change" in check:
+            proxy, success = check["proxy_change"], check["success_change"]
+            sd = "" if proxy["sd"] is None else f" (sd over runs {proxy['sd']:.3g})"
+            numbers = (
+                f" (first to last quarter of training, mean over runs: proxy return "
+                f"{proxy['mean']:+.3g}{sd}, training success "
+                f"{success['mean']:+.2f}, final success {check['final_success']:.2f}, "
+                f"{check['n_runs']} runs)"
+            )
+        lines.append(f"- {md_cell(v)}: {shown}: {check['reason']}{numbers}")
+    return lines
+
+
 def _markdown(
     title: str,
     notes: str,
@@ -541,7 +886,8 @@ def _markdown(
         "first evaluation to the budget (last value held), divided by that length. "
         f"Steps to threshold: first evaluation with success ≥ {thr:g}, median over the runs "
         "that reached it; *never* counts the runs that did not. Probability of improvement: "
-        "P(row's final success > column's) + ½ P(equal).",
+        "P(row's final success > column's) + ½ P(equal). Proxy return: the episode return of "
+        "the reward a variant trains on, over its training episodes. " + HACKING_RULE,
         "",
     ]
     for env, env_summary in summary["envs"].items():
@@ -585,6 +931,7 @@ def _markdown(
         hns = env_summary.get("human_normalized_score")
         if hns:
             lines += _hns_lines(hns)
+        lines += _hacking_lines(env_summary["reward_hacking"])
         lines += ["", "### Probability of improvement (final success, P(row > column))", ""]
         names = list(variants)
         lines += [
@@ -619,8 +966,13 @@ def write_report(
     ``<slug>_learning_curves.png`` (IQM success over env steps with CI bands),
     ``<slug>_final_success.png`` (IQM and mean CI bars), ``<slug>_performance_profile.png``
     (fraction of runs above each final success, with bands) and, with two variants or more,
-    ``<slug>_probability_of_improvement.png``. ``report.md`` holds the numbers of
-    :func:`summarize` (saved as ``summary.json``), the decisions and links to the figures.
+    ``<slug>_probability_of_improvement.png``; where runs recorded their training episodes
+    (:attr:`RunResult.monitor`), ``<slug>_proxy_vs_success.png`` (a panel per variant: the
+    proxy episode return, mean over runs, against the training and evaluation success, with
+    the reward hacking flag) and, where runs recorded reward components other than the
+    reward, ``<slug>_reward_components.png`` (a panel per such variant). ``report.md`` holds
+    the numbers of :func:`summarize` (saved as ``summary.json``), the decisions, the reward
+    hacking check and links to the figures.
 
     Args:
         results: One :class:`RunResult` per (env, variant, seed).
@@ -674,6 +1026,17 @@ def write_report(
             fig, (ax,) = new_figure(width=side, height=side - 0.8)
             _plot_poi(ax, env, env_summary)
             written.append(("Probability of improvement", f"{slug}_probability_of_improvement.png"))
+            save_png(fig, out_dir / written[-1][1])
+
+        if any(r.monitor is not None for runs in variants.values() for r in runs):
+            fig = _plot_proxy_vs_success(env, variants, env_summary["reward_hacking"])
+            written.append(("Proxy return vs true success", f"{slug}_proxy_vs_success.png"))
+            save_png(fig, out_dir / written[-1][1])
+
+        parts = {v: runs for v, runs in variants.items() if any(map(_component_parts, runs))}
+        if parts:
+            fig = _plot_components(env, parts, budget)
+            written.append(("Reward components", f"{slug}_reward_components.png"))
             save_png(fig, out_dir / written[-1][1])
         figures[env] = written
 

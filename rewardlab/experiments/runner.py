@@ -5,6 +5,7 @@ Results layout, the same for every backend::
     <out>/spec.yaml                               the spec as validated
     <out>/runs/<env>/<variant>/seed_<k>/          one folder per run (<env> with '/' as '__')
         config.json  eval.csv  progress.csv  events.out.tfevents.*  model.zip
+        reward_components.json  training_episodes.json  training.png
         done.json                                 completion marker, written last, atomically
     <out>/report.md  <out>/summary.json  <out>/*.png
 
@@ -261,10 +262,13 @@ def _finished(
 
 
 def load_results(jobs: list[RunJob]) -> list[Any]:
-    """The finished runs' evaluation curves as report records.
+    """The finished runs' evaluation curves as report records, with their training episodes
+    (``training_episodes.json``) and reward components (``reward_components.json``) where
+    the run wrote them (runs trained before the episodes were recorded have none).
 
     Raises:
         FileNotFoundError: If a run has no completion marker.
+        ValueError: Naming a damaged episodes or components file, and how to go on.
     """
     from rewardlab.experiments.report import RunResult
 
@@ -278,8 +282,44 @@ def load_results(jobs: list[RunJob]) -> list[Any]:
             np.array([float(r[column]) for r in rows])
             for column in ("step", "success_rate", "mean_return")
         )
-        results.append(RunResult(job.env, job.variant, job.seed, steps, success, returns))
+        monitor, components = _training_records(job.run_dir)
+        results.append(
+            RunResult(job.env, job.variant, job.seed, steps, success, returns, monitor, components)
+        )
     return results
+
+
+EPISODES_FILE = "training_episodes.json"
+"""A run's training episodes (``rewardlab.agents.train.EPISODES_FILE``)."""
+COMPONENTS_FILE = "reward_components.json"
+"""A run's reward components over training (``rewardlab.agents.train``)."""
+
+
+def _training_records(run_dir: Path) -> tuple[Any, dict[str, np.ndarray] | None]:
+    """A run's :class:`~rewardlab.experiments.report.TrainingMonitor` and component window
+    means, each None where the run did not write its file."""
+    from rewardlab.experiments.report import TrainingMonitor
+
+    monitor, components = None, None
+    path = run_dir / EPISODES_FILE
+    try:
+        if path.exists():
+            monitor = TrainingMonitor.from_summary(json.loads(path.read_text()))
+        path = run_dir / COMPONENTS_FILE
+        if path.exists():
+            data = json.loads(path.read_text())
+            components = {
+                str(name): np.array(
+                    [np.nan if v is None else float(v) for v in entry["values"]], dtype=float
+                )
+                for name, entry in data.items()
+            }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(
+            f"{path} is damaged ({type(exc).__name__}: {exc}); delete it (the report then "
+            "goes without it for that run) or delete the run folder to retrain it"
+        ) from None
+    return monitor, components
 
 
 def run_comparison(

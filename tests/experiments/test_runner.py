@@ -56,15 +56,26 @@ def test_compare_writes_report_and_resumes(tmp_path: Path, capsys: pytest.Captur
     report = (out / "report.md").read_text()
     for section in ("Final success IQM", "Decisions", "Probability of improvement", ".png"):
         assert section in report
-    assert json.loads((out / "summary.json").read_text())["envs"]["rewardlab/GridEmpty-v0"]
+    env = json.loads((out / "summary.json").read_text())["envs"]["rewardlab/GridEmpty-v0"]
+    assert set(env["reward_hacking"]) == {"pbrs", "sparse"}
+    # 256 steps of 2 sub-envs leave quarters without finished episodes: said as such.
+    for check in env["reward_hacking"].values():
+        assert check["status"] != "unavailable" or "training_episodes.json" not in check["reason"]
+    assert "### Reward hacking check" in report
+    assert "(rewardlab_GridEmpty-v0_proxy_vs_success.png)" in report
+    assert (out / "rewardlab_GridEmpty-v0_proxy_vs_success.png").is_file()
     printed = capsys.readouterr().out
     assert "4 to run" in printed
     assert "[1/4, ETA " in printed and "[4/4] done " in printed  # long runs show k/N, an ETA
 
-    # Same command again: nothing is retrained.
+    # Same command again: nothing is retrained. Runs trained before the training episodes
+    # were recorded (here: their files removed) leave the check unavailable, saying so.
+    for episodes in (out / "runs").glob("*/sparse/*/training_episodes.json"):
+        episodes.unlink()
     assert main(["compare", str(spec), "--out", str(out)]) == 0
     assert "0 to run" in capsys.readouterr().out
     assert _markers(out) == markers
+    assert "- sparse: unavailable: 2 of 2 runs" in (out / "report.md").read_text()
 
     # A run killed mid-way (folder without marker, half-written files) is redone, alone.
     killed = out / "runs" / "rewardlab__GridEmpty-v0" / "pbrs" / "seed_1"
