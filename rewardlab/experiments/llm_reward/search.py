@@ -11,8 +11,12 @@ episodes, and the optional human feedback, and the next round asks for an improv
 Every candidate is stored under ``<out>/candidates/<id>/`` (ids ``r<restart>-i<iteration>-
 k<sample>``, stable across runs): the messages sent, the response, the program, its hash, the
 validation and smoke verdicts, fitness per seed, the reflection. ``search.json`` records the
-choices. With the LLM cache in ``replay`` mode a recorded search re-runs offline and makes the
-same choices (training is seeded).
+choices and every candidate in a line (check, training or ``duplicate_of``, fitness, why it
+has none); ``report.md``, written last, tabulates them with the settings and the baselines and
+says what worked (:mod:`rewardlab.experiments.llm_reward.report`). The log gets each
+candidate as it ends, with ``[k/N, ETA ...]`` and the best so far, and each baseline run.
+With the LLM cache in ``replay`` mode a recorded search re-runs offline and makes the same
+choices (training is seeded).
 
 Budgets on tokens, wall time and env steps stop the search between candidates; the reason is
 recorded. Nothing here crashes on a bad response: an unreachable server, a malformed answer
@@ -43,6 +47,8 @@ from rewardlab.experiments.llm_reward.feedback import (
     failure_summary,
     reward_reflection,
 )
+from rewardlab.experiments.llm_reward.report import REPORT_FILE, search_report
+from rewardlab.experiments.runner import _Progress
 from rewardlab.llm import (
     AuthenticationError,
     BudgetExceeded,
@@ -214,6 +220,10 @@ class _Search:
             load_hyperparams(config.train.algo, config.env, config.train.hyperparams)["n_envs"]
         )
         self.started = time.perf_counter()
+        # [k/N, ETA] of the candidates; N counts every answer asked for, so a search that
+        # stops early ends below it.
+        self.progress = _Progress(config.restarts * config.iterations * config.samples)
+        self.best: dict[str, Any] | None = None  # the fittest so far (first on ties)
         self.env_steps = 0
         self._trained: dict[str, dict[str, Any]] = {}  # by program sha256: trained once
         self.records: list[dict[str, Any]] = []
@@ -391,9 +401,21 @@ class _Search:
         except _Fatal as exc:
             record["error"] = str(exc)
             raise
+        except BaseException as exc:  # an interruption: recorded here, raised on
+            record["error"] = f"interrupted by {_describe(exc)}"
+            raise
         finally:
             self._keep(record)
-        self.log(f"{cid}: {_outcome(record)}")
+        fitness = record["fitness"]
+        if fitness is not None and (self.best is None or fitness > self.best["fitness"]):
+            self.best = record
+        best = (
+            "no program has a fitness yet"
+            if self.best is None
+            else f"best so far {self.best['id']} ({self.best['fitness']:.2f})"
+        )
+        outcome = " ".join(_outcome(record).split())  # one line, whatever the program raised
+        self.log(f"{self.progress.tick()} {cid}: {outcome}; {best}")
         return record
 
     def _reflect(self, record: dict[str, Any]) -> None:
@@ -455,6 +477,8 @@ class _Search:
         records and the fittest (first on ties), if any. A stop keeps the round in
         :attr:`rounds` and the answers it did not get to as skipped candidates."""
         seed = self.config.seed + 1_000_000 * r + 10_000 * n
+        model, samples = self.client.config.model, self.config.samples
+        self.log(f"r{r}-i{n}: asking {model} for {samples} programs")
         answers = self._sample(messages, seed)
         ids = [f"r{r}-i{n}-k{k}" for k in range(len(answers))]
         records: list[dict[str, Any]] = []
@@ -479,6 +503,7 @@ class _Search:
         return records, best
 
     def run(self) -> dict[str, Any]:
+        """Search until done or stopped; the summary (what ``search.json`` holds)."""
         cfg = self.config
         stop_reason, error = "done", None
         try:
@@ -507,20 +532,22 @@ class _Search:
             first = next((a.get("error") for c in self.records for a in c["attempts"]), None)
             stop_reason = "error"
             error = f"the LLM server answered none of the requests; the first error: {first}"
+        return self.summary(stop_reason, error)
+
+    def summary(self, stop_reason: str, error: str | None) -> dict[str, Any]:
+        """What the search found so far, as ``search.json`` holds it."""
         fit = [c for c in self.records if c["fitness"] is not None]
         best = max(fit, key=lambda c: c["fitness"]) if fit else None
         return {
-            "env": cfg.env,
-            "config": cfg.model_dump(mode="json"),
-            "candidates": [
-                {**{k: c[k] for k in ("id", "sha256", "fitness")}, "outcome": _outcome(c)}
-                for c in self.records
-            ],
+            "env": self.config.env,
+            "config": self.config.model_dump(mode="json"),
+            "llm": {"model": self.client.config.model, "base_url": self.client.config.base_url},
+            "candidates": [_row(c) for c in self.records],
             "rounds": self.rounds,
             "best": None if best is None else {"id": best["id"], "fitness": best["fitness"]},
             "stop_reason": stop_reason,
             "error": error,
-            "usage": asdict(usage),
+            "usage": asdict(self.client.usage),
             "env_steps": self.env_steps,
             "wall_s": time.perf_counter() - self.started,
         }
@@ -566,6 +593,8 @@ def _steps_taken(run_dir: Path) -> int:
 
 def _problems(record: Mapping[str, Any]) -> str:
     """Why a candidate has no fitness, in one line."""
+    if record.get("error"):
+        return f"the search stopped here: {record['error']}"
     if record.get("training_error"):
         return f"passed the check, then failed in training: {record['training_error']}"
     if record.get("reflection_error"):
@@ -601,6 +630,51 @@ def _outcome(record: Mapping[str, Any]) -> str:
     return f"fitness {record['fitness']:.2f}{same}" + (
         f" (after {repairs} repair{'s' * (repairs > 1)})" if repairs else ""
     )
+
+
+def _check_status(record: Mapping[str, Any]) -> str:
+    """How a candidate's check ended: ``passed`` (with its repairs), ``rejected (stage:
+    reason)``, ``no answer``, ``not checked`` (the search stopped before it) or ``stopped``
+    (the search stopped during it: an error or an interruption, in ``error``)."""
+    if record.get("skipped"):
+        return "not checked"
+    smoke = record.get("smoke")
+    if smoke is None:
+        return "stopped" if record.get("error") else "no answer"
+    if not smoke["passed"]:
+        return f"rejected ({smoke['stage']}: {smoke['reason']})"
+    repairs = len(record["attempts"]) - 1
+    return f"passed after {repairs} repair{'s' * (repairs > 1)}" if repairs > 0 else "passed"
+
+
+def _training_status(record: Mapping[str, Any]) -> str:
+    """Whether a candidate was trained: ``trained``, ``duplicate`` (took the results of the
+    same program, see ``duplicate_of``), ``failed`` (training or the reflection on it
+    raised), ``stopped`` (the search stopped during its training) or ``not trained``."""
+    if record.get("duplicate_of"):
+        return "duplicate"
+    if record.get("training_error") or record.get("reflection_error"):
+        return "failed"
+    if record["fitness"] is None and record.get("error") and record.get("smoke"):
+        return "stopped"
+    return "trained" if record.get("per_seed") else "not trained"
+
+
+def _row(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A candidate as ``search.json`` lists it (and ``report.md`` tabulates it)."""
+    restart, iteration, _ = (int(part[1:]) for part in record["id"].split("-"))
+    return {
+        "id": record["id"],
+        "restart": restart,
+        "iteration": iteration,
+        "sha256": record["sha256"],
+        "check": _check_status(record),
+        "training": _training_status(record),
+        "duplicate_of": record.get("duplicate_of"),
+        "fitness": record["fitness"],
+        "success_per_seed": [entry["success"] for entry in record.get("per_seed") or ()],
+        "outcome": _outcome(record),
+    }
 
 
 def _problem_list(records: list[dict[str, Any]]) -> str:
@@ -665,11 +739,15 @@ def run_search(
     client: ChatClient | None = None,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> dict[str, Any]:
-    """Run the search, write ``search.json`` and ``best_program.py``; return the summary.
+    """Run the search; write ``search.json``, ``best_program.py`` and, last, ``report.md``;
+    return the summary.
 
-    A search that cannot go on (the server refused the API key; in replay mode, a request
-    the recording does not hold) stops with ``stop_reason == "error"`` and the message in
-    ``"error"``; everything found until then is kept and written.
+    ``log`` hears each round's request, each candidate's outcome with ``[k/N, ETA ...]`` and
+    the best so far, and each baseline run as it finishes. A search that cannot go on (the
+    server refused the API key; in replay mode, a request the recording does not hold) stops
+    with ``stop_reason == "error"`` and the message in ``"error"``; everything found until
+    then is kept and written. An exception nothing expected (or Ctrl-C) is recorded
+    likewise (``stop_reason == "interrupted"``), the files are written, and it is raised on.
 
     Raises:
         ValueError: For an unknown env, a training setting the run would reject (checked
@@ -699,16 +777,42 @@ def run_search(
             token_budget=config.budgets.tokens,
         )
     search = _Search(config, out, client, log)
-    summary = search.run()
+    try:
+        summary = search.run()
+    except BaseException as exc:
+        summary = search.summary("interrupted", f"interrupted by {_describe(exc)}")
+        _write_results(out, summary, search.records)
+        raise
+    best = _write_results(out, summary, search.records, report=False)
+    if config.baselines and best is not None:
+        summary["baselines"] = {}
+        try:
+            _baselines(config, out / "baselines", best, summary["baselines"], log)
+        except BaseException as exc:
+            summary["baselines"]["interrupted"] = _describe(exc)
+            _write_results(out, summary, search.records)
+            raise
+    _write_results(out, summary, search.records)
+    return summary
+
+
+def _write_results(
+    out: Path,
+    summary: dict[str, Any],
+    records: list[dict[str, Any]],
+    report: bool = True,
+) -> dict[str, Any] | None:
+    """Write ``best_program.py``, ``search.json`` and (``report``) ``report.md``, in that
+    order, each atomically; returns the best candidate's record, if any."""
     best = None
     if summary["best"] is not None:
-        best = next(c for c in search.records if c["id"] == summary["best"]["id"])
+        best = next(c for c in records if c["id"] == summary["best"]["id"])
         atomic_write(out / "best_program.py", best["code"])
     atomic_write(out / "search.json", json.dumps(summary, indent=1))
-    if config.baselines and best is not None:
-        summary["baselines"] = _baselines(config, out / "baselines", best)
-        atomic_write(out / "search.json", json.dumps(summary, indent=1))
-    return summary
+    if report:
+        code = None if best is None else best["code"]
+        atomic_write(out / REPORT_FILE, search_report(summary, code))
+    return best
 
 
 HELD_OUT_SEED_OFFSET = 1000
@@ -718,10 +822,19 @@ much, and evaluate on their own episodes (``eval_seed`` moved by
 HELD_OUT_EVAL_OFFSET = 1_000_000
 
 
-def _baselines(config: SearchConfig, out: Path, best: dict[str, Any]) -> dict[str, Any]:
+def _baselines(
+    config: SearchConfig,
+    out: Path,
+    best: dict[str, Any],
+    report: dict[str, Any] | None = None,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> dict[str, Any]:
     """The best program retrained on held-out seeds and episodes, and the sparse and
     dense-expert rewards trained there too; Eureka's human normalized score from the three.
-    A run that fails is recorded (``<name>_error``), and the others still run."""
+    A run that fails is recorded (``<name>_error``), and the others still run.
+
+    Results go into ``report`` as they finish (so an interruption keeps them) and each run's
+    true success is logged with ``[k/N, ETA ...]``; returns ``report``."""
     from rewardlab.agents.train import TrainConfig, train
     from rewardlab.evaluation.run_stats import human_normalized_score
     from rewardlab.experiments.reward_eval import env_reward_types
@@ -731,27 +844,53 @@ def _baselines(config: SearchConfig, out: Path, best: dict[str, Any]) -> dict[st
     first = max(config.train.seeds) + HELD_OUT_SEED_OFFSET
     seeds = [first + i for i in range(len(config.train.seeds))]
     eval_seed = TrainConfig.model_fields["eval_seed"].default + HELD_OUT_EVAL_OFFSET
-    report: dict[str, Any] = {
-        "seeds": seeds,
-        "eval_seed": eval_seed,
-        "best": best["id"],
-        "best_fitness_in_search": best["fitness"],
-    }
+    report = {} if report is None else report
+    report.update(
+        seeds=seeds,
+        eval_seed=eval_seed,
+        best=best["id"],
+        best_fitness_in_search=best["fitness"],
+        dense_reward=dense,
+        per_seed={},
+    )
+    log(
+        f"baselines on held-out seeds {seeds}: {best['id']} retrained, the sparse reward and "
+        f"the dense reward ({dense})"
+    )
+    progress = _Progress(3 * len(seeds))
+    labels = {"method": f"{best['id']} retrained", "sparse": "sparse", "human": f"dense ({dense})"}
     for name, reward in (("method", method), ("sparse", "sparse"), ("human", dense)):
-        runs = []
+        label = labels[name]
+        runs: list[float] = report["per_seed"].setdefault(name, [])
         try:
             for seed in seeds:
                 tc = _train_config(config, parse_reward(reward), seed, eval_seed=eval_seed)
                 result = train(tc, out / name / f"seed_{seed}")
                 runs.append(result.evals[-1]["success_rate"] if result.evals else 0.0)
+                log(f"{progress.tick()} baseline {label}, seed {seed}: success {runs[-1]:.2f}")
         except Exception as exc:  # noqa: BLE001  (recorded; the other baselines still run)
             report[name], report[f"{name}_error"] = None, _describe(exc)
+            log(f"baseline {label} failed: {report[name + '_error']}")
             continue
         report[name] = sum(runs) / len(runs)
+        seeds_text = f"mean of {len(runs)} seeds" if len(runs) > 1 else "1 seed"
+        log(f"baseline {label}: true success {report[name]:.2f} ({seeds_text})")
     scores = [report[name] for name in ("method", "sparse", "human")]
     defined = all(x is not None for x in scores)
     report["human_normalized_score"] = human_normalized_score(*scores) if defined else None
     report["human_normalized_score_clipped"] = (
         human_normalized_score(*scores, clip=(0.0, 3.0)) if defined else None
+    )
+    score = report["human_normalized_score"]
+    failed = [labels[n] for n in ("method", "sparse", "human") if report[n] is None]
+    log(
+        f"human normalized score of {best['id']}: "
+        + (
+            f"{round(score, 2) + 0.0:.2f}"
+            if score is not None
+            else f"undefined ({', '.join(failed)} failed)"
+            if failed
+            else f"undefined (the sparse and dense baselines tie at {report['sparse']:.2f})"
+        )
     )
     return report
