@@ -27,6 +27,7 @@ from rewardlab.evaluation.reward_tables import StateTable, TermReward
 __all__ = [
     "METRICS",
     "REGRET_STEPS",
+    "SUCCESS_METRICS",
     "TABULAR_METRICS",
     "RewardFactory",
     "RewardScores",
@@ -49,6 +50,20 @@ TABULAR_METRICS = (
     f"npg{REGRET_STEPS}_regret",
 )
 """The columns that need a gridworld's exact model (n/a elsewhere)."""
+
+SUCCESS_METRICS = (
+    "epic",
+    "point_biserial",
+    "pearson_return",
+    "spearman_return",
+    "roc_auc",
+    "pr_auc",
+    "threshold",
+    "balanced_accuracy",
+    "preference",
+)
+"""The sampled columns that rest on the dataset's success labels (the true reward is
+success(s')): with few transitions entering success they are noise, however exact they look."""
 
 METRICS: dict[str, tuple[str, str]] = {
     "epic": (
@@ -275,6 +290,7 @@ def evaluate_rewards(
     tabular: TabularSetup | None = None,
     bootstrap_reps: int = 0,
     confidence: float = 0.95,
+    on_scored: Callable[[str], None] | None = None,
 ) -> list[RewardScores]:
     """Every metric of :data:`METRICS` for each reward ``make_rewards`` builds.
 
@@ -294,6 +310,7 @@ def evaluate_rewards(
             sampled from the dataset (all but :data:`TABULAR_METRICS`, which are exact) its
             ``confidence`` interval; 0 for none. Replicates are drawn with ``seed``.
         confidence: Of the bootstrap intervals.
+        on_scored: Called with each reward's name once its metrics are computed (progress).
     """
     table = dataset_table(ds)
     rewards = make_rewards(table)
@@ -407,6 +424,8 @@ def evaluate_rewards(
                 negative_control=reward.is_negative_control,
             )
         )
+        if on_scored is not None:
+            on_scored(reward.name)
     if boot is not None:
         for scores, intervals in zip(out, boot.intervals(confidence), strict=True):
             scores.intervals = {

@@ -32,6 +32,7 @@ import yaml
 from rewardlab.envs.core import TaskEnv
 from rewardlab.evaluation.dataset_metrics import (
     METRICS,
+    SUCCESS_METRICS,
     TABULAR_METRICS,
     RewardScores,
     TabularSetup,
@@ -54,9 +55,18 @@ from rewardlab.evaluation.reward_tables import (
     recorded_reward,
     spec_reward,
 )
+from rewardlab.evaluation.verdict import RANKING_SAMPLED, RANKING_TABULAR, Verdict, judge
 from rewardlab.experiments.figures import colors, json_safe, md_cell, new_figure, save_png
 from rewardlab.experiments.files import atomic_write
-from rewardlab.reward_spec import ClipModelSpec, ProgramModelSpec, RewardSpec, parse_reward
+from rewardlab.experiments.runner import _Progress
+from rewardlab.reward_spec import (
+    REWARD_SHORTHANDS,
+    ClipModelSpec,
+    InfoModelSpec,
+    ProgramModelSpec,
+    RewardSpec,
+    parse_reward,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -134,6 +144,77 @@ def load_sweep(path: str | Path) -> list[tuple[str, RewardSpec]]:
     return sweep_specs(data)
 
 
+# --- names -----------------------------------------------------------------------------------
+
+
+def _model_label(m: ClipModelSpec | InfoModelSpec | ProgramModelSpec) -> str:
+    if isinstance(m, ClipModelSpec):
+        return f"clip {m.head}"
+    if isinstance(m, InfoModelSpec):
+        return (
+            m.key
+            + (f" x{m.scale:g}" if m.scale != 1.0 else "")
+            + (f" {m.shift:+g}" if m.shift else "")
+        )
+    return f"program {Path(m.path).name}" if m.path else "program (inline source)"
+
+
+def short_name(spec: RewardSpec) -> str:
+    """A short readable name of a reward spec: its shorthand where it is one (``pbrs``), else
+    built from its parts (``dense + pbrs(γ=0.95)``, ``program key_door.py``)."""
+    for name, data in REWARD_SHORTHANDS.items():
+        if parse_reward(data) == spec:
+            return name
+    base = spec.reward_type or "env"
+    if spec.model is not None:
+        model = _model_label(spec.model)
+        base = model if spec.mode == "replace" else f"{base} + {model}"
+    if spec.shaping is not None:
+        potential = "" if spec.shaping == "progress" else f"({_model_label(spec.shaping)})"
+        gamma = "" if spec.shaping_gamma is None else f"(γ={spec.shaping_gamma:g})"
+        base += f" + pbrs{potential}{gamma}"
+    if spec.progress_bonus is not None:
+        base += f" + progress bonus {spec.progress_bonus:g}"
+    return base
+
+
+def named_rewards(rewards: Sequence[str | Mapping[str, Any]]) -> list[tuple[str, RewardSpec]]:
+    """Each reward (short name, YAML string or mapping, as ``--reward`` takes) with its
+    report name: its ``name:`` when the mapping has one, else :func:`short_name`.
+
+    Raises:
+        ValueError: For a bad spec or name, or two rewards given the same ``name:``.
+    """
+    out: list[tuple[str, RewardSpec]] = []
+    given: set[str] = set()
+    for i, value in enumerate(rewards):
+        data: Any = value
+        if isinstance(value, str) and value not in REWARD_SHORTHANDS:
+            with contextlib.suppress(yaml.YAMLError):
+                data = yaml.safe_load(value)
+        name = None
+        if isinstance(data, Mapping) and "name" in data:
+            data = dict(data)
+            name = data.pop("name")
+            if not isinstance(name, str) or not name.strip() or len(name) > 60:
+                raise ValueError(
+                    f"reward[{i}]: name must be a non-empty string of at most 60 characters, "
+                    f"got {name!r}"
+                )
+            if name in given:
+                raise ValueError(f"reward[{i}]: two rewards are named {name!r}; rename one")
+            given.add(name)
+        spec = parse_reward(data if name is not None else value, where=f"reward[{i}]")
+        out.append((name or short_name(spec), spec))
+    # Generated names that collide (two programs of one file name) get a number.
+    seen: dict[str, int] = {}
+    for k, (name, spec) in enumerate(out):
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:
+            out[k] = (f"{name} #{seen[name]}", spec)
+    return out
+
+
 # --- the command -----------------------------------------------------------------------------
 
 
@@ -148,15 +229,51 @@ def env_reward_types(env_id: str, env_kwargs: Mapping[str, Any]) -> tuple[str, s
         env.close()
 
 
+MIN_SUCCESSES = 20
+"""Default number of transitions entering success that the metrics resting on success labels
+need (:data:`~rewardlab.evaluation.dataset_metrics.SUCCESS_METRICS`): ``eval-reward`` grows a
+dataset it generates until it has them, and greys those metrics out below it."""
+
+MAX_GROWN_EPISODES = 2000
+"""Most episodes (all kinds) a dataset is grown to for :data:`MIN_SUCCESSES`."""
+
+
+def n_successes(ds: TrajectoryDataset) -> int:
+    """How many of the dataset's transitions enter a success state (the positives)."""
+    return int(np.asarray(ds.success)[ds.transition_states()[1]].sum())
+
+
+def _grown(stored: DatasetConfig, requested: DatasetConfig) -> bool:
+    """Whether ``stored`` is ``requested`` grown for more successes (more episodes of each
+    kind, nothing else changed; frames stored serve a request without them)."""
+    more = set(stored.episodes) == set(requested.episodes) and all(
+        stored.episodes[k] >= n for k, n in requested.episodes.items()
+    )
+    same = dataclasses.replace(stored, episodes=requested.episodes)
+    return more and same in (requested, dataclasses.replace(requested, frames=True))
+
+
 def open_dataset(
-    path: Path, config: DatasetConfig, *, overwrite: bool, log: Callable[[str], None]
+    path: Path,
+    config: DatasetConfig,
+    *,
+    overwrite: bool,
+    log: Callable[[str], None],
+    min_successes: int = 0,
 ) -> TrajectoryDataset:
     """Load the dataset at ``path`` when it exists (generated with ``config``, or with frames
-    where ``config`` has none), else generate it there."""
+    where ``config`` has none, or grown from it), else generate it there.
+
+    With ``min_successes``, a dataset generated here with fewer transitions entering success
+    is regenerated with proportionally more episodes of every kind (up to
+    :data:`MAX_GROWN_EPISODES` in all), so that the metrics resting on success have their
+    positives; an existing one is used as it is (the report says how many it has)."""
     if path.exists() and not overwrite:
         ds = load_dataset(path, env_id=config.env_id)
         # A dataset with frames also serves a request without them.
-        if ds.config not in (config, dataclasses.replace(config, frames=True)):
+        if ds.config not in (config, dataclasses.replace(config, frames=True)) and not (
+            min_successes and _grown(ds.config, config)
+        ):
             old, new = ds.config.to_dict(), config.to_dict()
             changes = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in old if old[k] != new[k])
             raise ValueError(
@@ -166,7 +283,27 @@ def open_dataset(
             )
         return ds
     log(f"generating the dataset at {path} ...")
-    return generate_dataset(config, path, overwrite=overwrite)
+    ds = generate_dataset(config, path, overwrite=overwrite)
+    total = sum(config.episodes.values())
+    for _ in range(3):  # success rates vary by kind and seed: a second try rarely falls short
+        found = n_successes(ds)
+        if found >= min_successes or total >= MAX_GROWN_EPISODES:
+            break
+        factor = min(
+            math.ceil(1.25 * min_successes / found) if found else 4,
+            MAX_GROWN_EPISODES // total,
+        )
+        if factor < 2:
+            break
+        episodes = {k: n * factor for k, n in config.episodes.items()}
+        total = sum(episodes.values())
+        log(
+            f"only {found} transition(s) enter success (the metrics resting on success need "
+            f"{min_successes}): regenerating with {factor}x the episodes ({total}) ..."
+        )
+        config = dataclasses.replace(config, episodes=episodes)
+        ds = generate_dataset(config, path, overwrite=True)
+    return ds
 
 
 def run_eval(
@@ -182,6 +319,9 @@ def run_eval(
     gamma: float = 0.99,
     coverage: int = 256,
     seed: int = 0,
+    bootstrap: int = 1000,
+    min_successes: int = MIN_SUCCESSES,
+    grow_dataset: bool = True,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> Path:
     """Judge ``rewards`` (and a CLIP ``sweep``) on a dataset of ``env_id``; write the report.
@@ -202,7 +342,13 @@ def run_eval(
         gamma: The agent's discount, in ``[0, 1)``: of shaping (unless a spec sets its own),
             of the discounted returns and of EPIC's and STARC's canonicalization.
         coverage: EPIC coverage samples.
-        seed: Seed of the random reference reward and the coverage samples.
+        seed: Seed of the random reference reward, the coverage samples and the bootstrap.
+        bootstrap: Replicates of the bootstrap over episodes that gives every sampled metric
+            its 95% interval; 0 for none.
+        min_successes: Transitions entering success that the metrics resting on success
+            labels need: fewer, and the report greys those metrics out and says so.
+        grow_dataset: Regenerate a dataset generated here with more episodes until it has
+            ``min_successes`` (:func:`open_dataset`); off when the user fixed the episodes.
         log: Progress messages.
 
     Returns:
@@ -217,11 +363,10 @@ def run_eval(
         raise ValueError(f"unknown env id {env_id!r}; `rewardlab envs` lists the valid ones")
     if not 0.0 <= gamma < 1.0:
         raise ValueError(f"gamma must be in [0, 1) (STARC's values need it), got {gamma}")
-    specs = [
-        (r if isinstance(r, str) else json.dumps(dict(r)), parse_reward(r, where=f"reward[{i}]"))
-        for i, r in enumerate(rewards)
-    ]
-    specs += list(sweep)
+    for what, value in (("bootstrap", bootstrap), ("min_successes", min_successes)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{what} must be an int >= 0, got {value!r}")
+    specs = named_rewards(rewards) + list(sweep)
     if not specs:
         raise ValueError("no rewards to judge: pass at least one --reward (or a --sweep)")
     out = Path(out_dir)
@@ -248,8 +393,21 @@ def run_eval(
                 elif isinstance(part, ProgramModelSpec):
                     models.program(part)
         if ds is None:
-            ds = open_dataset(out / "dataset", cfg, overwrite=overwrite_dataset, log=log)
+            ds = open_dataset(
+                out / "dataset",
+                cfg,
+                overwrite=overwrite_dataset,
+                log=log,
+                min_successes=min_successes if grow_dataset else 0,
+            )
         log(f"dataset: {ds}")
+        positives = n_successes(ds)
+        if positives < min_successes:
+            log(
+                f"warning: only {positives} transition(s) enter success (fewer than "
+                f"{min_successes}): the metrics resting on success are greyed out in the "
+                "report; generate more episodes (--episodes) for them"
+            )
         if needs_frames([spec for _, spec in specs]) and not ds.has_frames:
             raise ValueError(
                 f"CLIP rewards need frames, but the dataset {ds.path} has none; regenerate it "
@@ -269,6 +427,7 @@ def run_eval(
             f"scoring {len(specs)} reward(s) and 2 references on {ds.n_transitions} transitions ..."
         )
         tabular = tabular_setup(ds)
+        progress = _Progress(len(specs) + 2)
         scores = evaluate_rewards(
             ds,
             make_rewards,
@@ -277,6 +436,8 @@ def run_eval(
             coverage=coverage,
             seed=seed,
             tabular=tabular,
+            bootstrap_reps=bootstrap,
+            on_scored=lambda name: log(f"{progress.tick()} scored {name}"),
         )
         log(f"frames encoded: {models.frames_encoded}")
         for program, report in models.program_corrections().items():
@@ -285,7 +446,16 @@ def run_eval(
                 f"NaN or infinite rewards and clipped {report['clipped']}; the scores are of the "
                 "corrected rewards (`rewardlab llm-reward check` finds why)"
             )
-        return write_eval_report(out, ds, scores, gamma=gamma, tabular=tabular, env_id=env_id)
+        return write_eval_report(
+            out,
+            ds,
+            scores,
+            gamma=gamma,
+            tabular=tabular,
+            env_id=env_id,
+            min_successes=min_successes,
+            bootstrap=bootstrap,
+        )
 
 
 # --- report ----------------------------------------------------------------------------------
@@ -366,6 +536,35 @@ def _plot_roc(path: Path, scores: list[RewardScores]) -> None:
     save_png(fig, path)
 
 
+def _cell(sc: RewardScores, key: str, grey: bool) -> str:
+    """A metric with its bootstrap interval; in parentheses and italics when it rests on too
+    few successes."""
+    text = _fmt(sc.metrics[key])
+    if key in sc.intervals and text != "n/a":
+        low, high = sc.intervals[key]
+        text += f" [{_fmt(low)}, {_fmt(high)}]"
+    return f"*({text})*" if grey and text != "n/a" else text
+
+
+def _verdict_lines(verdicts: list[Verdict], tabular: bool) -> list[str]:
+    keys = RANKING_TABULAR if tabular else RANKING_SAMPLED
+    lines = [
+        "## Verdict",
+        "",
+        "Ranked by " + ", then ".join(METRICS[k][0].rstrip(" ↑↓") for k in keys) + ": the "
+        "metrics that predicted training in the predictive-validity study "
+        "(`experiments/results/predictive-validity`). *good*: nothing found against it and "
+        "at least one sign it trains; *avoid*: a reason below says why; *unclear*: neither.",
+        "",
+        "| rank | reward | verdict | reasons |",
+        "|---:|---|---|---|",
+    ]
+    for v in verdicts:
+        reasons = "; ".join(v.reasons + [f"note: {n}" for n in v.notes]) or "-"
+        lines.append(f"| {v.rank} | {md_cell(v.name)} | **{v.verdict}** | {md_cell(reasons)} |")
+    return lines
+
+
 def write_eval_report(
     out_dir: Path,
     ds: TrajectoryDataset,
@@ -374,6 +573,8 @@ def write_eval_report(
     gamma: float,
     tabular: TabularSetup | None,
     env_id: str,
+    min_successes: int = MIN_SUCCESSES,
+    bootstrap: int = 0,
 ) -> Path:
     """Write the figures, ``summary.json`` and (last) ``report.md``; returns its path."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -386,35 +587,75 @@ def write_eval_report(
     _plot_histograms(out_dir / figures["success histograms"], ds, scores)
     _plot_roc(out_dir / figures["ROC"], scores)
     columns = [k for k in METRICS if tabular is not None or k not in TABULAR_METRICS]
+    positives = n_successes(ds)
+    low_support = set(SUCCESS_METRICS) if positives < min_successes else set()
+    verdicts = judge([(s.name, s.metrics, s.intervals) for s in scores], low_support=low_support)
+    by_name = {v.name: v for v in verdicts}
     summary = {
         "env_id": env_id,
         "dataset": str(ds.path),
         "dataset_config": ds.config.to_dict(),
         "gamma": gamma,
         "tabular_layout_seed": None if tabular is None else tabular.seed,
+        "success_transitions": positives,
+        "min_successes": min_successes,
+        "low_support_metrics": sorted(low_support),
+        "bootstrap_reps": bootstrap,
+        "ranking": list(RANKING_TABULAR if tabular is not None else RANKING_SAMPLED),
         "rewards": [
-            {"name": s.name, "role": s.role, "negative_control": s.negative_control, **s.metrics}
+            {
+                "name": s.name,
+                "role": s.role,
+                "negative_control": s.negative_control,
+                "rank": by_name[s.name].rank,
+                "verdict": by_name[s.name].verdict,
+                "reasons": by_name[s.name].reasons,
+                "notes": by_name[s.name].notes,
+                **s.metrics,
+                "intervals": {k: list(v) for k, v in s.intervals.items()},
+            }
             for s in scores
         ],
     }
     atomic_write(out_dir / "summary.json", json.dumps(json_safe(summary), indent=1))
 
     kinds = {k: sum(e.kind == k for e in ds.episodes) for k in EPISODE_KINDS}
-    success_rate = float(np.mean(np.asarray(ds.success)[ds.transition_states()[1]]))
+    support = (
+        f"{positives} of them entering a success state"
+        if not low_support
+        else f"only {positives} of them entering a success state, fewer than the "
+        f"{min_successes} the success-based metrics need: those are greyed out below "
+        "(generate more episodes: --episodes)"
+    )
     lines = [
         f"# Reward evaluation: {env_id}",
         "",
         f"Dataset `{ds.path}`: {len(ds.episodes)} episodes "
         f"({', '.join(f'{n} {k}' for k, n in kinds.items() if n)}), {ds.n_transitions} "
-        f"transitions, {success_rate:.1%} of them entering a success state"
-        f"{'' if ds.has_frames else ', no frames'}. Agent discount gamma = {gamma}.",
+        f"transitions, {support}{'' if ds.has_frames else ', no frames'}. Agent discount "
+        f"gamma = {gamma}.",
         "",
         "Ground truth: the true task. EPIC, STARC, point-biserial and success detection "
         "compare with success(s') (the sparse task reward); correlations and VOC with the "
         "ground-truth progress of s'; returns are discounted with the agent's gamma, the true "
         "return being that of success(s').",
         "",
+        *_verdict_lines(verdicts, tabular is not None),
+        "",
         "## Metrics",
+        "",
+        (
+            f"Sampled metrics show their 95% bootstrap interval over episodes ({bootstrap} "
+            "replicates) in brackets; exact ones (tabular) have none."
+            if bootstrap
+            else "No bootstrap intervals (--bootstrap 0)."
+        )
+        + (
+            f" *(Parenthesized italics)*: rests on {positives} success transitions, too few "
+            "to trust."
+            if low_support
+            else ""
+        ),
         "",
         "| reward | " + " | ".join(METRICS[k][0] for k in columns) + " |",
         "|---|" + "---:|" * len(columns),
@@ -422,7 +663,8 @@ def write_eval_report(
     for sc in scores:
         name = md_cell(sc.name) + (" (negative control)" if sc.negative_control else "")
         name = f"*{name}*" if sc.role == "reference" else name
-        lines.append(f"| {name} | " + " | ".join(_fmt(sc.metrics[k]) for k in columns) + " |")
+        cells = [_cell(sc, k, k in low_support) for k in columns]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "Columns:", ""]
     lines += [f"- **{METRICS[k][0]}**: {METRICS[k][1]}." for k in columns]
     if tabular is not None:

@@ -1,0 +1,155 @@
+"""A verdict per reward from its eval-reward metrics: a ranking by the metrics that predict
+training, and plain reasons.
+
+Which metrics rank is what the predictive-validity study found
+(``experiments/results/predictive-validity``, :mod:`rewardlab.experiments.validity`): on
+key-door, success after a few exact natural-policy-gradient steps (``npg10_success``) ranked
+the trained outcome best; the optimum's success misses rewards that are harmless at the
+optimum but stall learning (a discount mismatch); per-step metrics (correlations with
+progress, VOC, success detection) judge a reward's per-step signal, which shaping moves
+between steps without changing what optimizing it does, and predicted the outcome worst.
+Without a tabular model, the return-based metrics rank (preference accuracy, then return
+correlation).
+
+Every reason is read off a metric and names it, so a reader can check it in the table.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+__all__ = ["RANKING_SAMPLED", "RANKING_TABULAR", "Verdict", "judge"]
+
+RANKING_TABULAR = ("npg10_success", "opt_success", "preference")
+"""Ranking keys on an env with an exact model, in order (ties broken by the next)."""
+
+RANKING_SAMPLED = ("preference", "spearman_return")
+"""Ranking keys without one."""
+
+EQUIVALENT_EPIC = 0.05
+"""EPIC below which a reward counts as the task reward up to shaping and scale."""
+
+
+@dataclass
+class Verdict:
+    """One reward's place and reasons.
+
+    Attributes:
+        name: The reward.
+        rank: 1 = most likely to train well, among the rewards ranked.
+        verdict: ``"good"``, ``"avoid"`` or ``"unclear"``.
+        reasons: Plain sentences, each citing the metric it rests on.
+        notes: Why some of its metrics disagree, where they do.
+    """
+
+    name: str
+    rank: int
+    verdict: str
+    reasons: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _get(metrics: Mapping[str, float], key: str) -> float:
+    value = metrics.get(key, math.nan)
+    return math.nan if value is None else float(value)
+
+
+def _reasons(
+    m: Mapping[str, float],
+    intervals: Mapping[str, Sequence[float]],
+    low_support: set[str],
+) -> tuple[list[str], list[str], bool, bool]:
+    """``(reasons, notes, red flag, good sign)`` of one reward's metrics."""
+    reasons, notes = [], []
+    red = good = False
+    epic = _get(m, "epic_tabular")
+    epic_name = "EPIC tab."
+    if math.isnan(epic) and "epic" not in low_support:
+        epic, epic_name = _get(m, "epic"), "EPIC"
+    equivalent = epic < EQUIVALENT_EPIC
+    if equivalent:
+        good = True
+        reasons.append(f"equivalent to the task reward up to shaping ({epic_name} {epic:.3f})")
+
+    opt, npg = _get(m, "opt_success"), _get(m, "npg10_success")
+    if opt < 0.5:
+        red = True
+        reasons.append(
+            f"optimizing it does not solve the task: its optimal policy succeeds {opt:.0%} of "
+            "the time (opt. succ.)"
+        )
+    elif npg < 0.5:
+        red = True
+        reasons.append(
+            f"stalls learning: its optimum solves the task ({opt:.0%}), but after 10 exact "
+            f"policy-gradient steps from a uniform policy it succeeds {npg:.0%} (NPG-10 succ.)"
+        )
+    elif npg >= 0.5:
+        good = True
+        reasons.append(f"a limited learner succeeds {npg:.0%} on it (NPG-10 succ.)")
+
+    pref = _get(m, "preference")
+    pref_high = intervals.get("preference", (math.nan, math.nan))[1]
+    if "preference" not in low_support and math.isfinite(pref):
+        # Systematic only when the whole interval is below chance (noise sits around 0.5).
+        below = pref_high < 0.5 if math.isfinite(pref_high) else pref < 0.4
+        if below:
+            red = True
+            reasons.append(
+                f"farmable: its return prefers episodes that do not finish (pref. acc. {pref:.2f})"
+            )
+        elif pref >= 0.8:
+            good = True
+            reasons.append(f"its return orders episodes as the task does (pref. acc. {pref:.2f})")
+
+    auc = _get(m, "roc_auc")
+    auc_high = intervals.get("roc_auc", (math.nan, math.nan))[1]
+    if "roc_auc" not in low_support and math.isfinite(auc) and not equivalent:
+        chance = auc_high <= 0.6 if math.isfinite(auc_high) else auc <= 0.55
+        if chance:
+            red = True
+            reasons.append(f"ignores the goal: success detection near chance (ROC AUC {auc:.2f})")
+
+    voc, prog = _get(m, "voc"), _get(m, "spearman_progress")
+    if equivalent and (voc < 0.5 or prog < 0.5):
+        notes.append(
+            f"its per-step values disagree with progress (VOC {voc:.2f}, Spearman prog. "
+            f"{prog:.2f}) though it is equivalent to the task: per-step metrics judge where "
+            "reward is paid, and a sparse or shaped reward pays at other steps than progress "
+            "does without changing what optimizing it does"
+        )
+    if low_support & set(m):
+        notes.append(
+            "too few successes in the dataset to trust its success-based metrics (greyed out)"
+        )
+    return reasons, notes, red, good
+
+
+def judge(
+    rows: Sequence[tuple[str, Mapping[str, float], Mapping[str, Sequence[float]]]],
+    *,
+    low_support: set[str] = frozenset(),  # type: ignore[assignment]
+) -> list[Verdict]:
+    """The verdicts of ``(name, metrics, intervals)`` rows, best first.
+
+    Args:
+        rows: Each reward's name, metrics (the keys of
+            :data:`~rewardlab.evaluation.dataset_metrics.METRICS`; NaN or missing where
+            undefined) and bootstrap intervals.
+        low_support: Metrics that rest on too few positives here: not used for reasons.
+    """
+    tabular = any(math.isfinite(_get(m, "npg10_success")) for _, m, _ in rows)
+    keys = RANKING_TABULAR if tabular else RANKING_SAMPLED
+
+    def order(row: tuple[str, Mapping[str, float], Mapping[str, Sequence[float]]]) -> tuple:
+        values = [_get(row[1], k) for k in keys if k not in low_support]
+        return tuple(-v if math.isfinite(v) else math.inf for v in values)
+
+    out = []
+    for rank, (name, m, intervals) in enumerate(sorted(rows, key=order), start=1):
+        reasons, notes, red, good = _reasons(m, intervals, low_support)
+        verdict = "avoid" if red else "good" if good else "unclear"
+        out.append(Verdict(name, rank, verdict, reasons, notes))
+    return out

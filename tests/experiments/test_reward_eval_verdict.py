@@ -1,0 +1,187 @@
+"""eval-reward's names, dataset sizing, greyed-out metrics, intervals and verdicts."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+import rewardlab  # noqa: F401  (registers the ids)
+from rewardlab.evaluation.dataset_metrics import METRICS, SUCCESS_METRICS, TABULAR_METRICS
+from rewardlab.evaluation.datasets import DatasetConfig, load_dataset
+from rewardlab.evaluation.verdict import judge
+from rewardlab.experiments.reward_eval import (
+    n_successes,
+    named_rewards,
+    open_dataset,
+    run_eval,
+)
+
+ENV = "rewardlab/GridEmpty-v0"
+
+
+def test_rewards_are_named_never_by_their_yaml() -> None:
+    named = named_rewards(
+        [
+            "pbrs",
+            "{shaping: progress, shaping_gamma: 0.9}",  # the pbrs_mismatched shorthand's spec
+            "{shaping: progress, shaping_gamma: 0.95}",
+            {"name": "my bonus", "progress_bonus": 0.1},
+            "{name: from yaml, reward_type: dense}",
+            "{reward_type: dense, shaping: {kind: info, key: progress, scale: 10}}",
+            "{model: {kind: program, path: a/x.py}}",
+            "{model: {kind: program, path: b/x.py}}",
+        ]
+    )
+    assert [n for n, _ in named] == [
+        "pbrs",
+        "pbrs_mismatched",
+        "env + pbrs(γ=0.95)",
+        "my bonus",
+        "from yaml",
+        "dense + pbrs(progress x10)",
+        "program x.py",
+        "program x.py #2",
+    ]
+    assert named[3][1].progress_bonus == 0.1  # the name is not part of the spec
+
+
+@pytest.mark.parametrize(
+    ("rewards", "message"),
+    [
+        ([{"name": "a", "reward_type": "dense"}, {"name": "a", "shaping": "progress"}], "two"),
+        ([{"name": "", "reward_type": "dense"}], "non-empty"),
+        ([{"name": 3, "reward_type": "dense"}], "non-empty"),
+        ([{"name": "x", "shaping": "progres"}], "shaping"),
+    ],
+)
+def test_bad_names_fail_clearly(rewards: list, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        named_rewards(rewards)
+
+
+def test_a_generated_dataset_grows_to_the_success_target(tmp_path: Path) -> None:
+    logs: list[str] = []
+    cfg = DatasetConfig(ENV, episodes={"expert": 1, "random": 1}, frames=False)
+    ds = open_dataset(tmp_path / "ds", cfg, overwrite=False, log=logs.append, min_successes=5)
+    assert n_successes(ds) >= 5
+    assert ds.config.episodes["expert"] == ds.config.episodes["random"] > 1  # the mix kept
+    assert any("regenerating with" in line for line in logs)
+    # The grown dataset serves the same request again, unchanged ...
+    again = open_dataset(tmp_path / "ds", cfg, overwrite=False, log=logs.append, min_successes=5)
+    assert again.config == ds.config
+    # ... but not a request that fixed its episodes.
+    with pytest.raises(ValueError, match="other settings"):
+        open_dataset(tmp_path / "ds", cfg, overwrite=False, log=logs.append)
+
+
+def test_too_few_successes_grey_out_and_intervals_cover_the_sampled_metrics(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "eval"
+    cfg = DatasetConfig(ENV, episodes={"expert": 2, "random": 2, "partial": 2}, frames=False)
+    logs: list[str] = []
+    run_eval(
+        ENV,
+        ["pbrs", "progress"],
+        out,
+        dataset_config=cfg,
+        grow_dataset=False,
+        min_successes=50,
+        bootstrap=200,
+        log=logs.append,
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    positives = summary["success_transitions"]
+    assert 0 < positives < 50
+    assert summary["low_support_metrics"] == sorted(SUCCESS_METRICS)
+    assert any(f"only {positives} transition(s) enter success" in line for line in logs)
+    report = (out / "report.md").read_text()
+    assert report.index("## Verdict") < report.index("## Metrics")
+    assert f"rests on {positives} success transitions" in report
+    row = next(line for line in report.splitlines() if line.startswith("| pbrs |"))
+    assert "*(" in row  # a greyed success metric
+    pbrs = next(r for r in summary["rewards"] if r["name"] == "pbrs")
+    sampled = set(METRICS) - set(TABULAR_METRICS)  # exact ones have no interval
+    assert set(pbrs["intervals"]) == {k for k in sampled if pbrs[k] is not None}
+    for key, (low, high) in pbrs["intervals"].items():
+        assert low <= pbrs[key] + 1e-9 and pbrs[key] <= high + 1e-9 or key == "threshold", key
+    assert [r["rank"] for r in summary["rewards"]].count(1) == 1
+    assert all(r["verdict"] in ("good", "avoid", "unclear") for r in summary["rewards"])
+
+
+def test_enough_successes_are_not_greyed(tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    cfg = DatasetConfig(ENV, episodes={"expert": 3, "random": 1}, frames=False)
+    run_eval(ENV, ["pbrs"], out, dataset_config=cfg, min_successes=3, bootstrap=0)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["low_support_metrics"] == [] and summary["success_transitions"] >= 3
+    assert "*(" not in (out / "report.md").read_text()
+    assert all(r["intervals"] == {} for r in summary["rewards"])
+    ds = load_dataset(out / "dataset")
+    assert ds.config.episodes == {"expert": 3, "random": 1}  # enough already: not grown
+
+
+def _row(name: str, **metrics: float) -> tuple[str, dict[str, float], dict]:
+    intervals = metrics.pop("intervals", {})  # type: ignore[arg-type]
+    return name, metrics, intervals  # type: ignore[return-value]
+
+
+def test_verdicts_rank_by_limited_optimization_and_give_reasons() -> None:
+    nan = math.nan
+    rows = [
+        _row(
+            "progress",
+            opt_success=0.0,
+            npg10_success=0.0,
+            preference=0.3,
+            epic_tabular=0.5,
+            intervals={"preference": (0.2, 0.45)},
+        ),  # fmt: skip
+        _row(
+            "mismatched", opt_success=1.0, npg10_success=0.0, preference=0.77, epic_tabular=0.06
+        ),  # fmt: skip
+        _row(
+            "pbrs",
+            opt_success=1.0,
+            npg10_success=0.95,
+            preference=0.9,
+            epic_tabular=0.0,
+            voc=-0.6,
+            spearman_progress=-0.2,
+        ),  # fmt: skip
+        _row(
+            "noise",
+            opt_success=nan,
+            npg10_success=nan,
+            preference=0.45,
+            roc_auc=0.52,
+            intervals={"preference": (0.2, 0.8), "roc_auc": (0.4, 0.58)},
+        ),  # fmt: skip
+    ]
+    verdicts = {v.name: v for v in judge(rows)}
+    assert [v.name for v in judge(rows)] == ["pbrs", "mismatched", "progress", "noise"]
+    assert verdicts["pbrs"].verdict == "good"
+    assert "equivalent to the task reward" in verdicts["pbrs"].reasons[0]
+    assert "per-step metrics judge" in verdicts["pbrs"].notes[0]
+    assert verdicts["mismatched"].verdict == "avoid"
+    assert "stalls learning" in " ".join(verdicts["mismatched"].reasons)
+    assert "farmable" in " ".join(verdicts["progress"].reasons)
+    # Noise around chance is not "farmable" (its interval spans 0.5), but ignores the goal.
+    noise = " ".join(verdicts["noise"].reasons)
+    assert "farmable" not in noise and "ignores the goal" in noise
+    # With too few successes the preference metric gives no reason.
+    low = {v.name: v for v in judge(rows, low_support={"preference", "roc_auc"})}
+    assert "farmable" not in " ".join(low["progress"].reasons)
+    assert low["noise"].verdict == "unclear"
+
+
+def test_without_a_tabular_model_preference_ranks() -> None:
+    rows = [
+        _row("a", preference=0.6, spearman_return=0.9),
+        _row("b", preference=0.9, spearman_return=0.1),
+        _row("c", preference=math.nan, spearman_return=0.5),
+    ]
+    assert [v.name for v in judge(rows)] == ["b", "a", "c"]
