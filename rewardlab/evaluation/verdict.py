@@ -28,8 +28,13 @@ RANKING_TABULAR = ("npg10_success", "opt_success", "preference")
 RANKING_SAMPLED = ("preference", "spearman_return")
 """Ranking keys without one."""
 
-EQUIVALENT_EPIC = 0.05
-"""EPIC below which a reward counts as the task reward up to shaping and scale."""
+EQUIVALENT_EPIC = 0.01
+"""EPIC below which a reward counts as the task reward up to shaping and scale. Small: a
+discount mismatch of 0.95 against 0.99 is at 0.026 on key-door's exact EPIC and stalls
+learning (closeness in EPIC is not safety; only equivalence is)."""
+
+RANK_DECIMALS = 2
+"""Ranking keys are compared at the report's precision: rounding noise does not order."""
 
 
 @dataclass
@@ -145,7 +150,7 @@ def judge(
 
     def order(row: tuple[str, Mapping[str, float], Mapping[str, Sequence[float]]]) -> tuple:
         values = [_get(row[1], k) for k in keys if k not in low_support]
-        return tuple(-v if math.isfinite(v) else math.inf for v in values)
+        return tuple(-round(v, RANK_DECIMALS) if math.isfinite(v) else math.inf for v in values)
 
     out = []
     for rank, (name, m, intervals) in enumerate(sorted(rows, key=order), start=1):

@@ -85,7 +85,8 @@ def execute_run(config: dict[str, Any], run_dir: str) -> dict[str, Any]:
     # A retried task (Ray retries one whose worker died) starts from an empty folder.
     if Path(run_dir).exists():
         shutil.rmtree(run_dir)
-    result = train(TrainConfig.model_validate(config), run_dir)
+    # The report plots every run's training together: no figure per run.
+    result = train(TrainConfig.model_validate(config), run_dir, plot=False)
     marker = {
         "config": config,
         "wall_s": result.wall_s,
