@@ -26,6 +26,7 @@ from rewardlab.evaluation.reward_tables import StateTable, TermReward
 
 __all__ = [
     "METRICS",
+    "PROBE_METRIC",
     "REGRET_STEPS",
     "SUCCESS_METRICS",
     "TABULAR_METRICS",
@@ -144,6 +145,14 @@ METRICS: dict[str, tuple[str, str]] = {
     ),
 }
 """Report columns: key -> (header, definition)."""
+
+PROBE_METRIC = "probe_success"
+METRICS[PROBE_METRIC] = (
+    "probe succ. ↑",
+    "a cheap proxy, not exact and not a dataset metric: the true success rate after one "
+    "short PPO run (eval-reward --probe-steps; one seed, evaluated on 20 episodes) on the "
+    "reward; noisy, for envs without a tabular model",
+)
 
 PREFERENCE_MIN_GAP = 0.05
 

@@ -20,13 +20,13 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["RANKING_SAMPLED", "RANKING_TABULAR", "Verdict", "judge"]
+__all__ = ["RANKING_SAMPLED", "RANKING_TABULAR", "Verdict", "judge", "ranking_keys"]
 
 RANKING_TABULAR = ("npg10_success", "opt_success", "preference")
 """Ranking keys on an env with an exact model, in order (ties broken by the next)."""
 
-RANKING_SAMPLED = ("preference", "spearman_return")
-"""Ranking keys without one."""
+RANKING_SAMPLED = ("probe_success", "preference", "spearman_return")
+"""Ranking keys without one (the training probe's success where it ran)."""
 
 EQUIVALENT_EPIC = 0.01
 """EPIC below which a reward counts as the task reward up to shaping and scale. Small: a
@@ -109,6 +109,10 @@ def _reasons(
             good = True
             reasons.append(f"its return orders episodes as the task does (pref. acc. {pref:.2f})")
 
+    probe = _get(m, "probe_success")
+    if math.isfinite(probe):
+        reasons.append(f"one short training run reached {probe:.0%} success (probe succ.)")
+
     auc = _get(m, "roc_auc")
     auc_high = intervals.get("roc_auc", (math.nan, math.nan))[1]
     if "roc_auc" not in low_support and math.isfinite(auc) and not equivalent:
@@ -132,6 +136,14 @@ def _reasons(
     return reasons, notes, red, good
 
 
+def ranking_keys(metrics: Sequence[Mapping[str, float]]) -> tuple[str, ...]:
+    """The ranking keys that some reward has a value for: :data:`RANKING_TABULAR` where an
+    exact model gave its columns, else :data:`RANKING_SAMPLED`."""
+    tabular = any(math.isfinite(_get(m, "npg10_success")) for m in metrics)
+    keys = RANKING_TABULAR if tabular else RANKING_SAMPLED
+    return tuple(k for k in keys if any(math.isfinite(_get(m, k)) for m in metrics))
+
+
 def judge(
     rows: Sequence[tuple[str, Mapping[str, float], Mapping[str, Sequence[float]]]],
     *,
@@ -145,8 +157,7 @@ def judge(
             undefined) and bootstrap intervals.
         low_support: Metrics that rest on too few positives here: not used for reasons.
     """
-    tabular = any(math.isfinite(_get(m, "npg10_success")) for _, m, _ in rows)
-    keys = RANKING_TABULAR if tabular else RANKING_SAMPLED
+    keys = ranking_keys([m for _, m, _ in rows])
 
     def order(row: tuple[str, Mapping[str, float], Mapping[str, Sequence[float]]]) -> tuple:
         values = [_get(row[1], k) for k in keys if k not in low_support]

@@ -21,6 +21,7 @@ import dataclasses
 import itertools
 import json
 import math
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ import yaml
 from rewardlab.envs.core import TaskEnv
 from rewardlab.evaluation.dataset_metrics import (
     METRICS,
+    PROBE_METRIC,
     SUCCESS_METRICS,
     TABULAR_METRICS,
     RewardScores,
@@ -55,7 +57,7 @@ from rewardlab.evaluation.reward_tables import (
     recorded_reward,
     spec_reward,
 )
-from rewardlab.evaluation.verdict import RANKING_SAMPLED, RANKING_TABULAR, Verdict, judge
+from rewardlab.evaluation.verdict import Verdict, judge, ranking_keys
 from rewardlab.experiments.figures import colors, json_safe, md_cell, new_figure, save_png
 from rewardlab.experiments.files import atomic_write
 from rewardlab.experiments.runner import _Progress
@@ -322,6 +324,7 @@ def run_eval(
     bootstrap: int = 1000,
     min_successes: int = MIN_SUCCESSES,
     grow_dataset: bool = True,
+    probe_steps: int = 0,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> Path:
     """Judge ``rewards`` (and a CLIP ``sweep``) on a dataset of ``env_id``; write the report.
@@ -349,6 +352,10 @@ def run_eval(
             labels need: fewer, and the report greys those metrics out and says so.
         grow_dataset: Regenerate a dataset generated here with more episodes until it has
             ``min_successes`` (:func:`open_dataset`); off when the user fixed the episodes.
+        probe_steps: With more than 0, train PPO on each reward for this many steps (one
+            run, seed ``seed``) and report its true success: the ``probe succ.`` column, a
+            cheap and noisy proxy of training for envs without a tabular model
+            (:func:`probe`). Runs are kept in ``out_dir/probe``.
         log: Progress messages.
 
     Returns:
@@ -363,7 +370,11 @@ def run_eval(
         raise ValueError(f"unknown env id {env_id!r}; `rewardlab envs` lists the valid ones")
     if not 0.0 <= gamma < 1.0:
         raise ValueError(f"gamma must be in [0, 1) (STARC's values need it), got {gamma}")
-    for what, value in (("bootstrap", bootstrap), ("min_successes", min_successes)):
+    for what, value in (
+        ("bootstrap", bootstrap),
+        ("min_successes", min_successes),
+        ("probe_steps", probe_steps),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"{what} must be an int >= 0, got {value!r}")
     specs = named_rewards(rewards) + list(sweep)
@@ -392,6 +403,11 @@ def run_eval(
                     models.model(part)
                 elif isinstance(part, ProgramModelSpec):
                     models.program(part)
+        probes = [
+            (name, _probe_config(env_id, cfg.env_kwargs, spec, probe_steps, seed))
+            for name, spec in specs
+            if probe_steps
+        ]
         if ds is None:
             ds = open_dataset(
                 out / "dataset",
@@ -440,6 +456,10 @@ def run_eval(
             on_scored=lambda name: log(f"{progress.tick()} scored {name}"),
         )
         log(f"frames encoded: {models.frames_encoded}")
+        if probes:
+            probed = probe(probes, out / "probe", log=log)
+            for sc in scores:
+                sc.metrics[PROBE_METRIC] = probed.get(sc.name, math.nan)
         for program, report in models.program_corrections().items():
             log(
                 f"warning: reward program {program}: its sandbox replaced {report['nonfinite']} "
@@ -456,6 +476,50 @@ def run_eval(
             min_successes=min_successes,
             bootstrap=bootstrap,
         )
+
+
+# --- the training probe ----------------------------------------------------------------------
+
+PROBE_EVAL_EPISODES = 20
+
+
+def _probe_config(
+    env_id: str, env_kwargs: Mapping[str, Any], spec: RewardSpec, steps: int, seed: int
+) -> Any:
+    """The probe's training config, checked now (a bad one fails before any work)."""
+    from rewardlab.agents.train import TrainConfig, check_config
+
+    config = TrainConfig(
+        env=env_id,
+        env_kwargs=dict(env_kwargs),
+        reward=spec,
+        steps=steps,
+        seed=seed,
+        eval_freq=steps,
+        eval_episodes=PROBE_EVAL_EPISODES,
+    )
+    check_config(config)
+    return config
+
+
+def probe(
+    configs: Sequence[tuple[str, Any]], folder: Path, *, log: Callable[[str], None]
+) -> dict[str, float]:
+    """Train one short run per ``(name, TrainConfig)`` into ``folder/<k>``; return each
+    name's final true success rate. A cheap proxy: one seed, a small budget."""
+    from rewardlab.agents.train import train
+
+    out: dict[str, float] = {}
+    progress = _Progress(len(configs))
+    for k, (name, config) in enumerate(configs):
+        run_dir = folder / f"{k:02d}"
+        if run_dir.exists():  # a previous report's probe: retrained, as the report is
+            shutil.rmtree(run_dir)
+        result = train(config, run_dir, plot=False)
+        (run_dir / "reward_name.txt").write_text(name + "\n")
+        out[name] = float(result.evals[-1]["success_rate"])
+        log(f"{progress.tick()} probe {name}: success {out[name]:.2f} after {result.steps} steps")
+    return out
 
 
 # --- report ----------------------------------------------------------------------------------
@@ -546,8 +610,7 @@ def _cell(sc: RewardScores, key: str, grey: bool) -> str:
     return f"*({text})*" if grey and text != "n/a" else text
 
 
-def _verdict_lines(verdicts: list[Verdict], tabular: bool) -> list[str]:
-    keys = RANKING_TABULAR if tabular else RANKING_SAMPLED
+def _verdict_lines(verdicts: list[Verdict], keys: Sequence[str]) -> list[str]:
     lines = [
         "## Verdict",
         "",
@@ -586,11 +649,17 @@ def write_eval_report(
     _plot_progress(out_dir / figures["reward vs progress"], ds, scores)
     _plot_histograms(out_dir / figures["success histograms"], ds, scores)
     _plot_roc(out_dir / figures["ROC"], scores)
-    columns = [k for k in METRICS if tabular is not None or k not in TABULAR_METRICS]
+    columns = [
+        k
+        for k in METRICS
+        if (tabular is not None or k not in TABULAR_METRICS)
+        and (k != PROBE_METRIC or any(PROBE_METRIC in s.metrics for s in scores))
+    ]
     positives = n_successes(ds)
     low_support = set(SUCCESS_METRICS) if positives < min_successes else set()
     verdicts = judge([(s.name, s.metrics, s.intervals) for s in scores], low_support=low_support)
     by_name = {v.name: v for v in verdicts}
+    keys = ranking_keys([s.metrics for s in scores])
     summary = {
         "env_id": env_id,
         "dataset": str(ds.path),
@@ -601,7 +670,7 @@ def write_eval_report(
         "min_successes": min_successes,
         "low_support_metrics": sorted(low_support),
         "bootstrap_reps": bootstrap,
-        "ranking": list(RANKING_TABULAR if tabular is not None else RANKING_SAMPLED),
+        "ranking": list(keys),
         "rewards": [
             {
                 "name": s.name,
@@ -640,7 +709,7 @@ def write_eval_report(
         "ground-truth progress of s'; returns are discounted with the agent's gamma, the true "
         "return being that of success(s').",
         "",
-        *_verdict_lines(verdicts, tabular is not None),
+        *_verdict_lines(verdicts, keys),
         "",
         "## Metrics",
         "",

@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 
 import rewardlab  # noqa: F401  (registers the ids)
-from rewardlab.evaluation.dataset_metrics import METRICS, SUCCESS_METRICS, TABULAR_METRICS
+from rewardlab.evaluation.dataset_metrics import (
+    METRICS,
+    PROBE_METRIC,
+    SUCCESS_METRICS,
+    TABULAR_METRICS,
+)
 from rewardlab.evaluation.datasets import DatasetConfig, load_dataset
 from rewardlab.evaluation.verdict import judge
 from rewardlab.experiments.reward_eval import (
@@ -104,7 +109,7 @@ def test_too_few_successes_grey_out_and_intervals_cover_the_sampled_metrics(
     row = next(line for line in report.splitlines() if line.startswith("| pbrs |"))
     assert "*(" in row  # a greyed success metric
     pbrs = next(r for r in summary["rewards"] if r["name"] == "pbrs")
-    sampled = set(METRICS) - set(TABULAR_METRICS)  # exact ones have no interval
+    sampled = set(METRICS) - set(TABULAR_METRICS) - {PROBE_METRIC}  # exact ones: no interval
     assert set(pbrs["intervals"]) == {k for k in sampled if pbrs[k] is not None}
     for key, (low, high) in pbrs["intervals"].items():
         assert low <= pbrs[key] + 1e-9 and pbrs[key] <= high + 1e-9 or key == "threshold", key
@@ -185,3 +190,39 @@ def test_without_a_tabular_model_preference_ranks() -> None:
         _row("c", preference=math.nan, spearman_return=0.5),
     ]
     assert [v.name for v in judge(rows)] == ["b", "a", "c"]
+
+
+def test_training_probe_is_a_labelled_column_and_ranks_without_a_tabular_model(
+    tmp_path: Path,
+) -> None:
+    env = "rewardlab/ManipReach-v0"  # no tabular model
+    out = tmp_path / "eval"
+    cfg = DatasetConfig(env, episodes={"expert": 2, "random": 1}, frames=False)
+    logs: list[str] = []
+    run_eval(
+        env,
+        ["dense", "{name: negated, model: {kind: info, key: progress, scale: -1}}"],
+        out,
+        dataset_config=cfg,
+        grow_dataset=False,
+        bootstrap=0,
+        probe_steps=64,
+        log=logs.append,
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    probed = {r["name"]: r["probe_success"] for r in summary["rewards"]}
+    assert set(probed) == {"dense", "negated", "ref: env dense reward (expert)", "ref: random"}
+    for name in ("dense", "negated"):
+        assert 0.0 <= probed[name] <= 1.0  # one real run each: its eval success rate
+    assert probed["ref: random"] is None  # a reference, not a trainable spec
+    assert summary["ranking"][0] == "probe_success"
+    report = (out / "report.md").read_text()
+    assert "probe succ. ↑" in report and "a cheap proxy, not exact" in report
+    assert sum("probe " in line and "success" in line for line in logs) == 2
+    assert sorted(p.name for p in (out / "probe").iterdir()) == ["00", "01"]
+
+
+def test_a_bad_probe_config_fails_before_any_work(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="probe_steps"):
+        run_eval(ENV, ["pbrs"], tmp_path / "x", probe_steps=-1)
+    assert not (tmp_path / "x").exists()
