@@ -413,6 +413,8 @@ def _variant_summary(
         },
         "auc": {"iqm": ci("auc", "iqm")},
         "steps_to_threshold": to_threshold.to_dict(),
+        # Every run's failure to learn, by seed: no success at any evaluation.
+        "never_succeeded": [r.seed for r in runs if not r.success.any()],
     }
 
 
@@ -727,6 +729,16 @@ def _interval_pair(a: dict[str, float | None], b: dict[str, float | None]) -> st
     return f"{show(a)} vs {show(b)}"
 
 
+def _never(variant: dict[str, Any]) -> str:
+    """``k/n (seeds ...)``: the runs with no success at any evaluation (summaries written
+    before this was recorded: unknown)."""
+    seeds = variant.get("never_succeeded")
+    if seeds is None:
+        return "unknown"
+    listed = ", ".join(map(str, seeds[:10])) + (", ..." if len(seeds) > 10 else "")
+    return f"{len(seeds)}/{variant['n_runs']}" + (f" ({listed})" if seeds else "")
+
+
 def _cell(ci: dict[str, float | None]) -> str:
     def num(x: float | None) -> str:
         if x is None:
@@ -896,8 +908,9 @@ def _markdown(
             f"## {env}",
             "",
             "| Variant | Runs | Final success IQM | Final success mean | Final return IQM "
-            f"| Normalized AUC IQM | Steps to success ≥ {thr:g} (median) |",
-            "|---|---:|---|---|---|---|---|",
+            f"| Normalized AUC IQM | Steps to success ≥ {thr:g} (median) "
+            "| Runs that never succeeded (seeds) |",
+            "|---|---:|---|---|---|---|---|---|",
         ]
         for v, s in variants.items():
             t = s["steps_to_threshold"]
@@ -906,7 +919,8 @@ def _markdown(
                 f"| {md_cell(v)} | {s['n_runs']} | {_cell(s['final_success']['iqm'])} "
                 f"| {_cell(s['final_success']['mean'])} | {_cell(s['final_return']['iqm'])} "
                 f"| {_cell(s['auc']['iqm'])} "
-                f"| {median} (never: {t['n_never']}/{t['n_runs']}) |"
+                f"| {median} (never: {t['n_never']}/{t['n_runs']}) "
+                f"| {_never(s)} |"
             )
         lines += [
             "",

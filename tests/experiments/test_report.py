@@ -298,3 +298,24 @@ def test_decision_intervals_get_the_digits_that_show_their_gap() -> None:
     assert _interval_pair(a, b) == "0.2500 [0.2004, 0.3000] vs 0.1500 [0.1234, 0.2001]"
     wide = {"point": 0.9, "low": 0.8, "high": 0.95}
     assert _interval_pair(wide, b) == "0.90 [0.80, 0.95] vs 0.15 [0.12, 0.20]"
+
+
+def test_every_run_that_never_learned_is_named(tmp_path: Path) -> None:
+    # BAD's seed 2 ends at 0 with a ramp from 0: no success at any evaluation.
+    summary = summarize(RESULTS, budget=BUDGET, threshold=THRESHOLD, reps=REPS)
+    variants = summary["envs"][ENV]["variants"]
+    assert variants["bad"]["never_succeeded"] == [2]
+    assert variants["good"]["never_succeeded"] == []
+    text = write_report(
+        RESULTS, tmp_path, title="t", budget=BUDGET, threshold=THRESHOLD, reps=REPS
+    ).read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| bad |"))
+    assert row.endswith("| 1/5 (2) |")
+    # A run that succeeded once and fell back to 0 did learn something: not listed.
+    dip = RunResult(ENV, "dip", 0, STEPS, np.r_[0.0, 0.4, np.zeros(STEPS.size - 2)], STEPS * 0)
+    assert (
+        summarize([dip], budget=BUDGET, threshold=THRESHOLD, reps=REPS)["envs"][ENV]["variants"][
+            "dip"
+        ]["never_succeeded"]
+        == []
+    )
