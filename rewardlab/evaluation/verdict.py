@@ -3,13 +3,15 @@ training, and plain reasons.
 
 Which metrics rank is what the predictive-validity study found
 (``experiments/results/predictive-validity``, :mod:`rewardlab.experiments.validity`): on
-key-door, success after a few exact natural-policy-gradient steps (``npg10_success``) ranked
-the trained outcome best; the optimum's success misses rewards that are harmless at the
-optimum but stall learning (a discount mismatch); per-step metrics (correlations with
-progress, VOC, success detection) judge a reward's per-step signal, which shaping moves
-between steps without changing what optimizing it does, and predicted the outcome worst.
-Without a tabular model, the return-based metrics rank (preference accuracy, then return
-correlation).
+key-door, success after a few exact natural-policy-gradient steps (``npg10_success``) ordered
+the trained outcomes best, then the return-based metrics (preference accuracy, return
+correlations); each missed what the other caught. NPG-10 misses a potential scaled 10x
+(exact at the optimum and for an exact learner, 0% for PPO), which preference accuracy flags;
+preference accuracy misses a discount mismatch (0.74, 0% trained), which NPG-10 flags. So a
+reward is called *good* only when neither flags it. The optimum's success and the per-step
+metrics (correlations with progress, VOC, success detection) predicted worst: per-step
+metrics judge where reward is paid, which shaping moves without changing what optimizing it
+does. Without a tabular model, the return-based metrics rank.
 
 Every reason is read off a metric and names it, so a reader can check it in the table.
 """
@@ -22,8 +24,15 @@ from dataclasses import dataclass, field
 
 __all__ = ["RANKING_SAMPLED", "RANKING_TABULAR", "Verdict", "judge", "ranking_keys"]
 
-RANKING_TABULAR = ("npg10_success", "opt_success", "preference")
-"""Ranking keys on an env with an exact model, in order (ties broken by the next)."""
+RANKING_TABULAR = ("npg10_success", "preference", "opt_success")
+"""Ranking keys on an env with an exact model, in order (ties broken by the next), after the
+verdict (good, then unclear, then avoid)."""
+
+PREFERENCE_GATE = 0.8
+"""Preference accuracy below which a reward's return is called unlike the task's. In the
+predictive-validity study every key-door variant that trained to 0.8 final success or more had
+0.89 or more, every one that trained to 0.2 or less had 0.76 or less (chosen on that study's
+variants: in-sample, so evidence, not proof)."""
 
 RANKING_SAMPLED = ("probe_success", "preference", "spearman_return")
 """Ranking keys without one (the training probe's success where it ran)."""
@@ -32,6 +41,9 @@ EQUIVALENT_EPIC = 0.01
 """EPIC below which a reward counts as the task reward up to shaping and scale. Small: a
 discount mismatch of 0.95 against 0.99 is at 0.026 on key-door's exact EPIC and stalls
 learning (closeness in EPIC is not safety; only equivalence is)."""
+
+VERDICTS = ("good", "unclear", "avoid")
+"""In ranking order: the ranking keys order rewards within a verdict."""
 
 RANK_DECIMALS = 2
 """Ranking keys are compared at the report's precision: rounding noise does not order."""
@@ -105,9 +117,21 @@ def _reasons(
             reasons.append(
                 f"farmable: its return prefers episodes that do not finish (pref. acc. {pref:.2f})"
             )
-        elif pref >= 0.8:
+        elif pref >= PREFERENCE_GATE:
             good = True
             reasons.append(f"its return orders episodes as the task does (pref. acc. {pref:.2f})")
+        else:
+            red = True
+            reasons.append(
+                f"its return orders episodes unlike the task (pref. acc. {pref:.2f}, below "
+                f"{PREFERENCE_GATE}): it pays for episodes that do not succeed"
+            )
+            if equivalent:
+                notes.append(
+                    "equivalent at the optimum, yet the return of an episode cut by the time "
+                    "limit keeps the shaping's last potential: with a large potential, progress "
+                    "without success pays almost as much as success"
+                )
 
     probe = _get(m, "probe_success")
     if math.isfinite(probe):
@@ -149,7 +173,8 @@ def judge(
     *,
     low_support: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> list[Verdict]:
-    """The verdicts of ``(name, metrics, intervals)`` rows, best first.
+    """The verdicts of ``(name, metrics, intervals)`` rows, best first: by verdict, then by
+    the ranking keys (:func:`ranking_keys`).
 
     Args:
         rows: Each reward's name, metrics (the keys of
@@ -163,9 +188,15 @@ def judge(
         values = [_get(row[1], k) for k in keys if k not in low_support]
         return tuple(-round(v, RANK_DECIMALS) if math.isfinite(v) else math.inf for v in values)
 
-    out = []
-    for rank, (name, m, intervals) in enumerate(sorted(rows, key=order), start=1):
+    judged = []
+    for row in rows:
+        name, m, intervals = row
         reasons, notes, red, good = _reasons(m, intervals, low_support)
         verdict = "avoid" if red else "good" if good else "unclear"
-        out.append(Verdict(name, rank, verdict, reasons, notes))
-    return out
+        judged.append(
+            (VERDICTS.index(verdict), order(row), Verdict(name, 0, verdict, reasons, notes))
+        )
+    judged.sort(key=lambda item: item[:2])
+    for rank, (_, _, v) in enumerate(judged, start=1):
+        v.rank = rank
+    return [v for _, _, v in judged]

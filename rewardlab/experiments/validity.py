@@ -38,8 +38,13 @@ OUTCOMES = {"final_success": "final success (IQM)", "auc": "AUC (IQM)"}
 """The trained outcomes each metric is compared with: summary key -> label."""
 
 
+PREDICTORS = {**{k: header for k, (header, _) in METRICS.items()}, "rank": "verdict rank ↓"}
+"""What is judged: every metric, and the rank of eval-reward's verdict
+(:mod:`rewardlab.evaluation.verdict`)."""
+
+
 def _direction(key: str) -> float:
-    header = METRICS[key][0]
+    header = PREDICTORS[key]
     return -1.0 if header.endswith("↓") else 1.0 if header.endswith("↑") else 0.0
 
 
@@ -103,7 +108,7 @@ def predictive_validity(
             "eval-reward rewards must be named as the compare variants (a name: per spec)"
         )
     table: dict[str, Any] = {}
-    for key in METRICS:
+    for key in PREDICTORS:
         sign = _direction(key)
         values = np.array([np.nan if rows[n].get(key) is None else rows[n][key] for n in names])
         defined = np.isfinite(values)
@@ -150,7 +155,7 @@ def write_validity_report(result: dict[str, Any], out_dir: str | Path, *, title:
             )
             ax.annotate(v["name"], (x, y["point"]), fontsize=6, xytext=(3, 3),
                         textcoords="offset points")  # fmt: skip
-        ax.set_xlabel(METRICS[key][0], fontsize=8)
+        ax.set_xlabel(PREDICTORS[key], fontsize=8)
         ax.set_ylabel("final success (IQM, 95% CI)", fontsize=8)
         ax.tick_params(labelsize=7)
     save_png(fig, out / "validity.png")
@@ -185,18 +190,27 @@ def write_validity_report(result: dict[str, Any], out_dir: str | Path, *, title:
     ]
     for key, e in metrics.items():
         lines.append(
-            f"| {METRICS[key][0]} | {e['n_variants']} | {e['pairs_correct']:g} of {e['pairs']} | "
+            f"| {PREDICTORS[key]} | {e['n_variants']} | {e['pairs_correct']:g} of {e['pairs']} | "
             f"{e['spearman_final_success']:.2f} | {e['spearman_auc']:.2f} |"
         )
-    good = [k for k, e in metrics.items() if e["pairs"] and e["pairs_correct"] == e["pairs"]]
-    bad = [k for k, e in metrics.items() if e["pairs"] and e["pairs_correct"] / e["pairs"] < 0.75]
+
+    def share(e: dict[str, Any]) -> float:
+        return e["pairs_correct"] / e["pairs"] if e["pairs"] else math.nan
+
+    def listed(low: float, high: float) -> str:
+        keys = [k for k, e in metrics.items() if low <= share(e) < high]
+        return ", ".join(f"{PREDICTORS[k]} ({share(metrics[k]):.0%})" for k in keys) or "none"
+
     lines += [
         "",
         "## What predicted the outcome here",
         "",
-        f"- Ordered every decisive pair: {', '.join(METRICS[k][0] for k in good) or 'none'}.",
-        "- Ordered fewer than 3 in 4 decisive pairs (no better than a coin on the pairs "
-        f"that matter): {', '.join(METRICS[k][0] for k in bad) or 'none'}.",
+        "Share of decisive pairs ordered correctly:",
+        "",
+        f"- all of them: {listed(1.0, 2.0)};",
+        f"- at least 3 in 4: {listed(0.75, 1.0)};",
+        f"- fewer than 3 in 4: {listed(0.6, 0.75)};",
+        f"- under 60% (chance orders half): {listed(-1.0, 0.6)}.",
         f"- {len(variants)} variants on one env: a metric's place here is evidence for this "
         "kind of env and agent, not a law; rerun the study on yours.",
         "",

@@ -185,11 +185,23 @@ def test_verdicts_rank_by_limited_optimization_and_give_reasons() -> None:
 
 def test_without_a_tabular_model_preference_ranks() -> None:
     rows = [
-        _row("a", preference=0.6, spearman_return=0.9),
+        _row("a", preference=0.85, spearman_return=0.9),
         _row("b", preference=0.9, spearman_return=0.1),
         _row("c", preference=math.nan, spearman_return=0.5),
     ]
     assert [v.name for v in judge(rows)] == ["b", "a", "c"]
+    # A reward whose return orders episodes unlike the task ranks below one not judged.
+    rows.append(_row("d", preference=0.6, spearman_return=0.99))
+    assert [v.name for v in judge(rows)] == ["b", "a", "c", "d"]
+
+
+def test_an_equivalent_reward_whose_return_misorders_episodes_is_avoided() -> None:
+    # PBRS with a potential 10 x progress on key-door: EPIC 0, NPG-10 95%, yet 0% trained.
+    (v,) = judge([_row("pbrs_x10", opt_success=1.0, npg10_success=0.95, preference=0.57,
+                       epic_tabular=0.0)])  # fmt: skip
+    assert v.verdict == "avoid"
+    assert "orders episodes unlike the task (pref. acc. 0.57" in " ".join(v.reasons)
+    assert "time limit" in " ".join(v.notes)
 
 
 def test_training_probe_is_a_labelled_column_and_ranks_without_a_tabular_model(

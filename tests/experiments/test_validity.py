@@ -38,10 +38,17 @@ OUTCOME = {
 }
 REWARDS = [
     # npg predicts; "epic" (a ↓ metric) predicts too once negated; voc is backwards.
-    {"name": "good", "npg10_success": 0.95, "epic": 0.0, "voc": 0.1, "threshold": 3.0},
-    {"name": "ok", "npg10_success": 0.5, "epic": 0.3, "voc": 0.5, "threshold": 1.0},
-    {"name": "close_to_ok", "npg10_success": 0.4, "epic": 0.35, "voc": 0.6, "threshold": 2.0},
-    {"name": "bad", "npg10_success": 0.0, "epic": 0.7, "voc": 1.0, "threshold": 0.0},
+    {"name": "good", "npg10_success": 0.95, "epic": 0.0, "voc": 0.1, "threshold": 3.0, "rank": 1},
+    {"name": "ok", "npg10_success": 0.5, "epic": 0.3, "voc": 0.5, "threshold": 1.0, "rank": 3},
+    {
+        "name": "close_to_ok",
+        "npg10_success": 0.4,
+        "epic": 0.35,
+        "voc": 0.6,
+        "threshold": 2.0,
+        "rank": 2,
+    },
+    {"name": "bad", "npg10_success": 0.0, "epic": 0.7, "voc": 1.0, "threshold": 0.0, "rank": 4},
     {"name": "not trained", "npg10_success": 1.0, "epic": 0.0, "voc": 1.0},
 ]
 
@@ -54,9 +61,12 @@ def test_metrics_are_scored_on_decisive_pairs_and_orientation(tmp_path: Path) ->
     # 6 pairs, of which good/ok/close_to_ok/bad differ decisively except ok-close_to_ok.
     assert m["npg10_success"]["pairs"] == 5 and m["npg10_success"]["pairs_correct"] == 5
     assert m["epic"]["pairs_correct"] == 5  # lower is better: negated before comparing
-    assert m["voc"]["pairs_correct"] == 0 and m["voc"]["spearman_final_success"] == pytest.approx(-0.8)
+    assert m["voc"]["pairs_correct"] == 0 and m["voc"]["spearman_final_success"] == pytest.approx(
+        -0.8
+    )
     assert "threshold" not in m  # no direction: not a predictor
-    assert list(m)[:2] in (["npg10_success", "epic"], ["epic", "npg10_success"])
+    assert m["rank"]["pairs_correct"] == 5  # the verdict's rank: lower is better
+    assert set(list(m)[:3]) == {"npg10_success", "epic", "rank"}
     assert m["npg10_success"]["spearman_auc"] == pytest.approx(0.8)
 
 
@@ -78,7 +88,7 @@ def test_command_writes_the_report(tmp_path: Path) -> None:
     assert main(["--eval", str(ev), "--compare", str(compare), "--out", str(tmp_path / "o")]) == 0
     report = (tmp_path / "o" / "report.md").read_text()
     assert "5 of 5" in report and "0 of 5" in report
-    assert "Ordered every decisive pair: NPG-10 succ. ↑, EPIC ↓" in report or (
-        "Ordered every decisive pair: EPIC ↓, NPG-10 succ. ↑" in report
-    )
+    line = next(x for x in report.splitlines() if x.startswith("- all of them:"))
+    assert "NPG-10 succ. ↑ (100%)" in line and "EPIC ↓ (100%)" in line
+    assert "VOC ↑ (0%)" in next(x for x in report.splitlines() if "chance orders half" in x)
     assert (tmp_path / "o" / "validity.png").stat().st_size > 1000
