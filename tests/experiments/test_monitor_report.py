@@ -204,3 +204,12 @@ def test_load_results_reads_the_monitor_files_when_there(tmp_path: Path) -> None
     (job.run_dir / "training_episodes.json").write_text('{"windows": [')
     with pytest.raises(ValueError, match=r"training_episodes.json is damaged .*delete it"):
         load_results([job])
+
+
+def test_success_creeping_up_while_the_proxy_soars_is_still_flagged() -> None:
+    # Raw progress on key-door: proxy 70 -> 118, training success 0.08 -> 0.13, final 0.11.
+    runs = [_run("progress", s, _monitor((70.0, 118.0 + s), (0.08, 0.13)), 0.11) for s in range(5)]
+    assert _check(runs)["status"] == "flagged"
+    # A real rise in success (more than 0.1) is learning, not hacking.
+    runs = [_run("learns", s, _monitor((70.0, 118.0 + s), (0.0, 0.15)), 0.15) for s in range(5)]
+    assert _check(runs)["status"] == "not flagged"
