@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib.util
 import os
 import re
 import shlex
@@ -18,9 +19,59 @@ if TYPE_CHECKING:
 
 
 def _error(message: object, status: int = 2) -> int:
-    """Print ``error: <message>`` on stderr; return ``status`` (2: bad input)."""
-    print(f"error: {message}", file=sys.stderr)
+    """Print ``error: <message>`` on stderr; return ``status``.
+
+    Bad input (status 2) is reported on one line: the lines of a longer message are joined
+    (after a line ending in ``:`` by a space, else by ``; ``).
+    """
+    text = str(message)
+    if status == 2:
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        text = lines[0] if lines else ""
+        for line in lines[1:]:
+            text += (" " if text.endswith(":") else "; ") + line
+    print(f"error: {text}", file=sys.stderr)
     return status
+
+
+def _check_out(out: Path, flag: str = "--out") -> None:
+    """Raise unless ``out`` is (or can be made) a folder this process can write in, so that a
+    bad output path fails before any work, and nothing is created to find out.
+
+    Raises:
+        ValueError: Naming the path and what to do.
+    """
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{flag} {out} is a file, not a folder; give a folder path")
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(
+            f"{flag} {out}: {existing} is a file, so no folder can be made there; give another path"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(
+            f"{flag} {out}: no permission to write in {existing}; give a folder you can write to"
+        )
+
+
+def _check_env_id(env_id: str) -> None:
+    """Raise unless ``env_id`` is registered, naming the closest ids."""
+    import difflib
+
+    import gymnasium as gym
+
+    if env_id not in gym.registry:
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        raise ValueError(f"unknown env id {env_id!r}{hint}; `rewardlab envs` lists them")
+
+
+def _at_least(value: int | None, flag: str, low: int) -> None:
+    """Raise unless the option ``flag`` is None or at least ``low``."""
+    if value is not None and value < low:
+        raise ValueError(f"got {flag} {value}; pass {flag} {low} or more")
 
 
 def _cmd_envs(args: argparse.Namespace) -> int:
@@ -52,16 +103,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _parse_set(items: Sequence[str] | None) -> dict[str, object]:
-    """``KEY=VALUE`` pairs, values read as YAML (``0.01``, ``[64, 64]``, ``true``)."""
-    import yaml
+def _parse_set(items: Sequence[str] | None, flag: str = "--set") -> dict[str, object]:
+    """``KEY=VALUE`` pairs of the option ``flag``, values read as YAML (``0.01``,
+    ``[64, 64]``, ``true``)."""
+    from rewardlab.reward_spec import load_yaml
 
     out: dict[str, object] = {}
     for item in items or ():
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
-        out[key] = yaml.safe_load(value)
+            raise ValueError(f"{flag} takes KEY=VALUE, got {item!r}")
+        out[key] = load_yaml(value, f"{flag} {key}")
     return out
 
 
@@ -109,43 +161,80 @@ def _program_failed(
     )
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    from rewardlab.agents.train import TrainConfig, train
-    from rewardlab.reward_models.clip import PretrainedWeightsNotFoundError
-    from rewardlab.reward_models.program_reward import corrections
-    from rewardlab.sandbox import ProgramContained
+_TRAIN_FLAGS = {
+    "eval_freq": "--eval-freq",
+    "eval_episodes": "--eval-episodes",
+    "eval_seed": "--eval-seed",
+    "checkpoint_freq": "--checkpoint-freq",
+    "hyperparams": "--set",
+    "env_kwargs": "--env-kwarg",
+    "multiple": "--reward-budget",
+    "on_exceed": "--slow-reward",
+}
+"""The option of a TrainConfig field whose name is not ``--<field>``."""
+
+
+def _train_config(args: argparse.Namespace) -> Any:
+    """The :class:`~rewardlab.agents.train.TrainConfig` of ``train``'s options.
+
+    Raises:
+        ValueError: Naming the option (``--steps -5: Input should be greater than 0``).
+    """
+    from pydantic import ValidationError
+
+    from rewardlab.agents.train import TrainConfig
+    from rewardlab.experiments.comparison_spec import check_device
+    from rewardlab.reward_spec import parse_reward
 
     # The options TrainConfig takes as they are.
-    options: tuple[str, ...] = ("env", "reward", "algo", "steps", "seed", "eval_episodes")
+    options: tuple[str, ...] = ("env", "algo", "steps", "seed", "eval_episodes")
     options += ("eval_seed", "eval_deterministic", "device", "checkpoint_freq", "video")
+    data = {
+        **{name: getattr(args, name) for name in options},
+        "reward": parse_reward(args.reward, where="--reward"),
+        "eval_freq": max(args.steps // 20, 1) if args.eval_freq is None else args.eval_freq,
+        "hyperparams": _parse_set(args.set),
+        "env_kwargs": _parse_set(args.env_kwarg, "--env-kwarg"),
+        "reward_budget": {
+            key: value
+            for key, value in (("multiple", args.reward_budget), ("on_exceed", args.slow_reward))
+            if value is not None
+        },
+    }
     try:
-        config = TrainConfig.from_dict(
-            {
-                **{name: getattr(args, name) for name in options},
-                "eval_freq": max(args.steps // 20, 1) if args.eval_freq is None else args.eval_freq,
-                "hyperparams": _parse_set(args.set),
-                "env_kwargs": _parse_set(args.env_kwarg),
-                "reward_budget": {
-                    key: value
-                    for key, value in (
-                        ("multiple", args.reward_budget),
-                        ("on_exceed", args.slow_reward),
-                    )
-                    if value is not None
-                },
-            },
-            where="option",
-        )
+        config = TrainConfig.model_validate(data)
+    except ValidationError as err:
+        problems = []
+        for e in err.errors():
+            field = str(e["loc"][-1] if e["loc"][0] == "reward_budget" else e["loc"][0])
+            flag = _TRAIN_FLAGS.get(field, "--" + field.replace("_", "-"))
+            problems.append(f"{flag} {e['input']!r}: {e['msg'].removeprefix('Value error, ')}")
+        raise ValueError("; ".join(problems)) from None
+    check_device(config.device)
+    return config
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from rewardlab.agents.train import train
+    from rewardlab.reward_models.clip import PretrainedWeightsNotFoundError
+    from rewardlab.reward_models.program_reward import corrections
+    from rewardlab.reward_spec import check_info_keys
+    from rewardlab.sandbox import ProgramContained
+
+    try:
+        config = _train_config(args)
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", args.reward).strip("_") or "reward"
         run = f"{config.env.replace('/', '__')}-{name}-{config.algo}-seed{config.seed}"
         out = Path(args.out) if args.out else Path("runs") / run
+        _check_out(out)
+        check_info_keys(config.reward, config.env, config.env_kwargs)
         result = train(config, out, progress_bar=not args.no_progress)
     except (ValueError, PretrainedWeightsNotFoundError) as exc:
         return _error(exc)
     except ProgramContained as exc:
         kept = (
             f"The run folder {out} keeps what the run wrote until then; train again into "
-            "a new --out"
+            "the same --out (a failed run's folder is cleared) or a new one"
             if out.is_dir() and any(out.iterdir())
             else "Nothing was written"
         )
@@ -183,10 +272,16 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from rewardlab.sandbox import ProgramContained
 
     try:
+        _at_least(args.workers, "--workers", 1)
         spec = load_spec(args.spec)
-    except (ValueError, FileNotFoundError) as exc:
+        out = Path(args.out) if args.out else Path("results") / spec.name
+        _check_out(out)
+        if (args.backend or spec.backend) == "ray" and importlib.util.find_spec("ray") is None:
+            raise ValueError(
+                "backend ray needs Ray: pip install 'rewardlab[ray]' (or --backend local)"
+            )
+    except ValueError as exc:
         return _error(exc)
-    out = Path(args.out) if args.out else Path("results") / spec.name
     try:
         report = run_comparison(
             spec,
@@ -211,17 +306,43 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mapping(path: str, what: str) -> dict[str, Any]:
+    """The mapping a YAML file holds (``what`` names the file in errors).
+
+    Raises:
+        ValueError: On one line: the file is missing, unreadable, not YAML or not a mapping.
+    """
+    from rewardlab.reward_spec import read_yaml_file
+
+    data = read_yaml_file(path, what)
+    if not isinstance(data, dict):
+        raise ValueError(f"the {what} {path} must hold a mapping, got {type(data).__name__}")
+    return data
+
+
 def _cmd_eval_reward(args: argparse.Namespace) -> int:
     from rewardlab.evaluation.datasets import EPISODE_KINDS, DatasetConfig
-    from rewardlab.experiments.reward_eval import load_sweep, needs_frames, run_eval
-    from rewardlab.reward_spec import parse_reward
+    from rewardlab.experiments.reward_eval import (
+        load_sweep,
+        named_rewards,
+        needs_frames,
+        run_eval,
+    )
     from rewardlab.sandbox import ProgramContained
 
     out = Path(args.out) if args.out else Path("eval") / args.env.replace("/", "__")
     rewards = args.reward or ["pbrs", "progress"]
     try:
+        _at_least(args.seed, "--seed", 0)
+        _at_least(args.episodes, "--episodes", 1)
+        _at_least(args.max_steps, "--max-steps", 1)
+        _at_least(args.bootstrap, "--bootstrap", 0)
+        _at_least(args.min_successes, "--min-successes", 0)
+        _check_out(out)
+        if args.sweep:
+            _mapping(args.sweep, "--sweep file")  # a file load_sweep cannot read, on one line
         sweep = load_sweep(args.sweep) if args.sweep else []
-        specs = [parse_reward(r, where=f"reward[{i}]") for i, r in enumerate(rewards)]
+        specs = [spec for _, spec in named_rewards(rewards)]
         config = None
         if args.dataset is None:
             frames = args.frames
@@ -229,9 +350,11 @@ def _cmd_eval_reward(args: argparse.Namespace) -> int:
                 frames = needs_frames([*specs, *(s for _, s in sweep)])
             config = DatasetConfig(
                 args.env,
-                episodes=dict.fromkeys(EPISODE_KINDS, args.episodes),
+                episodes=dict.fromkeys(
+                    EPISODE_KINDS, 4 if args.episodes is None else args.episodes
+                ),
                 seed=args.seed,
-                env_kwargs=_parse_set(args.env_kwarg),
+                env_kwargs=_parse_set(args.env_kwarg, "--env-kwarg"),
                 frames=frames,
                 max_steps=args.max_steps,
             )
@@ -246,6 +369,9 @@ def _cmd_eval_reward(args: argparse.Namespace) -> int:
             sweep=sweep,
             gamma=args.gamma,
             seed=args.seed,
+            bootstrap=args.bootstrap,
+            min_successes=args.min_successes,
+            grow_dataset=args.episodes is None,
             log=functools.partial(print, flush=True),
         )
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, KeyError) as exc:
@@ -266,25 +392,27 @@ def _cmd_llm_check(args: argparse.Namespace) -> int:
     from rewardlab.agents.factory import load_hyperparams
     from rewardlab.experiments.llm_reward.checks import random_states, smoke_test
     from rewardlab.experiments.llm_reward.context import reward_context
+    from rewardlab.reward_spec import read_text_file
     from rewardlab.sandbox import ProgramRejected, extract_code
 
     try:
-        context = reward_context(args.env, _parse_set(args.env_kwarg))
+        _at_least(args.seed, "--seed", 0)
+        _at_least(args.n_envs, "--n-envs", 1)
+        env_kwargs = _parse_set(args.env_kwarg, "--env-kwarg")
+        context = reward_context(args.env, env_kwargs)
         # The batch training calls the program with: one row per env.
         n_envs = args.n_envs
         if n_envs is None:
             n_envs = int(load_hyperparams(args.algo, args.env)["n_envs"])
-        if n_envs < 1:
-            raise ValueError(f"--n-envs must be at least 1, got {n_envs}")
-        text = Path(args.program).read_text()
-    except (ValueError, TypeError, OSError) as exc:
+        text = read_text_file(args.program, "program file")
+    except (ValueError, TypeError) as exc:
         return _error(exc)
     try:
         source = text if args.program.endswith(".py") else extract_code(text)
     except ProgramRejected as exc:
         print(f"REJECTED (extraction: {exc.reason}): {exc.message}", file=sys.stderr)
         return 1
-    states = random_states(args.env, _parse_set(args.env_kwarg), seed=args.seed)
+    states = random_states(args.env, env_kwargs, seed=args.seed)
     report = smoke_test(source, context.shapes, states, n_envs=n_envs)
     print(report.summary(), file=sys.stdout if report.passed else sys.stderr)
     if report.cost():
@@ -301,23 +429,66 @@ def _given(args: argparse.Namespace, *names: str) -> dict[str, object]:
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
-def _cmd_llm_search(args: argparse.Namespace) -> int:
-    import yaml
+def _check_server(base_url: str, timeout_s: float = 5.0) -> None:
+    """Raise unless a TCP connection to the LLM server ``base_url`` opens (through no proxy:
+    behind one, the client is trusted to get there), so that a wrong address fails before
+    anything is written, not after every request has been retried.
 
-    from rewardlab.experiments.llm_reward.search import load_search_config, run_search
+    Raises:
+        ValueError: Naming the address and what to do.
+    """
+    import socket
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base_url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = None
+    if parts.scheme not in ("http", "https") or not parts.hostname or port is None:
+        raise ValueError(
+            f"--base-url {base_url!r} is not an http(s) URL; give one like http://localhost:8000/v1"
+        )
+    proxies = urllib.request.getproxies()
+    if (proxies.get(parts.scheme) or proxies.get("all")) and not urllib.request.proxy_bypass(
+        parts.hostname
+    ):
+        return
+    try:
+        socket.create_connection((parts.hostname, port), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ValueError(
+            f"cannot reach the LLM server at {base_url} ({exc.strerror or exc}); check "
+            "--base-url (or $REWARDLAB_LLM_BASE_URL) and that the server is running, or re-run "
+            "a recorded search offline with --replay --cache-dir OLD_OUT/llm_cache"
+        ) from None
+
+
+def _cmd_llm_search(args: argparse.Namespace) -> int:
+    from rewardlab.agents.train import TrainConfig, check_config
+    from rewardlab.experiments.llm_reward.search import (
+        default_base_url,
+        load_search_config,
+        run_search,
+    )
+    from rewardlab.llm import LLMConfig
 
     data: dict[str, Any] = {}
     try:
         if args.config:
-            loaded = yaml.safe_load(Path(args.config).read_text())
-            if not isinstance(loaded, dict):
-                raise ValueError(f"{args.config} must hold a mapping")
-            data = loaded
+            data = _mapping(args.config, "--config file")
+        for section in ("llm", "train", "cache"):
+            if not isinstance(data.get(section) or {}, dict):
+                raise ValueError(f"{section} in the --config file must be a mapping of fields")
         llm, train, cache = (dict(data.get(section) or {}) for section in ("llm", "train", "cache"))
         llm.update(_given(args, "model", "base_url", "api_key_env", "temperature"))
         train.update(_given(args, "steps", "seeds"))
         if args.env_kwarg:
-            train["env_kwargs"] = {**(train.get("env_kwargs") or {}), **_parse_set(args.env_kwarg)}
+            train["env_kwargs"] = {
+                **(train.get("env_kwargs") or {}),
+                **_parse_set(args.env_kwarg, "--env-kwarg"),
+            }
         if args.cache_dir is not None:
             cache["dir"] = args.cache_dir
         if args.replay:
@@ -336,9 +507,31 @@ def _cmd_llm_search(args: argparse.Namespace) -> int:
                 "llm_cache folder of the search that recorded it)"
             )
         config = load_search_config(data, where="search")
+        if not config.train.seeds or min(config.train.seeds) < 0:
+            raise ValueError(
+                f"--seeds (train.seeds) must be one or more seeds >= 0, got {config.train.seeds}"
+            )
         out = Path(args.out) if args.out else Path("llm_search") / config.env.replace("/", "__")
+        _check_out(out)
+        if config.cache.dir is not None:
+            _check_out(Path(config.cache.dir), "--cache-dir")
+        _check_env_id(config.env)
+        # What every fitness run shares, checked before the server is (run_search checks it
+        # again, with the rest, before its first request).
+        t = config.train
+        shared: dict[str, Any] = {"env": config.env, "env_kwargs": t.env_kwargs, "algo": t.algo}
+        shared |= {"hyperparams": t.hyperparams, "steps": t.steps}
+        check_config(
+            TrainConfig.model_validate({**shared, "reward": {"reward_type": config.base_reward}})
+        )
+        if config.feedback_file is not None and not Path(config.feedback_file).is_file():
+            raise ValueError(f"feedback file {config.feedback_file} does not exist")
+        base_url = config.llm.base_url or default_base_url()
+        LLMConfig(**{**config.llm.model_dump(), "base_url": base_url})  # its checks, now
+        if config.cache.mode != "replay":
+            _check_server(base_url)
         summary = run_search(config, out, log=functools.partial(print, flush=True))
-    except (ValueError, TypeError, OSError) as exc:
+    except (ValueError, TypeError) as exc:
         return _error(exc)
     best = summary["best"]
     print(
@@ -507,8 +700,21 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         (
             "--episodes",
-            "episodes per kind to generate (default: %(default)s)",
-            {"type": int, "default": 4},
+            "episodes per kind to generate (default: 4, grown until --min-successes "
+            "transitions enter success)",
+            {"type": int},
+        ),
+        (
+            "--min-successes",
+            "transitions entering success the success-based metrics need; fewer are greyed "
+            "out (default: %(default)s)",
+            {"type": int, "default": 20},
+        ),
+        (
+            "--bootstrap",
+            "bootstrap replicates over episodes for the metrics' 95%% intervals, 0 for none "
+            "(default: %(default)s)",
+            {"type": int, "default": 1000},
         ),
         (
             "--max-steps",
@@ -582,7 +788,8 @@ def build_parser() -> argparse.ArgumentParser:
         "to re-run a recorded search offline, into a new --out: --replay --cache-dir "
         "OLD_OUT/llm_cache. Exit 0 when the search ran (whatever it found), 1 when it had "
         "to stop on an error (API key refused, not one request answered, replay off its "
-        "recording), 2 on bad input.",
+        "recording), 2 on bad input (checked before any request: a server address where "
+        "nothing answers is bad input too).",
         (
             "--config",
             "search config: the options below by field (llm: {model, base_url, ...}, train: "

@@ -30,7 +30,9 @@ Anything else is read as a YAML mapping, e.g. ``"{shaping: progress, reward_type
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -47,7 +49,11 @@ __all__ = [
     "ProgramModelSpec",
     "RewardSpec",
     "build_model",
+    "check_info_keys",
+    "load_yaml",
     "parse_reward",
+    "read_text_file",
+    "read_yaml_file",
 ]
 
 
@@ -126,8 +132,6 @@ class ProgramModelSpec(_Spec):
 
     def read_source(self, task_name: str) -> str:
         """The program's source (``path: reference``: the task's reference program)."""
-        from pathlib import Path
-
         from rewardlab.reward_models.program_reward import reference_program
 
         if self.source is not None:
@@ -137,7 +141,7 @@ class ProgramModelSpec(_Spec):
             return reference_program(task_name)
         try:
             return Path(self.path).read_text()
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:
             raise ValueError(f"cannot read the reward program {self.path}: {exc}") from None
 
 
@@ -205,12 +209,87 @@ REWARD_SHORTHANDS: dict[str, dict[str, Any]] = {
 
 
 def format_validation_error(err: ValidationError, where: str) -> str:
-    """One line per invalid field: ``<where>.<field path>: <message>``."""
+    """Every invalid field on one line: ``<where>.<field path>: <message>``, joined by ``; ``.
+
+    A message that already starts with its field's name (a nested spec checked by a
+    validator, such as a reward inside a variant) is not prefixed with it twice.
+    """
     lines = []
     for e in err.errors():
-        path = ".".join([where, *map(str, e["loc"])])
-        lines.append(f"  {path}: {e['msg'].removeprefix('Value error, ')}")
-    return "\n".join(lines)
+        loc = [str(part) for part in e["loc"]]
+        message = e["msg"].removeprefix("Value error, ")
+        if loc and message.startswith(loc[-1]) and message[len(loc[-1]) :][:1] in (".", ":", "["):
+            lines.append(".".join([where, *loc[:-1], message]))
+        else:
+            lines.append(f"{'.'.join([where, *loc])}: {message}")
+    return "; ".join(lines)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that rejects a key given twice in one mapping (PyYAML keeps the
+    last silently: two variants named alike would become one)."""
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    repeated = key in seen
+                    seen.add(key)
+                except TypeError:  # an unhashable key: construct_mapping reports it
+                    continue
+                if repeated:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"the key {key!r} is given twice", key_node.start_mark
+                    )
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str, where: str) -> Any:
+    """The data of YAML ``text``, read safely, with no key given twice in a mapping.
+
+    Raises:
+        ValueError: On one line: ``<where>: not valid YAML: <problem> (line L, column C)``.
+    """
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506  (a SafeLoader)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or str(exc)
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise ValueError(f"{where}: not valid YAML: {problem}{at}") from None
+
+
+def read_text_file(path: str | os.PathLike[str], what: str) -> str:
+    """The text of the file at ``path``; ``what`` names it in errors (e.g. ``"spec file"``).
+
+    Raises:
+        ValueError: On one line, naming the file: missing, a folder, unreadable or not text.
+    """
+    file = Path(path)
+    if not file.exists():
+        raise ValueError(f"no {what} at {file}")
+    if file.is_dir():
+        raise ValueError(f"the {what} {file} is a folder; give the file")
+    try:
+        return file.read_text()
+    except OSError as exc:
+        raise ValueError(f"cannot read the {what} {file}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"the {what} {file} is not a text (UTF-8) file") from None
+
+
+def read_yaml_file(path: str | os.PathLike[str], what: str) -> Any:
+    """The data of the YAML file at ``path`` (read as :func:`load_yaml` reads text).
+
+    Raises:
+        ValueError: On one line, naming the file (``what``): missing, a folder, unreadable,
+            not text or not valid YAML.
+    """
+    return load_yaml(read_text_file(path, what), f"{what} {path}")
 
 
 def parse_reward(value: str | Mapping[str, Any] | RewardSpec, where: str = "reward") -> RewardSpec:
@@ -227,15 +306,12 @@ def parse_reward(value: str | Mapping[str, Any] | RewardSpec, where: str = "rewa
         if value in REWARD_SHORTHANDS:
             data = REWARD_SHORTHANDS[value]
         else:
-            try:
-                data = yaml.safe_load(value)
-            except yaml.YAMLError as exc:
-                raise ValueError(f"{where}: {value!r} is not valid YAML: {exc}") from None
+            data = load_yaml(value, f"{where} {value!r}")
             if not isinstance(data, Mapping):
                 close = difflib.get_close_matches(value, list(REWARD_SHORTHANDS), n=3)
-                hint = f"; did you mean {close}?" if close else ""
+                hint = f" (did you mean {close}?)" if close else ""
                 raise ValueError(
-                    f"{where}: unknown reward {value!r}{hint} Use one of "
+                    f"{where}: unknown reward {value!r}{hint}; use one of "
                     f"{sorted(REWARD_SHORTHANDS)} or a mapping like '{{shaping: progress}}'"
                 )
     if not isinstance(data, Mapping):
@@ -243,7 +319,43 @@ def parse_reward(value: str | Mapping[str, Any] | RewardSpec, where: str = "rewa
     try:
         return RewardSpec.model_validate(dict(data))
     except ValidationError as err:
-        raise ValueError(f"invalid reward spec:\n{format_validation_error(err, where)}") from None
+        raise ValueError(format_validation_error(err, where)) from None
+
+
+def check_info_keys(
+    spec: RewardSpec, env_id: str, env_kwargs: Mapping[str, Any] | None = None
+) -> None:
+    """Raise unless every info key an ``info`` model of ``spec`` reads is in the step info of
+    the env it trains on (``gym.make(env_id, **env_kwargs)`` with the spec's ``reward_type``;
+    one reset and one step): a misspelt key fails before training, not at its first step.
+
+    Raises:
+        ValueError: Naming the missing keys and the ones the env reports.
+    """
+    keys = [part.key for part in (spec.model, spec.shaping) if isinstance(part, InfoModelSpec)]
+    if not keys:
+        return
+    import gymnasium as gym
+
+    if env_id not in gym.registry:
+        raise ValueError(f"unknown env id {env_id!r}; `rewardlab envs` lists them")
+    kwargs = dict(env_kwargs or {})
+    if spec.reward_type is not None:
+        kwargs["reward_type"] = spec.reward_type
+    try:
+        env = gym.make(env_id, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{env_id} rejects env_kwargs {kwargs}: {exc}") from None
+    with env:
+        env.reset(seed=0)
+        env.action_space.seed(0)
+        info = env.step(env.action_space.sample())[4]
+    missing = [key for key in keys if key not in info]
+    if missing:
+        raise ValueError(
+            f"info key(s) {missing} are not in {env_id}'s step info, which has "
+            f"{sorted(info)}; read one of those (e.g. {{kind: info, key: progress}})"
+        )
 
 
 def build_model(

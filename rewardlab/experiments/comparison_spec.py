@@ -28,7 +28,6 @@ from itertools import product
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -40,10 +39,45 @@ from pydantic import (
 )
 
 from rewardlab.agents.train import TrainConfig, check_config
-from rewardlab.reward_spec import RewardSpec, format_validation_error, parse_reward
+from rewardlab.reward_spec import (
+    RewardSpec,
+    check_info_keys,
+    format_validation_error,
+    parse_reward,
+    read_yaml_file,
+)
 from rewardlab.wrappers.timing import RewardBudget
 
-__all__ = ["ComparisonSpec", "EnvEntry", "EvalSettings", "Variant", "load_spec"]
+__all__ = ["ComparisonSpec", "EnvEntry", "EvalSettings", "Variant", "check_device", "load_spec"]
+
+
+def check_device(device: str) -> str:
+    """``device`` if torch reads it as a device this machine can have; return it.
+
+    ``auto`` is always valid, and so is a CUDA device on a machine without CUDA (SB3 then
+    trains on the CPU); a CUDA index past the machine's devices is not.
+
+    Raises:
+        ValueError: Naming the device and the valid forms.
+    """
+    if device == "auto":
+        return device
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"unknown torch device {device!r}; use auto, cpu, cuda or cuda:N"
+        ) from None
+    if parsed.type == "cuda" and parsed.index is not None and torch.cuda.is_available():
+        count = torch.cuda.device_count()
+        if parsed.index >= count:
+            raise ValueError(
+                f"device {device!r}: this machine has {count} CUDA device(s), cuda:0 to "
+                f"cuda:{count - 1}"
+            )
+    return device
 
 
 class _Strict(BaseModel):
@@ -117,6 +151,11 @@ class ComparisonSpec(_Strict):
             return [{"id": v} if isinstance(v, str) else v for v in value]
         return value
 
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        return check_device(value)
+
     @field_validator("seeds", mode="before")
     @classmethod
     def _seeds(cls, value: Any) -> Any:
@@ -182,7 +221,8 @@ class ComparisonSpec(_Strict):
         }
 
     def check(self) -> None:
-        """Check every run can start (env ids, algorithm, hyperparameters, env keywords).
+        """Check every run can start (env ids, algorithm, hyperparameters, env keywords, the
+        info keys an ``info`` reward reads).
 
         Raises:
             ValueError: Naming the field of the first problem found.
@@ -193,57 +233,60 @@ class ComparisonSpec(_Strict):
                 config = configs[env.id, name, self.seeds[0]]
                 try:
                     check_config(config)
+                    check_info_keys(config.reward, env.id, env.kwargs)
                 except ValueError as exc:
                     raise ValueError(f"envs[{i}] ({env.id}) x variants.{name}: {exc}") from None
 
     def check_models(self, runs: set[tuple[str, str]]) -> None:
-        """Load (then close) each CLIP model the ``(env id, variant)`` pairs ``runs`` train
-        with, once: missing weights fail before anything trains, not after other runs did.
+        """Build (then close) each CLIP model and reward program the ``(env id, variant)``
+        pairs ``runs`` train with, once each: missing weights, a program file that cannot be
+        read or a program the sandbox rejects fail before anything trains or is written, not
+        after other runs did.
 
         Raises:
-            ValueError: Naming the env and variant, and how to supply the weights.
+            ValueError: Naming the env and variant, and what to do.
         """
-        from rewardlab.reward_spec import ClipModelSpec, build_model
+        from rewardlab.reward_spec import ClipModelSpec, ProgramModelSpec, build_model
 
+        built: set[tuple[str, str]] = set()
         for i, env in enumerate(self.envs):
             for name, variant in self.variants.items():
                 if (env.id, name) not in runs:
                     continue
                 for part in (variant.reward.model, variant.reward.shaping):
-                    if isinstance(part, ClipModelSpec):
-                        try:
-                            build_model(part, env.id, env.kwargs).close()
-                        except (ValueError, FileNotFoundError) as exc:
-                            where = f"envs[{i}] ({env.id}) x variants.{name}"
-                            raise ValueError(f"{where}: {exc}") from None
+                    if not isinstance(part, (ClipModelSpec, ProgramModelSpec)):
+                        continue
+                    key = (env.id + repr(sorted(env.kwargs.items())), part.model_dump_json())
+                    if key in built:
+                        continue
+                    built.add(key)
+                    try:
+                        build_model(part, env.id, env.kwargs).close()
+                    except (ValueError, FileNotFoundError) as exc:  # ProgramRejected too
+                        where = f"envs[{i}] ({env.id}) x variants.{name}"
+                        raise ValueError(f"{where}: {exc}") from None
 
 
 def load_spec(source: str | Path | Mapping[str, Any]) -> ComparisonSpec:
     """Read and validate a comparison spec from a YAML file or a mapping, and check it.
 
     Raises:
-        FileNotFoundError: If the file does not exist.
-        ValueError: Naming each invalid field, or the first run that cannot start.
+        ValueError: On one line: a file that is missing, unreadable or not valid YAML (a key
+            given twice included), each invalid field, or the first run that cannot start.
     """
     if isinstance(source, Mapping):
         data: Any = dict(source)
         where = "spec"
     else:
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"no spec file at {path}")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{path} is not valid YAML: {exc}") from None
-        where = path.name
+        data = read_yaml_file(source, "spec file")
+        where = Path(source).name
     if not isinstance(data, Mapping):
         raise ValueError(f"{where}: a spec is a mapping of fields, got {type(data).__name__}")
     try:
         spec = ComparisonSpec.model_validate(dict(data))
     except ValidationError as err:
         raise ValueError(
-            f"invalid comparison spec {where}:\n{format_validation_error(err, 'spec')}"
+            f"invalid comparison spec {where}: {format_validation_error(err, 'spec')}"
         ) from None
     spec.check()
     return spec
