@@ -338,6 +338,7 @@ def _cmd_eval_reward(args: argparse.Namespace) -> int:
         _at_least(args.max_steps, "--max-steps", 1)
         _at_least(args.bootstrap, "--bootstrap", 0)
         _at_least(args.min_successes, "--min-successes", 0)
+        _at_least(args.probe_steps, "--probe-steps", 0)
         _check_out(out)
         if args.sweep:
             _mapping(args.sweep, "--sweep file")  # a file load_sweep cannot read, on one line
@@ -372,6 +373,7 @@ def _cmd_eval_reward(args: argparse.Namespace) -> int:
             bootstrap=args.bootstrap,
             min_successes=args.min_successes,
             grow_dataset=args.episodes is None,
+            probe_steps=args.probe_steps,
             log=functools.partial(print, flush=True),
         )
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, KeyError) as exc:
@@ -506,11 +508,7 @@ def _cmd_llm_search(args: argparse.Namespace) -> int:
                 "--replay needs the recording to replay: --cache-dir OLD_OUT/llm_cache (the "
                 "llm_cache folder of the search that recorded it)"
             )
-        config = load_search_config(data, where="search")
-        if not config.train.seeds or min(config.train.seeds) < 0:
-            raise ValueError(
-                f"--seeds (train.seeds) must be one or more seeds >= 0, got {config.train.seeds}"
-            )
+        config = load_search_config(data, where="search")  # --seeds: train.seeds, each >= 0
         out = Path(args.out) if args.out else Path("llm_search") / config.env.replace("/", "__")
         _check_out(out)
         if config.cache.dir is not None:
@@ -539,6 +537,7 @@ def _cmd_llm_search(args: argparse.Namespace) -> int:
         + (f"best {best['id']} fitness {best['fitness']:.2f}" if best else "no program passed")
         + f" -> {out}"
     )
+    print(f"report: {out / 'report.md'}")
     if summary.get("error"):
         return _error(summary["error"], status=1)
     return 0
@@ -611,10 +610,11 @@ def build_parser() -> argparse.ArgumentParser:
         "'{shaping: progress}'. Evaluation runs on a separate env with the task's own "
         "reward. Writes config.json, eval.csv, progress.csv, TensorBoard events, "
         "model.zip, reward_components.json (the reward and its components at ten points "
-        "of training) and, for a reward program, reward_diagnostics.json (what its "
-        "sandbox corrected) to --out; failed.json when learning fails. Exit 1 when a "
-        "reward program fails at run time or costs more than its time budget "
-        "(--reward-budget), 2 on bad input.",
+        "of training), training_episodes.json and training.png (the trained-on reward's "
+        "episode return against the true success over training) and, for a reward "
+        "program, reward_diagnostics.json (what its sandbox corrected) to --out; "
+        "failed.json when learning fails. Exit 1 when a reward program fails at run time "
+        "or costs more than its time budget (--reward-budget), 2 on bad input.",
         *_env_options(),
         ("--reward", "reward spec (default: %(default)s)", {"default": "env"}),
         ("--algo", "ppo, a2c, dqn, sac or td3 (default: %(default)s)", {"default": "ppo"}),
@@ -715,6 +715,12 @@ def build_parser() -> argparse.ArgumentParser:
             "bootstrap replicates over episodes for the metrics' 95%% intervals, 0 for none "
             "(default: %(default)s)",
             {"type": int, "default": 1000},
+        ),
+        (
+            "--probe-steps",
+            "train PPO on each reward for this many steps (one seed) and report its true "
+            "success: a cheap, noisy proxy for envs without a tabular model (default: off)",
+            {"type": int, "default": 0, "metavar": "N"},
         ),
         (
             "--max-steps",

@@ -339,7 +339,7 @@ CASES: list[tuple[str, Case, str]] = [
     ),
     ("search-samples", lambda p: [*SEARCH, "--samples", "0"], "search.samples: Input should be"),
     ("search-steps", lambda p: [*SEARCH, "--steps", "0"], "search.train.steps: Input should be"),
-    ("search-seeds", lambda p: [*SEARCH, "--seeds", "-1"], "--seeds (train.seeds) must be"),
+    ("search-seeds", lambda p: [*SEARCH, "--seeds", "-1"], "search.train.seeds.0: Input should"),
     ("search-temperature", lambda p: [*SEARCH, "--temperature", "5"], "search.llm.temperature"),
     ("search-replay", lambda p: [*SEARCH, "--replay"], "--replay needs the recording"),
     (

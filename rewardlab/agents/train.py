@@ -41,6 +41,7 @@ from rewardlab.reward_models.potentials import check_mismatched_discount
 from rewardlab.reward_spec import (
     ProgramModelSpec,
     RewardSpec,
+    check_info_keys,
     format_validation_error,
     parse_reward,
 )
@@ -140,7 +141,7 @@ class TrainConfig(BaseModel):
             return cls.model_validate(data)
         except ValidationError as err:
             detail = format_validation_error(err, where)
-            raise ValueError(f"invalid training config:\n{detail}") from None
+            raise ValueError(f"invalid training config: {detail}") from None
 
 
 @dataclass(frozen=True)
@@ -287,6 +288,8 @@ def train(
             time budget.
     """
     params, gamma = _resolve(config)
+    # A misspelt info key fails here, before anything is written (library callers too).
+    check_info_keys(config.reward, config.env, config.env_kwargs)
     out = Path(run_dir)
     if (out / FAILED_FILE).is_file():  # what a failed run left: retried from scratch
         shutil.rmtree(out)

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
-import yaml
 
 from rewardlab.envs.core import TaskEnv
 from rewardlab.evaluation.dataset_metrics import (
@@ -67,7 +66,9 @@ from rewardlab.reward_spec import (
     InfoModelSpec,
     ProgramModelSpec,
     RewardSpec,
+    load_yaml,
     parse_reward,
+    read_yaml_file,
 )
 
 if TYPE_CHECKING:
@@ -140,7 +141,7 @@ def needs_frames(specs: Sequence[RewardSpec]) -> bool:
 
 def load_sweep(path: str | Path) -> list[tuple[str, RewardSpec]]:
     """:func:`sweep_specs` of a YAML file."""
-    data = yaml.safe_load(Path(path).read_text())
+    data = read_yaml_file(path, "sweep file")
     if not isinstance(data, Mapping):
         raise ValueError(f"sweep file {path} must hold a mapping, got {type(data).__name__}")
     return sweep_specs(data)
@@ -192,8 +193,8 @@ def named_rewards(rewards: Sequence[str | Mapping[str, Any]]) -> list[tuple[str,
     for i, value in enumerate(rewards):
         data: Any = value
         if isinstance(value, str) and value not in REWARD_SHORTHANDS:
-            with contextlib.suppress(yaml.YAMLError):
-                data = yaml.safe_load(value)
+            with contextlib.suppress(ValueError):  # not YAML: parse_reward says why below
+                data = load_yaml(value, f"reward[{i}]")
         name = None
         if isinstance(data, Mapping) and "name" in data:
             data = dict(data)

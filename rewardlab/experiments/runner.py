@@ -347,6 +347,9 @@ def run_comparison(
     """
     from rewardlab.experiments.report import write_report
 
+    if workers is not None and workers < 1:  # 0 would silently mean "the spec's"
+        raise ValueError(f"workers must be >= 1, got {workers}")
+
     out_dir = Path(out)
     jobs = plan_runs(spec, out_dir)
     todo = _pending(jobs, overwrite, log, spec.check_models)

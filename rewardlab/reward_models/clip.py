@@ -33,6 +33,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import logging
 import os
 import socket
 import threading
@@ -290,6 +291,12 @@ def _load_model(options: CLIPOptions, device: torch.device) -> tuple[Any, Any]:
     offline = _hub_unreachable() if from_hub else None
     was_offline = constants.HF_HUB_OFFLINE
     constants.HF_HUB_OFFLINE = was_offline or offline is not None
+    # open_clip logs a failed download on the root logger, which would configure logging
+    # and print it beside our own error; a handler there keeps it quiet.
+    root = logging.getLogger()
+    guard = None if root.handlers else logging.NullHandler()
+    if guard is not None:
+        root.addHandler(guard)
     try:
         # pretrained_text=False: random weights means no tower download either.
         clip = open_clip.create_model(
@@ -310,6 +317,8 @@ def _load_model(options: CLIPOptions, device: torch.device) -> tuple[Any, Any]:
             f"\n{how_to_fix}\nCause: {e}"
         ) from e
     finally:
+        if guard is not None:
+            root.removeHandler(guard)
         constants.HF_HUB_OFFLINE = was_offline
 
 

@@ -345,6 +345,10 @@ class ProgramRejected(ValueError):
         self.message = message
         self.line = line
 
+    def __reduce__(self) -> tuple[type[ProgramRejected], tuple[str, str, int | None]]:
+        # Pickled across process pools: rebuilt from all three fields, not from args alone.
+        return (type(self), (self.reason, self.message, self.line))
+
 
 @dataclass(frozen=True)
 class ValidatedProgram:

@@ -750,3 +750,17 @@ def test_every_part_of_a_raw_memory_attack_is_named() -> None:
     message = rejected(source).message
     for part in ("np.ndarray", "`buffer=`", "`offset=`", "`strides=`"):
         assert part in message
+
+
+def test_a_rejection_survives_pickling_across_process_pools() -> None:
+    import pickle
+
+    from rewardlab.sandbox.validation import ProgramRejected
+
+    err = pickle.loads(pickle.dumps(ProgramRejected("syntax", "line 3: invalid syntax", 3)))
+    assert (err.reason, err.message, err.line, str(err)) == (
+        "syntax",
+        "line 3: invalid syntax",
+        3,
+        "line 3: invalid syntax",
+    )

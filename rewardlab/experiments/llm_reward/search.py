@@ -37,7 +37,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError
 
 from rewardlab.experiments.files import atomic_write
 from rewardlab.experiments.llm_reward.checks import SmokeReport, random_states, smoke_test
@@ -90,7 +90,7 @@ class TrainSettings(_Spec):
 
     algo: str = "ppo"
     steps: int = Field(default=50_000, gt=0)
-    seeds: list[int] = Field(default_factory=lambda: [0])
+    seeds: list[NonNegativeInt] = Field(default_factory=lambda: [0], min_length=1)
     eval_episodes: int = Field(default=10, gt=0)
     evaluations: int = Field(default=5, gt=0)
     hyperparams: dict[str, Any] = Field(default_factory=dict)
@@ -161,7 +161,7 @@ def load_search_config(data: Mapping[str, Any], where: str = "search") -> Search
     try:
         return SearchConfig.model_validate(dict(data))
     except ValidationError as err:
-        raise ValueError(f"invalid search config:\n{format_validation_error(err, where)}") from None
+        raise ValueError(f"invalid search config: {format_validation_error(err, where)}") from None
 
 
 # Characters of a rejected response sent back in a repair round (see _echo).
