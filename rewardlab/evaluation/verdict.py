@@ -56,7 +56,9 @@ class Verdict:
     Attributes:
         name: The reward.
         rank: 1 = most likely to train well, among the rewards ranked.
-        verdict: ``"good"``, ``"avoid"`` or ``"unclear"``.
+        verdict: ``"good"`` (no reason against it, and one that predicts training for it:
+            equivalence to the task, NPG-10 success or a probe run's success of 0.5 or
+            more), ``"avoid"`` (a reason against it) or ``"unclear"`` (neither).
         reasons: Plain sentences, each citing the metric it rests on.
         notes: Why some of its metrics disagree, where they do.
     """
@@ -118,7 +120,7 @@ def _reasons(
                 f"farmable: its return prefers episodes that do not finish (pref. acc. {pref:.2f})"
             )
         elif pref >= PREFERENCE_GATE:
-            good = True
+            # Necessary in the study, not sufficient: no "good" on this alone.
             reasons.append(f"its return orders episodes as the task does (pref. acc. {pref:.2f})")
         else:
             red = True
@@ -135,7 +137,13 @@ def _reasons(
 
     probe = _get(m, "probe_success")
     if math.isfinite(probe):
+        good = good or probe >= 0.5
         reasons.append(f"one short training run reached {probe:.0%} success (probe succ.)")
+    elif not math.isfinite(npg) and not good:
+        notes.append(
+            "nothing here predicts training on its own (no exact model on this env): "
+            "--probe-steps gives a short training run's success"
+        )
 
     auc = _get(m, "roc_auc")
     auc_high = intervals.get("roc_auc", (math.nan, math.nan))[1]

@@ -617,8 +617,9 @@ def _verdict_lines(verdicts: list[Verdict], keys: Sequence[str]) -> list[str]:
         "",
         "Ranked by " + ", then ".join(METRICS[k][0].rstrip(" ↑↓") for k in keys) + ": the "
         "metrics that predicted training in the predictive-validity study "
-        "(`experiments/results/predictive-validity`). *good*: nothing found against it and "
-        "at least one sign it trains; *avoid*: a reason below says why; *unclear*: neither.",
+        "(`experiments/results/predictive-validity`). *good*: nothing found against it, and "
+        "equivalence to the task, NPG-10 or a probe run says it trains; *avoid*: a reason "
+        "below says why; *unclear*: neither.",
         "",
         "| rank | reward | verdict | reasons |",
         "|---:|---|---|---|",

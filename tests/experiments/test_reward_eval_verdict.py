@@ -189,7 +189,10 @@ def test_without_a_tabular_model_preference_ranks() -> None:
         _row("b", preference=0.9, spearman_return=0.1),
         _row("c", preference=math.nan, spearman_return=0.5),
     ]
-    assert [v.name for v in judge(rows)] == ["b", "a", "c"]
+    verdicts = judge(rows)
+    assert [v.name for v in verdicts] == ["b", "a", "c"]
+    # Preference accuracy was necessary for training well in the study, not sufficient.
+    assert verdicts[0].verdict == "unclear" and "--probe-steps" in verdicts[0].notes[-1]
     # A reward whose return orders episodes unlike the task ranks below one not judged.
     rows.append(_row("d", preference=0.6, spearman_return=0.99))
     assert [v.name for v in judge(rows)] == ["b", "a", "c", "d"]
