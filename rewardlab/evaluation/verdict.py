@@ -145,13 +145,17 @@ def _reasons(
             "--probe-steps gives a short training run's success"
         )
 
+    # Success detection predicted training poorly in the study: it informs, never decides.
     auc = _get(m, "roc_auc")
-    auc_high = intervals.get("roc_auc", (math.nan, math.nan))[1]
+    low, high = intervals.get("roc_auc", (auc, auc))
     if "roc_auc" not in low_support and math.isfinite(auc) and not equivalent:
-        chance = auc_high <= 0.6 if math.isfinite(auc_high) else auc <= 0.55
-        if chance:
-            red = True
-            reasons.append(f"ignores the goal: success detection near chance (ROC AUC {auc:.2f})")
+        if low >= 0.4 and high <= 0.6:
+            reasons.append(f"ignores the goal: success detection at chance (ROC AUC {auc:.2f})")
+        elif high < 0.4:
+            notes.append(
+                f"it pays less on entering success than elsewhere (ROC AUC {auc:.2f}); a shaped "
+                "reward can by design (its potential ends at 0), so this alone says little"
+            )
 
     voc, prog = _get(m, "voc"), _get(m, "spearman_progress")
     if equivalent and (voc < 0.5 or prog < 0.5):

@@ -177,6 +177,11 @@ def test_verdicts_rank_by_limited_optimization_and_give_reasons() -> None:
     # Noise around chance is not "farmable" (its interval spans 0.5), but ignores the goal.
     noise = " ".join(verdicts["noise"].reasons)
     assert "farmable" not in noise and "ignores the goal" in noise
+    # Inverted detection is not "at chance", and on its own decides nothing.
+    (inverted,) = judge([_row("shaped", roc_auc=0.0, preference=0.85,
+                              intervals={"roc_auc": (0.0, 0.0)})])  # fmt: skip
+    assert inverted.verdict == "unclear" and "ignores" not in " ".join(inverted.reasons)
+    assert any("pays less on entering success" in n for n in inverted.notes)
     # With too few successes the preference metric gives no reason.
     low = {v.name: v for v in judge(rows, low_support={"preference", "roc_auc"})}
     assert "farmable" not in " ".join(low["progress"].reasons)
