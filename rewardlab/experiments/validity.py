@@ -133,7 +133,33 @@ def predictive_validity(
     return {
         "variants": [{"name": n, **outcomes[n], "metrics": rows[n]} for n in names],
         "metrics": dict(sorted(table.items(), key=rank)),
+        "verdicts": _verdict_classes(names, rows, outcomes),
     }
+
+
+def _verdict_classes(
+    names: list[str], rows: dict[str, dict[str, Any]], outcomes: dict[str, dict[str, Any]]
+) -> dict[str, Any] | None:
+    """How the verdict's classes (good > unclear > avoid) order the decisive pairs of
+    variants in different classes; None for summaries without verdicts."""
+    order = {"good": 2, "unclear": 1, "avoid": 0}
+    if not all(rows[n].get("verdict") in order for n in names):
+        return None
+    kept = list(names)
+    value = np.array([order[rows[n]["verdict"]] for n in kept], dtype=float)
+    correct, pairs = 0.0, 0
+    for i, j in itertools.combinations(range(len(kept)), 2):
+        if value[i] != value[j]:
+            c, p = _concordance(value[[i, j]], [outcomes[kept[k]]["final_success"] for k in (i, j)])
+            correct, pairs = correct + c, pairs + p
+    classes: dict[str, list[str]] = {}
+    for n in kept:
+        classes.setdefault(rows[n]["verdict"], []).append(n)
+    finals = {
+        v: [outcomes[n]["final_success"]["point"] for n in members]
+        for v, members in classes.items()
+    }
+    return {"pairs": pairs, "pairs_correct": correct, "classes": classes, "final_success": finals}
 
 
 def write_validity_report(result: dict[str, Any], out_dir: str | Path, *, title: str) -> Path:
@@ -201,6 +227,22 @@ def write_validity_report(result: dict[str, Any], out_dir: str | Path, *, title:
         keys = [k for k, e in metrics.items() if low <= share(e) < high]
         return ", ".join(f"{PREDICTORS[k]} ({share(metrics[k]):.0%})" for k in keys) or "none"
 
+    verdicts = result.get("verdicts")
+    if verdicts:
+        lines += ["", "## The verdict's classes", ""]
+        for v in ("good", "unclear", "avoid"):
+            if v in verdicts["classes"]:
+                finals = verdicts["final_success"][v]
+                lines.append(
+                    f"- *{v}*: {', '.join(verdicts['classes'][v])}; trained final success "
+                    f"{min(finals):.2f} to {max(finals):.2f}"
+                )
+        lines.append(
+            f"- decisive pairs in different classes ordered by the class: "
+            f"{verdicts['pairs_correct']:g} of {verdicts['pairs']}; the verdict's thresholds "
+            "(rewardlab.evaluation.verdict) were set with key-door's variants in view, so "
+            "on key-door this is in-sample: evidence, not proof"
+        )
     lines += [
         "",
         "## What predicted the outcome here",

@@ -70,6 +70,20 @@ def test_metrics_are_scored_on_decisive_pairs_and_orientation(tmp_path: Path) ->
     assert m["npg10_success"]["spearman_auc"] == pytest.approx(0.8)
 
 
+def test_the_verdict_classes_are_judged_on_pairs_across_classes(tmp_path: Path) -> None:
+    outcomes = load_outcomes([_compare(tmp_path / "a.json", OUTCOME)], "env")
+    verdict = {"good": "good", "ok": "unclear", "close_to_ok": "avoid", "bad": "avoid"}
+    rows = [{**r, "verdict": verdict.get(r["name"], "good")} for r in REWARDS]
+    v = predictive_validity(rows, outcomes)["verdicts"]
+    # Across classes: good-ok, good-close, good-bad, ok-bad are decisive (ok-close is not).
+    assert (v["pairs"], v["pairs_correct"]) == (4, 4)
+    assert v["classes"]["avoid"] == ["bad", "close_to_ok"] or v["classes"]["avoid"] == [
+        "close_to_ok",
+        "bad",
+    ]
+    assert predictive_validity(REWARDS, outcomes)["verdicts"] is None  # no verdicts given
+
+
 def test_the_summary_with_more_runs_wins_and_too_few_variants_fail(tmp_path: Path) -> None:
     a = _compare(tmp_path / "a.json", {"good": (0.0, 0.1, 0.2, 3), "bad": (0, 0, 0, 20)})
     b = _compare(tmp_path / "b.json", {"good": (0.8, 0.9, 1.0, 20)})
