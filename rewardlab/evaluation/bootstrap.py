@@ -15,6 +15,7 @@ function in :mod:`~rewardlab.evaluation.reward_metrics` returns NaN).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -93,6 +94,22 @@ def w_mean(x: np.ndarray, w: np.ndarray) -> np.ndarray:
         return np.where(total > 0, w[:, ok] @ x[ok] / total, math.nan)
 
 
+_DENSE_COUNTS = 4_000_000
+"""Episode x value count matrices up to this size are dense (a BLAS product per block), larger
+ones sparse (memory)."""
+
+
+def _count_matrix(
+    weights: np.ndarray, rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]
+) -> np.ndarray | _sparse.csr_matrix:
+    """``M[e, g]`` = the sum of ``weights`` of the elements of episode ``e`` in group ``g``."""
+    if shape[0] * shape[1] <= _DENSE_COUNTS:
+        m = np.zeros(shape)
+        np.add.at(m, (rows, cols), weights)
+        return m
+    return _sparse.csr_matrix((weights, (rows, cols)), shape=shape)
+
+
 class Ranking:
     """A 1-D array of per-element values, with what every block of replicates needs from it
     computed once: its ascending order and tie groups, and how many elements of each episode
@@ -126,13 +143,11 @@ class Ranking:
         self.group = np.empty(n, dtype=np.int64)
         self.group[self.order] = np.cumsum(new) - 1
         shape = (n_episodes, self.values.size)
-        self.counts = _sparse.csr_matrix((np.ones(n), (self.episode, self.group)), shape=shape)
+        self.counts = _count_matrix(np.ones(n), self.episode, self.group, shape)
         self.positives = (
             None
             if labels is None
-            else _sparse.csr_matrix(
-                (np.asarray(labels, np.float64), (self.episode, self.group)), shape=shape
-            )
+            else _count_matrix(np.asarray(labels, np.float64), self.episode, self.group, shape)
         )
 
     def episode_sums(self, v: np.ndarray) -> np.ndarray:
@@ -155,18 +170,22 @@ class Ranked:
         # Whether the values take two or more distinct values among the elements drawn.
         self.varies = np.count_nonzero(self.groups > 0, axis=1) > 1
 
+    @functools.cached_property
     def midranks(self) -> np.ndarray:
         """``(b, groups)``: the average rank (1-based) of each distinct value."""
         g = self.groups
         return np.cumsum(g, axis=1) - g + (g + 1.0) / 2.0
 
-    def classes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per distinct value, ascending: the weight of positives and of negatives of the
-        ranking's labels, and whether the value was drawn."""
+    @functools.cached_property
+    def descending(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per distinct value ``c``, descending, for the ranking's labels: the weight of the
+        positives at ``c``, whether ``c`` was drawn, and the weights of the positives and of
+        the negatives with a value ``>= c``."""
         if self.ranking.positives is None:
             raise ValueError("this ranking was built without labels")
-        pos = np.asarray(self.w @ self.ranking.positives)
-        return pos, self.groups - pos, self.groups > 0
+        pos = np.asarray(self.w @ self.ranking.positives)[:, ::-1]
+        groups = self.groups[:, ::-1]
+        return pos, groups > 0, np.cumsum(pos, axis=1), np.cumsum(groups - pos, axis=1)
 
 
 def _correlation(sxy: np.ndarray, sxx: np.ndarray, syy: np.ndarray) -> np.ndarray:
@@ -191,9 +210,9 @@ def w_spearman(x: Ranked, y: Ranked, w: np.ndarray) -> np.ndarray:
     mean = (x.n + 1.0) / 2.0  # of the ranks 1..n, whatever the ties
 
     def spread(r: Ranked) -> np.ndarray:  # sum of squared deviations, per tie group
-        return (r.groups * (r.midranks() - mean[:, None]) ** 2).sum(axis=1)
+        return (r.groups * (r.midranks - mean[:, None]) ** 2).sum(axis=1)
 
-    rx, ry = x.midranks()[:, x.ranking.group], y.midranks()[:, y.ranking.group]
+    rx, ry = x.midranks[:, x.ranking.group], y.midranks[:, y.ranking.group]
     cross = np.einsum("ij,ij,ij->i", w, rx, ry) - x.n * mean * mean
     rho = _correlation(cross, spread(x), spread(y))
     return np.where(x.varies & y.varies, rho, math.nan)
@@ -210,25 +229,20 @@ def w_pearson_distance(x: Ranked, y: Ranked) -> np.ndarray:
 def w_roc_auc(scores: Ranked) -> np.ndarray:
     """ROC AUC (Mann-Whitney, ties count 1/2) of the scores against their ranking's labels,
     per replicate; NaN without both classes."""
-    pos, neg, _ = scores.classes()
-    below = np.cumsum(neg, axis=1) - neg
-    p, n = pos.sum(axis=1), neg.sum(axis=1)
+    pos, _, tps, fps = scores.descending
+    neg = np.diff(fps, axis=1, prepend=0.0)
+    p, n = tps[:, -1], fps[:, -1]
+    # Descending: the negatives below a value are all negatives minus those at or above it.
+    below = n[:, None] - fps
     with np.errstate(invalid="ignore", divide="ignore"):
         auc = (pos * (below + neg / 2.0)).sum(axis=1) / (p * n)
     return np.where((p > 0) & (n > 0), auc, math.nan)
 
 
-def _descending(scores: Ranked) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per distinct score ``c``, descending: the weight of the positives at ``c``, whether
-    ``c`` was drawn, and the weights of positives and negatives with ``score >= c``."""
-    pos, neg, drawn = (a[:, ::-1] for a in scores.classes())
-    return pos, drawn, np.cumsum(pos, axis=1), np.cumsum(neg, axis=1)
-
-
 def w_average_precision(scores: Ranked) -> np.ndarray:
     """Average precision (step sum over distinct scores) per replicate; NaN without
     positives."""
-    pos, _, tps, fps = _descending(scores)
+    pos, _, tps, fps = scores.descending
     p = tps[:, -1]
     with np.errstate(invalid="ignore", divide="ignore"):
         precision = np.where(pos > 0, tps / (tps + fps), 0.0)
@@ -238,7 +252,7 @@ def w_average_precision(scores: Ranked) -> np.ndarray:
 def w_best_threshold(scores: Ranked) -> tuple[np.ndarray, np.ndarray]:
     """``(threshold, balanced accuracy)`` per replicate at the best Youden's J over the
     scores drawn (the highest among ties); NaN without both classes."""
-    _, drawn, tps, fps = _descending(scores)
+    _, drawn, tps, fps = scores.descending
     p, n = tps[:, -1], fps[:, -1]
     with np.errstate(invalid="ignore", divide="ignore"):
         j = np.where(drawn, tps / p[:, None] - fps / n[:, None], -np.inf)

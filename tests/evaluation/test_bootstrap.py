@@ -132,3 +132,15 @@ def test_draw_is_seeded_and_sums_to_the_episode_count() -> None:
     assert (a.counts.sum(axis=1) == 5).all()
     with pytest.raises(ValueError, match="reps"):
         bs.EpisodeBootstrap.draw(episode, 5, reps=0, seed=0)
+
+
+def test_sparse_count_matrices_give_the_same_replicates(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(5)
+    episode, scores, labels, progress = _dataset(rng)
+    y = labels.astype(np.float64)
+    w = bs.EpisodeBootstrap.draw(episode, int(episode.max()) + 1, reps=20, seed=1).counts
+    dense = bs.Ranking(scores, episode, labels=y).on(w)
+    monkeypatch.setattr(bs, "_DENSE_COUNTS", 0)  # as for a large dataset
+    sparse = bs.Ranking(scores, episode, labels=y).on(w)
+    for fn in (bs.w_roc_auc, bs.w_average_precision, lambda r: bs.w_best_threshold(r)[1]):
+        assert np.allclose(fn(dense), fn(sparse), equal_nan=True)
