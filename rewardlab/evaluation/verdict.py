@@ -165,6 +165,14 @@ def _reasons(
             "reward is paid, and a sparse or shaped reward pays at other steps than progress "
             "does without changing what optimizing it does"
         )
+    starc = _get(m, "starc")
+    if math.isfinite(epic) and math.isfinite(starc) and abs(starc - epic) > 0.3:
+        notes.append(
+            f"{epic_name} and STARC disagree ({epic:.2f} vs {starc:.2f}): they remove shaping "
+            "differently (EPIC over uniformly covered transitions, STARC along the env's "
+            "dynamics under a uniform policy), so they weigh different transitions; neither "
+            "predicted training well in the study"
+        )
     if low_support & set(m):
         notes.append(
             "too few successes in the dataset to trust its success-based metrics (greyed out)"

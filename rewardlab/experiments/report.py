@@ -741,6 +741,15 @@ def _never(variant: dict[str, Any]) -> str:
     return f"{len(seeds)}/{variant['n_runs']}" + (f" ({listed})" if seeds else "")
 
 
+def _poi_cell(env_summary: dict[str, Any], a: str, b: str) -> str:
+    """P(a > b) with its interval, marked † when a variant has too few runs to decide."""
+    if a == b:
+        return "–"
+    variants = env_summary["variants"]
+    few = min(variants[a]["n_runs"], variants[b]["n_runs"]) < MIN_RUNS_TO_DECIDE
+    return _cell(env_summary["probability_of_improvement"][a][b]) + (" †" if few else "")
+
+
 def _cell(ci: dict[str, float | None]) -> str:
     def num(x: float | None) -> str:
         if x is None:
@@ -954,10 +963,16 @@ def _markdown(
             "| | " + " | ".join(md_cell(v) for v in names) + " |",
             "|---|" + "---|" * len(names),
         ]
-        poi = env_summary["probability_of_improvement"]
         for a in names:
-            cells = ["–" if a == b else _cell(poi[a][b]) for b in names]
+            cells = [_poi_cell(env_summary, a, b) for b in names]
             lines.append(f"| {md_cell(a)} | " + " | ".join(cells) + " |")
+        if min(v["n_runs"] for v in variants.values()) < MIN_RUNS_TO_DECIDE:
+            lines += [
+                "",
+                f"†: fewer than {MIN_RUNS_TO_DECIDE} runs in a variant of the pair; with so few, "
+                "a bootstrap interval of [1.00, 1.00] means only that every run of one beat "
+                "every run of the other, not that the next run will",
+            ]
         lines += ["", "### Figures", ""]
         for caption, filename in figures[env]:
             lines += [f"![{caption}]({filename})", ""]

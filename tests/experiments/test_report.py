@@ -319,3 +319,17 @@ def test_every_run_that_never_learned_is_named(tmp_path: Path) -> None:
         ]["never_succeeded"]
         == []
     )
+
+
+def test_probability_of_improvement_from_too_few_runs_is_marked(tmp_path: Path) -> None:
+    runs = _runs("a", [0.9, 0.95, 1.0]) + _runs("b", [0.0, 0.05, 0.1])
+    text = write_report(
+        runs, tmp_path, title="t", budget=BUDGET, threshold=THRESHOLD, reps=REPS
+    ).read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| a | – |"))
+    assert row.endswith("1.00 [1.00, 1.00] † |")
+    assert "†: fewer than 5 runs" in text
+    enough = write_report(
+        RESULTS, tmp_path / "b", title="t", budget=BUDGET, threshold=THRESHOLD, reps=REPS
+    ).read_text()
+    assert "†" not in enough

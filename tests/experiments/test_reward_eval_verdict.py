@@ -246,3 +246,11 @@ def test_a_bad_probe_config_fails_before_any_work(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="probe_steps"):
         run_eval(ENV, ["pbrs"], tmp_path / "x", probe_steps=-1)
     assert not (tmp_path / "x").exists()
+
+
+def test_disagreeing_distances_are_explained() -> None:
+    # A random-weight CLIP reward: STARC 1.00 ("negated") while EPIC says uncorrelated.
+    (v,) = judge([_row("clip", epic_tabular=0.70, starc=1.0, preference=0.5)])
+    assert any("EPIC tab. and STARC disagree (0.70 vs 1.00)" in n for n in v.notes)
+    (close,) = judge([_row("close", epic_tabular=0.30, starc=0.35, preference=0.9)])
+    assert not any("disagree" in n for n in close.notes)
