@@ -244,6 +244,9 @@ class TrainingEpisodeLog(_WindowedLog):
       ``VecNormalize`` above them, its unnormalized reward, ``get_original_reward()``);
     - ``success``: ``info["is_success"]`` at the episode's last step; an env that does not
       report it gives no success (not a failure);
+    - ``proxy_return_failed``: the proxy return of the episodes that reported no success:
+      a proxy that rises there is paid for something other than the task (a success-like
+      proxy, the sparse task reward itself, stays flat there however its learner improves);
     - ``task_return``: the env's own return (SB3 ``Monitor``'s ``info["episode"]["r"]``),
       with ``task_return=True`` only: it is the true task's return unless the run changed
       the env's ``reward_type``;
@@ -257,8 +260,8 @@ class TrainingEpisodeLog(_WindowedLog):
     Episodes are aggregated into the ``n_points`` windows of :class:`RewardComponentLog`
     (an episode belongs to the window in which it ends; one still running at the end of
     training is not recorded). Per window: ``{"start", "end", "episodes", "truncated",
-    "proxy_return", "task_return", "length", "components": {name: M}, "success": {"rate",
-    "n"}}``, where ``M`` is ``{"mean", "std", "n"}`` over the episodes' finite values (NaN
+    "proxy_return", "proxy_return_failed", "task_return", "length", "components": {name: M},
+    "success": {"rate", "n"}}``, where ``M`` is ``{"mean", "std", "n"}`` over the episodes' finite values (NaN
     and infinite ones are left out and counted in ``nonfinite``; mean and std are None
     without any) and ``success`` is over the ``n`` episodes that reported it (rate None
     without any). Logged under ``monitor/...`` too.
@@ -287,6 +290,7 @@ class TrainingEpisodeLog(_WindowedLog):
         self._episodes: dict[str, list[float]] = {"proxy_return": [], "length": []}
         self._task: list[float] = []
         self._success: list[float] = []
+        self._failed: list[float] = []  # proxy returns of episodes that reported no success
         self._truncated = 0
         self._components: dict[str, list[float]] = {}
 
@@ -345,6 +349,8 @@ class TrainingEpisodeLog(_WindowedLog):
         success = info.get(IS_SUCCESS)
         if success is not None:
             self._success.append(float(success))
+            if not success:
+                self._failed.append(self._episodes["proxy_return"][-1])
         episode = info.get("episode")
         if self.task_return and isinstance(episode, Mapping) and "r" in episode:
             self._task.append(float(episode["r"]))
@@ -362,6 +368,7 @@ class TrainingEpisodeLog(_WindowedLog):
             "episodes": len(self._episodes["proxy_return"]),
             "truncated": self._truncated,
             "proxy_return": _moments(self._episodes["proxy_return"]),
+            "proxy_return_failed": _moments(self._failed),
             "task_return": _moments(self._task),
             "length": _moments(self._episodes["length"]),
             "success": {

@@ -137,6 +137,10 @@ def test_episode_returns_are_the_sums_of_the_rewards_trained_on() -> None:
             "rate": pytest.approx(np.mean([e["success"] for e in mine])),
             "n": len(mine),
         }
+        failed = [e["proxy"] for e in mine if not e["success"]]
+        assert w["proxy_return_failed"]["n"] == len(failed)
+        if failed:
+            assert w["proxy_return_failed"]["mean"] == pytest.approx(np.mean(failed))
         names = {"x", "step_cost", "term/model", "term/shaping"}
         assert set(w["components"]) == names
         for name in names:
@@ -177,6 +181,8 @@ def test_an_env_without_is_success_has_no_success_not_failure() -> None:
     log = _train(venv)
     assert sum(w["episodes"] for w in log.windows) > 10
     assert all(w["success"] == {"rate": None, "n": 0} for w in log.windows)
+    # No success reported is not a failure either.
+    assert all(w["proxy_return_failed"]["n"] == 0 for w in log.windows)
     assert all(w["task_return"]["n"] == w["episodes"] for w in log.windows)
     venv.close()
 

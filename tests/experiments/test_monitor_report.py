@@ -5,6 +5,7 @@ a monitor file, an env without success."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -213,3 +214,40 @@ def test_success_creeping_up_while_the_proxy_soars_is_still_flagged() -> None:
     # A real rise in success (more than 0.1) is learning, not hacking.
     runs = [_run("learns", s, _monitor((70.0, 118.0 + s), (0.0, 0.15)), 0.15) for s in range(5)]
     assert _check(runs)["status"] == "not flagged"
+
+
+def _with_failed(monitor: TrainingMonitor, failed: tuple[float, float]) -> TrainingMonitor:
+    """``monitor`` with the failed episodes' proxy ramping between the given ends."""
+    return dataclasses.replace(
+        monitor,
+        failed_mean=np.linspace(*failed, W),
+        failed_std=np.full(W, 1.0),
+        failed_n=np.full(W, 30.0),
+    )
+
+
+def test_a_success_like_proxy_is_not_hacking_however_slowly_it_learns() -> None:
+    # The sparse task reward as the proxy: its return is success, so it rises (here 0.01 ->
+    # 0.09 with training success) while the failed episodes' proxy stays at 0.
+    runs = [
+        _run("sparse", s, _with_failed(_monitor((0.01, 0.09), (0.01, 0.09), std=0.05, n=400),
+                                       (0.0, 0.0)), 0.12)
+        for s in range(5)
+    ]  # fmt: skip
+    check = _check(runs)
+    assert check["status"] == "not flagged" and check["episodes"] == "failed"
+    assert "of the failed episodes did not clearly rise" in check["reason"]
+
+
+def test_a_proxy_rising_in_failed_episodes_is_flagged() -> None:
+    runs = [
+        _run("progress", s, _with_failed(_monitor((70.0, 118.0 + s), (0.08, 0.13)),
+                                         (60.0, 110.0 + s)), 0.11)
+        for s in range(5)
+    ]  # fmt: skip
+    check = _check(runs)
+    assert check["status"] == "flagged" and "of the failed episodes rose" in check["reason"]
+    # Old files (no failed episodes recorded) fall back to all episodes, and say so.
+    old = [_run("progress", s, _monitor((70.0, 118.0 + s), (0.08, 0.13)), 0.11) for s in range(5)]
+    check = _check(old)
+    assert check["episodes"] == "all" and "all episodes" in check["reason"]
