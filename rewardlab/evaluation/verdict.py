@@ -37,10 +37,11 @@ variants: in-sample, so evidence, not proof)."""
 RANKING_SAMPLED = ("probe_success", "preference", "spearman_return")
 """Ranking keys without one (the training probe's success where it ran)."""
 
-EQUIVALENT_EPIC = 0.01
-"""EPIC below which a reward counts as the task reward up to shaping and scale. Small: a
-discount mismatch of 0.95 against 0.99 is at 0.026 on key-door's exact EPIC and stalls
-learning (closeness in EPIC is not safety; only equivalence is)."""
+EQUIVALENT_EPIC = 1e-6
+"""EPIC below which a reward counts as the task reward up to shaping and scale: rounding
+noise only. Closeness is not equivalence: on key-door a discount mismatch of 0.95 against
+0.99 sits at 0.026 of exact EPIC and stalls learning, one of 0.98 at 0.007 (its NPG-10 success
+75% against 95%)."""
 
 VERDICTS = ("good", "unclear", "avoid")
 """In ranking order: the ranking keys order rewards within a verdict."""
@@ -58,7 +59,9 @@ class Verdict:
         rank: 1 = most likely to train well, among the rewards ranked.
         verdict: ``"good"`` (no reason against it, and one that predicts training for it:
             equivalence to the task, NPG-10 success or a probe run's success of 0.5 or
-            more), ``"avoid"`` (a reason against it) or ``"unclear"`` (neither).
+            more), ``"avoid"`` (a reason against it that decides: it predicted failure in
+            the study) or ``"unclear"`` (neither, or only a doubt such as detection at
+            chance).
         reasons: Plain sentences, each citing the metric it rests on.
         notes: Why some of its metrics disagree, where they do.
     """
@@ -79,10 +82,11 @@ def _reasons(
     m: Mapping[str, float],
     intervals: Mapping[str, Sequence[float]],
     low_support: set[str],
-) -> tuple[list[str], list[str], bool, bool]:
-    """``(reasons, notes, red flag, good sign)`` of one reward's metrics."""
+) -> tuple[list[str], list[str], bool, bool, bool]:
+    """``(reasons, notes, red flag, good sign, doubt)`` of one reward's metrics: a doubt is a
+    reason against it that does not decide (it keeps a reward from *good*)."""
     reasons, notes = [], []
-    red = good = False
+    red = good = doubt = False
     epic = _get(m, "epic_tabular")
     epic_name = "EPIC tab."
     if math.isnan(epic) and "epic" not in low_support:
@@ -150,6 +154,7 @@ def _reasons(
     low, high = intervals.get("roc_auc", (auc, auc))
     if "roc_auc" not in low_support and math.isfinite(auc) and not equivalent:
         if low >= 0.4 and high <= 0.6:
+            doubt = True
             reasons.append(f"ignores the goal: success detection at chance (ROC AUC {auc:.2f})")
         elif high < 0.4:
             notes.append(
@@ -157,11 +162,13 @@ def _reasons(
                 "reward can by design (its potential ends at 0), so this alone says little"
             )
 
-    voc, prog = _get(m, "voc"), _get(m, "spearman_progress")
-    if equivalent and (voc < 0.5 or prog < 0.5):
+    per_step = {"VOC": _get(m, "voc"), "Spearman prog.": _get(m, "spearman_progress")}
+    low_values = {k: v for k, v in per_step.items() if v < 0.5}  # NaN is not low
+    if equivalent and low_values:
+        shown = ", ".join(f"{k} {v:.2f}" for k, v in low_values.items())
         notes.append(
-            f"its per-step values disagree with progress (VOC {voc:.2f}, Spearman prog. "
-            f"{prog:.2f}) though it is equivalent to the task: per-step metrics judge where "
+            f"its per-step values disagree with progress ({shown}) though it is "
+            "equivalent to the task: per-step metrics judge where "
             "reward is paid, and a sparse or shaped reward pays at other steps than progress "
             "does without changing what optimizing it does"
         )
@@ -177,15 +184,21 @@ def _reasons(
         notes.append(
             "too few successes in the dataset to trust its success-based metrics (greyed out)"
         )
-    return reasons, notes, red, good
+    return reasons, notes, red, good, doubt
 
 
-def ranking_keys(metrics: Sequence[Mapping[str, float]]) -> tuple[str, ...]:
-    """The ranking keys that some reward has a value for: :data:`RANKING_TABULAR` where an
-    exact model gave its columns, else :data:`RANKING_SAMPLED`."""
+def ranking_keys(
+    metrics: Sequence[Mapping[str, float]],
+    low_support: set[str] = frozenset(),  # type: ignore[assignment]
+) -> tuple[str, ...]:
+    """The ranking keys that some reward has a value for and that do not rest on too few
+    positives: :data:`RANKING_TABULAR` where an exact model gave its columns, else
+    :data:`RANKING_SAMPLED`. Empty: the rewards are not ranked, only judged."""
     tabular = any(math.isfinite(_get(m, "npg10_success")) for m in metrics)
     keys = RANKING_TABULAR if tabular else RANKING_SAMPLED
-    return tuple(k for k in keys if any(math.isfinite(_get(m, k)) for m in metrics))
+    return tuple(
+        k for k in keys if k not in low_support and any(math.isfinite(_get(m, k)) for m in metrics)
+    )
 
 
 def judge(
@@ -194,7 +207,8 @@ def judge(
     low_support: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> list[Verdict]:
     """The verdicts of ``(name, metrics, intervals)`` rows, best first: by verdict, then by
-    the ranking keys (:func:`ranking_keys`).
+    the ranking keys (:func:`ranking_keys`) at the report's precision. Rows that tie on both
+    share a rank (1, 2, 2, 4); with no ranking key, every row of a verdict shares one.
 
     Args:
         rows: Each reward's name, metrics (the keys of
@@ -202,21 +216,20 @@ def judge(
             undefined) and bootstrap intervals.
         low_support: Metrics that rest on too few positives here: not used for reasons.
     """
-    keys = ranking_keys([m for _, m, _ in rows])
+    keys = ranking_keys([m for _, m, _ in rows], low_support)
 
     def order(row: tuple[str, Mapping[str, float], Mapping[str, Sequence[float]]]) -> tuple:
-        values = [_get(row[1], k) for k in keys if k not in low_support]
+        values = [_get(row[1], k) for k in keys]
         return tuple(-round(v, RANK_DECIMALS) if math.isfinite(v) else math.inf for v in values)
 
     judged = []
     for row in rows:
         name, m, intervals = row
-        reasons, notes, red, good = _reasons(m, intervals, low_support)
-        verdict = "avoid" if red else "good" if good else "unclear"
-        judged.append(
-            (VERDICTS.index(verdict), order(row), Verdict(name, 0, verdict, reasons, notes))
-        )
-    judged.sort(key=lambda item: item[:2])
-    for rank, (_, _, v) in enumerate(judged, start=1):
-        v.rank = rank
-    return [v for _, _, v in judged]
+        reasons, notes, red, good, doubt = _reasons(m, intervals, low_support)
+        verdict = "avoid" if red else "good" if good and not doubt else "unclear"
+        key = (VERDICTS.index(verdict), order(row))
+        judged.append((key, Verdict(name, 0, verdict, reasons, notes)))
+    judged.sort(key=lambda item: item[0])
+    for k, (key, v) in enumerate(judged):
+        v.rank = judged[k - 1][1].rank if k and key == judged[k - 1][0] else k + 1
+    return [v for _, v in judged]

@@ -59,7 +59,7 @@ from rewardlab.evaluation.reward_tables import (
 from rewardlab.evaluation.verdict import Verdict, judge, ranking_keys
 from rewardlab.experiments.figures import colors, json_safe, md_cell, new_figure, save_png
 from rewardlab.experiments.files import atomic_write
-from rewardlab.experiments.runner import _Progress
+from rewardlab.progress import Progress
 from rewardlab.reward_spec import (
     REWARD_SHORTHANDS,
     ClipModelSpec,
@@ -149,6 +149,9 @@ def load_sweep(path: str | Path) -> list[tuple[str, RewardSpec]]:
 
 # --- names -----------------------------------------------------------------------------------
 
+REFERENCE_PREFIX = "ref:"
+"""The reference rows' names start so; rewards may not."""
+
 
 def _model_label(m: ClipModelSpec | InfoModelSpec | ProgramModelSpec) -> str:
     if isinstance(m, ClipModelSpec):
@@ -188,7 +191,7 @@ def named_rewards(rewards: Sequence[str | Mapping[str, Any]]) -> list[tuple[str,
     Raises:
         ValueError: For a bad spec or name, or two rewards given the same ``name:``.
     """
-    out: list[tuple[str, RewardSpec]] = []
+    out: list[tuple[str | None, RewardSpec]] = []
     given: set[str] = set()
     for i, value in enumerate(rewards):
         data: Any = value
@@ -204,18 +207,31 @@ def named_rewards(rewards: Sequence[str | Mapping[str, Any]]) -> list[tuple[str,
                     f"reward[{i}]: name must be a non-empty string of at most 60 characters, "
                     f"got {name!r}"
                 )
+            if name.startswith(REFERENCE_PREFIX):
+                raise ValueError(
+                    f"reward[{i}]: names starting {REFERENCE_PREFIX!r} are the reference rows'; "
+                    f"rename {name!r}"
+                )
             if name in given:
                 raise ValueError(f"reward[{i}]: two rewards are named {name!r}; rename one")
             given.add(name)
         spec = parse_reward(data if name is not None else value, where=f"reward[{i}]")
-        out.append((name or short_name(spec), spec))
-    # Generated names that collide (two programs of one file name) get a number.
-    seen: dict[str, int] = {}
-    for k, (name, spec) in enumerate(out):
-        seen[name] = seen.get(name, 0) + 1
-        if seen[name] > 1:
-            out[k] = (f"{name} #{seen[name]}", spec)
-    return out
+        out.append((name, spec))
+    # Generated names: the short name, numbered where it collides with a given name or an
+    # earlier generated one (two programs of one file name).
+    named: list[tuple[str, RewardSpec]] = []
+    taken = set(given)
+    for name_or_none, spec in out:
+        name = name_or_none
+        if name is None:
+            base = name = short_name(spec)
+            k = 1
+            while name in taken:
+                k += 1
+                name = f"{base} #{k}"
+            taken.add(name)
+        named.append((name, spec))
+    return named
 
 
 # --- the command -----------------------------------------------------------------------------
@@ -242,8 +258,13 @@ MAX_GROWN_EPISODES = 2000
 
 
 def n_successes(ds: TrajectoryDataset) -> int:
-    """How many of the dataset's transitions enter a success state (the positives)."""
-    return int(np.asarray(ds.success)[ds.transition_states()[1]].sum())
+    """How many of the dataset's transitions enter success: from a state that is not a
+    success into one that is. A task whose success persists (a block held at its target)
+    labels every later step a success too; those repeat the same event, so they are not
+    counted: the metrics rest on how many times success was reached, not on how long."""
+    s, s2 = ds.transition_states()
+    success = np.asarray(ds.success).astype(bool)
+    return int((~success[s] & success[s2]).sum())
 
 
 def _grown(stored: DatasetConfig, requested: DatasetConfig) -> bool:
@@ -395,7 +416,7 @@ def run_eval(
     own, dense_type = env_reward_types(env_id, cfg.env_kwargs)
     # How check_spec and spec_reward read the specs.
     reading: dict[str, Any] = dict(gamma=gamma, own_reward_type=own, dense_reward_type=dense_type)
-    with contextlib.closing(ModelCache(env_id, dict(cfg.env_kwargs))) as models:
+    with contextlib.closing(ModelCache(env_id, dict(cfg.env_kwargs), log=log)) as models:
         for name, spec in specs:
             check_spec(name, spec, **reading)
             for part in (spec.model, spec.shaping):
@@ -436,15 +457,15 @@ def run_eval(
         def make_rewards(table: StateTable) -> list[TermReward]:
             return [
                 *(spec_reward(name, spec, table, models=models, **reading) for name, spec in specs),
-                recorded_reward(f"ref: env {dense_type} reward (expert)", "dense"),
-                random_reward("ref: random", table, seed),
+                recorded_reward(f"{REFERENCE_PREFIX} env {dense_type} reward (expert)", "dense"),
+                random_reward(f"{REFERENCE_PREFIX} random", table, seed),
             ]
 
         log(
             f"scoring {len(specs)} reward(s) and 2 references on {ds.n_transitions} transitions ..."
         )
         tabular = tabular_setup(ds)
-        progress = _Progress(len(specs) + 2)
+        progress = Progress(len(specs) + 2)
         scores = evaluate_rewards(
             ds,
             make_rewards,
@@ -487,7 +508,12 @@ PROBE_EVAL_EPISODES = 20
 def _probe_config(
     env_id: str, env_kwargs: Mapping[str, Any], spec: RewardSpec, steps: int, seed: int
 ) -> Any:
-    """The probe's training config, checked now (a bad one fails before any work)."""
+    """The probe's training config, checked now (a bad one fails before any work).
+
+    Raises:
+        ValueError: Also for a budget the agent would not learn from: below one rollout
+            (``n_steps x n_envs``) or below ``learning_starts``.
+    """
     from rewardlab.agents.train import TrainConfig, check_config
 
     config = TrainConfig(
@@ -499,7 +525,21 @@ def _probe_config(
         eval_freq=steps,
         eval_episodes=PROBE_EVAL_EPISODES,
     )
-    check_config(config)
+    params = check_config(config)
+    n_envs = int(params.get("n_envs", 1))
+    # Training stops at the first vector step at or past the budget (StopAtBudget), before
+    # an update due at that step: the first update needs one vector step more.
+    first_update = n_envs + (
+        int(params["n_steps"]) * n_envs
+        if "n_steps" in params
+        else int(params.get("learning_starts", 100))
+    )
+    if steps < first_update:
+        raise ValueError(
+            f"--probe-steps {steps} trains nothing: {config.algo}'s first update on {env_id} "
+            f"needs {first_update} env steps; pass --probe-steps {first_update} or more "
+            "(several times that to learn anything)"
+        )
     return config
 
 
@@ -511,7 +551,7 @@ def probe(
     from rewardlab.agents.train import train
 
     out: dict[str, float] = {}
-    progress = _Progress(len(configs))
+    progress = Progress(len(configs))
     for k, (name, config) in enumerate(configs):
         run_dir = folder / f"{k:02d}"
         if run_dir.exists():  # a previous report's probe: retrained, as the report is
@@ -612,12 +652,19 @@ def _cell(sc: RewardScores, key: str, grey: bool) -> str:
 
 
 def _verdict_lines(verdicts: list[Verdict], keys: Sequence[str]) -> list[str]:
+    ranked = (
+        "Ranked by verdict, then by "
+        + ", then ".join(METRICS[k][0].rstrip(" ↑↓") for k in keys)
+        + ": the metrics that predicted training in the predictive-validity study "
+        "(`experiments/results/predictive-validity`); equal ranks tie."
+        if keys
+        else "Not ranked within a verdict: no metric that predicted training in the "
+        "predictive-validity study is defined here (or each rests on too few successes)."
+    )
     lines = [
         "## Verdict",
         "",
-        "Ranked by " + ", then ".join(METRICS[k][0].rstrip(" ↑↓") for k in keys) + ": the "
-        "metrics that predicted training in the predictive-validity study "
-        "(`experiments/results/predictive-validity`). *good*: nothing found against it, and "
+        ranked + " *good*: nothing found against it, and "
         "equivalence to the task, NPG-10 or a probe run says it trains; *avoid*: a reason "
         "below says why; *unclear*: neither.",
         "",
@@ -661,7 +708,7 @@ def write_eval_report(
     low_support = set(SUCCESS_METRICS) if positives < min_successes else set()
     verdicts = judge([(s.name, s.metrics, s.intervals) for s in scores], low_support=low_support)
     by_name = {v.name: v for v in verdicts}
-    keys = ranking_keys([s.metrics for s in scores])
+    keys = ranking_keys([s.metrics for s in scores], low_support)
     summary = {
         "env_id": env_id,
         "dataset": str(ds.path),
@@ -692,9 +739,10 @@ def write_eval_report(
 
     kinds = {k: sum(e.kind == k for e in ds.episodes) for k in EPISODE_KINDS}
     support = (
-        f"{positives} of them entering a success state"
+        f"{positives} of them entering a success state (from one that is not)"
         if not low_support
-        else f"only {positives} of them entering a success state, fewer than the "
+        else f"only {positives} of them entering a success state (from one that is not), "
+        "fewer than the "
         f"{min_successes} the success-based metrics need: those are greyed out below "
         "(generate more episodes: --episodes)"
     )

@@ -51,6 +51,18 @@ def test_rewards_are_named_never_by_their_yaml() -> None:
         "program x.py #2",
     ]
     assert named[3][1].progress_bonus == 0.1  # the name is not part of the spec
+    # A generated name never takes a given one, nor an earlier generated one.
+    names = [
+        n
+        for n, _ in named_rewards(
+            ["progress", "progress", "{name: 'progress #2', reward_type: dense}"]
+        )
+    ]
+    assert names == ["progress", "progress #3", "progress #2"]
+    assert [n for n, _ in named_rewards(["pbrs", "{name: pbrs, reward_type: dense}"])] == [
+        "pbrs #2",
+        "pbrs",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -60,6 +72,7 @@ def test_rewards_are_named_never_by_their_yaml() -> None:
         ([{"name": "", "reward_type": "dense"}], "non-empty"),
         ([{"name": 3, "reward_type": "dense"}], "non-empty"),
         ([{"name": "x", "shaping": "progres"}], "shaping"),
+        ([{"name": "ref: random", "reward_type": "dense"}], "reference rows"),
     ],
 )
 def test_bad_names_fail_clearly(rewards: list, message: str) -> None:
@@ -212,39 +225,52 @@ def test_an_equivalent_reward_whose_return_misorders_episodes_is_avoided() -> No
     assert "time limit" in " ".join(v.notes)
 
 
-def test_training_probe_is_a_labelled_column_and_ranks_without_a_tabular_model(
-    tmp_path: Path,
-) -> None:
-    env = "rewardlab/ManipReach-v0"  # no tabular model
+def test_training_probe_is_a_labelled_column(tmp_path: Path) -> None:
     out = tmp_path / "eval"
-    cfg = DatasetConfig(env, episodes={"expert": 2, "random": 1}, frames=False)
+    cfg = DatasetConfig(ENV, episodes={"expert": 2, "random": 1}, frames=False)
     logs: list[str] = []
     run_eval(
-        env,
-        ["dense", "{name: negated, model: {kind: info, key: progress, scale: -1}}"],
+        ENV,
+        ["sparse", "{name: negated, model: {kind: info, key: progress, scale: -1}}"],
         out,
         dataset_config=cfg,
         grow_dataset=False,
         bootstrap=0,
-        probe_steps=64,
+        probe_steps=528,  # one PPO update on GridEmpty: 16 envs x 32 steps, and one step
         log=logs.append,
     )
     summary = json.loads((out / "summary.json").read_text())
     probed = {r["name"]: r["probe_success"] for r in summary["rewards"]}
-    assert set(probed) == {"dense", "negated", "ref: env dense reward (expert)", "ref: random"}
-    for name in ("dense", "negated"):
+    assert set(probed) == {"sparse", "negated", "ref: env dense reward (expert)", "ref: random"}
+    for name in ("sparse", "negated"):
         assert 0.0 <= probed[name] <= 1.0  # one real run each: its eval success rate
+        assert (out / "probe").is_dir()
     assert probed["ref: random"] is None  # a reference, not a trainable spec
-    assert summary["ranking"][0] == "probe_success"
     report = (out / "report.md").read_text()
     assert "probe succ. ↑" in report and "a cheap proxy, not exact" in report
     assert sum("probe " in line and "success" in line for line in logs) == 2
     assert sorted(p.name for p in (out / "probe").iterdir()) == ["00", "01"]
+    for run in ("00", "01"):  # evaluated after one whole rollout, so after its update
+        last = (out / "probe" / run / "eval.csv").read_text().splitlines()[-1]
+        assert int(last.split(",")[0]) == 528
+
+
+def test_without_a_tabular_model_the_probe_ranks_first() -> None:
+    rows = [
+        _row("a", preference=0.95, probe_success=0.2),
+        _row("b", preference=0.85, probe_success=0.9),
+    ]
+    verdicts = judge(rows)
+    assert [v.name for v in verdicts] == ["b", "a"]
+    assert verdicts[0].verdict == "good"  # a probe run's success of 0.5 or more
 
 
 def test_a_bad_probe_config_fails_before_any_work(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="probe_steps"):
         run_eval(ENV, ["pbrs"], tmp_path / "x", probe_steps=-1)
+    # A budget below PPO's first update would report the untrained policy's success.
+    with pytest.raises(ValueError, match="--probe-steps 300 trains nothing.*528 or more"):
+        run_eval(ENV, ["pbrs"], tmp_path / "x", probe_steps=300)
     assert not (tmp_path / "x").exists()
 
 
@@ -254,3 +280,35 @@ def test_disagreeing_distances_are_explained() -> None:
     assert any("EPIC tab. and STARC disagree (0.70 vs 1.00)" in n for n in v.notes)
     (close,) = judge([_row("close", epic_tabular=0.30, starc=0.35, preference=0.9)])
     assert not any("disagree" in n for n in close.notes)
+
+
+def test_ties_share_a_rank_and_nan_is_never_quoted() -> None:
+    rows = [
+        _row("a", preference=1.0, spearman_return=0.7),
+        _row("b", preference=1.0, spearman_return=0.7000001),  # equal at report precision
+        _row("c", preference=0.9, spearman_return=0.9),
+        _row(
+            "d", epic=0.0, preference=0.9, spearman_return=0.9, voc=math.nan, spearman_progress=0.2
+        ),  # fmt: skip
+    ]
+    verdicts = {v.name: v for v in judge(rows)}
+    assert verdicts["a"].rank == verdicts["b"].rank
+    assert "nan" not in " ".join(verdicts["d"].notes) and "Spearman prog. 0.20" in " ".join(
+        verdicts["d"].notes
+    )
+    # Detection at chance is a doubt: it keeps a reward from "good", with its reason shown.
+    (v,) = judge([_row("x", npg10_success=0.9, preference=0.9, roc_auc=0.5,
+                       intervals={"roc_auc": (0.45, 0.55)})])  # fmt: skip
+    assert v.verdict == "unclear" and "ignores the goal" in v.reasons[-1]
+
+
+def test_with_every_ranking_metric_greyed_out_the_report_says_not_ranked(tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    cfg = DatasetConfig(
+        "rewardlab/ManipReach-v0", episodes={"expert": 1, "random": 1}, frames=False
+    )
+    run_eval("rewardlab/ManipReach-v0", ["pbrs"], out, dataset_config=cfg, grow_dataset=False,
+             min_successes=1000, bootstrap=0)  # fmt: skip
+    report = (out / "report.md").read_text()
+    assert "Not ranked within a verdict" in report
+    assert json.loads((out / "summary.json").read_text())["ranking"] == []
