@@ -261,9 +261,9 @@ class TrainingEpisodeLog(_WindowedLog):
     (an episode belongs to the window in which it ends; one still running at the end of
     training is not recorded). Per window: ``{"start", "end", "episodes", "truncated",
     "proxy_return", "proxy_return_failed", "task_return", "length", "components": {name: M},
-    "success": {"rate", "n"}}``, where ``M`` is ``{"mean", "std", "n"}`` over the episodes' finite values (NaN
-    and infinite ones are left out and counted in ``nonfinite``; mean and std are None
-    without any) and ``success`` is over the ``n`` episodes that reported it (rate None
+    "success": {"rate", "n"}}``, where ``M`` is ``{"mean", "std", "n"}`` over the episodes'
+    finite values (NaN and infinite ones are left out and counted in ``nonfinite``; mean and
+    std are None without any) and ``success`` is over the ``n`` episodes that reported it (rate None
     without any). Logged under ``monitor/...`` too.
 
     Args:
