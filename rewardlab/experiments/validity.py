@@ -37,6 +37,9 @@ __all__ = ["OUTCOMES", "load_outcomes", "predictive_validity", "write_validity_r
 OUTCOMES = {"final_success": "final success (IQM)", "auc": "AUC (IQM)"}
 """The trained outcomes each metric is compared with: summary key -> label."""
 
+DECIMALS = 3
+"""Metrics are compared at the precision eval-reward's report prints them with."""
+
 
 PREDICTORS = {**{k: header for k, (header, _) in METRICS.items()}, "rank": "verdict rank ↓"}
 """What is judged: every metric, and the rank of eval-reward's verdict
@@ -114,7 +117,9 @@ def predictive_validity(
         defined = np.isfinite(values)
         if not sign or defined.sum() < 3:
             continue
-        oriented = sign * values[defined]
+        # At the report's precision: rounding noise (1 - 4e-15 against 1.0, 1e-288 against 0)
+        # must not order two variants.
+        oriented = sign * np.round(values[defined], DECIMALS)
         kept = [n for n, d in zip(names, defined, strict=True) if d]
         entry: dict[str, Any] = {"n_variants": len(kept)}
         for outcome in OUTCOMES:
@@ -225,7 +230,13 @@ def write_validity_report(result: dict[str, Any], out_dir: str | Path, *, title:
 
     def listed(low: float, high: float) -> str:
         keys = [k for k, e in metrics.items() if low <= share(e) < high]
-        return ", ".join(f"{PREDICTORS[k]} ({share(metrics[k]):.0%})" for k in keys) or "none"
+        return (
+            ", ".join(
+                f"{PREDICTORS[k]} ({metrics[k]['pairs_correct']:g}/{metrics[k]['pairs']})"
+                for k in keys
+            )
+            or "none"
+        )
 
     verdicts = result.get("verdicts")
     if verdicts:

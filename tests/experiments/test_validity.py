@@ -84,6 +84,19 @@ def test_the_verdict_classes_are_judged_on_pairs_across_classes(tmp_path: Path) 
     assert predictive_validity(REWARDS, outcomes)["verdicts"] is None  # no verdicts given
 
 
+def test_rounding_noise_does_not_order_variants(tmp_path: Path) -> None:
+    outcomes = load_outcomes([_compare(tmp_path / "a.json", OUTCOME)], "env")
+    # good and bad differ only by rounding noise: a tie at the report's precision (1/2).
+    rows = [
+        {"name": "good", "npg10_success": 1.0},
+        {"name": "ok", "npg10_success": 0.5},
+        {"name": "close_to_ok", "npg10_success": 0.4},
+        {"name": "bad", "npg10_success": 1.0 - 4e-15},
+    ]
+    m = predictive_validity(rows, outcomes)["metrics"]["npg10_success"]
+    assert m["pairs_correct"] == 0.5 + 2  # good-bad tie; good-ok, good-close right; rest wrong
+
+
 def test_the_summary_with_more_runs_wins_and_too_few_variants_fail(tmp_path: Path) -> None:
     a = _compare(tmp_path / "a.json", {"good": (0.0, 0.1, 0.2, 3), "bad": (0, 0, 0, 20)})
     b = _compare(tmp_path / "b.json", {"good": (0.8, 0.9, 1.0, 20)})
@@ -103,6 +116,6 @@ def test_command_writes_the_report(tmp_path: Path) -> None:
     report = (tmp_path / "o" / "report.md").read_text()
     assert "5 of 5" in report and "0 of 5" in report
     line = next(x for x in report.splitlines() if x.startswith("- all of them:"))
-    assert "NPG-10 succ. ↑ (100%)" in line and "EPIC ↓ (100%)" in line
-    assert "VOC ↑ (0%)" in next(x for x in report.splitlines() if "chance orders half" in x)
+    assert "NPG-10 succ. ↑ (5/5)" in line and "EPIC ↓ (5/5)" in line
+    assert "VOC ↑ (0/5)" in next(x for x in report.splitlines() if "chance orders half" in x)
     assert (tmp_path / "o" / "validity.png").stat().st_size > 1000
