@@ -132,9 +132,13 @@ class Ranking:
         n = self.x.size
         self.episode = np.arange(n) if episode is None else np.asarray(episode, dtype=np.int64)
         n_episodes = int(self.episode.max()) + 1
-        # Centered once: a replicate's weighted sums then lose nothing to a large mean.
-        self.centered = self.x - self.x.mean()
         self.lengths = np.bincount(self.episode, minlength=n_episodes).astype(np.float64)
+        # Each episode's mean, and every element's deviation from its episode's mean.
+        sums = self.episode_sums(self.x)
+        self.episode_mean = np.divide(
+            sums, self.lengths, out=np.zeros_like(sums), where=self.lengths > 0
+        )
+        self.deviation = self.x - self.episode_mean[self.episode]
         self.order = np.argsort(self.x, kind="stable")
         xs = self.x[self.order]
         new = np.ones(n, dtype=bool)
@@ -195,12 +199,27 @@ def _correlation(sxy: np.ndarray, sxx: np.ndarray, syy: np.ndarray) -> np.ndarra
 
 def w_pearson(x: Ranked, y: Ranked) -> np.ndarray:
     """Pearson correlation per replicate; NaN where ``x`` or ``y`` is constant on it. ``x``
-    and ``y`` are values of the same elements."""
-    w, a, b, sums = x.w, x.ranking.centered, y.ranking.centered, x.ranking.episode_sums
-    n, sa, sb = x.n, w @ sums(a), w @ sums(b)
-    rho = _correlation(
-        w @ sums(a * b) - sa * sb / n, w @ sums(a * a) - sa * sa / n, w @ sums(b * b) - sb * sb / n
-    )
+    and ``y`` are values of the same elements.
+
+    The co-moments of a replicate are combined from each episode's own (around its own
+    means) plus the spread of the episodes' means around the replicate's (Chan et al.'s
+    parallel formula): no sum of squares is subtracted from another, so episodes at very
+    different levels lose nothing to cancellation."""
+    w, rx, ry = x.w, x.ranking, y.ranking
+    lengths = rx.lengths
+    weight = w * lengths  # (b, E): elements each episode contributes
+    n = weight.sum(axis=1)
+
+    def spread(mean: np.ndarray) -> np.ndarray:  # episode means around the replicate's
+        return mean[None, :] - (weight @ mean / n)[:, None]
+
+    da, db = spread(rx.episode_mean), spread(ry.episode_mean)
+
+    def co(u: Ranking, v: Ranking, du: np.ndarray, dv: np.ndarray) -> np.ndarray:
+        within = rx.episode_sums(u.deviation * v.deviation)
+        return w @ within + (weight * du * dv).sum(axis=1)
+
+    rho = _correlation(co(rx, ry, da, db), co(rx, rx, da, da), co(ry, ry, db, db))
     return np.where(x.varies & y.varies, rho, math.nan)
 
 

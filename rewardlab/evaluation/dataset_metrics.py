@@ -494,9 +494,7 @@ class _Replicates:
         for w_ep, w in self.draws.blocks():
             labels, progress = (r.on(w_ep) for r in self.truth)
             true_returns = self.true_return_ranks.on(w_ep)
-            for out, (returns, voc, epic, ranks, return_ranks) in zip(
-                values, self.rewards, strict=True
-            ):
+            for out, (_, voc, epic, ranks, return_ranks) in zip(values, self.rewards, strict=True):
                 x, ret = ranks.on(w_ep), return_ranks.on(w_ep)
                 r: dict[str, np.ndarray] = {
                     "point_biserial": b.w_pearson(x, labels),
@@ -507,15 +505,20 @@ class _Replicates:
                     "voc": b.w_mean(voc, w_ep[:, self.experts]),
                     "roc_auc": b.w_roc_auc(x),
                     "pr_auc": b.w_average_precision(x),
-                    "preference": b.w_preference(
-                        returns, self.true_returns, w_ep, min_gap=PREFERENCE_MIN_GAP
-                    ),
                 }
                 r["threshold"], r["balanced_accuracy"] = b.w_best_threshold(x)
                 if epic is not None:
                     r["epic"] = b.w_pearson_distance(epic[0].on(w_ep), epic[1].on(w_ep))
                 for key, v in r.items():
                     out.setdefault(key, []).append(v)
+        # Over episodes only, so all replicates at once: the episode-pair matrices are built
+        # once per reward, not once per block.
+        for out, (returns, *_) in zip(values, self.rewards, strict=True):
+            out["preference"] = [
+                b.w_preference(
+                    returns, self.true_returns, self.draws.counts, min_gap=PREFERENCE_MIN_GAP
+                )
+            ]
         return [
             {k: b.percentile_interval(np.concatenate(v), confidence) for k, v in out.items()}
             for out in values

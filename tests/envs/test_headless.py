@@ -59,3 +59,19 @@ def test_a_users_choice_or_a_display_is_left_alone(
     out = run("import os, rewardlab; print(os.environ.get('MUJOCO_GL'))", **env)
     assert out.returncode == 0, out.stderr
     assert out.stdout == f"{expected}\n"
+
+
+def test_an_optimizer_built_after_a_rendered_frame_does_not_crash() -> None:
+    # torch imports triton when it builds its first optimizer; after Mesa's EGL had loaded
+    # its LLVM, that import was a segmentation fault (eval-reward's probe after frames).
+    code = (
+        "import gymnasium as gym, rewardlab, torch\n"
+        "env = gym.make('rewardlab/ManipPush-v0', render_mode='rgb_array')\n"
+        "env.reset(seed=0)\n"
+        "env.render()\n"
+        "torch.optim.Adam([torch.zeros(2, requires_grad=True)])\n"
+        "print('ok')\n"
+    )
+    result = run(code)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("ok")

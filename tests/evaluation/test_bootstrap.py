@@ -144,3 +144,17 @@ def test_sparse_count_matrices_give_the_same_replicates(monkeypatch: pytest.Monk
     sparse = bs.Ranking(scores, episode, labels=y).on(w)
     for fn in (bs.w_roc_auc, bs.w_average_precision, lambda r: bs.w_best_threshold(r)[1]):
         assert np.allclose(fn(dense), fn(sparse), equal_nan=True)
+
+
+def test_pearson_is_exact_for_episodes_at_very_different_levels() -> None:
+    # One episode near 0, one near 1e9, unit noise in each: subtracting sums of squares
+    # would cancel; the replicates must still equal the metric on the resampled rows.
+    rng = np.random.default_rng(3)
+    episode = np.repeat([0, 1], 50)
+    x = np.r_[rng.normal(size=50), 1e9 + rng.normal(size=50)]
+    y = np.r_[rng.normal(size=50), rng.normal(size=50)]
+    w = np.array([[1.0, 1.0], [2.0, 0.0], [0.0, 2.0]])
+    got = bs.w_pearson(bs.Ranking(x, episode).on(w), bs.Ranking(y, episode).on(w))
+    for b, counts in enumerate(w):
+        rows = _expanded(counts, episode)
+        assert got[b] == pytest.approx(rm.pearson(x[rows], y[rows]), abs=1e-9)
