@@ -284,19 +284,22 @@ def open_dataset(
     overwrite: bool,
     log: Callable[[str], None],
     min_successes: int = 0,
+    grow: bool | None = None,
 ) -> TrajectoryDataset:
     """Load the dataset at ``path`` when it exists (generated with ``config``, or with frames
     where ``config`` has none, or grown from it), else generate it there.
 
-    With ``min_successes``, a dataset generated here with fewer transitions entering success
-    is regenerated with proportionally more episodes of every kind (up to
-    :data:`MAX_GROWN_EPISODES` in all), so that the metrics resting on success have their
-    positives; an existing one is used as it is (the report says how many it has)."""
+    With ``grow`` (default: when ``min_successes`` is set), a dataset generated here with
+    fewer than ``min_successes`` transitions entering success is regenerated with
+    proportionally more episodes of every kind (up to :data:`MAX_GROWN_EPISODES` in all), so
+    that the metrics resting on success have their positives; an existing one, grown or not,
+    is used as it is (the report says how many it has)."""
+    grow = bool(min_successes) if grow is None else grow
     if path.exists() and not overwrite:
         ds = load_dataset(path, env_id=config.env_id)
         # A dataset with frames also serves a request without them.
         if ds.config not in (config, dataclasses.replace(config, frames=True)) and not (
-            min_successes and _grown(ds.config, config)
+            grow and _grown(ds.config, config)
         ):
             old, new = ds.config.to_dict(), config.to_dict()
             changes = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in old if old[k] != new[k])
@@ -311,7 +314,7 @@ def open_dataset(
     total = sum(config.episodes.values())
     for _ in range(3):  # success rates vary by kind and seed: a second try rarely falls short
         found = n_successes(ds)
-        if found >= min_successes or total >= MAX_GROWN_EPISODES:
+        if not grow or found >= min_successes or total >= MAX_GROWN_EPISODES:
             break
         factor = min(
             math.ceil(1.25 * min_successes / found) if found else 4,
@@ -436,7 +439,8 @@ def run_eval(
                 cfg,
                 overwrite=overwrite_dataset,
                 log=log,
-                min_successes=min_successes if grow_dataset else 0,
+                min_successes=min_successes,
+                grow=grow_dataset,
             )
         log(f"dataset: {ds}")
         positives = n_successes(ds)

@@ -90,7 +90,9 @@ def test_a_generated_dataset_grows_to_the_success_target(tmp_path: Path) -> None
     # The grown dataset serves the same request again, unchanged ...
     again = open_dataset(tmp_path / "ds", cfg, overwrite=False, log=logs.append, min_successes=5)
     assert again.config == ds.config
-    # ... but not a request that fixed its episodes.
+    # ... and a growing request with no success target, but not one that fixed its episodes.
+    grown = open_dataset(tmp_path / "ds", cfg, overwrite=False, log=logs.append, grow=True)
+    assert grown.config == ds.config
     with pytest.raises(ValueError, match="other settings"):
         open_dataset(tmp_path / "ds", cfg, overwrite=False, log=logs.append)
 
