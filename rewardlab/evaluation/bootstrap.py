@@ -19,6 +19,7 @@ import functools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import sparse as _sparse
@@ -39,7 +40,7 @@ __all__ = [
 ]
 
 _BLOCK_ELEMENTS = 2_000_000
-"""Most ``replicates x transitions`` weights held at once (16 MB of float64)."""
+"""Most ``replicates x elements`` values an array of a block holds (16 MB of float64)."""
 
 
 @dataclass(frozen=True)
@@ -67,12 +68,12 @@ class EpisodeBootstrap:
     def reps(self) -> int:
         return int(self.counts.shape[0])
 
-    def blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """``(episode weights (b, E), transition weights (b, N))`` per block of replicates."""
+    def blocks(self) -> Iterator[np.ndarray]:
+        """The episode weights ``(b, E)`` of each block of replicates: small enough that the
+        ``(b, values)`` arrays the metrics build stay within :data:`_BLOCK_ELEMENTS`."""
         size = max(1, _BLOCK_ELEMENTS // max(self.episode.size, 1))
         for i in range(0, self.reps, size):
-            w = self.counts[i : i + size]
-            yield w, w[:, self.episode]
+            yield self.counts[i : i + size]
 
 
 def percentile_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
@@ -139,6 +140,8 @@ class Ranking:
             sums, self.lengths, out=np.zeros_like(sums), where=self.lengths > 0
         )
         self.deviation = self.x - self.episode_mean[self.episode]
+        # Co-occurrence with other rankings of the same elements (_cooccurrence), by id.
+        self.pairs: dict[int, tuple[Any, ...]] = {}
         self.order = np.argsort(self.x, kind="stable")
         xs = self.x[self.order]
         new = np.ones(n, dtype=bool)
@@ -223,16 +226,32 @@ def w_pearson(x: Ranked, y: Ranked) -> np.ndarray:
     return np.where(x.varies & y.varies, rho, math.nan)
 
 
-def w_spearman(x: Ranked, y: Ranked, w: np.ndarray) -> np.ndarray:
-    """Spearman correlation per replicate: Pearson of the replicate's average ranks. ``w``
-    is the ``(b, n)`` weight of each element (its episode's)."""
+def _cooccurrence(x: Ranking, y: Ranking) -> tuple[np.ndarray, ...]:
+    """The distinct (episode, x's tie group, y's tie group) triples of the elements, with
+    their counts: structured rewards repeat them (a state visited again gives the same
+    values), so a replicate's cross sum runs over far fewer terms than elements."""
+    cached = x.pairs.get(id(y))
+    if cached is None or cached[0] is not y:
+        gx, gy = x.values.size, y.values.size
+        key = (x.episode * gx + x.group) * gy + y.group
+        keys, counts = np.unique(key, return_counts=True)
+        episode, rest = np.divmod(keys, gx * gy)
+        cached = (y, episode, *np.divmod(rest, gy), counts.astype(np.float64))
+        x.pairs[id(y)] = cached
+    return cached[1:]
+
+
+def w_spearman(x: Ranked, y: Ranked) -> np.ndarray:
+    """Spearman correlation per replicate: Pearson of the replicate's average ranks (``x``
+    and ``y`` of the same elements)."""
     mean = (x.n + 1.0) / 2.0  # of the ranks 1..n, whatever the ties
 
     def spread(r: Ranked) -> np.ndarray:  # sum of squared deviations, per tie group
         return (r.groups * (r.midranks - mean[:, None]) ** 2).sum(axis=1)
 
-    rx, ry = x.midranks[:, x.ranking.group], y.midranks[:, y.ranking.group]
-    cross = np.einsum("ij,ij,ij->i", w, rx, ry) - x.n * mean * mean
+    episode, gx, gy, counts = _cooccurrence(x.ranking, y.ranking)
+    terms = x.w[:, episode] * x.midranks[:, gx] * y.midranks[:, gy]
+    cross = terms @ counts - x.n * mean * mean
     rho = _correlation(cross, spread(x), spread(y))
     return np.where(x.varies & y.varies, rho, math.nan)
 

@@ -491,7 +491,7 @@ class _Replicates:
         """Per reward added, the interval of every sampled metric."""
         b = bootstrap
         values: list[dict[str, list[np.ndarray]]] = [{} for _ in self.rewards]
-        for w_ep, w in self.draws.blocks():
+        for w_ep in self.draws.blocks():
             labels, progress = (r.on(w_ep) for r in self.truth)
             true_returns = self.true_return_ranks.on(w_ep)
             for out, (_, voc, epic, ranks, return_ranks) in zip(values, self.rewards, strict=True):
@@ -499,9 +499,9 @@ class _Replicates:
                 r: dict[str, np.ndarray] = {
                     "point_biserial": b.w_pearson(x, labels),
                     "pearson_progress": b.w_pearson(x, progress),
-                    "spearman_progress": b.w_spearman(x, progress, w),
+                    "spearman_progress": b.w_spearman(x, progress),
                     "pearson_return": b.w_pearson(ret, true_returns),
-                    "spearman_return": b.w_spearman(ret, true_returns, w_ep),
+                    "spearman_return": b.w_spearman(ret, true_returns),
                     "voc": b.w_mean(voc, w_ep[:, self.experts]),
                     "roc_auc": b.w_roc_auc(x),
                     "pr_auc": b.w_average_precision(x),

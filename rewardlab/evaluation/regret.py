@@ -27,6 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse as _sparse
+from scipy.sparse import linalg as _sparse_linalg
 
 __all__ = [
     "RegretJudge",
@@ -55,13 +57,36 @@ class TaskOutcome:
     regret: float
 
 
+_SPARSE_SHARE = 0.1
+"""Policy evaluation solves sparsely when fewer than this share of ``P_pi`` is nonzero."""
+
+
+def expected_reward(transitions: np.ndarray, reward: np.ndarray) -> np.ndarray:
+    """``(S, A)`` expected reward of each action, ``sum_t P(t | s, a) R(s, a, t)``."""
+    return np.einsum("sat,sat->sa", transitions, reward)
+
+
 def policy_values(
-    transitions: np.ndarray, reward: np.ndarray, policy: np.ndarray, gamma: float
+    transitions: np.ndarray,
+    reward: np.ndarray,
+    policy: np.ndarray,
+    gamma: float,
+    *,
+    expected: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact ``(V, Q)`` of a stochastic ``(S, A)`` policy under ``reward``: one linear solve."""
-    expected = np.einsum("sat,sat->sa", transitions, reward)
+    """Exact ``(V, Q)`` of a stochastic ``(S, A)`` policy under ``reward``: one linear solve.
+    ``expected``: :func:`expected_reward` of ``reward``, when a caller evaluating many
+    policies has it already."""
+    if expected is None:
+        expected = expected_reward(transitions, reward)
     p_pi = np.einsum("sa,sat->st", policy, transitions)
-    v = np.linalg.solve(np.eye(len(p_pi)) - gamma * p_pi, (policy * expected).sum(axis=1))
+    system, rhs = np.eye(len(p_pi)) - gamma * p_pi, (policy * expected).sum(axis=1)
+    if np.count_nonzero(p_pi) < _SPARSE_SHARE * p_pi.size:
+        # A gridworld's dynamics are (nearly) deterministic: a sparse solve is several times
+        # faster than a dense one, and exact all the same.
+        v = _sparse_linalg.spsolve(_sparse.csc_matrix(system), rhs)
+    else:
+        v = np.linalg.solve(system, rhs)
     return v, expected + gamma * transitions @ v
 
 
@@ -77,8 +102,9 @@ def optimal_policy(
     """
     n_states, n_actions = transitions.shape[:2]
     policy = np.full((n_states, n_actions), 1.0 / n_actions)
+    expected = expected_reward(transitions, reward)
     for _ in range(10 * n_states * n_actions):  # PI needs far fewer; a float tie may dither
-        q = policy_values(transitions, reward, policy, gamma)[1]
+        q = policy_values(transitions, reward, policy, gamma, expected=expected)[1]
         best = q >= q.max(axis=1, keepdims=True) - tol * max(1.0, float(np.max(np.abs(q))))
         greedy = best / best.sum(axis=1, keepdims=True)
         if np.array_equal(greedy, policy):
@@ -95,8 +121,10 @@ def soft_policy_iteration(
     n_states, n_actions = transitions.shape[:2]
     logits = np.zeros((n_states, n_actions))
     policy = np.full((n_states, n_actions), 1.0 / n_actions)
+    expected = expected_reward(transitions, reward)
     for _ in range(steps):
-        logits += step_size * policy_values(transitions, reward, policy, gamma)[1]
+        q = policy_values(transitions, reward, policy, gamma, expected=expected)[1]
+        logits += step_size * q
         policy = np.exp(logits - logits.max(axis=1, keepdims=True))
         policy /= policy.sum(axis=1, keepdims=True)
     return policy

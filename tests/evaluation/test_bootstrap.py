@@ -48,15 +48,15 @@ def test_every_weighted_metric_equals_the_metric_on_the_resampled_rows(seed: int
     ]
     score_episodes = bs.Ranking(ep_scores)
     per_episode = np.where(rng.random(n_episodes) < 0.3, np.nan, rng.normal(size=n_episodes))
-    for w_ep, w in boot.blocks():
+    for w_ep in boot.blocks():
         rs, rp, ry = (r.on(w_ep) for r in rankings)
         re, rq = score_episodes.on(w_ep), bs.Ranking(quality).on(w_ep)
         got = {
             "pearson": bs.w_pearson(rs, rp),
             "biserial": bs.w_pearson(rs, ry),
             "distance": bs.w_pearson_distance(rs, rp),
-            "spearman": bs.w_spearman(rs, rp, w),
-            "episode_spearman": bs.w_spearman(re, rq, w_ep),
+            "spearman": bs.w_spearman(rs, rp),
+            "episode_spearman": bs.w_spearman(re, rq),
             "auc": bs.w_roc_auc(rs),
             "ap": bs.w_average_precision(rs),
             "threshold": bs.w_best_threshold(rs)[0],
@@ -100,7 +100,7 @@ def test_replicates_without_a_class_or_spread_are_undefined() -> None:
     assert math.isnan(auc[0]) and auc[1] == 0.5  # no positive / tied scores
     rho = bs.w_pearson(r, y)
     assert math.isnan(rho[0]) and math.isnan(rho[1])  # constant labels / constant scores
-    assert np.isnan(bs.w_spearman(r, y, w)).all()
+    assert np.isnan(bs.w_spearman(r, y)).all()
     assert np.isnan(bs.w_best_threshold(r)[1][0])
     with pytest.raises(ValueError, match="without labels"):
         bs.w_roc_auc(y)
