@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from rewardlab.progress import Progress
 from rewardlab.reward_models.potentials import check_mismatched_discount
 from rewardlab.reward_spec import (
     ClipModelSpec,
@@ -182,12 +183,19 @@ class ModelCache:
         env_id: The env whose task prompts CLIP specs default to.
         env_kwargs: Its ``gym.make`` keywords.
         batch_size: Frames per forward pass.
+        log: Progress of frame encoding (``[k/N, ETA ...]`` about ten times per encoder and
+            table), or None.
     """
 
     def __init__(
-        self, env_id: str, env_kwargs: Mapping[str, Any] | None = None, batch_size: int = 64
+        self,
+        env_id: str,
+        env_kwargs: Mapping[str, Any] | None = None,
+        batch_size: int = 64,
+        log: Callable[[str], None] | None = None,
     ) -> None:
         self.env_id = env_id
+        self.log = log
         self.env_kwargs = dict(env_kwargs or {})
         self.batch_size = batch_size
         self._models: dict[tuple[Any, ...], Any] = {}  # one loaded encoder per key
@@ -273,11 +281,17 @@ class ModelCache:
             # float32, filled batch by batch: half the memory of float64 for a million frames
             # (the heads score in float64 again).
             out: np.ndarray | None = None
+            progress, every = Progress(len(table)), max(len(table) // 10, self.batch_size)
+            next_log = every
             for i in range(0, len(table), self.batch_size):
                 emb = model.encode_frames(np.asarray(table.frames[i : i + self.batch_size]))
                 if out is None:
                     out = np.empty((len(table), emb.shape[1]), dtype=np.float32)
                 out[i : i + len(emb)] = emb
+                tick = progress.tick(len(emb))
+                if self.log is not None and progress.done >= min(next_log, len(table)):
+                    self.log(f"{tick} frames encoded by {spec.model} ({table.key})")
+                    next_log = progress.done + every
             assert out is not None, "a state table has at least one row"
             self.frames_encoded += len(table)
             self._embeddings[key] = out

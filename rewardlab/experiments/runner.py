@@ -37,6 +37,7 @@ import yaml
 
 from rewardlab.experiments.comparison_spec import ComparisonSpec
 from rewardlab.experiments.files import atomic_write
+from rewardlab.progress import Progress
 
 __all__ = ["DONE_MARKER", "RunJob", "load_results", "plan_runs", "run_comparison"]
 
@@ -177,7 +178,7 @@ def _run_local(jobs: list[RunJob], workers: int, log: Callable[[str], None]) -> 
     # the caller's process keeps its own torch settings.
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
         futures = {pool.submit(execute_run, job.config, str(job.run_dir)): job for job in jobs}
-        pending, progress = set(futures), _Progress(len(jobs))
+        pending, progress = set(futures), Progress(len(jobs))
         try:
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -213,7 +214,7 @@ def _run_ray(
         # Without num_gpus Ray hides every GPU from the task (CUDA_VISIBLE_DEVICES="").
         remote = ray.remote(num_cpus=1, num_gpus=gpus_per_run)(execute_run)
         refs = {remote.remote(job.config, str(job.run_dir.resolve())): job for job in jobs}
-        pending, progress = list(refs), _Progress(len(jobs))
+        pending, progress = list(refs), Progress(len(jobs))
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             for ref in done:
@@ -223,33 +224,11 @@ def _run_ray(
             ray.shutdown()
 
 
-class _Progress:
-    """``[k/N, ETA ...]`` of a batch of runs, the ETA from the mean wall time per run so far."""
-
-    def __init__(self, total: int) -> None:
-        self.total, self.done, self.start = total, 0, time.perf_counter()
-
-    def tick(self) -> str:
-        self.done += 1
-        left = self.total - self.done
-        if not left:
-            return f"[{self.done}/{self.total}]"
-        eta = (time.perf_counter() - self.start) / self.done * left
-        when = (
-            f"{eta:.0f} s"
-            if eta < 90
-            else f"{eta / 60:.0f} min"
-            if eta < 5400
-            else f"{eta / 3600:.1f} h"
-        )
-        return f"[{self.done}/{self.total}, ETA {when}]"
-
-
 def _finished(
     job: RunJob,
     marker: dict[str, Any],
     log: Callable[[str], None],
-    progress: _Progress | None = None,
+    progress: Progress | None = None,
 ) -> None:
     final = marker["final"]
     count = "" if progress is None else progress.tick() + " "

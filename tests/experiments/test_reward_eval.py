@@ -207,6 +207,10 @@ def test_full_command_writes_every_section(
     # One encoding of every dataset frame and every tabular state's frame, for all 7 CLIP rows.
     n_states = json.loads((out / "dataset" / "metadata.json").read_text())["n_states"]
     encoded = int(printed.out.split("frames encoded: ")[1].split()[0])
+    # Encoding shows its progress, ending at every frame of each table encoded.
+    ticks = [line for line in printed.out.splitlines() if f"frames encoded by {TINY}" in line]
+    assert any(line.startswith(f"[{n_states}/{n_states}]") for line in ticks), ticks
+    assert len(ticks) <= 2 * 11  # about ten per table (dataset, tabular layout)
     n_tab = 4 * (8 - 2) ** 2 * 1  # GridEmpty 8x8: 6x6 floor cells x 4 directions, 1 stage
     assert encoded == n_states + n_tab
     # A second run keeps the report unless asked, and reuses the dataset.

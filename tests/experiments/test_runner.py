@@ -230,11 +230,11 @@ def test_missing_clip_weights_fail_the_spec_check_in_one_line(
 
 
 def test_progress_counts_runs_and_estimates_the_rest(monkeypatch: pytest.MonkeyPatch) -> None:
-    from rewardlab.experiments import runner
+    from rewardlab import progress as module
 
     clock = iter([0.0, 30.0, 60.0, 7200.0, 7300.0])
-    monkeypatch.setattr(runner.time, "perf_counter", lambda: next(clock))
-    progress = runner._Progress(4)
+    monkeypatch.setattr(module.time, "perf_counter", lambda: next(clock))
+    progress = module.Progress(4)
     assert progress.tick() == "[1/4, ETA 2 min]"  # 30 s a run, 3 left: 90 s
     assert progress.tick() == "[2/4, ETA 60 s]"
     assert progress.tick() == "[3/4, ETA 40 min]"

@@ -48,7 +48,6 @@ from rewardlab.experiments.llm_reward.feedback import (
     reward_reflection,
 )
 from rewardlab.experiments.llm_reward.report import REPORT_FILE, search_report
-from rewardlab.experiments.runner import _Progress
 from rewardlab.llm import (
     AuthenticationError,
     BudgetExceeded,
@@ -58,6 +57,7 @@ from rewardlab.llm import (
     ReplayMiss,
     default_base_url,
 )
+from rewardlab.progress import Progress
 from rewardlab.reward_models.program_reward import corrections
 from rewardlab.reward_spec import format_validation_error, parse_reward
 from rewardlab.sandbox import ProgramRejected, extract_code
@@ -222,7 +222,7 @@ class _Search:
         self.started = time.perf_counter()
         # [k/N, ETA] of the candidates; N counts every answer asked for, so a search that
         # stops early ends below it.
-        self.progress = _Progress(config.restarts * config.iterations * config.samples)
+        self.progress = Progress(config.restarts * config.iterations * config.samples)
         self.best: dict[str, Any] | None = None  # the fittest so far (first on ties)
         self.env_steps = 0
         self._trained: dict[str, dict[str, Any]] = {}  # by program sha256: trained once
@@ -857,7 +857,7 @@ def _baselines(
         f"baselines on held-out seeds {seeds}: {best['id']} retrained, the sparse reward and "
         f"the dense reward ({dense})"
     )
-    progress = _Progress(3 * len(seeds))
+    progress = Progress(3 * len(seeds))
     labels = {"method": f"{best['id']} retrained", "sparse": "sparse", "human": f"dense ({dense})"}
     for name, reward in (("method", method), ("sparse", "sparse"), ("human", dense)):
         label = labels[name]
