@@ -227,7 +227,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         run = f"{config.env.replace('/', '__')}-{name}-{config.algo}-seed{config.seed}"
         out = Path(args.out) if args.out else Path("runs") / run
         _check_out(out)
-        check_info_keys(config.reward, config.env, config.env_kwargs)
+        check_info_keys(config.reward, config.env, config.env_kwargs, evaluation=True)
         result = train(config, out, progress_bar=not args.no_progress)
     except (ValueError, PretrainedWeightsNotFoundError) as exc:
         return _error(exc)

@@ -322,18 +322,47 @@ def parse_reward(value: str | Mapping[str, Any] | RewardSpec, where: str = "rewa
         raise ValueError(format_validation_error(err, where)) from None
 
 
+_NEEDS_WHY = {
+    "progress": (
+        "the progress potential of pbrs, pbrs_mismatched and progress_bonus",
+        "shape with a reward model instead ({shaping: {kind: clip}}), or train without "
+        "progress shaping",
+    ),
+    "is_success": (
+        "the evaluation on the true task (every run is judged on its success rate)",
+        "train on a rewardlab env (`rewardlab envs`), or wrap yours so that its step info "
+        "reports is_success",
+    ),
+}
+
+
 def check_info_keys(
-    spec: RewardSpec, env_id: str, env_kwargs: Mapping[str, Any] | None = None
+    spec: RewardSpec,
+    env_id: str,
+    env_kwargs: Mapping[str, Any] | None = None,
+    *,
+    evaluation: bool = False,
 ) -> None:
-    """Raise unless every info key an ``info`` model of ``spec`` reads is in the step info of
-    the env it trains on (``gym.make(env_id, **env_kwargs)`` with the spec's ``reward_type``;
-    one reset and one step): a misspelt key fails before training, not at its first step.
+    """Raise unless the step info of the env a run trains on (``gym.make(env_id,
+    **env_kwargs)`` with the spec's ``reward_type``; one reset and one step) has every key
+    the run reads: an ``info`` model's key, ``progress`` for progress shaping or a progress
+    bonus, and with ``evaluation`` ``is_success``. A missing one fails before training, not
+    at its first step (or, for ``is_success``, after the whole run).
 
     Raises:
-        ValueError: Naming the missing keys and the ones the env reports.
+        ValueError: Naming the missing key, what reads it, what the env reports and what to
+            do.
     """
-    keys = [part.key for part in (spec.model, spec.shaping) if isinstance(part, InfoModelSpec)]
-    if not keys:
+    needs = {
+        part.key: ("the info reward model", "read one of those")
+        for part in (spec.model, spec.shaping)
+        if isinstance(part, InfoModelSpec)
+    }
+    if spec.shaping == "progress" or spec.progress_bonus is not None:
+        needs.setdefault("progress", _NEEDS_WHY["progress"])
+    if evaluation:
+        needs.setdefault("is_success", _NEEDS_WHY["is_success"])
+    if not needs:
         return
     import gymnasium as gym
 
@@ -350,12 +379,12 @@ def check_info_keys(
         env.reset(seed=0)
         env.action_space.seed(0)
         info = env.step(env.action_space.sample())[4]
-    missing = [key for key in keys if key not in info]
-    if missing:
-        raise ValueError(
-            f"info key(s) {missing} are not in {env_id}'s step info, which has "
-            f"{sorted(info)}; read one of those (e.g. {{kind: info, key: progress}})"
-        )
+    for key, (why, what_to_do) in needs.items():
+        if key not in info:
+            raise ValueError(
+                f"info key {key!r}, which {why} reads, is not in {env_id}'s step info, which "
+                f"has {sorted(info)}; {what_to_do}"
+            )
 
 
 def build_model(

@@ -100,7 +100,7 @@ CASES: list[tuple[str, Case, str]] = [
     (
         "train-info-key",
         lambda p: [*TRAIN, "--reward", "{model: {kind: info, key: progres}}"],
-        "info key(s) ['progres'] are not in rewardlab/GridEmpty-v0's step info",
+        "info key 'progres', which the info reward model reads, is not in rewardlab/Grid",
     ),
     ("train-gamma", lambda p: [*TRAIN, "--set", "gamma=1.5"], "gamma must be a number in [0, 1]"),
     ("train-gamma-type", lambda p: [*TRAIN, "--set", "gamma=abc"], "got 'abc'"),
@@ -230,7 +230,7 @@ CASES: list[tuple[str, Case, str]] = [
     (
         "compare-info-key",
         lambda p: ["compare", p.spec(variants={"m": {"model": {"kind": "info", "key": "x"}}})],
-        "variants.m: info key(s) ['x']",
+        "variants.m: info key 'x', which the info reward model reads",
     ),
     (
         "compare-program-missing",

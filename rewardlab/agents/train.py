@@ -289,7 +289,7 @@ def train(
     """
     params, gamma = _resolve(config)
     # A misspelt info key fails here, before anything is written (library callers too).
-    check_info_keys(config.reward, config.env, config.env_kwargs)
+    check_info_keys(config.reward, config.env, config.env_kwargs, evaluation=True)
     out = Path(run_dir)
     if (out / FAILED_FILE).is_file():  # what a failed run left: retried from scratch
         shutil.rmtree(out)

@@ -233,7 +233,7 @@ class ComparisonSpec(_Strict):
                 config = configs[env.id, name, self.seeds[0]]
                 try:
                     check_config(config)
-                    check_info_keys(config.reward, env.id, env.kwargs)
+                    check_info_keys(config.reward, env.id, env.kwargs, evaluation=True)
                 except ValueError as exc:
                     raise ValueError(f"envs[{i}] ({env.id}) x variants.{name}: {exc}") from None
 

@@ -242,7 +242,12 @@ def env_reward_types(env_id: str, env_kwargs: Mapping[str, Any]) -> tuple[str, s
     env = gym.make(env_id, **dict(env_kwargs))
     try:
         inner = env.unwrapped
-        assert isinstance(inner, TaskEnv)
+        if not isinstance(inner, TaskEnv):
+            raise ValueError(
+                f"eval-reward judges rewards on a rewardlab task env (`rewardlab envs` lists "
+                f"them): {env_id} is not one, and its datasets need a task's scripted expert, "
+                "progress and success labels"
+            )
         return str(inner.config.reward_type), inner.dense_reward_type
     finally:
         env.close()

@@ -173,8 +173,19 @@ class CLIPReward(ModelReward):
             clip = model.with_head(options.pop("head", model.head), **options) if options else model
         else:
             if any(v is None for v in prompts.values()):
-                task = get_task(env)
-                prompts = {k: getattr(task, k) if v is None else v for k, v in prompts.items()}
+                try:
+                    task = get_task(env)
+                except TypeError:
+                    # Another env: the given prompts are all there is (a goal at least).
+                    if goal is None:
+                        raise TypeError(
+                            f"{type(env.unwrapped).__name__} is not a rewardlab env, so there "
+                            "are no task prompts to default to: pass goal= (and baseline= for "
+                            "the default head, or head='cosine')"
+                        ) from None
+                    prompts = {k: v for k, v in prompts.items() if v is not None}
+                else:
+                    prompts = {k: getattr(task, k) if v is None else v for k, v in prompts.items()}
             clip = CLIPRewardModel(model, pretrained, **prompts, **options)
         self._clock = _StepClock(env)
         self._throttle = _EveryK(clip, self._clock, every)
