@@ -340,9 +340,7 @@ def _cmd_eval_reward(args: argparse.Namespace) -> int:
         _at_least(args.min_successes, "--min-successes", 0)
         _at_least(args.probe_steps, "--probe-steps", 0)
         _check_out(out)
-        if args.sweep:
-            _mapping(args.sweep, "--sweep file")  # a file load_sweep cannot read, on one line
-        sweep = load_sweep(args.sweep) if args.sweep else []
+        sweep = load_sweep(args.sweep, "--sweep file") if args.sweep else []
         specs = [spec for _, spec in named_rewards(rewards)]
         config = None
         if args.dataset is None:

@@ -208,10 +208,8 @@ def w_pearson(x: Ranked, y: Ranked) -> np.ndarray:
     means) plus the spread of the episodes' means around the replicate's (Chan et al.'s
     parallel formula): no sum of squares is subtracted from another, so episodes at very
     different levels lose nothing to cancellation."""
-    w, rx, ry = x.w, x.ranking, y.ranking
-    lengths = rx.lengths
-    weight = w * lengths  # (b, E): elements each episode contributes
-    n = weight.sum(axis=1)
+    w, rx, ry, n = x.w, x.ranking, y.ranking, x.n
+    weight = w * rx.lengths  # (b, E): elements each episode contributes
 
     def spread(mean: np.ndarray) -> np.ndarray:  # episode means around the replicate's
         return mean[None, :] - (weight @ mean / n)[:, None]

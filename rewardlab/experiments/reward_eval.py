@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import itertools
 import json
 import math
@@ -139,11 +140,17 @@ def needs_frames(specs: Sequence[RewardSpec]) -> bool:
     )
 
 
-def load_sweep(path: str | Path) -> list[tuple[str, RewardSpec]]:
-    """:func:`sweep_specs` of a YAML file."""
-    data = read_yaml_file(path, "sweep file")
+def load_sweep(path: str | Path, what: str = "sweep file") -> list[tuple[str, RewardSpec]]:
+    """:func:`sweep_specs` of a YAML file; ``what`` names the file in errors (the CLI says
+    ``--sweep file``).
+
+    Raises:
+        ValueError: On one line: the file is missing, unreadable, not YAML, not a mapping, or
+            holds unknown keys.
+    """
+    data = read_yaml_file(path, what)
     if not isinstance(data, Mapping):
-        raise ValueError(f"sweep file {path} must hold a mapping, got {type(data).__name__}")
+        raise ValueError(f"the {what} {path} must hold a mapping, got {type(data).__name__}")
     return sweep_specs(data)
 
 
@@ -165,11 +172,17 @@ def _model_label(m: ClipModelSpec | InfoModelSpec | ProgramModelSpec) -> str:
     return f"program {Path(m.path).name}" if m.path else "program (inline source)"
 
 
+@functools.cache
+def _shorthand_specs() -> dict[str, RewardSpec]:
+    """Every shorthand's spec, parsed once."""
+    return {name: parse_reward(data) for name, data in REWARD_SHORTHANDS.items()}
+
+
 def short_name(spec: RewardSpec) -> str:
     """A short readable name of a reward spec: its shorthand where it is one (``pbrs``), else
     built from its parts (``dense + pbrs(γ=0.95)``, ``program key_door.py``)."""
-    for name, data in REWARD_SHORTHANDS.items():
-        if parse_reward(data) == spec:
+    for name, shorthand in _shorthand_specs().items():
+        if shorthand == spec:
             return name
     base = spec.reward_type or "env"
     if spec.model is not None:

@@ -150,15 +150,15 @@ def _verdict_classes(
     order = {"good": 2, "unclear": 1, "avoid": 0}
     if not all(rows[n].get("verdict") in order for n in names):
         return None
-    kept = list(names)
-    value = np.array([order[rows[n]["verdict"]] for n in kept], dtype=float)
+    value = np.array([order[rows[n]["verdict"]] for n in names], dtype=float)
     correct, pairs = 0.0, 0
-    for i, j in itertools.combinations(range(len(kept)), 2):
+    for i, j in itertools.combinations(range(len(names)), 2):
         if value[i] != value[j]:
-            c, p = _concordance(value[[i, j]], [outcomes[kept[k]]["final_success"] for k in (i, j)])
+            pair = [outcomes[names[k]]["final_success"] for k in (i, j)]
+            c, p = _concordance(value[[i, j]], pair)
             correct, pairs = correct + c, pairs + p
     classes: dict[str, list[str]] = {}
-    for n in kept:
+    for n in names:
         classes.setdefault(rows[n]["verdict"], []).append(n)
     finals = {
         v: [outcomes[n]["final_success"]["point"] for n in members]
