@@ -7,7 +7,17 @@ neither MuJoCo nor torch; ``rewardlab.make_vec_env`` imports stable_baselines3 o
 from typing import TYPE_CHECKING, Any
 
 from rewardlab import _renamed
-from rewardlab.envs import StateVariable, Task, env_ids, expert_policy, get_task
+from rewardlab.envs import (
+    MissingTaskFeature,
+    StateVariable,
+    Task,
+    TaskAdapter,
+    env_ids,
+    expert_policy,
+    get_task,
+    make,
+    register_task,
+)
 
 if TYPE_CHECKING:
     from rewardlab.vec import make_vec, make_vec_env
@@ -17,14 +27,18 @@ __version__ = "0.1.0"
 _renamed.install()  # the old paths of renamed modules, deprecated
 
 __all__ = [
+    "MissingTaskFeature",
     "StateVariable",
     "Task",
+    "TaskAdapter",
     "__version__",
     "env_ids",
     "expert_policy",
     "get_task",
+    "make",
     "make_vec",
     "make_vec_env",
+    "register_task",
 ]
 
 

@@ -57,15 +57,11 @@ def _check_out(out: Path, flag: str = "--out") -> None:
 
 
 def _check_env_id(env_id: str) -> None:
-    """Raise unless ``env_id`` is registered, naming the closest ids."""
-    import difflib
+    """Raise unless ``env_id`` is registered (importing a shipped adapter's package), naming
+    the closest ids or the extra that installs the package."""
+    from rewardlab.envs.tasks import resolve_env_id
 
-    import gymnasium as gym
-
-    if env_id not in gym.registry:
-        close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
-        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
-        raise ValueError(f"unknown env id {env_id!r}{hint}; `rewardlab envs` lists them")
+    resolve_env_id(env_id)
 
 
 def _at_least(value: int | None, flag: str, low: int) -> None:
@@ -76,21 +72,28 @@ def _at_least(value: int | None, flag: str, low: int) -> None:
 
 def _cmd_envs(args: argparse.Namespace) -> int:
     from rewardlab.envs.registration import NAMESPACE, all_specs
+    from rewardlab.envs.tasks import SHIPPED
 
     for name, _, _kwargs, max_steps, description in all_specs():
         print(f"{NAMESPACE}/{name:<28} {description} (T={max_steps})")
+    print("\nOther envs with a shipped task (ids or patterns; pip install 'rewardlab[EXTRA]'):")
+    for entry in SHIPPED:
+        print(f"{entry.key!s:<38} [{entry.extra}]")
+    print('\nAny other env: register its task (rewardlab.register_task, README "Your own env")')
     return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    import gymnasium as gym
-
     from rewardlab.demo import DEFAULT_DEMO_IDS, run_demo
+    from rewardlab.envs.registration import env_ids as rewardlab_ids
 
     env_ids = args.env or list(DEFAULT_DEMO_IDS)
-    unknown = [e for e in env_ids if e not in gym.registry]
+    unknown = [e for e in env_ids if e not in rewardlab_ids()]
     if unknown:
-        return _error(f"unknown env id(s) {unknown}; `rewardlab envs` lists the valid ones")
+        return _error(
+            f"unknown env id(s) {unknown}; the demo runs rewardlab's own envs, which "
+            "`rewardlab envs` lists"
+        )
     failed = 0
     for env_id in env_ids:
         result = run_demo(env_id, Path(args.out), seed=args.seed, width=args.size, height=args.size)
@@ -195,6 +198,7 @@ def _train_config(args: argparse.Namespace) -> Any:
         "eval_freq": max(args.steps // 20, 1) if args.eval_freq is None else args.eval_freq,
         "hyperparams": _parse_set(args.set),
         "env_kwargs": _parse_set(args.env_kwarg, "--env-kwarg"),
+        "task_modules": args.tasks or [],
         "reward_budget": {
             key: value
             for key, value in (("multiple", args.reward_budget), ("on_exceed", args.slow_reward))
@@ -274,6 +278,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     try:
         _at_least(args.workers, "--workers", 1)
         spec = load_spec(args.spec)
+        if args.tasks:
+            modules = [*spec.task_modules, *args.tasks]
+            spec = spec.model_copy(update={"task_modules": modules})
         out = Path(args.out) if args.out else Path("results") / spec.name
         _check_out(out)
         if (args.backend or spec.backend) == "ray" and importlib.util.find_spec("ray") is None:
@@ -545,7 +552,15 @@ _Option = tuple[str, str, dict[str, Any]]
 """An option of a subcommand: its flag (or positional name), help text, other keywords."""
 
 
-def _env_options(required: bool = True) -> tuple[_Option, _Option]:
+_TASKS_OPTION: _Option = (
+    "--tasks",
+    "module registering the env's task with rewardlab.register_task: a module name or a path "
+    "to a .py file (repeatable); imported first, and by every worker",
+    {"action": "append", "metavar": "MODULE"},
+)
+
+
+def _env_options(required: bool = True) -> tuple[_Option, _Option, _Option]:
     return (
         ("--env", "env id, e.g. rewardlab/GridKeyDoor-v0", {"required": required, "metavar": "ID"}),
         (
@@ -553,6 +568,7 @@ def _env_options(required: bool = True) -> tuple[_Option, _Option]:
             "gym.make keyword (repeatable)",
             {"action": "append", "metavar": "KEY=VALUE"},
         ),
+        _TASKS_OPTION,
     )
 
 
@@ -670,6 +686,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("--out", "output folder (default: results/<spec name>)", {}),
         ("--backend", "override the spec's backend", {"choices": ["local", "ray"]}),
         ("--workers", "parallel runs (default: the spec's)", {"type": int}),
+        _TASKS_OPTION,
         ("--overwrite", "retrain finished runs whose config changed", _FLAG),
     )
     _command(
@@ -837,6 +854,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Headless by default: MuJoCo must pick its GL backend before it is first imported.
     os.environ.setdefault("MUJOCO_GL", "egl")
     args = build_parser().parse_args(argv)
+    if getattr(args, "tasks", None):
+        from rewardlab.envs.tasks import import_task_modules
+
+        try:  # before any option naming an env of theirs is checked
+            import_task_modules(args.tasks)
+        except ValueError as exc:
+            return _error(exc)
     return int(args.func(args))
 
 

@@ -325,15 +325,17 @@ def parse_reward(value: str | Mapping[str, Any] | RewardSpec, where: str = "rewa
 _NEEDS_WHY = {
     "progress": (
         "the progress potential of pbrs, pbrs_mismatched and progress_bonus",
-        "shape with a reward model instead ({shaping: {kind: clip}}), or train without "
-        "progress shaping",
+        "register the env's task with a progress (rewardlab.register_task(env_id, ..., "
+        'progress=...), README "Your own env"), or shape with a reward model instead '
+        "({shaping: {kind: clip}})",
     ),
     "is_success": (
         "the evaluation on the true task (every run is judged on its success rate)",
-        "train on a rewardlab env (`rewardlab envs`), or wrap yours so that its step info "
-        "reports is_success",
+        "register the env's task with its success (rewardlab.register_task(env_id, goal=..., "
+        'success=...), README "Your own env")',
     ),
 }
+_FEATURE_OF_KEY = {"progress": "progress", "is_success": "success"}
 
 
 def check_info_keys(
@@ -343,15 +345,16 @@ def check_info_keys(
     *,
     evaluation: bool = False,
 ) -> None:
-    """Raise unless the step info of the env a run trains on (``gym.make(env_id,
-    **env_kwargs)`` with the spec's ``reward_type``; one reset and one step) has every key
-    the run reads: an ``info`` model's key, ``progress`` for progress shaping or a progress
-    bonus, and with ``evaluation`` ``is_success``. A missing one fails before training, not
-    at its first step (or, for ``is_success``, after the whole run).
+    """Raise unless the step info of the env a run trains on (:func:`rewardlab.make` of
+    ``env_id`` with ``env_kwargs`` and the spec's ``reward_type``; one reset and one step) has
+    every key the run reads: an ``info`` model's key, ``progress`` for progress shaping or a
+    progress bonus, and with ``evaluation`` ``is_success``. A missing one fails before
+    training, not at its first step (or, for ``is_success``, after the whole run).
 
     Raises:
         ValueError: Naming the missing key, what reads it, what the env reports and what to
-            do.
+            do; for an env with a registered task that lacks the feature,
+            :class:`~rewardlab.envs.tasks.MissingTaskFeature` naming what to register.
     """
     needs = {
         part.key: ("the info reward model", "read one of those")
@@ -364,18 +367,26 @@ def check_info_keys(
         needs.setdefault("is_success", _NEEDS_WHY["is_success"])
     if not needs:
         return
-    import gymnasium as gym
+    from rewardlab.envs.core import get_task
+    from rewardlab.envs.tasks import TaskNotFound, make, resolve_env_id
 
-    if env_id not in gym.registry:
-        raise ValueError(f"unknown env id {env_id!r}; `rewardlab envs` lists them")
+    env_id = resolve_env_id(env_id)
     kwargs = dict(env_kwargs or {})
     if spec.reward_type is not None:
         kwargs["reward_type"] = spec.reward_type
     try:
-        env = gym.make(env_id, **kwargs)
+        env = make(env_id, **kwargs)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{env_id} rejects env_kwargs {kwargs}: {exc}") from None
     with env:
+        try:
+            task = get_task(env)
+        except TaskNotFound:
+            pass
+        else:
+            for key in needs:
+                if key in _FEATURE_OF_KEY:
+                    task.require(_FEATURE_OF_KEY[key], needs[key][0])
         env.reset(seed=0)
         env.action_space.seed(0)
         info = env.step(env.action_space.sample())[4]
@@ -395,8 +406,8 @@ def build_model(
     """The :class:`~rewardlab.reward_models.base.RewardModel` a model spec describes.
 
     CLIP prompts default to the task's own (``rewardlab.get_task`` of
-    ``gym.make(env_id, **env_kwargs)``: the task text can depend on the keywords). A program
-    is validated against the task's state variables.
+    ``rewardlab.make(env_id, **env_kwargs)``: the task text can depend on the keywords). A
+    program is validated against the task's state variables.
 
     Raises:
         ValueError: A program that cannot be read or is rejected (``ProgramRejected``).
@@ -408,17 +419,16 @@ def build_model(
         if spec.scale == 1.0 and spec.shift == 0.0:
             return info
         return Affine(info, scale=spec.scale, shift=spec.shift)
-    import gymnasium as gym
-
-    from rewardlab.envs import get_task
+    from rewardlab.envs import get_task, make
     from rewardlab.reward_models.clip import CLIPRewardModel
 
-    with gym.make(env_id, **(env_kwargs or {})) as env:
+    with make(env_id, **(env_kwargs or {})) as env:
         task = get_task(env)
     if isinstance(spec, ProgramModelSpec):
         from rewardlab.reward_models.program_reward import ProgramReward
         from rewardlab.sandbox import ProgramRejected, SandboxLimits
 
+        task.require("state", "a reward program")
         shapes = {v.name: v.shape for v in task.state_variables}
         try:
             return ProgramReward(

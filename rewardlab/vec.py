@@ -3,7 +3,6 @@ shaping."""
 
 from __future__ import annotations
 
-import difflib
 import functools
 import warnings
 from collections.abc import Mapping, Sequence
@@ -13,6 +12,8 @@ import gymnasium as gym
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
+from rewardlab.envs.tasks import make as make_task_env
+from rewardlab.envs.tasks import resolve_env_id
 from rewardlab.reward_models.base import RewardModel
 from rewardlab.reward_models.potentials import check_mismatched_discount
 from rewardlab.reward_spec import (
@@ -41,12 +42,28 @@ def _make_one(
 ) -> gym.Env[Any, Any]:
     # Module-level (picklable) so SubprocVecEnv can use it with any start method; unpickling
     # it imports rewardlab, which registers the ids in a spawned process.
-    env: gym.Env[Any, Any] = Monitor(gym.make(env_id, **env_kwargs))
+    env: gym.Env[Any, Any] = Monitor(make_task_env(env_id, **env_kwargs))
     if capture_frames:
         env = CaptureFrames(env)
     if state:
         env = CaptureState(env, names=state)
     return env
+
+
+def _require_progress(env_id: str, env_kwargs: dict[str, Any], needed_for: str) -> None:
+    """Raise a ``ValueError`` saying what to register unless the env's task has a progress
+    (rewardlab's envs always do)."""
+    if env_id.startswith("rewardlab/"):
+        return
+    from rewardlab.envs.core import get_task
+    from rewardlab.envs.tasks import TaskNotFound
+
+    with make_task_env(env_id, **env_kwargs) as env:
+        try:
+            task = get_task(env)
+        except TaskNotFound as exc:
+            raise ValueError(f"{needed_for} needs the env's task progress: {exc}") from None
+        task.require("progress", needed_for)
 
 
 def make_vec_env(
@@ -64,9 +81,10 @@ def make_vec_env(
 ) -> VecEnv:
     """Build ``n_envs`` copies of a task as an SB3 vector env that pays the given reward.
 
-    Layers, innermost first: ``gym.make(env_id)`` (with its registered time limit and the
-    spec's ``reward_type``), SB3 ``Monitor`` (so ``rollout/ep_rew_mean`` is the TRUE task
-    return, never the learned or shaped one),
+    Layers, innermost first: :func:`rewardlab.make` (``gym.make`` with the registered time
+    limit and the spec's ``reward_type``, and for an env rewardlab did not write its registered
+    task's :class:`~rewardlab.envs.tasks.TaskInfo`), SB3 ``Monitor`` (so
+    ``rollout/ep_rew_mean`` is the TRUE task return, never the learned or shaped one),
     :class:`~rewardlab.wrappers.frames.CaptureFrames` when a model reads pixels,
     :class:`~rewardlab.wrappers.state.CaptureState` when one reads state variables
     (``"state/<name>"`` in its ``needs_info``), ``vec_env_cls``, then the reward layers:
@@ -78,7 +96,8 @@ def make_vec_env(
     re-seeds them with ``s + i``; ``rewardlab.agents.train`` re-seeds after it.)
 
     Args:
-        env_id: A registered id, e.g. ``"rewardlab/GridKeyDoor-v0"``.
+        env_id: A registered id, e.g. ``"rewardlab/GridKeyDoor-v0"``, or another env's with a
+            task (:func:`rewardlab.register_task`).
         n_envs: Number of sub-envs.
         reward: What the agent is paid: a :class:`~rewardlab.reward_spec.RewardSpec`, a
             short name or YAML mapping as on the command line (``"pbrs"``, ``"clip"``,
@@ -110,13 +129,7 @@ def make_vec_env(
         (2, 17)
         >>> venv.close()
     """
-    if env_id not in gym.registry:
-        close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
-        hint = f" Did you mean {close}?" if close else ""
-        raise ValueError(
-            f"unknown env id {env_id!r}.{hint} List the valid rewardlab ids with "
-            "`rewardlab envs` (or rewardlab.env_ids())"
-        )
+    env_id = resolve_env_id(env_id)
     if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
         raise ValueError(f"n_envs must be a positive int, got {n_envs!r}")
     spec = RewardSpec() if reward is None or isinstance(reward, RewardModel) else None
@@ -147,6 +160,9 @@ def make_vec_env(
         if model is not None:
             add(VecModelReward, model, mode=reward_mode)
         potential = shaping if shaping is not None else spec.shaping
+        if isinstance(potential, str) or spec.progress_bonus is not None:
+            why = "progress shaping" if spec.progress_bonus is None else "a progress bonus"
+            _require_progress(env_id, kwargs, why)
         if spec.shaping_gamma is not None:
             add(VecMismatchedShaping, potential, gamma=spec.shaping_gamma, agent_gamma=gamma)
         elif potential is not None:

@@ -91,9 +91,13 @@ def make_agent(
 ) -> BaseAlgorithm:
     """An SB3 agent on ``venv`` with ``hyperparams`` (from :func:`load_hyperparams`).
 
-    ``device="auto"`` uses CUDA when present.
+    ``device="auto"`` uses CUDA when present. ``MlpPolicy`` on a ``Dict`` observation space
+    (Fetch's goal-conditioned observations) is SB3's ``MultiInputPolicy``, its MLP for dicts.
     """
     cls = algorithm_class(algo)
+    policy = hyperparams.get("policy", "MlpPolicy")
+    if policy == "MlpPolicy" and isinstance(venv.observation_space, spaces.Dict):
+        policy = "MultiInputPolicy"
     kwargs = {k: v for k, v in hyperparams.items() if k not in _RUN_KEYS}
     # YAML names an activation by a string (``activation_fn: relu``); SB3 takes the class.
     policy_kwargs = dict(kwargs.pop("policy_kwargs", None) or {})
@@ -105,7 +109,7 @@ def make_agent(
             )
         policy_kwargs["activation_fn"] = _ACTIVATIONS[act]
     return cls(
-        hyperparams.get("policy", "MlpPolicy"),
+        policy,
         venv,
         seed=seed,
         device=device,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
 import importlib.util
 import inspect
@@ -14,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -37,6 +35,8 @@ from rewardlab.agents.callbacks import (
 )
 from rewardlab.agents.factory import ACTION_SPACES, algorithm_class, load_hyperparams, make_agent
 from rewardlab.agents.policy_eval import TrueTaskEval
+from rewardlab.envs.tasks import MissingTaskFeature, import_task_modules, resolve_env_id
+from rewardlab.envs.tasks import make as make_task_env
 from rewardlab.reward_models.potentials import check_mismatched_discount
 from rewardlab.reward_spec import (
     ProgramModelSpec,
@@ -96,6 +96,10 @@ class TrainConfig(BaseModel):
             (:class:`~rewardlab.wrappers.timing.RewardBudget`: by default at most
             ``max(10 x the env step, 50 ms)`` per call, else training stops). Left out of
             the dumped config while it is the default.
+        task_modules: Modules (names, or paths to ``.py`` files, made absolute) imported
+            before the env is made: those registering the env's task
+            (:func:`rewardlab.register_task`), so that a worker process sees it too. Left
+            out of the dumped config while empty.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -115,6 +119,12 @@ class TrainConfig(BaseModel):
     video: bool = False
     eval_deterministic: bool = False
     reward_budget: RewardBudget = Field(default_factory=RewardBudget)
+    task_modules: list[str] = Field(default_factory=list)
+
+    @field_validator("task_modules")
+    @classmethod
+    def _absolute_paths(cls, value: list[str]) -> list[str]:
+        return [str(Path(m).resolve()) if m.endswith(".py") else m for m in value]
 
     @field_validator("reward", mode="before")
     @classmethod
@@ -128,6 +138,8 @@ class TrainConfig(BaseModel):
         data: dict[str, Any] = handler(self)
         if self.reward_budget == RewardBudget():
             data.pop("reward_budget", None)
+        if not self.task_modules:
+            data.pop("task_modules", None)
         return data
 
     @classmethod
@@ -178,14 +190,14 @@ class TrainResult:
 
 def _resolve(config: TrainConfig) -> tuple[dict[str, Any], float]:
     """The run's hyperparameters and agent discount, after the checks that need no agent."""
-    if config.env not in gym.registry:
-        close = difflib.get_close_matches(config.env, list(gym.registry), n=3)
-        hint = f" Did you mean {close}?" if close else ""
-        raise ValueError(f"unknown env id {config.env!r}.{hint} `rewardlab envs` lists them")
+    import_task_modules(config.task_modules)
+    resolve_env_id(config.env)
     params = load_hyperparams(config.algo, config.env, config.hyperparams)
     kwargs = _train_env_kwargs(config)
     try:
-        env = gym.make(config.env, **kwargs)
+        env = make_task_env(config.env, **kwargs)
+    except MissingTaskFeature:
+        raise
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{config.env} rejects env_kwargs {kwargs}: {exc}") from None
     space = env.action_space
@@ -320,7 +332,7 @@ def train(
     if config.video:
         eval_kwargs["render_mode"] = "rgb_array"
     evaluator = TrueTaskEval(
-        functools.partial(gym.make, config.env, **eval_kwargs),
+        functools.partial(make_task_env, config.env, **eval_kwargs),
         config.eval_freq,
         [config.eval_seed + k for k in range(config.eval_episodes)],
         csv_path=out / "eval.csv",

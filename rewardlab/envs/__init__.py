@@ -1,4 +1,5 @@
-"""rewardlab's environment suite: sparse gridworlds, MuJoCo manipulation and driving.
+"""rewardlab's environment suite (sparse gridworlds, MuJoCo manipulation and driving) and the
+task registry that describes any other Gymnasium env (:mod:`rewardlab.envs.tasks`).
 
 Importing this package registers every id and imports no simulator; each family's module is
 imported by ``gym.make``. On Linux without a display (no ``DISPLAY``/``WAYLAND_DISPLAY``) it
@@ -11,6 +12,7 @@ import sys
 
 from rewardlab.envs.core import StateVariable, Task, TaskEnv, expert_policy, get_task
 from rewardlab.envs.registration import env_ids, register_all
+from rewardlab.envs.tasks import MissingTaskFeature, TaskAdapter, make, register_task
 
 register_all()
 
@@ -18,4 +20,15 @@ _GL_VARIABLES = ("DISPLAY", "WAYLAND_DISPLAY", "MUJOCO_GL", "PYOPENGL_PLATFORM")
 if sys.platform.startswith("linux") and not any(os.environ.get(k) for k in _GL_VARIABLES):
     os.environ["MUJOCO_GL"] = "egl"
 
-__all__ = ["StateVariable", "Task", "TaskEnv", "env_ids", "expert_policy", "get_task"]
+__all__ = [
+    "MissingTaskFeature",
+    "StateVariable",
+    "Task",
+    "TaskAdapter",
+    "TaskEnv",
+    "env_ids",
+    "expert_policy",
+    "get_task",
+    "make",
+    "register_task",
+]

@@ -65,6 +65,9 @@ class Task:
         baseline: Neutral caption of the scene without the goal achieved (VLM-RM's baseline).
         negatives: Captions of failure states, for contrastive and softmax heads.
         state_variables: The variables :meth:`state` returns, in order.
+        env: What answers for the task: the rewardlab env itself, or the
+            :class:`~rewardlab.envs.tasks.TaskAdapter` registered for another env.
+        description: One paragraph about the task for reward-writing LLMs ("" if none).
     """
 
     name: str
@@ -72,7 +75,8 @@ class Task:
     baseline: str
     negatives: tuple[str, ...]
     state_variables: tuple[StateVariable, ...]
-    env: TaskEnv[Any] = field(repr=False, compare=False)
+    env: Any = field(repr=False, compare=False)
+    description: str = ""
 
     def progress(self) -> float:
         """Ground-truth progress potential of the env's current state, in ``[0, 1]``.
@@ -84,6 +88,21 @@ class Task:
     def state(self) -> dict[str, np.ndarray]:
         """Current values of :attr:`state_variables`, keyed by name (copies)."""
         return self.env.state_dict()
+
+    def features(self) -> frozenset[str]:
+        """What the task provides beyond its text (``rewardlab.envs.tasks.FEATURES``): all of
+        it for a rewardlab env."""
+        if isinstance(self.env, TaskEnv):
+            from rewardlab.envs.tasks import FEATURES
+
+            return frozenset(FEATURES)
+        return self.env.features()
+
+    def require(self, feature: str, needed_for: str) -> None:
+        """Raise ``MissingTaskFeature`` (a ``ValueError`` saying what to register) unless the
+        task provides ``feature``, which ``needed_for`` needs."""
+        if not isinstance(self.env, TaskEnv):
+            self.env.require(feature, needed_for)
 
 
 ConfigT = TypeVar("ConfigT")
@@ -168,30 +187,45 @@ class TaskEnv(gym.Env[Any, Any], Generic[ConfigT]):
         raise ValueError(f"render() needs a render mode; create the env with {how}")
 
 
-def _task_env(env: gym.Env[Any, Any]) -> TaskEnv[Any]:
+def _task_env(env: gym.Env[Any, Any]) -> TaskEnv[Any] | None:
     inner = env.unwrapped
-    if not isinstance(inner, TaskEnv):
-        raise TypeError(
-            f"{type(inner).__name__} is not a rewardlab environment; "
-            "create one with gym.make('rewardlab/...')"
-        )
-    return inner
+    return inner if isinstance(inner, TaskEnv) else None
 
 
 def get_task(env: gym.Env[Any, Any]) -> Task:
-    """Return the :class:`Task` of a rewardlab env, through any wrappers.
+    """Return the :class:`Task` of an env, through any wrappers: a rewardlab env's own, or the
+    task registered for another env (:func:`rewardlab.register_task`).
 
     Raises:
-        TypeError: If the innermost env is not a rewardlab env.
+        TypeError: (:class:`~rewardlab.envs.tasks.TaskNotFound`) If no task is registered for
+            the innermost env.
     """
-    return _task_env(env).task
+    inner = _task_env(env)
+    if inner is not None:
+        return inner.task
+    from rewardlab.envs.tasks import TaskNotFound, _not_found, find_adapter
+
+    adapter = find_adapter(env)
+    if adapter is None:
+        raise TaskNotFound(_not_found(env))
+    return adapter.task
 
 
 def expert_policy(env: gym.Env[Any, Any]) -> Callable[[Any], Any]:
-    """Return the scripted expert of a rewardlab env as ``act(obs) -> action``.
+    """Return the expert of an env's task as ``act(obs) -> action``.
 
-    The expert reads the simulator's privileged state, so it is bound to ``env`` and ignores
-    ``obs`` beyond accepting it; call it with the observation ``env`` last returned.
+    A rewardlab env's scripted expert reads the simulator's privileged state, so it is bound to
+    ``env`` and ignores ``obs`` beyond accepting it; call it with the observation ``env`` last
+    returned. Another env's expert is its registered task's.
+
+    Raises:
+        TypeError: If no task is registered for the env.
+        ValueError: (:class:`~rewardlab.envs.tasks.MissingTaskFeature`) If its task has no
+            expert.
     """
     inner = _task_env(env)
-    return lambda obs: inner.expert_action()
+    if inner is not None:
+        return lambda obs: inner.expert_action()
+    adapter = get_task(env).env
+    adapter.require("expert", "an expert policy")
+    return adapter.expert_action

@@ -219,6 +219,8 @@ def tabular_setup(ds: TrajectoryDataset) -> TabularSetup | None:
     """The exact MDP of the first episode's layout, for gridworld datasets (else None)."""
     cfg = ds.config
     render: dict[str, Any] = {"render_mode": "rgb_array"} if ds.has_frames else {}
+    if not ds.env_id.startswith("rewardlab/"):
+        return None
     env = gym.make(ds.env_id, **render, **dict(cfg.env_kwargs))
     inner = env.unwrapped
     if not isinstance(inner, GridWorldEnv):

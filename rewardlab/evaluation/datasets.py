@@ -67,7 +67,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from rewardlab.envs.core import TaskEnv
+from rewardlab.envs.core import Task, expert_policy, get_task
+from rewardlab.envs.tasks import make, resolve_env_id, task_reward_types
 
 __all__ = [
     "EPISODE_KINDS",
@@ -146,10 +147,7 @@ class DatasetConfig:
             )
         _check_range("partial_fraction", self.partial_fraction, 0.0, 1.0)
         _check_range("near_miss_progress", self.near_miss_progress, 0.0, 1.0)
-        if self.env_id not in gym.registry:
-            raise ValueError(
-                f"unknown env id {self.env_id!r}; `rewardlab envs` lists the valid ones"
-            )
+        resolve_env_id(self.env_id)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready mapping (``DatasetConfig(**d)`` rebuilds it)."""
@@ -214,18 +212,21 @@ class _Generator:
         self.config = config
         kwargs = dict(config.env_kwargs)
         render: dict[str, Any] = {"render_mode": "rgb_array"} if config.frames else {}
-        self.env = gym.make(config.env_id, **render, **kwargs)
-        inner = self.env.unwrapped
-        if not isinstance(inner, TaskEnv):
-            raise TypeError(f"{config.env_id} is not a rewardlab environment")
-        self.inner: TaskEnv[Any] = inner
-        self.dense_type = inner.dense_reward_type
-        own_type = getattr(inner.config, "reward_type", None)
+        self.env = make(config.env_id, **render, **kwargs)
+        self.task: Task = get_task(self.env)
+        for feature in ("success", "progress", "expert", "idle_action"):
+            self.task.require(feature, "a dataset of expert, partial and idle episodes")
+        self.expert = expert_policy(self.env)
+        self.state_names = [v.name for v in self.task.state_variables]
+        if "state" not in self.task.features():
+            self.state_names = []
+        own_type, self.dense_type = task_reward_types(self.env, kwargs)
         # The dense reward is a different reward of the same dynamics: a twin env with that
-        # reward_type, stepped with the same seed and actions, reports it.
+        # reward_type, stepped with the same seed and actions, reports it (no dense reward:
+        # recorded as NaN).
         self.twin: gym.Env[Any, Any] | None = None
-        if own_type != self.dense_type:
-            self.twin = gym.make(config.env_id, **{**kwargs, "reward_type": self.dense_type})
+        if self.dense_type is not None and own_type != self.dense_type:
+            self.twin = make(config.env_id, **{**kwargs, "reward_type": self.dense_type})
         self._expert_cache: dict[int, tuple[list[Any], int | None]] = {}
 
     def close(self) -> None:
@@ -237,7 +238,7 @@ class _Generator:
         out.obs.append(np.asarray(obs))
         out.progress.append(float(info["progress"]))
         out.success.append(bool(info["is_success"]))
-        out.state.append(self.inner.state_dict())
+        out.state.append(self.task.state() if self.state_names else {})
         if self.config.frames:
             frame = self.env.render()
             assert isinstance(frame, np.ndarray)
@@ -255,7 +256,7 @@ class _Generator:
         while limit is None or t < limit:
             action = policy(t, obs, info)
             obs, reward, terminated, truncated, info = self.env.step(action)
-            dense: Any = reward
+            dense: Any = reward if self.dense_type is not None else math.nan
             if self.twin is not None:
                 _, dense, _, _, twin_info = self.twin.step(action)
                 if twin_info["progress"] != info["progress"]:
@@ -279,15 +280,14 @@ class _Generator:
     def expert_plan(self, seed: int) -> tuple[list[Any], int | None]:
         """The expert's actions from ``seed`` (without rendering) and its first success step."""
         if seed not in self._expert_cache:
-            env = gym.make(self.config.env_id, **dict(self.config.env_kwargs))
-            inner = env.unwrapped
-            assert isinstance(inner, TaskEnv)
+            env = make(self.config.env_id, **dict(self.config.env_kwargs))
+            act = expert_policy(env)
             obs, info = env.reset(seed=seed)
             actions: list[Any] = []
             first_success: int | None = None
             done = False
             while not done and len(actions) < (self.config.max_steps or math.inf):
-                a = inner.expert_action()
+                a = act(obs)
                 actions.append(a)
                 obs, _, terminated, truncated, info = env.step(a)
                 done = terminated or truncated
@@ -338,14 +338,14 @@ class _Switch:
 
 def _generate(gen: _Generator) -> Iterator[tuple[Episode, _Rollout]]:
     """Every episode of the dataset, in a fixed order (kinds as in ``EPISODE_KINDS``)."""
-    cfg, inner, space = gen.config, gen.inner, gen.env.action_space
+    cfg, source, space = gen.config, gen.task.env, gen.env.action_space
     seeds = itertools.count(cfg.seed)
 
     def expert(t: int, obs: Any, info: Mapping[str, Any]) -> Any:
-        return inner.expert_action()
+        return gen.expert(obs)
 
     def idle(t: int, obs: Any, info: Mapping[str, Any]) -> Any:
-        return inner.idle_action()
+        return source.idle_action()
 
     for kind in EPISODE_KINDS:
         for i in range(cfg.episodes.get(kind, 0)):
@@ -549,7 +549,7 @@ def _write(config: DatasetConfig, folder: Path) -> None:
     episodes: list[Episode] = []
     start = 0
     try:
-        state_names = [v.name for v in gen.inner.task.state_variables]
+        state_names = gen.state_names
         for ep, r in _generate(gen):
             episodes.append(dataclasses.replace(ep, state_start=start))
             start += len(r.obs)
@@ -771,11 +771,13 @@ def load_dataset(path: str | Path, *, env_id: str | None = None) -> TrajectoryDa
             f"{theirs}: rewardlab eval-reward --env {theirs} without --dataset (it writes "
             "<out>/dataset), or generate_dataset(DatasetConfig(...), NEW_PATH)"
         )
-    if metadata["env_id"] not in gym.registry:
+    try:
+        resolve_env_id(metadata["env_id"])
+    except ValueError:
         raise ValueError(
             f"dataset {path} comes from {metadata['env_id']}, which is not registered here; "
-            "install the rewardlab version that registers it"
-        )
+            "install the rewardlab version or the package that registers it"
+        ) from None
     episodes = [Episode(**e) for e in json.loads((path / "episodes.json").read_text())]
     if not episodes or metadata["n_transitions"] == 0:
         raise ValueError(

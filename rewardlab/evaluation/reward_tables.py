@@ -234,11 +234,9 @@ class ModelCache:
     @functools.cached_property
     def _task_prompts(self) -> dict[str, Any]:
         """The task's own goal, baseline and negatives (what ``CLIPRewardModel.from_task`` uses)."""
-        import gymnasium as gym
+        from rewardlab.envs import get_task, make
 
-        from rewardlab.envs import get_task
-
-        env = gym.make(self.env_id, **self.env_kwargs)
+        env = make(self.env_id, **self.env_kwargs)
         try:
             task = get_task(env)
         finally:
@@ -319,7 +317,7 @@ def _model_values(
     return models.values(spec, table)
 
 
-def _recorded_term(spec: RewardSpec, own: str, dense: str) -> str | None:
+def _recorded_term(spec: RewardSpec, own: str, dense: str | None) -> str | None:
     """Which env reward a spec pays: ``"env"``, ``"dense"``, ``"sparse"`` or None (none)."""
     if spec.model is not None and spec.mode == "replace":
         return None
@@ -331,7 +329,7 @@ def _recorded_term(spec: RewardSpec, own: str, dense: str) -> str | None:
         return "dense"
     if kind == "sparse":
         return "sparse"
-    recorded = sorted({own, dense, "sparse"})
+    recorded = sorted({own, "sparse"} | ({dense} if dense is not None else set()))
     raise ValueError(
         f"reward_type {kind!r} is not in the dataset, which records {recorded} ('sparse' as "
         f"success(s')); to judge it, generate a dataset of that reward: --env-kwarg "
@@ -345,7 +343,7 @@ def check_spec(
     *,
     gamma: float,
     own_reward_type: str,
-    dense_reward_type: str,
+    dense_reward_type: str | None,
 ) -> None:
     """Raise if a dataset cannot score ``spec`` or training would refuse it (a shaping
     discount equal to the agent's in a mismatched-discount control); builds nothing.
@@ -372,7 +370,7 @@ def spec_reward(
     gamma: float,
     models: ModelCache,
     own_reward_type: str,
-    dense_reward_type: str,
+    dense_reward_type: str | None,
 ) -> TermReward:
     """The :class:`TermReward` of a reward spec on a state table.
 

@@ -39,6 +39,7 @@ from pydantic import (
 )
 
 from rewardlab.agents.train import TrainConfig, check_config
+from rewardlab.envs.tasks import import_task_modules
 from rewardlab.reward_spec import (
     RewardSpec,
     check_info_keys,
@@ -143,6 +144,7 @@ class ComparisonSpec(_Strict):
     device: str = "auto"
     report: ReportSettings = Field(default_factory=ReportSettings)
     reward_budget: RewardBudget = Field(default_factory=RewardBudget)
+    task_modules: list[str] = Field(default_factory=list)
 
     @field_validator("envs", mode="before")
     @classmethod
@@ -216,6 +218,7 @@ class ComparisonSpec(_Strict):
                 eval_deterministic=self.eval.deterministic,
                 device=self.device,
                 reward_budget=self.reward_budget,
+                task_modules=self.task_modules,
             )
             for env, (name, variant), seed in product(self.envs, self.variants.items(), self.seeds)
         }
@@ -227,6 +230,7 @@ class ComparisonSpec(_Strict):
         Raises:
             ValueError: Naming the field of the first problem found.
         """
+        import_task_modules(self.task_modules)
         configs = self.run_configs()
         for i, env in enumerate(self.envs):
             for name in self.variants:

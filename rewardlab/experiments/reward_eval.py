@@ -27,10 +27,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import gymnasium as gym
 import numpy as np
 
-from rewardlab.envs.core import TaskEnv
+from rewardlab.envs.core import get_task
+from rewardlab.envs.tasks import TaskNotFound, make, resolve_env_id, task_reward_types
 from rewardlab.evaluation.dataset_metrics import (
     METRICS,
     PROBE_METRIC,
@@ -250,18 +250,28 @@ def named_rewards(rewards: Sequence[str | Mapping[str, Any]]) -> list[tuple[str,
 # --- the command -----------------------------------------------------------------------------
 
 
-def env_reward_types(env_id: str, env_kwargs: Mapping[str, Any]) -> tuple[str, str]:
-    """The env's own ``reward_type`` with these keywords, and its family's dense one."""
-    env = gym.make(env_id, **dict(env_kwargs))
+def env_reward_types(
+    env_id: str, env_kwargs: Mapping[str, Any], generate: bool = True
+) -> tuple[str, str | None]:
+    """The env's own ``reward_type`` with these keywords, and its task's dense one (None if
+    it has none). With ``generate``, check that its task can generate a dataset.
+
+    Raises:
+        ValueError: The env has no task, or its task lacks what a dataset needs (an expert,
+            an idle action, success and progress labels), saying what to register.
+    """
+    env = make(env_id, **dict(env_kwargs))
     try:
-        inner = env.unwrapped
-        if not isinstance(inner, TaskEnv):
-            raise ValueError(
-                f"eval-reward judges rewards on a rewardlab task env (`rewardlab envs` lists "
-                f"them): {env_id} is not one, and its datasets need a task's scripted expert, "
-                "progress and success labels"
-            )
-        return str(inner.config.reward_type), inner.dense_reward_type
+        task = get_task(env)
+        for feature in ("success", "progress", "expert", "idle_action") if generate else ():
+            task.require(feature, "eval-reward's dataset of expert, partial and idle episodes")
+        return task_reward_types(env, env_kwargs)
+    except TaskNotFound:
+        raise ValueError(
+            f"eval-reward judges rewards on an env with a task: {env_id} is not one (its "
+            "datasets need an expert, progress and success labels); register its task with "
+            'rewardlab.register_task (README "Your own env")'
+        ) from None
     finally:
         env.close()
 
@@ -409,8 +419,7 @@ def run_eval(
             of another env or version, an existing report without ``overwrite``.
         FileNotFoundError: No dataset at ``dataset``.
     """
-    if env_id not in gym.registry:
-        raise ValueError(f"unknown env id {env_id!r}; `rewardlab envs` lists the valid ones")
+    env_id = resolve_env_id(env_id)
     if not 0.0 <= gamma < 1.0:
         raise ValueError(f"gamma must be in [0, 1) (STARC's values need it), got {gamma}")
     for what, value in (
@@ -434,7 +443,7 @@ def run_eval(
     cfg = ds.config if ds is not None else (dataset_config or DatasetConfig(env_id))
     if cfg.env_id != env_id:
         raise ValueError(f"dataset_config is for {cfg.env_id}, not {env_id}")
-    own, dense_type = env_reward_types(env_id, cfg.env_kwargs)
+    own, dense_type = env_reward_types(env_id, cfg.env_kwargs, generate=ds is None)
     # How check_spec and spec_reward read the specs.
     reading: dict[str, Any] = dict(gamma=gamma, own_reward_type=own, dense_reward_type=dense_type)
     with contextlib.closing(ModelCache(env_id, dict(cfg.env_kwargs), log=log)) as models:
@@ -474,20 +483,25 @@ def run_eval(
                 "with frames: --frames --overwrite-dataset (or another --out)"
             )
 
-        roles = ["reward"] * len(rewards) + ["sweep"] * len(sweep) + ["reference", "reference"]
+        # The references: the task's hand-designed dense reward (where it has one) and random.
+        dense_name = "env reward" if dense_type == "env" else f"env {dense_type} reward"
+        n_refs = 1 + (dense_type is not None)
+        roles = ["reward"] * len(rewards) + ["sweep"] * len(sweep) + ["reference"] * n_refs
 
         def make_rewards(table: StateTable) -> list[TermReward]:
+            dense = [recorded_reward(f"{REFERENCE_PREFIX} {dense_name} (expert)", "dense")]
             return [
                 *(spec_reward(name, spec, table, models=models, **reading) for name, spec in specs),
-                recorded_reward(f"{REFERENCE_PREFIX} env {dense_type} reward (expert)", "dense"),
+                *(dense if dense_type is not None else []),
                 random_reward(f"{REFERENCE_PREFIX} random", table, seed),
             ]
 
         log(
-            f"scoring {len(specs)} reward(s) and 2 references on {ds.n_transitions} transitions ..."
+            f"scoring {len(specs)} reward(s) and {n_refs} reference(s) on {ds.n_transitions} "
+            "transitions ..."
         )
         tabular = tabular_setup(ds)
-        progress = Progress(len(specs) + 2)
+        progress = Progress(len(specs) + n_refs)
         scores = evaluate_rewards(
             ds,
             make_rewards,

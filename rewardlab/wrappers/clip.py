@@ -83,9 +83,9 @@ class CLIPReward(ModelReward):
     A :class:`~rewardlab.wrappers.reward.ModelReward` around a
     :class:`~rewardlab.reward_models.clip.CLIPRewardModel`: every step ``env.render()`` of
     ``s'`` (before any reset) is encoded and scored by the head against the prompts, which
-    default to the task's own (``rewardlab.get_task(env)``: ``goal``, ``baseline``,
-    ``negatives``). ``info["original_reward"]`` holds the env's reward and
-    ``info["reward_model/clip"]`` the CLIP score.
+    default to the task's own (``rewardlab.get_task(env)``, for any env with a registered
+    task: ``goal``, ``baseline``, ``negatives``). ``info["original_reward"]`` holds the env's
+    reward and ``info["reward_model/clip"]`` the CLIP score.
 
     With ``every=k`` the model runs on steps ``1, k + 1, 2k + 1, ...`` of each episode and
     always on its last step (terminated or truncated); steps in between repeat the last
@@ -175,13 +175,13 @@ class CLIPReward(ModelReward):
             if any(v is None for v in prompts.values()):
                 try:
                     task = get_task(env)
-                except TypeError:
-                    # Another env: the given prompts are all there is (a goal at least).
+                except TypeError as exc:
+                    # An env without a task: the given prompts are all there is (a goal at
+                    # least).
                     if goal is None:
                         raise TypeError(
-                            f"{type(env.unwrapped).__name__} is not a rewardlab env, so there "
-                            "are no task prompts to default to: pass goal= (and baseline= for "
-                            "the default head, or head='cosine')"
+                            f"{exc}. Or pass the prompts: goal= (and baseline= for the default "
+                            "head, or head='cosine')"
                         ) from None
                     prompts = {k: v for k, v in prompts.items() if v is not None}
                 else:

@@ -264,8 +264,8 @@ def test_an_episode_that_left_its_success_state_is_not_a_success(
             self.t += 1
             return obs, reward, terminated, self.t >= 6, {**info, "is_success": self.t == 3}
 
-    make = gym.make
-    monkeypatch.setattr(feedback.gym, "make", lambda *a, **k: SuccessAtStep3(make(*a, **k)))
+    make = feedback.make
+    monkeypatch.setattr(feedback, "make", lambda *a, **k: SuccessAtStep3(make(*a, **k)))
     (ended,) = analyze_failures("rewardlab/ManipReach-v0", lambda obs: np.zeros(4), [0])
     assert (ended.success, ended.reason, ended.steps) == (False, "left_success", 6)
     summary = failure_summary([ended])

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
 from rewardlab.envs.core import expert_policy, get_task
+from rewardlab.envs.tasks import make
 from rewardlab.info_keys import STATE_PREFIX
 from rewardlab.reward_models.base import RewardBatch, RewardOutput
 from rewardlab.reward_models.check import (
@@ -97,7 +97,7 @@ def random_states(
             raise ValueError(f"{name} must be >= 0, got {value}")
     if episodes + expert_episodes == 0:
         raise ValueError("episodes + expert_episodes must be at least 1, got 0 episodes")
-    env = gym.make(env_id, **dict(env_kwargs or {}))
+    env = make(env_id, **dict(env_kwargs or {}))
     task = get_task(env)
     expert = expert_policy(env)
     rng = np.random.default_rng(seed)

@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 
-from rewardlab.envs.core import StateVariable, TaskEnv
+from rewardlab.envs.core import StateVariable, get_task
 from rewardlab.envs.registration import NAMESPACE, all_specs
+from rewardlab.envs.tasks import TaskNotFound, make, resolve_env_id
 from rewardlab.sandbox.protocol import MAX_COMPONENTS, MAX_NAME_CHARS, RESERVED_NAMES
 
 __all__ = ["PROGRAM_CONTRACT", "RewardContext", "reward_context"]
@@ -134,25 +136,29 @@ class RewardContext:
 def reward_context(
     env_id: str, env_kwargs: dict[str, Any] | None = None, *, include_source: bool = False
 ) -> RewardContext:
-    """The :class:`RewardContext` of a registered rewardlab env.
+    """The :class:`RewardContext` of an env with a task: rewardlab's, or one registered with
+    :func:`rewardlab.register_task` (which must provide state variables).
 
     Raises:
-        ValueError: For an unknown env id.
+        ValueError: For an unknown env id, an env without a task, or a task without state.
     """
-    if env_id not in gym.registry:
-        raise ValueError(f"unknown env id {env_id!r}; `rewardlab envs` lists the valid ones")
-    env = gym.make(env_id, **(env_kwargs or {}))
+    env_id = resolve_env_id(env_id)
+    env = make(env_id, **(env_kwargs or {}))
     try:
-        inner = env.unwrapped
-        if not isinstance(inner, TaskEnv):
-            raise ValueError(f"{env_id} is not a rewardlab env")
-        task = inner.task
+        try:
+            task = get_task(env)
+        except TaskNotFound as exc:
+            raise ValueError(str(exc)) from None
+        task.require("state", "a reward program's context")
         # Integer variables (grid cells, lane indices) reach a program as integer arrays: one
         # told "float" may fill np.zeros_like(agent_dir) with 0.5 and silently get 0.
         env.reset(seed=0)
-        state = inner.state_dict()
-        kinds = tuple(_KINDS.get(state[v.name].dtype.kind, "float") for v in task.state_variables)
-        module = inspect.getmodule(type(inner))
+        state = task.state()
+        kinds = tuple(
+            _KINDS.get(np.asarray(state[v.name]).dtype.kind, "float") for v in task.state_variables
+        )
+        # The env's source (rewardlab's env, or the adapter's: what defines its state).
+        module = inspect.getmodule(type(task.env))
         source = inspect.getsource(module) if include_source and module is not None else None
     finally:
         env.close()
@@ -160,7 +166,7 @@ def reward_context(
     spec = gym.spec(env_id)
     return RewardContext(
         env_id=env_id,
-        description=descriptions.get(env_id, task.name).rstrip("."),
+        description=descriptions.get(env_id, task.description or task.name).rstrip("."),
         goal=task.goal,
         max_episode_steps=spec.max_episode_steps,
         variables=task.state_variables,

@@ -15,10 +15,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
 from rewardlab.envs.core import get_task
+from rewardlab.envs.tasks import make
 
 __all__ = ["EpisodeEnd", "analyze_failures", "failure_summary", "reward_reflection"]
 
@@ -94,7 +94,7 @@ def analyze_failures(
     env_kwargs: Mapping[str, Any] | None = None,
 ) -> list[EpisodeEnd]:
     """Run ``act(obs) -> action`` for one episode per seed and record how each ended."""
-    env = gym.make(env_id, **dict(env_kwargs or {}))
+    env = make(env_id, **dict(env_kwargs or {}))
     task = get_task(env)
     flags = [v.name for v in task.state_variables if v.units == "bool" and v.shape == ()]
     out = []

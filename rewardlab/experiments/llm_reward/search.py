@@ -839,7 +839,7 @@ def _baselines(
     from rewardlab.evaluation.run_stats import human_normalized_score
     from rewardlab.experiments.reward_eval import env_reward_types
 
-    _, dense = env_reward_types(config.env, config.train.env_kwargs)
+    _, dense = env_reward_types(config.env, config.train.env_kwargs, generate=False)
     method = _program_reward(config, best["code"])
     first = max(config.train.seeds) + HELD_OUT_SEED_OFFSET
     seeds = [first + i for i in range(len(config.train.seeds))]
@@ -862,6 +862,10 @@ def _baselines(
     for name, reward in (("method", method), ("sparse", "sparse"), ("human", dense)):
         label = labels[name]
         runs: list[float] = report["per_seed"].setdefault(name, [])
+        if reward is None:  # a task without a hand-designed dense reward
+            report[name], report[f"{name}_error"] = None, "the task has no dense reward"
+            log(f"baseline {label}: skipped, {report[name + '_error']}")
+            continue
         try:
             for seed in seeds:
                 tc = _train_config(config, parse_reward(reward), seed, eval_seed=eval_seed)

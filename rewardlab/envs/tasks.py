@@ -1,0 +1,662 @@
+"""Tasks for envs rewardlab did not write: the registry that gives any Gymnasium env what
+rewardlab's own envs provide.
+
+A rewardlab env (:class:`~rewardlab.envs.core.TaskEnv`) describes its task itself. Any other env
+gets the same from a :class:`TaskAdapter` registered for its id, id pattern or class with
+:func:`register_task`: the language goal, baseline and negative prompts, ``success`` (from the
+step info or the env's state), an optional ``progress`` potential in ``[0, 1]``, state variables
+for reward programs, an optional expert and idle action, and the reward variants the env offers.
+
+:func:`make` is ``gym.make`` plus the adapter: it wraps the env in :class:`TaskInfo`, which writes
+``info["is_success"]`` and ``info["progress"]`` as rewardlab's envs do, so shaping, training,
+evaluation and the reward checks work unchanged. :func:`~rewardlab.envs.core.get_task` finds the
+adapter of any env through its wrappers (the registry is keyed on the innermost env's spec id).
+
+rewardlab ships adapters for Gymnasium's classic-control and MuJoCo envs, Minigrid, highway-env,
+Gymnasium-Robotics' Fetch and Meta-World (:data:`SHIPPED`); their modules, and the packages
+they need, are imported on the first lookup of a matching id, never by ``import rewardlab``.
+
+Example:
+    >>> import gymnasium as gym
+    >>> import rewardlab
+    >>> import numpy as np
+    >>> def tip_above_bar(env, obs, info):
+    ...     theta1, theta2 = env.state[:2]
+    ...     return -np.cos(theta1) - np.cos(theta1 + theta2) > 1.0
+    >>> _ = rewardlab.register_task(
+    ...     "Acrobot-v1", name="swing_up", goal="a two-link pendulum swung up",
+    ...     success=tip_above_bar, replace=True)
+    >>> env = rewardlab.make("Acrobot-v1")
+    >>> _, info = env.reset(seed=0)
+    >>> info["is_success"], rewardlab.get_task(env).goal
+    (False, 'a two-link pendulum swung up')
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import importlib.util
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+
+from rewardlab.envs.core import StateVariable, Task, TaskEnv
+
+__all__ = [
+    "FEATURES",
+    "SHIPPED",
+    "MissingTaskFeature",
+    "TaskAdapter",
+    "TaskInfo",
+    "TaskNotFound",
+    "find_adapter",
+    "import_task_modules",
+    "make",
+    "register_task",
+    "registered_tasks",
+    "resolve_env_id",
+    "task_reward_types",
+]
+
+FEATURES = ("success", "progress", "state", "expert", "idle_action")
+"""What a task can provide beyond its text: each is a method of :class:`TaskAdapter`."""
+
+_HOW = 'README "Your own env"'
+
+
+class MissingTaskFeature(ValueError):
+    """A path needs something the env's task does not provide (its message says what to
+    register)."""
+
+    def __init__(self, env_id: str, feature: str, needed_for: str) -> None:
+        self.env_id, self.feature, self.needed_for = env_id, feature, needed_for
+        super().__init__(
+            f"{env_id}'s task has no {feature}, which {needed_for} needs; register one: "
+            f"rewardlab.register_task({env_id!r}, {feature}=..., replace=True) ({_HOW})"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.env_id, self.feature, self.needed_for)
+
+
+class TaskNotFound(TypeError, ValueError):
+    """No task is registered for the env (neither a rewardlab env nor a registered id)."""
+
+
+class TaskAdapter:
+    """The task of one env instance that rewardlab did not write.
+
+    Subclass it (or let :func:`register_task` build one from callables) and override what the
+    env supports; each method left alone is a missing feature (:meth:`features`), which the
+    paths needing it report as :class:`MissingTaskFeature` before any work. Text attributes
+    may be class attributes or set per instance in ``__init__`` (a goal read from the env).
+
+    Attributes:
+        env: The innermost (unwrapped) env.
+        name: Short task name, an identifier (``"balance_pole"``).
+        goal: Language goal, a caption of a successful frame.
+        baseline: Neutral caption of the scene (VLM-RM's baseline); "" if none.
+        negatives: Captions of failure states.
+        description: One paragraph for reward-writing LLMs.
+        state_variables: What :meth:`state_dict` returns, in order.
+        success_key: An info key holding the env's own success flag; the default
+            :meth:`success` reads it.
+        dense_reward_type: The ``reward_type`` whose reward is the env's hand-designed dense
+            reward ("env" when the env's own reward is that reference); None if none.
+        reward_types: ``reward_type`` name -> ``gym.make`` keywords selecting it. ``"env"``
+            is always the env's own reward and ``"sparse"`` (unless listed) is emulated as
+            ``float(success)`` by :class:`TaskInfo`.
+        render_kwargs: ``gym.make`` keywords for frames (besides ``render_mode``).
+    """
+
+    name: str = "task"
+    goal: str = ""
+    baseline: str = ""
+    negatives: tuple[str, ...] = ()
+    description: str = ""
+    state_variables: tuple[StateVariable, ...] = ()
+    success_key: ClassVar[str | None] = None
+    dense_reward_type: ClassVar[str | None] = None
+    reward_types: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    render_kwargs: ClassVar[Mapping[str, Any]] = {}
+
+    def __init__(self, env: gym.Env[Any, Any]) -> None:
+        self.env = env
+        self._task: Task | None = None
+
+    @property
+    def env_id(self) -> str:
+        spec = self.env.spec
+        return spec.id if spec is not None else type(self.env).__name__
+
+    @property
+    def task(self) -> Task:
+        """The :class:`~rewardlab.envs.core.Task` view of this adapter (built once)."""
+        if self._task is None:
+            self._task = Task(
+                name=self.name,
+                goal=self.goal,
+                baseline=self.baseline,
+                negatives=tuple(self.negatives),
+                state_variables=tuple(self.state_variables),
+                env=self,
+                description=self.description,
+            )
+        return self._task
+
+    @classmethod
+    def wrap(cls, env: gym.Env[Any, Any]) -> gym.Env[Any, Any]:
+        """Wrappers :func:`make` puts on the env before :class:`TaskInfo` (default none): for
+        observations SB3 cannot take as they are, e.g. Minigrid's mission text."""
+        return env
+
+    def on_reset(self, obs: Any, info: Mapping[str, Any]) -> None:
+        """Called by :class:`TaskInfo` after each reset (cache per-episode values here)."""
+
+    def success(self, obs: Any, info: Mapping[str, Any]) -> bool:
+        """True in a success state (the true task metric every comparison judges)."""
+        if self.success_key is None:
+            raise MissingTaskFeature(self.env_id, "success", "the evaluation on the true task")
+        if self.success_key not in info:
+            raise KeyError(
+                f"{self.env_id}'s info has no {self.success_key!r}, the key its task reads "
+                f"success from (it has {sorted(info)}); register the task with the right key"
+            )
+        return bool(info[self.success_key])
+
+    def progress(self) -> float:
+        """Ground-truth progress potential of the current state, in ``[0, 1]``."""
+        raise MissingTaskFeature(self.env_id, "progress", "progress shaping")
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Current values of :attr:`state_variables`, keyed by name."""
+        raise MissingTaskFeature(self.env_id, "state", "a reward program")
+
+    def expert_action(self, obs: Any) -> Any:
+        """A scripted or loaded expert's action for the observation the env last returned."""
+        raise MissingTaskFeature(self.env_id, "expert", "a dataset of expert episodes")
+
+    def idle_action(self) -> Any:
+        """An action that makes no progress (a no-op, hold still, brake)."""
+        raise MissingTaskFeature(self.env_id, "idle_action", "a dataset of idle episodes")
+
+    @classmethod
+    def features(cls) -> frozenset[str]:
+        """The :data:`FEATURES` this adapter provides."""
+        methods = {
+            "progress": "progress",
+            "state": "state_dict",
+            "expert": "expert_action",
+            "idle_action": "idle_action",
+        }
+        have = {f for f, m in methods.items() if getattr(cls, m) is not getattr(TaskAdapter, m)}
+        if cls.success_key is not None or cls.success is not TaskAdapter.success:
+            have.add("success")
+        if have & {"state"} and not cls.state_variables:
+            have.discard("state")
+        return frozenset(have)
+
+    def require(self, feature: str, needed_for: str) -> None:
+        """Raise :class:`MissingTaskFeature` unless this adapter provides ``feature``."""
+        if feature not in FEATURES:
+            raise ValueError(f"unknown task feature {feature!r}; one of {FEATURES}")
+        if feature not in self.features():
+            raise MissingTaskFeature(self.env_id, feature, needed_for)
+
+    def make_kwargs(self, reward_type: str | None) -> tuple[dict[str, Any], bool]:
+        return _reward_type_kwargs(type(self), self.env_id, reward_type)
+
+
+def _reward_type_kwargs(
+    cls: type[TaskAdapter], env_id: str, reward_type: str | None
+) -> tuple[dict[str, Any], bool]:
+    """``(gym.make keywords, emulate sparse)`` for a ``reward_type``."""
+    if reward_type is None or reward_type == "env":
+        return {}, False
+    if reward_type in cls.reward_types:
+        return dict(cls.reward_types[reward_type]), False
+    if reward_type == "sparse":
+        if "success" not in cls.features():
+            raise MissingTaskFeature(env_id, "success", "reward_type 'sparse'")
+        return {}, True
+    valid = sorted({"env", "sparse", *cls.reward_types})
+    raise ValueError(f"{env_id} has no reward_type {reward_type!r}; its reward types: {valid}")
+
+
+# --- the registry -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Entry:
+    key: str | type[gym.Env[Any, Any]]
+    adapter: type[TaskAdapter] | str  # a class, or "module:Class" imported on first use
+    package: str | None = None  # imported before gym.make (it registers the ids)
+    extra: str | None = None  # the pip extra that installs the package
+
+    def matches(self, env_id: str | None, env: gym.Env[Any, Any] | None) -> bool:
+        if isinstance(self.key, str):
+            return env_id is not None and fnmatch.fnmatchcase(env_id, self.key)
+        return env is not None and isinstance(env, self.key)
+
+    def adapter_class(self) -> type[TaskAdapter]:
+        if isinstance(self.adapter, str):
+            module, _, name = self.adapter.partition(":")
+            return getattr(importlib.import_module(module), name)
+        return self.adapter
+
+
+_A = "rewardlab.envs.adapters."
+
+SHIPPED: tuple[_Entry, ...] = (
+    *(
+        _Entry(i, f"{_A}classic:{c}", None, "classic")
+        for i, c in (
+            ("CartPole-v1", "CartPole"),
+            ("MountainCar-v0", "MountainCar"),
+            ("MountainCarContinuous-v0", "MountainCarContinuous"),
+            ("Pendulum-v1", "Pendulum"),
+        )
+    ),
+    *(
+        _Entry(f"{c}-v5", f"{_A}mujoco:{c}", None, "mujoco")
+        for c in ("InvertedPendulum", "Hopper", "HalfCheetah", "Humanoid")
+    ),
+    _Entry("MiniGrid-*", f"{_A}minigrid:MinigridTask", "minigrid", "minigrid"),
+    *(
+        _Entry(i, f"{_A}highway:HighwayTask", "highway_env", "highway")
+        for i in ("highway-v0", "highway-fast-v0", "merge-v0", "roundabout-v0", "intersection-v*")
+    ),
+    *(
+        _Entry(f"Fetch{t}-v*", f"{_A}robotics:FetchTask", "gymnasium_robotics", "robotics")
+        for t in ("Reach", "Push", "PickAndPlace", "ReachDense", "PushDense", "PickAndPlaceDense")
+    ),
+    _Entry("Meta-World/*", f"{_A}metaworld:MetaWorldTask", "metaworld", "metaworld"),
+)
+"""The adapters rewardlab ships: id pattern, adapter, the package registering the ids, extra."""
+
+_registered: list[_Entry] = []
+_bound: weakref.WeakKeyDictionary[gym.Env[Any, Any], TaskAdapter] = weakref.WeakKeyDictionary()
+
+
+def register_task(
+    env_id: str | type[gym.Env[Any, Any]],
+    adapter: type[TaskAdapter] | None = None,
+    *,
+    name: str | None = None,
+    goal: str | None = None,
+    baseline: str | None = None,
+    negatives: Sequence[str] | None = None,
+    description: str | None = None,
+    success: str | Callable[[Any, Any, Mapping[str, Any]], bool] | None = None,
+    progress: Callable[[Any], float] | None = None,
+    state_variables: Sequence[StateVariable] | None = None,
+    state: Callable[[Any], Mapping[str, Any]] | None = None,
+    expert: Callable[[Any, Any], Any] | None = None,
+    idle_action: Callable[[Any], Any] | None = None,
+    dense_reward_type: str | None = None,
+    reward_types: Mapping[str, Mapping[str, Any]] | None = None,
+    render_kwargs: Mapping[str, Any] | None = None,
+    replace: bool = False,
+) -> type[TaskAdapter]:
+    """Register the task of an env id, an id pattern (``"MyEnv-*"``) or an env class.
+
+    Either pass a :class:`TaskAdapter` subclass, or describe the task with keywords (which
+    also override an adapter's): callables receive the innermost env first. User registrations
+    take precedence over rewardlab's shipped adapters; the latest registration wins among
+    patterns.
+
+    Args:
+        env_id: A Gymnasium id, a glob pattern over ids, or an env class (matched with
+            ``isinstance`` on the innermost env).
+        adapter: A :class:`TaskAdapter` subclass.
+        name, goal, baseline, negatives, description: The task's text.
+        success: An info key holding the env's success flag, or ``(env, obs, info) -> bool``.
+        progress: ``env -> float`` in ``[0, 1]``: 1 exactly in success states.
+        state_variables: What ``state`` returns, for reward programs.
+        state: ``env -> {name: value}``.
+        expert: ``(env, obs) -> action``.
+        idle_action: ``env -> action`` that makes no progress.
+        dense_reward_type, reward_types, render_kwargs: See :class:`TaskAdapter`.
+        replace: Replace an earlier registration of the same ``env_id``.
+
+    Returns:
+        The adapter class registered.
+
+    Raises:
+        ValueError: For a ``rewardlab/`` id (those envs describe their own task), a second
+            registration without ``replace=True``, or a bad value.
+    """
+    if isinstance(env_id, str):
+        if not env_id:
+            raise ValueError("register_task needs an env id, pattern or class")
+        if env_id.startswith("rewardlab/"):
+            raise ValueError(f"{env_id} is a rewardlab env: it describes its own task")
+    elif not (isinstance(env_id, type) and issubclass(env_id, gym.Env)):
+        raise TypeError(f"env_id must be an id, a pattern or a gym.Env class, got {env_id!r}")
+    elif issubclass(env_id, TaskEnv):
+        raise ValueError(f"{env_id.__name__} is a rewardlab env: it describes its own task")
+    if adapter is not None and not (isinstance(adapter, type) and issubclass(adapter, TaskAdapter)):
+        raise TypeError(f"adapter must be a TaskAdapter subclass, got {adapter!r}")
+    base = adapter or TaskAdapter
+    attrs: dict[str, Any] = {}
+    text = {"name": name, "goal": goal, "baseline": baseline, "description": description}
+    for key, value in text.items():
+        if value is not None:
+            if not isinstance(value, str):
+                raise TypeError(f"{key} must be a str, got {type(value).__name__}")
+            attrs[key] = value
+    if adapter is None and goal is None:
+        raise ValueError("register_task needs goal= (the task's language goal) or an adapter")
+    if "name" in attrs and not attrs["name"].isidentifier():
+        raise ValueError(f"name must be an identifier, got {attrs['name']!r}")
+    if negatives is not None:
+        if isinstance(negatives, str) or not all(isinstance(n, str) for n in negatives):
+            raise TypeError("negatives must be a list of captions")
+        attrs["negatives"] = tuple(negatives)
+    if state_variables is not None:
+        if not all(isinstance(v, StateVariable) for v in state_variables):
+            raise TypeError("state_variables must be StateVariable instances")
+        attrs["state_variables"] = tuple(state_variables)
+    options: dict[str, Any] = {
+        "dense_reward_type": dense_reward_type,
+        "reward_types": reward_types,
+        "render_kwargs": render_kwargs,
+    }
+    attrs.update({k: v for k, v in options.items() if v is not None})
+    if isinstance(success, str):
+        attrs["success_key"] = success
+    elif success is not None:
+        attrs["success"] = _call(success, "success", bool, with_obs_info=True)
+    elif adapter is None:
+        raise ValueError("register_task needs success= (an info key or a callable)")
+    for key, fn, method in (
+        ("progress", progress, "progress"),
+        ("state", state, "state_dict"),
+        ("idle_action", idle_action, "idle_action"),
+    ):
+        if fn is not None:
+            attrs[method] = _call(fn, key, float if key == "progress" else None)
+    if expert is not None:
+        attrs["expert_action"] = _call(expert, "expert", None, with_obs=True)
+    if state is not None and not (state_variables or base.state_variables):
+        raise ValueError("state= needs state_variables= (their names, shapes, units and docs)")
+    label = env_id if isinstance(env_id, str) else env_id.__name__
+    cls = type(f"{base.__name__}[{label}]", (base,), attrs) if attrs else base
+    for i, entry in enumerate(_registered):
+        if entry.key == env_id:
+            if not replace:
+                raise ValueError(
+                    f"a task is already registered for {label}; pass replace=True to replace it"
+                )
+            del _registered[i]
+            break
+    _registered.append(_Entry(env_id, cls))
+    return cls
+
+
+def _call(
+    fn: Callable[..., Any],
+    what: str,
+    cast: Callable[[Any], Any] | None,
+    *,
+    with_obs: bool = False,
+    with_obs_info: bool = False,
+) -> Callable[..., Any]:
+    if not callable(fn):
+        raise TypeError(f"{what} must be callable, got {type(fn).__name__}")
+    if with_obs_info:
+
+        def method(self: TaskAdapter, obs: Any, info: Mapping[str, Any]) -> Any:
+            return cast(fn(self.env, obs, info)) if cast else fn(self.env, obs, info)
+    elif with_obs:
+
+        def method(self: TaskAdapter, obs: Any) -> Any:  # type: ignore[misc]
+            return fn(self.env, obs)
+    elif what == "state":
+
+        def method(self: TaskAdapter) -> Any:  # type: ignore[misc]
+            return {k: np.array(v) for k, v in fn(self.env).items()}
+    else:
+
+        def method(self: TaskAdapter) -> Any:  # type: ignore[misc]
+            return cast(fn(self.env)) if cast else fn(self.env)
+
+    return method
+
+
+def registered_tasks() -> list[str]:
+    """The ids and patterns with a task: the user's registrations, then rewardlab's."""
+    keys = [e.key for e in (*reversed(_registered), *SHIPPED)]
+    return [k if isinstance(k, str) else k.__name__ for k in keys]
+
+
+def _lookup(env_id: str | None, env: gym.Env[Any, Any] | None = None) -> _Entry | None:
+    user = list(reversed(_registered))
+    exact = [e for e in user if isinstance(e.key, str) and e.key == env_id]
+    for entry in (*exact, *user, *SHIPPED):
+        if entry.matches(env_id, env):
+            return entry
+    return None
+
+
+def find_adapter(env: gym.Env[Any, Any]) -> TaskAdapter | None:
+    """The adapter of ``env``'s innermost env (one per env instance), or None when no task is
+    registered for it. rewardlab's own envs have none: they are their own task."""
+    inner = env.unwrapped
+    if isinstance(inner, TaskEnv):
+        return None
+    bound = _bound.get(inner)
+    if bound is not None:
+        return bound
+    spec = inner.spec
+    entry = _lookup(spec.id if spec is not None else None, inner)
+    if entry is None:
+        return None
+    bound = entry.adapter_class()(inner)
+    _bound[inner] = bound
+    return bound
+
+
+def resolve_env_id(env_id: str) -> str:
+    """Make sure ``env_id`` is registered with Gymnasium, importing the package of a shipped
+    adapter that registers it (``minigrid``, ``highway_env``, ...).
+
+    Raises:
+        ValueError: An unknown id (with close matches), or a package that is not installed
+            (naming the extra that installs it).
+    """
+    if not isinstance(env_id, str) or not env_id:
+        raise ValueError(f"env id must be a non-empty string, got {env_id!r}")
+    if env_id in gym.registry:
+        return env_id
+    module, _, rest = env_id.partition(":")
+    if rest:  # Gymnasium's "module:EnvId"
+        _import_package(module, None, rest)
+        env_id = rest
+    else:
+        for entry in SHIPPED:
+            if entry.package is not None and entry.matches(env_id, None):
+                _import_package(entry.package, entry.extra, env_id)
+                break
+    if env_id not in gym.registry:
+        import difflib
+
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
+        hint = f" Did you mean {close}?" if close else ""
+        raise ValueError(
+            f"unknown env id {env_id!r}.{hint} `rewardlab envs` lists rewardlab's ids and the "
+            "third-party ids it has tasks for"
+        )
+    return env_id
+
+
+def _import_package(package: str, extra: str | None, env_id: str) -> None:
+    try:
+        importlib.import_module(package)
+    except ImportError as exc:
+        how = f"pip install 'rewardlab[{extra}]'" if extra else f"install {package}"
+        raise ValueError(
+            f"{env_id} needs the package {package!r}, which cannot be imported ({exc}); {how}"
+        ) from None
+
+
+def import_task_modules(modules: Sequence[str]) -> None:
+    """Import the modules that register tasks (each a module name, or a path to a ``.py``
+    file): what a spawned worker, which imports only rewardlab, needs to see a user's tasks.
+
+    Raises:
+        ValueError: A module that cannot be imported (with the error it raised).
+    """
+    import sys
+    from pathlib import Path
+
+    for name in modules:
+        try:
+            if name.endswith(".py"):
+                path = Path(name).resolve()
+                module = f"rewardlab_tasks_{abs(hash(str(path))):x}"
+                if module in sys.modules:
+                    continue
+                loader = importlib.util.spec_from_file_location(module, path)
+                if loader is None or loader.loader is None or not path.is_file():
+                    raise ImportError(f"no such file: {path}")
+                mod = importlib.util.module_from_spec(loader)
+                sys.modules[module] = mod
+                try:
+                    loader.loader.exec_module(mod)
+                except BaseException:
+                    del sys.modules[module]
+                    raise
+            else:
+                importlib.import_module(name)
+        except Exception as exc:  # noqa: BLE001 (any error of the user's module is reported)
+            raise ValueError(
+                f"cannot import the task module {name!r} ({type(exc).__name__}: {exc}); give "
+                "an importable module name or a path to a .py file that calls "
+                "rewardlab.register_task"
+            ) from None
+
+
+def make(env_id: str, **kwargs: Any) -> gym.Env[Any, Any]:
+    """``gym.make`` for any env with a task: rewardlab's, or one registered with
+    :func:`register_task` (or shipped), wrapped in :class:`TaskInfo`.
+
+    ``reward_type`` selects the env's reward variant: rewardlab's envs take it as a keyword;
+    for another env it is one of its adapter's ``reward_types``, ``"env"`` (its own reward) or
+    ``"sparse"`` (``float(success)``). Other keywords go to ``gym.make``.
+
+    Raises:
+        ValueError: An unknown id, a missing package (naming its extra) or reward type.
+    """
+    env_id = resolve_env_id(env_id)
+    spec = gym.spec(env_id)
+    entry = None if env_id.startswith("rewardlab/") else _lookup(env_id)
+    if entry is None and _is_task_env(spec):
+        return gym.make(env_id, **kwargs)
+    reward_type = kwargs.pop("reward_type", None)
+    sparse = False
+    if entry is not None:
+        extra, sparse = _reward_type_kwargs(entry.adapter_class(), env_id, reward_type)
+        kwargs.update(extra)
+    elif reward_type not in (None, "env"):
+        kwargs["reward_type"] = reward_type  # the env's own keyword, if it has one
+    env = gym.make(env_id, **kwargs)
+    if entry is None:
+        return env
+    adapter_cls = entry.adapter_class()
+    env = adapter_cls.wrap(env)
+    adapter = find_adapter(env)
+    assert adapter is not None  # the same entry matches the made env's id
+    return TaskInfo(env, adapter, sparse=sparse)
+
+
+def task_reward_types(
+    env: gym.Env[Any, Any], env_kwargs: Mapping[str, Any]
+) -> tuple[str, str | None]:
+    """The ``reward_type`` an env made with ``env_kwargs`` pays, and the one of its task's
+    hand-designed dense reward (None when it has none; ``"env"`` when it is the env's own).
+
+    Raises:
+        TypeError: (:class:`TaskNotFound`) No task is registered for the env.
+    """
+    inner = env.unwrapped
+    if isinstance(inner, TaskEnv):
+        return str(inner.config.reward_type), inner.dense_reward_type
+    adapter = find_adapter(env)
+    if adapter is None:
+        raise TaskNotFound(_not_found(env))
+    return str(env_kwargs.get("reward_type") or "env"), adapter.dense_reward_type
+
+
+def _is_task_env(spec: gym.envs.registration.EnvSpec) -> bool:
+    entry = spec.entry_point
+    return isinstance(entry, str) and entry.startswith("rewardlab.")
+
+
+class TaskInfo(gym.Wrapper[Any, Any, Any, Any]):
+    """Write a registered task's ``is_success`` and ``progress`` into every reset and step
+    info, as rewardlab's envs do (only what the task provides; an info key the env writes
+    itself is left alone). With ``sparse``, the reward is ``float(success)`` of the new state.
+
+    Args:
+        env: An env with a registered task (see :func:`register_task`).
+        adapter: Its adapter; default :func:`find_adapter`.
+        sparse: Replace the reward by the task's success.
+    """
+
+    def __init__(
+        self, env: gym.Env[Any, Any], adapter: TaskAdapter | None = None, sparse: bool = False
+    ) -> None:
+        super().__init__(env)
+        found = adapter if adapter is not None else find_adapter(env)
+        if found is None:
+            raise TaskNotFound(_not_found(env))
+        self.adapter = found
+        features = found.features()
+        self._success = "success" in features and found.success_key != "is_success"
+        self._progress = "progress" in features
+        self.sparse = sparse
+
+    def _write(self, obs: Any, info: dict[str, Any], reset: bool = False) -> bool | None:
+        success = None
+        key = self.adapter.success_key
+        if reset and key is not None and key not in info:
+            # Envs report their success flag in step infos; a reset state is not a success.
+            info["is_success"] = False
+        elif self._success:
+            success = info["is_success"] = bool(self.adapter.success(obs, info))
+        elif self.sparse:
+            success = bool(info["is_success"])
+        if self._progress:
+            info["progress"] = float(self.adapter.progress())
+        return success
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        obs, info = self.env.reset(seed=seed, options=options)
+        self.adapter.on_reset(obs, info)
+        self._write(obs, info, reset=True)
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        success = self._write(obs, info)
+        if self.sparse:
+            reward = float(bool(success))
+        return obs, reward, terminated, truncated, info
+
+
+def _not_found(env: gym.Env[Any, Any]) -> str:
+    inner = env.unwrapped
+    spec = inner.spec
+    label = spec.id if spec is not None else type(inner).__name__
+    return (
+        f"{label} is not a rewardlab environment and has no registered task; register one "
+        f"with rewardlab.register_task({label!r}, goal=..., success=...) ({_HOW})"
+    )
