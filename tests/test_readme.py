@@ -17,6 +17,7 @@ PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```", README, re.S)
 # Text each block prints, in README order; a new block needs an entry here.
 EXPECTED_OUTPUT = [
     "True 1.0 (224, 224, 3)",
+    "False 0.0 ['idle_action', 'progress', 'state', 'success']",
     "['env_reward', 'reward_model/clip']\n['model', 'shaping']\n2 16",
     "('block_pos', 'target_pos') [0.736 0.736] ['push']",
 ]
@@ -61,3 +62,26 @@ def test_console_script_help() -> None:
     script = Path(sys.executable).with_name("rewardlab")  # installed beside this Python
     out = subprocess.run([str(script), "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "demo" in out.stdout
+
+
+def test_your_own_env_section_runs_from_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rewardlab.cli import main
+
+    section = README.split("## Your own env", 1)[1].split("\n## ", 1)[0]
+    block = re.findall(r"```python\n(.*?)```", section, re.S)[0]
+    tasks = tmp_path / "my_tasks.py"
+    tasks.write_text(block)
+    monkeypatch.chdir(tmp_path)
+    command = re.findall(r"```bash\n(rewardlab train .*?)\n```", section)[0].split()
+    assert command[command.index("--tasks") + 1] == tasks.name
+    args = [*command[1:], "--eval-episodes", "2", "--no-progress", "--out", "run"]
+    args += ["--set", "n_envs=2", "--set", "n_steps=64", "--set", "batch_size=64"]
+    args[args.index("--steps") + 1] = "256"
+    assert main(args) == 0, capsys.readouterr().err
+    assert (tmp_path / "run" / "eval.csv").is_file()
+    # The error the section quotes is the one eval-reward gives.
+    quoted = re.findall(r"```\n(error: .*?)\n```", section, re.S)[0]
+    assert main(["eval-reward", "--env", "Acrobot-v1", "--tasks", str(tasks)]) == 2
+    assert capsys.readouterr().err.strip() == quoted

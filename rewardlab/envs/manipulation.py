@@ -12,9 +12,6 @@ This module imports MuJoCo at the top; it is imported by ``gym.make``, never by
 from __future__ import annotations
 
 import atexit
-import contextlib
-import functools
-import importlib.util
 import math
 import weakref
 from dataclasses import dataclass
@@ -26,6 +23,7 @@ import numpy as np
 from gymnasium import spaces
 
 from rewardlab.envs.core import StateVariable, Task, TaskEnv, resolve_config
+from rewardlab.envs.headless import load_triton_first
 
 __all__ = ["CAMERAS", "TASKS", "ManipulationConfig", "ManipulationEnv"]
 
@@ -37,21 +35,6 @@ _RENDERERS: weakref.WeakSet[mujoco.Renderer] = weakref.WeakSet()
 def _close_renderers() -> None:
     for renderer in list(_RENDERERS):
         renderer.close()
-
-
-@functools.cache
-def _load_triton_first() -> None:
-    """Import triton (shipped with torch's CUDA builds) before the first EGL context.
-
-    Mesa's software EGL and triton each load their own LLVM; loading triton's second
-    crashes the process (a segmentation fault in ``import triton``), and torch imports it
-    lazily the first time an optimizer is built: rendering a frame, then training an agent
-    (eval-reward's probe after a frame dataset, a CLIP reward's first frame before PPO
-    builds its optimizer) died. In the other order both work.
-    """
-    if importlib.util.find_spec("triton") is not None:
-        with contextlib.suppress(Exception):
-            import triton  # noqa: F401
 
 
 TASKS = ("reach", "push", "pick_place")
@@ -605,7 +588,7 @@ class ManipulationEnv(TaskEnv[ManipulationConfig]):
         self._require_render_mode()
         cfg = self.config
         if self._renderer is None:
-            _load_triton_first()
+            load_triton_first()
             self._renderer = mujoco.Renderer(self.model, cfg.render_height, cfg.render_width)
             _RENDERERS.add(self._renderer)
             # atexit runs the last registered first: registered again after MuJoCo's EGL

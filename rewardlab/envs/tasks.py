@@ -46,6 +46,7 @@ import gymnasium as gym
 import numpy as np
 
 from rewardlab.envs.core import StateVariable, Task, TaskEnv
+from rewardlab.envs.headless import load_triton_first
 
 __all__ = [
     "FEATURES",
@@ -112,6 +113,8 @@ class TaskAdapter:
             is always the env's own reward and ``"sparse"`` (unless listed) is emulated as
             ``float(success)`` by :class:`TaskInfo`.
         render_kwargs: ``gym.make`` keywords for frames (besides ``render_mode``).
+        make_defaults: ``gym.make`` keywords :func:`make` passes unless the caller gives them:
+            settings the task needs (Humanoid kneeling: no termination below 1 m).
     """
 
     name: str = "task"
@@ -124,6 +127,7 @@ class TaskAdapter:
     dense_reward_type: ClassVar[str | None] = None
     reward_types: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     render_kwargs: ClassVar[Mapping[str, Any]] = {}
+    make_defaults: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(self, env: gym.Env[Any, Any]) -> None:
         self.env = env
@@ -561,14 +565,17 @@ def make(env_id: str, **kwargs: Any) -> gym.Env[Any, Any]:
     reward_type = kwargs.pop("reward_type", None)
     sparse = False
     if entry is not None:
-        extra, sparse = _reward_type_kwargs(entry.adapter_class(), env_id, reward_type)
+        adapter_cls = entry.adapter_class()
+        kwargs = {**adapter_cls.make_defaults, **kwargs}
+        extra, sparse = _reward_type_kwargs(adapter_cls, env_id, reward_type)
         kwargs.update(extra)
+    if kwargs.get("render_mode") is not None:
+        load_triton_first()  # before a MuJoCo env's first EGL context (see there)
     elif reward_type not in (None, "env"):
         kwargs["reward_type"] = reward_type  # the env's own keyword, if it has one
     env = gym.make(env_id, **kwargs)
     if entry is None:
         return env
-    adapter_cls = entry.adapter_class()
     env = adapter_cls.wrap(env)
     adapter = find_adapter(env)
     assert adapter is not None  # the same entry matches the made env's id

@@ -36,17 +36,6 @@ class _MujocoTask(TaskAdapter):
 
     render_kwargs: ClassVar[Mapping[str, Any]] = {"width": 224, "height": 224}
 
-    @classmethod
-    def wrap(cls, env: gym.Env[Any, Any]) -> gym.Env[Any, Any]:
-        if env.render_mode is not None:
-            # Gymnasium's renderer opens an EGL context at the first frame; Mesa's software EGL
-            # and triton each load an LLVM, and torch's lazy import of triton at the first
-            # optimizer after it crashes the process. Loaded first, both work.
-            from rewardlab.envs.manipulation import _load_triton_first
-
-            _load_triton_first()
-        return env
-
     @property
     def _data(self) -> Any:
         return self.env.data  # type: ignore[attr-defined]
@@ -363,9 +352,10 @@ class Humanoid(_MujocoTask):
     VLM-RM changed the env for its runs: 100-step episodes without early termination, and
     realistic textures with a fixed camera (which raised kneeling success from 36% to 100%).
     The env as registered ends the episode once the torso is below ``healthy_z_range[0]`` = 1 m,
-    above any kneel, so kneeling needs ``rewardlab.make("Humanoid-v5",
-    terminate_when_unhealthy=False)`` (add ``max_episode_steps=100`` for VLM-RM's episodes);
-    the first reset of an env that terminates there warns. rewardlab changes neither the
+    above any kneel, so ``rewardlab.make("Humanoid-v5")`` makes it with
+    ``terminate_when_unhealthy=False`` (:attr:`make_defaults`; add ``max_episode_steps=100``
+    for VLM-RM's episodes); the first reset of an env that terminates there (given
+    ``terminate_when_unhealthy=True``, or made by ``gym.make``) warns. rewardlab changes neither the
     textures nor the tracking camera.
 
     Success (rewardlab's definition, from VLM-RM's human-evaluation criterion, Table 2: "kneeling
@@ -401,6 +391,7 @@ class Humanoid(_MujocoTask):
         "1000 steps of 0.015 s."
     )
     state_variables = _humanoid_variables()
+    make_defaults: ClassVar[Mapping[str, Any]] = {"terminate_when_unhealthy": False}
     dense_reward_type = None
 
     VLM_RM_GOALS: ClassVar[Mapping[str, str]] = {

@@ -223,7 +223,7 @@ def test_humanoid_collapse_is_never_a_kneel() -> None:
 
 
 def test_humanoid_with_early_termination_warns_once() -> None:
-    env = rewardlab.make("Humanoid-v5")
+    env = rewardlab.make("Humanoid-v5", terminate_when_unhealthy=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         env.reset(seed=0)
@@ -233,6 +233,7 @@ def test_humanoid_with_early_termination_warns_once() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _make("Humanoid-v5").reset(seed=0)
+        rewardlab.make("Humanoid-v5").reset(seed=0)  # the task's default: no such termination
     infos, terminated = _episode(env, _random(env), seed=0)  # a fall ends it: no success
     assert terminated and not infos[-1]["is_success"]
 
