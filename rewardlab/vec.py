@@ -12,8 +12,8 @@ import gymnasium as gym
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
+from rewardlab.envs.tasks import INFO_KEYS, resolve_env_id
 from rewardlab.envs.tasks import make as make_task_env
-from rewardlab.envs.tasks import resolve_env_id
 from rewardlab.reward_models.base import RewardModel
 from rewardlab.reward_models.potentials import check_mismatched_discount
 from rewardlab.reward_spec import (
@@ -38,11 +38,16 @@ __all__ = ["make_vec", "make_vec_env"]
 
 
 def _make_one(
-    env_id: str, env_kwargs: dict[str, Any], capture_frames: bool, state: tuple[str, ...]
+    env_id: str,
+    env_kwargs: dict[str, Any],
+    capture_frames: bool,
+    state: tuple[str, ...],
+    info_keys: tuple[str, ...] = INFO_KEYS,
 ) -> gym.Env[Any, Any]:
     # Module-level (picklable) so SubprocVecEnv can use it with any start method; unpickling
     # it imports rewardlab, which registers the ids in a spawned process.
-    env: gym.Env[Any, Any] = Monitor(make_task_env(env_id, **env_kwargs))
+    env = make_task_env(env_id, info_keys=info_keys, **env_kwargs)
+    env = Monitor(env)
     if capture_frames:
         env = CaptureFrames(env)
     if state:
@@ -178,7 +183,11 @@ def make_vec_env(
                     f"capturing frames needs render_mode='rgb_array', env_kwargs has {mode!r}"
                 )
         state = tuple(dict.fromkeys(name for m in models for name in state_keys(m.needs_info)))
-        make = functools.partial(_make_one, env_id, kwargs, capture_frames, state)
+        # What another env's TaskInfo computes each step: success (the training episodes'
+        # log reads it), progress only where a layer reads it.
+        read = {"is_success"} | {key for m in models for key in m.needs_info}
+        info_keys = tuple(k for k in INFO_KEYS if k in read)
+        make = functools.partial(_make_one, env_id, kwargs, capture_frames, state, info_keys)
         venv = vec_env_cls([make] * n_envs, **(vec_env_kwargs or {}))  # type: ignore[arg-type]
         venv.seed(seed)
         for cls, built, options in layers:

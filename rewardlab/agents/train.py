@@ -332,7 +332,7 @@ def train(
     if config.video:
         eval_kwargs["render_mode"] = "rgb_array"
     evaluator = TrueTaskEval(
-        functools.partial(make_task_env, config.env, **eval_kwargs),
+        functools.partial(make_task_env, config.env, info_keys=("is_success",), **eval_kwargs),
         config.eval_freq,
         [config.eval_seed + k for k in range(config.eval_episodes)],
         csv_path=out / "eval.csv",

@@ -50,6 +50,7 @@ from rewardlab.envs.headless import load_triton_first
 
 __all__ = [
     "FEATURES",
+    "INFO_KEYS",
     "SHIPPED",
     "MissingTaskFeature",
     "TaskAdapter",
@@ -242,9 +243,11 @@ class _Entry:
     package: str | None = None  # imported before gym.make (it registers the ids)
     extra: str | None = None  # the pip extra that installs the package
 
-    def matches(self, env_id: str | None, env: gym.Env[Any, Any] | None) -> bool:
+    def matches(self, env_id: str | None, env: gym.Env[Any, Any] | type | None) -> bool:
         if isinstance(self.key, str):
             return env_id is not None and fnmatch.fnmatchcase(env_id, self.key)
+        if isinstance(env, type):
+            return issubclass(env, self.key)
         return env is not None and isinstance(env, self.key)
 
     def adapter_class(self) -> type[TaskAdapter]:
@@ -439,7 +442,9 @@ def registered_tasks() -> list[str]:
     return [k if isinstance(k, str) else k.__name__ for k in keys]
 
 
-def _lookup(env_id: str | None, env: gym.Env[Any, Any] | None = None) -> _Entry | None:
+def _lookup(env_id: str | None, env: gym.Env[Any, Any] | type | None = None) -> _Entry | None:
+    """The registration for an id or an env (instance or class): exact ids first, then
+    patterns and classes (latest first), then rewardlab's shipped adapters."""
     user = list(reversed(_registered))
     exact = [e for e in user if isinstance(e.key, str) and e.key == env_id]
     for entry in (*exact, *user, *SHIPPED):
@@ -546,40 +551,54 @@ def import_task_modules(modules: Sequence[str]) -> None:
             ) from None
 
 
-def make(env_id: str, **kwargs: Any) -> gym.Env[Any, Any]:
+INFO_KEYS = ("is_success", "progress")
+"""The info keys :class:`TaskInfo` can write."""
+
+
+def make(env_id: str, *, info_keys: Sequence[str] = INFO_KEYS, **kwargs: Any) -> gym.Env[Any, Any]:
     """``gym.make`` for any env with a task: rewardlab's, or one registered with
     :func:`register_task` (or shipped), wrapped in :class:`TaskInfo`.
 
     ``reward_type`` selects the env's reward variant: rewardlab's envs take it as a keyword;
     for another env it is one of its adapter's ``reward_types``, ``"env"`` (its own reward) or
-    ``"sparse"`` (``float(success)``). Other keywords go to ``gym.make``.
+    ``"sparse"`` (``float(success)``). Other keywords go to ``gym.make``, after the adapter's
+    ``make_defaults``.
+
+    Args:
+        env_id: A registered id (a shipped adapter's package is imported to register it).
+        info_keys: What :class:`TaskInfo` writes of :data:`INFO_KEYS`; fewer is cheaper per
+            step (a run that does not shape needs no progress).
+        kwargs: ``gym.make`` keywords, and ``reward_type``.
 
     Raises:
         ValueError: An unknown id, a missing package (naming its extra) or reward type.
     """
     env_id = resolve_env_id(env_id)
     spec = gym.spec(env_id)
-    entry = None if env_id.startswith("rewardlab/") else _lookup(env_id)
-    if entry is None and _is_task_env(spec):
+    entry = None if env_id.startswith("rewardlab/") else _lookup(env_id, _creator(spec))
+    if entry is None:
         return gym.make(env_id, **kwargs)
-    reward_type = kwargs.pop("reward_type", None)
-    sparse = False
-    if entry is not None:
-        adapter_cls = entry.adapter_class()
-        kwargs = {**adapter_cls.make_defaults, **kwargs}
-        extra, sparse = _reward_type_kwargs(adapter_cls, env_id, reward_type)
-        kwargs.update(extra)
+    adapter_cls = entry.adapter_class()
+    kwargs = {**adapter_cls.make_defaults, **kwargs}
+    extra, sparse = _reward_type_kwargs(adapter_cls, env_id, kwargs.pop("reward_type", None))
+    kwargs.update(extra)
     if kwargs.get("render_mode") is not None:
         load_triton_first()  # before a MuJoCo env's first EGL context (see there)
-    elif reward_type not in (None, "env"):
-        kwargs["reward_type"] = reward_type  # the env's own keyword, if it has one
-    env = gym.make(env_id, **kwargs)
-    if entry is None:
-        return env
-    env = adapter_cls.wrap(env)
+    env = adapter_cls.wrap(gym.make(env_id, **kwargs))
     adapter = find_adapter(env)
-    assert adapter is not None  # the same entry matches the made env's id
-    return TaskInfo(env, adapter, sparse=sparse)
+    assert adapter is not None  # the same entry matches the made env
+    return TaskInfo(env, adapter, sparse=sparse, keys=info_keys)
+
+
+def _creator(spec: gym.envs.registration.EnvSpec) -> Any:
+    """The class an id's entry point names (for tasks registered by class), or None."""
+    entry: Any = spec.entry_point
+    if isinstance(entry, str):
+        try:
+            entry = gym.envs.registration.load_env_creator(entry)
+        except Exception:  # noqa: BLE001 (a broken entry point fails in gym.make, as usual)
+            return None
+    return entry if isinstance(entry, type) else None
 
 
 def task_reward_types(
@@ -600,11 +619,6 @@ def task_reward_types(
     return str(env_kwargs.get("reward_type") or "env"), adapter.dense_reward_type
 
 
-def _is_task_env(spec: gym.envs.registration.EnvSpec) -> bool:
-    entry = spec.entry_point
-    return isinstance(entry, str) and entry.startswith("rewardlab.")
-
-
 class TaskInfo(gym.Wrapper[Any, Any, Any, Any]):
     """Write a registered task's ``is_success`` and ``progress`` into every reset and step
     info, as rewardlab's envs do (only what the task provides; an info key the env writes
@@ -614,48 +628,58 @@ class TaskInfo(gym.Wrapper[Any, Any, Any, Any]):
         env: An env with a registered task (see :func:`register_task`).
         adapter: Its adapter; default :func:`find_adapter`.
         sparse: Replace the reward by the task's success.
+        keys: Which of :data:`INFO_KEYS` to write (default both).
     """
 
     def __init__(
-        self, env: gym.Env[Any, Any], adapter: TaskAdapter | None = None, sparse: bool = False
+        self,
+        env: gym.Env[Any, Any],
+        adapter: TaskAdapter | None = None,
+        sparse: bool = False,
+        keys: Sequence[str] = INFO_KEYS,
     ) -> None:
         super().__init__(env)
         found = adapter if adapter is not None else find_adapter(env)
         if found is None:
             raise TaskNotFound(_not_found(env))
+        unknown = sorted(set(keys) - set(INFO_KEYS))
+        if unknown:
+            raise ValueError(f"TaskInfo writes {list(INFO_KEYS)}, not {unknown}")
         self.adapter = found
         features = found.features()
-        self._success = "success" in features and found.success_key != "is_success"
-        self._progress = "progress" in features
         self.sparse = sparse
-
-    def _write(self, obs: Any, info: dict[str, Any], reset: bool = False) -> bool | None:
-        success = None
-        key = self.adapter.success_key
-        if reset and key is not None and key not in info:
-            # Envs report their success flag in step infos; a reset state is not a success.
-            info["is_success"] = False
-        elif self._success:
-            success = info["is_success"] = bool(self.adapter.success(obs, info))
-        elif self.sparse:
-            success = bool(info["is_success"])
-        if self._progress:
-            info["progress"] = float(self.adapter.progress())
-        return success
+        own = found.success_key == "is_success"  # the env writes it already
+        wanted = "is_success" in keys or sparse
+        # Bound methods, looked up once: this runs every step.
+        self._success = found.success if wanted and "success" in features and not own else None
+        self._progress = found.progress if "progress" in keys and "progress" in features else None
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
         obs, info = self.env.reset(seed=seed, options=options)
-        self.adapter.on_reset(obs, info)
-        self._write(obs, info, reset=True)
+        adapter = self.adapter
+        adapter.on_reset(obs, info)
+        key = adapter.success_key
+        if key is not None and key not in info:
+            # Envs report their success flag in step infos; a reset state is not a success.
+            info["is_success"] = False
+        elif self._success is not None:
+            info["is_success"] = bool(self._success(obs, info))
+        if self._progress is not None:
+            info["progress"] = float(self._progress())
         return obs, info
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
-        success = self._write(obs, info)
+        if self._success is not None:
+            success = info["is_success"] = bool(self._success(obs, info))
+        elif self.sparse:
+            success = bool(info["is_success"])
+        if self._progress is not None:
+            info["progress"] = float(self._progress())
         if self.sparse:
-            reward = float(bool(success))
+            reward = float(success)
         return obs, reward, terminated, truncated, info
 
 

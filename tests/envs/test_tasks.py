@@ -248,3 +248,27 @@ def test_a_comparison_imports_the_task_module_in_its_workers(tmp_path: Path) -> 
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "o" / "report.md").is_file()
+
+
+def test_only_what_a_run_reads_is_computed(registered: Any) -> None:
+    calls = {"progress": 0}
+
+    def progress(env: Any) -> float:
+        calls["progress"] += 1
+        return env.pos / (env.length - 1)
+
+    registered(progress=progress)
+    env = make(PLAIN, info_keys=("is_success",))
+    env.reset(seed=0)
+    info = env.step(2)[4]
+    assert "progress" not in info and calls["progress"] == 0 and info["is_success"] is False
+    with pytest.raises(ValueError, match=r"TaskInfo writes \['is_success', 'progress'\]"):
+        make(PLAIN, info_keys=("succes",))
+    plain = rewardlab.make_vec_env(PLAIN, n_envs=2)  # the env's own reward: no progress
+    plain.reset()
+    assert "progress" not in plain.step(np.array([2, 2]))[3][0]
+    assert calls["progress"] == 0
+    shaped = rewardlab.make_vec_env(PLAIN, n_envs=2, reward="pbrs")
+    shaped.reset()
+    infos = shaped.step(np.array([2, 2]))[3]
+    assert all("progress" in i and "is_success" in i for i in infos) and calls["progress"] > 0
