@@ -113,7 +113,8 @@ class TaskAdapter:
         reward_types: ``reward_type`` name -> ``gym.make`` keywords selecting it. ``"env"``
             is always the env's own reward and ``"sparse"`` (unless listed) is emulated as
             ``float(success)`` by :class:`TaskInfo`.
-        render_kwargs: ``gym.make`` keywords for frames (besides ``render_mode``).
+        render_kwargs: ``gym.make`` keywords for frames (besides ``render_mode``), which
+            :func:`make` adds when a ``render_mode`` is given (the caller's win).
         make_defaults: ``gym.make`` keywords :func:`make` passes unless the caller gives them:
             settings the task needs (Humanoid kneeling: no termination below 1 m).
     """
@@ -562,7 +563,7 @@ def make(env_id: str, *, info_keys: Sequence[str] = INFO_KEYS, **kwargs: Any) ->
     ``reward_type`` selects the env's reward variant: rewardlab's envs take it as a keyword;
     for another env it is one of its adapter's ``reward_types``, ``"env"`` (its own reward) or
     ``"sparse"`` (``float(success)``). Other keywords go to ``gym.make``, after the adapter's
-    ``make_defaults``.
+    ``make_defaults`` (and with a ``render_mode``, its ``render_kwargs``).
 
     Args:
         env_id: A registered id (a shipped adapter's package is imported to register it).
@@ -583,6 +584,7 @@ def make(env_id: str, *, info_keys: Sequence[str] = INFO_KEYS, **kwargs: Any) ->
     extra, sparse = _reward_type_kwargs(adapter_cls, env_id, kwargs.pop("reward_type", None))
     kwargs.update(extra)
     if kwargs.get("render_mode") is not None:
+        kwargs = {**adapter_cls.render_kwargs, **kwargs}
         load_triton_first()  # before a MuJoCo env's first EGL context (see there)
     env = adapter_cls.wrap(gym.make(env_id, **kwargs))
     adapter = find_adapter(env)
