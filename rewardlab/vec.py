@@ -12,7 +12,7 @@ import gymnasium as gym
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
-from rewardlab.envs.tasks import INFO_KEYS, resolve_env_id
+from rewardlab.envs.tasks import INFO_KEYS, import_task_modules, resolve_env_id
 from rewardlab.envs.tasks import make as make_task_env
 from rewardlab.reward_models.base import RewardModel
 from rewardlab.reward_models.potentials import check_mismatched_discount
@@ -43,9 +43,12 @@ def _make_one(
     capture_frames: bool,
     state: tuple[str, ...],
     info_keys: tuple[str, ...] = INFO_KEYS,
+    task_modules: tuple[str, ...] = (),
 ) -> gym.Env[Any, Any]:
     # Module-level (picklable) so SubprocVecEnv can use it with any start method; unpickling
-    # it imports rewardlab, which registers the ids in a spawned process.
+    # it imports rewardlab, which registers the ids in a spawned process, and the user's task
+    # modules register theirs.
+    import_task_modules(task_modules)
     env = make_task_env(env_id, info_keys=info_keys, **env_kwargs)
     env = Monitor(env)
     if capture_frames:
@@ -83,6 +86,7 @@ def make_vec_env(
     env_kwargs: Mapping[str, Any] | None = None,
     vec_env_cls: type[VecEnv] = DummyVecEnv,
     vec_env_kwargs: Mapping[str, Any] | None = None,
+    task_modules: Sequence[str] = (),
 ) -> VecEnv:
     """Build ``n_envs`` copies of a task as an SB3 vector env that pays the given reward.
 
@@ -118,6 +122,9 @@ def make_vec_env(
         env_kwargs: Keyword arguments for ``gym.make``.
         vec_env_cls: ``DummyVecEnv`` or ``SubprocVecEnv``.
         vec_env_kwargs: Keyword arguments for ``vec_env_cls`` (e.g. ``start_method``).
+        task_modules: Modules registering the env's task (:func:`rewardlab.register_task`),
+            imported in each sub-env's process: a ``SubprocVecEnv`` worker started by spawn
+            or forkserver sees only rewardlab's tasks otherwise.
 
     Returns:
         The vector env (not reset).
@@ -187,7 +194,10 @@ def make_vec_env(
         # log reads it), progress only where a layer reads it.
         read = {"is_success"} | {key for m in models for key in m.needs_info}
         info_keys = tuple(k for k in INFO_KEYS if k in read)
-        make = functools.partial(_make_one, env_id, kwargs, capture_frames, state, info_keys)
+        modules = tuple(task_modules)
+        make = functools.partial(
+            _make_one, env_id, kwargs, capture_frames, state, info_keys, modules
+        )
         venv = vec_env_cls([make] * n_envs, **(vec_env_kwargs or {}))  # type: ignore[arg-type]
         venv.seed(seed)
         for cls, built, options in layers:

@@ -272,3 +272,19 @@ def test_only_what_a_run_reads_is_computed(registered: Any) -> None:
     shaped.reset()
     infos = shaped.step(np.array([2, 2]))[3]
     assert all("progress" in i and "is_success" in i for i in infos) and calls["progress"] > 0
+
+
+def test_subprocess_sub_envs_import_the_task_modules() -> None:
+    from stable_baselines3.common.vec_env import SubprocVecEnv
+
+    import tests.envs.line_walk_task  # noqa: F401  (registers the task here, not in workers)
+
+    env_id = "rewardlab_tests/LineWalkTasks-v0"
+    options = dict(vec_env_cls=SubprocVecEnv, vec_env_kwargs={"start_method": "spawn"})
+    venv = rewardlab.make_vec_env(env_id, 2, "pbrs", task_modules=[TASK_MODULE], **options)
+    try:
+        venv.reset()
+        infos = venv.step(np.array([2, 2]))[3]
+        assert all("progress" in i and "shaping" in i for i in infos)
+    finally:
+        venv.close()
