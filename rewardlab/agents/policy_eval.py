@@ -77,7 +77,13 @@ def evaluate_policy_on_task(
     lengths = np.zeros(n, dtype=np.int64)
     active = list(range(n))
     while active:
-        actions, _ = model.predict(np.stack([obs[k] for k in active]), deterministic=deterministic)
+        batch = [obs[k] for k in active]
+        stacked = (  # a Dict observation (Fetch) is stacked key by key
+            {key: np.stack([o[key] for o in batch]) for key in batch[0]}
+            if isinstance(batch[0], dict)
+            else np.stack(batch)
+        )
+        actions, _ = model.predict(stacked, deterministic=deterministic)
         still = []
         for k, action in zip(active, actions, strict=True):
             obs[k], reward, terminated, truncated, info = envs[k].step(action)

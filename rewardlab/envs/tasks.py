@@ -621,7 +621,7 @@ def task_reward_types(
     return str(env_kwargs.get("reward_type") or "env"), adapter.dense_reward_type
 
 
-class TaskInfo(gym.Wrapper[Any, Any, Any, Any]):
+class TaskInfo(gym.Wrapper[Any, Any, Any, Any], gym.utils.RecordConstructorArgs):
     """Write a registered task's ``is_success`` and ``progress`` into every reset and step
     info, as rewardlab's envs do (only what the task provides; an info key the env writes
     itself is left alone). With ``sparse``, the reward is ``float(success)`` of the new state.
@@ -640,6 +640,9 @@ class TaskInfo(gym.Wrapper[Any, Any, Any, Any]):
         sparse: bool = False,
         keys: Sequence[str] = INFO_KEYS,
     ) -> None:
+        # Recorded (for env.spec and the env checker's re-make) without the adapter, which
+        # find_adapter binds again.
+        gym.utils.RecordConstructorArgs.__init__(self, sparse=sparse, keys=tuple(keys))
         super().__init__(env)
         found = adapter if adapter is not None else find_adapter(env)
         if found is None:

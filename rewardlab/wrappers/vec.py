@@ -59,8 +59,12 @@ __all__ = [
 
 
 def _array_obs(obs: VecEnvObs, who: str) -> np.ndarray:
-    if isinstance(obs, (dict, tuple)):
-        raise TypeError(f"{who} supports array observations only, got {type(obs).__name__}")
+    """The batch's observations as one ``(B, ...)`` array; a ``Dict`` observation (goal-
+    conditioned envs: Fetch) reaches reward models flattened, its keys in sorted order."""
+    if isinstance(obs, dict):
+        return np.concatenate([np.asarray(obs[k]).reshape(len(obs[k]), -1) for k in sorted(obs)], 1)
+    if isinstance(obs, tuple):
+        raise TypeError(f"{who} supports array and dict observations, got a tuple")
     return np.asarray(obs)
 
 
@@ -85,7 +89,10 @@ def _final_transition(
                 f"sub-env {i} is done but infos[{i}] has no 'terminal_observation'; wrap an SB3 "
                 "VecEnv (DummyVecEnv, SubprocVecEnv) that records it"
             )
-        next_obs[i] = infos[i]["terminal_observation"]
+        final = infos[i]["terminal_observation"]
+        if isinstance(final, dict):  # flattened as _array_obs flattens the batch
+            final = np.concatenate([np.ravel(final[k]) for k in sorted(final)])
+        next_obs[i] = final
         terminated[i] = not infos[i].get("TimeLimit.truncated", False)
     return next_obs, terminated
 

@@ -178,11 +178,6 @@ def test_progress_without_rewardlab_make_takes_the_reset_state() -> None:
         assert task.progress() == 1.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(TypeError, IndexError),
-    reason="core: policy_eval and the Vec reward wrappers take array observations only",
-)
 def test_cli_trains_fetch_reach_with_progress_shaping(tmp_path: Path) -> None:
     from rewardlab.cli import main
 
