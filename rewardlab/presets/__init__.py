@@ -180,8 +180,8 @@ def load_preset(name: str) -> Preset:
     names = list_presets()
     if not isinstance(name, str) or name not in names:
         close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"unknown preset {name!r}{hint} The presets: {', '.join(names)}")
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ValueError(f"unknown preset {name!r}{hint}; the presets: {', '.join(names)}")
     file = f"{name}{_SUFFIX}"
     parsed, spec = _parse(resources.files(__name__).joinpath(file).read_text(), file)
     if parsed.name != name:
