@@ -435,10 +435,15 @@ class HighwayTask(TaskAdapter):
         return np.zeros(space.shape, dtype=space.dtype)
 
 
-class _Frames(gym.Wrapper[Any, Any, Any, Any]):
+class _Frames(gym.Wrapper[Any, Any, Any, Any], gym.utils.RecordConstructorArgs):
     """Frames drawn even under ``SDL_VIDEODRIVER=dummy``, where highway-env's ``EnvViewer``
     sets ``enabled = False`` and returns a black image; the viewer draws off-screen for
-    ``rgb_array`` (``offscreen_rendering`` defaults to True there)."""
+    ``rgb_array`` (``offscreen_rendering`` defaults to True there). It records its (no)
+    constructor arguments, so ``env.spec.make()`` re-makes the stack."""
+
+    def __init__(self, env: gym.Env[Any, Any]) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)
+        super().__init__(env)
 
     def render(self) -> Any:
         inner: Any = self.env.unwrapped

@@ -240,6 +240,9 @@ def test_frames_are_drawn_under_the_dummy_video_driver(monkeypatch: pytest.Monke
     assert type(env.env).__name__ == "_Frames"
     plain: Any = rewardlab.make("highway-fast-v0")
     assert type(plain.env) is not type(env.env)  # no frames, none
+    again: Any = env.spec.make()  # the stack is re-made, frames included
+    again.reset(seed=0)
+    assert np.array_equal(again.render(), first)
 
 
 def test_training_through_the_cli(tmp_path: Path) -> None:
