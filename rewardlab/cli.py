@@ -220,6 +220,7 @@ def _train_config(args: argparse.Namespace) -> Any:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from rewardlab.agents.train import train
+    from rewardlab.presets import preset_warnings
     from rewardlab.reward_models.clip import PretrainedWeightsNotFoundError
     from rewardlab.reward_models.program_reward import corrections
     from rewardlab.reward_spec import check_info_keys
@@ -232,6 +233,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         out = Path(args.out) if args.out else Path("runs") / run
         _check_out(out)
         check_info_keys(config.reward, config.env, config.env_kwargs, evaluation=True)
+        for warning in preset_warnings(config.env, config.reward):
+            print(f"warning: {warning}", file=sys.stderr)
         result = train(config, out, progress_bar=not args.no_progress)
     except (ValueError, PretrainedWeightsNotFoundError) as exc:
         return _error(exc)
@@ -273,6 +276,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     from rewardlab.experiments.comparison_spec import load_spec
     from rewardlab.experiments.runner import run_comparison
+    from rewardlab.presets import preset_warnings
     from rewardlab.sandbox import ProgramContained
 
     try:
@@ -289,6 +293,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             )
     except ValueError as exc:
         return _error(exc)
+    for env in spec.envs:
+        for name, variant in spec.variants.items():
+            for warning in preset_warnings(env.id, variant.reward):
+                print(f"warning: {env.id} x variants.{name}: {warning}", file=sys.stderr)
     try:
         report = run_comparison(
             spec,
@@ -480,10 +488,13 @@ def _cmd_llm_search(args: argparse.Namespace) -> int:
         run_search,
     )
     from rewardlab.llm import LLMConfig
+    from rewardlab.reward_spec import PRESET_PREFIX, preset_spec
 
     data: dict[str, Any] = {}
     try:
-        if args.config:
+        if args.config and args.config.startswith(PRESET_PREFIX):
+            data = preset_spec(args.config, "llm_search", "--config")
+        elif args.config:
             data = _mapping(args.config, "--config file")
         for section in ("llm", "train", "cache"):
             if not isinstance(data.get(section) or {}, dict):
@@ -682,7 +693,7 @@ def build_parser() -> argparse.ArgumentParser:
         "report.md, summary.json and plots (IQM with stratified-bootstrap CIs, "
         "probability of improvement, performance profiles) to the output folder. Exit 1 "
         "when a reward program fails at run time (finished runs are kept), 2 on bad input.",
-        ("spec", "comparison spec (YAML)", {}),
+        ("spec", "comparison spec (YAML), or preset:NAME (rewardlab.presets)", {}),
         ("--out", "output folder (default: results/<spec name>)", {}),
         ("--backend", "override the spec's backend", {"choices": ["local", "ray"]}),
         ("--workers", "parallel runs (default: the spec's)", {"type": int}),
@@ -816,7 +827,7 @@ def build_parser() -> argparse.ArgumentParser:
             "search config: the options below by field (llm: {model, base_url, ...}, train: "
             "{steps, seeds, hyperparams, env_kwargs, ...}, budgets: {tokens, wall_s, "
             "env_steps}, cache: {dir, mode}, ...; rewardlab.experiments.llm_reward.search."
-            "SearchConfig documents every field)",
+            "SearchConfig documents every field), or preset:NAME (rewardlab.presets)",
             {"metavar": "YAML"},
         ),
         *_env_options(required=False),

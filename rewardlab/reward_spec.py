@@ -46,12 +46,14 @@ __all__ = [
     "ClipModelSpec",
     "InfoModelSpec",
     "ModelSpec",
+    "PRESET_PREFIX",
     "ProgramModelSpec",
     "RewardSpec",
     "build_model",
     "check_info_keys",
     "load_yaml",
     "parse_reward",
+    "preset_spec",
     "read_text_file",
     "read_yaml_file",
 ]
@@ -292,8 +294,36 @@ def read_yaml_file(path: str | os.PathLike[str], what: str) -> Any:
     return load_yaml(read_text_file(path, what), f"{what} {path}")
 
 
+PRESET_PREFIX = "preset:"
+"""``preset:NAME`` names a published setup of :mod:`rewardlab.presets` wherever a reward, a
+comparison spec or a search config is read."""
+
+
+def preset_spec(value: str, kind: str, where: str) -> dict[str, Any]:
+    """The spec of preset ``value`` (``preset:NAME``), which must be of ``kind``.
+
+    Raises:
+        ValueError: An unknown preset (naming the close ones) or one of another kind (naming
+            the presets of this kind), prefixed by ``where``.
+    """
+    from rewardlab.presets import list_presets, load_preset
+
+    try:
+        preset = load_preset(value.removeprefix(PRESET_PREFIX))
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    if preset.kind != kind:
+        same = [n for n in list_presets() if load_preset(n).kind == kind]
+        raise ValueError(
+            f"{where}: preset {preset.name} is a {preset.kind} preset, not a {kind}; the "
+            f"{kind} presets: {', '.join(same)}"
+        )
+    return dict(preset.spec)
+
+
 def parse_reward(value: str | Mapping[str, Any] | RewardSpec, where: str = "reward") -> RewardSpec:
-    """A :class:`RewardSpec` from a short name, a YAML mapping string or a mapping.
+    """A :class:`RewardSpec` from a short name, ``preset:NAME`` (a reward preset of
+    :mod:`rewardlab.presets`), a YAML mapping string or a mapping.
 
     Raises:
         ValueError: Naming the field (``where`` prefixes its path) and what is wrong, or the
@@ -302,7 +332,9 @@ def parse_reward(value: str | Mapping[str, Any] | RewardSpec, where: str = "rewa
     if isinstance(value, RewardSpec):
         return value
     data: Any = value
-    if isinstance(value, str):
+    if isinstance(value, str) and value.startswith(PRESET_PREFIX):
+        data = preset_spec(value, "reward", where)
+    elif isinstance(value, str):
         if value in REWARD_SHORTHANDS:
             data = REWARD_SHORTHANDS[value]
         else:

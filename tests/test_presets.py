@@ -392,3 +392,41 @@ def test_importing_presets_is_cheap() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --- preset:NAME wherever a reward, a comparison or a search config is read ------------------
+
+
+def test_preset_names_are_read_where_specs_are() -> None:
+    from rewardlab.experiments.comparison_spec import load_spec
+    from rewardlab.reward_spec import parse_reward
+
+    spec = parse_reward("preset:vlmrm_cartpole")
+    assert spec.model is not None and spec.model.options == {"alpha": 0.5}
+    with pytest.raises(ValueError, match="is a comparison preset, not a reward; the reward "
+                       "presets: vlmrm_cartpole"):  # fmt: skip
+        parse_reward("preset:vlmrm_cartpole_compare")
+    with pytest.raises(ValueError, match="spec: .*is a reward preset, not a comparison"):
+        load_spec("preset:vlmrm_cartpole")
+    with pytest.raises(ValueError, match="reward: .*vlmrm_cartpol"):
+        parse_reward("preset:vlmrm_cartpol")
+
+
+def test_the_cli_reads_presets_and_warns_off_published_values(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rewardlab.cli import main
+
+    assert main(["compare", "preset:nope", "--out", str(tmp_path / "o")]) == 2
+    assert "spec: unknown preset 'nope'" in capsys.readouterr().err
+    assert main(["llm-reward", "search", "--config", "preset:vlmrm_cartpole"]) == 2
+    assert "is a reward preset, not a llm_search" in capsys.readouterr().err
+    # alpha 0.01 on CartPole, 50x below VLM-RM's 0.5: a warning before training (which then
+    # stops on the missing pretrained weights here, offline).
+    reward = "{model: {kind: clip, pretrained: null, options: {alpha: 0.01}}}"
+    args = ["train", "--env", "CartPole-v1", "--reward", reward, "--steps", "64"]
+    args += ["--out", str(tmp_path / "run"), "--no-progress", "--eval-episodes", "1"]
+    args += ["--set", "n_envs=1", "--set", "n_steps=64", "--set", "batch_size=64"]
+    main(args)
+    err = capsys.readouterr().err
+    assert "warning:" in err and "vlmrm_cartpole" in err and "0.5" in err

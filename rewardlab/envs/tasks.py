@@ -191,21 +191,14 @@ class TaskAdapter:
         """An action that makes no progress (a no-op, hold still, brake)."""
         raise MissingTaskFeature(self.env_id, "idle_action", "a dataset of idle episodes")
 
-    @classmethod
-    def features(cls) -> frozenset[str]:
-        """The :data:`FEATURES` this adapter provides."""
-        methods = {
-            "progress": "progress",
-            "state": "state_dict",
-            "expert": "expert_action",
-            "idle_action": "idle_action",
-        }
-        have = {f for f, m in methods.items() if getattr(cls, m) is not getattr(TaskAdapter, m)}
-        if cls.success_key is not None or cls.success is not TaskAdapter.success:
-            have.add("success")
-        if have & {"state"} and not cls.state_variables:
-            have.discard("state")
-        return frozenset(have)
+    def features(self) -> frozenset[str]:
+        """The :data:`FEATURES` this adapter provides: the methods its class overrides (and
+        ``state`` only with state variables). Override to drop what one instance lacks (an
+        expert for one action space only), calling ``super().features()``."""
+        have = _class_features(type(self))
+        if "state" in have and not self.state_variables:
+            have -= {"state"}
+        return have
 
     def require(self, feature: str, needed_for: str) -> None:
         """Raise :class:`MissingTaskFeature` unless this adapter provides ``feature``."""
@@ -214,8 +207,19 @@ class TaskAdapter:
         if feature not in self.features():
             raise MissingTaskFeature(self.env_id, feature, needed_for)
 
-    def make_kwargs(self, reward_type: str | None) -> tuple[dict[str, Any], bool]:
-        return _reward_type_kwargs(type(self), self.env_id, reward_type)
+
+def _class_features(cls: type[TaskAdapter]) -> frozenset[str]:
+    """The :data:`FEATURES` an adapter class's methods provide."""
+    methods = {
+        "progress": "progress",
+        "state": "state_dict",
+        "expert": "expert_action",
+        "idle_action": "idle_action",
+    }
+    have = {f for f, m in methods.items() if getattr(cls, m) is not getattr(TaskAdapter, m)}
+    if cls.success_key is not None or cls.success is not TaskAdapter.success:
+        have.add("success")
+    return frozenset(have)
 
 
 def _reward_type_kwargs(
@@ -227,7 +231,7 @@ def _reward_type_kwargs(
     if reward_type in cls.reward_types:
         return dict(cls.reward_types[reward_type]), False
     if reward_type == "sparse":
-        if "success" not in cls.features():
+        if "success" not in _class_features(cls):
             raise MissingTaskFeature(env_id, "success", "reward_type 'sparse'")
         return {}, True
     valid = sorted({"env", "sparse", *cls.reward_types})

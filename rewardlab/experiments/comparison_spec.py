@@ -41,10 +41,12 @@ from pydantic import (
 from rewardlab.agents.train import TrainConfig, check_config
 from rewardlab.envs.tasks import import_task_modules
 from rewardlab.reward_spec import (
+    PRESET_PREFIX,
     RewardSpec,
     check_info_keys,
     format_validation_error,
     parse_reward,
+    preset_spec,
     read_yaml_file,
 )
 from rewardlab.wrappers.timing import RewardBudget
@@ -272,7 +274,8 @@ class ComparisonSpec(_Strict):
 
 
 def load_spec(source: str | Path | Mapping[str, Any]) -> ComparisonSpec:
-    """Read and validate a comparison spec from a YAML file or a mapping, and check it.
+    """Read and validate a comparison spec from a YAML file, ``preset:NAME`` (a comparison
+    preset of :mod:`rewardlab.presets`) or a mapping, and check it.
 
     Raises:
         ValueError: On one line: a file that is missing, unreadable or not valid YAML (a key
@@ -281,6 +284,9 @@ def load_spec(source: str | Path | Mapping[str, Any]) -> ComparisonSpec:
     if isinstance(source, Mapping):
         data: Any = dict(source)
         where = "spec"
+    elif isinstance(source, str) and source.startswith(PRESET_PREFIX):
+        data = preset_spec(source, "comparison", "spec")
+        where = source
     else:
         data = read_yaml_file(source, "spec file")
         where = Path(source).name

@@ -277,8 +277,7 @@ class HighwayTask(TaskAdapter):
     next :attr:`lookahead_steps` steps, braking after the first, end without a collision,
     else SLOWER (no crash in 20 seeds of each; the intersection's 13 s run out before arrival
     in 3 of 20). Continuous-action envs (``intersection-v1``) have no expert: asking raises
-    :class:`~rewardlab.envs.tasks.MissingTaskFeature`, though ``features()``, a class-level
-    list, names it.
+    :class:`~rewardlab.envs.tasks.MissingTaskFeature`, and ``features()`` leaves it out.
 
     Idle action: the meta-action IDLE (keep lane and target speed), highway-env's no-op; zeros
     (no throttle, no steering) for a continuous action space. IDLE keeps driving: it crashes
@@ -397,6 +396,13 @@ class HighwayTask(TaskAdapter):
         }
 
     # -- actions --
+
+    def features(self) -> frozenset[str]:
+        have = super().features()
+        inner: Any = self.env
+        if getattr(inner.action_type, "actions_indexes", None) is None:
+            have -= {"expert"}  # continuous actions: no meta-actions to plan with
+        return have
 
     def _meta_actions(self, needed_for: str) -> dict[str, int]:
         inner: Any = self.env
