@@ -422,11 +422,12 @@ def test_the_cli_reads_presets_and_warns_off_published_values(
     assert main(["llm-reward", "search", "--config", "preset:vlmrm_cartpole"]) == 2
     assert "is a reward preset, not a llm_search" in capsys.readouterr().err
     # alpha 0.01 on CartPole, 50x below VLM-RM's 0.5: a warning before training (which then
-    # stops on the missing pretrained weights here, offline).
-    reward = "{model: {kind: clip, pretrained: null, options: {alpha: 0.01}}}"
+    # stops on the missing weights file).
+    reward = "{model: {kind: clip, pretrained: /nonexistent/w.pt, options: {alpha: 0.01}}}"
     args = ["train", "--env", "CartPole-v1", "--reward", reward, "--steps", "64"]
     args += ["--out", str(tmp_path / "run"), "--no-progress", "--eval-episodes", "1"]
     args += ["--set", "n_envs=1", "--set", "n_steps=64", "--set", "batch_size=64"]
-    main(args)
+    assert main(args) == 2
     err = capsys.readouterr().err
     assert "warning:" in err and "vlmrm_cartpole" in err and "0.5" in err
+    assert "/nonexistent/w.pt" in err.splitlines()[-1]
