@@ -104,19 +104,19 @@ class CartPole(TaskAdapter):
     """The expert's ``K`` over ``(x, x_dot, theta, theta_dot)`` (see the class docstring)."""
 
     def _state(self) -> tuple[float, float, float, float]:
-        inner: Any = self.env
-        x, x_dot, theta, theta_dot = (float(v) for v in inner.state)
+        # tolist: Python floats at once (success and progress run every step).
+        x, x_dot, theta, theta_dot = self.env.state.tolist()  # type: ignore[attr-defined]
         return x, x_dot, theta, theta_dot
 
     def success(self, obs: Any, info: Mapping[str, Any]) -> bool:
         inner: Any = self.env
-        x, _, theta, _ = self._state()
+        x, _, theta, _ = inner.state.tolist()
         band = self.upright_fraction * inner.theta_threshold_radians
         return abs(x) <= inner.x_threshold and abs(theta) <= band
 
     def progress(self) -> float:
         inner: Any = self.env
-        x, _, theta, _ = self._state()
+        x, _, theta, _ = inner.state.tolist()
         if abs(x) > inner.x_threshold:
             return 0.0
         fail = float(inner.theta_threshold_radians)
@@ -163,7 +163,8 @@ class _MountainCarTask(TaskAdapter):
 
     def _state(self) -> tuple[float, float]:
         inner: Any = self.env
-        position, velocity = inner.state
+        state = inner.state  # an array after reset, a tuple of floats after a step (v0)
+        position, velocity = state.tolist() if isinstance(state, np.ndarray) else state
         return float(position), float(velocity)
 
     def _energy(self, position: float, velocity: float) -> float:
@@ -337,8 +338,8 @@ class Pendulum(TaskAdapter):
 
     def _state(self) -> tuple[float, float]:
         inner: Any = self.env
-        theta, theta_dot = inner.state
-        return _wrap_angle(float(theta)), float(theta_dot)
+        theta, theta_dot = inner.state.tolist()
+        return _wrap_angle(theta), theta_dot
 
     def success(self, obs: Any, info: Mapping[str, Any]) -> bool:
         theta, theta_dot = self._state()

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
+from rewardlab.envs.adapters._distance import distance_progress
 from rewardlab.envs.core import StateVariable
 from rewardlab.envs.tasks import TaskAdapter
 
@@ -481,6 +482,7 @@ class MetaWorldTask(TaskAdapter):
             )
         self._policy: Any = None
         self._start: tuple[float, float] | None = None
+        self._step_info: tuple[int, Any, Mapping[str, Any]] | None = None
 
     @classmethod
     def wrap(cls, env: gym.Env[Any, Any]) -> gym.Env[Any, Any]:
@@ -561,25 +563,35 @@ class MetaWorldTask(TaskAdapter):
 
     def success(self, obs: Any, info: Mapping[str, Any]) -> bool:
         if "success" in info:
+            # A step's info is the task's evaluate_state of the new state: progress reuses it
+            # for this state (keyed by the step count and the episode's goal array).
+            env: Any = self.env.unwrapped
+            self._step_info = (env.curr_path_length, env._target_pos, info)
             return bool(info["success"] > 0.5)
         return self._measure()[0]
+
+    def _measure_step(self) -> tuple[bool, float, float]:
+        """:meth:`_measure`, from the last step's info when it is this state's."""
+        env: Any = self.env.unwrapped
+        last = self._step_info
+        if last is None or last[0] != env.curr_path_length or last[1] is not env._target_pos:
+            return self._measure()
+        info = last[2]
+        d = _success_distance(self.env_name, env, info)
+        h = 0.0
+        if self.env_name not in _REACH_TASKS:  # no object to approach: progress ignores h
+            h = float(np.linalg.norm(env.tcp_center - env._get_pos_objects()[:3]))
+        return bool(info["success"] > 0.5), d, h
 
     def progress(self) -> float:
         if self._start is None or self.env.unwrapped.curr_path_length == 0:  # type: ignore[attr-defined]
             self.on_reset(None, {})
         assert self._start is not None
-        success, d, h = self._measure()
+        success, d, h = self._measure_step()
         if success:
             return 1.0
-        d0, h0 = self._start
-        r = RADIUS[self.env_name]
-        place = float(np.clip((d0 - d) / (d0 - r), 0.0, 1.0)) if d0 > r else 0.0
-        if self.env_name in _REACH_TASKS:
-            value = place
-        else:
-            reach = float(np.clip(1.0 - h / h0, 0.0, 1.0)) if h0 > 0.0 else 0.0
-            value = self.reach_weight * reach + (1.0 - self.reach_weight) * place
-        return min(value, float(np.nextafter(1.0, 0.0)))
+        weight = None if self.env_name in _REACH_TASKS else self.reach_weight
+        return distance_progress(self._start, d, h, RADIUS[self.env_name], weight)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         with self._current() as env:

@@ -17,6 +17,7 @@ poses need a trained policy, so their tasks report the expert as a missing featu
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Mapping
@@ -40,15 +41,34 @@ class _MujocoTask(TaskAdapter):
     def _data(self) -> Any:
         return self.env.data  # type: ignore[attr-defined]
 
+    def _index(self, kind: str, name: str) -> int:
+        """The address of a joint's qpos or qvel (``kind``), or a body's id, looked up by name
+        once: MuJoCo's named views cost about a microsecond each, every step."""
+        key = (kind, name)
+        index = self._indices.get(key)
+        if index is None:
+            model: Any = self.env.model  # type: ignore[attr-defined]
+            if kind == "body":
+                index = int(model.body(name).id)
+            else:
+                joint = model.joint(name)
+                index = int(joint.qposadr[0] if kind == "qpos" else joint.dofadr[0])
+            self._indices[key] = index
+        return index
+
+    @functools.cached_property
+    def _indices(self) -> dict[tuple[str, str], int]:
+        return {}
+
     def _qpos(self, joint: str) -> float:
-        return float(self._data.joint(joint).qpos[0])
+        return float(self._data.qpos[self._index("qpos", joint)])
 
     def _qvel(self, joint: str) -> float:
-        return float(self._data.joint(joint).qvel[0])
+        return float(self._data.qvel[self._index("qvel", joint)])
 
     def _up(self, body: str) -> float:
         """z component of ``body``'s z axis in the world: 1 upright, 0 on its side, -1 flipped."""
-        return float(self._data.body(body).xmat[8])
+        return float(self._data.xmat[self._index("body", body), 8])
 
 
 # The env's step(): terminated when |pole angle| > 0.2 rad (or the state is not finite).
@@ -440,17 +460,23 @@ class Humanoid(_MujocoTask):
             )
 
     def _knee_heights(self) -> tuple[float, float]:
+        xpos = self._data.xpos
         return (
-            float(self._data.body("right_shin").xpos[2]),
-            float(self._data.body("left_shin").xpos[2]),
+            float(xpos[self._index("body", "right_shin"), 2]),
+            float(xpos[self._index("body", "left_shin"), 2]),
         )
 
     def _speed(self) -> float:
-        return float(np.linalg.norm(self._data.joint("root").qvel[0:3]))
+        start = self._index("qvel", "root")
+        vx, vy, vz = self._data.qvel[start : start + 3].tolist()
+        return math.sqrt(vx * vx + vy * vy + vz * vz)
+
+    def _torso_height(self) -> float:
+        return float(self._data.xpos[self._index("body", "torso"), 2])
 
     def _terms(self) -> tuple[float, float, float, float]:
         knee = max(self._knee_heights())
-        height = float(self._data.body("torso").xpos[2])
+        height = self._torso_height()
         return (
             (self._STANDING_KNEE - knee) / (self._STANDING_KNEE - self.knee_floor),
             self._up("torso") / math.cos(self.max_tilt),
@@ -462,7 +488,7 @@ class Humanoid(_MujocoTask):
         return (
             max(self._knee_heights()) <= self.knee_floor
             and self._up("torso") >= math.cos(self.max_tilt)
-            and float(self._data.body("torso").xpos[2]) >= self.min_height
+            and self._torso_height() >= self.min_height
             and self._speed() <= self.max_speed
         )
 

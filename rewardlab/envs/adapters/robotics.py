@@ -13,11 +13,13 @@ the simulator), so success, progress, state and expert hold under any observatio
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
+from rewardlab.envs.adapters._distance import distance_progress
 from rewardlab.envs.core import StateVariable
 from rewardlab.envs.tasks import TaskAdapter
 
@@ -171,6 +173,17 @@ class FetchTask(TaskAdapter):
         self.state_variables = _variables(self._layout)
         self._episode_goal: Any = None
         self._start: tuple[float, float] = (0.0, 0.0)
+        # The sites _get_obs reads the goals from, by id: reading two positions is cheap,
+        # building the whole observation (velocities included) is not, and success and
+        # progress run every step. The last state's distances are kept for both.
+        import mujoco
+
+        site = mujoco.mjtObj.mjOBJ_SITE
+        self._grip_site = mujoco.mj_name2id(inner.model, site, "robot0:grip")
+        self._object_site = (
+            mujoco.mj_name2id(inner.model, site, "object0") if inner.has_object else -1
+        )
+        self._measured: tuple[float, Any, tuple[float, float]] | None = None
 
     # --- the state -------------------------------------------------------------------------
 
@@ -179,10 +192,24 @@ class FetchTask(TaskAdapter):
         return obs
 
     def _distances(self) -> tuple[float, float]:
-        """``(d, h)``: achieved-to-desired goal, gripper-to-block (0 without a block)."""
-        obs = self._obs()
-        d = float(np.linalg.norm(obs["achieved_goal"] - obs["desired_goal"]))
-        h = float(np.linalg.norm(obs["observation"][6:9])) if self.kind != "reach" else 0.0
+        """``(d, h)``: achieved-to-desired goal, gripper-to-block (0 without a block), from
+        the sites ``_get_obs`` reads (``achieved_goal`` is the block's or the gripper's)."""
+        inner: Any = self.env.unwrapped
+        data, goal = inner.data, inner.goal
+        last = self._measured
+        # The same simulation time and goal array (reset assigns a new one): the same state.
+        if last is not None and last[0] == data.time and last[1] is goal:
+            return last[2]
+        xpos = data.site_xpos
+        grip = xpos[self._grip_site]
+        achieved = grip if self._object_site < 0 else xpos[self._object_site]
+        diff = achieved - goal
+        d = math.sqrt(float(diff @ diff))
+        h = 0.0
+        if self._object_site >= 0:
+            rel = achieved - grip
+            h = math.sqrt(float(rel @ rel))
+        self._measured = (data.time, goal, (d, h))
         return d, h
 
     def _threshold(self) -> float:
@@ -203,14 +230,8 @@ class FetchTask(TaskAdapter):
         r = self._threshold()
         if d < r:
             return 1.0
-        d0, h0 = self._start
-        place = float(np.clip((d0 - d) / (d0 - r), 0.0, 1.0)) if d0 > r else 0.0
-        if self.kind == "reach":
-            value = place
-        else:
-            reach = float(np.clip(1.0 - h / h0, 0.0, 1.0)) if h0 > 0.0 else 0.0
-            value = self.reach_weight * reach + (1.0 - self.reach_weight) * place
-        return min(value, float(np.nextafter(1.0, 0.0)))
+        weight = None if self.kind == "reach" else self.reach_weight
+        return distance_progress(self._start, d, h, r, weight)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         obs = self._obs()
