@@ -85,3 +85,15 @@ def test_your_own_env_section_runs_from_the_command_line(
     quoted = re.findall(r"```\n(error: .*?)\n```", section, re.S)[0]
     assert main(["eval-reward", "--env", "Acrobot-v1", "--tasks", str(tasks)]) == 2
     assert capsys.readouterr().err.strip() == quoted
+
+
+def test_readme_lists_every_preset_and_every_shipped_adapter() -> None:
+    from rewardlab.envs.tasks import SHIPPED
+    from rewardlab.presets import table
+
+    assert table() in README, "README's presets table is stale: paste rewardlab.presets.table()"
+    section = README.split("### Envs rewardlab ships tasks for", 1)[1].split("\n### ", 1)[0]
+    modules = {e.adapter.rpartition(":")[0] for e in SHIPPED if isinstance(e.adapter, str)}
+    assert len(modules) == 6  # classic, mujoco, minigrid, highway, robotics, metaworld
+    for entry in SHIPPED:
+        assert f"`{entry.extra}`" in section, entry
