@@ -140,7 +140,25 @@ _MOUNTAIN_GRAVITY = 0.0025
 
 
 class _MountainCarTask(TaskAdapter):
-    """What both MountainCar variants share: prompts, success, energy progress and state."""
+    """What both MountainCar variants share: prompts, success, energy progress, state and the
+    expert's rule.
+
+    Success: the env's own goal, which ends the episode (``terminated``):
+    ``position >= goal_position and velocity >= goal_velocity`` (Moore 1990; Gymnasium's
+    ``step``). At an episode's last step it is the flag reached before the time limit.
+
+    Progress: the car's mechanical energy ``E = v**2 / 2 + 0.0025 / 3 * sin(3 x)`` (the hill is
+    the potential of the env's gravity term ``-0.0025 cos(3 x)``), scaled from 0 at rest in the
+    valley to 1 at the energy needed on the flag, ``E(goal_position, goal_velocity)``, and
+    clipped; exactly 1 in success states. The car is underpowered: it has to swing back and
+    forth to gain energy, which a position-based potential would penalise. Initial states (at
+    rest, x in [-0.6, -0.4]) have progress 0 to 0.04; a car with the energy to coast to the
+    flag may have progress 1 before it gets there.
+
+    Expert: energy pumping, push in the direction of motion (right when at rest), which only
+    ever adds energy; it reaches the flag within 125 steps from every initial state tried
+    (200 seeds).
+    """
 
     goal = "a car at the peak of the mountain, next to the yellow flag"
     baseline = "a car in the mountain"
@@ -194,21 +212,7 @@ class _MountainCarTask(TaskAdapter):
 class MountainCar(_MountainCarTask):
     """Drive the underpowered car of ``MountainCar-v0`` up to the flag.
 
-    Success: the env's own goal, which ends the episode (``terminated``):
-    ``position >= goal_position and velocity >= goal_velocity`` (Moore 1990; Gymnasium's
-    ``step``). At an episode's last step it is the flag reached before the time limit.
-
-    Progress: the car's mechanical energy ``E = v**2 / 2 + 0.0025 / 3 * sin(3 x)`` (the hill is
-    the potential of the env's gravity term ``-0.0025 cos(3 x)``), scaled from 0 at rest in the
-    valley to 1 at the energy needed on the flag, ``E(goal_position, goal_velocity)``, and
-    clipped; exactly 1 in success states. The car is underpowered: it has to swing back and
-    forth to gain energy, which a position-based potential would penalise. Initial states (at
-    rest, x in [-0.6, -0.4]) have progress 0 to 0.04; a car with the energy to coast to the
-    flag may have progress 1 before it gets there.
-
-    Expert: energy pumping, push in the direction of motion (right when at rest), which only
-    ever adds energy; it reaches the flag within 125 steps from every initial state tried
-    (200 seeds).
+    Success, progress and expert: :class:`_MountainCarTask`'s.
 
     Idle action: 1, no push.
 
@@ -234,21 +238,7 @@ class MountainCar(_MountainCarTask):
 class MountainCarContinuous(_MountainCarTask):
     """Drive the underpowered car of ``MountainCarContinuous-v0`` up to the flag.
 
-    Success: the env's own goal, which ends the episode (``terminated``):
-    ``position >= goal_position and velocity >= goal_velocity`` (Moore 1990; Gymnasium's
-    ``step``). At an episode's last step it is the flag reached before the time limit.
-
-    Progress: the car's mechanical energy ``E = v**2 / 2 + 0.0025 / 3 * sin(3 x)`` (the hill is
-    the potential of the env's gravity term ``-0.0025 cos(3 x)``), scaled from 0 at rest in the
-    valley to 1 at the energy needed on the flag, ``E(goal_position, goal_velocity)``, and
-    clipped; exactly 1 in success states. The car is underpowered: it has to swing back and
-    forth to gain energy, which a position-based potential would penalise. Initial states (at
-    rest, x in [-0.6, -0.4]) have progress 0 to 0.04; a car with the energy to coast to the
-    flag may have progress 1 before it gets there.
-
-    Expert: energy pumping, push in the direction of motion (right when at rest), which only
-    ever adds energy; it reaches the flag within 125 steps from every initial state tried
-    (200 seeds).
+    Success, progress and expert: :class:`_MountainCarTask`'s.
 
     Idle action: ``[0.0]``, no force.
 

@@ -4,8 +4,6 @@ adapters document them, experts that succeed, idle and random play that does not
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -17,35 +15,18 @@ import rewardlab
 from rewardlab import expert_policy, get_task
 from rewardlab.envs.adapters.classic import CartPole, MountainCar, Pendulum
 from rewardlab.envs.tasks import FEATURES
+from tests.envs.adapters.helpers import checked_state, infos_terminated, random_policy, task_info
 
 IDS = ["CartPole-v1", "MountainCar-v0", "MountainCarContinuous-v0", "Pendulum-v1"]
 
 
-def _episode(
-    env: gym.Env[Any, Any], act: Callable[[Any], Any], seed: int
-) -> tuple[list[dict[str, Any]], bool]:
-    """Infos of one episode, reset's first, and whether it ended ``terminated``."""
-    obs, info = env.reset(seed=seed)
-    infos = [info]
-    while True:
-        obs, _, terminated, truncated, info = env.step(act(obs))
-        infos.append(info)
-        if terminated or truncated:
-            return infos, terminated
-
-
-def _random(env: gym.Env[Any, Any]) -> Callable[[Any], Any]:
-    env.action_space.seed(0)
-    return lambda obs: env.action_space.sample()
+_episode = infos_terminated
+_random = random_policy
+_task_info = task_info
 
 
 def _set_state(env: gym.Env[Any, Any], *state: float) -> None:
     env.unwrapped.state = np.array(state, dtype=np.float64)  # type: ignore[attr-defined]
-
-
-def _task_info(env: gym.Env[Any, Any]) -> tuple[bool, float]:
-    adapter = get_task(env).env
-    return adapter.success(None, {}), adapter.progress()
 
 
 @pytest.mark.parametrize("env_id", IDS)
@@ -66,12 +47,8 @@ def test_state_matches_its_variables_through_stacked_wrappers(env_id: str) -> No
     )
     wrapped.reset(seed=3)
     wrapped.step(wrapped.action_space.sample())
+    state = checked_state(wrapped)
     task = get_task(wrapped)
-    state = task.state()
-    assert list(state) == [v.name for v in task.state_variables]
-    for var in task.state_variables:
-        assert state[var.name].shape == var.shape, var.name
-        assert state[var.name].dtype == np.float64
     inner = wrapped.unwrapped.state  # type: ignore[attr-defined]
     first, second = (v.name for v in task.state_variables[:2])
     if env_id == "Pendulum-v1":  # the angle is wrapped to [-pi, pi)
@@ -238,15 +215,3 @@ def test_frames_render(env_id: str) -> None:
     assert isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.shape[2] == 3
     assert frame.dtype == np.uint8 and frame.std() > 0
     env.close()
-
-
-def test_cli_trains_cartpole_with_progress_shaping(tmp_path: Path) -> None:
-    from rewardlab.cli import main
-
-    out = tmp_path / "run"
-    tiny = ["--set", "n_envs=2", "--set", "n_steps=64", "--set", "batch_size=64"]
-    args = ["train", "--env", "CartPole-v1", "--reward", "pbrs", "--steps", "256"]
-    args += ["--eval-freq", "256", "--eval-episodes", "2", "--out", str(out), "--no-progress"]
-    assert main([*args, *tiny]) == 0
-    rows = (out / "eval.csv").read_text().splitlines()
-    assert rows[0].startswith("step,success_rate") and len(rows) >= 2

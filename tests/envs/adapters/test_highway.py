@@ -5,7 +5,6 @@ count, and frames that are drawn without a display."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -17,6 +16,7 @@ import rewardlab
 from rewardlab import expert_policy, get_task
 from rewardlab.envs.adapters.highway import HighwayTask
 from rewardlab.envs.tasks import FEATURES, MissingTaskFeature
+from tests.envs.adapters.helpers import checked_state, episode
 
 pytest.importorskip("highway_env")
 
@@ -29,14 +29,7 @@ def _episode(
     env: gym.Env[Any, Any], act: Callable[[Any], Any], seed: int, limit: int = 1000
 ) -> list[dict[str, Any]]:
     """Infos of one episode (at most ``limit`` steps), reset's first."""
-    obs, info = env.reset(seed=seed)
-    infos = [info]
-    for _ in range(limit):
-        obs, _, terminated, truncated, info = env.step(act(obs))
-        infos.append(info)
-        if terminated or truncated:
-            break
-    return infos
+    return episode(env, act, seed, limit=limit).infos
 
 
 def _random(env: gym.Env[Any, Any], seed: int) -> Callable[[Any], Any]:
@@ -85,11 +78,8 @@ def test_state_matches_its_variables_through_stacked_wrappers(env_id: str) -> No
     )
     wrapped.reset(seed=3)
     wrapped.step(wrapped.action_space.sample())
+    state = checked_state(wrapped, float64=False)
     task = get_task(wrapped)
-    state = task.state()
-    assert list(state) == [v.name for v in task.state_variables]
-    for var in task.state_variables:
-        assert state[var.name].shape == var.shape, var.name
     vehicle = _inner(wrapped).vehicle
     assert state["speed"] == vehicle.speed
     assert np.array_equal(state["position"], vehicle.position)
@@ -246,18 +236,3 @@ def test_frames_are_drawn_under_the_dummy_video_driver(monkeypatch: pytest.Monke
     again: Any = env.spec.make()  # the stack is re-made, frames included
     again.reset(seed=0)
     assert np.array_equal(again.render(), first)
-
-
-def test_training_through_the_cli(tmp_path: Path) -> None:
-    from rewardlab.cli import main
-
-    out = tmp_path / "run"
-    code = main(
-        [
-            "train", "--env", "highway-fast-v0", "--reward", "pbrs", "--steps", "64",
-            "--eval-freq", "64", "--eval-episodes", "2", "--out", str(out), "--no-progress",
-            "--set", "n_envs=2", "--set", "n_steps=32", "--set", "batch_size=64",
-        ]
-    )  # fmt: skip
-    assert code == 0
-    assert (out / "eval.csv").read_text().startswith("step,success_rate")

@@ -5,7 +5,6 @@ seeded resets, and an adapter that leaves the simulation untouched."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -20,6 +19,7 @@ from rewardlab.envs.tasks import FEATURES
 pytest.importorskip("metaworld")
 
 from rewardlab.envs.adapters.metaworld import RADIUS, TASKS  # noqa: E402
+from tests.envs.adapters.helpers import checked_state, episode
 
 MT1 = "Meta-World/MT1"
 EXPERT_TASKS = ["reach-v3", "push-v3", "window-close-v3"]
@@ -29,13 +29,8 @@ def _episode(
     env: gym.Env[Any, Any], act: Callable[[Any], Any], seed: int, until_success: bool = False
 ) -> tuple[list[dict[str, Any]], bool]:
     """Infos of one episode, reset's first, and whether it ended ``truncated``."""
-    obs, info = env.reset(seed=seed)
-    infos = [info]
-    while True:
-        obs, _, terminated, truncated, info = env.step(act(obs))
-        infos.append(info)
-        if terminated or truncated or (until_success and info["is_success"]):
-            return infos, truncated
+    ep = episode(env, act, seed, until_success=until_success)
+    return ep.infos, ep.truncated
 
 
 def test_the_task_table_covers_metaworlds_50_tasks() -> None:
@@ -149,12 +144,7 @@ def test_state_matches_its_variables_and_the_observation_layout() -> None:
     )
     wrapped.reset(seed=0)
     wrapped.step(np.zeros(4, dtype=np.float32))
-    task = get_task(wrapped)
-    state = task.state()
-    assert list(state) == [v.name for v in task.state_variables]
-    for var in task.state_variables:
-        assert state[var.name].shape == var.shape, var.name
-        assert state[var.name].dtype == np.float64
+    state = checked_state(wrapped)
     inner: Any = wrapped.unwrapped
     obs = inner._get_obs()
     np.testing.assert_array_equal(state["hand_pos"], obs[:3])
@@ -183,19 +173,6 @@ def test_idle_push_does_not_succeed() -> None:
     infos, _ = _episode(env, lambda obs: idle(), seed=0)
     assert not any(info["is_success"] for info in infos)
     assert max(info["progress"] for info in infos) < 0.1
-
-
-def test_cli_trains_reach_with_progress_shaping(tmp_path: Path) -> None:
-    from rewardlab.cli import main
-
-    out = tmp_path / "run"
-    tiny = ["--set", "n_envs=2", "--set", "n_steps=64", "--set", "batch_size=64"]
-    env = ["--env", MT1, "--env-kwarg", "env_name=reach-v3", "--env-kwarg", "max_episode_steps=64"]
-    args = ["train", *env, "--reward", "pbrs", "--steps", "128", "--eval-freq", "128"]
-    args += ["--eval-episodes", "2", "--out", str(out), "--no-progress"]
-    assert main([*args, *tiny]) == 0
-    rows = (out / "eval.csv").read_text().splitlines()
-    assert rows[0].startswith("step,success_rate") and len(rows) >= 2
 
 
 @pytest.mark.slow

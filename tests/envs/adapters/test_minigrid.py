@@ -4,7 +4,6 @@ remaining actions, the expert follows that plan."""
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -297,15 +296,3 @@ def test_observation_is_the_scaled_egocentric_image() -> None:
     assert env.spec is not None
     again = gym.make(env.spec)  # the wrappers record their arguments
     assert np.array_equal(again.reset(seed=0)[0], obs)
-
-
-def test_cli_trains_with_progress_shaping(tmp_path: Path) -> None:
-    from rewardlab.cli import main
-
-    out = tmp_path / "run"
-    argv = ["train", "--env", "MiniGrid-Empty-5x5-v0", "--reward", "pbrs", "--steps", "256"]
-    argv += ["--eval-freq", "128", "--eval-episodes", "2", "--out", str(out), "--no-progress"]
-    argv += ["--set", "n_envs=2", "--set", "n_steps=64", "--set", "batch_size=64"]
-    assert main(argv) == 0
-    rows = (out / "eval.csv").read_text().splitlines()
-    assert rows[0].startswith("step,success_rate") and len(rows) > 1

@@ -8,8 +8,6 @@ import math
 import subprocess
 import sys
 import warnings
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -21,6 +19,7 @@ import rewardlab
 from rewardlab import MissingTaskFeature, expert_policy, get_task
 from rewardlab.envs.adapters.mujoco import HalfCheetah, Hopper, Humanoid, InvertedPendulum
 from rewardlab.envs.tasks import FEATURES
+from tests.envs.adapters.helpers import infos_terminated, random_policy, task_info
 
 IDS = ["InvertedPendulum-v5", "Hopper-v5", "HalfCheetah-v5", "Humanoid-v5"]
 # Kneeling is unreachable with the registered early termination (see Humanoid's docstring).
@@ -31,22 +30,9 @@ def _make(env_id: str, **kwargs: Any) -> gym.Env[Any, Any]:
     return rewardlab.make(env_id, **{**KWARGS.get(env_id, {}), **kwargs})
 
 
-def _episode(
-    env: gym.Env[Any, Any], act: Callable[[Any], Any], seed: int
-) -> tuple[list[dict[str, Any]], bool]:
-    """Infos of one episode, reset's first, and whether it ended ``terminated``."""
-    obs, info = env.reset(seed=seed)
-    infos = [info]
-    while True:
-        obs, _, terminated, truncated, info = env.step(act(obs))
-        infos.append(info)
-        if terminated or truncated:
-            return infos, terminated
-
-
-def _random(env: gym.Env[Any, Any]) -> Callable[[Any], Any]:
-    env.action_space.seed(0)
-    return lambda obs: env.action_space.sample()
+_episode = infos_terminated
+_random = random_policy
+_task_info = task_info
 
 
 def _set_qpos(env: gym.Env[Any, Any], **joints: float) -> None:
@@ -56,11 +42,6 @@ def _set_qpos(env: gym.Env[Any, Any], **joints: float) -> None:
     for name, value in joints.items():
         qpos[inner.model.joint(name).qposadr[0]] = value
     inner.set_state(qpos, np.zeros(inner.model.nv))
-
-
-def _task_info(env: gym.Env[Any, Any]) -> tuple[bool, float]:
-    adapter = get_task(env).env
-    return adapter.success(None, {}), adapter.progress()
 
 
 @pytest.mark.parametrize("env_id", IDS)
@@ -270,15 +251,3 @@ def test_rendering_then_training_in_one_process() -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith("ok")
-
-
-def test_cli_trains_inverted_pendulum_with_progress_shaping(tmp_path: Path) -> None:
-    from rewardlab.cli import main
-
-    out = tmp_path / "run"
-    tiny = ["--set", "n_envs=2", "--set", "n_steps=64", "--set", "batch_size=64"]
-    args = ["train", "--env", "InvertedPendulum-v5", "--reward", "pbrs", "--steps", "256"]
-    args += ["--eval-freq", "256", "--eval-episodes", "2", "--out", str(out), "--no-progress"]
-    assert main([*args, *tiny]) == 0
-    rows = (out / "eval.csv").read_text().splitlines()
-    assert rows[0].startswith("step,success_rate") and len(rows) >= 2

@@ -5,7 +5,6 @@ that does not."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -16,6 +15,7 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 import rewardlab
 from rewardlab import expert_policy, get_task
 from rewardlab.envs.tasks import FEATURES
+from tests.envs.adapters.helpers import checked_state, episode
 
 pytest.importorskip("gymnasium_robotics")
 
@@ -25,13 +25,7 @@ SEEDS = (0, 1, 2)
 
 def _episode(env: gym.Env[Any, Any], act: Callable[[Any], Any], seed: int) -> list[dict[str, Any]]:
     """Infos of one episode, reset's first."""
-    obs, info = env.reset(seed=seed)
-    infos = [info]
-    while True:
-        obs, _, terminated, truncated, info = env.step(act(obs))
-        infos.append(info)
-        if terminated or truncated:
-            return infos
+    return episode(env, act, seed).infos
 
 
 def _goal_distance(env: gym.Env[Any, Any]) -> float:
@@ -106,12 +100,8 @@ def test_state_matches_its_variables_and_the_observation_layout(env_id: str) -> 
     wrapped = gym.wrappers.FlattenObservation(gym.wrappers.ClipAction(rewardlab.make(env_id)))
     wrapped.reset(seed=3)
     wrapped.step(wrapped.action_space.sample())
+    state = checked_state(wrapped)
     task = get_task(wrapped)
-    state = task.state()
-    assert list(state) == [v.name for v in task.state_variables]
-    for var in task.state_variables:
-        assert state[var.name].shape == var.shape, var.name
-        assert state[var.name].dtype == np.float64
     obs = wrapped.unwrapped._get_obs()  # type: ignore[attr-defined]
     np.testing.assert_array_equal(state["grip_pos"], obs["observation"][:3])
     np.testing.assert_array_equal(state["goal_pos"], obs["desired_goal"])
@@ -176,15 +166,3 @@ def test_progress_without_rewardlab_make_takes_the_reset_state() -> None:
         for _ in range(50):
             obs, *_ = env.step(act(obs))
         assert task.progress() == 1.0
-
-
-def test_cli_trains_fetch_reach_with_progress_shaping(tmp_path: Path) -> None:
-    from rewardlab.cli import main
-
-    out = tmp_path / "run"
-    tiny = ["--set", "n_envs=2", "--set", "n_steps=64", "--set", "batch_size=64"]
-    args = ["train", "--env", "FetchReach-v4", "--reward", "pbrs", "--steps", "128"]
-    args += ["--eval-freq", "128", "--eval-episodes", "2", "--out", str(out), "--no-progress"]
-    assert main([*args, *tiny]) == 0
-    rows = (out / "eval.csv").read_text().splitlines()
-    assert rows[0].startswith("step,success_rate") and len(rows) >= 2
