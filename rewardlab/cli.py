@@ -420,6 +420,7 @@ def _cmd_llm_check(args: argparse.Namespace) -> int:
         if n_envs is None:
             n_envs = int(load_hyperparams(args.algo, args.env)["n_envs"])
         text = read_text_file(args.program, "program file")
+        states = random_states(args.env, env_kwargs, seed=args.seed)
     except (ValueError, TypeError) as exc:
         return _error(exc)
     try:
@@ -427,7 +428,6 @@ def _cmd_llm_check(args: argparse.Namespace) -> int:
     except ProgramRejected as exc:
         print(f"REJECTED (extraction: {exc.reason}): {exc.message}", file=sys.stderr)
         return 1
-    states = random_states(args.env, env_kwargs, seed=args.seed)
     report = smoke_test(source, context.shapes, states, n_envs=n_envs)
     print(report.summary(), file=sys.stdout if report.passed else sys.stderr)
     if report.cost():

@@ -419,9 +419,16 @@ def check_info_keys(
             for key in needs:
                 if key in _FEATURE_OF_KEY:
                     task.require(_FEATURE_OF_KEY[key], needs[key][0])
-        env.reset(seed=0)
-        env.action_space.seed(0)
-        info = env.step(env.action_space.sample())[4]
+        try:
+            env.reset(seed=0)
+            env.action_space.seed(0)
+            info = env.step(env.action_space.sample())[4]
+        except Exception as exc:  # noqa: BLE001 (the env's or a user's task code, any error)
+            detail = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            raise ValueError(
+                f"{env_id} failed on its first reset and step, before any training: "
+                f"{type(exc).__name__}: {detail}"
+            ) from None
     for key, (why, what_to_do) in needs.items():
         if key not in info:
             raise ValueError(

@@ -141,6 +141,7 @@ def make_vec_env(
         (2, 17)
         >>> venv.close()
     """
+    import_task_modules(task_modules)  # here too: the checks below need the tasks
     env_id = resolve_env_id(env_id)
     if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
         raise ValueError(f"n_envs must be a positive int, got {n_envs!r}")

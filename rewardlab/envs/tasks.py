@@ -37,7 +37,7 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import importlib.util
-import weakref
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, SupportsFloat
@@ -73,17 +73,37 @@ _HOW = 'README "Your own env"'
 
 class MissingTaskFeature(ValueError):
     """A path needs something the env's task does not provide (its message says what to
-    register)."""
+    register: the task's adapter with the feature added, keeping what it has)."""
 
-    def __init__(self, env_id: str, feature: str, needed_for: str) -> None:
+    def __init__(
+        self,
+        env_id: str,
+        feature: str,
+        needed_for: str,
+        adapter: type[TaskAdapter] | None = None,
+    ) -> None:
         self.env_id, self.feature, self.needed_for = env_id, feature, needed_for
+        self.adapter = adapter
+        if adapter is not None and vars(adapter).get("_from_keywords"):
+            how = f"add {feature}=... to the rewardlab.register_task({env_id!r}, ...) call"
+        else:
+            base = ""
+            if adapter is not None and adapter is not TaskAdapter:
+                module = importlib.import_module(adapter.__module__)
+                importable = getattr(module, adapter.__qualname__, None) is adapter
+                base = (
+                    f"{adapter.__module__}.{adapter.__qualname__}, "
+                    if importable
+                    else "type(rewardlab.get_task(env).env), "
+                )
+            how = f"rewardlab.register_task({env_id!r}, {base}{feature}=..., replace=True)"
         super().__init__(
             f"{env_id}'s task has no {feature}, which {needed_for} needs; register one: "
-            f"rewardlab.register_task({env_id!r}, {feature}=..., replace=True) ({_HOW})"
+            f"{how} ({_HOW})"
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return type(self), (self.env_id, self.feature, self.needed_for)
+        return type(self), (self.env_id, self.feature, self.needed_for, self.adapter)
 
 
 class TaskNotFound(TypeError, ValueError):
@@ -167,9 +187,11 @@ class TaskAdapter:
     def success(self, obs: Any, info: Mapping[str, Any]) -> bool:
         """True in a success state (the true task metric every comparison judges)."""
         if self.success_key is None:
-            raise MissingTaskFeature(self.env_id, "success", "the evaluation on the true task")
+            raise MissingTaskFeature(
+                self.env_id, "success", "the evaluation on the true task", type(self)
+            )
         if self.success_key not in info:
-            raise KeyError(
+            raise ValueError(
                 f"{self.env_id}'s info has no {self.success_key!r}, the key its task reads "
                 f"success from (it has {sorted(info)}); register the task with the right key"
             )
@@ -177,19 +199,21 @@ class TaskAdapter:
 
     def progress(self) -> float:
         """Ground-truth progress potential of the current state, in ``[0, 1]``."""
-        raise MissingTaskFeature(self.env_id, "progress", "progress shaping")
+        raise MissingTaskFeature(self.env_id, "progress", "progress shaping", type(self))
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Current values of :attr:`state_variables`, keyed by name."""
-        raise MissingTaskFeature(self.env_id, "state", "a reward program")
+        raise MissingTaskFeature(self.env_id, "state", "a reward program", type(self))
 
     def expert_action(self, obs: Any) -> Any:
         """A scripted or loaded expert's action for the observation the env last returned."""
-        raise MissingTaskFeature(self.env_id, "expert", "a dataset of expert episodes")
+        raise MissingTaskFeature(self.env_id, "expert", "a dataset of expert episodes", type(self))
 
     def idle_action(self) -> Any:
         """An action that makes no progress (a no-op, hold still, brake)."""
-        raise MissingTaskFeature(self.env_id, "idle_action", "a dataset of idle episodes")
+        raise MissingTaskFeature(
+            self.env_id, "idle_action", "a dataset of idle episodes", type(self)
+        )
 
     def features(self) -> frozenset[str]:
         """The :data:`FEATURES` this adapter provides: the methods its class overrides (and
@@ -205,7 +229,7 @@ class TaskAdapter:
         if feature not in FEATURES:
             raise ValueError(f"unknown task feature {feature!r}; one of {FEATURES}")
         if feature not in self.features():
-            raise MissingTaskFeature(self.env_id, feature, needed_for)
+            raise MissingTaskFeature(self.env_id, feature, needed_for, type(self))
 
 
 def _class_features(cls: type[TaskAdapter]) -> frozenset[str]:
@@ -232,7 +256,7 @@ def _reward_type_kwargs(
         return dict(cls.reward_types[reward_type]), False
     if reward_type == "sparse":
         if "success" not in _class_features(cls):
-            raise MissingTaskFeature(env_id, "success", "reward_type 'sparse'")
+            raise MissingTaskFeature(env_id, "success", "reward_type 'sparse'", cls)
         return {}, True
     valid = sorted({"env", "sparse", *cls.reward_types})
     raise ValueError(f"{env_id} has no reward_type {reward_type!r}; its reward types: {valid}")
@@ -281,7 +305,7 @@ SHIPPED: tuple[_Entry, ...] = (
     _Entry("MiniGrid-*", f"{_A}minigrid:MinigridTask", "minigrid", "minigrid"),
     *(
         _Entry(i, f"{_A}highway:HighwayTask", "highway_env", "highway")
-        for i in ("highway-v0", "highway-fast-v0", "merge-v0", "roundabout-v0", "intersection-v*")
+        for i in ("highway-v0", "highway-fast-v0", "merge-v*", "roundabout-v*", "intersection-v*")
     ),
     *(
         _Entry(f"Fetch{t}-v*", f"{_A}robotics:FetchTask", "gymnasium_robotics", "robotics")
@@ -292,7 +316,9 @@ SHIPPED: tuple[_Entry, ...] = (
 """The adapters rewardlab ships: id pattern, adapter, the package registering the ids, extra."""
 
 _registered: list[_Entry] = []
-_bound: weakref.WeakKeyDictionary[gym.Env[Any, Any], TaskAdapter] = weakref.WeakKeyDictionary()
+_ADAPTER_ATTRIBUTE = "_rewardlab_task_adapter"
+"""Where an env keeps its adapter: on the env itself, so that both are freed together (a
+mapping from envs to adapters, which hold their env, would keep every env alive)."""
 
 
 def register_task(
@@ -344,7 +370,7 @@ def register_task(
             registration without ``replace=True``, or a bad value.
     """
     if isinstance(env_id, str):
-        if not env_id:
+        if not env_id.strip():
             raise ValueError("register_task needs an env id, pattern or class")
         if env_id.startswith("rewardlab/"):
             raise ValueError(f"{env_id} is a rewardlab env: it describes its own task")
@@ -381,9 +407,11 @@ def register_task(
     }
     attrs.update({k: v for k, v in options.items() if v is not None})
     if isinstance(success, str):
+        if not success:
+            raise ValueError("success= must name an info key (or be a callable), got ''")
         attrs["success_key"] = success
     elif success is not None:
-        attrs["success"] = _call(success, "success", bool, with_obs_info=True)
+        attrs["success"] = _call(success, "success", with_obs_info=True)
     elif adapter is None:
         raise ValueError("register_task needs success= (an info key or a callable)")
     for key, fn, method in (
@@ -392,13 +420,17 @@ def register_task(
         ("idle_action", idle_action, "idle_action"),
     ):
         if fn is not None:
-            attrs[method] = _call(fn, key, float if key == "progress" else None)
+            attrs[method] = _call(fn, key)
     if expert is not None:
-        attrs["expert_action"] = _call(expert, "expert", None, with_obs=True)
-    if state is not None and not (state_variables or base.state_variables):
+        attrs["expert_action"] = _call(expert, "expert", with_obs=True)
+    if state is not None and adapter is None and not state_variables:
         raise ValueError("state= needs state_variables= (their names, shapes, units and docs)")
     label = env_id if isinstance(env_id, str) else env_id.__name__
-    cls = type(f"{base.__name__}[{label}]", (base,), attrs) if attrs else base
+    if attrs:
+        # Built from these keywords: the user's own call, which a missing feature names.
+        cls = type(f"{base.__name__}[{label}]", (base,), {**attrs, "_from_keywords": True})
+    else:
+        cls = base
     for i, entry in enumerate(_registered):
         if entry.key == env_id:
             if not replace:
@@ -412,19 +444,16 @@ def register_task(
 
 
 def _call(
-    fn: Callable[..., Any],
-    what: str,
-    cast: Callable[[Any], Any] | None,
-    *,
-    with_obs: bool = False,
-    with_obs_info: bool = False,
+    fn: Callable[..., Any], what: str, *, with_obs: bool = False, with_obs_info: bool = False
 ) -> Callable[..., Any]:
+    """A user's callable as an adapter method (its values are checked by :class:`TaskInfo`,
+    which names the env and the callable)."""
     if not callable(fn):
         raise TypeError(f"{what} must be callable, got {type(fn).__name__}")
     if with_obs_info:
 
         def method(self: TaskAdapter, obs: Any, info: Mapping[str, Any]) -> Any:
-            return cast(fn(self.env, obs, info)) if cast else fn(self.env, obs, info)
+            return fn(self.env, obs, info)
     elif with_obs:
 
         def method(self: TaskAdapter, obs: Any) -> Any:  # type: ignore[misc]
@@ -436,7 +465,7 @@ def _call(
     else:
 
         def method(self: TaskAdapter) -> Any:  # type: ignore[misc]
-            return cast(fn(self.env)) if cast else fn(self.env)
+            return fn(self.env)
 
     return method
 
@@ -464,7 +493,7 @@ def find_adapter(env: gym.Env[Any, Any]) -> TaskAdapter | None:
     inner = env.unwrapped
     if isinstance(inner, TaskEnv):
         return None
-    bound = _bound.get(inner)
+    bound: TaskAdapter | None = vars(inner).get(_ADAPTER_ATTRIBUTE)
     if bound is not None:
         return bound
     spec = inner.spec
@@ -472,7 +501,7 @@ def find_adapter(env: gym.Env[Any, Any]) -> TaskAdapter | None:
     if entry is None:
         return None
     bound = entry.adapter_class()(inner)
-    _bound[inner] = bound
+    vars(inner)[_ADAPTER_ATTRIBUTE] = bound
     return bound
 
 
@@ -548,7 +577,7 @@ def import_task_modules(modules: Sequence[str]) -> None:
                     raise
             else:
                 importlib.import_module(name)
-        except Exception as exc:  # noqa: BLE001 (any error of the user's module is reported)
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 (the user's module: any error)
             raise ValueError(
                 f"cannot import the task module {name!r} ({type(exc).__name__}: {exc}); give "
                 "an importable module name or a path to a .py file that calls "
@@ -590,7 +619,15 @@ def make(env_id: str, *, info_keys: Sequence[str] = INFO_KEYS, **kwargs: Any) ->
     if kwargs.get("render_mode") is not None:
         kwargs = {**adapter_cls.render_kwargs, **kwargs}
         load_triton_first()  # before a MuJoCo env's first EGL context (see there)
-    env = adapter_cls.wrap(gym.make(env_id, **kwargs))
+    try:
+        env = adapter_cls.wrap(gym.make(env_id, **kwargs))
+    except gym.error.DependencyNotInstalled as exc:
+        raise ValueError(
+            f"{env_id} needs a package that is not installed ({exc}); pip install "
+            f"'rewardlab[{entry.extra}]'"
+        ) from None
+    except gym.error.Error as exc:  # e.g. Meta-World's vector-only ids through make
+        raise ValueError(f"{env_id} cannot be made as one env: {exc}") from None
     adapter = find_adapter(env)
     assert adapter is not None  # the same entry matches the made env
     return TaskInfo(env, adapter, sparse=sparse, keys=info_keys)
@@ -657,7 +694,8 @@ class TaskInfo(gym.Wrapper[Any, Any, Any, Any], gym.utils.RecordConstructorArgs)
         self.adapter = found
         features = found.features()
         self.sparse = sparse
-        own = found.success_key == "is_success"  # the env writes it already
+        own = found.success_key == "is_success"  # the env writes it already (maybe a float)
+        self._own_success = own and "is_success" in keys
         wanted = "is_success" in keys or sparse
         # Bound methods, looked up once: this runs every step.
         self._success = found.success if wanted and "success" in features and not own else None
@@ -674,29 +712,58 @@ class TaskInfo(gym.Wrapper[Any, Any, Any, Any], gym.utils.RecordConstructorArgs)
             # Envs report their success flag in step infos; a reset state is not a success.
             info["is_success"] = False
         elif self._success is not None:
-            info["is_success"] = bool(self._success(obs, info))
+            info["is_success"] = self._checked_success(obs, info)
         if self._progress is not None:
-            info["progress"] = float(self._progress())
+            info["progress"] = self._checked_progress()
         return obs, info
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
         if self._success is not None:
-            success = info["is_success"] = bool(self._success(obs, info))
-        elif self.sparse:
-            success = bool(info["is_success"])
+            success = info["is_success"] = self._checked_success(obs, info)
+        elif self.sparse or self._own_success:
+            success = info["is_success"] = bool(info["is_success"])  # a float flag, often
         if self._progress is not None:
-            info["progress"] = float(self._progress())
+            info["progress"] = self._checked_progress()
         if self.sparse:
             reward = float(success)
         return obs, reward, terminated, truncated, info
+
+    def _checked_success(self, obs: Any, info: Mapping[str, Any]) -> bool:
+        assert self._success is not None
+        value = self._success(obs, info)
+        try:
+            return bool(value)
+        except (TypeError, ValueError):  # an array of several values, say
+            raise ValueError(
+                f"{self.adapter.env_id}'s task success returned {value!r}; it must be one "
+                "bool for the env's current state"
+            ) from None
+
+    def _checked_progress(self) -> float:
+        assert self._progress is not None
+        value = self._progress()
+        try:
+            progress = float(value)
+        except (TypeError, ValueError):
+            progress = math.nan
+        if not 0.0 <= progress <= 1.0:  # NaN too
+            raise ValueError(
+                f"{self.adapter.env_id}'s task progress returned {value!r}; it must be a "
+                "number in [0, 1] (1 exactly in success states)"
+            )
+        return progress
 
 
 def _not_found(env: gym.Env[Any, Any]) -> str:
     inner = env.unwrapped
     spec = inner.spec
-    label = spec.id if spec is not None else type(inner).__name__
+    if spec is not None:
+        label, key = spec.id, repr(spec.id)
+    else:  # made without gym.make: registered by its class
+        cls = type(inner)
+        label, key = cls.__name__, f"{cls.__module__}.{cls.__qualname__}"
     return (
         f"{label} is not a rewardlab environment and has no registered task; register one "
-        f"with rewardlab.register_task({label!r}, goal=..., success=...) ({_HOW})"
+        f"with rewardlab.register_task({key}, goal=..., success=...) ({_HOW})"
     )

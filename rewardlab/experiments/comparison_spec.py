@@ -16,6 +16,8 @@ Example (``experiments/gridworld-keydoor.yaml`` is a full one)::
     backend: local            # or ray (with optional address: and gpus_per_run:)
     workers: 2
     report: {normalize: {sparse: sparse, human: big-batch}}   # optional: Eureka's score
+    task_modules: [my_tasks.py]   # optional: modules registering other envs' tasks
+                                  # (rewardlab.register_task; a .py path is this file's folder's)
 
 Every error names the field it is about, e.g. ``variants.pbrs.reward: unknown reward``.
 """
@@ -290,6 +292,16 @@ def load_spec(source: str | Path | Mapping[str, Any]) -> ComparisonSpec:
     else:
         data = read_yaml_file(source, "spec file")
         where = Path(source).name
+        modules = data.get("task_modules") if isinstance(data, Mapping) else None
+        if isinstance(modules, list):  # a .py path is the spec folder's, like the spec's own
+            folder = Path(source).resolve().parent
+            data = {
+                **data,
+                "task_modules": [
+                    str(folder / m) if isinstance(m, str) and m.endswith(".py") else m
+                    for m in modules
+                ],
+            }
     if not isinstance(data, Mapping):
         raise ValueError(f"{where}: a spec is a mapping of fields, got {type(data).__name__}")
     try:

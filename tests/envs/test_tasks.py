@@ -4,6 +4,7 @@ its task lacks fails before any work, saying what to register."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -151,8 +152,8 @@ def test_registry_rules(registered: Any) -> None:
 def test_missing_features_name_what_to_register(registered: Any) -> None:
     registered()  # success only
     env = make(PLAIN)
-    with pytest.raises(MissingTaskFeature, match=r"has no expert, which an expert policy needs; "
-                       r"register one: rewardlab.register_task\("):  # fmt: skip
+    expected = "has no expert, which an expert policy needs; register one: add expert=... to "
+    with pytest.raises(MissingTaskFeature, match=re.escape(expected)):
         expert_policy(env)
     with pytest.raises(ValueError, match="has no progress, which progress shaping needs"):
         rewardlab.make_vec_env(PLAIN, reward="pbrs")
@@ -203,7 +204,7 @@ def test_the_cli_on_a_task_without_progress_says_what_to_register(
     args = ["train", "--env", PLAIN, "--reward", "pbrs", "--out", str(tmp_path / "out")]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert "has no progress" in err and "progress=..., replace=True" in err
+    assert "has no progress" in err and "add progress=... to the rewardlab.register_task(" in err
     assert err.count("\n") == 1 and not (tmp_path / "out").exists()
 
 
@@ -288,3 +289,92 @@ def test_subprocess_sub_envs_import_the_task_modules() -> None:
         assert all("progress" in i and "shaping" in i for i in infos)
     finally:
         venv.close()
+
+
+def test_made_envs_are_freed_with_their_task(registered: Any) -> None:
+    import gc
+
+    registered(**FULL)
+    for _ in range(20):
+        env = make(PLAIN)
+        get_task(env)
+        env.close()
+    del env
+    gc.collect()
+    alive = [o for o in gc.get_objects() if isinstance(o, LineWalkEnv)]
+    assert alive == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"progress": lambda env: float("nan")}, "task progress returned nan; it must be a "),
+        ({"progress": lambda env: 1.5}, "task progress returned 1.5"),
+        ({"progress": lambda env: "half"}, "task progress returned 'half'"),
+        (
+            {"success": lambda env, obs, info: np.array([True, False])},
+            "task success returned array([ True, False]); it must be one bool",
+        ),
+    ],
+)
+def test_task_values_outside_the_contract_fail_naming_the_env(
+    fields: dict[str, Any], message: str, registered: Any
+) -> None:
+    registered(**fields)
+    env = make(PLAIN)
+    with pytest.raises(ValueError, match=re.escape(f"rewardlab_tests/LineWalk-v0's {message}")):
+        env.reset(seed=0)
+
+
+def test_a_task_that_raises_fails_the_cli_before_training(
+    registered: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registered(success=lambda env, obs, info: 1 / 0)
+    args = ["train", "--env", PLAIN, "--reward", "sparse", "--out", str(tmp_path / "out")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "failed on its first reset and step, before any training: ZeroDivisionError" in err
+    assert err.count("\n") == 1 and not (tmp_path / "out").exists()
+    registered(success="no_such_key")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "info has no 'no_such_key', the key its task reads success from" in err
+
+
+def test_a_missing_feature_names_the_adapter_to_extend(registered: Any) -> None:
+    registered()  # by keywords: the user's own call is what to extend
+    with pytest.raises(MissingTaskFeature, match=re.escape(
+        "register one: add expert=... to the rewardlab.register_task("
+        "'rewardlab_tests/LineWalk-v0', ...) call")):  # fmt: skip
+        expert_policy(make(PLAIN))
+    # A shipped task: extend its adapter, which keeps what it has.
+    from rewardlab.envs.adapters.mujoco import Hopper
+
+    with pytest.raises(MissingTaskFeature, match=re.escape(
+        "rewardlab.register_task('Hopper-v5', rewardlab.envs.adapters.mujoco.Hopper, "
+        "expert=..., replace=True)")):  # fmt: skip
+        expert_policy(make("Hopper-v5"))
+    registered("Hopper-v5", adapter=Hopper, expert=lambda env, obs: np.zeros(3, np.float32))
+    task = get_task(make("Hopper-v5"))
+    assert task.features() == frozenset(tasks.FEATURES)
+
+
+def test_an_env_made_without_gym_make_is_named_by_its_class() -> None:
+    with pytest.raises(TaskNotFound, match=re.escape(
+        "register one with rewardlab.register_task(tests.envs.line_walk.LineWalkEnv, "
+        "goal=..., success=...)")):  # fmt: skip
+        get_task(LineWalkEnv())
+
+
+def test_make_vec_env_imports_its_task_modules_in_this_process_too() -> None:
+    code = (
+        "import numpy as np, rewardlab\n"
+        "venv = rewardlab.make_vec_env('rewardlab_tests/LineWalkTasks-v0', 2, 'pbrs', "
+        f"task_modules=[{TASK_MODULE!r}])\n"
+        "venv.reset(); print('progress' in venv.step(np.array([2, 2]))[3][0])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "True"

@@ -51,3 +51,17 @@ def test_llm_reward_check_runs_a_program_on_a_registered_env(
     bad.write_text("def compute_reward(speed):\n    return speed, {}\n")
     assert main(["llm-reward", "check", str(bad), "--env", ENV, *TASKS]) != 0
     assert "`speed` is not a state variable" in capsys.readouterr().err
+
+
+def test_llm_reward_check_plays_randomly_where_the_task_has_no_expert(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    program = tmp_path / "hop.py"
+    program.write_text(
+        "def compute_reward(torso_x_velocity, is_healthy):\n"
+        "    forward = torso_x_velocity.astype(np.float64)\n"
+        "    alive = is_healthy.astype(np.float64)\n"
+        "    return forward + alive, {'forward': forward, 'alive': alive}\n"
+    )
+    assert main(["llm-reward", "check", str(program), "--env", "Hopper-v5"]) == 0
+    assert "passed" in capsys.readouterr().out.lower()

@@ -408,7 +408,7 @@ class HighwayTask(TaskAdapter):
         inner: Any = self.env
         indexes = getattr(inner.action_type, "actions_indexes", None)
         if indexes is None:
-            raise MissingTaskFeature(self.env_id, "expert", needed_for)
+            raise MissingTaskFeature(self.env_id, "expert", needed_for, type(self))
         return dict(indexes)
 
     def expert_action(self, obs: Any) -> int:

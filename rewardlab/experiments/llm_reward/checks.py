@@ -99,7 +99,10 @@ def random_states(
         raise ValueError("episodes + expert_episodes must be at least 1, got 0 episodes")
     env = make(env_id, **dict(env_kwargs or {}))
     task = get_task(env)
-    expert = expert_policy(env)
+    if "expert" not in task.features():  # another env's task may have none: random play
+        expert_episodes = 0
+        episodes = max(episodes, 1)
+    expert = expert_policy(env) if expert_episodes else None
     rng = np.random.default_rng(seed)
     env.action_space.seed(seed)
     rows: list[dict[str, np.ndarray]] = []
@@ -117,6 +120,7 @@ def random_states(
         for episode in range(episodes):
             play(seed + episode, lambda obs: env.action_space.sample(), max_steps)
         for episode in range(expert_episodes):
+            assert expert is not None
             play(seed + episodes + episode, expert, _EXPERT_MAX_STEPS)
     finally:
         env.close()
