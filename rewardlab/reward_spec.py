@@ -45,6 +45,7 @@ __all__ = [
     "REWARD_SHORTHANDS",
     "ClipModelSpec",
     "InfoModelSpec",
+    "LearnedModelSpec",
     "ModelSpec",
     "PRESET_PREFIX",
     "ProgramModelSpec",
@@ -147,7 +148,22 @@ class ProgramModelSpec(_Spec):
             raise ValueError(f"cannot read the reward program {self.path}: {exc}") from None
 
 
-ModelSpec = Annotated[ClipModelSpec | InfoModelSpec | ProgramModelSpec, Field(discriminator="kind")]
+class LearnedModelSpec(_Spec):
+    """A reward network trained on data (:mod:`rewardlab.learned`): ``path`` is its checkpoint,
+    which is refused on an env whose state layout or observations differ from the one it was
+    trained on. ``device``: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``."""
+
+    kind: Literal["learned"]
+    path: str
+    device: str = "auto"
+
+
+ModelSpec = Annotated[
+    ClipModelSpec | InfoModelSpec | ProgramModelSpec | LearnedModelSpec,
+    Field(discriminator="kind"),
+]
+BuiltModelSpec = ClipModelSpec | InfoModelSpec | ProgramModelSpec | LearnedModelSpec
+"""The model specs :func:`build_model` builds (every kind but ``progress``)."""
 
 
 class RewardSpec(_Spec):
@@ -438,7 +454,7 @@ def check_info_keys(
 
 
 def build_model(
-    spec: ClipModelSpec | InfoModelSpec | ProgramModelSpec,
+    spec: BuiltModelSpec,
     env_id: str,
     env_kwargs: Mapping[str, Any] | None = None,
 ) -> Any:
@@ -463,6 +479,12 @@ def build_model(
 
     with make(env_id, **(env_kwargs or {})) as env:
         task = get_task(env)
+        observation_space = repr(env.observation_space)
+    if isinstance(spec, LearnedModelSpec):
+        from rewardlab.learned import load_learned_reward
+
+        layout = [(v.name, tuple(v.shape)) for v in task.state_variables]
+        return load_learned_reward(spec.path, env_id, layout, observation_space, spec.device)
     if isinstance(spec, ProgramModelSpec):
         from rewardlab.reward_models.program_reward import ProgramReward
         from rewardlab.sandbox import ProgramRejected, SandboxLimits

@@ -17,9 +17,7 @@ from rewardlab.envs.tasks import make as make_task_env
 from rewardlab.reward_models.base import RewardModel
 from rewardlab.reward_models.potentials import check_mismatched_discount
 from rewardlab.reward_spec import (
-    ClipModelSpec,
-    InfoModelSpec,
-    ProgramModelSpec,
+    BuiltModelSpec,
     RewardSpec,
     build_model,
     parse_reward,
@@ -163,7 +161,7 @@ def make_vec_env(
     layers: list[tuple[Any, RewardModel, dict[str, Any]]] = []
 
     def add(cls: Any, spec_model: Any, **options: Any) -> None:
-        if isinstance(spec_model, ClipModelSpec | InfoModelSpec | ProgramModelSpec):
+        if isinstance(spec_model, BuiltModelSpec):
             spec_model = build_model(spec_model, env_id, kwargs)
         layers.append((cls, as_potential_model(spec_model), options))
 

@@ -23,6 +23,7 @@ embeddings.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from collections.abc import Callable, Mapping
@@ -34,8 +35,10 @@ import numpy as np
 from rewardlab.progress import Progress
 from rewardlab.reward_models.potentials import check_mismatched_discount
 from rewardlab.reward_spec import (
+    BuiltModelSpec,
     ClipModelSpec,
     InfoModelSpec,
+    LearnedModelSpec,
     ProgramModelSpec,
     RewardSpec,
     build_model,
@@ -204,9 +207,11 @@ class ModelCache:
         self._programs: dict[str, Any] = {}  # one sandboxed program per spec
         self.frames_encoded = 0
 
-    def program(self, spec: ProgramModelSpec) -> Any:
-        """The :class:`~rewardlab.reward_models.program_reward.ProgramReward` of ``spec``
-        (validated against the task; its sandbox worker is started once)."""
+    def program(self, spec: ProgramModelSpec | LearnedModelSpec) -> Any:
+        """The model of a program spec (a
+        :class:`~rewardlab.reward_models.program_reward.ProgramReward`, validated against the
+        task, its sandbox worker started once) or of a learned reward (its checkpoint checked
+        against the env), built once."""
         key = spec.model_dump_json()
         if key not in self._programs:
             self._programs[key] = build_model(spec, self.env_id, self.env_kwargs)
@@ -302,7 +307,7 @@ class ModelCache:
 
 
 def _model_values(
-    spec: Literal["progress"] | ClipModelSpec | InfoModelSpec | ProgramModelSpec,
+    spec: Literal["progress"] | BuiltModelSpec,
     table: StateTable,
     models: ModelCache,
 ) -> np.ndarray:
@@ -314,7 +319,33 @@ def _model_values(
         if table.states is None:
             raise ValueError(f"reward programs need state variables, but {table.key} has none")
         return np.asarray(models.program(spec).values(table.states), dtype=np.float64)
+    if isinstance(spec, LearnedModelSpec):
+        return _learned_values(models.program(spec), table)
     return models.values(spec, table)
+
+
+def _learned_values(model: Any, table: StateTable, chunk: int = 256) -> np.ndarray:
+    """``(N,)`` rewards of a learned reward ``r(s')`` on every state of ``table``, in batches
+    (frames stay memory-mapped until their batch)."""
+    from rewardlab.info_keys import STATE_PREFIX
+    from rewardlab.reward_models.base import RewardBatch
+
+    if model.needs_frames and table.frames is None:
+        raise ValueError(f"this learned reward reads frames, but {table.key} has none")
+    if not model.needs_frames:
+        table = dataclasses.replace(table, frames=None)
+    n = len(table.terminal)
+    out = np.empty(n, dtype=np.float64)
+    for start in range(0, n, chunk):
+        rows = slice(start, min(n, start + chunk))
+        info = {f"{STATE_PREFIX}{k}": v[rows] for k, v in (table.states or {}).items()}
+        frames = np.asarray(table.frames[rows]) if table.frames is not None else None
+        obs = np.asarray(table.obs[rows])
+        batch = RewardBatch.of_rows(
+            obs, np.zeros((len(obs), 0)), obs, table.terminal[rows], frames, info
+        )
+        out[rows] = model(batch).reward
+    return out
 
 
 def _recorded_term(spec: RewardSpec, own: str, dense: str | None) -> str | None:

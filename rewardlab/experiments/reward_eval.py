@@ -63,8 +63,10 @@ from rewardlab.experiments.files import atomic_write
 from rewardlab.progress import Progress
 from rewardlab.reward_spec import (
     REWARD_SHORTHANDS,
+    BuiltModelSpec,
     ClipModelSpec,
     InfoModelSpec,
+    LearnedModelSpec,
     ProgramModelSpec,
     RewardSpec,
     load_yaml,
@@ -134,9 +136,15 @@ def sweep_specs(sweep: Mapping[str, Any]) -> list[tuple[str, RewardSpec]]:
 
 
 def needs_frames(specs: Sequence[RewardSpec]) -> bool:
-    """True when a spec scores frames (a CLIP model, as reward or as potential)."""
+    """True when a spec scores frames (a CLIP model, or a learned reward reading frames, as
+    reward or as potential)."""
+    from rewardlab.learned.reward_net import checkpoint_reads_frames
+
     return any(
-        isinstance(part, ClipModelSpec) for spec in specs for part in (spec.model, spec.shaping)
+        isinstance(part, ClipModelSpec)
+        or (isinstance(part, LearnedModelSpec) and checkpoint_reads_frames(part.path))
+        for spec in specs
+        for part in (spec.model, spec.shaping)
     )
 
 
@@ -160,9 +168,11 @@ REFERENCE_PREFIX = "ref:"
 """The reference rows' names start so; rewards may not."""
 
 
-def _model_label(m: ClipModelSpec | InfoModelSpec | ProgramModelSpec) -> str:
+def _model_label(m: BuiltModelSpec) -> str:
     if isinstance(m, ClipModelSpec):
         return f"clip {m.head}"
+    if isinstance(m, LearnedModelSpec):
+        return f"learned {Path(m.path).name}"
     if isinstance(m, InfoModelSpec):
         return (
             m.key
@@ -453,7 +463,7 @@ def run_eval(
                 # Load weights and validate programs now: a bad one fails before any work.
                 if isinstance(part, ClipModelSpec):
                     models.model(part)
-                elif isinstance(part, ProgramModelSpec):
+                elif isinstance(part, ProgramModelSpec | LearnedModelSpec):
                     models.program(part)
         probes = [
             (name, _probe_config(env_id, cfg.env_kwargs, spec, probe_steps, seed))

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import logging
 import os
 import socket
@@ -40,7 +39,6 @@ import threading
 import urllib.parse
 import urllib.request
 import warnings
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -49,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rewardlab.reward_models.base import RewardBatch, RewardModel, RewardOutput
+from rewardlab.reward_models.frame_cache import FrameEmbeddingCache, check_frames
 from rewardlab.reward_models.preprocess import RESIZE_POLICIES, ResizePolicy, preprocess_frames
 
 if TYPE_CHECKING:
@@ -380,7 +379,7 @@ class CLIPRewardModel(RewardModel):
         self.std: tuple[float, ...] = tuple(cfg.get("std", open_clip.OPENAI_DATASET_STD))
         self.fill = cfg.get("fill_color", 0)
         self.interpolation = cfg.get("interpolation", "bicubic")
-        self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._cache = FrameEmbeddingCache(opts.cache_size)
 
         # Text embeddings once, at construction: float64 unit vectors.
         self._set_prompts(goal_prompts, baseline_prompts, negative_sets)
@@ -506,29 +505,7 @@ class CLIPRewardModel(RewardModel):
         Returns:
             ``(B, D)`` float64 unit vectors.
         """
-        ndarray = isinstance(frames, np.ndarray)
-        if not ndarray or frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-            got = f"shape {frames.shape} dtype {frames.dtype}" if ndarray else type(frames).__name__
-            raise ValueError(f"frames must be a (B, H, W, 3) uint8 numpy array, got {got}")
-        if self.options.cache_size == 0:
-            return self._encode(frames)
-        keys = [
-            hashlib.blake2b(str(f.shape).encode() + f.tobytes(), digest_size=16).digest()
-            for f in frames
-        ]
-        missing: dict[bytes, int] = {}
-        for i, k in enumerate(keys):
-            if k in self._cache:
-                self._cache.move_to_end(k)
-            elif k not in missing:
-                missing[k] = i
-        if missing:
-            new = self._encode(frames[list(missing.values())])
-            self._cache.update(zip(missing, new, strict=True))
-        out = np.stack([self._cache[k] for k in keys])
-        while len(self._cache) > self.options.cache_size:
-            self._cache.popitem(last=False)
-        return out
+        return self._cache.embed(check_frames(frames), self._encode)
 
     def score(self, embeddings: np.ndarray) -> np.ndarray:
         """Rewards ``(B,)`` float64 of image embeddings ``(B, D)`` under this model's head."""

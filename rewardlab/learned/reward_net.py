@@ -1,0 +1,307 @@
+"""Reward networks learned from data, and their checkpoints, as reward models.
+
+A :class:`RewardNet` maps a state ``s'`` to a reward: its state variables (concatenated,
+flattened, in the task's order), the features of its frame under an image encoder
+(:mod:`rewardlab.learned.encoders`), or both, through an MLP. :class:`LearnedReward` is the
+batched :class:`~rewardlab.reward_models.base.RewardModel` that pays it: one forward pass per
+vector step, on CUDA when present, frame features cached when the encoder is frozen.
+
+A checkpoint (:func:`save_checkpoint`) is one torch file holding the weights and what they
+were trained on: env id and keywords, state layout, observation space, encoder, objective,
+data, seed and metrics. :func:`load_learned_reward` refuses a checkpoint on an env whose state
+layout or observation space differs from the one it was trained on.
+
+Use it as ``{model: {kind: learned, path: CHECKPOINT}}`` in ``train``, ``compare``,
+``eval-reward`` and ``rewardlab.make_vec_env``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rewardlab.info_keys import STATE_PREFIX
+from rewardlab.reward_models.base import RewardBatch, RewardModel, RewardOutput
+from rewardlab.reward_models.frame_cache import FrameEmbeddingCache
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "LearnedReward",
+    "RewardNetConfig",
+    "TrainedOn",
+    "build_reward_net",
+    "load_learned_reward",
+    "save_checkpoint",
+]
+
+CHECKPOINT_FORMAT = "rewardlab.reward_net/1"
+INPUTS = ("state", "frames", "both")
+
+
+@dataclass(frozen=True)
+class RewardNetConfig:
+    """The architecture of a reward network.
+
+    Attributes:
+        inputs: ``"state"``, ``"frames"`` or ``"both"``.
+        state_layout: ``(name, shape)`` of each state variable read, in order (state inputs).
+        encoder: An encoder name (:func:`~rewardlab.learned.encoders.load_encoder`) for
+            frame inputs, else None.
+        freeze_encoder: Keep the encoder's weights fixed (its features are then cached).
+        hidden: Widths of the MLP's hidden layers.
+    """
+
+    inputs: str = "state"
+    state_layout: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    encoder: str | None = None
+    freeze_encoder: bool = True
+    hidden: tuple[int, ...] = (64, 64)
+
+    def __post_init__(self) -> None:
+        if self.inputs not in INPUTS:
+            raise ValueError(f"inputs must be one of {INPUTS}, got {self.inputs!r}")
+        if self.inputs in ("state", "both") and not self.state_layout:
+            raise ValueError(f"inputs={self.inputs!r} needs a state_layout")
+        if self.inputs in ("frames", "both") and self.encoder is None:
+            raise ValueError(f"inputs={self.inputs!r} needs an encoder")
+        if any(w < 1 for w in self.hidden):
+            raise ValueError(f"hidden widths must be >= 1, got {self.hidden}")
+
+    @property
+    def state_dim(self) -> int:
+        return sum(int(np.prod(shape)) for _, shape in self.state_layout)
+
+
+@dataclass(frozen=True)
+class TrainedOn:
+    """What a checkpoint was trained on (recorded with it; shown in errors and reports).
+
+    Attributes:
+        env_id: The env's id.
+        env_kwargs: Its ``gym.make`` keywords.
+        observation_space: ``repr`` of its observation space.
+        objective: How it was trained (``"bradley_terry"``, ``"progress_regression"``, ...).
+        data: What it was trained on, in words or a path.
+        seed: The training seed.
+        metrics: Held-out metrics.
+    """
+
+    env_id: str
+    env_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    observation_space: str = ""
+    objective: str = ""
+    data: str = ""
+    seed: int | None = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+
+def build_reward_net(config: RewardNetConfig, pretrained: bool = True) -> Any:
+    """A fresh :class:`RewardNet` (a ``torch.nn.Module``) for ``config``; ``pretrained``
+    loads the encoder's pretrained weights (not needed when a checkpoint's follow)."""
+    return _reward_net_class()(config, pretrained)
+
+
+def _reward_net_class() -> Any:
+    import torch
+    from torch import nn
+
+    from rewardlab.learned.encoders import load_encoder
+
+    class RewardNet(nn.Module):
+        """``r(s')``: an MLP over the state vector, the frame features, or both."""
+
+        def __init__(self, config: RewardNetConfig, pretrained: bool = True) -> None:
+            super().__init__()
+            self.config = config
+            self.encoder = load_encoder(config.encoder, pretrained) if config.encoder else None
+            if self.encoder is not None:
+                self.tower = self.encoder.module  # registered: saved and moved with the net
+                if config.freeze_encoder:
+                    self.tower.requires_grad_(False)
+            width = (config.state_dim if config.inputs != "frames" else 0) + (
+                self.encoder.dim if self.encoder is not None else 0
+            )
+            layers: list[nn.Module] = []
+            for hidden in config.hidden:
+                layers += [nn.Linear(width, hidden), nn.ReLU()]
+                width = hidden
+            layers.append(nn.Linear(width, 1))
+            self.head = nn.Sequential(*layers)
+
+        def forward(self, state: torch.Tensor | None, features: torch.Tensor | None) -> Any:
+            parts = [p for p in (state, features) if p is not None]
+            return self.head(torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]).squeeze(1)
+
+    return RewardNet
+
+
+def save_checkpoint(path: str | os.PathLike[str], net: Any, trained_on: TrainedOn) -> Path:
+    """Write ``net``'s weights with its config and what it was trained on (atomic).
+
+    Returns:
+        The path written.
+    """
+    import torch
+
+    path = Path(path)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "config": asdict(net.config),
+        "trained_on": asdict(trained_on),
+        "saved_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "weights": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def _config_from(data: Mapping[str, Any]) -> RewardNetConfig:
+    layout = tuple((str(n), tuple(int(d) for d in shape)) for n, shape in data["state_layout"])
+    return RewardNetConfig(
+        inputs=data["inputs"],
+        state_layout=layout,
+        encoder=data["encoder"],
+        freeze_encoder=bool(data["freeze_encoder"]),
+        hidden=tuple(int(w) for w in data["hidden"]),
+    )
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A checkpoint's contents (weights included), checked to be one.
+
+    Raises:
+        ValueError: A missing file, or a file that is not a rewardlab reward-net checkpoint.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(
+            f"no reward-net checkpoint at {path}; save one with "
+            "rewardlab.learned.save_checkpoint"
+        )
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 (any unreadable file: one message)
+        raise ValueError(f"{path} is not a readable reward-net checkpoint: {exc}") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a rewardlab reward-net checkpoint ({CHECKPOINT_FORMAT})")
+    return payload
+
+
+def checkpoint_reads_frames(path: str | os.PathLike[str]) -> bool:
+    """Whether a checkpoint's network reads frames (False where there is no checkpoint: the
+    error comes when the model is built)."""
+    try:
+        return str(read_checkpoint(path)["config"]["inputs"]) != "state"
+    except ValueError:
+        return False
+
+
+class LearnedReward(RewardModel):
+    """A trained :class:`RewardNet` as a batched reward ``r(s')``.
+
+    Args:
+        net: The network (moved to ``device``, eval mode).
+        trained_on: What it was trained on.
+        device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``...
+        cache_size: Frames whose features are kept (frozen encoders only).
+    """
+
+    def __init__(
+        self, net: Any, trained_on: TrainedOn, device: str = "auto", cache_size: int = 4096
+    ) -> None:
+        import torch
+
+        auto = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(auto if device == "auto" else device)
+        self.net = net.to(self.device).eval()
+        self.config: RewardNetConfig = net.config
+        self.trained_on = trained_on
+        self.needs_frames = self.config.inputs != "state"
+        self.needs_info = (
+            tuple(f"{STATE_PREFIX}{name}" for name, _ in self.config.state_layout)
+            if self.config.inputs != "frames"
+            else ()
+        )
+        frozen = self.config.freeze_encoder
+        self._cache = FrameEmbeddingCache(cache_size if frozen else 0)
+
+    def _features(self, frames: np.ndarray) -> np.ndarray:
+        import torch
+
+        encoder = self.net.encoder
+        with torch.inference_mode():
+            return encoder.features(frames, self.device).cpu().numpy()
+
+    def __call__(self, batch: RewardBatch) -> RewardOutput:
+        import torch
+
+        n = len(batch)
+        state = features = None
+        if self.config.inputs != "frames":
+            columns = [
+                np.asarray(batch.info[f"{STATE_PREFIX}{name}"], dtype=np.float32).reshape(n, -1)
+                for name, _ in self.config.state_layout
+            ]
+            state = torch.from_numpy(np.concatenate(columns, axis=1)).to(self.device)
+        if self.needs_frames:
+            if batch.frames is None:
+                raise ValueError("this learned reward reads frames, but the batch has none")
+            features = torch.from_numpy(self._cache.embed(batch.frames, self._features))
+            features = features.to(self.device)
+        with torch.inference_mode():
+            reward = self.net(state, features).double().cpu().numpy()
+        return RewardOutput(reward)
+
+
+def load_learned_reward(
+    path: str | os.PathLike[str],
+    env_id: str,
+    state_layout: Sequence[tuple[str, tuple[int, ...]]],
+    observation_space: str,
+    device: str = "auto",
+) -> LearnedReward:
+    """The :class:`LearnedReward` of a checkpoint, for an env it may be used on.
+
+    Args:
+        path: The checkpoint.
+        env_id: The env it will pay rewards on.
+        state_layout: That env's task's ``(name, shape)`` state variables, in order.
+        observation_space: ``repr`` of that env's observation space.
+        device: Where it runs.
+
+    Raises:
+        ValueError: A missing or foreign file, or an env whose state layout or observation
+            space differs from the one it was trained on (naming both).
+    """
+    payload = read_checkpoint(path)
+    config = _config_from(payload["config"])
+    trained = TrainedOn(**payload["trained_on"])
+    here = {name: tuple(shape) for name, shape in state_layout}
+    for name, shape in config.state_layout:
+        if here.get(name) != shape:
+            raise ValueError(
+                f"the reward net {path} was trained on {trained.env_id}, whose state variable "
+                f"{name!r} has shape {shape}; {env_id} has "
+                + (f"shape {here[name]}" if name in here else f"no {name!r} (it has {list(here)})")
+                + ": train one on this env and save it with rewardlab.learned.save_checkpoint"
+            )
+    if trained.observation_space and trained.observation_space != observation_space:
+        raise ValueError(
+            f"the reward net {path} was trained on {trained.env_id}'s observations "
+            f"{trained.observation_space}, and {env_id}'s are {observation_space}: train one "
+            "on this env and save it with rewardlab.learned.save_checkpoint"
+        )
+    net = build_reward_net(config, pretrained=False)
+    net.load_state_dict(payload["weights"])
+    return LearnedReward(net, trained, device=device)

