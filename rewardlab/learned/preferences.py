@@ -1,0 +1,410 @@
+"""Rewards learned from preferences between trajectory segments (Christiano et al. 2017).
+
+A segment is ``length`` consecutive transitions of one episode of a
+:class:`~rewardlab.evaluation.datasets.TrajectoryDataset`; its return under a reward ``r(s')``
+is the sum over the states it enters. Bradley-Terry models a preference as
+
+    P(a > b) = eps / 2 + (1 - eps) * sigmoid(R(a) - R(b)),
+
+(``eps``: the labeller's error rate, as in imitation's ``PreferenceModel`` with ``noise_prob``)
+and a reward network is fit by cross-entropy on the labels (ties are 1/2). An ensemble of
+networks, each on its own bootstrap resample of the pairs, gives disagreement for choosing
+queries.
+
+Labels come from a file (:func:`read_preferences`: JSONL, one pair per line, so human labels
+can be used) or from a synthetic oracle of the true task: :class:`SyntheticOracle` (a return,
+optionally Boltzmann-rational and with an error rate) or :func:`heron_label` (HERON's
+hierarchical comparison over reward factors ranked by importance). Say so wherever a result
+rests on synthetic labels.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rewardlab.learned.reward_net import RewardNetConfig, build_reward_net
+
+if TYPE_CHECKING:
+    import torch
+
+    from rewardlab.evaluation.datasets import TrajectoryDataset
+
+__all__ = [
+    "PREFERENCES_FORMAT",
+    "Preference",
+    "Segment",
+    "SyntheticOracle",
+    "bradley_terry_loss",
+    "bradley_terry_probability",
+    "disagreement",
+    "FitResult",
+    "fit_preferences",
+    "heron_label",
+    "label_pairs",
+    "preference_accuracy",
+    "read_preferences",
+    "sample_segments",
+    "segment_returns",
+    "state_rewards",
+    "task_values",
+    "write_preferences",
+]
+
+PREFERENCES_FORMAT = "rewardlab.preferences/1"
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Transitions ``start .. start + length - 1`` of episode ``episode`` of a dataset."""
+
+    episode: int
+    start: int
+    length: int
+
+
+@dataclass(frozen=True)
+class Preference:
+    """A labelled pair: ``label`` is the probability that ``a`` is preferred (1, 0, or 1/2 for
+    a tie; any value in ``[0, 1]``)."""
+
+    a: Segment
+    b: Segment
+    label: float
+
+
+def bradley_terry_probability(
+    return_a: np.ndarray, return_b: np.ndarray, noise: float = 0.0
+) -> np.ndarray:
+    """``P(a > b) = noise / 2 + (1 - noise) * sigmoid(R(a) - R(b))`` (numpy, elementwise)."""
+    diff = np.asarray(return_a, dtype=np.float64) - np.asarray(return_b, dtype=np.float64)
+    p = 0.5 * (1.0 + np.tanh(0.5 * diff))  # sigmoid, stable for large |diff|
+    return noise / 2.0 + (1.0 - noise) * p
+
+
+def bradley_terry_loss(
+    return_a: torch.Tensor, return_b: torch.Tensor, label: torch.Tensor, noise: float = 0.0
+) -> torch.Tensor:
+    """Mean cross-entropy of the labels under :func:`bradley_terry_probability` (torch)."""
+    import torch
+
+    logits = return_a - return_b
+    if noise == 0.0:
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits, label)
+    p = noise / 2.0 + (1.0 - noise) * torch.sigmoid(logits)
+    return torch.nn.functional.binary_cross_entropy(p, label)
+
+
+# --- segments --------------------------------------------------------------------------------
+
+
+def _entered_states(ds: TrajectoryDataset, seg: Segment) -> np.ndarray:
+    """State rows a segment's transitions enter (``s'``)."""
+    ep = ds.episodes[seg.episode]
+    if seg.length < 1 or seg.start < 0 or seg.start + seg.length > ep.n_steps:
+        raise ValueError(
+            f"segment {seg} does not fit episode {seg.episode}, which has {ep.n_steps} transitions"
+        )
+    first = ep.state_start + seg.start + 1
+    return np.arange(first, first + seg.length)
+
+
+def segment_returns(
+    ds: TrajectoryDataset, segments: Sequence[Segment], state_reward: np.ndarray
+) -> np.ndarray:
+    """Each segment's return under a reward given per dataset state row (``r(s')``)."""
+    values = np.asarray(state_reward, dtype=np.float64)
+    return np.array([values[_entered_states(ds, s)].sum() for s in segments])
+
+
+def sample_segments(
+    ds: TrajectoryDataset, n: int, length: int, rng: np.random.Generator
+) -> list[Segment]:
+    """``n`` segments of ``length`` transitions, uniform over the episodes long enough."""
+    steps = np.array([e.n_steps for e in ds.episodes])
+    eligible = np.flatnonzero(steps >= length)
+    if len(eligible) == 0:
+        raise ValueError(
+            f"no episode of {ds.path} has {length} transitions (the longest has "
+            f"{int(steps.max())}); use a shorter segment length"
+        )
+    out = []
+    for episode in rng.choice(eligible, size=n):
+        start = int(rng.integers(0, steps[episode] - length + 1))
+        out.append(Segment(int(episode), start, length))
+    return out
+
+
+# --- labels ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SyntheticOracle:
+    """Labels pairs by the true return, as a (possibly noisy) labeller would.
+
+    Attributes:
+        beta: None: prefer the higher return (ties: 1/2). Else Boltzmann-rational: prefer
+            ``a`` with probability ``sigmoid(beta * (R(a) - R(b)))``.
+        error_rate: Probability that a label is flipped (a careless labeller).
+        tie_margin: Returns closer than this are ties (rational labeller only).
+    """
+
+    beta: float | None = None
+    error_rate: float = 0.0
+    tie_margin: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.error_rate <= 1.0:
+            raise ValueError(f"error_rate must be in [0, 1], got {self.error_rate}")
+        if self.beta is not None and not self.beta > 0:
+            raise ValueError(f"beta must be > 0 or None, got {self.beta}")
+
+    def labels(
+        self, return_a: np.ndarray, return_b: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
+        diff = np.asarray(return_a, dtype=np.float64) - np.asarray(return_b, dtype=np.float64)
+        if self.beta is None:
+            label = np.where(np.abs(diff) <= self.tie_margin, 0.5, (diff > 0).astype(float))
+        else:
+            p = bradley_terry_probability(self.beta * diff, np.zeros_like(diff))
+            label = (rng.random(len(diff)) < p).astype(float)
+        flip = rng.random(len(diff)) < self.error_rate
+        return np.where(flip, 1.0 - label, label)
+
+
+def heron_label(
+    factors_a: Sequence[float], factors_b: Sequence[float], margins: Sequence[float]
+) -> float:
+    """HERON's hierarchical comparison (Bukharin et al. 2023): compare the most important
+    factor first; fall to the next only when the two are within its margin; all within their
+    margins is a tie (1/2). Factors are listed most important first, larger is better."""
+    if not len(factors_a) == len(factors_b) == len(margins):
+        raise ValueError("factors_a, factors_b and margins must have one entry per factor")
+    for a, b, margin in zip(factors_a, factors_b, margins, strict=True):
+        if abs(a - b) > margin:
+            return 1.0 if a > b else 0.0
+    return 0.5
+
+
+# --- files -----------------------------------------------------------------------------------
+
+
+def write_preferences(
+    path: str | os.PathLike[str], dataset: str | os.PathLike[str], prefs: Sequence[Preference]
+) -> Path:
+    """JSONL: a header naming the dataset, then ``{"a": [episode, start, length], "b": [...],
+    "label": p}`` per pair."""
+    path = Path(path)
+    lines = [json.dumps({"format": PREFERENCES_FORMAT, "dataset": str(dataset)})]
+    for p in prefs:
+        a, b = p.a, p.b
+        row = {"a": [a.episode, a.start, a.length], "b": [b.episode, b.start, b.length]}
+        lines.append(json.dumps({**row, "label": float(p.label)}))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def read_preferences(path: str | os.PathLike[str]) -> tuple[str, list[Preference]]:
+    """``(dataset path, preferences)`` of a file :func:`write_preferences` wrote (or a
+    labeller: one JSON object per line).
+
+    Raises:
+        ValueError: Naming the line of the first malformed record.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise ValueError(f"cannot read the preference file {path}: {exc}") from None
+    try:
+        header = json.loads(lines[0]) if lines else None
+    except json.JSONDecodeError:
+        header = None
+    if not isinstance(header, dict) or header.get("format") != PREFERENCES_FORMAT:
+        raise ValueError(
+            f"{path}:1: a preference file starts with "
+            f'{{"format": "{PREFERENCES_FORMAT}", "dataset": "<dataset folder>"}}'
+        )
+    prefs = []
+    for number, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            a, b, label = Segment(*map(int, row["a"])), Segment(*map(int, row["b"])), row["label"]
+            label = float(label)
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise ValueError(
+                f'{path}:{number}: expected {{"a": [episode, start, length], "b": [...], '
+                f'"label": 0..1}} ({type(exc).__name__}: {exc})'
+            ) from None
+        if not 0.0 <= label <= 1.0:
+            raise ValueError(f"{path}:{number}: label must be in [0, 1], got {label}")
+        prefs.append(Preference(a, b, label))
+    return str(header.get("dataset", "")), prefs
+
+
+# --- fitting ---------------------------------------------------------------------------------
+
+
+def _state_inputs(ds: TrajectoryDataset, config: RewardNetConfig) -> np.ndarray:
+    """Every dataset state row as the network's flat state input (float32)."""
+    columns = [
+        np.asarray(ds.state(name), dtype=np.float32).reshape(ds.n_states, -1)
+        for name, _ in config.state_layout
+    ]
+    return np.concatenate(columns, axis=1)
+
+
+@dataclass
+class FitResult:
+    """The fitted ensemble and how it did.
+
+    Attributes:
+        nets: The networks (eval mode, CPU).
+        train_loss: Final mean loss per member.
+        heldout_accuracy: Share of held-out non-tie pairs each member orders as labelled
+            (None without held-out pairs).
+    """
+
+    nets: list[Any]
+    train_loss: list[float]
+    heldout_accuracy: list[float | None]
+
+
+def fit_preferences(
+    ds: TrajectoryDataset,
+    prefs: Sequence[Preference],
+    config: RewardNetConfig,
+    *,
+    ensemble: int = 3,
+    epochs: int = 50,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    noise: float = 0.0,
+    heldout: Sequence[Preference] = (),
+    seed: int = 0,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> FitResult:
+    """Fit an ensemble of state-input reward networks to preferences by Bradley-Terry.
+
+    Each member trains on its own bootstrap resample of ``prefs`` (member 0 on ``prefs``
+    itself when ``ensemble == 1``) from its own seed.
+
+    Raises:
+        ValueError: No preferences, a frames network (not supported here yet), bad sizes.
+    """
+    import torch
+
+    if not prefs:
+        raise ValueError("no preferences to fit")
+    if config.inputs != "state":
+        raise ValueError("fit_preferences fits state-input networks (inputs='state') for now")
+    if ensemble < 1 or epochs < 1 or batch_size < 1:
+        raise ValueError("ensemble, epochs and batch_size must be >= 1")
+    states = torch.from_numpy(_state_inputs(ds, config))
+    rows_a = [torch.from_numpy(_entered_states(ds, p.a)) for p in prefs]
+    rows_b = [torch.from_numpy(_entered_states(ds, p.b)) for p in prefs]
+    labels = torch.tensor([p.label for p in prefs], dtype=torch.float32)
+    rng = np.random.default_rng(seed)
+    nets, losses, accuracy = [], [], []
+    for member in range(ensemble):
+        torch.manual_seed(seed * 1000 + member)
+        net = build_reward_net(config)
+        opt = torch.optim.Adam(net.parameters(), lr=lr)
+        sample = np.arange(len(prefs)) if ensemble == 1 else rng.integers(0, len(prefs), len(prefs))
+        last = math.nan
+        for _ in range(epochs):
+            order = rng.permutation(sample)
+            total = 0.0
+            for start in range(0, len(order), batch_size):
+                idx = order[start : start + batch_size]
+                r = net(states, None)
+                ra = torch.stack([r[rows_a[i]].sum() for i in idx])
+                rb = torch.stack([r[rows_b[i]].sum() for i in idx])
+                loss = bradley_terry_loss(ra, rb, labels[idx], noise)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss) * len(idx)
+            last = total / len(order)
+        net.eval()
+        nets.append(net)
+        losses.append(last)
+        accuracy.append(preference_accuracy(ds, net, config, heldout) if heldout else None)
+        log(f"member {member + 1}/{ensemble}: loss {last:.4f}, held-out accuracy {accuracy[-1]}")
+    return FitResult(nets, losses, accuracy)
+
+
+def state_rewards(ds: TrajectoryDataset, net: Any, config: RewardNetConfig) -> np.ndarray:
+    """A state-input network's reward on every dataset state row."""
+    import torch
+
+    with torch.inference_mode():
+        out = net(torch.from_numpy(_state_inputs(ds, config)), None)
+    return out.double().numpy()
+
+
+def preference_accuracy(
+    ds: TrajectoryDataset, net: Any, config: RewardNetConfig, prefs: Sequence[Preference]
+) -> float | None:
+    """Share of the non-tie pairs whose order the network's segment returns agree with (ties
+    in the network's returns count 1/2); None when every pair is a tie."""
+    decided = [p for p in prefs if p.label != 0.5]
+    if not decided:
+        return None
+    r = state_rewards(ds, net, config)
+    ra = segment_returns(ds, [p.a for p in decided], r)
+    rb = segment_returns(ds, [p.b for p in decided], r)
+    want = np.array([p.label > 0.5 for p in decided])
+    agree = np.where(ra == rb, 0.5, (ra > rb) == want)
+    return float(agree.mean())
+
+
+def disagreement(
+    ds: TrajectoryDataset,
+    nets: Sequence[Any],
+    config: RewardNetConfig,
+    pairs: Sequence[tuple[Segment, Segment]],
+) -> np.ndarray:
+    """Per pair, the standard deviation over the ensemble of ``P(a > b)``: query the pairs
+    the members disagree on most (disagreement-based selection)."""
+    probs = []
+    for net in nets:
+        r = state_rewards(ds, net, config)
+        ra = segment_returns(ds, [a for a, _ in pairs], r)
+        rb = segment_returns(ds, [b for _, b in pairs], r)
+        probs.append(bradley_terry_probability(ra, rb))
+    return np.std(np.stack(probs), axis=0)
+
+
+def label_pairs(
+    ds: TrajectoryDataset,
+    pairs: Sequence[tuple[Segment, Segment]],
+    true_reward: np.ndarray,
+    oracle: SyntheticOracle,
+    rng: np.random.Generator,
+) -> list[Preference]:
+    """Synthetic preferences: ``oracle``'s labels of the pairs' true returns (``true_reward``
+    per dataset state row, e.g. its success or progress)."""
+    ra = segment_returns(ds, [a for a, _ in pairs], true_reward)
+    rb = segment_returns(ds, [b for _, b in pairs], true_reward)
+    labels = oracle.labels(ra, rb, rng)
+    return [Preference(a, b, float(x)) for (a, b), x in zip(pairs, labels, strict=True)]
+
+
+def task_values(ds: TrajectoryDataset, name: str) -> np.ndarray:
+    """A per-state true-task signal of a dataset for synthetic labels: ``"success"`` or
+    ``"progress"``."""
+    if name == "success":
+        return np.asarray(ds.success, dtype=np.float64)
+    if name == "progress":
+        return np.asarray(ds.progress, dtype=np.float64)
+    raise ValueError(f"unknown task signal {name!r}; 'success' or 'progress'")
