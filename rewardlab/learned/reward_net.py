@@ -186,8 +186,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ValueError(
-            f"no reward-net checkpoint at {path}; save one with "
-            "rewardlab.learned.save_checkpoint"
+            f"no reward-net checkpoint at {path}; save one with rewardlab.learned.save_checkpoint"
         )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
