@@ -403,6 +403,38 @@ def _cmd_eval_reward(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_learn_reward(args: argparse.Namespace) -> int:
+    from rewardlab.learned.learn import learn_from_preferences
+
+    try:
+        _at_least(args.ensemble, "--ensemble", 1)
+        _at_least(args.epochs, "--epochs", 1)
+        _at_least(args.episodes, "--episodes", 1)
+        out = Path(args.out) if args.out else Path("learned") / args.env.replace("/", "__")
+        _check_out(out)
+        _check_env_id(args.env)
+        report = learn_from_preferences(
+            args.env,
+            out,
+            env_kwargs=_parse_set(args.env_kwarg, "--env-kwarg"),
+            preferences=args.preferences,
+            synthetic=args.synthetic,
+            pairs=args.pairs,
+            segment_length=args.segment_length,
+            noise=args.noise,
+            ensemble=args.ensemble,
+            epochs=args.epochs,
+            episodes=args.episodes,
+            seed=args.seed,
+            judge=not args.no_judge,
+            log=functools.partial(print, flush=True),
+        )
+    except (ValueError, TypeError) as exc:
+        return _error(exc)
+    print(f"report: {report}")
+    return 0
+
+
 def _cmd_llm_check(args: argparse.Namespace) -> int:
     from rewardlab.agents.factory import load_hyperparams
     from rewardlab.experiments.llm_reward.checks import random_states, smoke_test
@@ -771,6 +803,51 @@ def build_parser() -> argparse.ArgumentParser:
         ("--out", "report folder (default: eval/<env>)", {}),
         ("--overwrite-dataset", "regenerate the dataset in <out>/dataset", _FLAG),
         ("--overwrite", "replace an existing report in --out", _FLAG),
+    )
+    _command(
+        sub,
+        "learn-reward",
+        _cmd_learn_reward,
+        "fit a reward network to preferences and judge it",
+        "Fit an ensemble of state-input reward networks to preferences between trajectory "
+        "segments (Bradley-Terry), from a label file (--preferences: JSONL naming its dataset) "
+        "or synthetic labels of the true task (--synthetic). Writes checkpoint.pt (use it as "
+        "'{model: {kind: learned, path: ...}}'), loss.png, report.md and summary.json, and "
+        "judges the reward with eval-reward on other episodes (eval/). Exit 2 on bad input.",
+        *_env_options(),
+        (
+            "--from",
+            "what to learn from",
+            {"choices": ["preferences"], "default": "preferences", "dest": "source"},
+        ),
+        ("--preferences", "label file (JSONL); default: synthetic labels", {"metavar": "FILE"}),
+        (
+            "--synthetic",
+            "true-task signal synthetic labels compare, summed over each segment (default: "
+            "%(default)s)",
+            {"choices": ["progress", "success"], "default": "progress"},
+        ),
+        ("--pairs", "synthetic pairs (default: %(default)s)", {"type": int, "default": 300}),
+        (
+            "--segment-length",
+            "transitions per segment (default: %(default)s)",
+            {"type": int, "default": 5},
+        ),
+        (
+            "--noise",
+            "synthetic labeller's error rate (default: %(default)s)",
+            {"type": float, "default": 0.0},
+        ),
+        ("--ensemble", "networks (default: %(default)s)", {"type": int, "default": 3}),
+        ("--epochs", "epochs per network (default: %(default)s)", {"type": int, "default": 40}),
+        (
+            "--episodes",
+            "episodes per kind of the generated datasets (default: %(default)s)",
+            {"type": int, "default": 8},
+        ),
+        ("--seed", "seed (default: %(default)s)", {"type": int, "default": 0}),
+        ("--no-judge", "skip eval-reward", _FLAG),
+        ("--out", "output folder (default: learned/<env>)", {}),
     )
     llm = sub.add_parser(
         "llm-reward",

@@ -272,11 +272,13 @@ class FitResult:
         train_loss: Final mean loss per member.
         heldout_accuracy: Share of held-out non-tie pairs each member orders as labelled
             (None without held-out pairs).
+        history: Each member's mean training loss per epoch.
     """
 
     nets: list[Any]
     train_loss: list[float]
     heldout_accuracy: list[float | None]
+    history: list[list[float]]
 
 
 def fit_preferences(
@@ -314,13 +316,14 @@ def fit_preferences(
     rows_b = [torch.from_numpy(_entered_states(ds, p.b)) for p in prefs]
     labels = torch.tensor([p.label for p in prefs], dtype=torch.float32)
     rng = np.random.default_rng(seed)
-    nets, losses, accuracy = [], [], []
+    nets, losses, accuracy, history = [], [], [], []
     for member in range(ensemble):
         torch.manual_seed(seed * 1000 + member)
         net = build_reward_net(config)
         opt = torch.optim.Adam(net.parameters(), lr=lr)
         sample = np.arange(len(prefs)) if ensemble == 1 else rng.integers(0, len(prefs), len(prefs))
         last = math.nan
+        curve: list[float] = []
         for _ in range(epochs):
             order = rng.permutation(sample)
             total = 0.0
@@ -335,12 +338,14 @@ def fit_preferences(
                 opt.step()
                 total += float(loss) * len(idx)
             last = total / len(order)
+            curve.append(last)
         net.eval()
+        history.append(curve)
         nets.append(net)
         losses.append(last)
         accuracy.append(preference_accuracy(ds, net, config, heldout) if heldout else None)
         log(f"member {member + 1}/{ensemble}: loss {last:.4f}, held-out accuracy {accuracy[-1]}")
-    return FitResult(nets, losses, accuracy)
+    return FitResult(nets, losses, accuracy, history)
 
 
 def state_rewards(ds: TrajectoryDataset, net: Any, config: RewardNetConfig) -> np.ndarray:
