@@ -186,7 +186,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ValueError(
-            f"no reward-net checkpoint at {path}; save one with rewardlab.learned.save_checkpoint"
+            f"no reward-net checkpoint at {path}; train one with rewardlab learn-reward"
         )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -293,13 +293,13 @@ def load_learned_reward(
                 f"the reward net {path} was trained on {trained.env_id}, whose state variable "
                 f"{name!r} has shape {shape}; {env_id} has "
                 + (f"shape {here[name]}" if name in here else f"no {name!r} (it has {list(here)})")
-                + ": train one on this env and save it with rewardlab.learned.save_checkpoint"
+                + ": train one on this env (rewardlab learn-reward)"
             )
     if trained.observation_space and trained.observation_space != observation_space:
         raise ValueError(
             f"the reward net {path} was trained on {trained.env_id}'s observations "
             f"{trained.observation_space}, and {env_id}'s are {observation_space}: train one "
-            "on this env and save it with rewardlab.learned.save_checkpoint"
+            "on this env (rewardlab learn-reward)"
         )
     net = build_reward_net(config, pretrained=False)
     net.load_state_dict(payload["weights"])

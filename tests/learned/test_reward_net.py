@@ -73,7 +73,7 @@ def test_unknown_encoders_and_missing_checkpoints_say_what_to_do(tmp_path: Path)
         load_encoder("resnet")
     with pytest.raises(ValueError, match="write open_clip:MODEL:PRETRAINED"):
         load_encoder("open_clip:ViT-B-32")
-    with pytest.raises(ValueError, match="no reward-net checkpoint at .*save_checkpoint"):
+    with pytest.raises(ValueError, match="no reward-net checkpoint at .*learn-reward"):
         load_learned_reward(tmp_path / "none.pt", GRID, [], "")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="is not a readable reward-net checkpoint"):
