@@ -158,12 +158,9 @@ class LearnedModelSpec(_Spec):
     device: str = "auto"
 
 
-ModelSpec = Annotated[
-    ClipModelSpec | InfoModelSpec | ProgramModelSpec | LearnedModelSpec,
-    Field(discriminator="kind"),
-]
 BuiltModelSpec = ClipModelSpec | InfoModelSpec | ProgramModelSpec | LearnedModelSpec
 """The model specs :func:`build_model` builds (every kind but ``progress``)."""
+ModelSpec = Annotated[BuiltModelSpec, Field(discriminator="kind")]
 
 
 class RewardSpec(_Spec):

@@ -60,7 +60,6 @@ __all__ = [
     "import_task_modules",
     "make",
     "register_task",
-    "registered_tasks",
     "resolve_env_id",
     "task_reward_types",
 ]
@@ -468,12 +467,6 @@ def _call(
             return fn(self.env)
 
     return method
-
-
-def registered_tasks() -> list[str]:
-    """The ids and patterns with a task: the user's registrations, then rewardlab's."""
-    keys = [e.key for e in (*reversed(_registered), *SHIPPED)]
-    return [k if isinstance(k, str) else k.__name__ for k in keys]
 
 
 def _lookup(env_id: str | None, env: gym.Env[Any, Any] | type | None = None) -> _Entry | None:

@@ -1,4 +1,5 @@
-"""The distance progress Fetch's and Meta-World's tasks share (goal-reaching manipulation)."""
+"""What goal-reaching adapters share: the largest progress short of success, and the distance
+progress of Fetch's and Meta-World's tasks."""
 
 from __future__ import annotations
 

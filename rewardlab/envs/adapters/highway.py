@@ -50,6 +50,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
+from rewardlab.envs.adapters._distance import BELOW_ONE
 from rewardlab.envs.core import StateVariable
 from rewardlab.envs.tasks import MissingTaskFeature, TaskAdapter
 
@@ -60,7 +61,6 @@ _MERGE_END = 370.0
 _ROUNDABOUT_ROUTE = ("ser", "nxr")
 """``RoundaboutEnv``: the ego starts on road ser->ses and plans its route to the north exit."""
 _ROUNDABOUT_EXIT = ("nx", "nxs")
-_BELOW_ONE = float(np.nextafter(1.0, 0.0))
 """Progress 1 is reserved for success states (merge's ``x == 370`` is not past the ramp)."""
 _EXIT_MARGIN = 5.0
 """How far along the roundabout's exit lane [m] the ego has left the ring: a car length."""
@@ -334,7 +334,7 @@ class HighwayTask(TaskAdapter):
             return 0.0
         if self.success(None, {}):
             return 1.0
-        return min(_BELOW_ONE, max(0.0, self._fraction()))
+        return min(BELOW_ONE, max(0.0, self._fraction()))
 
     def _fraction(self) -> float:
         """``(c - c_0) / (c_goal - c_0)``, unclipped; the largest over candidate routes."""
