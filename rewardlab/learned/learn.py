@@ -109,7 +109,6 @@ def learn_from_preferences(
         source = f"labels from {preferences}"
         rng.shuffle(prefs)
     else:
-        synthetic_values = task_values  # checks the name before any work
         if synthetic not in ("progress", "success"):
             raise ValueError(f"unknown synthetic signal {synthetic!r}; 'progress' or 'success'")
         config = DatasetConfig(
@@ -120,7 +119,7 @@ def learn_from_preferences(
         segments = sample_segments(ds, 2 * pairs, segment_length, rng)
         pairs_list = list(zip(segments[::2], segments[1::2], strict=True))
         oracle = SyntheticOracle(error_rate=noise, tie_margin=1e-9)
-        prefs = label_pairs(ds, pairs_list, synthetic_values(ds, synthetic), oracle, rng)
+        prefs = label_pairs(ds, pairs_list, task_values(ds, synthetic), oracle, rng)
         source = (
             f"SYNTHETIC labels: the true task's {synthetic} summed over each segment, "
             f"error rate {noise:g}"
