@@ -4,7 +4,8 @@ From preferences (this module's :func:`learn_from_preferences`): a dataset of th
 episodes (generated, or the one a label file names), pairs of segments labelled by a file or by
 a synthetic oracle of the true task, an ensemble fit by Bradley-Terry, and then:
 
-- ``checkpoint.pt``: the first member, usable as ``{model: {kind: learned, path: ...}}``;
+- ``checkpoint.pt``: the first member, usable as ``{model: {kind: learned, path: ...}}``, its
+  reward standardized by its mean and standard deviation on the training dataset's states;
 - ``loss.png``: each member's training loss by epoch;
 - ``report.md`` / ``summary.json``: the data, the labels (synthetic ones say so), each
   member's held-out preference accuracy, and ``eval-reward``'s verdict on a dataset of other
@@ -82,9 +83,15 @@ def learn_from_preferences(
         label_pairs,
         read_preferences,
         sample_segments,
+        state_rewards,
         task_values,
     )
-    from rewardlab.learned.reward_net import RewardNetConfig, TrainedOn, save_checkpoint
+    from rewardlab.learned.reward_net import (
+        Normalization,
+        RewardNetConfig,
+        TrainedOn,
+        save_checkpoint,
+    )
 
     out = Path(out_dir)
     kwargs = dict(env_kwargs or {})
@@ -143,7 +150,8 @@ def learn_from_preferences(
     )
     metrics = {f"heldout_accuracy_{i}": a for i, a in enumerate(fit.heldout_accuracy) if a}
     trained = TrainedOn(env_id, kwargs, space, "bradley_terry", source, seed, metrics)
-    checkpoint = save_checkpoint(out / "checkpoint.pt", fit.nets[0], trained)
+    normalization = Normalization.of(state_rewards(ds, fit.nets[0], net_config))
+    checkpoint = save_checkpoint(out / "checkpoint.pt", fit.nets[0], trained, normalization)
     _plot_losses(fit.history, out / "loss.png")
     summary: dict[str, Any] = {
         "env_id": env_id,

@@ -18,6 +18,7 @@ Use it as ``{model: {kind: learned, path: CHECKPOINT}}`` in ``train``, ``compare
 from __future__ import annotations
 
 import datetime
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -33,6 +34,7 @@ from rewardlab.reward_models.frame_cache import FrameEmbeddingCache
 __all__ = [
     "CHECKPOINT_FORMAT",
     "LearnedReward",
+    "Normalization",
     "RewardNetConfig",
     "TrainedOn",
     "build_reward_net",
@@ -42,6 +44,9 @@ __all__ = [
 
 CHECKPOINT_FORMAT = "rewardlab.reward_net/1"
 INPUTS = ("state", "frames", "both")
+HEAD_SHAPE_LENGTH = {"mlp": 0, "progress": 0, "perceptual": 2, "goal_distance": 1}
+"""The heads (:mod:`rewardlab.learned.heads`) and how many sizes their ``head_shape`` has."""
+HEADS = tuple(HEAD_SHAPE_LENGTH)
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,11 @@ class RewardNetConfig:
         encoder: An encoder name (:func:`~rewardlab.learned.encoders.load_encoder`) for
             frame inputs, else None.
         freeze_encoder: Keep the encoder's weights fixed (its features are then cached).
-        hidden: Widths of the MLP's hidden layers.
+        hidden: Widths of the MLP's hidden layers (``mlp`` and ``progress`` heads).
+        head: What turns the input vector into a reward (:mod:`rewardlab.learned.heads`):
+            ``"mlp"``, ``"progress"``, ``"perceptual"`` or ``"goal_distance"``.
+        head_shape: The fitted heads' sizes: ``(steps, features per step)`` for
+            ``perceptual``, ``(goals,)`` for ``goal_distance``, ``()`` otherwise.
     """
 
     inputs: str = "state"
@@ -62,6 +71,8 @@ class RewardNetConfig:
     encoder: str | None = None
     freeze_encoder: bool = True
     hidden: tuple[int, ...] = (64, 64)
+    head: str = "mlp"
+    head_shape: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.inputs not in INPUTS:
@@ -72,6 +83,13 @@ class RewardNetConfig:
             raise ValueError(f"inputs={self.inputs!r} needs an encoder")
         if any(w < 1 for w in self.hidden):
             raise ValueError(f"hidden widths must be >= 1, got {self.hidden}")
+        if self.head not in HEADS:
+            raise ValueError(f"unknown head {self.head!r}; one of {HEADS}")
+        if len(self.head_shape) != HEAD_SHAPE_LENGTH[self.head]:
+            raise ValueError(
+                f"head {self.head!r} takes a head_shape of {HEAD_SHAPE_LENGTH[self.head]} "
+                f"sizes, got {self.head_shape}"
+            )
 
     @property
     def state_dim(self) -> int:
@@ -112,9 +130,11 @@ def _reward_net_class() -> Any:
     from torch import nn
 
     from rewardlab.learned.encoders import load_encoder
+    from rewardlab.learned.heads import build_head
 
     class RewardNet(nn.Module):
-        """``r(s')``: an MLP over the state vector, the frame features, or both."""
+        """``r(s')``: a head (:mod:`rewardlab.learned.heads`) over the state vector, the
+        frame features, or both."""
 
         def __init__(self, config: RewardNetConfig, pretrained: bool = True) -> None:
             super().__init__()
@@ -127,22 +147,53 @@ def _reward_net_class() -> Any:
             width = (config.state_dim if config.inputs != "frames" else 0) + (
                 self.encoder.dim if self.encoder is not None else 0
             )
-            layers: list[nn.Module] = []
-            for hidden in config.hidden:
-                layers += [nn.Linear(width, hidden), nn.ReLU()]
-                width = hidden
-            layers.append(nn.Linear(width, 1))
-            self.head = nn.Sequential(*layers)
+            self.head = build_head(config.head, width, config.hidden, config.head_shape)
+
+        @staticmethod
+        def inputs(state: torch.Tensor | None, features: torch.Tensor | None) -> torch.Tensor:
+            """The head's input vector: state and features, concatenated."""
+            parts = [p for p in (state, features) if p is not None]
+            return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
 
         def forward(self, state: torch.Tensor | None, features: torch.Tensor | None) -> Any:
-            parts = [p for p in (state, features) if p is not None]
-            return self.head(torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]).squeeze(1)
+            return self.head(self.inputs(state, features))
 
     return RewardNet
 
 
-def save_checkpoint(path: str | os.PathLike[str], net: Any, trained_on: TrainedOn) -> Path:
-    """Write ``net``'s weights with its config and what it was trained on (atomic).
+@dataclass(frozen=True)
+class Normalization:
+    """The affine map a learned reward is paid through: ``(r - shift) / scale``.
+
+    Learned rewards have an arbitrary offset and scale (Bradley-Terry fixes neither), so a
+    checkpoint records the mean and standard deviation of the raw reward on its training
+    states, and the reward model pays the standardized value (see ``REFERENCE.md`` 3b)."""
+
+    shift: float = 0.0
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.shift) and math.isfinite(self.scale) and self.scale > 0):
+            raise ValueError(f"a normalization needs a finite shift and scale > 0, got {self}")
+
+    @classmethod
+    def of(cls, rewards: np.ndarray) -> Normalization:
+        """Mean and standard deviation of ``rewards`` (scale 1 where they are constant)."""
+        values = np.asarray(rewards, dtype=np.float64)
+        if values.size == 0 or not np.all(np.isfinite(values)):
+            raise ValueError("cannot normalize a reward that is empty or not finite")
+        std = float(values.std())
+        return cls(float(values.mean()), std if std > 1e-8 else 1.0)
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    net: Any,
+    trained_on: TrainedOn,
+    normalization: Normalization | None = None,
+) -> Path:
+    """Write ``net``'s weights with its config, what it was trained on and the normalization
+    its reward is paid through (none: the raw output) (atomic).
 
     Returns:
         The path written.
@@ -154,6 +205,7 @@ def save_checkpoint(path: str | os.PathLike[str], net: Any, trained_on: TrainedO
         "format": CHECKPOINT_FORMAT,
         "config": asdict(net.config),
         "trained_on": asdict(trained_on),
+        "normalization": asdict(normalization or Normalization()),
         "saved_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "weights": {k: v.detach().cpu() for k, v in net.state_dict().items()},
     }
@@ -172,6 +224,8 @@ def _config_from(data: Mapping[str, Any]) -> RewardNetConfig:
         encoder=data["encoder"],
         freeze_encoder=bool(data["freeze_encoder"]),
         hidden=tuple(int(w) for w in data["hidden"]),
+        head=str(data.get("head", "mlp")),
+        head_shape=tuple(int(d) for d in data.get("head_shape", ())),
     )
 
 
@@ -214,10 +268,16 @@ class LearnedReward(RewardModel):
         trained_on: What it was trained on.
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``...
         cache_size: Frames whose features are kept (frozen encoders only).
+        normalization: The affine map the raw output is paid through.
     """
 
     def __init__(
-        self, net: Any, trained_on: TrainedOn, device: str = "auto", cache_size: int = 4096
+        self,
+        net: Any,
+        trained_on: TrainedOn,
+        device: str = "auto",
+        cache_size: int = 4096,
+        normalization: Normalization | None = None,
     ) -> None:
         import torch
 
@@ -226,6 +286,7 @@ class LearnedReward(RewardModel):
         self.net = net.to(self.device).eval()
         self.config: RewardNetConfig = net.config
         self.trained_on = trained_on
+        self.normalization = normalization or Normalization()
         self.needs_frames = self.config.inputs != "state"
         self.needs_info = (
             tuple(f"{STATE_PREFIX}{name}" for name, _ in self.config.state_layout)
@@ -260,7 +321,8 @@ class LearnedReward(RewardModel):
             features = features.to(self.device)
         with torch.inference_mode():
             reward = self.net(state, features).double().cpu().numpy()
-        return RewardOutput(reward)
+        norm = self.normalization
+        return RewardOutput((reward - norm.shift) / norm.scale)
 
 
 def load_learned_reward(
@@ -303,4 +365,5 @@ def load_learned_reward(
         )
     net = build_reward_net(config, pretrained=False)
     net.load_state_dict(payload["weights"])
-    return LearnedReward(net, trained, device=device)
+    normalization = Normalization(**payload.get("normalization", {}))
+    return LearnedReward(net, trained, device=device, normalization=normalization)

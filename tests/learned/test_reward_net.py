@@ -13,6 +13,7 @@ import torch
 import rewardlab
 from rewardlab.cli import main
 from rewardlab.envs.core import get_task
+from rewardlab.info_keys import STATE_PREFIX
 from rewardlab.learned import (
     RewardNetConfig,
     TrainedOn,
@@ -142,3 +143,69 @@ def test_eval_reward_scores_a_learned_reward(
     err = capsys.readouterr().err
     assert "whose state variable 'walls' has shape (8, 8); rewardlab/GridEmpty-v0 has shape " in err
     assert not (tmp_path / "small").exists()
+
+
+def test_the_learned_reward_is_paid_through_the_checkpoints_normalization(tmp_path: Path) -> None:
+    from rewardlab.learned.reward_net import Normalization
+
+    layout, space = _layout(GRID)
+    torch.manual_seed(0)
+    net = build_reward_net(RewardNetConfig(inputs="state", state_layout=tuple(layout)))
+    trained = TrainedOn(GRID, observation_space=space)
+    raw_path = save_checkpoint(tmp_path / "raw.pt", net, trained)
+    norm = Normalization(shift=0.3, scale=2.5)
+    path = save_checkpoint(tmp_path / "norm.pt", net, trained, norm)
+    rng = np.random.default_rng(1)
+    info = {f"{STATE_PREFIX}{n}": rng.normal(size=(6, *s)) for n, s in layout}
+    zeros = np.zeros((6, 1))
+    batch = RewardBatch(zeros, zeros, zeros, np.zeros(6, bool), info=info)
+    raw = load_learned_reward(raw_path, GRID, layout, space, "cpu")(batch).reward
+    paid = load_learned_reward(path, GRID, layout, space, "cpu")(batch).reward
+    np.testing.assert_allclose(paid, (raw - 0.3) / 2.5, rtol=1e-6)
+    stats = Normalization.of(np.array([1.0, 3.0]))
+    assert (stats.shift, stats.scale) == (2.0, 1.0)
+    assert Normalization.of(np.full(4, 7.0)).scale == 1.0  # constant: shifted only
+    for bad in (np.array([]), np.array([1.0, np.nan])):
+        with pytest.raises(ValueError, match="empty or not finite"):
+            Normalization.of(bad)
+    with pytest.raises(ValueError, match="scale > 0"):
+        Normalization(0.0, 0.0)
+
+
+def test_heads_compute_what_they_document() -> None:
+    layout = (("x", (3,)),)
+    torch.manual_seed(0)
+    perceptual = build_reward_net(
+        RewardNetConfig(state_layout=layout, head="perceptual", head_shape=(2, 2))
+    )
+    head = perceptual.head
+    head.index.copy_(torch.tensor([[0, 1], [1, 2]]))
+    head.mean.copy_(torch.tensor([[0.0, 0.0], [1.0, 1.0]]))
+    x = torch.tensor([[0.0, 0.0, 5.0], [9.0, 1.0, 1.0]])
+    scores = head.step_scores(x)
+    assert scores[0, 0] == 1.0 and scores[1, 1] == 1.0  # at a step's mean: score 1
+    assert torch.allclose(scores[0, 1], torch.exp(torch.tensor(-0.25 * (1 + 16))))
+    # Later steps weigh more: 1 and 2 of 3.
+    assert torch.allclose(perceptual(x, None), (scores @ torch.tensor([1.0, 2.0])) / 3)
+    goal = build_reward_net(
+        RewardNetConfig(state_layout=layout, head="goal_distance", head_shape=(2,))
+    )
+    goal.head.goals.copy_(torch.tensor([[0.0, 0.0, 0.0], [3.0, 4.0, 0.0]]))
+    reward = goal(torch.tensor([[3.0, 4.0, 0.0], [0.0, 0.0, 1.0], [3.0, 0.0, 0.0]]), None)
+    assert reward.tolist() == [0.0, -1.0, -3.0]  # minus the distance to the nearest goal
+    progress = build_reward_net(RewardNetConfig(state_layout=layout, head="progress"))
+    p, s = progress.head.logits(x)
+    assert torch.equal(progress(x, None), torch.sigmoid(p)) and s.shape == (2,)
+    for head_name, shape in (("perceptual", (2,)), ("mlp", (1,)), ("nope", ())):
+        with pytest.raises(ValueError, match="head"):
+            RewardNetConfig(state_layout=layout, head=head_name, head_shape=shape)
+
+
+def test_a_fitted_head_round_trips_through_a_checkpoint(tmp_path: Path) -> None:
+    layout, space = _layout(GRID)
+    config = RewardNetConfig(state_layout=tuple(layout), head="goal_distance", head_shape=(3,))
+    net = build_reward_net(config)
+    net.head.goals.copy_(torch.randn(3, config.state_dim))
+    path = save_checkpoint(tmp_path / "g.pt", net, TrainedOn(GRID, observation_space=space))
+    loaded = load_learned_reward(path, GRID, layout, space, "cpu")
+    assert loaded.config == config and torch.equal(loaded.net.head.goals, net.head.goals)
