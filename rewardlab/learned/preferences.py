@@ -52,6 +52,7 @@ __all__ = [
     "preference_accuracy",
     "read_preferences",
     "sample_segments",
+    "select_by_disagreement",
     "segment_returns",
     "state_rewards",
     "task_values",
@@ -253,14 +254,108 @@ def read_preferences(path: str | os.PathLike[str]) -> tuple[str, list[Preference
 
 # --- fitting ---------------------------------------------------------------------------------
 
+FEATURE_CHUNK = 64
+"""Frames encoded per forward pass when frame features are computed (bounded memory)."""
 
-def _state_inputs(ds: TrajectoryDataset, config: RewardNetConfig) -> np.ndarray:
-    """Every dataset state row as the network's flat state input (float32)."""
+
+def _resolve_device(device: str) -> torch.device:
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _state_inputs(
+    ds: TrajectoryDataset, config: RewardNetConfig, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """Dataset state rows (every row by default) as the network's flat state input (float32)."""
+    n = ds.n_states if rows is None else len(rows)
     columns = [
-        np.asarray(ds.state(name), dtype=np.float32).reshape(ds.n_states, -1)
+        np.asarray(
+            ds.state(name) if rows is None else ds.state(name)[rows], dtype=np.float32
+        ).reshape(n, -1)
         for name, _ in config.state_layout
     ]
     return np.concatenate(columns, axis=1)
+
+
+def _check_inputs(ds: TrajectoryDataset, config: RewardNetConfig) -> None:
+    if config.inputs != "state" and not ds.has_frames:
+        raise ValueError(
+            f"a network reading frames (inputs={config.inputs!r}) needs a dataset with frames; "
+            f"{ds.path} has none (generate it with frames=True)"
+        )
+
+
+def _frame_features(
+    ds: TrajectoryDataset, encoder: Any, rows: np.ndarray, device: torch.device
+) -> torch.Tensor:
+    """``(len(rows), dim)`` encoder features of the frames of dataset ``rows`` (sorted), in
+    chunks of :data:`FEATURE_CHUNK`, without gradients."""
+    import torch
+
+    parts = []
+    with torch.inference_mode():
+        for start in range(0, len(rows), FEATURE_CHUNK):
+            frames = np.asarray(ds.frames[rows[start : start + FEATURE_CHUNK]])
+            parts.append(encoder.features(frames, device))
+    # Concatenated outside inference mode: a normal tensor a head can be trained on.
+    return torch.cat(parts) if parts else torch.zeros(0, encoder.dim, device=device)
+
+
+class _RowInputs:
+    """The network inputs of a fixed set of dataset rows (sorted), on ``device``: the state
+    vectors, and with a frozen encoder the frame features, computed once; a fine-tuned
+    encoder's features are computed per call, with gradients."""
+
+    def __init__(
+        self,
+        ds: TrajectoryDataset,
+        config: RewardNetConfig,
+        rows: np.ndarray,
+        device: torch.device,
+        encoder: Any = None,
+    ) -> None:
+        import torch
+
+        self.ds, self.rows, self.device = ds, rows, device
+        self.state = None
+        if config.inputs != "frames":
+            self.state = torch.from_numpy(_state_inputs(ds, config, rows)).to(device)
+        self.features = None
+        self.fine_tune = config.inputs != "state" and not config.freeze_encoder
+        if config.inputs != "state" and not self.fine_tune:
+            self.features = _frame_features(ds, encoder, rows, device)
+
+    def rewards(self, net: Any, local: np.ndarray) -> torch.Tensor:
+        """``net``'s reward of the rows at positions ``local`` of :attr:`rows`."""
+        import torch
+
+        pick = torch.from_numpy(local).to(self.device)
+        state = None if self.state is None else self.state[pick]
+        if self.fine_tune:
+            frames = np.asarray(self.ds.frames[self.rows[local]])
+            features = net.encoder.features(frames, self.device)
+        else:
+            features = None if self.features is None else self.features[pick]
+        return net(state, features)
+
+
+def _segment_sums(
+    sides: Sequence[np.ndarray], reward_of: Callable[[np.ndarray], torch.Tensor]
+) -> torch.Tensor:
+    """The return of each segment (given as positions into a row set) under ``reward_of``
+    (positions -> rewards), each row's reward computed once."""
+    import torch
+
+    flat = np.concatenate(sides)
+    owner = torch.from_numpy(np.repeat(np.arange(len(sides)), [len(s) for s in sides]))
+    unique, inverse = np.unique(flat, return_inverse=True)
+    r = reward_of(unique)
+    index = torch.from_numpy(inverse.reshape(-1)).to(r.device)
+    out = torch.zeros(len(sides), dtype=r.dtype, device=r.device)
+    return out.index_add(0, owner.to(r.device), r[index])
 
 
 @dataclass
@@ -293,34 +388,68 @@ def fit_preferences(
     noise: float = 0.0,
     heldout: Sequence[Preference] = (),
     seed: int = 0,
+    warm_start: Sequence[Any] | None = None,
+    device: str = "cpu",
     log: Callable[[str], None] = lambda _msg: None,
 ) -> FitResult:
-    """Fit an ensemble of state-input reward networks to preferences by Bradley-Terry.
+    """Fit an ensemble of reward networks to preferences by Bradley-Terry.
 
     Each member trains on its own bootstrap resample of ``prefs`` (member 0 on ``prefs``
-    itself when ``ensemble == 1``) from its own seed.
+    itself when ``ensemble == 1``) from its own seed. Only the dataset rows the pairs' segments
+    enter are read. Frame inputs (``inputs="frames"`` or ``"both"``): with a frozen encoder
+    each row's features are computed once (batched, without gradients) and the head trains on
+    them, every member sharing the first member's encoder; with ``freeze_encoder=False`` the
+    encoder runs on each batch's frames with gradients (its batch-norm statistics stay fixed:
+    batches of a few segments are too small to estimate them).
+
+    Args:
+        warm_start: Networks to continue training (one per member, copied: the originals
+            are left as they are), e.g. the previous round's in an online loop; None builds
+            fresh ones.
+        device: Where to train (``"cpu"``, ``"cuda"``, ``"auto"``); the nets come back on
+            the CPU.
 
     Raises:
-        ValueError: No preferences, a frames network (not supported here yet), bad sizes.
+        ValueError: No preferences, frame inputs on a dataset without frames, bad sizes.
     """
+    import copy
+    import functools
+
     import torch
 
     if not prefs:
         raise ValueError("no preferences to fit")
-    if config.inputs != "state":
-        raise ValueError("fit_preferences fits state-input networks (inputs='state') for now")
     if ensemble < 1 or epochs < 1 or batch_size < 1:
         raise ValueError("ensemble, epochs and batch_size must be >= 1")
-    states = torch.from_numpy(_state_inputs(ds, config))
-    rows_a = [torch.from_numpy(_entered_states(ds, p.a)) for p in prefs]
-    rows_b = [torch.from_numpy(_entered_states(ds, p.b)) for p in prefs]
-    labels = torch.tensor([p.label for p in prefs], dtype=torch.float32)
+    if warm_start is not None and len(warm_start) != ensemble:
+        raise ValueError(f"warm_start has {len(warm_start)} nets for an ensemble of {ensemble}")
+    _check_inputs(ds, config)
+    dev = _resolve_device(device)
+    sides = [(_entered_states(ds, p.a), _entered_states(ds, p.b)) for p in prefs]
+    rows = np.unique(np.concatenate([np.concatenate(pair) for pair in sides]))
+    local_a = [np.searchsorted(rows, a) for a, _ in sides]
+    local_b = [np.searchsorted(rows, b) for _, b in sides]
+    labels = torch.tensor([p.label for p in prefs], dtype=torch.float32, device=dev)
     rng = np.random.default_rng(seed)
+    inputs: _RowInputs | None = None
+    first: Any = None
     nets, losses, accuracy, history = [], [], [], []
     for member in range(ensemble):
         torch.manual_seed(seed * 1000 + member)
-        net = build_reward_net(config)
-        opt = torch.optim.Adam(net.parameters(), lr=lr)
+        if warm_start is not None:
+            net = copy.deepcopy(warm_start[member])
+        else:
+            net = build_reward_net(config)
+        net.to(dev)
+        if first is None:
+            first = net
+        elif net.encoder is not None and config.freeze_encoder:
+            net.tower.load_state_dict(first.tower.state_dict())
+        inputs = inputs or _RowInputs(ds, config, rows, dev, first.encoder)
+        opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr)
+        net.train()
+        if net.encoder is not None:
+            net.tower.eval()
         sample = np.arange(len(prefs)) if ensemble == 1 else rng.integers(0, len(prefs), len(prefs))
         last = math.nan
         curve: list[float] = []
@@ -329,10 +458,10 @@ def fit_preferences(
             total = 0.0
             for start in range(0, len(order), batch_size):
                 idx = order[start : start + batch_size]
-                r = net(states, None)
-                ra = torch.stack([r[rows_a[i]].sum() for i in idx])
-                rb = torch.stack([r[rows_b[i]].sum() for i in idx])
-                loss = bradley_terry_loss(ra, rb, labels[idx], noise)
+                segs = [local_a[i] for i in idx] + [local_b[i] for i in idx]
+                returns = _segment_sums(segs, functools.partial(inputs.rewards, net))
+                ra, rb = returns[: len(idx)], returns[len(idx) :]
+                loss = bradley_terry_loss(ra, rb, labels[torch.from_numpy(idx).to(dev)], noise)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -343,31 +472,79 @@ def fit_preferences(
         history.append(curve)
         nets.append(net)
         losses.append(last)
-        accuracy.append(preference_accuracy(ds, net, config, heldout) if heldout else None)
+        accuracy.append(
+            preference_accuracy(ds, net, config, heldout, device=device) if heldout else None
+        )
         log(f"member {member + 1}/{ensemble}: loss {last:.4f}, held-out accuracy {accuracy[-1]}")
-    return FitResult(nets, losses, accuracy, history)
+    return FitResult([net.cpu() for net in nets], losses, accuracy, history)
 
 
-def state_rewards(ds: TrajectoryDataset, net: Any, config: RewardNetConfig) -> np.ndarray:
-    """A state-input network's reward on every dataset state row."""
+def state_rewards(
+    ds: TrajectoryDataset,
+    net: Any,
+    config: RewardNetConfig,
+    rows: np.ndarray | None = None,
+    *,
+    device: str = "cpu",
+) -> np.ndarray:
+    """A network's reward on dataset state rows (every row by default; frame features
+    computed in chunks of :data:`FEATURE_CHUNK`)."""
     import torch
 
+    _check_inputs(ds, config)
+    dev = _resolve_device(device)
+    wanted = np.arange(ds.n_states) if rows is None else np.asarray(rows, dtype=np.int64)
+    net.to(dev)
+    out = []
+    step = len(wanted) if config.inputs == "state" else FEATURE_CHUNK
     with torch.inference_mode():
-        out = net(torch.from_numpy(_state_inputs(ds, config)), None)
-    return out.double().numpy()
+        for start in range(0, len(wanted), max(step, 1)):
+            part = wanted[start : start + step]
+            state = features = None
+            if config.inputs != "frames":
+                state = torch.from_numpy(_state_inputs(ds, config, part)).to(dev)
+            if config.inputs != "state":
+                features = net.encoder.features(np.asarray(ds.frames[part]), dev)
+            out.append(net(state, features).double().cpu().numpy())
+    net.cpu()
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def _pair_returns(
+    ds: TrajectoryDataset,
+    nets: Sequence[Any],
+    config: RewardNetConfig,
+    pairs: Sequence[tuple[Segment, Segment]],
+    device: str = "cpu",
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per net, the returns ``(R(a), R(b))`` of every pair, each row's reward computed once."""
+    entered_a = [_entered_states(ds, a) for a, _ in pairs]
+    entered_b = [_entered_states(ds, b) for _, b in pairs]
+    rows = np.unique(np.concatenate(entered_a + entered_b))
+    out = []
+    for net in nets:
+        r = np.zeros(ds.n_states)
+        r[rows] = state_rewards(ds, net, config, rows, device=device)
+        out.append(
+            (np.array([r[e].sum() for e in entered_a]), np.array([r[e].sum() for e in entered_b]))
+        )
+    return out
 
 
 def preference_accuracy(
-    ds: TrajectoryDataset, net: Any, config: RewardNetConfig, prefs: Sequence[Preference]
+    ds: TrajectoryDataset,
+    net: Any,
+    config: RewardNetConfig,
+    prefs: Sequence[Preference],
+    *,
+    device: str = "cpu",
 ) -> float | None:
     """Share of the non-tie pairs whose order the network's segment returns agree with (ties
     in the network's returns count 1/2); None when every pair is a tie."""
     decided = [p for p in prefs if p.label != 0.5]
     if not decided:
         return None
-    r = state_rewards(ds, net, config)
-    ra = segment_returns(ds, [p.a for p in decided], r)
-    rb = segment_returns(ds, [p.b for p in decided], r)
+    [(ra, rb)] = _pair_returns(ds, [net], config, [(p.a, p.b) for p in decided], device)
     want = np.array([p.label > 0.5 for p in decided])
     agree = np.where(ra == rb, 0.5, (ra > rb) == want)
     return float(agree.mean())
@@ -378,16 +555,42 @@ def disagreement(
     nets: Sequence[Any],
     config: RewardNetConfig,
     pairs: Sequence[tuple[Segment, Segment]],
+    *,
+    device: str = "cpu",
 ) -> np.ndarray:
     """Per pair, the standard deviation over the ensemble of ``P(a > b)``: query the pairs
     the members disagree on most (disagreement-based selection)."""
-    probs = []
-    for net in nets:
-        r = state_rewards(ds, net, config)
-        ra = segment_returns(ds, [a for a, _ in pairs], r)
-        rb = segment_returns(ds, [b for _, b in pairs], r)
-        probs.append(bradley_terry_probability(ra, rb))
+    if not pairs:
+        return np.zeros(0)
+    returns = _pair_returns(ds, nets, config, pairs, device)
+    probs = [bradley_terry_probability(ra, rb) for ra, rb in returns]
     return np.std(np.stack(probs), axis=0)
+
+
+def select_by_disagreement(
+    ds: TrajectoryDataset,
+    nets: Sequence[Any],
+    config: RewardNetConfig,
+    candidates: Sequence[tuple[Segment, Segment]],
+    k: int,
+    *,
+    device: str = "cpu",
+) -> list[int]:
+    """Indices of the ``k`` candidate pairs of largest :func:`disagreement`, largest first
+    (equal ones in candidate order).
+
+    Raises:
+        ValueError: Fewer than 2 nets (one member cannot disagree), or ``k`` outside
+            ``[0, len(candidates)]``.
+    """
+    if len(nets) < 2:
+        raise ValueError(
+            f"disagreement-based selection needs an ensemble of >= 2 nets, got {len(nets)}"
+        )
+    if not 0 <= k <= len(candidates):
+        raise ValueError(f"cannot select {k} of {len(candidates)} candidate pairs")
+    spread = disagreement(ds, nets, config, candidates, device=device)
+    return [int(i) for i in np.argsort(-spread, kind="stable")[:k]]
 
 
 def label_pairs(
