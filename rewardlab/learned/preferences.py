@@ -465,7 +465,7 @@ def fit_preferences(
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                total += float(loss) * len(idx)
+                total += loss.item() * len(idx)
             last = total / len(order)
             curve.append(last)
         net.eval()

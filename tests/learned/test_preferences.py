@@ -123,3 +123,142 @@ def test_a_fit_on_synthetic_preferences_orders_held_out_segments(dataset, tmp_pa
     venv.reset()
     assert np.all(np.isfinite(venv.step(np.array([0, 1]))[1]))
     venv.close()
+
+
+@pytest.fixture(scope="module")
+def frames_dataset(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    kinds = {"expert": 5, "random": 3, "partial": 4}
+    config = DatasetConfig(GRID, episodes=kinds, env_kwargs={"size": 5}, max_steps=12)
+    return generate_dataset(config, tmp_path_factory.mktemp("frames") / "ds")
+
+
+def _grid_layout() -> tuple[tuple[str, tuple[int, ...]], ...]:
+    with rewardlab.make(GRID, size=5) as env:
+        return tuple((v.name, tuple(v.shape)) for v in rewardlab.get_task(env).state_variables)
+
+
+def _labelled(ds, n: int, seed: int = 0) -> list[Preference]:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(seed)
+    segments = sample_segments(ds, 2 * n, 3, rng)
+    pairs = list(zip(segments[::2], segments[1::2], strict=True))
+    oracle = SyntheticOracle(tie_margin=1e-9)
+    return label_pairs(ds, pairs, task_values(ds, "progress"), oracle, rng)
+
+
+@pytest.mark.parametrize(
+    ("inputs", "freeze"), [("frames", True), ("frames", False), ("both", True)]
+)
+def test_frame_nets_fit_preferences(frames_dataset, inputs: str, freeze: bool) -> None:  # type: ignore[no-untyped-def]
+    from rewardlab.learned.preferences import state_rewards
+    from rewardlab.reward_models.base import RewardBatch
+
+    ds = frames_dataset
+    prefs = _labelled(ds, 160)
+    layout = _grid_layout() if inputs == "both" else ()
+    config = RewardNetConfig(
+        inputs=inputs, state_layout=layout, encoder="cnn", freeze_encoder=freeze, hidden=(32,)
+    )
+    torch.manual_seed(0)
+    before = [
+        p.detach().clone() for p in rewardlab.learned.build_reward_net(config).tower.parameters()
+    ]
+    fit = fit_preferences(ds, prefs[:100], config, ensemble=2, epochs=15, heldout=prefs[100:])
+    assert all(a is not None and a >= 0.8 for a in fit.heldout_accuracy), fit.heldout_accuracy
+    towers = [list(net.tower.parameters()) for net in fit.nets]
+    if freeze:  # untouched, and shared by the members (features computed once)
+        for p, q, b in zip(towers[0], towers[1], before, strict=True):
+            assert torch.equal(p, q) and torch.equal(p, b)
+    else:
+        assert any(not torch.equal(p, b) for p, b in zip(towers[0], before, strict=True))
+    # Chunked rewards on dataset rows are the net's own forward on those frames, and what the
+    # saved checkpoint pays in an env.
+    rows = np.arange(0, ds.n_states, 7)
+    got = state_rewards(ds, fit.nets[0], config, rows)
+    frames = np.asarray(ds.frames[rows])
+    with torch.inference_mode():
+        features = fit.nets[0].encoder.features(frames, torch.device("cpu"))
+        state = None
+        if inputs == "both":
+            cols = [
+                np.asarray(ds.state(n)[rows], np.float32).reshape(len(rows), -1) for n, _ in layout
+            ]
+            state = torch.from_numpy(np.concatenate(cols, axis=1))
+        want = fit.nets[0](state, features).double().numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert np.all(state_rewards(ds, fit.nets[0], config)[rows] == got)
+    from rewardlab.learned.reward_net import LearnedReward
+
+    paid = LearnedReward(fit.nets[0], TrainedOn(GRID), device="cpu")
+    info = {f"state/{n}": np.asarray(ds.state(n)[rows]) for n, _ in layout}
+    obs = np.asarray(ds.obs[rows])
+    batch = RewardBatch(obs, np.zeros(len(rows)), obs, np.zeros(len(rows), bool), frames, info)
+    np.testing.assert_allclose(paid(batch).reward, got, rtol=1e-5, atol=1e-6)
+
+
+def test_frame_nets_need_a_dataset_with_frames(dataset) -> None:  # type: ignore[no-untyped-def]
+    config = RewardNetConfig(inputs="frames", encoder="cnn")
+    with pytest.raises(ValueError, match="needs a dataset with frames"):
+        fit_preferences(dataset, _labelled(dataset, 4), config, ensemble=1, epochs=1)
+
+
+class _Linear(torch.nn.Module):
+    """r(s') = w . state: a net whose segment returns are known in closed form."""
+
+    def __init__(self, weights: np.ndarray) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor(weights, dtype=torch.float32))
+        self.encoder = None
+
+    def forward(self, state: torch.Tensor, features: None) -> torch.Tensor:
+        return state @ self.w
+
+
+def test_disagreement_selection_picks_the_pairs_the_members_disagree_on(dataset) -> None:  # type: ignore[no-untyped-def]
+    from rewardlab.learned.preferences import select_by_disagreement
+
+    layout = (("agent_pos", (2,)),)
+    config = RewardNetConfig(inputs="state", state_layout=layout)
+    # Member 1 rewards the x coordinate, member 2 its negative: they agree (P = 1/2 both) on
+    # pairs whose segments sum the same x, and disagree the more the sums differ.
+    nets = [_Linear(np.array([1.0, 0.0])), _Linear(np.array([-1.0, 0.0]))]
+    rng = np.random.default_rng(3)
+    segments = sample_segments(dataset, 80, 3, rng)
+    pairs = list(zip(segments[::2], segments[1::2], strict=True))
+    pairs.append((segments[0], segments[0]))  # no disagreement at all
+    x = np.asarray(dataset.state("agent_pos"), dtype=np.float64)[:, 0]
+    gap = np.abs(
+        segment_returns(dataset, [a for a, _ in pairs], x)
+        - segment_returns(dataset, [b for _, b in pairs], x)
+    )
+    spread = disagreement(dataset, nets, config, pairs)
+    # std of (sigmoid(g), sigmoid(-g)) = |sigmoid(g) - 1/2|
+    np.testing.assert_allclose(spread, np.abs(1 / (1 + np.exp(-gap)) - 0.5), atol=1e-6)
+    picked = select_by_disagreement(dataset, nets, config, pairs, 8)
+    assert len(set(picked)) == 8 and len(pairs) - 1 not in picked
+    assert sorted(gap[picked]) == sorted(np.sort(gap)[-8:])
+    assert min(gap[picked]) > np.median(gap)
+    with pytest.raises(ValueError, match=">= 2 nets"):
+        select_by_disagreement(dataset, nets[:1], config, pairs, 2)
+    with pytest.raises(ValueError, match="cannot select 99"):
+        select_by_disagreement(dataset, nets, config, pairs[:5], 99)
+
+
+def test_a_warm_start_continues_copies_of_the_given_nets(dataset) -> None:  # type: ignore[no-untyped-def]
+    layout = _grid_layout()
+    config = RewardNetConfig(inputs="state", state_layout=layout, hidden=(16,))
+    prefs = _labelled(dataset, 60, seed=4)
+    first = fit_preferences(dataset, prefs[:20], config, ensemble=2, epochs=2)
+    kept = [{k: v.clone() for k, v in n.state_dict().items()} for n in first.nets]
+    again = fit_preferences(dataset, prefs, config, ensemble=2, epochs=30, warm_start=first.nets)
+    for net, state in zip(first.nets, kept, strict=True):  # the originals are untouched
+        assert all(torch.equal(net.state_dict()[k], v) for k, v in state.items())
+    assert again.train_loss[0] < first.train_loss[0]
+    # With a zero learning rate the fit returns the given nets' weights, in new modules.
+    still = fit_preferences(
+        dataset, prefs, config, ensemble=2, epochs=1, lr=0.0, warm_start=first.nets
+    )
+    for net, start in zip(still.nets, first.nets, strict=True):
+        assert net is not start
+        assert all(torch.equal(v, start.state_dict()[k]) for k, v in net.state_dict().items())
+    with pytest.raises(ValueError, match="warm_start has 2 nets for an ensemble of 3"):
+        fit_preferences(dataset, prefs, config, ensemble=3, warm_start=first.nets)
