@@ -28,6 +28,12 @@ __all__ = ["learn_from_preferences"]
 HELDOUT_SEED_OFFSET = 10_000
 """The judging dataset's seed is the training one's plus this: other episodes."""
 
+QUERIES = ("random", "disagreement")
+"""How :func:`learn_from_preferences` chooses the synthetic pairs it labels."""
+
+CANDIDATES_PER_QUERY = 10
+"""Disagreement-based selection picks each query among this many random candidate pairs."""
+
 
 def learn_from_preferences(
     env_id: str,
@@ -44,11 +50,16 @@ def learn_from_preferences(
     epochs: int = 40,
     episodes: int = 8,
     hidden: tuple[int, ...] = (64, 64),
+    inputs: str = "state",
+    encoder: str = "efficientnet_lite0",
+    freeze_encoder: bool = True,
+    query: str = "random",
+    query_rounds: int = 4,
     seed: int = 0,
     judge: bool = True,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> Path:
-    """Fit a state-input reward network to preferences on ``env_id``; return ``report.md``.
+    """Fit a reward network to preferences on ``env_id``; return ``report.md``.
 
     Args:
         env_id: The env (rewardlab's, or one with a registered task providing state).
@@ -64,6 +75,16 @@ def learn_from_preferences(
         heldout_fraction: Share of the pairs held out for accuracy.
         ensemble, epochs, hidden: The fit.
         episodes: Episodes per kind of the generated datasets.
+        inputs: What the network reads: ``"state"``, ``"frames"`` or ``"both"`` (frame
+            inputs generate datasets with frames; a label file's dataset must have them).
+        encoder: The image encoder for frame inputs
+            (:func:`~rewardlab.learned.encoders.load_encoder`).
+        freeze_encoder: Keep the encoder's weights (features computed once) or fine-tune it.
+        query: How synthetic pairs are chosen: ``"random"``, or ``"disagreement"``: label
+            a random first share, fit, then in each of ``query_rounds - 1`` further rounds
+            label the candidates (10 per query, drawn at random) the ensemble disagrees on
+            most, and refit; the same ``pairs`` labels in all. Held-out pairs are random.
+        query_rounds: Rounds of disagreement-based selection, the random first one included.
         seed: Seed of everything (the judging dataset uses ``seed + 10000``).
         judge: Run ``eval-reward`` on the learned reward.
 
@@ -78,11 +99,13 @@ def learn_from_preferences(
         load_dataset,
     )
     from rewardlab.learned.preferences import (
+        Segment,
         SyntheticOracle,
         fit_preferences,
         label_pairs,
         read_preferences,
         sample_segments,
+        select_by_disagreement,
         state_rewards,
         task_values,
     )
@@ -90,6 +113,7 @@ def learn_from_preferences(
         Normalization,
         RewardNetConfig,
         TrainedOn,
+        build_reward_net,
         save_checkpoint,
     )
 
@@ -104,50 +128,98 @@ def learn_from_preferences(
             raise ValueError(f"{name} must be >= {low}, got {value}")
     if not 0.0 <= noise < 0.5:
         raise ValueError(f"noise (the labeller's error rate) must be in [0, 0.5), got {noise}")
+    if query not in QUERIES:
+        raise ValueError(f"unknown query selection {query!r}; one of {list(QUERIES)}")
+    if query == "disagreement":
+        if preferences is not None:
+            raise ValueError(
+                "query='disagreement' chooses which synthetic pairs to label; a label file's "
+                "pairs are chosen already: drop --preferences or use query='random'"
+            )
+        if ensemble < 2:
+            raise ValueError("query='disagreement' needs an ensemble of >= 2 members")
+        if query_rounds < 2:
+            raise ValueError(f"query='disagreement' needs query_rounds >= 2, got {query_rounds}")
+    if inputs not in ("state", "frames", "both"):
+        raise ValueError(f"inputs must be 'state', 'frames' or 'both', got {inputs!r}")
     with make(env_id, **kwargs) as env:
         task = get_task(env)
-        task.require("state", "a reward network over state variables")
-        layout = tuple((v.name, tuple(v.shape)) for v in task.state_variables)
+        if inputs != "frames":
+            task.require("state", "a reward network over state variables")
+            layout = tuple((v.name, tuple(v.shape)) for v in task.state_variables)
+        else:
+            layout = ()
         space = repr(env.observation_space)
+    net_config = RewardNetConfig(
+        inputs=inputs,
+        state_layout=layout,
+        encoder=encoder if inputs != "state" else None,
+        freeze_encoder=freeze_encoder,
+        hidden=hidden,
+    )
+    frames = inputs != "state"
+    if frames:
+        build_reward_net(net_config)  # an unknown encoder or missing weights: said now
     rng = np.random.default_rng(seed)
     if preferences is not None:
         dataset_path, prefs = read_preferences(preferences)
         ds = load_dataset(dataset_path, env_id=env_id)
+        if inputs != "state" and not ds.has_frames:
+            raise ValueError(
+                f"inputs={inputs!r} reads frames, and the dataset {dataset_path} of "
+                f"{preferences} has none; label a dataset generated with frames"
+            )
         source = f"labels from {preferences}"
         rng.shuffle(prefs)
     else:
         if synthetic not in ("progress", "success"):
             raise ValueError(f"unknown synthetic signal {synthetic!r}; 'progress' or 'success'")
         config = DatasetConfig(
-            env_id, dict.fromkeys(EPISODE_KINDS, episodes), seed, kwargs, frames=False
+            env_id, dict.fromkeys(EPISODE_KINDS, episodes), seed, kwargs, frames=frames
         )
         log(f"generating the training dataset ({episodes} episodes per kind) ...")
         ds = generate_dataset(config, out / "dataset")
-        segments = sample_segments(ds, 2 * pairs, segment_length, rng)
-        pairs_list = list(zip(segments[::2], segments[1::2], strict=True))
         oracle = SyntheticOracle(error_rate=noise, tie_margin=1e-9)
-        prefs = label_pairs(ds, pairs_list, task_values(ds, synthetic), oracle, rng)
+        truth = task_values(ds, synthetic)
+
+        def draw(n: int) -> list[tuple[Segment, Segment]]:
+            segments = sample_segments(ds, 2 * n, segment_length, rng)
+            return list(zip(segments[::2], segments[1::2], strict=True))
+
+        n_random = pairs if query == "random" else max(1, round(pairs * heldout_fraction))
+        prefs = label_pairs(ds, draw(n_random), truth, oracle, rng)
         source = (
             f"SYNTHETIC labels: the true task's {synthetic} summed over each segment, "
             f"error rate {noise:g}"
         )
-    n_heldout = max(1, round(len(prefs) * heldout_fraction))
+    n_heldout = max(1, round((pairs if query != "random" else len(prefs)) * heldout_fraction))
     train, heldout = prefs[n_heldout:], prefs[:n_heldout]
-    if not train:
+    n_train = pairs - n_heldout if query != "random" else len(train)
+    if n_train < 1:
         raise ValueError(f"{len(prefs)} preference(s) leave none to train on")
-    net_config = RewardNetConfig(inputs="state", state_layout=layout, hidden=hidden)
-    progress = Progress(ensemble)
-    fit = fit_preferences(
-        ds,
-        train,
-        net_config,
-        ensemble=ensemble,
-        epochs=epochs,
-        noise=noise,
-        heldout=heldout,
-        seed=seed,
-        log=lambda msg: log(f"{progress.tick()} {msg}"),
-    )
+    rounds = _round_sizes(n_train, query_rounds if query == "disagreement" else 1)
+    progress = Progress(ensemble * len(rounds))
+    fit = None
+    for number, size in enumerate(rounds):
+        if fit is None and query == "disagreement":  # the first round: random pairs
+            train += label_pairs(ds, draw(size), truth, oracle, rng)
+        elif fit is not None:
+            candidates = draw(CANDIDATES_PER_QUERY * size)
+            chosen = select_by_disagreement(ds, fit.nets, net_config, candidates, size)
+            train += label_pairs(ds, [candidates[i] for i in chosen], truth, oracle, rng)
+            log(f"round {number + 1}/{len(rounds)}: {size} pairs the ensemble disagrees on most")
+        fit = fit_preferences(
+            ds,
+            train,
+            net_config,
+            ensemble=ensemble,
+            epochs=epochs,
+            noise=noise,
+            heldout=heldout,
+            seed=seed + number,
+            log=lambda msg: log(f"{progress.tick()} {msg}"),
+        )
+    assert fit is not None  # rounds is never empty
     metrics = {f"heldout_accuracy_{i}": a for i, a in enumerate(fit.heldout_accuracy) if a}
     trained = TrainedOn(env_id, kwargs, space, "bradley_terry", source, seed, metrics)
     normalization = Normalization.of(state_rewards(ds, fit.nets[0], net_config))
@@ -162,6 +234,11 @@ def learn_from_preferences(
         "n_heldout_pairs": len(heldout),
         "n_ties": sum(p.label == 0.5 for p in prefs),
         "segment_length": segment_length,
+        "query": query,
+        "query_rounds": len(rounds),
+        "inputs": inputs,
+        "encoder": net_config.encoder,
+        "freeze_encoder": freeze_encoder if inputs != "state" else None,
         "ensemble": ensemble,
         "epochs": epochs,
         "final_loss": fit.train_loss,
@@ -175,7 +252,7 @@ def learn_from_preferences(
             dict.fromkeys(EPISODE_KINDS, episodes),
             seed + HELDOUT_SEED_OFFSET,
             kwargs,
-            frames=False,
+            frames=frames,
         )
         log("judging the learned reward with eval-reward on other episodes ...")
         from rewardlab.experiments.reward_eval import run_eval
@@ -197,6 +274,13 @@ def learn_from_preferences(
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / "report.md").write_text(_report(summary))
     return out / "report.md"
+
+
+def _round_sizes(total: int, rounds: int) -> list[int]:
+    """``total`` labels split into at most ``rounds`` rounds as evenly as possible (earlier
+    rounds get the remainder); no empty round."""
+    rounds = max(1, min(rounds, total))
+    return [total // rounds + (i < total % rounds) for i in range(rounds)]
 
 
 def _plot_losses(history: list[list[float]], path: Path) -> None:
@@ -221,6 +305,21 @@ def _report(s: Mapping[str, Any]) -> str:
         f"- Pairs: {s['n_train_pairs']} to train, {s['n_heldout_pairs']} held out "
         f"({s['n_ties']} ties in all), segments of {s['segment_length']} transitions, "
         f"from the dataset `{s['dataset']}`.",
+        f"- Query selection: {s['query']}"
+        + (
+            f" (a random first round, then the pairs of largest ensemble disagreement among "
+            f"{CANDIDATES_PER_QUERY} random candidates per query; {s['query_rounds']} rounds)"
+            if s["query"] == "disagreement"
+            else ""
+        )
+        + ".",
+        f"- Network inputs: {s['inputs']}"
+        + (
+            f" (encoder {s['encoder']}, {'frozen' if s['freeze_encoder'] else 'fine-tuned'})"
+            if s["encoder"]
+            else ""
+        )
+        + ".",
         f"- Ensemble of {s['ensemble']}, {s['epochs']} epochs; final training loss "
         + ", ".join(f"{x:.4f}" for x in s["final_loss"])
         + " (`loss.png`).",
