@@ -232,13 +232,11 @@ def label_inputs(
     """
     import torch
 
+    from rewardlab.learned.preferences import _state_inputs
+
     parts: list[np.ndarray] = []
     if config.inputs != "frames":
-        columns = [
-            np.asarray(ds.state(name), dtype=np.float32).reshape(ds.n_states, -1)
-            for name, _ in config.state_layout
-        ]
-        parts.append(np.concatenate(columns, axis=1))
+        parts.append(_state_inputs(ds, config))
     if config.inputs != "state":
         if not ds.has_frames:
             raise ValueError(
@@ -514,7 +512,11 @@ def learn_from_labels(
         encoder: The frozen image encoder of frame inputs
             (:func:`~rewardlab.learned.encoders.load_encoder`).
         regression, ranking, success: Weights of the objective's terms (see the module
-            docstring); any may be 0, not all.
+            docstring); any may be 0, not all. The ranking term pushes progress logits apart
+            and so trades calibration for order: on GridEmpty 5x5 (6 episodes per kind, state
+            inputs) held-out progress MSE was 0.063 with weights 1/1/1, 0.009 with ranking 0.1
+            and 0.006 with ranking 0, all at Spearman 0.94; ranking alone ordered best (0.98)
+            at MSE 0.12.
         heldout_fraction: Share of the layout seeds held out, in (0, 1).
         epochs, batch_size, lr, hidden: The fit.
         episodes: Episodes per kind of the generated datasets.
