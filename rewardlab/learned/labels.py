@@ -49,6 +49,7 @@ __all__ = [
     "label_inputs",
     "label_metrics",
     "learn_from_labels",
+    "partners",
     "ranking_loss",
     "sample_pairs",
     "split_by_seed",
@@ -147,24 +148,29 @@ class LossWeights:
         return "+".join(names[n] for n, w in self.items() if w > 0)
 
 
-def sample_pairs(
-    episode: np.ndarray, n: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` pairs ``(i, j)`` of rows of one episode each (``episode[i] == episode[j]``),
-    ``i`` uniform over the rows and ``j`` uniform over ``i``'s episode's rows (vectorized).
+def partners(episode: np.ndarray, i: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """For each row ``i``, a row drawn uniformly from the rows of its episode (itself
+    included), vectorized.
 
     Args:
         episode: ``(R,)`` the episode of each row.
-        n: Pairs to draw.
+        i: Row positions.
         rng: The random stream.
     """
     episode = np.asarray(episode)
     order = np.argsort(episode, kind="stable")
     ids, starts, counts = np.unique(episode[order], return_index=True, return_counts=True)
-    i = rng.integers(0, len(episode), n)
     group = np.searchsorted(ids, episode[i])
-    j = order[starts[group] + (rng.random(n) * counts[group]).astype(np.int64)]
-    return i, j
+    return order[starts[group] + (rng.random(len(i)) * counts[group]).astype(np.int64)]
+
+
+def sample_pairs(
+    episode: np.ndarray, n: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` pairs ``(i, j)`` of rows of one episode each (``episode[i] == episode[j]``):
+    ``i`` uniform over the rows, ``j`` its :func:`partners`."""
+    i = rng.integers(0, len(episode), n)
+    return i, partners(episode, i, rng)
 
 
 def ranking_loss(
@@ -254,7 +260,7 @@ def label_inputs(
         with torch.inference_mode():
             for k, start in enumerate(range(0, n, FEATURE_CHUNK)):
                 rows = slice(start, min(n, start + FEATURE_CHUNK))
-                chunk = np.asarray(frames[rows])
+                chunk = np.array(frames[rows])  # a writable copy: torch warns on a memmap
                 feats[rows] = net.encoder.features(chunk, dev).cpu().numpy()
                 status = progress.tick()
                 if (k + 1) % every == 0 or k + 1 == chunks:
@@ -418,9 +424,6 @@ def fit_labels(
 
     train_rows, train_eps, ti, tj = side(split.train_episodes)
     held_rows, held_eps, hi, hj = side(split.heldout_episodes)
-    # Within-side positions of each row's same-episode rows, for the training pairs.
-    order = np.argsort(train_eps, kind="stable")
-    ids, starts, counts = np.unique(train_eps[order], return_index=True, return_counts=True)
     opt = torch.optim.Adam(head.parameters(), lr=lr)
 
     def side_loss(rows: np.ndarray, i: torch.Tensor, j: torch.Tensor) -> float:
@@ -437,8 +440,7 @@ def fit_labels(
         perm = rng.permutation(n)
         for start in range(0, n, batch_size):
             a = perm[start : start + batch_size]
-            group = np.searchsorted(ids, train_eps[a])
-            b = order[starts[group] + (rng.random(len(a)) * counts[group]).astype(np.int64)]
+            b = partners(train_eps, a, rng)
             rows = torch.from_numpy(train_rows[np.concatenate([a, b])])
             k = torch.arange(len(a))
             loss = _objective(head, x_all[rows], p_all[rows], s_all[rows], k, k + len(a), weights)
