@@ -403,31 +403,262 @@ def _cmd_eval_reward(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_learn_reward(args: argparse.Namespace) -> int:
-    from rewardlab.learned.learn import learn_from_preferences
+_LEARN_FUNCTIONS = {
+    "preferences": ("rewardlab.learned.learn", "learn_from_preferences"),
+    "online": ("rewardlab.learned.online", "learn_online"),
+    "demos": ("rewardlab.learned.demos", "learn_from_demos"),
+    "labels": ("rewardlab.learned.labels", "learn_from_labels"),
+}
+"""What ``learn-reward --from SOURCE`` runs (``online``: ``--from preferences --online``)."""
 
+_PREFS, _ONLINE, _DEMOS, _LABELS = "preferences", "online", "demos", "labels"
+_BT = frozenset({_PREFS, _ONLINE})
+_ALL_SOURCES = frozenset(_LEARN_FUNCTIONS)
+_INT: dict[str, Any] = {"type": int}
+_FLOAT: dict[str, Any] = {"type": float}
+
+_LEARN_OPTIONS: tuple[tuple[str, str, frozenset[str], dict[str, Any], str], ...] = (
+    # (flag, keyword of the learn function, sources it applies to, argparse keywords, help)
+    (
+        "--preferences",
+        "preferences",
+        frozenset({_PREFS}),
+        {"metavar": "FILE"},
+        "label file (JSONL naming its dataset); default: synthetic labels",
+    ),
+    (
+        "--synthetic",
+        "synthetic",
+        _BT,
+        {"choices": ["progress", "success"]},
+        "true-task signal synthetic labels compare, summed over a segment (default: progress)",
+    ),
+    ("--pairs", "pairs", frozenset({_PREFS}), _INT, "labelled pairs (default: 300)"),
+    ("--segment-length", "segment_length", _BT, _INT, "transitions per segment (default: 5)"),
+    ("--noise", "noise", _BT, _FLOAT, "synthetic labeller's error rate (default: 0)"),
+    (
+        "--query",
+        "query",
+        _BT,
+        {"choices": ["random", "disagreement"]},
+        "which pairs to label (default: random; with --online: disagreement)",
+    ),
+    (
+        "--query-rounds",
+        "query_rounds",
+        frozenset({_PREFS}),
+        _INT,
+        "rounds of disagreement queries (default: 4)",
+    ),
+    (
+        "--online",
+        "",
+        frozenset({_ONLINE}),
+        {"action": "store_true", "default": None},
+        "learn while a PPO agent trains on the current reward (PEBBLE loop)",
+    ),
+    ("--steps", "steps", frozenset({_ONLINE}), _INT, "agent env steps (default: 50000)"),
+    ("--budget", "budget", frozenset({_ONLINE}), _INT, "labels in all (default: 200)"),
+    (
+        "--refit-every",
+        "refit_every",
+        frozenset({_ONLINE}),
+        _INT,
+        "env steps between query rounds (default: 5000)",
+    ),
+    (
+        "--queries-per-round",
+        "queries_per_round",
+        frozenset({_ONLINE}),
+        _INT,
+        "labels per round (default: the budget spread over the rounds)",
+    ),
+    (
+        "--algo",
+        "algo",
+        frozenset({_ONLINE}),
+        {"choices": ["ppo", "a2c"]},
+        "on-policy agent (default: ppo)",
+    ),
+    (
+        "--set",
+        "hyperparams",
+        frozenset({_ONLINE}),
+        {"action": "append", "metavar": "KEY=VALUE"},
+        "agent hyperparameter (repeatable)",
+    ),
+    (
+        "--eval-episodes",
+        "eval_episodes",
+        frozenset({_ONLINE}),
+        _INT,
+        "true-task evaluation episodes of the final agent (default: 20)",
+    ),
+    (
+        "--method",
+        "method",
+        frozenset({_DEMOS}),
+        {"choices": ["perceptual", "goal"]},
+        "Sermanet perceptual reward or goal-embedding distance (default: perceptual)",
+    ),
+    (
+        "--demos",
+        "demos",
+        frozenset({_DEMOS}),
+        {"metavar": "PATH"},
+        "recorded episodes: a dataset folder or a folder of .npy frame arrays (default: the "
+        "env's scripted expert)",
+    ),
+    ("--n-demos", "n_demos", frozenset({_DEMOS}), _INT, "expert demonstrations (default: 5)"),
+    (
+        "--demo-steps",
+        "steps",
+        frozenset({_DEMOS}),
+        _INT,
+        "steps each demonstration is split into (default: 4)",
+    ),
+    (
+        "--features",
+        "features",
+        frozenset({_DEMOS}),
+        _INT,
+        "encoder features kept per step (default: 32)",
+    ),
+    (
+        "--no-control",
+        "control",
+        frozenset({_DEMOS}),
+        {"action": "store_false", "default": None},
+        "skip the random-encoder control",
+    ),
+    (
+        "--dataset",
+        "dataset",
+        frozenset({_LABELS}),
+        {"metavar": "DIR"},
+        "labelled eval-reward dataset (default: generate one)",
+    ),
+    (
+        "--regression",
+        "regression",
+        frozenset({_LABELS}),
+        _FLOAT,
+        "weight of progress regression (default: 1)",
+    ),
+    (
+        "--ranking",
+        "ranking",
+        frozenset({_LABELS}),
+        _FLOAT,
+        "weight of within-episode ranking (default: 1)",
+    ),
+    (
+        "--success-weight",
+        "success",
+        frozenset({_LABELS}),
+        _FLOAT,
+        "weight of success classification (default: 1)",
+    ),
+    (
+        "--inputs",
+        "inputs",
+        frozenset({_PREFS, _LABELS}),
+        {"choices": ["state", "frames", "both"]},
+        "what the network reads (default: state)",
+    ),
+    (
+        "--encoder",
+        "encoder",
+        frozenset({_PREFS, _DEMOS, _LABELS}),
+        {},
+        "image encoder: efficientnet_lite0, efficientnet_lite0:random, cnn, "
+        "open_clip:MODEL:PRETRAINED (default: efficientnet_lite0)",
+    ),
+    (
+        "--fine-tune-encoder",
+        "freeze_encoder",
+        frozenset({_PREFS}),
+        {"action": "store_false", "default": None},
+        "train the encoder too",
+    ),
+    (
+        "--heldout-fraction",
+        "heldout_fraction",
+        frozenset({_PREFS, _LABELS}),
+        _FLOAT,
+        "share held out (labels: of the layout seeds; default: 0.25)",
+    ),
+    ("--ensemble", "ensemble", _BT, _INT, "networks (default: 3)"),
+    (
+        "--epochs",
+        "epochs",
+        frozenset({_PREFS, _ONLINE, _LABELS}),
+        _INT,
+        "epochs per fit (default: 40; --online: 20; labels: 100)",
+    ),
+    (
+        "--episodes",
+        "episodes",
+        _ALL_SOURCES,
+        _INT,
+        "episodes per kind of the generated datasets (default: 8; demos: 4)",
+    ),
+    (
+        "--device",
+        "device",
+        frozenset({_ONLINE, _LABELS}),
+        {},
+        "torch device (default: --online cpu, labels auto)",
+    ),
+)
+"""``learn-reward``'s source-specific options: each is passed only where given, so each learn
+function's own default applies, and one given with a source it does not apply to is refused."""
+
+
+def _learn_kwargs(args: argparse.Namespace, source: str) -> dict[str, Any]:
+    """The learn function's keywords from the options given; raise on an option given with a
+    source it does not apply to."""
+    kwargs: dict[str, Any] = {}
+    for flag, keyword, sources, _, _ in _LEARN_OPTIONS:
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is None or not keyword:  # not given (flags too default to None)
+            continue
+        if source not in sources:
+            where = " or ".join(
+                "--from preferences --online" if s == _ONLINE else f"--from {s}"
+                for s in sorted(sources)
+            )
+            given = "--from preferences --online" if source == _ONLINE else f"--from {source}"
+            raise ValueError(f"{flag} applies to {where}, not to {given}: leave it out")
+        if isinstance(value, int) and not isinstance(value, bool):
+            _at_least(value, flag, 1)  # every count; stricter bounds are the function's
+        kwargs[keyword] = value
+    if "hyperparams" in kwargs:
+        kwargs["hyperparams"] = _parse_set(kwargs["hyperparams"])
+    return kwargs
+
+
+def _cmd_learn_reward(args: argparse.Namespace) -> int:
+    import importlib
+
+    source = _ONLINE if args.online else args.source
     try:
-        _at_least(args.ensemble, "--ensemble", 1)
-        _at_least(args.epochs, "--epochs", 1)
-        _at_least(args.episodes, "--episodes", 1)
+        if args.online and args.source != _PREFS:
+            raise ValueError(f"--online learns from preferences, not from {args.source}")
+        kwargs = _learn_kwargs(args, source)
         out = Path(args.out) if args.out else Path("learned") / args.env.replace("/", "__")
         _check_out(out)
         _check_env_id(args.env)
-        report = learn_from_preferences(
+        module, name = _LEARN_FUNCTIONS[source]
+        learn = getattr(importlib.import_module(module), name)
+        report = learn(
             args.env,
             out,
             env_kwargs=_parse_set(args.env_kwarg, "--env-kwarg"),
-            preferences=args.preferences,
-            synthetic=args.synthetic,
-            pairs=args.pairs,
-            segment_length=args.segment_length,
-            noise=args.noise,
-            ensemble=args.ensemble,
-            epochs=args.epochs,
-            episodes=args.episodes,
             seed=args.seed,
             judge=not args.no_judge,
             log=functools.partial(print, flush=True),
+            **kwargs,
         )
     except (ValueError, TypeError) as exc:
         return _error(exc)
@@ -808,42 +1039,25 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         "learn-reward",
         _cmd_learn_reward,
-        "fit a reward network to preferences and judge it",
-        "Fit an ensemble of state-input reward networks to preferences between trajectory "
-        "segments (Bradley-Terry), from a label file (--preferences: JSONL naming its dataset) "
-        "or synthetic labels of the true task (--synthetic). Writes checkpoint.pt (use it as "
-        "'{model: {kind: learned, path: ...}}'), loss.png, report.md and summary.json, and "
-        "judges the reward with eval-reward on other episodes (eval/). Exit 2 on bad input.",
+        "learn a reward from preferences, demonstrations or labelled episodes, and judge it",
+        "Fit a reward network and save it as checkpoint.pt (use it as "
+        "'{model: {kind: learned, path: ...}}' or as a shaping potential), with training "
+        "curves, report.md and summary.json; eval-reward judges it on other episodes (eval/). "
+        "--from preferences: Bradley-Terry on segment pairs labelled by a JSONL file or "
+        "synthetically by the true task (offline, or --online while a PPO agent trains on it); "
+        "--from demos: Sermanet et al.'s perceptual reward or a goal-embedding distance from "
+        "expert or recorded frames; --from labels: a progress/success head on a labelled "
+        "dataset, held out by layout seed. Options name the sources they apply to ([online]: "
+        "--from preferences --online). Exit 2 on bad input, before anything is written.",
         *_env_options(),
         (
             "--from",
-            "what to learn from",
-            {"choices": ["preferences"], "default": "preferences", "dest": "source"},
+            "what to learn from (default: %(default)s)",
+            {"choices": ["preferences", "demos", "labels"], "default": _PREFS, "dest": "source"},
         ),
-        ("--preferences", "label file (JSONL); default: synthetic labels", {"metavar": "FILE"}),
-        (
-            "--synthetic",
-            "true-task signal synthetic labels compare, summed over each segment (default: "
-            "%(default)s)",
-            {"choices": ["progress", "success"], "default": "progress"},
-        ),
-        ("--pairs", "synthetic pairs (default: %(default)s)", {"type": int, "default": 300}),
-        (
-            "--segment-length",
-            "transitions per segment (default: %(default)s)",
-            {"type": int, "default": 5},
-        ),
-        (
-            "--noise",
-            "synthetic labeller's error rate (default: %(default)s)",
-            {"type": float, "default": 0.0},
-        ),
-        ("--ensemble", "networks (default: %(default)s)", {"type": int, "default": 3}),
-        ("--epochs", "epochs per network (default: %(default)s)", {"type": int, "default": 40}),
-        (
-            "--episodes",
-            "episodes per kind of the generated datasets (default: %(default)s)",
-            {"type": int, "default": 8},
+        *(
+            (flag, f"[{', '.join(sorted(sources))}] {text}", kwargs)
+            for flag, _, sources, kwargs, text in _LEARN_OPTIONS
         ),
         ("--seed", "seed (default: %(default)s)", {"type": int, "default": 0}),
         ("--no-judge", "skip eval-reward", _FLAG),
