@@ -70,6 +70,8 @@ ENCODE_BATCH = 64
 """Frames per encoder forward pass."""
 HELDOUT_SEED_OFFSET = 10_000
 """The judging dataset's seed is the demonstrations' plus this: other episodes."""
+EVAL_METRICS = ("preference", "spearman_return", "voc", "pearson_progress", "epic")
+"""The eval-reward metrics the report repeats (``eval/report.md`` has them all)."""
 RANDOM_CONTROL = {"efficientnet_lite0": "efficientnet_lite0:random"}
 """Pretrained encoders and the same architecture with random weights (the control)."""
 
@@ -430,7 +432,8 @@ def _fit_net(
     total = Progress(len(demos.frames))
     feats = []
     for frames, name in zip(demos.frames, demos.names, strict=True):
-        feats.append(encode_frames(net.encoder, frames, device, log=None))
+        long = len(frames) > 10 * ENCODE_BATCH  # lines within a demonstration too
+        feats.append(encode_frames(net.encoder, frames, device, log=log if long else None))
         log(f"{total.tick()} encoded {name} ({len(frames)} frames, {encoder})")
     fit = None
     if method == "perceptual":
@@ -650,12 +653,17 @@ def learn_from_demos(
             grow_dataset=False,
             log=log,
         )
-        rows = json.loads((report.parent / "summary.json").read_text())["rewards"]
+        judged_summary = json.loads((report.parent / "summary.json").read_text())
         summary["eval_reward"] = {
             r["name"]: {
-                k: r.get(k) for k in ("verdict", "preference", "spearman_return", "voc", "epic")
+                **{k: r.get(k) for k in ("verdict", *EVAL_METRICS)},
+                "preference_interval": r.get("intervals", {}).get("preference"),
             }
-            for r in rows
+            for r in judged_summary["rewards"]
+        }
+        summary["eval_support"] = {
+            "success_transitions": judged_summary["success_transitions"],
+            "low_support_metrics": judged_summary["low_support_metrics"],
         }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / "report.md").write_text(_report(summary))
@@ -741,36 +749,56 @@ def _report(s: Mapping[str, Any]) -> str:
         )
     if "eval_reward" in s:
         rows = s["eval_reward"]
+        support = s["eval_support"]
         lines += [
             "",
             "## eval-reward on other episodes (`eval/report.md`)",
             "",
-            "| reward | verdict | pref. acc. | Spearman ret. |",
-            "|---|---|---:|---:|",
+            f"{support['success_transitions']} transition(s) of the judging dataset enter success"
+            + (
+                f"; too few to trust {', '.join(support['low_support_metrics'])} (greyed out "
+                "in `eval/report.md`)."
+                if support["low_support_metrics"]
+                else "."
+            ),
+            "",
+            "| reward | verdict | pref. acc. | Spearman ret. | VOC | Pearson prog. | EPIC |",
+            "|---|---|---:|---:|---:|---:|---:|",
         ]
         for name, row in rows.items():
-            lines.append(
-                f"| {name} | {row['verdict']} | {_cell(row['preference'])} | "
-                f"{_cell(row['spearman_return'])} |"
-            )
-        lines += ["", _verdict(rows)]
+            cells = " | ".join(_cell(row[k]) for k in EVAL_METRICS)
+            lines.append(f"| {name} | {row['verdict']} | {cells} |")
+        lines += ["", _verdict(rows, support["low_support_metrics"])]
     return "\n".join(lines) + "\n"
 
 
-def _verdict(rows: Mapping[str, Mapping[str, Any]]) -> str:
-    """One plain sentence on how the learned reward did against its references."""
+def _verdict(rows: Mapping[str, Mapping[str, Any]], low_support: Sequence[str]) -> str:
+    """Plain sentences on how the learned reward did against its references."""
     mine = rows.get("learned", {})
-    acc = mine.get("preference")
-    refs = {k: v.get("preference") for k, v in rows.items() if k != "learned"}
-    known = {k: v for k, v in refs.items() if v is not None and not math.isnan(v)}
-    if acc is None or math.isnan(acc):
+    head = f"**Verdict**: eval-reward rates the learned reward '{mine.get('verdict')}'."
+
+    def versus(key: str, label: str) -> str:
+        value = mine.get(key)
+        if value is None or math.isnan(value):
+            return f"{label}: not measured."
+        others = {k: v[key] for k, v in rows.items() if k != "learned" and _known(v[key])}
+        above = sorted(k for k, v in others.items() if value > v)
+        below = sorted(k for k, v in others.items() if value <= v)
+        caveat = " (too few successes to trust)" if key in low_support else ""
         return (
-            "**Verdict**: eval-reward could not measure the learned reward's preference accuracy."
+            f"{label} {value:.3f}{caveat}: above {', '.join(above) or 'none'}; "
+            f"not above {', '.join(below) or 'none'}."
         )
-    beaten = sorted(k for k, v in known.items() if acc > v)
-    behind = sorted(k for k, v in known.items() if acc <= v)
-    return (
-        f"**Verdict**: eval-reward rates the learned reward '{mine.get('verdict')}', preference "
-        f"accuracy {acc:.3f}; above {beaten or 'none of the references'}, "
-        f"not above {behind or 'none'}."
+
+    return " ".join(
+        [
+            head,
+            versus("preference", "Preference accuracy"),
+            versus("voc", "VOC"),
+            versus("pearson_progress", "Pearson with progress"),
+        ]
     )
+
+
+def _known(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))

@@ -161,8 +161,10 @@ def test_learn_from_expert_demos_end_to_end(
         assert metrics["demo_final_reward_mean"] == pytest.approx(0.0, abs=1e-4)
     assert {"learned", "progress", "sparse"} <= set(summary["eval_reward"])
     assert summary["eval_reward"]["learned"]["verdict"] in ("good", "caution", "avoid", "n/a")
+    assert summary["eval_support"]["success_transitions"] >= 1
     text = report.read_text()
-    assert "| learned |" in text and "**Verdict**" in text
+    assert "| learned |" in text and "**Verdict**: eval-reward rates the learned reward" in text
+    assert "Preference accuracy" in text and "VOC" in text
     assert (out / "curves.png").stat().st_size > 1000
     assert not (out / "control").exists()  # cnn has no pretrained weights: no control
     # The checkpoint pays rewards on the env's frames, through its normalization.
