@@ -320,13 +320,19 @@ def _model_values(
             raise ValueError(f"reward programs need state variables, but {table.key} has none")
         return np.asarray(models.program(spec).values(table.states), dtype=np.float64)
     if isinstance(spec, LearnedModelSpec):
-        return _learned_values(models.program(spec), table)
+        return _learned_values(models.program(spec), table, log=models.log)
     return models.values(spec, table)
 
 
-def _learned_values(model: Any, table: StateTable, chunk: int = 256) -> np.ndarray:
+def _learned_values(
+    model: Any,
+    table: StateTable,
+    chunk: int = 256,
+    log: Callable[[str], None] | None = None,
+) -> np.ndarray:
     """``(N,)`` rewards of a learned reward ``r(s')`` on every state of ``table``, in batches
-    (frames stay memory-mapped until their batch)."""
+    (frames stay memory-mapped until their batch); a frames reward logs its progress about ten
+    times."""
     from rewardlab.info_keys import STATE_PREFIX
     from rewardlab.reward_models.base import RewardBatch
 
@@ -336,6 +342,8 @@ def _learned_values(model: Any, table: StateTable, chunk: int = 256) -> np.ndarr
         table = dataclasses.replace(table, frames=None)
     n = len(table.terminal)
     out = np.empty(n, dtype=np.float64)
+    progress, every = Progress(n), max(n // 10, chunk)
+    next_log = every
     for start in range(0, n, chunk):
         rows = slice(start, min(n, start + chunk))
         info = {f"{STATE_PREFIX}{k}": v[rows] for k, v in (table.states or {}).items()}
@@ -345,6 +353,10 @@ def _learned_values(model: Any, table: StateTable, chunk: int = 256) -> np.ndarr
             obs, np.zeros((len(obs), 0)), obs, table.terminal[rows], frames, info
         )
         out[rows] = model(batch).reward
+        tick = progress.tick(len(obs))
+        if log is not None and model.needs_frames and progress.done >= min(next_log, n):
+            log(f"{tick} frames scored by the learned reward ({table.key})")
+            next_log = progress.done + every
     return out
 
 

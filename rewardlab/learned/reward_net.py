@@ -363,6 +363,13 @@ def load_learned_reward(
             f"{trained.observation_space}, and {env_id}'s are {observation_space}: train one "
             "on this env (rewardlab learn-reward)"
         )
+    if config.inputs != "state" and trained.env_id != env_id:
+        # Observation spaces can match across envs (rewardlab's gridworlds share one) while
+        # their frames show other scenes.
+        raise ValueError(
+            f"the reward net {path} reads frames of {trained.env_id}, not of {env_id}: train "
+            "one on this env (rewardlab learn-reward)"
+        )
     net = build_reward_net(config, pretrained=False)
     net.load_state_dict(payload["weights"])
     normalization = Normalization(**payload.get("normalization", {}))

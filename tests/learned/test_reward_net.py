@@ -209,3 +209,16 @@ def test_a_fitted_head_round_trips_through_a_checkpoint(tmp_path: Path) -> None:
     path = save_checkpoint(tmp_path / "g.pt", net, TrainedOn(GRID, observation_space=space))
     loaded = load_learned_reward(path, GRID, layout, space, "cpu")
     assert loaded.config == config and torch.equal(loaded.net.head.goals, net.head.goals)
+
+
+def test_a_frames_checkpoint_is_refused_on_another_env_with_the_same_observations(
+    tmp_path: Path,
+) -> None:
+    layout, space = _layout(GRID)
+    other_layout, other_space = _layout("rewardlab/GridKeyDoor-v0")
+    assert other_space == space  # the trap: only the frames tell the scenes apart
+    net = build_reward_net(RewardNetConfig(inputs="frames", encoder="cnn", hidden=(8,)))
+    path = save_checkpoint(tmp_path / "f.pt", net, TrainedOn(GRID, observation_space=space))
+    with pytest.raises(ValueError, match=f"reads frames of {GRID}, not of rewardlab/GridKeyDoor"):
+        load_learned_reward(path, "rewardlab/GridKeyDoor-v0", other_layout, other_space, "cpu")
+    assert load_learned_reward(path, GRID, layout, space, "cpu").needs_frames
