@@ -20,8 +20,9 @@ encoder's normalization: :func:`rewardlab.reward_models.preprocess.preprocess_fr
 The convolutional towers (``efficientnet_lite0``, ``cnn``) hold their weights channels-last:
 PyTorch's CPU convolutions then run in NHWC whatever the input's layout, which measured 1.9-2.1x
 the frames/s of the default NCHW layout for EfficientNet-Lite0 at batches 16-32 on one thread
-(``bare`` vs ``bare NCHW`` in ``benchmarks/reward_net_throughput.py``); the features are the
-same up to float rounding.
+(``bare`` vs ``bare NCHW`` in ``benchmarks/reward_net_throughput.py``), and is neutral
+(0.9-1.1x) on the small ``cnn``, which takes it so that every convolutional encoder runs one
+layout; the features are the same up to float rounding.
 """
 
 from __future__ import annotations
