@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from rewardlab.learned.encoders import ENCODE_BATCH
 from rewardlab.progress import Progress
 
 __all__ = [
@@ -52,7 +53,6 @@ __all__ = [
     "Demonstrations",
     "PerceptualFit",
     "check_demo",
-    "encode_frames",
     "expert_demos",
     "fit_perceptual",
     "learn_from_demos",
@@ -66,8 +66,6 @@ METHODS = {"perceptual": "sermanet_perceptual", "goal": "goal_embedding"}
 STD_FLOOR = 0.1
 """A selected feature's in-step spread is at least this fraction of its spread over all
 demonstration frames: a step whose frames agree exactly would otherwise score 0 a hair away."""
-ENCODE_BATCH = 64
-"""Frames per encoder forward pass."""
 HELDOUT_SEED_OFFSET = 10_000
 """The judging dataset's seed is the demonstrations' plus this: other episodes."""
 EVAL_METRICS = ("preference", "spearman_return", "voc", "pearson_progress", "epic")
@@ -228,35 +226,6 @@ def expert_demos(
         f"the env's scripted expert: {len(demos.frames)} successful episode(s) of {n} "
         f"(seeds {seed}..{seed + n - 1}) in {path}",
     )
-
-
-def encode_frames(
-    encoder: Any,
-    frames: np.ndarray,
-    device: Any,
-    *,
-    batch: int = ENCODE_BATCH,
-    log: Callable[[str], None] | None = None,
-    what: str = "frames",
-) -> np.ndarray:
-    """``(T, dim)`` float64 features of uint8 frames under ``encoder``
-    (:class:`~rewardlab.learned.encoders.ImageEncoder`), ``batch`` frames per forward pass;
-    ``log`` gets ``[k/N, ETA ...]`` lines about ten times."""
-    import torch
-
-    n = len(frames)
-    chunks = max(1, math.ceil(n / batch))
-    every = max(1, chunks // 10)
-    progress = Progress(chunks)
-    out = np.empty((n, encoder.dim), dtype=np.float64)
-    with torch.inference_mode():
-        for k, start in enumerate(range(0, n, batch)):
-            stop = min(n, start + batch)
-            out[start:stop] = encoder.features(np.asarray(frames[start:stop]), device).cpu()
-            tick = progress.tick()
-            if log is not None and ((k + 1) % every == 0 or stop == n):
-                log(f"{tick} encoded {stop}/{n} {what}")
-    return out
 
 
 # --- Sermanet et al.'s perceptual reward ------------------------------------------------------
@@ -432,8 +401,9 @@ def _fit_net(
     total = Progress(len(demos.frames))
     feats = []
     for frames, name in zip(demos.frames, demos.names, strict=True):
-        long = len(frames) > 10 * ENCODE_BATCH  # lines within a demonstration too
-        feats.append(encode_frames(net.encoder, frames, device, log=log if long else None))
+        long = len(frames) > 10 * ENCODE_BATCH  # lines within a long demonstration too
+        encoded = net.encoder.encode(frames, device, log=log if long else None)
+        feats.append(encoded.astype(np.float64))
         log(f"{total.tick()} encoded {name} ({len(frames)} frames, {encoder})")
     fit = None
     if method == "perceptual":

@@ -28,6 +28,7 @@ layout; the features are the same up to float rounding.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,9 @@ __all__ = ["ENCODERS", "ImageEncoder", "load_encoder"]
 
 ENCODERS = ("efficientnet_lite0", "efficientnet_lite0:random", "open_clip:MODEL:PRETRAINED", "cnn")
 """The encoder names :func:`load_encoder` accepts (``open_clip:`` takes any open_clip model)."""
+
+ENCODE_BATCH = 64
+"""Frames per forward pass when :meth:`ImageEncoder.encode` encodes many."""
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -72,8 +76,51 @@ class ImageEncoder:
         """The module's input for uint8 ``(B, H, W, 3)`` frames, on ``device``."""
         import torch
 
-        x = torch.from_numpy(np.ascontiguousarray(check_frames(frames))).to(device)
+        # Writable and contiguous: a read-only memory-mapped dataset chunk is copied (torch
+        # cannot wrap a read-only array without a warning).
+        frames = np.require(check_frames(frames), requirements=["C", "W"])
+        x = torch.from_numpy(frames).to(device)
         return preprocess_frames(x, self.input_size, self.mean, self.std, resize="letterbox")
+
+    def encode(
+        self,
+        frames: Any,
+        device: torch.device,
+        *,
+        rows: np.ndarray | None = None,
+        batch: int = ENCODE_BATCH,
+        log: Callable[[str], None] | None = None,
+        what: str = "frames",
+    ) -> np.ndarray:
+        """``(n, dim)`` float32 features of many frames, without gradients.
+
+        Args:
+            frames: uint8 ``(N, H, W, 3)`` frames, e.g. a memory-mapped dataset array: read
+                ``batch`` at a time, so they never all sit in memory.
+            device: Where the encoder runs (the module must be there).
+            rows: The rows of ``frames`` to encode (default: all), in this order.
+            batch: Frames per forward pass.
+            log: Gets ``[k/N, ETA ...]`` lines about ten times.
+            what: What the frames are, for those lines.
+        """
+        import torch
+
+        from rewardlab.progress import Progress
+
+        n = len(frames) if rows is None else len(rows)
+        chunks = max(1, -(-n // batch))
+        every = max(1, chunks // 10)
+        progress = Progress(chunks)
+        out = np.empty((n, self.dim), dtype=np.float32)
+        with torch.inference_mode():
+            for k, start in enumerate(range(0, n, batch)):
+                stop = min(n, start + batch)
+                chunk = frames[start:stop] if rows is None else frames[rows[start:stop]]
+                out[start:stop] = self.features(np.asarray(chunk), device).cpu().numpy()
+                tick = progress.tick()
+                if log is not None and ((k + 1) % every == 0 or stop == n):
+                    log(f"{tick} {self.name}: encoded {stop}/{n} {what}")
+        return out
 
     def features(self, frames: np.ndarray, device: torch.device) -> torch.Tensor:
         """``(B, dim)`` float32 features of uint8 frames, with gradients where the module

@@ -57,8 +57,6 @@ __all__ = [
 
 HELDOUT_SEED_OFFSET = 10_000
 """The judging dataset's seed is the training one's plus this: other episodes."""
-FEATURE_CHUNK = 64
-"""Frames encoded per forward pass when computing the frozen encoder's features."""
 
 
 # --- the split -------------------------------------------------------------------------------
@@ -230,8 +228,9 @@ def label_inputs(
     log: Callable[[str], None] = lambda _msg: None,
 ) -> np.ndarray:
     """``(N, width)`` float32 head inputs of every dataset state row: state variables, frame
-    features of ``net``'s frozen encoder (computed once, in chunks of :data:`FEATURE_CHUNK`,
-    under ``torch.inference_mode``), or both, concatenated as the network concatenates them.
+    features of ``net``'s frozen encoder (computed once, by
+    :meth:`~rewardlab.learned.encoders.ImageEncoder.encode`), or both, concatenated as the
+    network concatenates them.
 
     Raises:
         ValueError: A frames network on a dataset without frames, or non-finite inputs.
@@ -249,22 +248,9 @@ def label_inputs(
                 f"inputs={config.inputs!r} reads frames, but the dataset {ds.path} has none; "
                 "generate one with frames (DatasetConfig(..., frames=True)) or use inputs='state'"
             )
-        frames = ds.frames
-        n = len(frames)
-        chunks = math.ceil(n / FEATURE_CHUNK)
-        progress = Progress(chunks)
-        every = max(1, chunks // 10)
-        feats = np.empty((n, net.encoder.dim), dtype=np.float32)
         dev = torch.device(device)
         tower = net.encoder.module.to(dev).eval()
-        with torch.inference_mode():
-            for k, start in enumerate(range(0, n, FEATURE_CHUNK)):
-                rows = slice(start, min(n, start + FEATURE_CHUNK))
-                chunk = np.array(frames[rows])  # a writable copy: torch warns on a memmap
-                feats[rows] = net.encoder.features(chunk, dev).cpu().numpy()
-                status = progress.tick()
-                if (k + 1) % every == 0 or k + 1 == chunks:
-                    log(f"{status} {net.encoder.name} features of {rows.stop}/{n} frames")
+        feats = net.encoder.encode(ds.frames, dev, log=log)
         tower.to("cpu")
         parts.append(feats)
     x = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from rewardlab.learned.encoders import ENCODE_BATCH
 from rewardlab.learned.reward_net import RewardNetConfig, build_reward_net
 
 if TYPE_CHECKING:
@@ -254,9 +255,6 @@ def read_preferences(path: str | os.PathLike[str]) -> tuple[str, list[Preference
 
 # --- fitting ---------------------------------------------------------------------------------
 
-FEATURE_CHUNK = 64
-"""Frames encoded per forward pass when frame features are computed (bounded memory)."""
-
 
 def _resolve_device(device: str) -> torch.device:
     import torch
@@ -288,22 +286,6 @@ def _check_inputs(ds: TrajectoryDataset, config: RewardNetConfig) -> None:
         )
 
 
-def _frame_features(
-    ds: TrajectoryDataset, encoder: Any, rows: np.ndarray, device: torch.device
-) -> torch.Tensor:
-    """``(len(rows), dim)`` encoder features of the frames of dataset ``rows`` (sorted), in
-    chunks of :data:`FEATURE_CHUNK`, without gradients."""
-    import torch
-
-    parts = []
-    with torch.inference_mode():
-        for start in range(0, len(rows), FEATURE_CHUNK):
-            frames = np.asarray(ds.frames[rows[start : start + FEATURE_CHUNK]])
-            parts.append(encoder.features(frames, device))
-    # Concatenated outside inference mode: a normal tensor a head can be trained on.
-    return torch.cat(parts) if parts else torch.zeros(0, encoder.dim, device=device)
-
-
 class _RowInputs:
     """The network inputs of a fixed set of dataset rows (sorted), on ``device``: the state
     vectors, and with a frozen encoder the frame features, computed once; a fine-tuned
@@ -326,7 +308,8 @@ class _RowInputs:
         self.features = None
         self.fine_tune = config.inputs != "state" and not config.freeze_encoder
         if config.inputs != "state" and not self.fine_tune:
-            self.features = _frame_features(ds, encoder, rows, device)
+            features = encoder.encode(ds.frames, device, rows=rows)
+            self.features = torch.from_numpy(features).to(device)
 
     def rewards(self, net: Any, local: np.ndarray) -> torch.Tensor:
         """``net``'s reward of the rows at positions ``local`` of :attr:`rows`."""
@@ -488,7 +471,7 @@ def state_rewards(
     device: str = "cpu",
 ) -> np.ndarray:
     """A network's reward on dataset state rows (every row by default; frame features
-    computed in chunks of :data:`FEATURE_CHUNK`)."""
+    computed in chunks of :data:`~rewardlab.learned.encoders.ENCODE_BATCH`)."""
     import torch
 
     _check_inputs(ds, config)
@@ -496,7 +479,7 @@ def state_rewards(
     wanted = np.arange(ds.n_states) if rows is None else np.asarray(rows, dtype=np.int64)
     net.to(dev)
     out = []
-    step = len(wanted) if config.inputs == "state" else FEATURE_CHUNK
+    step = len(wanted) if config.inputs == "state" else ENCODE_BATCH
     with torch.inference_mode():
         for start in range(0, len(wanted), max(step, 1)):
             part = wanted[start : start + step]

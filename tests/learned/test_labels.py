@@ -185,7 +185,7 @@ def test_frames_head_end_to_end(grid_frames: TrajectoryDataset, tmp_path: Path) 
     )
     s = json.loads((out / "summary.json").read_text())
     assert s["encoder"] == "cnn" and s["dataset"] == str(grid_frames.path)
-    assert any("cnn features of" in line for line in logs)
+    assert any("cnn: encoded" in line for line in logs)
     assert set(s["eval_reward"]) >= {"learned", "progress", "sparse", "ref: random"}
     assert s["eval_reward"]["learned"]["verdict"] in VERDICTS
     assert "rates the learned reward" in (out / "report.md").read_text()
