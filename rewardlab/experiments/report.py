@@ -1001,7 +1001,10 @@ def _markdown(
         for d in env_summary["decision"]:
             undecided = not d["decision"].endswith(tuple(f"than {v}" for v in d["pair"]))
             pair = "{} vs {}: ".format(*d["pair"]) if undecided else ""
-            a, b = (env_summary["variants"][v][d["metric"]]["iqm"] for v in d["pair"])
+            first, second = d["pair"]
+            if d["decision"] == f"{second} better than {first}":
+                first, second = second, first  # intervals in the order the sentence names them
+            a, b = (env_summary["variants"][v][d["metric"]]["iqm"] for v in (first, second))
             shown = _interval_pair(a, b)
             lines.append(f"- {DECISION_METRICS[d['metric']]}: {pair}{d['decision']} ({shown})")
         if not env_summary["decision"]:

@@ -127,6 +127,9 @@ def test_report_has_every_section(written: Path) -> None:
     bad_row = next(line for line in text.splitlines() if line.startswith("| bad |"))
     assert "– (never: 5/5)" in bad_row
     assert "### Decisions" in text and "- final success: good better than bad" in text
+    # The pair is (bad, good): the intervals follow the sentence, the winner's first.
+    decided = next(x for x in text.splitlines() if x.startswith("- final success: good better"))
+    assert f"({iqm(GOOD):.2f} [" in decided, decided
     assert "- normalized AUC of success: good better than bad" in text
     assert "### Probability of improvement" in text
     assert "| good | 1.00 [1.00, 1.00] | – |" in text
