@@ -40,7 +40,7 @@ from rewardlab.reward_models.preprocess import preprocess_frames
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["ENCODERS", "ImageEncoder", "load_encoder"]
+__all__ = ["ENCODERS", "ImageEncoder", "has_source_weights", "load_encoder"]
 
 ENCODERS = ("efficientnet_lite0", "efficientnet_lite0:random", "open_clip:MODEL:PRETRAINED", "cnn")
 """The encoder names :func:`load_encoder` accepts (``open_clip:`` takes any open_clip model)."""
@@ -126,6 +126,12 @@ class ImageEncoder:
         """``(B, dim)`` float32 features of uint8 frames, with gradients where the module
         has them (fine-tuning)."""
         return self.module(self.preprocess(frames, device)).float()
+
+
+def has_source_weights(name: str) -> bool:
+    """Whether the encoder ``name``'s weights can be had again from where they came from (a
+    package, an open_clip tag or file), so a checkpoint need not store them while frozen."""
+    return name == "efficientnet_lite0" or name.startswith("open_clip:")
 
 
 def load_encoder(name: str, weights: bool = True) -> ImageEncoder:

@@ -186,6 +186,22 @@ class Normalization:
         return cls(float(values.mean()), std if std > 1e-8 else 1.0)
 
 
+TOWER_PREFIX = "tower."
+"""State-dict keys of a reward net's image encoder."""
+
+
+def _tower_sha256(weights: Mapping[str, Any]) -> str:
+    """SHA-256 of the encoder's tensors (names, shapes and float32 values, layout-free)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for key in sorted(k for k in weights if k.startswith(TOWER_PREFIX)):
+        value = weights[key].detach().cpu().contiguous()
+        digest.update(f"{key}{tuple(value.shape)}".encode())
+        digest.update(value.float().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def save_checkpoint(
     path: str | os.PathLike[str],
     net: Any,
@@ -195,20 +211,33 @@ def save_checkpoint(
     """Write ``net``'s weights with its config, what it was trained on and the normalization
     its reward is paid through (none: the raw output) (atomic).
 
+    A frozen encoder whose weights come from a source (``efficientnet_lite0``'s package, an
+    open_clip tag or file: :func:`~rewardlab.learned.encoders.has_source_weights`) is not
+    stored: the checkpoint records its SHA-256, and loading takes the weights from the source
+    again and refuses them if they differ. That keeps such a checkpoint at the head's size
+    (kilobytes, not the encoder's 18 MB).
+
     Returns:
         The path written.
     """
     import torch
 
+    from rewardlab.learned.encoders import has_source_weights
+
     path = Path(path)
-    payload = {
+    weights = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    payload: dict[str, Any] = {
         "format": CHECKPOINT_FORMAT,
         "config": asdict(net.config),
         "trained_on": asdict(trained_on),
         "normalization": asdict(normalization or Normalization()),
         "saved_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "weights": {k: v.detach().cpu() for k, v in net.state_dict().items()},
     }
+    encoder = net.config.encoder
+    if encoder is not None and net.config.freeze_encoder and has_source_weights(encoder):
+        payload["encoder_weights"] = {"source": encoder, "sha256": _tower_sha256(weights)}
+        weights = {k: v for k, v in weights.items() if not k.startswith(TOWER_PREFIX)}
+    payload["weights"] = weights
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
@@ -325,6 +354,29 @@ class LearnedReward(RewardModel):
         return RewardOutput((reward - norm.shift) / norm.scale)
 
 
+def _restore(path: str | os.PathLike[str], config: RewardNetConfig, payload: Any) -> Any:
+    """The network of a checkpoint: its weights, and an unstored frozen encoder's from its
+    source, checked against the SHA-256 recorded at training."""
+    stored = payload.get("encoder_weights")
+    net = build_reward_net(config, pretrained=stored is not None)
+    try:
+        if stored is None:
+            net.load_state_dict(payload["weights"])
+            return net
+        own = {k: v for k, v in net.state_dict().items() if k.startswith(TOWER_PREFIX)}
+        if _tower_sha256(own) != stored.get("sha256"):
+            raise ValueError(
+                f"the encoder weights {config.encoder} gives here differ from those the reward "
+                f"net {path} was trained with (SHA-256 {str(stored.get('sha256'))[:12]}...): "
+                "install the encoder's weights it was trained with, or train one on these "
+                "(rewardlab learn-reward)"
+            )
+        net.load_state_dict({**own, **payload["weights"]})
+    except (RuntimeError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"the reward net {path} does not fit its own config: {exc}") from None
+    return net
+
+
 def load_learned_reward(
     path: str | os.PathLike[str],
     env_id: str,
@@ -370,7 +422,6 @@ def load_learned_reward(
             f"the reward net {path} reads frames of {trained.env_id}, not of {env_id}: train "
             "one on this env (rewardlab learn-reward)"
         )
-    net = build_reward_net(config, pretrained=False)
-    net.load_state_dict(payload["weights"])
+    net = _restore(path, config, payload)
     normalization = Normalization(**payload.get("normalization", {}))
     return LearnedReward(net, trained, device=device, normalization=normalization)

@@ -222,3 +222,47 @@ def test_a_frames_checkpoint_is_refused_on_another_env_with_the_same_observation
     with pytest.raises(ValueError, match=f"reads frames of {GRID}, not of rewardlab/GridKeyDoor"):
         load_learned_reward(path, "rewardlab/GridKeyDoor-v0", other_layout, other_space, "cpu")
     assert load_learned_reward(path, GRID, layout, space, "cpu").needs_frames
+
+
+def test_a_frozen_pretrained_encoder_is_not_stored_but_checked(tmp_path: Path) -> None:
+    layout, space = _layout(GRID)
+    torch.manual_seed(0)
+    config = RewardNetConfig(inputs="frames", encoder="efficientnet_lite0", hidden=(8,))
+    net = build_reward_net(config)
+    trained = TrainedOn(GRID, observation_space=space)
+    path = save_checkpoint(tmp_path / "e.pt", net, trained)
+    assert path.stat().st_size < 200_000  # the head only: the encoder is 18 MB
+    frames = np.random.default_rng(0).integers(0, 256, (3, 40, 50, 3), dtype=np.uint8)
+    loaded = load_learned_reward(path, GRID, layout, space, "cpu")
+    with torch.inference_mode():
+        want = net.eval()(None, net.encoder.features(frames, torch.device("cpu")))
+    got = loaded._features(frames)
+    np.testing.assert_allclose(
+        loaded.net.head(torch.from_numpy(got)).detach().numpy(), want.numpy(), rtol=1e-5, atol=1e-6
+    )
+    # Other weights under the same name are refused, not silently used.
+    payload = torch.load(path, weights_only=True)
+    payload["encoder_weights"]["sha256"] = "0" * 64
+    torch.save(payload, tmp_path / "tampered.pt")
+    with pytest.raises(ValueError, match="differ from those the reward net"):
+        load_learned_reward(tmp_path / "tampered.pt", GRID, layout, space, "cpu")
+    # A random or fine-tuned encoder has no source: its weights are stored.
+    for cfg in (
+        RewardNetConfig(inputs="frames", encoder="cnn", hidden=(8,)),
+        RewardNetConfig(
+            inputs="frames", encoder="efficientnet_lite0", freeze_encoder=False, hidden=(8,)
+        ),
+    ):
+        full = save_checkpoint(tmp_path / "full.pt", build_reward_net(cfg), trained)
+        assert "encoder_weights" not in torch.load(full, weights_only=True)
+        assert load_learned_reward(full, GRID, layout, space, "cpu").needs_frames
+
+
+def test_a_checkpoint_whose_weights_do_not_fit_its_config_is_one_error(tmp_path: Path) -> None:
+    path = _state_checkpoint(tmp_path / "s.pt")
+    layout, space = _layout(GRID)
+    payload = torch.load(path, weights_only=True)
+    payload["config"]["hidden"] = [7]
+    torch.save(payload, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="does not fit its own config"):
+        load_learned_reward(tmp_path / "bad.pt", GRID, layout, space, "cpu")
