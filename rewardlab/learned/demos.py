@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from rewardlab.learned.encoders import ENCODE_BATCH
+from rewardlab.learned.judging import judge as judge_reward
 from rewardlab.progress import Progress
 
 __all__ = [
@@ -66,8 +67,6 @@ METHODS = {"perceptual": "sermanet_perceptual", "goal": "goal_embedding"}
 STD_FLOOR = 0.1
 """A selected feature's in-step spread is at least this fraction of its spread over all
 demonstration frames: a step whose frames agree exactly would otherwise score 0 a hair away."""
-HELDOUT_SEED_OFFSET = 10_000
-"""The judging dataset's seed is the demonstrations' plus this: other episodes."""
 EVAL_METRICS = ("preference", "spearman_return", "voc", "pearson_progress", "epic")
 """The eval-reward metrics the report repeats (``eval/report.md`` has them all)."""
 RANDOM_CONTROL = {"efficientnet_lite0": "efficientnet_lite0:random"}
@@ -85,11 +84,14 @@ class Demonstrations:
         frames: One uint8 ``(T, H, W, 3)`` array per demonstration.
         names: A name per demonstration (file name or ``episode <i>``).
         source: Where they came from, in words (recorded in the checkpoint).
+        seeds: The layout seeds of episodes from a dataset (none for recordings): judging
+            stays clear of them.
     """
 
     frames: tuple[np.ndarray, ...]
     names: tuple[str, ...]
     source: str
+    seeds: tuple[int, ...] = ()
 
     @property
     def n_frames(self) -> int:
@@ -167,7 +169,8 @@ def read_demos(path: str | Path, env_id: str, min_frames: int = 1) -> Demonstrat
             f"recorded demonstrations: the {len(chosen)} successful episode(s) of the dataset "
             f"{path} (of {len(ds.episodes)})"
         )
-        return Demonstrations(frames, tuple(f"episode {i}" for i in chosen), source)
+        seeds = tuple(ds.episodes[i].seed for i in chosen)
+        return Demonstrations(frames, tuple(f"episode {i}" for i in chosen), source, seeds)
     files = sorted(p for p in path.iterdir() if p.suffix == ".npy" and p.is_file())
     if not files:
         raise ValueError(
@@ -225,6 +228,7 @@ def expert_demos(
         demos.names,
         f"the env's scripted expert: {len(demos.frames)} successful episode(s) of {n} "
         f"(seeds {seed}..{seed + n - 1}) in {path}",
+        demos.seeds,
     )
 
 
@@ -504,7 +508,6 @@ def learn_from_demos(
         ValueError: Bad input, said before anything is written.
     """
     from rewardlab.envs import get_task, make
-    from rewardlab.evaluation.datasets import EPISODE_KINDS, DatasetConfig
     from rewardlab.learned.reward_net import Normalization, TrainedOn, save_checkpoint
 
     out = Path(out_dir)
@@ -603,27 +606,19 @@ def learn_from_demos(
             }
         )
     if judge:
-        from rewardlab.experiments.reward_eval import run_eval
-
-        judged = DatasetConfig(
+        judged_summary = judge_reward(
             env_id,
-            dict.fromkeys(EPISODE_KINDS, episodes),
-            seed + HELDOUT_SEED_OFFSET,
-            kwargs,
-            frames=True,
-        )
-        log("judging the learned reward with eval-reward on other episodes (with frames) ...")
-        report = run_eval(
-            env_id,
-            [*rewards, "progress", "sparse"],
+            rewards,
             out / "eval",
-            dataset_config=judged,
+            env_kwargs=kwargs,
+            episodes=episodes,
+            frames=True,
             seed=seed,
-            bootstrap=200,
-            grow_dataset=False,
+            train_seeds=recorded.seeds,
+            grow=False,
             log=log,
         )
-        judged_summary = json.loads((report.parent / "summary.json").read_text())
+        summary["judging_seed"] = judged_summary["judging_seed"]
         summary["eval_reward"] = {
             r["name"]: {
                 **{k: r.get(k) for k in ("verdict", *EVAL_METRICS)},

@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from rewardlab.learned.judging import dataset_env_kwargs, learned_spec, verdicts
+from rewardlab.learned.judging import judge as judge_reward
 from rewardlab.progress import Progress
 
 if TYPE_CHECKING:
@@ -54,9 +56,6 @@ __all__ = [
     "sample_pairs",
     "split_by_seed",
 ]
-
-HELDOUT_SEED_OFFSET = 10_000
-"""The judging dataset's seed is the training one's plus this: other episodes."""
 
 
 # --- the split -------------------------------------------------------------------------------
@@ -565,20 +564,13 @@ def learn_from_labels(
             ds = load_dataset(dataset, env_id=env_id)
         except FileNotFoundError as exc:
             raise ValueError(str(exc)) from None
-        recorded = dict(ds.config.env_kwargs)
-        if env_kwargs is not None and dict(env_kwargs) != recorded:
-            raise ValueError(
-                f"the dataset {ds.path} was generated with env kwargs {recorded}, not "
-                f"{dict(env_kwargs)}; leave the env kwargs out to use the dataset's"
-            )
+        recorded = dataset_env_kwargs(ds, env_kwargs)
         if frames and not ds.has_frames:
             raise ValueError(
                 f"inputs={inputs!r} reads frames, but the dataset {ds.path} has none; "
                 "generate one with frames or use inputs='state'"
             )
-    kwargs = (
-        dict(env_kwargs) if env_kwargs is not None else dict(ds.config.env_kwargs if ds else {})
-    )
+    kwargs = recorded if ds is not None else dict(env_kwargs or {})
     with make(env_id, **kwargs) as env:
         task = get_task(env)
         if inputs != "frames":
@@ -597,13 +589,6 @@ def learn_from_labels(
         head="progress",
     )
     generated = DatasetConfig(env_id, dict.fromkeys(EPISODE_KINDS, episodes), seed, kwargs, frames)
-    judged = DatasetConfig(
-        env_id,
-        dict.fromkeys(EPISODE_KINDS, episodes),
-        seed + HELDOUT_SEED_OFFSET,
-        kwargs,
-        frames=frames,
-    )
     torch.manual_seed(seed)
     log(f"building the network ({inputs}" + (f", encoder {encoder}" if frames else "") + ") ...")
     net = build_reward_net(config)  # loads the encoder's weights: fails here, not after writing
@@ -663,24 +648,19 @@ def learn_from_labels(
         "checkpoint": str(checkpoint),
     }
     if judge:
-        spec = {"model": {"kind": "learned", "path": str(checkpoint.resolve())}}
-        log("judging the learned reward with eval-reward on other episodes ...")
-        from rewardlab.experiments.reward_eval import run_eval
-
-        report = run_eval(
+        judged = judge_reward(
             env_id,
-            [{"name": "learned", **spec}, "progress", "sparse"],
+            [learned_spec("learned", checkpoint)],
             out / "eval",
-            dataset_config=judged,
+            env_kwargs=kwargs,
+            episodes=episodes,
+            frames=frames,
             seed=seed,
-            bootstrap=200,
+            train_seeds=(e.seed for e in ds.episodes),
             log=log,
         )
-        rows = json.loads((report.parent / "summary.json").read_text())["rewards"]
-        summary["eval_reward"] = {
-            r["name"]: {k: r.get(k) for k in ("verdict", "preference", "spearman_return")}
-            for r in rows
-        }
+        summary["judging_seed"] = judged["judging_seed"]
+        summary["eval_reward"] = verdicts(judged, ("preference", "spearman_return"))
     summary["wall_s"] = round(time.perf_counter() - started, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / "report.md").write_text(_report(summary))

@@ -21,12 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from rewardlab.learned.judging import judge as judge_reward
+from rewardlab.learned.judging import learned_spec, verdicts
 from rewardlab.progress import Progress
 
 __all__ = ["learn_from_preferences"]
-
-HELDOUT_SEED_OFFSET = 10_000
-"""The judging dataset's seed is the training one's plus this: other episodes."""
 
 QUERIES = ("random", "disagreement")
 """How :func:`learn_from_preferences` chooses the synthetic pairs it labels."""
@@ -246,31 +245,19 @@ def learn_from_preferences(
         "checkpoint": str(checkpoint),
     }
     if judge:
-        spec = {"model": {"kind": "learned", "path": str(checkpoint.resolve())}}
-        judged = DatasetConfig(
+        judged = judge_reward(
             env_id,
-            dict.fromkeys(EPISODE_KINDS, episodes),
-            seed + HELDOUT_SEED_OFFSET,
-            kwargs,
-            frames=frames,
-        )
-        log("judging the learned reward with eval-reward on other episodes ...")
-        from rewardlab.experiments.reward_eval import run_eval
-
-        report = run_eval(
-            env_id,
-            [{"name": "learned", **spec}, "progress", "sparse"],
+            [learned_spec("learned", checkpoint)],
             out / "eval",
-            dataset_config=judged,
+            env_kwargs=kwargs,
+            episodes=episodes,
+            frames=frames,
             seed=seed,
-            bootstrap=200,
+            train_seeds=(e.seed for e in ds.episodes),
             log=log,
         )
-        rows = json.loads((report.parent / "summary.json").read_text())["rewards"]
-        summary["eval_reward"] = {
-            r["name"]: {k: r.get(k) for k in ("verdict", "preference", "spearman_return")}
-            for r in rows
-        }
+        summary["judging_seed"] = judged["judging_seed"]
+        summary["eval_reward"] = verdicts(judged, ("preference", "spearman_return"))
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / "report.md").write_text(_report(summary))
     return out / "report.md"

@@ -55,7 +55,9 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from rewardlab.evaluation.datasets import FORMAT, FORMAT_VERSION, Episode
 from rewardlab.info_keys import STATE_PREFIX
-from rewardlab.learned.learn import CANDIDATES_PER_QUERY, HELDOUT_SEED_OFFSET, QUERIES
+from rewardlab.learned.judging import HELDOUT_SEED_OFFSET, learned_spec, verdicts
+from rewardlab.learned.judging import judge as judge_reward
+from rewardlab.learned.learn import CANDIDATES_PER_QUERY, QUERIES
 from rewardlab.learned.preferences import (
     Preference,
     Segment,
@@ -675,32 +677,18 @@ def _finish(
         "preferences": str(out / "preferences.jsonl"),
     }
     if judge:
-        from rewardlab.evaluation.datasets import EPISODE_KINDS, DatasetConfig
-        from rewardlab.experiments.reward_eval import run_eval
-
-        judged = DatasetConfig(
+        judged = judge_reward(
             env_id,
-            dict.fromkeys(EPISODE_KINDS, episodes),
-            settings["seed"] + HELDOUT_SEED_OFFSET,
-            kwargs,
-            frames=False,
-        )
-        log("judging the learned reward with eval-reward on other episodes ...")
-        spec = {"model": {"kind": "learned", "path": str(checkpoint.resolve())}}
-        report = run_eval(
-            env_id,
-            [{"name": "learned", **spec}, "progress", "sparse"],
+            [learned_spec("learned", checkpoint)],
             out / "eval",
-            dataset_config=judged,
+            env_kwargs=kwargs,
+            episodes=episodes,
+            frames=False,
             seed=settings["seed"],
-            bootstrap=200,
             log=log,
         )
-        rows = json.loads((report.parent / "summary.json").read_text())["rewards"]
-        summary["eval_reward"] = {
-            r["name"]: {k: r.get(k) for k in ("verdict", "preference", "spearman_return")}
-            for r in rows
-        }
+        summary["judging_seed"] = judged["judging_seed"]
+        summary["eval_reward"] = verdicts(judged, ("preference", "spearman_return"))
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / "report.md").write_text(_report(summary))
     return out / "report.md"
