@@ -615,6 +615,10 @@ _LEARN_OPTIONS: tuple[tuple[str, str, frozenset[str], dict[str, Any], str], ...]
 function's own default applies, and one given with a source it does not apply to is refused."""
 
 
+_SYNTHETIC_ONLY = frozenset({"--pairs", "--synthetic", "--segment-length", "--query-rounds"})
+"""Options of synthetic labelling, which a label file (``--preferences``) replaces."""
+
+
 def _learn_kwargs(args: argparse.Namespace, source: str) -> dict[str, Any]:
     """The learn function's keywords from the options given; raise on an option given with a
     source it does not apply to."""
@@ -630,8 +634,13 @@ def _learn_kwargs(args: argparse.Namespace, source: str) -> dict[str, Any]:
             )
             given = "--from preferences --online" if source == _ONLINE else f"--from {source}"
             raise ValueError(f"{flag} applies to {where}, not to {given}: leave it out")
+        if args.preferences is not None and flag in _SYNTHETIC_ONLY:
+            raise ValueError(
+                f"{flag} applies to synthetic labels; --preferences {args.preferences} gives "
+                "the pairs and labels: leave it out"
+            )
         if isinstance(value, int) and not isinstance(value, bool):
-            _at_least(value, flag, 1)  # every count; stricter bounds are the function's
+            _at_least(value, flag, 0 if flag == "--eval-episodes" else 1)
         kwargs[keyword] = value
     if "hyperparams" in kwargs:
         kwargs["hyperparams"] = _parse_set(kwargs["hyperparams"])

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime
 import math
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -285,7 +286,7 @@ def checkpoint_reads_frames(path: str | os.PathLike[str]) -> bool:
     error comes when the model is built)."""
     try:
         return str(read_checkpoint(path)["config"]["inputs"]) != "state"
-    except ValueError:
+    except (ValueError, KeyError, TypeError):
         return False
 
 
@@ -398,8 +399,15 @@ def load_learned_reward(
             space differs from the one it was trained on (naming both).
     """
     payload = read_checkpoint(path)
-    config = _config_from(payload["config"])
-    trained = TrainedOn(**payload["trained_on"])
+    try:
+        config = _config_from(payload["config"])
+        trained = TrainedOn(**payload["trained_on"])
+        normalization = Normalization(**payload.get("normalization", {}))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(
+            f"{path} is not a consistent reward-net checkpoint ({type(exc).__name__}: {exc}); "
+            "train it again (rewardlab learn-reward)"
+        ) from None
     here = {name: tuple(shape) for name, shape in state_layout}
     for name, shape in config.state_layout:
         if here.get(name) != shape:
@@ -422,6 +430,11 @@ def load_learned_reward(
             f"the reward net {path} reads frames of {trained.env_id}, not of {env_id}: train "
             "one on this env (rewardlab learn-reward)"
         )
+    if trained.env_id != env_id:
+        warnings.warn(
+            f"the reward net {path} was trained on {trained.env_id} and pays rewards on "
+            f"{env_id}: their state layouts match, but what the states mean may not",
+            stacklevel=2,
+        )
     net = _restore(path, config, payload)
-    normalization = Normalization(**payload.get("normalization", {}))
     return LearnedReward(net, trained, device=device, normalization=normalization)

@@ -52,6 +52,8 @@ def test_every_option_is_a_keyword_of_the_functions_it_applies_to() -> None:
         ),
         (["--from", "demos", "--online"], "--online learns from preferences, not from demos"),
         (["--from", "labels", "--fine-tune-encoder"], "--fine-tune-encoder applies to"),
+        (["--preferences", "p.jsonl", "--pairs", "9"], "--pairs applies to synthetic labels"),
+        (["--online", "--eval-episodes", "-1"], "got --eval-episodes -1; pass --eval-episodes 0"),
     ],
 )
 def test_an_option_of_another_source_is_refused_before_anything_is_written(

@@ -266,3 +266,30 @@ def test_a_checkpoint_whose_weights_do_not_fit_its_config_is_one_error(tmp_path:
     torch.save(payload, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="does not fit its own config"):
         load_learned_reward(tmp_path / "bad.pt", GRID, layout, space, "cpu")
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda p: p["config"].pop("inputs"),
+        lambda p: p["trained_on"].update(extra=1),
+        lambda p: p.update(trained_on=None),
+        lambda p: p["config"].update(head="perceptual"),
+        lambda p: p.update(normalization={"shift": 0.0, "scale": -1.0}),
+    ],
+)
+def test_a_tampered_checkpoint_is_one_error(tmp_path: Path, tamper: Any) -> None:
+    path = _state_checkpoint(tmp_path / "s.pt")
+    layout, space = _layout(GRID)
+    payload = torch.load(path, weights_only=True)
+    tamper(payload)
+    torch.save(payload, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="not a consistent reward-net checkpoint"):
+        load_learned_reward(tmp_path / "bad.pt", GRID, layout, space, "cpu")
+
+
+def test_a_state_checkpoint_on_another_env_with_the_same_layout_warns(tmp_path: Path) -> None:
+    path = _state_checkpoint(tmp_path / "s.pt")
+    layout, space = _layout("rewardlab/GridKeyDoor-v0")
+    with pytest.warns(UserWarning, match="trained on rewardlab/GridEmpty-v0 and pays rewards on"):
+        load_learned_reward(path, "rewardlab/GridKeyDoor-v0", layout, space, "cpu")
