@@ -320,7 +320,7 @@ def _model_values(
             raise ValueError(f"reward programs need state variables, but {table.key} has none")
         return np.asarray(models.program(spec).values(table.states), dtype=np.float64)
     if isinstance(spec, LearnedModelSpec):
-        return _learned_values(models.program(spec), table, log=models.log)
+        return _learned_values(models.program(spec), table, log=models.log, name=spec.path)
     return models.values(spec, table)
 
 
@@ -329,6 +329,7 @@ def _learned_values(
     table: StateTable,
     chunk: int = 256,
     log: Callable[[str], None] | None = None,
+    name: str = "the learned reward",
 ) -> np.ndarray:
     """``(N,)`` rewards of a learned reward ``r(s')`` on every state of ``table``, in batches
     (frames stay memory-mapped until their batch); a frames reward logs its progress about ten
@@ -355,7 +356,7 @@ def _learned_values(
         out[rows] = model(batch).reward
         tick = progress.tick(len(obs))
         if log is not None and model.needs_frames and progress.done >= min(next_log, n):
-            log(f"{tick} frames scored by the learned reward ({table.key})")
+            log(f"{tick} frames scored by {name} ({table.key})")
             next_log = progress.done + every
     return out
 
