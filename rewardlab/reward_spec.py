@@ -151,11 +151,33 @@ class ProgramModelSpec(_Spec):
 class LearnedModelSpec(_Spec):
     """A reward network trained on data (:mod:`rewardlab.learned`): ``path`` is its checkpoint,
     which is refused on an env whose state layout or observations differ from the one it was
-    trained on. ``device``: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``."""
+    trained on. ``device``: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``.
+
+    It pays ``scale * r + shift``, ``r`` its checkpoint's standardized reward (mean 0,
+    standard deviation 1 on its training states). As a shaping potential, a smaller ``scale``
+    keeps ``Phi`` in the range of the task reward (a ground-truth progress potential spans
+    [0, 1]).
+    """
 
     kind: Literal["learned"]
     path: str
     device: str = "auto"
+    scale: float = 1.0
+    shift: float = 0.0
+
+    @field_validator("scale", "shift")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not abs(value) < float("inf"):
+            raise ValueError(f"must be finite, got {value}")
+        return value
+
+    @field_validator("scale")
+    @classmethod
+    def _nonzero(cls, value: float) -> float:
+        if value == 0.0:
+            raise ValueError("must be non-zero (it would erase the reward)")
+        return value
 
 
 BuiltModelSpec = ClipModelSpec | InfoModelSpec | ProgramModelSpec | LearnedModelSpec
@@ -481,7 +503,10 @@ def build_model(
         from rewardlab.learned import load_learned_reward
 
         layout = [(v.name, tuple(v.shape)) for v in task.state_variables]
-        return load_learned_reward(spec.path, env_id, layout, observation_space, spec.device)
+        learned = load_learned_reward(spec.path, env_id, layout, observation_space, spec.device)
+        if spec.scale == 1.0 and spec.shift == 0.0:
+            return learned
+        return Affine(learned, scale=spec.scale, shift=spec.shift)
     if isinstance(spec, ProgramModelSpec):
         from rewardlab.reward_models.program_reward import ProgramReward
         from rewardlab.sandbox import ProgramRejected, SandboxLimits

@@ -293,3 +293,23 @@ def test_a_state_checkpoint_on_another_env_with_the_same_layout_warns(tmp_path: 
     layout, space = _layout("rewardlab/GridKeyDoor-v0")
     with pytest.warns(UserWarning, match="trained on rewardlab/GridEmpty-v0 and pays rewards on"):
         load_learned_reward(path, "rewardlab/GridKeyDoor-v0", layout, space, "cpu")
+
+
+def test_a_learned_spec_scales_and_shifts_the_standardized_reward(tmp_path: Path) -> None:
+    from rewardlab.reward_spec import LearnedModelSpec, build_model
+
+    path = _state_checkpoint(tmp_path / "s.pt")
+    layout, _ = _layout(GRID)
+    rng = np.random.default_rng(2)
+    info = {f"{STATE_PREFIX}{n}": rng.normal(size=(5, *s)) for n, s in layout}
+    zeros = np.zeros((5, 1))
+    batch = RewardBatch(zeros, zeros, zeros, np.zeros(5, bool), info=info)
+    plain = build_model(LearnedModelSpec(kind="learned", path=str(path), device="cpu"), GRID)
+    scaled = build_model(
+        LearnedModelSpec(kind="learned", path=str(path), device="cpu", scale=0.25, shift=-1),
+        GRID,
+    )
+    np.testing.assert_allclose(scaled(batch).reward, 0.25 * plain(batch).reward - 1, rtol=1e-9)
+    for bad in ({"scale": 0}, {"scale": float("inf")}, {"shift": float("nan")}):
+        with pytest.raises(ValueError):
+            LearnedModelSpec(kind="learned", path=str(path), **bad)  # type: ignore[arg-type]
