@@ -24,9 +24,13 @@ demonstration frames:
 
 Demonstrations come from the env's scripted expert (a frames dataset of expert episodes,
 generated into ``OUT/demos``), or from a user's recordings (:func:`read_demos`): a rewardlab
-dataset folder with frames (its successful episodes), or a folder of ``.npy`` files, one
-episode's uint8 ``(T, H, W, 3)`` frames each, read in file-name order, whose last frame is
-taken to show the task done.
+dataset folder with frames (its successful episodes; the reward is for the env settings the
+dataset was recorded with), or a folder of ``.npy`` files, one episode's uint8 ``(T, H, W, 3)``
+frames each (all of one frame size, at least ``MIN_FRAME_SIZE`` pixels a side), read in
+file-name order, whose last frame is taken to show the task done.
+
+Bad input is refused before anything is written; expert demonstrations that turn out too short
+for ``steps`` once generated are removed again, so a rerun into the same folder works.
 
 :func:`learn_from_demos` writes ``checkpoint.pt`` (``{model: {kind: learned, path: ...}}``),
 ``curves.png``, ``summary.json`` and ``report.md``, and judges the reward with eval-reward on
@@ -38,6 +42,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from rewardlab.learned.encoders import ENCODE_BATCH
+from rewardlab.learned.judging import dataset_env_kwargs
 from rewardlab.learned.judging import judge as judge_reward
 from rewardlab.progress import Progress
 
@@ -71,6 +77,9 @@ EVAL_METRICS = ("preference", "spearman_return", "voc", "pearson_progress", "epi
 """The eval-reward metrics the report repeats (``eval/report.md`` has them all)."""
 RANDOM_CONTROL = {"efficientnet_lite0": "efficientnet_lite0:random"}
 """Pretrained encoders and the same architecture with random weights (the control)."""
+MIN_FRAME_SIZE = 16
+"""Demonstration frames are at least this many pixels high and wide: an encoder upsamples a
+smaller one to its input size (224 px) into a blur of a few pixels that tells no step apart."""
 
 
 # --- demonstrations ---------------------------------------------------------------------------
@@ -86,12 +95,15 @@ class Demonstrations:
         source: Where they came from, in words (recorded in the checkpoint).
         seeds: The layout seeds of episodes from a dataset (none for recordings): judging
             stays clear of them.
+        env_kwargs: The env keywords a dataset was recorded with (None for ``.npy`` files,
+            which do not say).
     """
 
     frames: tuple[np.ndarray, ...]
     names: tuple[str, ...]
     source: str
     seeds: tuple[int, ...] = ()
+    env_kwargs: dict[str, Any] | None = None
 
     @property
     def n_frames(self) -> int:
@@ -100,7 +112,8 @@ class Demonstrations:
 
 def check_demo(frames: Any, name: str, min_frames: int = 1) -> np.ndarray:
     """``frames`` if it is one demonstration's uint8 ``(T, H, W, 3)`` frames with
-    ``T >= min_frames``, else a one-line ``ValueError`` naming ``name``."""
+    ``T >= min_frames`` (the ``steps`` it is split into) and ``H, W >= MIN_FRAME_SIZE``, else a
+    one-line ``ValueError`` naming ``name``."""
     if not isinstance(frames, np.ndarray):
         raise ValueError(
             f"demonstration {name}: expected a numpy array, got {type(frames).__name__}"
@@ -120,22 +133,58 @@ def check_demo(frames: Any, name: str, min_frames: int = 1) -> np.ndarray:
         )
     if len(frames) == 0:
         raise ValueError(f"demonstration {name} is empty (0 frames)")
+    if min(frames.shape[1:3]) < MIN_FRAME_SIZE:
+        raise ValueError(
+            f"demonstration {name}: frames of {frames.shape[1]}x{frames.shape[2]} pixels are "
+            f"too small to encode; record them at {MIN_FRAME_SIZE}x{MIN_FRAME_SIZE} pixels "
+            "or more"
+        )
     if len(frames) < min_frames:
         raise ValueError(
-            f"demonstration {name} has {len(frames)} frame(s), fewer than the {min_frames} "
-            "steps to split it into: pass fewer --steps or a longer demonstration"
+            f"demonstration {name} has {len(frames)} frame(s), fewer than steps (--demo-steps) "
+            f"{min_frames} to split it into: pass a smaller --demo-steps or a longer "
+            "demonstration"
         )
     return frames
 
 
-def read_demos(path: str | Path, env_id: str, min_frames: int = 1) -> Demonstrations:
+def _one_frame_size(demos: Sequence[np.ndarray], names: Sequence[str]) -> None:
+    """Raise unless every demonstration has frames of one shape, naming the files per shape."""
+    by_shape: dict[tuple[int, ...], list[str]] = {}
+    for frames, name in zip(demos, names, strict=True):
+        by_shape.setdefault(tuple(frames.shape[1:]), []).append(name)
+    if len(by_shape) > 1:
+        sizes = "; ".join(
+            f"{h}x{w}: {', '.join(n[:3])}" + (f" and {len(n) - 3} more" if len(n) > 3 else "")
+            for (h, w, _), n in by_shape.items()
+        )
+        raise ValueError(
+            f"demonstrations must share one frame size, got {len(by_shape)} ({sizes}); "
+            "record them all at one resolution"
+        )
+
+
+def read_demos(
+    path: str | Path,
+    env_id: str,
+    min_frames: int = 1,
+    env_kwargs: Mapping[str, Any] | None = None,
+) -> Demonstrations:
     """A user's recorded demonstrations: a rewardlab dataset folder of ``env_id`` with frames
     (its successful episodes), or a folder of ``.npy`` files (one episode's uint8
-    ``(T, H, W, 3)`` frames each, in file-name order).
+    ``(T, H, W, 3)`` frames each, all of one size, in file-name order).
+
+    Args:
+        path: The folder.
+        env_id: The env the demonstrations are of.
+        min_frames: Frames each demonstration must have (the ``steps`` it is split into).
+        env_kwargs: The env keywords asked for; a dataset recorded with other ones is
+            refused. None: take the dataset's (``Demonstrations.env_kwargs``).
 
     Raises:
-        ValueError: A missing or empty folder, a dataset of another env, without frames or
-            without a successful episode, or a file that is not one episode's uint8 frames.
+        ValueError: A missing or empty folder, a dataset of another env or other env keywords,
+            without frames or without a successful episode, a file that is not one episode's
+            uint8 frames, or files of different frame sizes.
     """
     from rewardlab.evaluation.datasets import load_dataset
 
@@ -147,6 +196,7 @@ def read_demos(path: str | Path, env_id: str, min_frames: int = 1) -> Demonstrat
         )
     if (path / "metadata.json").exists():
         ds = load_dataset(path, env_id=env_id)
+        recorded = dataset_env_kwargs(ds, env_kwargs, "demonstrations dataset")
         if not ds.has_frames:
             raise ValueError(
                 f"dataset {path} has no frames; regenerate it with frames "
@@ -170,7 +220,8 @@ def read_demos(path: str | Path, env_id: str, min_frames: int = 1) -> Demonstrat
             f"{path} (of {len(ds.episodes)})"
         )
         seeds = tuple(ds.episodes[i].seed for i in chosen)
-        return Demonstrations(frames, tuple(f"episode {i}" for i in chosen), source, seeds)
+        names = tuple(f"episode {i}" for i in chosen)
+        return Demonstrations(frames, names, source, seeds, recorded)
     files = sorted(p for p in path.iterdir() if p.suffix == ".npy" and p.is_file())
     if not files:
         raise ValueError(
@@ -186,6 +237,7 @@ def read_demos(path: str | Path, env_id: str, min_frames: int = 1) -> Demonstrat
                 f"demonstration {file.name} is not a readable .npy array: {exc}"
             ) from None
         demos.append(check_demo(array, file.name, min_frames))
+    _one_frame_size(demos, [f.name for f in files])
     source = f"recorded demonstrations: {len(files)} .npy file(s) in {path}"
     return Demonstrations(tuple(demos), tuple(f.name for f in files), source)
 
@@ -197,18 +249,23 @@ def expert_demos(
     *,
     seed: int = 0,
     env_kwargs: Mapping[str, Any] | None = None,
+    min_frames: int = 1,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> Demonstrations:
     """``n`` episodes of the env's scripted expert with frames, generated into ``path`` (or
-    read from it when an earlier call generated the same there); its successful ones.
+    read from it when an earlier call generated the same there); its successful ones, each of
+    at least ``min_frames`` frames (the ``steps`` they are split into).
 
     Raises:
-        ValueError: ``path`` holds something else, or no expert episode succeeded.
+        ValueError: ``path`` holds something else, no expert episode succeeded, or one has
+            fewer than ``min_frames`` frames. Then ``path`` is removed again if this call
+            generated it, so that a rerun with other settings can generate there.
     """
     from rewardlab.evaluation.datasets import DatasetConfig, generate_dataset, load_dataset
 
     config = DatasetConfig(env_id, {"expert": n}, seed, dict(env_kwargs or {}), frames=True)
-    if path.exists():
+    generated = not path.exists()
+    if not generated:
         try:
             same = load_dataset(path, env_id=env_id).config == config
         except (OSError, ValueError):
@@ -222,13 +279,29 @@ def expert_demos(
     else:
         log(f"generating {n} expert demonstration(s) with frames ...")
         generate_dataset(config, path)
-    demos = read_demos(path, env_id)
+    try:
+        demos = read_demos(path, env_id, env_kwargs=config.env_kwargs)
+        short = [
+            f"{name} ({len(f)} frames)"
+            for name, f in zip(demos.names, demos.frames, strict=True)
+            if len(f) < min_frames
+        ]
+        if short:
+            raise ValueError(
+                f"expert demonstration(s) {', '.join(short)} have fewer frames than steps "
+                f"(--demo-steps) {min_frames}: pass a smaller --demo-steps"
+            )
+    except BaseException:
+        if generated:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
     return Demonstrations(
         demos.frames,
         demos.names,
         f"the env's scripted expert: {len(demos.frames)} successful episode(s) of {n} "
         f"(seeds {seed}..{seed + n - 1}) in {path}",
         demos.seeds,
+        demos.env_kwargs,
     )
 
 
@@ -488,12 +561,13 @@ def learn_from_demos(
     Args:
         env_id: The env the reward is for (its frames are judged).
         out_dir: Output folder (must not hold a checkpoint already).
-        env_kwargs: ``gym.make`` keywords.
+        env_kwargs: ``gym.make`` keywords; None: none given (a demonstrations dataset's own,
+            else the env's defaults). A dataset recorded with other ones is refused.
         method: ``"perceptual"`` (Sermanet et al.) or ``"goal"`` (goal embedding).
         demos: A user's recordings (:func:`read_demos`); None generates ``n_demos`` episodes
             of the env's scripted expert into ``OUT/demos``.
         n_demos: Expert demonstrations to generate.
-        steps: Steps per demonstration (perceptual).
+        steps: Steps per demonstration (perceptual; ``--demo-steps``).
         features: Features kept per step (perceptual).
         encoder: The frozen image encoder
             (:func:`~rewardlab.learned.encoders.load_encoder`).
@@ -505,13 +579,13 @@ def learn_from_demos(
         log: Progress messages.
 
     Raises:
-        ValueError: Bad input, said before anything is written.
+        ValueError: Bad input, said before anything is written (expert demonstrations found
+            too short for ``steps`` once generated are removed again).
     """
     from rewardlab.envs import get_task, make
     from rewardlab.learned.reward_net import Normalization, TrainedOn, save_checkpoint
 
     out = Path(out_dir)
-    kwargs = dict(env_kwargs or {})
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; one of {list(METHODS)}")
     if (out / "checkpoint.pt").exists():
@@ -521,7 +595,16 @@ def learn_from_demos(
         checks += [("steps", steps, 2), ("features", features, 1)]
     for name, value, low in checks:
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+            flag = " (--demo-steps)" if name == "steps" else ""
+            raise ValueError(f"{name}{flag} must be an int >= {low}, got {value!r}")
+    min_frames = steps if method == "perceptual" else 1
+    recorded = read_demos(demos, env_id, min_frames, env_kwargs) if demos is not None else None
+    # The reward is for the env the demonstrations show: a dataset's own settings.
+    kwargs = dict(
+        recorded.env_kwargs
+        if recorded is not None and recorded.env_kwargs is not None
+        else env_kwargs or {}
+    )
     with make(env_id, **kwargs) as env:
         task = get_task(env)
         if demos is None:
@@ -529,23 +612,32 @@ def learn_from_demos(
         if judge:
             task.require("progress", "judging a learned reward with eval-reward")
         space = repr(env.observation_space)
-    min_frames = steps if method == "perceptual" else 1
-    recorded = read_demos(demos, env_id, min_frames) if demos is not None else None
+        limit = env.spec.max_episode_steps if env.spec is not None else None
+    if demos is None and limit is not None and min_frames > limit + 1:
+        raise ValueError(
+            f"steps (--demo-steps) {steps} is more than the {limit + 1} frames an episode of "
+            f"{env_id} has at most: pass a smaller --demo-steps"
+        )
     n_goals = len(recorded.frames) if recorded is not None else n_demos
     net = _build(method, encoder, steps, features, n_goals, seed)  # bad encoder/features: now
     control_encoder = RANDOM_CONTROL.get(encoder) if control else None
 
     if recorded is None:
-        recorded = expert_demos(
-            env_id, n_demos, out / "demos", seed=seed, env_kwargs=kwargs, log=log
-        )
-        short = [
-            n for n, f in zip(recorded.names, recorded.frames, strict=True) if len(f) < min_frames
-        ]
-        if short:
-            raise ValueError(
-                f"expert demonstration(s) {short} have fewer frames than --steps {steps}"
+        made_out = not out.exists()
+        try:
+            recorded = expert_demos(
+                env_id,
+                n_demos,
+                out / "demos",
+                seed=seed,
+                env_kwargs=kwargs,
+                min_frames=min_frames,
+                log=log,
             )
+        except BaseException:
+            if made_out and out.is_dir() and not any(out.iterdir()):
+                out.rmdir()  # created for the demonstrations just removed
+            raise
         if len(recorded.frames) != n_goals:
             net = _build(method, encoder, steps, features, len(recorded.frames), seed)
     log(f"fitting the {method} reward to {len(recorded.frames)} demonstration(s) ...")

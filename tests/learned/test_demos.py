@@ -171,6 +171,10 @@ def test_learn_from_expert_demos_end_to_end(
     reward = _load(out / "checkpoint.pt", GRID, **SMALL)
     assert reward.trained_on.objective == summary["objective"]
     assert reward.trained_on.metrics["demo_final_reward_mean"] == metrics["demo_final_reward_mean"]
+    # The checkpoint's metrics are measured on the demonstrations it was fit to, and say so.
+    recorded = reward.trained_on.metrics
+    assert recorded and all(k.startswith("demo_") for k in recorded)
+    assert reward.trained_on.env_kwargs == SMALL
     frames = np.array(expert_frames.frames[:4])
     obs = np.zeros((4, 1))
     batch = RewardBatch.of_rows(obs, np.zeros((4, 0)), obs, np.zeros(4, bool), frames, {})
@@ -252,13 +256,13 @@ def _npy_folder(root: Path, arrays: list[Any]) -> Path:
 def _dataset(root: Path, env_id: str, episodes: dict[str, int], frames: bool, **kw: Any) -> Path:
     from rewardlab.evaluation.datasets import DatasetConfig, generate_dataset
 
-    kwargs = SMALL if env_id == GRID else {}
+    kwargs = kw.pop("env_kwargs", SMALL if env_id == GRID else {})
     return generate_dataset(
         DatasetConfig(env_id, episodes, 0, kwargs, frames, **kw), root / "ds"
     ).path
 
 
-FRAME = np.zeros((6, 8, 8, 3), dtype=np.uint8)
+FRAME = np.zeros((6, 16, 16, 3), dtype=np.uint8)
 
 HOSTILE: list[tuple[Any, dict[str, Any], str]] = [
     (
@@ -269,18 +273,33 @@ HOSTILE: list[tuple[Any, dict[str, Any], str]] = [
     (
         lambda r: _npy_folder(r, [FRAME[0]]),
         {},
-        "0.npy: frames must have shape (T, H, W, 3), got (8, 8, 3)",
+        "0.npy: frames must have shape (T, H, W, 3), got (16, 16, 3)",
     ),
     (
         lambda r: _npy_folder(r, [FRAME[..., :1]]),
         {},
-        "frames must have shape (T, H, W, 3), got (6, 8, 8, 1)",
+        "frames must have shape (T, H, W, 3), got (6, 16, 16, 1)",
     ),
     (lambda r: _npy_folder(r, [FRAME[:0]]), {}, "demonstration 0.npy is empty (0 frames)"),
     (
         lambda r: _npy_folder(r, [FRAME, FRAME[:2]]),
         {"steps": 3},
-        "demonstration 1.npy has 2 frame(s), fewer than the 3 steps",
+        "demonstration 1.npy has 2 frame(s), fewer than steps (--demo-steps) 3",
+    ),
+    (
+        lambda r: _npy_folder(r, [FRAME, np.zeros((6, 24, 16, 3), np.uint8), FRAME]),
+        {},
+        "one frame size, got 2 (16x16: 0.npy, 2.npy; 24x16: 1.npy)",
+    ),
+    (
+        lambda r: _npy_folder(r, [FRAME[:, :15], FRAME[:, :15]]),
+        {"method": "goal"},
+        "demonstration 0.npy: frames of 15x16 pixels are too small to encode",
+    ),
+    (
+        lambda r: _dataset(r, GRID, {"expert": 1}, True, env_kwargs={"size": 6}),
+        {},
+        "was recorded with env kwargs {'size': 6}, not {'size': 5}; leave --env-kwarg out",
     ),
     (lambda r: _npy_folder(r, []), {}, "holds no .npy files and is not a rewardlab dataset"),
     (lambda r: r / "missing", {}, "no demonstrations at"),
@@ -300,7 +319,12 @@ HOSTILE: list[tuple[Any, dict[str, Any], str]] = [
         "has no successful episode (2 in all)",
     ),
     (lambda r: None, {"method": "bc"}, "unknown method 'bc'; one of ['perceptual', 'goal']"),
-    (lambda r: None, {"steps": 1}, "steps must be an int >= 2, got 1"),
+    (lambda r: None, {"steps": 1}, "steps (--demo-steps) must be an int >= 2, got 1"),
+    (
+        lambda r: None,
+        {"demos": None, "steps": 102},
+        "steps (--demo-steps) 102 is more than the 101 frames an episode of",
+    ),
     (lambda r: None, {"features": 300}, "1..256 features per step, got 4 and 300"),
     (lambda r: None, {"encoder": "nope"}, "unknown encoder 'nope'"),
     (lambda r: None, {"n_demos": 0}, "n_demos must be an int >= 1, got 0"),
@@ -352,3 +376,41 @@ def test_real_encoder_on_a_handful_of_frames(tmp_path: Path, expert_frames: Any)
     assert summary["metrics"]["demo_step_accuracy"] > 0.5
     reward = _load(out / "control" / "checkpoint.pt", GRID, **SMALL)
     assert reward.config.encoder == "efficientnet_lite0:random"
+
+
+def test_a_dataset_of_other_env_settings_is_refused_or_adopted(tmp_path: Path) -> None:
+    """The checkpoint is for the env the demonstrations show: a dataset recorded at size 6 is
+    refused with other settings (``{}`` included) and adopted when none are given (None)."""
+    ds = _dataset(tmp_path, GRID, {"expert": 1}, True, env_kwargs={"size": 6})
+    for given in (SMALL, {}):
+        with pytest.raises(ValueError, match=r"recorded with env kwargs \{'size': 6\}"):
+            learn_from_demos(GRID, tmp_path / "no", env_kwargs=given, demos=ds, encoder="cnn")
+    assert not (tmp_path / "no").exists()
+    out = tmp_path / "learned"
+    learn_from_demos(
+        GRID, out, env_kwargs=None, method="goal", demos=ds, encoder="cnn", judge=False
+    )
+    reward = _load(out / "checkpoint.pt", GRID, size=6)
+    assert reward.trained_on.env_kwargs == {"size": 6}
+    assert json.loads((out / "summary.json").read_text())["env_kwargs"] == {"size": 6}
+
+
+def test_expert_demos_too_short_for_steps_leave_nothing_and_a_rerun_works(tmp_path: Path) -> None:
+    # The expert solves a 5x5 grid in a handful of steps: 40 steps only show once generated.
+    for out, existed in ((tmp_path / "fresh", False), (tmp_path / "existing", True)):
+        if existed:
+            out.mkdir()
+        with pytest.raises(ValueError) as err:
+            learn_from_demos(
+                GRID, out, env_kwargs=SMALL, n_demos=2, steps=40, encoder="cnn", judge=False
+            )
+        message = str(err.value)
+        assert "fewer frames than steps (--demo-steps) 40" in message and "\n" not in message
+        assert "episode 0 (" in message and "pass a smaller --demo-steps" in message
+        assert out.exists() == existed and not (out / "demos").exists()
+        assert not existed or not any(out.iterdir())
+        learn_from_demos(
+            GRID, out, env_kwargs=SMALL, n_demos=2, steps=3, encoder="cnn", judge=False
+        )
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["n_demos"] == 2 and all(len(b) == 4 for b in summary["boundaries"])
