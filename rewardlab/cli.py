@@ -663,7 +663,7 @@ def _cmd_learn_reward(args: argparse.Namespace) -> int:
         report = learn(
             args.env,
             out,
-            env_kwargs=_parse_set(args.env_kwarg, "--env-kwarg"),
+            env_kwargs=_parse_set(args.env_kwarg, "--env-kwarg") if args.env_kwarg else None,
             seed=args.seed,
             judge=not args.no_judge,
             log=functools.partial(print, flush=True),

@@ -108,7 +108,8 @@ class TrainedOn:
         objective: How it was trained (``"bradley_terry"``, ``"progress_regression"``, ...).
         data: What it was trained on, in words or a path.
         seed: The training seed.
-        metrics: Held-out metrics.
+        metrics: Metrics of the fit, each named by the data it was measured on: held-out
+            (``heldout_*``) or the training data itself (``demo_*``, ``train_*``).
     """
 
     env_id: str
