@@ -6,16 +6,21 @@ is the sum over the states it enters. Bradley-Terry models a preference as
 
     P(a > b) = eps / 2 + (1 - eps) * sigmoid(R(a) - R(b)),
 
-(``eps``: the labeller's error rate, as in imitation's ``PreferenceModel`` with ``noise_prob``)
-and a reward network is fit by cross-entropy on the labels (ties are 1/2). An ensemble of
-networks, each on its own bootstrap resample of the pairs, gives disagreement for choosing
-queries.
+(``eps``: imitation's ``PreferenceModel`` ``noise_prob``: with probability ``eps`` the label is
+a fair coin, so a labeller who FLIPS labels with probability ``e`` is modelled by ``eps = 2 e``:
+:func:`model_noise`) and a reward network is fit by cross-entropy on the labels (ties are
+1/2). An ensemble of networks, each on its own bootstrap resample of the pairs, gives
+disagreement for choosing queries.
 
 Labels come from a file (:func:`read_preferences`: JSONL, one pair per line, so human labels
 can be used) or from a synthetic oracle of the true task: :class:`SyntheticOracle` (a return,
-optionally Boltzmann-rational and with an error rate) or :func:`heron_label` (HERON's
-hierarchical comparison over reward factors ranked by importance). Say so wherever a result
-rests on synthetic labels.
+optionally Boltzmann-rational and with a flip rate) or :class:`HeronOracle` (HERON's
+hierarchical comparison over reward factors ranked by importance, :func:`heron_label`). Say so
+wherever a result rests on synthetic labels.
+
+Pairs are compared unordered: ``(a, b)`` and ``(b, a)`` are one pair (:func:`pair_key`).
+:func:`draw_pairs` never repeats a pair it is told to exclude (the ones labelled or held out
+already), so held-out accuracy is never measured on a pair that is also trained on.
 """
 
 from __future__ import annotations
@@ -47,9 +52,17 @@ __all__ = [
     "bradley_terry_probability",
     "disagreement",
     "FitResult",
+    "HERON_FACTORS",
+    "HERON_MARGINS",
+    "HeronOracle",
+    "draw_pairs",
+    "ensemble_accuracy",
     "fit_preferences",
     "heron_label",
     "label_pairs",
+    "load_preferences",
+    "model_noise",
+    "pair_key",
     "preference_accuracy",
     "read_preferences",
     "sample_segments",
@@ -82,6 +95,14 @@ class Preference:
     label: float
 
 
+def model_noise(flip_rate: float) -> float:
+    """The Bradley-Terry ``eps`` (imitation's ``noise_prob``) of a labeller who flips labels
+    with probability ``flip_rate``: ``eps`` replaces the label by a fair coin, which flips it
+    half the time, so ``eps = 2 * flip_rate``; a decisive pair's probability then tops out at
+    ``1 - flip_rate``, the share of such labels the labeller gets right."""
+    return 2.0 * flip_rate
+
+
 def bradley_terry_probability(
     return_a: np.ndarray, return_b: np.ndarray, noise: float = 0.0
 ) -> np.ndarray:
@@ -109,6 +130,10 @@ def bradley_terry_loss(
 
 def _entered_states(ds: TrajectoryDataset, seg: Segment) -> np.ndarray:
     """State rows a segment's transitions enter (``s'``)."""
+    if not 0 <= seg.episode < len(ds.episodes):
+        raise ValueError(
+            f"segment {seg}: {ds.path} has episodes 0..{len(ds.episodes) - 1}, not {seg.episode}"
+        )
     ep = ds.episodes[seg.episode]
     if seg.length < 1 or seg.start < 0 or seg.start + seg.length > ep.n_steps:
         raise ValueError(
@@ -144,6 +169,61 @@ def sample_segments(
     return out
 
 
+def pair_key(a: Segment, b: Segment) -> frozenset[Segment]:
+    """A pair's identity, whichever segment comes first."""
+    return frozenset((a, b))
+
+
+def _n_segments(ds: TrajectoryDataset, length: int) -> int:
+    return sum(max(0, e.n_steps - length + 1) for e in ds.episodes)
+
+
+def draw_pairs(
+    ds: TrajectoryDataset,
+    n: int,
+    length: int,
+    rng: np.random.Generator,
+    exclude: set[frozenset[Segment]] | None = None,
+) -> list[tuple[Segment, Segment]]:
+    """Up to ``n`` pairs of distinct segments (:func:`sample_segments`), none repeating
+    another or a pair in ``exclude`` (either order; :func:`pair_key`); the keys of the pairs
+    drawn are added to ``exclude``. Fewer than ``n`` only when the dataset has no more
+    distinct pairs of ``length``-transition segments.
+
+    Raises:
+        ValueError: No episode has ``length`` transitions.
+    """
+    seen = exclude if exclude is not None else set()
+    total = _n_segments(ds, length)
+    out: list[tuple[Segment, Segment]] = []
+
+    def take(a: Segment, b: Segment) -> None:
+        key = pair_key(a, b)
+        if a != b and key not in seen:
+            seen.add(key)
+            out.append((a, b))
+
+    for _ in range(20):  # rejection sampling while new pairs are common
+        if len(out) >= n:
+            break
+        segments = sample_segments(ds, 2 * (n - len(out)), length, rng)
+        for a, b in zip(segments[::2], segments[1::2], strict=True):
+            if len(out) < n:
+                take(a, b)
+    if len(out) < n and total * (total - 1) // 2 <= 2_000_000:  # nearly exhausted: enumerate
+        every = [
+            Segment(i, start, length)
+            for i, e in enumerate(ds.episodes)
+            for start in range(e.n_steps - length + 1)
+        ]
+        first, second = np.triu_indices(len(every), k=1)
+        for k in rng.permutation(len(first)):
+            if len(out) >= n:
+                break
+            take(every[first[k]], every[second[k]])
+    return out
+
+
 # --- labels ----------------------------------------------------------------------------------
 
 
@@ -154,7 +234,8 @@ class SyntheticOracle:
     Attributes:
         beta: None: prefer the higher return (ties: 1/2). Else Boltzmann-rational: prefer
             ``a`` with probability ``sigmoid(beta * (R(a) - R(b)))``.
-        error_rate: Probability that a label is flipped (a careless labeller).
+        error_rate: Probability that a label is flipped (a careless labeller); the
+            Bradley-Terry model of such labels has ``eps = model_noise(error_rate)``.
         tie_margin: Returns closer than this are ties (rational labeller only).
     """
 
@@ -195,16 +276,66 @@ def heron_label(
     return 0.5
 
 
+HERON_FACTORS = ("success", "progress")
+"""The factors :class:`HeronOracle` compares, most important first: each summed over the
+states a segment enters (:func:`task_values`)."""
+
+HERON_MARGINS = (0.5, 1e-9)
+"""Their margins: success is counted in states, so a difference of one successful state
+decides; progress decides whenever it differs beyond rounding. Within both: a tie."""
+
+
+@dataclass(frozen=True)
+class HeronOracle:
+    """HERON's labeller (Bukharin et al. 2023) over the true task's factors: a pair is decided
+    by its segments' success (:data:`HERON_FACTORS`), and by their progress only where the
+    success is within its margin (:data:`HERON_MARGINS`); then flipped with probability
+    ``error_rate``."""
+
+    margins: tuple[float, float] = HERON_MARGINS
+    error_rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.error_rate <= 1.0:
+            raise ValueError(f"error_rate must be in [0, 1], got {self.error_rate}")
+        if len(self.margins) != len(HERON_FACTORS) or min(self.margins) < 0:
+            raise ValueError(f"margins must be {len(HERON_FACTORS)} values >= 0")
+
+    def label_pairs(
+        self,
+        ds: TrajectoryDataset,
+        pairs: Sequence[tuple[Segment, Segment]],
+        rng: np.random.Generator,
+    ) -> list[Preference]:
+        sides = [
+            [
+                segment_returns(ds, [p[side] for p in pairs], task_values(ds, f))
+                for f in HERON_FACTORS
+            ]
+            for side in (0, 1)
+        ]
+        labels = np.array(
+            [
+                heron_label([f[k] for f in sides[0]], [f[k] for f in sides[1]], self.margins)
+                for k in range(len(pairs))
+            ]
+        )
+        flip = rng.random(len(pairs)) < self.error_rate
+        labels = np.where(flip, 1.0 - labels, labels)
+        return [Preference(a, b, float(x)) for (a, b), x in zip(pairs, labels, strict=True)]
+
+
 # --- files -----------------------------------------------------------------------------------
 
 
 def write_preferences(
     path: str | os.PathLike[str], dataset: str | os.PathLike[str], prefs: Sequence[Preference]
 ) -> Path:
-    """JSONL: a header naming the dataset, then ``{"a": [episode, start, length], "b": [...],
-    "label": p}`` per pair."""
+    """JSONL: a header naming the dataset (absolute), then ``{"a": [episode, start, length],
+    "b": [...], "label": p}`` per pair."""
     path = Path(path)
-    lines = [json.dumps({"format": PREFERENCES_FORMAT, "dataset": str(dataset)})]
+    folder = Path(dataset) if Path(dataset).is_absolute() else Path(dataset).resolve()
+    lines = [json.dumps({"format": PREFERENCES_FORMAT, "dataset": str(folder)})]
     for p in prefs:
         a, b = p.a, p.b
         row = {"a": [a.episode, a.start, a.length], "b": [b.episode, b.start, b.length]}
@@ -215,42 +346,116 @@ def write_preferences(
 
 def read_preferences(path: str | os.PathLike[str]) -> tuple[str, list[Preference]]:
     """``(dataset path, preferences)`` of a file :func:`write_preferences` wrote (or a
-    labeller: one JSON object per line).
+    labeller: one JSON object per line). A relative dataset path is resolved against the
+    file's folder. Segments are checked against their dataset by :func:`load_preferences`.
 
     Raises:
-        ValueError: Naming the line of the first malformed record.
+        ValueError: Naming ``file:line`` of the first malformed record, or the header's
+            dataset folder when it does not exist.
     """
-    path = Path(path)
+    dataset, prefs, _ = _read_preference_file(Path(path))
+    return dataset, prefs
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _read_preference_file(path: Path) -> tuple[str, list[Preference], list[int]]:
+    """:func:`read_preferences`, and each preference's line number."""
     try:
-        lines = path.read_text().splitlines()
+        lines = path.read_bytes().decode("utf-8").splitlines()
     except OSError as exc:
         raise ValueError(f"cannot read the preference file {path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"cannot read the preference file {path}: not UTF-8 ({exc})") from None
     try:
         header = json.loads(lines[0]) if lines else None
     except json.JSONDecodeError:
         header = None
+    dataset = header.get("dataset") if isinstance(header, dict) else None
     if not isinstance(header, dict) or header.get("format") != PREFERENCES_FORMAT:
         raise ValueError(
             f"{path}:1: a preference file starts with "
             f'{{"format": "{PREFERENCES_FORMAT}", "dataset": "<dataset folder>"}}'
         )
-    prefs = []
+    if not isinstance(dataset, str) or not dataset:
+        raise ValueError(
+            f'{path}:1: the header must name its dataset: "dataset": "<dataset folder>" '
+            "(a relative path is read from the file's folder)"
+        )
+    folder = path.parent / dataset  # an absolute dataset path stays as it is
+    if not folder.is_dir():
+        raise ValueError(f"{path}:1: the dataset folder {folder} does not exist")
+    usage = '{"a": [episode, start, length], "b": [...], "label": 0..1}'
+    prefs, numbers = [], []
     for number, line in enumerate(lines[1:], start=2):
         if not line.strip():
             continue
+        where = f"{path}:{number}"
         try:
             row = json.loads(line)
-            a, b, label = Segment(*map(int, row["a"])), Segment(*map(int, row["b"])), row["label"]
-            label = float(label)
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise ValueError(
-                f'{path}:{number}: expected {{"a": [episode, start, length], "b": [...], '
-                f'"label": 0..1}} ({type(exc).__name__}: {exc})'
-            ) from None
-        if not 0.0 <= label <= 1.0:
-            raise ValueError(f"{path}:{number}: label must be in [0, 1], got {label}")
-        prefs.append(Preference(a, b, label))
-    return str(header.get("dataset", "")), prefs
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{where}: expected {usage} (not JSON: {exc})") from None
+        if not isinstance(row, dict) or not {"a", "b", "label"} <= row.keys():
+            raise ValueError(f"{where}: expected {usage}")
+        sides = []
+        for side in ("a", "b"):
+            value = row[side]
+            if not (isinstance(value, list) and len(value) == 3 and all(map(_is_int, value))):
+                raise ValueError(
+                    f"{where}: {side!r} must be 3 integers [episode, start, length], got {value!r}"
+                )
+            episode, begin, length = value
+            if episode < 0 or begin < 0 or length < 1:
+                raise ValueError(
+                    f"{where}: {side!r} {value}: episode and start must be >= 0, length >= 1"
+                )
+            sides.append(Segment(episode, begin, length))
+        label = row["label"]
+        if (
+            isinstance(label, bool)
+            or not isinstance(label, (int, float))
+            or not 0.0 <= label <= 1.0
+        ):
+            raise ValueError(f"{where}: label must be a number in [0, 1], got {label!r}")
+        prefs.append(Preference(sides[0], sides[1], float(label)))
+        numbers.append(number)
+    return str(folder), prefs, numbers
+
+
+def load_preferences(
+    path: str | os.PathLike[str], env_id: str | None = None
+) -> tuple[TrajectoryDataset, list[Preference]]:
+    """A preference file's dataset (loaded, checked to be ``env_id``'s) and preferences,
+    every segment checked to lie inside its episode.
+
+    Raises:
+        ValueError: As :func:`read_preferences`; a dataset that does not load; a segment
+            outside the dataset, naming ``file:line``.
+    """
+    from rewardlab.evaluation.datasets import load_dataset
+
+    path = Path(path)
+    dataset, prefs, numbers = _read_preference_file(path)
+    try:
+        ds = load_dataset(dataset, env_id=env_id)
+    except FileNotFoundError as exc:
+        raise ValueError(f"{path}:1: {exc}") from None
+    for pref, number in zip(prefs, numbers, strict=True):
+        for side, seg in (("a", pref.a), ("b", pref.b)):
+            if seg.episode >= len(ds.episodes):
+                raise ValueError(
+                    f"{path}:{number}: {side!r} names episode {seg.episode}; the dataset "
+                    f"{ds.path} has {len(ds.episodes)} (0..{len(ds.episodes) - 1})"
+                )
+            steps = ds.episodes[seg.episode].n_steps
+            if seg.start + seg.length > steps:
+                raise ValueError(
+                    f"{path}:{number}: {side!r} [{seg.episode}, {seg.start}, {seg.length}] "
+                    f"ends after episode {seg.episode}, which has {steps} transitions"
+                )
+    return ds, prefs
 
 
 # --- fitting ---------------------------------------------------------------------------------
@@ -386,6 +591,8 @@ def fit_preferences(
     batches of a few segments are too small to estimate them).
 
     Args:
+        noise: The model's ``eps`` (:func:`bradley_terry_probability`): for labels flipped
+            with probability ``e``, pass ``model_noise(e)`` (``2 e``).
         warm_start: Networks to continue training (one per member, copied: the originals
             are left as they are), e.g. the previous round's in an online loop; None builds
             fresh ones.
@@ -531,6 +738,26 @@ def preference_accuracy(
     want = np.array([p.label > 0.5 for p in decided])
     agree = np.where(ra == rb, 0.5, (ra > rb) == want)
     return float(agree.mean())
+
+
+def ensemble_accuracy(
+    ds: TrajectoryDataset,
+    nets: Sequence[Any],
+    config: RewardNetConfig,
+    prefs: Sequence[Preference],
+    *,
+    device: str = "cpu",
+) -> float | None:
+    """:func:`preference_accuracy` of the ensemble's mean reward (the mean of the members'
+    segment returns)."""
+    decided = [p for p in prefs if p.label != 0.5]
+    if not decided or not nets:
+        return None
+    returns = _pair_returns(ds, nets, config, [(p.a, p.b) for p in decided], device)
+    ra = np.mean([r[0] for r in returns], axis=0)
+    rb = np.mean([r[1] for r in returns], axis=0)
+    want = np.array([p.label > 0.5 for p in decided])
+    return float(np.where(ra == rb, 0.5, (ra > rb) == want).mean())
 
 
 def disagreement(

@@ -90,7 +90,7 @@ def test_the_label_file_round_trips_and_names_bad_lines(dataset, tmp_path: Path)
     path = write_preferences(tmp_path / "p.jsonl", dataset.path, prefs)
     assert read_preferences(path) == (str(dataset.path), prefs)
     path.write_text(path.read_text() + '{"a": [0, 0], "b": [1, 1, 2], "label": 1}\n')
-    with pytest.raises(ValueError, match=r"p.jsonl:3: expected"):
+    with pytest.raises(ValueError, match=r"p.jsonl:3: 'a' must be 3 integers"):
         read_preferences(path)
     (tmp_path / "q.jsonl").write_text('{"a": [0, 0, 1]}\n')
     with pytest.raises(ValueError, match=r"q.jsonl:1: a preference file starts with"):
@@ -262,3 +262,155 @@ def test_a_warm_start_continues_copies_of_the_given_nets(dataset) -> None:  # ty
         assert all(torch.equal(v, start.state_dict()[k]) for k, v in net.state_dict().items())
     with pytest.raises(ValueError, match="warm_start has 2 nets for an ensemble of 3"):
         fit_preferences(dataset, prefs, config, ensemble=3, warm_start=first.nets)
+
+
+def test_a_flip_rate_e_is_modelled_by_eps_2e_whose_ceiling_is_1_minus_e() -> None:
+    from rewardlab.learned.preferences import model_noise
+
+    e, n = 0.2, 200_000
+    rng = np.random.default_rng(0)
+    # An oracle of flip rate e labels a decisive pair (R(a) >> R(b)) "a" a share 1 - e.
+    labels = SyntheticOracle(error_rate=e).labels(np.full(n, 10.0), np.zeros(n), rng)
+    assert abs(labels.mean() - (1 - e)) < 0.005
+    # The model's probability of that pair tops out at 1 - e with eps = model_noise(e) = 2e
+    # (imitation's noise_prob), and not with eps = e (its ceiling 1 - e/2 overshoots).
+    assert model_noise(e) == 2 * e
+    assert math.isclose(bradley_terry_probability(1e3, 0.0, model_noise(e)), 1 - e)
+    assert math.isclose(bradley_terry_probability(1e3, 0.0, e), 1 - e / 2)
+    # So the loss of those labels falls all the way to an unbounded gap under eps = 2e, while
+    # eps = e fits a finite gap (P(gap) = 1 - e) and is worse at large gaps.
+    target = torch.tensor([1 - e], dtype=torch.float64)  # the labels' expected share
+    gaps = torch.tensor([1.0, 3.0, 10.0, 40.0], dtype=torch.float64)
+
+    def loss(gap: torch.Tensor, eps: float) -> float:
+        return float(bradley_terry_loss(gap.view(1), torch.zeros(1, dtype=gap.dtype), target, eps))
+
+    assert [loss(g, model_noise(e)) for g in gaps] == sorted(
+        (loss(g, model_noise(e)) for g in gaps), reverse=True
+    )
+    assert loss(gaps[1], e) < loss(gaps[3], e)
+
+
+def _prefs_file(tmp_path: Path, header: object, *rows: str) -> Path:
+    import json
+
+    path = tmp_path / "p.jsonl"
+    first = header if isinstance(header, str) else json.dumps(header)
+    path.write_text("\n".join([first, *rows]) + "\n")
+    return path
+
+
+GOOD = '{"a": [0, 0, 2], "b": [1, 0, 2], "label": 1}'
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ('{"a": [true, 0, 2], "b": [1, 0, 2], "label": 1}', "'a' must be 3 integers"),
+        ('{"a": [0.7, 0, 2], "b": [1, 0, 2], "label": 1}', "'a' must be 3 integers"),
+        ('{"a": [0, 0, 2], "b": [1, 0, 2.0], "label": 1}', "'b' must be 3 integers"),
+        ('{"a": [-1, 0, 2], "b": [1, 0, 2], "label": 1}', "episode and start must be >= 0"),
+        ('{"a": [0, -1, 2], "b": [1, 0, 2], "label": 1}', "episode and start must be >= 0"),
+        ('{"a": [0, 0, 0], "b": [1, 0, 2], "label": 1}', "length >= 1"),
+        ('{"a": [0, 0, 2], "b": [1, 0, 2], "label": true}', "label must be a number in"),
+        ('{"a": [0, 0, 2], "b": [1, 0, 2], "label": "1"}', "label must be a number in"),
+        ('{"a": [0, 0, 2], "b": [1, 0, 2], "label": 1.5}', "label must be a number in"),
+        ('{"a": [0, 0, 2], "b": [1, 0, 2], "label": NaN}', "label must be a number in"),
+        ("[1, 2, 3]", "expected"),
+        ('{"a": [0, 0, 2], "b": [1, 0, 2]}', "expected"),
+    ],
+)
+def test_malformed_records_name_their_line(dataset, tmp_path: Path, row: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    header = {"format": "rewardlab.preferences/1", "dataset": str(dataset.path)}
+    path = _prefs_file(tmp_path, header, GOOD, "", row)
+    with pytest.raises(ValueError, match=rf"p.jsonl:4: .*{message}"):
+        read_preferences(path)
+
+
+def test_the_header_and_the_segments_are_checked_against_the_dataset(
+    dataset, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from rewardlab.learned.preferences import load_preferences
+
+    fmt = {"format": "rewardlab.preferences/1"}
+    with pytest.raises(ValueError, match=r"p.jsonl:1: the header must name its dataset"):
+        read_preferences(_prefs_file(tmp_path, fmt, GOOD))
+    with pytest.raises(ValueError, match=r"p.jsonl:1: the dataset folder .*nope does not exist"):
+        read_preferences(_prefs_file(tmp_path, {**fmt, "dataset": "nope"}, GOOD))
+    # A relative dataset is read from the file's folder, wherever the caller runs.
+    import os
+
+    folder = tmp_path / "labels"
+    folder.mkdir()
+    relative = os.path.relpath(dataset.path, folder)
+    path = _prefs_file(folder, {**fmt, "dataset": str(relative)}, GOOD)
+    ds, prefs = load_preferences(path, GRID)
+    assert ds.path.resolve() == dataset.path.resolve() and len(prefs) == 1
+    n = len(dataset.episodes)
+    steps = dataset.episodes[1].n_steps
+    header = {**fmt, "dataset": str(dataset.path)}
+    for row, message in (
+        (f'{{"a": [{n}, 0, 2], "b": [1, 0, 2], "label": 1}}', f"names episode {n}"),
+        (f'{{"a": [0, 0, 2], "b": [1, {steps - 1}, 2], "label": 0}}', "ends after episode 1"),
+    ):
+        with pytest.raises(ValueError, match=rf"p.jsonl:3: .*{message}"):
+            load_preferences(_prefs_file(tmp_path, header, GOOD, row), GRID)
+    (tmp_path / "latin1.jsonl").write_bytes(
+        b'{"format": "rewardlab.preferences/1", "dataset": "\xe9"}\n'
+    )
+    with pytest.raises(ValueError, match="latin1.jsonl: not UTF-8"):
+        read_preferences(tmp_path / "latin1.jsonl")
+    # A negative episode does not index from the end.
+    with pytest.raises(ValueError, match="has episodes 0"):
+        segment_returns(dataset, [Segment(-1, 0, 1)], np.zeros(dataset.n_states))
+
+
+def test_drawn_pairs_never_repeat_in_either_order(dataset) -> None:  # type: ignore[no-untyped-def]
+    from rewardlab.learned.preferences import draw_pairs, pair_key
+
+    rng = np.random.default_rng(0)
+    seen: set[frozenset[Segment]] = set()
+    first = draw_pairs(dataset, 300, 3, rng, seen)
+    keys = [pair_key(a, b) for a, b in first]
+    assert len(first) == 300 and len(set(keys)) == 300 and set(keys) == seen
+    assert all(a != b for a, b in first)
+    again = draw_pairs(dataset, 300, 3, rng, seen)
+    assert not {pair_key(a, b) for a, b in again} & set(keys)
+    # Near exhaustion: every distinct pair of a small space of segments, then no more.
+    length = max(e.n_steps for e in dataset.episodes) - 1
+    n = sum(max(0, e.n_steps - length + 1) for e in dataset.episodes)
+    pool: set[frozenset[Segment]] = set()
+    everything = draw_pairs(dataset, 10_000, length, rng, pool)
+    assert len(everything) == n * (n - 1) // 2 == len(pool)
+    assert draw_pairs(dataset, 5, length, rng, pool) == []
+
+
+def test_heron_labels_by_success_then_progress(dataset) -> None:  # type: ignore[no-untyped-def]
+    from rewardlab.learned.preferences import HERON_MARGINS, HeronOracle, draw_pairs
+
+    rng = np.random.default_rng(2)
+    pairs = draw_pairs(dataset, 200, 3, rng)
+    prefs = HeronOracle().label_pairs(dataset, pairs, rng)
+    success = [
+        segment_returns(dataset, [p[k] for p in pairs], task_values(dataset, "success"))
+        for k in (0, 1)
+    ]
+    progress = [
+        segment_returns(dataset, [p[k] for p in pairs], task_values(dataset, "progress"))
+        for k in (0, 1)
+    ]
+    want = [
+        heron_label([success[0][k], progress[0][k]], [success[1][k], progress[1][k]], HERON_MARGINS)
+        for k in range(len(pairs))
+    ]
+    assert [p.label for p in prefs] == want
+    decided_by_success = success[0] != success[1]
+    assert decided_by_success.any() and (~decided_by_success).any()  # both tiers are used
+    # Success outranks progress: where they disagree, success wins.
+    against = decided_by_success & (
+        np.sign(success[0] - success[1]) != np.sign(progress[0] - progress[1])
+    )
+    for k in np.flatnonzero(against):
+        assert prefs[k].label == float(success[0][k] > success[1][k])
+    flipped = HeronOracle(error_rate=1.0).label_pairs(dataset, pairs, rng)
+    assert [p.label for p in flipped] == [1.0 - x for x in want]
