@@ -15,7 +15,9 @@ a synthetic oracle of the true task, an ensemble fit by Bradley-Terry, and then:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+import math
+import shutil
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +27,70 @@ from rewardlab.learned.judging import judge as judge_reward
 from rewardlab.learned.judging import learned_spec, verdicts
 from rewardlab.progress import Progress
 
-__all__ = ["learn_from_preferences"]
+__all__ = ["SYNTHETIC", "describe_labeller", "learn_from_preferences", "synthetic_labeller"]
 
 QUERIES = ("random", "disagreement")
 """How :func:`learn_from_preferences` chooses the synthetic pairs it labels."""
 
 CANDIDATES_PER_QUERY = 10
 """Disagreement-based selection picks each query among this many random candidate pairs."""
+
+
+SYNTHETIC = ("progress", "success", "heron")
+"""The synthetic labellers: the true task's progress or success summed over each segment
+(:class:`~rewardlab.learned.preferences.SyntheticOracle`), or HERON's hierarchical comparison
+of (success, progress) (:class:`~rewardlab.learned.preferences.HeronOracle`)."""
+
+
+def synthetic_labeller(
+    synthetic: str, noise: float, beta: float | None
+) -> Callable[[Any, Sequence[tuple[Any, Any]], np.random.Generator], list[Any]]:
+    """``label(ds, pairs, rng) -> preferences`` of a synthetic labeller (:data:`SYNTHETIC`)
+    that flips labels with probability ``noise``; ``beta``: Boltzmann-rational
+    (``sigmoid(beta * (R(a) - R(b)))``) instead of always preferring the larger return.
+
+    Raises:
+        ValueError: An unknown labeller, ``beta`` with HERON, or a bad ``beta``.
+    """
+    from rewardlab.learned.preferences import (
+        HeronOracle,
+        SyntheticOracle,
+        label_pairs,
+        task_values,
+    )
+
+    if synthetic not in SYNTHETIC:
+        raise ValueError(f"unknown synthetic signal {synthetic!r}; one of {list(SYNTHETIC)}")
+    if synthetic == "heron":
+        if beta is not None:
+            raise ValueError("beta (a Boltzmann-rational labeller) does not apply to heron")
+        heron = HeronOracle(error_rate=noise)
+        return lambda ds, pairs, rng: heron.label_pairs(ds, pairs, rng)
+    if beta is not None and not (math.isfinite(beta) and beta > 0):
+        raise ValueError(f"beta must be > 0, got {beta}")
+    oracle = SyntheticOracle(beta=beta, error_rate=noise, tie_margin=1e-9)
+    return lambda ds, pairs, rng: label_pairs(ds, pairs, task_values(ds, synthetic), oracle, rng)
+
+
+def describe_labeller(synthetic: str, noise: float, beta: float | None) -> str:
+    """The synthetic labeller in words (for reports)."""
+    from rewardlab.learned.preferences import HERON_FACTORS, HERON_MARGINS
+
+    if synthetic == "heron":
+        factors = ", ".join(
+            f"{f} (margin {m:g})" for f, m in zip(HERON_FACTORS, HERON_MARGINS, strict=True)
+        )
+        how = (
+            "HERON's hierarchical comparison of the true task's factors summed over each "
+            f"segment, most important first: {factors}"
+        )
+    else:
+        how = f"the true task's {synthetic} summed over each segment, " + (
+            "the larger preferred"
+            if beta is None
+            else f"Boltzmann-rational (P(a > b) = sigmoid({beta:g} (R(a) - R(b))))"
+        )
+    return f"{how}; labels flipped with probability {noise:g}"
 
 
 def learn_from_preferences(
@@ -41,6 +100,7 @@ def learn_from_preferences(
     env_kwargs: Mapping[str, Any] | None = None,
     preferences: str | Path | None = None,
     synthetic: str = "progress",
+    beta: float | None = None,
     pairs: int = 300,
     segment_length: int = 5,
     noise: float = 0.0,
@@ -62,15 +122,26 @@ def learn_from_preferences(
 
     Args:
         env_id: The env (rewardlab's, or one with a registered task providing state).
-        out_dir: Output folder (must not hold a checkpoint already).
-        env_kwargs: ``gym.make`` keywords.
+        out_dir: Output folder (must not hold a checkpoint, nor, for synthetic labels, a
+            ``dataset`` folder already).
+        env_kwargs: ``gym.make`` keywords. With ``preferences``: None takes the file's
+            dataset's, and given ones (``{}`` included) must equal them.
         preferences: A label file (:func:`~rewardlab.learned.preferences.read_preferences`);
-            None labels pairs synthetically.
-        synthetic: The true-task signal synthetic labels compare: ``"progress"`` or
-            ``"success"`` (summed over each segment).
-        pairs: Synthetic pairs to label (training and held-out together).
-        segment_length: Transitions per segment.
-        noise: The synthetic labeller's error rate (labels flipped), also the model's.
+            None labels pairs synthetically. Identical pairs (either order) of a file go to
+            the same side of the held-out split.
+        synthetic: The synthetic labeller (:data:`SYNTHETIC`): ``"progress"`` or
+            ``"success"`` summed over each segment, or ``"heron"`` (HERON's hierarchical
+            comparison of success, then progress;
+            :class:`~rewardlab.learned.preferences.HeronOracle`).
+        beta: None: the labeller prefers the larger return; a number: Boltzmann-rational,
+            preferring ``a`` with probability ``sigmoid(beta * (R(a) - R(b)))``.
+        pairs: Synthetic pairs to label (training and held-out together), all distinct.
+        segment_length: Transitions per synthetic segment.
+        noise: The synthetic labeller's flip rate: each label is flipped with this
+            probability (with a label file: the flip rate assumed of its labellers). The
+            Bradley-Terry model's ``eps`` is ``2 * noise``
+            (:func:`~rewardlab.learned.preferences.model_noise`): ``eps`` is the share of
+            labels that are a fair coin, half of which come out flipped.
         heldout_fraction: Share of the pairs held out for accuracy.
         ensemble, epochs, hidden: The fit.
         episodes: Episodes per kind of the generated datasets.
@@ -83,30 +154,29 @@ def learn_from_preferences(
             a random first share, fit, then in each of ``query_rounds - 1`` further rounds
             label the candidates (10 per query, drawn at random) the ensemble disagrees on
             most, and refit; the same ``pairs`` labels in all. Held-out pairs are random.
+            No pair is labelled twice, nor both held out and a candidate.
         query_rounds: Rounds of disagreement-based selection, the random first one included.
         seed: Seed of everything (the judging dataset uses ``seed + 10000``).
         judge: Run ``eval-reward`` on the learned reward.
 
     Raises:
-        ValueError: Bad input, said before anything is written.
+        ValueError: Bad input, said before anything is written; what only the generated
+            dataset shows (too few distinct pairs, episodes shorter than a segment) is said
+            after generating it, and what this call wrote is removed.
     """
     from rewardlab.envs import get_task, make
-    from rewardlab.evaluation.datasets import (
-        EPISODE_KINDS,
-        DatasetConfig,
-        generate_dataset,
-        load_dataset,
-    )
+    from rewardlab.evaluation.datasets import EPISODE_KINDS, DatasetConfig, generate_dataset
+    from rewardlab.learned.judging import dataset_env_kwargs
     from rewardlab.learned.preferences import (
         Segment,
-        SyntheticOracle,
+        draw_pairs,
+        ensemble_accuracy,
         fit_preferences,
-        label_pairs,
-        read_preferences,
-        sample_segments,
+        load_preferences,
+        model_noise,
+        pair_key,
         select_by_disagreement,
         state_rewards,
-        task_values,
     )
     from rewardlab.learned.reward_net import (
         Normalization,
@@ -117,16 +187,21 @@ def learn_from_preferences(
     )
 
     out = Path(out_dir)
-    kwargs = dict(env_kwargs or {})
     if (out / "checkpoint.pt").exists():
         raise ValueError(f"{out} already holds a checkpoint; give another --out")
     if not 0.0 < heldout_fraction < 1.0:
         raise ValueError(f"heldout_fraction must be in (0, 1), got {heldout_fraction}")
-    for name, value, low in (("pairs", pairs, 2), ("segment_length", segment_length, 1)):
+    for name, value, low in (
+        ("pairs", pairs, 2),
+        ("segment_length", segment_length, 1),
+        ("ensemble", ensemble, 1),
+        ("epochs", epochs, 1),
+        ("episodes", episodes, 1),
+    ):
         if value < low:
             raise ValueError(f"{name} must be >= {low}, got {value}")
     if not 0.0 <= noise < 0.5:
-        raise ValueError(f"noise (the labeller's error rate) must be in [0, 0.5), got {noise}")
+        raise ValueError(f"noise (the labeller's flip rate) must be in [0, 0.5), got {noise}")
     if query not in QUERIES:
         raise ValueError(f"unknown query selection {query!r}; one of {list(QUERIES)}")
     if query == "disagreement":
@@ -141,6 +216,36 @@ def learn_from_preferences(
             raise ValueError(f"query='disagreement' needs query_rounds >= 2, got {query_rounds}")
     if inputs not in ("state", "frames", "both"):
         raise ValueError(f"inputs must be 'state', 'frames' or 'both', got {inputs!r}")
+    label = synthetic_labeller(synthetic, noise, beta)  # checks synthetic and beta
+    frames = inputs != "state"
+    rng = np.random.default_rng(seed)
+    if preferences is not None:
+        ds, prefs = load_preferences(preferences, env_id)
+        kwargs = dataset_env_kwargs(ds, env_kwargs, f"dataset (of {preferences})")
+        if frames and not ds.has_frames:
+            raise ValueError(
+                f"inputs={inputs!r} reads frames, and the dataset {ds.path} of "
+                f"{preferences} has none; label a dataset generated with frames"
+            )
+        train, heldout = _split_label_file(prefs, heldout_fraction, rng)
+        if not train:
+            raise ValueError(
+                f"{len(prefs)} preference(s) of {preferences} leave none to train on "
+                f"(identical pairs stay on one side of the held-out split)"
+            )
+    else:
+        kwargs = dict(env_kwargs or {})
+        if (out / "dataset").exists():
+            raise ValueError(
+                f"{out / 'dataset'} exists (an earlier run's?): label it into a preference "
+                "file and pass that, or give another --out"
+            )
+        n_heldout = max(1, round(pairs * heldout_fraction))
+        if pairs - n_heldout < 1:
+            raise ValueError(
+                f"{pairs} pairs with heldout_fraction {heldout_fraction} hold out {n_heldout} "
+                "and leave none to train on; label more pairs or hold out fewer"
+            )
     with make(env_id, **kwargs) as env:
         task = get_task(env)
         if inputs != "frames":
@@ -149,81 +254,99 @@ def learn_from_preferences(
         else:
             layout = ()
         space = repr(env.observation_space)
+        max_steps = getattr(env.spec, "max_episode_steps", None)
+    if preferences is None and max_steps is not None and segment_length > max_steps:
+        raise ValueError(
+            f"segment_length {segment_length} is longer than an episode of {env_id} "
+            f"(at most {max_steps} steps); shorten it"
+        )
     net_config = RewardNetConfig(
         inputs=inputs,
         state_layout=layout,
-        encoder=encoder if inputs != "state" else None,
+        encoder=encoder if frames else None,
         freeze_encoder=freeze_encoder,
         hidden=hidden,
     )
-    frames = inputs != "state"
     if frames:
         build_reward_net(net_config)  # an unknown encoder or missing weights: said now
-    rng = np.random.default_rng(seed)
-    if preferences is not None:
-        dataset_path, prefs = read_preferences(preferences)
-        ds = load_dataset(dataset_path, env_id=env_id)
-        if inputs != "state" and not ds.has_frames:
-            raise ValueError(
-                f"inputs={inputs!r} reads frames, and the dataset {dataset_path} of "
-                f"{preferences} has none; label a dataset generated with frames"
+    created_out, generated = not out.exists(), False
+    try:
+        if preferences is None:
+            seen: set[frozenset[Segment]] = set()
+
+            def draw(n: int) -> list[tuple[Segment, Segment]]:
+                got = draw_pairs(ds, n, segment_length, rng, seen)
+                if len(got) < n:
+                    raise ValueError(
+                        f"the dataset {ds.path} has only {len(seen)} distinct pairs of "
+                        f"{segment_length}-transition segments, fewer than the {pairs} asked "
+                        "for; label fewer pairs, or raise episodes or segment_length"
+                    )
+                return got
+
+            config = DatasetConfig(
+                env_id, dict.fromkeys(EPISODE_KINDS, episodes), seed, kwargs, frames=frames
             )
-        source = f"labels from {preferences}"
-        rng.shuffle(prefs)
-    else:
-        if synthetic not in ("progress", "success"):
-            raise ValueError(f"unknown synthetic signal {synthetic!r}; 'progress' or 'success'")
-        config = DatasetConfig(
-            env_id, dict.fromkeys(EPISODE_KINDS, episodes), seed, kwargs, frames=frames
-        )
-        log(f"generating the training dataset ({episodes} episodes per kind) ...")
-        ds = generate_dataset(config, out / "dataset")
-        oracle = SyntheticOracle(error_rate=noise, tie_margin=1e-9)
-        truth = task_values(ds, synthetic)
-
-        def draw(n: int) -> list[tuple[Segment, Segment]]:
-            segments = sample_segments(ds, 2 * n, segment_length, rng)
-            return list(zip(segments[::2], segments[1::2], strict=True))
-
-        n_random = pairs if query == "random" else max(1, round(pairs * heldout_fraction))
-        prefs = label_pairs(ds, draw(n_random), truth, oracle, rng)
-        source = (
-            f"SYNTHETIC labels: the true task's {synthetic} summed over each segment, "
-            f"error rate {noise:g}"
-        )
-    n_heldout = max(1, round((pairs if query != "random" else len(prefs)) * heldout_fraction))
-    train, heldout = prefs[n_heldout:], prefs[:n_heldout]
-    n_train = pairs - n_heldout if query != "random" else len(train)
-    if n_train < 1:
-        raise ValueError(f"{len(prefs)} preference(s) leave none to train on")
-    rounds = _round_sizes(n_train, query_rounds if query == "disagreement" else 1)
-    progress = Progress(ensemble * len(rounds))
-    fit = None
-    for number, size in enumerate(rounds):
-        if fit is None and query == "disagreement":  # the first round: random pairs
-            train += label_pairs(ds, draw(size), truth, oracle, rng)
-        elif fit is not None:
-            candidates = draw(CANDIDATES_PER_QUERY * size)
-            chosen = select_by_disagreement(ds, fit.nets, net_config, candidates, size)
-            train += label_pairs(ds, [candidates[i] for i in chosen], truth, oracle, rng)
-            log(f"round {number + 1}/{len(rounds)}: {size} pairs the ensemble disagrees on most")
-        fit = fit_preferences(
-            ds,
-            train,
-            net_config,
-            ensemble=ensemble,
-            epochs=epochs,
-            noise=noise,
-            heldout=heldout,
-            seed=seed + number,
-            log=lambda msg: log(f"{progress.tick()} {msg}"),
-        )
-    assert fit is not None  # rounds is never empty
-    metrics = {f"heldout_accuracy_{i}": a for i, a in enumerate(fit.heldout_accuracy) if a}
-    trained = TrainedOn(env_id, kwargs, space, "bradley_terry", source, seed, metrics)
-    normalization = Normalization.of(state_rewards(ds, fit.nets[0], net_config))
-    checkpoint = save_checkpoint(out / "checkpoint.pt", fit.nets[0], trained, normalization)
+            log(f"generating the training dataset ({episodes} episodes per kind) ...")
+            generated = True  # from here on, a failure removes what this call wrote
+            ds = generate_dataset(config, out / "dataset")
+            heldout = label(ds, draw(n_heldout), rng)
+            train, n_train = [], pairs - n_heldout
+            source = f"SYNTHETIC labels: {describe_labeller(synthetic, noise, beta)}"
+        else:
+            n_train = len(train)
+            source = f"labels from {preferences}"
+        rounds = _round_sizes(n_train, query_rounds if query == "disagreement" else 1)
+        progress = Progress(ensemble * len(rounds))
+        fit = None
+        for number, size in enumerate(rounds):
+            if preferences is None and fit is None:  # the first round: random pairs
+                train += label(ds, draw(size), rng)
+            elif fit is not None:
+                candidates = draw_pairs(
+                    ds, CANDIDATES_PER_QUERY * size, segment_length, rng, set(seen)
+                )
+                if len(candidates) < size:
+                    draw(size)  # raises: the dataset has no more distinct pairs
+                chosen = select_by_disagreement(ds, fit.nets, net_config, candidates, size)
+                picked = [candidates[i] for i in chosen]
+                seen.update(pair_key(a, b) for a, b in picked)
+                train += label(ds, picked, rng)
+                log(
+                    f"round {number + 1}/{len(rounds)}: {size} pairs the ensemble disagrees on most"
+                )
+            fit = fit_preferences(
+                ds,
+                train,
+                net_config,
+                ensemble=ensemble,
+                epochs=epochs,
+                noise=model_noise(noise),
+                heldout=heldout,
+                seed=seed + number,
+                log=lambda msg: log(f"{progress.tick()} {msg}"),
+            )
+        assert fit is not None  # rounds is never empty
+        member0 = fit.heldout_accuracy[0]
+        together = ensemble_accuracy(ds, fit.nets, net_config, heldout)
+        metrics = {
+            key: value
+            for key, value in (
+                ("heldout_accuracy", member0),
+                ("heldout_accuracy_ensemble", together),
+            )
+            if value is not None
+        }
+        trained = TrainedOn(env_id, kwargs, space, "bradley_terry", source, seed, metrics)
+        normalization = Normalization.of(state_rewards(ds, fit.nets[0], net_config))
+        checkpoint = save_checkpoint(out / "checkpoint.pt", fit.nets[0], trained, normalization)
+    except BaseException:
+        if generated:
+            shutil.rmtree(out if created_out else out / "dataset", ignore_errors=True)
+        raise
     _plot_losses(fit.history, out / "loss.png")
+    labelled = [*train, *heldout]
+    lengths = sorted({seg.length for p in labelled for seg in (p.a, p.b)})
     summary: dict[str, Any] = {
         "env_id": env_id,
         "env_kwargs": kwargs,
@@ -231,8 +354,10 @@ def learn_from_preferences(
         "dataset": str(ds.path),
         "n_train_pairs": len(train),
         "n_heldout_pairs": len(heldout),
-        "n_ties": sum(p.label == 0.5 for p in prefs),
-        "segment_length": segment_length,
+        "n_ties": sum(p.label == 0.5 for p in labelled),
+        "segment_length": lengths[0] if len(lengths) == 1 else lengths,
+        "noise": noise,
+        "model_noise": model_noise(noise),
         "query": query,
         "query_rounds": len(rounds),
         "inputs": inputs,
@@ -242,6 +367,7 @@ def learn_from_preferences(
         "epochs": epochs,
         "final_loss": fit.train_loss,
         "heldout_accuracy": fit.heldout_accuracy,
+        "heldout_accuracy_ensemble": together,
         "checkpoint": str(checkpoint),
     }
     if judge:
@@ -261,6 +387,25 @@ def learn_from_preferences(
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / "report.md").write_text(_report(summary))
     return out / "report.md"
+
+
+def _split_label_file(
+    prefs: Sequence[Any], heldout_fraction: float, rng: np.random.Generator
+) -> tuple[list[Any], list[Any]]:
+    """``(train, heldout)``: about ``heldout_fraction`` of a label file's preferences held
+    out, identical pairs (either order) on one side."""
+    from rewardlab.learned.preferences import pair_key
+
+    groups: dict[frozenset[Any], list[Any]] = {}
+    for p in prefs:
+        groups.setdefault(pair_key(p.a, p.b), []).append(p)
+    want = max(1, round(len(prefs) * heldout_fraction))
+    train: list[Any] = []
+    heldout: list[Any] = []
+    shuffled = list(groups.values())
+    for k in rng.permutation(len(shuffled)):
+        (heldout if len(heldout) < want else train).extend(shuffled[k])
+    return train, heldout
 
 
 def _round_sizes(total: int, rounds: int) -> list[int]:
@@ -310,8 +455,18 @@ def _report(s: Mapping[str, Any]) -> str:
         f"- Ensemble of {s['ensemble']}, {s['epochs']} epochs; final training loss "
         + ", ".join(f"{x:.4f}" for x in s["final_loss"])
         + " (`loss.png`).",
-        f"- Held-out preference accuracy per member (non-tie pairs): {accuracy}.",
-        f"- Checkpoint (member 0): `{s['checkpoint']}`; use it as "
+        f"- Label noise: flip rate {s['noise']:g}, modelled by Bradley-Terry with eps "
+        f"{s['model_noise']:g} (P(a > b) = eps/2 + (1 - eps) sigmoid(R(a) - R(b))).",
+        f"- Held-out preference accuracy per member (non-tie pairs): {accuracy}; of the "
+        "ensemble's mean reward: "
+        + (
+            "n/a"
+            if s["heldout_accuracy_ensemble"] is None
+            else f"{s['heldout_accuracy_ensemble']:.3f}"
+        )
+        + " (no held-out pair is trained on).",
+        f"- Checkpoint (member 0; its metrics: member 0's held-out accuracy, and the "
+        f"ensemble's as heldout_accuracy_ensemble): `{s['checkpoint']}`; use it as "
         "`{model: {kind: learned, path: ...}}`.",
     ]
     if "eval_reward" in s:
