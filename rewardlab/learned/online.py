@@ -9,10 +9,12 @@ ensemble's rewards, standardized on the states the agent has visited, through re
 :class:`PreferenceLoop` callback records the agent's trajectories (state variables and the
 true task's signal, from the step infos) and, at the end of the first rollout at or after each
 multiple of ``refit_every`` env steps, chooses ``queries_per_round`` pairs of segments among
-them (at random, or those the ensemble disagrees on most among ``10 x`` random candidates),
-labels them with a synthetic oracle of the true task (progress or success summed over each
-segment, with an error rate), refits the ensemble from its previous weights and swaps the new
-reward in, until the label ``budget`` is spent.
+them (at random, or those the ensemble disagrees on most among ``10 x`` random candidates;
+never a pair labelled before, in either order), labels them with a synthetic labeller of the
+true task (progress or success summed over each segment, optionally Boltzmann-rational, or
+HERON's hierarchical comparison of success then progress; each label flipped with probability
+``noise``, which the Bradley-Terry model takes as ``eps = 2 * noise``), refits the ensemble
+from its previous weights and swaps the new reward in, until the label ``budget`` is spent.
 
 Trajectories are recorded in fragments cut at rollout ends (segments never straddle a
 rollout boundary), so labels can be drawn from the first rollout on.
@@ -32,7 +34,8 @@ Outputs (``out_dir``): ``checkpoint.pt`` (ensemble member 0, with its
 (episode kind ``"online"``, variant ``"episode"`` for a fragment that ends its episode and
 ``"fragment"`` for one cut at a rollout end; seed -1: SB3 resets sub-envs itself), with
 ``obs``, ``actions``, ``progress``, ``success``, ``terminal`` and ``state/<name>`` (no frames, no
-env rewards; ``metadata.json``'s ``generator`` is null: it cannot be regenerated).
+env rewards; ``metadata.json``'s ``generator`` is null: it cannot be regenerated; its
+``env_kwargs`` are the env's, so a refit from it takes them).
 ``preferences.jsonl`` is the ordinary label file
 (:func:`~rewardlab.learned.preferences.write_preferences`) naming it, in query order, so
 ``load_dataset`` and ``read_preferences`` reload them and ``learn-reward --preferences``
@@ -57,18 +60,22 @@ from rewardlab.evaluation.datasets import FORMAT, FORMAT_VERSION, Episode
 from rewardlab.info_keys import STATE_PREFIX
 from rewardlab.learned.judging import HELDOUT_SEED_OFFSET, learned_spec, verdicts
 from rewardlab.learned.judging import judge as judge_reward
-from rewardlab.learned.learn import CANDIDATES_PER_QUERY, QUERIES
+from rewardlab.learned.learn import (
+    CANDIDATES_PER_QUERY,
+    QUERIES,
+    describe_labeller,
+    synthetic_labeller,
+)
 from rewardlab.learned.preferences import (
     Preference,
     Segment,
-    SyntheticOracle,
+    draw_pairs,
     fit_preferences,
-    label_pairs,
+    model_noise,
+    pair_key,
     preference_accuracy,
-    sample_segments,
     select_by_disagreement,
     state_rewards,
-    task_values,
     write_preferences,
 )
 from rewardlab.learned.reward_net import Normalization, RewardNetConfig
@@ -87,25 +94,33 @@ __all__ = [
 ON_POLICY = ("ppo", "a2c")
 """The algorithms :func:`learn_online` trains (their rollouts need no relabelling)."""
 
-SIGNAL_KEYS = {"progress": "progress", "success": "is_success"}
-"""The info key each synthetic signal is read from."""
+SIGNAL_KEYS: dict[str, tuple[str, ...]] = {
+    "progress": ("progress",),
+    "success": ("is_success",),
+    "heron": ("is_success", "progress"),
+}
+"""The info keys each synthetic labeller reads."""
+
+SIGNAL_TASK = {"progress": ("progress",), "success": ("success",), "heron": ("success", "progress")}
+"""What each synthetic labeller needs of the env's task."""
 
 
 class EnsembleReward(RewardModel):
     """The mean reward of an ensemble of state-input reward nets, paid as ``(r - shift) /
     scale``; zero before the first :meth:`update`.
 
-    Its ``needs_info`` also names the oracle's signal (``"progress"`` or ``"is_success"``), so
-    the vector env computes it for :class:`PreferenceLoop`; the reward never reads it.
+    Its ``needs_info`` also names the labeller's signals (``"progress"``, ``"is_success"``:
+    ``signal_key``, one or several), so the vector env computes them for
+    :class:`PreferenceLoop`; the reward never reads them.
     """
 
-    def __init__(self, config: RewardNetConfig, signal_key: str) -> None:
+    def __init__(self, config: RewardNetConfig, signal_key: str | Sequence[str]) -> None:
         if config.inputs != "state":
             raise ValueError("the online loop fits state-input networks (inputs='state')")
         self.config = config
         self.needs_info = (
             *(f"{STATE_PREFIX}{name}" for name, _ in config.state_layout),
-            signal_key,
+            *((signal_key,) if isinstance(signal_key, str) else signal_key),
         )
         self.nets: list[Any] = []
         self.normalization = Normalization()
@@ -195,7 +210,13 @@ class RolloutPool:
     def success(self) -> np.ndarray:
         return self.array("success")
 
-    def write(self, folder: Path, episodes: Sequence[int], env_id: str) -> None:
+    def write(
+        self,
+        folder: Path,
+        episodes: Sequence[int],
+        env_id: str,
+        env_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
         """Save fragments ``episodes`` (in that order) as a dataset folder (see the module
         docstring)."""
         import gymnasium as gym
@@ -225,6 +246,7 @@ class RolloutPool:
             "format_version": FORMAT_VERSION,
             "env_id": env_id,
             "env_version": spec.version,
+            "env_kwargs": dict(env_kwargs or {}),
             "max_episode_steps": spec.max_episode_steps,
             "dense_reward_type": None,
             "generator": None,
@@ -256,9 +278,11 @@ class PreferenceLoop(BaseCallback):
         refit_every: Env steps between rounds.
         queries_per_round: Labels per round (the last round takes what is left).
         query: ``"random"`` or ``"disagreement"``.
-        synthetic: The oracle's signal: ``"progress"`` or ``"success"``.
-        oracle: The synthetic labeller.
-        segment_length, ensemble, epochs, noise, seed: As for :func:`learn_online`.
+        synthetic: The labeller's signal (:data:`SIGNAL_KEYS`).
+        label: The synthetic labeller, ``label(pool, pairs, rng) -> preferences``
+            (:func:`~rewardlab.learned.learn.synthetic_labeller`).
+        segment_length, ensemble, epochs, seed: As for :func:`learn_online`.
+        noise: The labeller's flip rate; the model's ``eps`` is ``model_noise(noise)``.
         log: Progress lines.
 
     Attributes:
@@ -267,7 +291,8 @@ class PreferenceLoop(BaseCallback):
         rounds: One record per round: ``step``, ``labels`` (used so far), ``loss`` (mean final
             training loss of the members), ``accuracy_before`` (the previous ensemble's
             accuracy on the round's new labels, None in the first round), ``success``
-            (true success rate of the training episodes finished since the previous round).
+            (true success rate of the training episodes finished since the previous round:
+            the stochastic policy while it learns, not an evaluation).
     """
 
     def __init__(
@@ -279,7 +304,7 @@ class PreferenceLoop(BaseCallback):
         queries_per_round: int,
         query: str,
         synthetic: str,
-        oracle: SyntheticOracle,
+        label: Callable[[Any, Sequence[tuple[Segment, Segment]], np.random.Generator], Any],
         segment_length: int,
         ensemble: int,
         epochs: int,
@@ -291,14 +316,14 @@ class PreferenceLoop(BaseCallback):
         self.reward = reward
         self.config = reward.config
         self.budget, self.refit_every, self.per_round = budget, refit_every, queries_per_round
-        self.query, self.synthetic, self.oracle = query, synthetic, oracle
+        self.query, self.synthetic, self.label = query, synthetic, label
         self.segment_length, self.ensemble, self.epochs = segment_length, ensemble, epochs
         self.noise, self.seed, self.log = noise, seed, log
-        self.signal_key = SIGNAL_KEYS[synthetic]
         self.rng = np.random.default_rng(seed)
         self.names = tuple(name for name, _ in self.config.state_layout)
         self.pool = RolloutPool(self.names)
         self.labelled: list[Preference] = []
+        self.seen: set[frozenset[Segment]] = set()  # the labelled pairs, either order
         self.rounds: list[dict[str, Any]] = []
         self.fit_s = 0.0
         self._open: list[dict[str, list[Any]]] = []
@@ -370,22 +395,25 @@ class PreferenceLoop(BaseCallback):
             if self.spent < self.budget:
                 self._round(now)
 
-    def _draw(self, n: int) -> list[tuple[Segment, Segment]]:
-        segments = sample_segments(self.pool, 2 * n, self.segment_length, self.rng)  # type: ignore[arg-type]
-        return list(zip(segments[::2], segments[1::2], strict=True))
+    def _draw(self, n: int, keep: bool) -> list[tuple[Segment, Segment]]:
+        """Up to ``n`` new pairs, none labelled before; ``keep``: mark them labelled."""
+        seen = self.seen if keep else set(self.seen)
+        return draw_pairs(self.pool, n, self.segment_length, self.rng, seen)  # type: ignore[arg-type]
 
     def _round(self, step: int) -> None:
         pool: Any = self.pool
         size = min(self.per_round, self.budget - self.spent)
         nets = self.reward.nets
         if self.query == "disagreement" and nets:
-            candidates = self._draw(CANDIDATES_PER_QUERY * size)
-            chosen = select_by_disagreement(pool, nets, self.config, candidates, size)
+            candidates = self._draw(CANDIDATES_PER_QUERY * size, keep=False)
+            chosen = select_by_disagreement(
+                pool, nets, self.config, candidates, min(size, len(candidates))
+            )
             pairs = [candidates[i] for i in chosen]
+            self.seen.update(pair_key(a, b) for a, b in pairs)
         else:
-            pairs = self._draw(size)
-        truth = task_values(pool, self.synthetic)
-        new = label_pairs(pool, pairs, truth, self.oracle, self.rng)
+            pairs = self._draw(size, keep=True)
+        new = self.label(pool, pairs, self.rng)
         before = None
         if nets:
             scores = [preference_accuracy(pool, net, self.config, new) for net in nets]
@@ -399,7 +427,7 @@ class PreferenceLoop(BaseCallback):
             self.config,
             ensemble=self.ensemble,
             epochs=self.epochs,
-            noise=self.noise,
+            noise=model_noise(self.noise),
             seed=self.seed + len(self.rounds),
             warm_start=nets or None,
         )
@@ -440,6 +468,7 @@ def learn_online(
     queries_per_round: int | None = None,
     query: str = "disagreement",
     synthetic: str = "progress",
+    beta: float | None = None,
     noise: float = 0.0,
     segment_length: int = 5,
     ensemble: int = 3,
@@ -466,8 +495,14 @@ def learn_online(
         refit_every: Env steps between query rounds (at the end of the rollout reaching it).
         queries_per_round: Labels per round; None spreads ``budget`` evenly over the rounds.
         query: ``"disagreement"`` (the first round at random) or ``"random"``.
-        synthetic: The oracle's signal summed over a segment: ``"progress"`` or ``"success"``.
-        noise: The oracle's error rate (labels flipped), also the Bradley-Terry model's.
+        synthetic: The synthetic labeller (:data:`~rewardlab.learned.learn.SYNTHETIC`): the
+            true task's ``"progress"`` or ``"success"`` summed over a segment, or ``"heron"``
+            (HERON's hierarchical comparison of success, then progress).
+        beta: None: the labeller prefers the larger return; a number: Boltzmann-rational,
+            preferring ``a`` with probability ``sigmoid(beta * (R(a) - R(b)))``.
+        noise: The labeller's flip rate (each label flipped with this probability); the
+            Bradley-Terry model's ``eps`` is ``2 * noise``
+            (:func:`~rewardlab.learned.preferences.model_noise`).
         segment_length: Transitions per segment (at most the agent's rollout length per env).
         ensemble, epochs, hidden: The reward ensemble and its fit per round.
         eval_episodes: True-task evaluation episodes of the final agent.
@@ -517,10 +552,9 @@ def learn_online(
         raise ValueError(f"unknown query selection {query!r}; one of {list(QUERIES)}")
     if query == "disagreement" and ensemble < 2:
         raise ValueError("query='disagreement' needs an ensemble of >= 2 members")
-    if synthetic not in SIGNAL_KEYS:
-        raise ValueError(f"unknown synthetic signal {synthetic!r}; 'progress' or 'success'")
     if not 0.0 <= noise < 0.5:
-        raise ValueError(f"noise (the labeller's error rate) must be in [0, 0.5), got {noise}")
+        raise ValueError(f"noise (the labeller's flip rate) must be in [0, 0.5), got {noise}")
+    labeller = synthetic_labeller(synthetic, noise, beta)  # checks synthetic and beta
     params = load_hyperparams(name, env_id, hyperparams)
     n_envs = int(params.get("n_envs", 1))
     per_env = int(params.get("n_steps", 2048 if name == "ppo" else 5))
@@ -543,12 +577,12 @@ def learn_online(
     with make(env_id, **kwargs) as env:
         task = get_task(env)
         task.require("state", "a reward network over state variables")
-        task.require(synthetic, f"synthetic labels from the task's {synthetic}")
+        for signal in SIGNAL_TASK[synthetic]:
+            task.require(signal, f"synthetic labels ({synthetic}) from the task's {signal}")
         layout = tuple((v.name, tuple(v.shape)) for v in task.state_variables)
         space = repr(env.observation_space)
     config = RewardNetConfig(inputs="state", state_layout=layout, hidden=hidden)
     reward = EnsembleReward(config, SIGNAL_KEYS[synthetic])
-    oracle = SyntheticOracle(error_rate=noise, tie_margin=1e-9)
     loop = PreferenceLoop(
         reward,
         budget=budget,
@@ -556,7 +590,7 @@ def learn_online(
         queries_per_round=per_round,
         query=query,
         synthetic=synthetic,
-        oracle=oracle,
+        label=labeller,
         segment_length=segment_length,
         ensemble=ensemble,
         epochs=epochs,
@@ -594,7 +628,10 @@ def learn_online(
             "queries_per_round": per_round,
             "query": query,
             "synthetic": synthetic,
+            "beta": beta,
             "noise": noise,
+            "model_noise": model_noise(noise),
+            "labeller": describe_labeller(synthetic, noise, beta),
             "segment_length": segment_length,
             "ensemble": ensemble,
             "epochs": epochs,
@@ -635,7 +672,7 @@ def _finish(
     for p in loop.labelled:
         for seg in (p.a, p.b):
             order.setdefault(seg.episode, len(order))
-    loop.pool.write(out / "segments", list(order), env_id)
+    loop.pool.write(out / "segments", list(order), env_id, kwargs)
 
     def moved(seg: Segment) -> Segment:
         return dataclasses.replace(seg, episode=order[seg.episode])
@@ -643,10 +680,7 @@ def _finish(
     renumbered = [Preference(moved(p.a), moved(p.b), p.label) for p in loop.labelled]
     write_preferences(out / "preferences.jsonl", (out / "segments").resolve(), renumbered)
     net = loop.reward.nets[0]
-    source = (
-        f"SYNTHETIC labels, queried online: the true task's {settings['synthetic']} summed "
-        f"over each segment, error rate {settings['noise']:g}; {loop.spent} labels"
-    )
+    source = f"SYNTHETIC labels, queried online: {settings['labeller']}; {loop.spent} labels"
     trained = TrainedOn(env_id, kwargs, space, "bradley_terry_online", source, settings["seed"])
     normalization = Normalization.of(state_rewards(pool, net, config))
     checkpoint = save_checkpoint(out / "checkpoint.pt", net, trained, normalization)
@@ -708,7 +742,7 @@ def _plot_rounds(rounds: Sequence[Mapping[str, Any]], path: Path) -> None:
     ]
     axes[2].plot([s for s, _ in success], [v for _, v in success], marker="o")
     axes[2].set_ylim(-0.05, 1.05)
-    axes[2].set_ylabel("true success of training episodes")
+    axes[2].set_ylabel("true success of training episodes (stochastic)")
     for ax in axes:
         ax.set_xlabel("env steps")
     save_png(fig, path)
@@ -718,7 +752,7 @@ def _report(s: Mapping[str, Any]) -> str:
     def fmt(x: float | None) -> str:
         return "n/a" if x is None else f"{x:.3f}"
 
-    first = s["rounds"][0]["success"] if s["rounds"] else None
+    training = [r["success"] for r in s["rounds"] if r["success"] is not None]
     lines = [
         f"# Reward learned online from preferences: {s['env_id']}",
         "",
@@ -732,7 +766,8 @@ def _report(s: Mapping[str, Any]) -> str:
         f"{s['n_ties']} ties.",
         f"- Training time {s['train_wall_s']:.1f} s, of which refits {s['fit_wall_s']:.1f} s.",
         "",
-        "| step | labels | loss | acc. on new labels before refit | training success |",
+        "| step | labels | loss | acc. on new labels before refit | success of training "
+        "episodes (stochastic policy) |",
         "|---:|---:|---:|---:|---:|",
     ]
     for r in s["rounds"]:
@@ -740,8 +775,10 @@ def _report(s: Mapping[str, Any]) -> str:
         lines.append(f"| {r['step']} | {r['labels']} | {' | '.join(cells)} |")
     lines += [
         "",
-        f"- Final agent's true success on {s['eval_episodes']} evaluation episodes: "
-        f"{fmt(s['final_success'])} (training episodes before the first refit: {fmt(first)}).",
+        f"- Final agent's true success on {s['eval_episodes']} evaluation episodes "
+        f"(deterministic policy, seeds from seed + {HELDOUT_SEED_OFFSET}): "
+        f"{fmt(s['final_success'])}. The table's success is another measure: the training "
+        "episodes finished before each round, under the stochastic policy while it learned.",
         f"- Checkpoint (member 0): `{s['checkpoint']}`; the queried segments and their labels: "
         f"`{s['segments']}` and `{s['preferences']}` (refit offline with "
         "`rewardlab learn-reward --preferences`).",
@@ -753,10 +790,11 @@ def _report(s: Mapping[str, Any]) -> str:
             f"the ensemble ordered the next round's queries with accuracy {fmt(accuracies[-1])} "
             f"before fitting them (first: {fmt(accuracies[0])})"
         )
-    if s["final_success"] is not None and first is not None:
-        verb = "rose" if s["final_success"] > first else "did not rise"
+    if len(training) >= 2:  # like with like: training episodes at the first and last round
+        verb = "rose" if training[-1] > training[0] else "did not rise"
         worked.append(
-            f"the agent's true success {verb} from {fmt(first)} to {fmt(s['final_success'])}"
+            f"the true success of the training episodes (stochastic policy) {verb} from "
+            f"{fmt(training[0])} by the first round to {fmt(training[-1])} by the last"
         )
     if worked:
         lines += ["", "What happened: " + "; ".join(worked) + "."]

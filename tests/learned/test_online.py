@@ -80,6 +80,23 @@ def test_the_loop_spends_exactly_its_budget_and_its_outputs_reload(
     np.testing.assert_array_equal([p.label for p in prefs], want)
     assert {e.kind for e in ds.episodes} == {"online"}
     assert all(p.a.length == 3 for p in prefs)
+    keys = [frozenset((p.a, p.b)) for p in prefs]
+    assert len(set(keys)) == len(keys), "a pair was queried twice"
+    # The segments record their env kwargs, so an offline refit takes them.
+    assert json.loads((out / "segments" / "metadata.json").read_text())["env_kwargs"] == KW
+    if query == "random":
+        from rewardlab.learned.learn import learn_from_preferences
+
+        refit = out / "refit"
+        learn_from_preferences(
+            GRID, refit, preferences=out / "preferences.jsonl", ensemble=1, epochs=1, judge=False
+        )
+        assert json.loads((refit / "summary.json").read_text())["env_kwargs"] == KW
+    # The report does not set training episodes' success against the final evaluation's.
+    for line in text.splitlines():
+        if "rose" in line or "did not rise" in line:
+            assert "training episodes" in line and "evaluation" not in line, line
+    assert "deterministic policy" in text and "stochastic policy" in text
     # The checkpoint pays rewards in a vector env.
     spec = {"model": {"kind": "learned", "path": str(out / "checkpoint.pt"), "device": "cpu"}}
     venv = rewardlab.make_vec_env(GRID, 2, spec, env_kwargs=KW)
@@ -151,3 +168,42 @@ def test_bad_input_is_refused_before_anything_is_written(
     with pytest.raises(ValueError, match=message):
         learn_online(GRID, out, **{**args, **kwargs})  # type: ignore[arg-type]
     assert not out.exists()
+
+
+def test_heron_labels_online_and_the_model_takes_twice_the_flip_rate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rewardlab.learned.online as online
+
+    noises: list[float] = []
+    original = online.fit_preferences
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        noises.append(kwargs["noise"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(online, "fit_preferences", spy)
+    out = tmp_path / "online"
+    report = learn_online(
+        GRID,
+        out,
+        env_kwargs=KW,
+        hyperparams=TINY,
+        steps=512,
+        budget=6,
+        refit_every=256,
+        query="random",
+        synthetic="heron",
+        noise=0.1,
+        segment_length=3,
+        ensemble=1,
+        epochs=2,
+        eval_episodes=0,
+        judge=False,
+    )
+    assert noises == [pytest.approx(0.2)] * 2
+    text = report.read_text()
+    assert "HERON's hierarchical comparison" in text and "flipped with probability 0.1" in text
+    with pytest.raises(ValueError, match="beta must be > 0"):
+        learn_online(GRID, tmp_path / "no", env_kwargs=KW, beta=-1.0, judge=False)
+    assert not (tmp_path / "no").exists()
