@@ -430,12 +430,21 @@ _LEARN_OPTIONS: tuple[tuple[str, str, frozenset[str], dict[str, Any], str], ...]
         "--synthetic",
         "synthetic",
         _BT,
-        {"choices": ["progress", "success"]},
-        "true-task signal synthetic labels compare, summed over a segment (default: progress)",
+        {"choices": ["progress", "success", "heron"]},
+        "synthetic labeller: the true task's progress or success summed over a segment, or "
+        "heron (success first, then progress) (default: progress)",
+    ),
+    (
+        "--beta",
+        "beta",
+        _BT,
+        _FLOAT,
+        "Boltzmann-rational labeller: P(a > b) = sigmoid(beta (R(a) - R(b))) (default: the "
+        "larger return always)",
     ),
     ("--pairs", "pairs", frozenset({_PREFS}), _INT, "labelled pairs (default: 300)"),
     ("--segment-length", "segment_length", _BT, _INT, "transitions per segment (default: 5)"),
-    ("--noise", "noise", _BT, _FLOAT, "synthetic labeller's error rate (default: 0)"),
+    ("--noise", "noise", _BT, _FLOAT, "labeller's flip rate (model eps: twice it; default 0)"),
     (
         "--query",
         "query",
@@ -615,7 +624,9 @@ _LEARN_OPTIONS: tuple[tuple[str, str, frozenset[str], dict[str, Any], str], ...]
 function's own default applies, and one given with a source it does not apply to is refused."""
 
 
-_SYNTHETIC_ONLY = frozenset({"--pairs", "--synthetic", "--segment-length", "--query-rounds"})
+_SYNTHETIC_ONLY = frozenset(
+    {"--pairs", "--synthetic", "--beta", "--segment-length", "--query-rounds"}
+)
 """Options of synthetic labelling, which a label file (``--preferences``) replaces."""
 
 

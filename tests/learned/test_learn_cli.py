@@ -53,6 +53,8 @@ def test_every_option_is_a_keyword_of_the_functions_it_applies_to() -> None:
         (["--from", "demos", "--online"], "--online learns from preferences, not from demos"),
         (["--from", "labels", "--fine-tune-encoder"], "--fine-tune-encoder applies to"),
         (["--preferences", "p.jsonl", "--pairs", "9"], "--pairs applies to synthetic labels"),
+        (["--preferences", "p.jsonl", "--beta", "2"], "--beta applies to synthetic labels"),
+        (["--from", "demos", "--beta", "2"], "--beta applies to --from preferences"),
         (["--online", "--eval-episodes", "-1"], "got --eval-episodes -1; pass --eval-episodes 0"),
     ],
 )
