@@ -117,16 +117,17 @@ def _pending(
         marker = job.run_dir / DONE_MARKER
         if marker.exists():
             old = _recorded_config(marker, overwrite)
-            if old == job.config:
+            if old == job.config or _current_form(old) == job.config:
                 continue
             changed.append((job, old))
         todo.append(job)
     if changed and not overwrite:
         job, old = changed[0]
+        diff = _differences(_current_form(old), _current_form(job.config))
         raise ValueError(
             f"{len(changed)} finished run(s), e.g. {job.run_dir}, ran with a different config "
-            f"than the spec now asks for ({_differences(old, job.config)}); write to a new "
-            "--out folder, or pass --overwrite to retrain them"
+            f"than the spec now asks for ({diff}); write to a new --out folder, or pass "
+            "--overwrite to retrain them"
         )
     check({(job.env, job.variant) for job in todo})
     retrain = {id(job) for job, _ in changed}
@@ -152,6 +153,20 @@ def _recorded_config(marker: Path, overwrite: bool) -> Any:
             f"{marker} is damaged ({type(exc).__name__}: {exc}); delete it to retrain that "
             "run, or pass --overwrite"
         ) from None
+
+
+def _current_form(config: Any) -> Any:
+    """A recorded run config as this version writes it: fields added since, with defaults
+    that keep the old behaviour, filled in (so adding an option does not invalidate finished
+    runs); a config this version cannot read is returned as it is (and so differs)."""
+    from pydantic import ValidationError
+
+    from rewardlab.agents.train import TrainConfig
+
+    try:
+        return TrainConfig.model_validate(config).model_dump(mode="json")
+    except (ValidationError, ValueError, TypeError):
+        return config
 
 
 def _differences(old: Any, new: Any, limit: int = 3) -> str:

@@ -196,6 +196,25 @@ def test_a_changed_spec_names_the_fields_that_changed(tmp_path: Path) -> None:
     assert not job.run_dir.exists()
 
 
+def test_a_run_recorded_before_an_option_existed_is_not_retrained(tmp_path: Path) -> None:
+    from rewardlab.agents.train import TrainConfig
+    from rewardlab.experiments.runner import RunJob, _pending
+
+    reward = {"model": {"kind": "learned", "path": "r.pt"}}
+    config = TrainConfig.model_validate(
+        {"env": "rewardlab/GridEmpty-v0", "steps": 384, "reward": reward}
+    ).model_dump(mode="json")
+    old = json.loads(json.dumps(config))
+    del old["reward"]["model"]["scale"], old["reward"]["model"]["shift"]  # added since
+    job = _finished_job(tmp_path, json.dumps({"config": old}))
+    job = RunJob(job.env, job.variant, job.seed, job.run_dir, config)
+    assert _pending([job], overwrite=False, log=lambda _msg: None) == []
+    # A real change is still one: the old default is not the new value.
+    config["reward"]["model"]["scale"] = 0.5
+    with pytest.raises(ValueError, match=r"reward.model.scale: 1.0 -> 0.5"):
+        _pending([job], overwrite=False, log=lambda _msg: None)
+
+
 @pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"steps": 1}', "\udcff"])
 def test_a_damaged_marker_is_named_and_only_overwrite_retrains(tmp_path: Path, text: str) -> None:
     from rewardlab.experiments.runner import _pending
