@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rewardlab.evaluation.datasets import TrajectoryDataset
 
-__all__ = ["HELDOUT_SEED_OFFSET", "dataset_env_kwargs", "judge", "judging_seed"]
+__all__ = [
+    "HELDOUT_SEED_OFFSET",
+    "dataset_env_kwargs",
+    "eval_reward_lines",
+    "judge",
+    "judge_checkpoint",
+    "judging_seed",
+]
 
 HELDOUT_SEED_OFFSET = 10_000
 """Judged episodes start at least this far above the training seed."""
@@ -98,3 +105,55 @@ def verdicts(summary: Mapping[str, Any], keys: Sequence[str]) -> dict[str, dict[
 def learned_spec(name: str, checkpoint: Path) -> dict[str, Any]:
     """The eval-reward spec paying a checkpoint, under ``name``."""
     return {"name": name, "model": {"kind": "learned", "path": str(Path(checkpoint).resolve())}}
+
+
+def judge_checkpoint(
+    summary: dict[str, Any],
+    env_id: str,
+    checkpoint: Path,
+    out: Path,
+    *,
+    env_kwargs: Mapping[str, Any],
+    episodes: int,
+    frames: bool,
+    seed: int,
+    train_seeds: Iterable[int] = (),
+    log: Callable[[str], None] = lambda _msg: None,
+) -> None:
+    """:func:`judge` one checkpoint (as ``learned``) and put the judging seed and each
+    reward's verdict, preference accuracy and Spearman correlation of returns into
+    ``summary`` (``judging_seed``, ``eval_reward``)."""
+    judged = judge(
+        env_id,
+        [learned_spec("learned", checkpoint)],
+        out,
+        env_kwargs=env_kwargs,
+        episodes=episodes,
+        frames=frames,
+        seed=seed,
+        train_seeds=train_seeds,
+        log=log,
+    )
+    summary["judging_seed"] = judged["judging_seed"]
+    summary["eval_reward"] = verdicts(judged, ("preference", "spearman_return"))
+
+
+def eval_reward_lines(eval_reward: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The report section of :func:`judge_checkpoint`'s ``eval_reward``."""
+
+    def cell(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.3f}"
+
+    lines = [
+        "",
+        "## eval-reward on other episodes (`eval/report.md`)",
+        "",
+        "| reward | verdict | pref. acc. | Spearman ret. |",
+        "|---|---|---:|---:|",
+    ]
+    for name, row in eval_reward.items():
+        lines.append(
+            f"| {name} | {row['verdict']} | {cell(row['preference'])} | "
+            f"{cell(row['spearman_return'])} |"
+        )
+    return lines

@@ -33,8 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rewardlab.learned.judging import dataset_env_kwargs, learned_spec, verdicts
-from rewardlab.learned.judging import judge as judge_reward
+from rewardlab.learned.judging import dataset_env_kwargs, eval_reward_lines, judge_checkpoint
 from rewardlab.progress import Progress
 
 if TYPE_CHECKING:
@@ -648,9 +647,10 @@ def learn_from_labels(
         "checkpoint": str(checkpoint),
     }
     if judge:
-        judged = judge_reward(
+        judge_checkpoint(
+            summary,
             env_id,
-            [learned_spec("learned", checkpoint)],
+            checkpoint,
             out / "eval",
             env_kwargs=kwargs,
             episodes=episodes,
@@ -659,8 +659,6 @@ def learn_from_labels(
             train_seeds=(e.seed for e in ds.episodes),
             log=log,
         )
-        summary["judging_seed"] = judged["judging_seed"]
-        summary["eval_reward"] = verdicts(judged, ("preference", "spearman_return"))
     summary["wall_s"] = round(time.perf_counter() - started, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / "report.md").write_text(_report(summary))
@@ -773,18 +771,7 @@ def _report(s: Mapping[str, Any]) -> str:
             f"{_num(m['success_auc'])} |"
         )
     if "eval_reward" in s:
-        lines += [
-            "",
-            "## eval-reward on other episodes (`eval/report.md`)",
-            "",
-            "| reward | verdict | pref. acc. | Spearman ret. |",
-            "|---|---|---:|---:|",
-        ]
-        for name, row in s["eval_reward"].items():
-            lines.append(
-                f"| {name} | {row['verdict']} | {_num(row['preference'])} | "
-                f"{_num(row['spearman_return'])} |"
-            )
+        lines += eval_reward_lines(s["eval_reward"])
     lines += ["", "## What worked and what did not", ""]
     lines += [f"- {line}" for line in _findings(s)]
     return "\n".join(lines) + "\n"

@@ -23,8 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from rewardlab.learned.judging import judge as judge_reward
-from rewardlab.learned.judging import learned_spec, verdicts
+from rewardlab.learned.judging import eval_reward_lines, judge_checkpoint
 from rewardlab.progress import Progress
 
 __all__ = ["SYNTHETIC", "describe_labeller", "learn_from_preferences", "synthetic_labeller"]
@@ -371,9 +370,10 @@ def learn_from_preferences(
         "checkpoint": str(checkpoint),
     }
     if judge:
-        judged = judge_reward(
+        judge_checkpoint(
+            summary,
             env_id,
-            [learned_spec("learned", checkpoint)],
+            checkpoint,
             out / "eval",
             env_kwargs=kwargs,
             episodes=episodes,
@@ -382,8 +382,6 @@ def learn_from_preferences(
             train_seeds=(e.seed for e in ds.episodes),
             log=log,
         )
-        summary["judging_seed"] = judged["judging_seed"]
-        summary["eval_reward"] = verdicts(judged, ("preference", "spearman_return"))
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / "report.md").write_text(_report(summary))
     return out / "report.md"
@@ -470,17 +468,5 @@ def _report(s: Mapping[str, Any]) -> str:
         "`{model: {kind: learned, path: ...}}`.",
     ]
     if "eval_reward" in s:
-        lines += [
-            "",
-            "## eval-reward on other episodes (`eval/report.md`)",
-            "",
-            "| reward | verdict | pref. acc. | Spearman ret. |",
-            "|---|---|---:|---:|",
-        ]
-        for name, row in s["eval_reward"].items():
-            cells = [
-                "n/a" if row[k] is None else f"{row[k]:.3f}"
-                for k in ("preference", "spearman_return")
-            ]
-            lines.append(f"| {name} | {row['verdict']} | {cells[0]} | {cells[1]} |")
+        lines += eval_reward_lines(s["eval_reward"])
     return "\n".join(lines) + "\n"

@@ -58,8 +58,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from rewardlab.evaluation.datasets import FORMAT, FORMAT_VERSION, Episode
 from rewardlab.info_keys import STATE_PREFIX
-from rewardlab.learned.judging import HELDOUT_SEED_OFFSET, learned_spec, verdicts
-from rewardlab.learned.judging import judge as judge_reward
+from rewardlab.learned.judging import HELDOUT_SEED_OFFSET, eval_reward_lines, judge_checkpoint
 from rewardlab.learned.learn import (
     CANDIDATES_PER_QUERY,
     QUERIES,
@@ -711,9 +710,10 @@ def _finish(
         "preferences": str(out / "preferences.jsonl"),
     }
     if judge:
-        judged = judge_reward(
+        judge_checkpoint(
+            summary,
             env_id,
-            [learned_spec("learned", checkpoint)],
+            checkpoint,
             out / "eval",
             env_kwargs=kwargs,
             episodes=episodes,
@@ -721,8 +721,6 @@ def _finish(
             seed=settings["seed"],
             log=log,
         )
-        summary["judging_seed"] = judged["judging_seed"]
-        summary["eval_reward"] = verdicts(judged, ("preference", "spearman_return"))
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / "report.md").write_text(_report(summary))
     return out / "report.md"
@@ -799,14 +797,5 @@ def _report(s: Mapping[str, Any]) -> str:
     if worked:
         lines += ["", "What happened: " + "; ".join(worked) + "."]
     if "eval_reward" in s:
-        lines += [
-            "",
-            "## eval-reward on other episodes (`eval/report.md`)",
-            "",
-            "| reward | verdict | pref. acc. | Spearman ret. |",
-            "|---|---|---:|---:|",
-        ]
-        for name, row in s["eval_reward"].items():
-            cells = [fmt(row[k]) for k in ("preference", "spearman_return")]
-            lines.append(f"| {name} | {row['verdict']} | {cells[0]} | {cells[1]} |")
+        lines += eval_reward_lines(s["eval_reward"])
     return "\n".join(lines) + "\n"
