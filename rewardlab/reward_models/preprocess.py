@@ -7,8 +7,9 @@ Per-frame PIL preprocessing is a known bottleneck of CLIP rewards, and a plain
 1. an optional crop box ``(top, left, height, width)`` in pixels;
 2. a resize policy that keeps the aspect ratio:
 
-   - ``"letterbox"``: pad the frame (centered) with the model's fill color to the encoder's
-     aspect ratio, then resize: the whole frame is seen, with bars on the short side;
+   - ``"letterbox"``: resize the frame to fit the encoder's input, keeping its aspect ratio,
+     then pad it (centered) with the model's fill color: the whole frame is seen, with bars
+     on the short side;
    - ``"center_crop"``: resize so the short side matches the encoder's input, then crop the
      center: no bars, but the ends of the long side are cut off;
 
@@ -16,7 +17,7 @@ Per-frame PIL preprocessing is a known bottleneck of CLIP rewards, and a plain
    frame is already at the encoder's input size;
 3. scaling to ``[0, 1]`` and normalization with the model's per-channel mean and std.
 
-Padding and resizing happen on uint8 pixels, as in PIL: the fill color is rounded to uint8
+Resizing and padding happen on uint8 pixels, as in PIL: the fill color is rounded to uint8
 and resized pixels are rounded and clamped to ``[0, 255]``. On the CPU the resize runs on the
 uint8 channels-last batch itself (torch's vectorized uint8 kernel, several times faster than a
 float resize); on other devices it runs in float32 and is rounded. Normalization is one
@@ -113,18 +114,21 @@ def preprocess_frames(
         frames = frames[:, top : top + ch, left : left + cw]
     h, w = frames.shape[1:3]
     if resize == "letterbox":
-        # Pad to the encoder's aspect ratio, centered; the resize below then scales uniformly.
-        ph = max(h, round(w * th / tw))
-        pw = max(w, round(h * tw / th))
-        if (ph, pw) != (h, w):
-            fill_t = torch.as_tensor(fill, dtype=torch.float32).round().clamp(0, 255)
-            fill_px = fill_t.to(dtype=torch.uint8, device=frames.device).reshape(-1)
-            canvas = fill_px.expand(frames.shape[0], ph, pw, 3).clone()
-            top, left = (ph - h) // 2, (pw - w) // 2
-            canvas[:, top : top + h, left : left + w] = frames
-            frames = canvas
+        # Scale the whole frame to fit, keeping its aspect ratio, then pad it (centered) to the
+        # encoder's size: resizing the frame alone, not a padded canvas, reads 25% fewer pixels
+        # on a 4:3 frame and keeps the fill color from bleeding into the frame's edges.
+        scale = min(th / h, tw / w)
+        rh, rw = min(th, max(1, round(h * scale))), min(tw, max(1, round(w * scale)))
         # (B, H, W, 3) viewed as (B, 3, H, W) is a channels-last tensor: no copy.
-        x = _resize(frames.permute(0, 3, 1, 2), (th, tw), interpolation)
+        x = _resize(frames.permute(0, 3, 1, 2), (rh, rw), interpolation)
+        if (rh, rw) != (th, tw):
+            fill_t = torch.as_tensor(fill, dtype=torch.float32).round().clamp(0, 255)
+            fill_px = fill_t.to(dtype=torch.uint8, device=x.device).reshape(-1)
+            canvas = fill_px.reshape(1, -1, 1, 1).expand(x.shape[0], 3, th, tw)
+            canvas = canvas.contiguous(memory_format=torch.channels_last)
+            top, left = (th - rh) // 2, (tw - rw) // 2
+            canvas[:, :, top : top + rh, left : left + rw] = x
+            x = canvas
     else:
         scale = max(th / h, tw / w)
         rh, rw = max(th, round(h * scale)), max(tw, round(w * scale))

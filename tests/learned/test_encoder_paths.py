@@ -130,3 +130,15 @@ def test_frame_cache_keys_tell_apart_shapes_with_the_same_bytes() -> None:
     assert not np.array_equal(first, second)
     np.testing.assert_array_equal(cache.embed(b[::-1], encode), second[::-1])
     assert calls == [2, 2]
+
+
+def test_frame_keys_on_threads_equal_the_serial_keys() -> None:
+    from rewardlab.reward_models.frame_cache import PARALLEL_BYTES, _key, frame_keys
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (6, 240, 320, 3), dtype=np.uint8)
+    assert frames.nbytes >= PARALLEL_BYTES  # the threaded path
+    strided = frames[:, ::2, ::2]  # not contiguous
+    for batch in (frames, strided, frames[:1]):
+        assert frame_keys(batch) == [_key(np.ascontiguousarray(f)) for f in batch]
+    assert len(set(frame_keys(frames))) == 6

@@ -272,6 +272,19 @@ def test_letterbox_then_resize_keeps_aspect(model: CLIPRewardModel) -> None:
     assert np.all(px[0, 9:23, :14] == 255) and np.all(px[2, 9:23, 18:] == 255)
 
 
+def test_letterbox_resizes_the_frame_alone_so_no_fill_bleeds_in(model: CLIPRewardModel) -> None:
+    frame = np.zeros((2, 48, 64, 3), np.uint8)
+    frame[..., 0] = 255  # all red, 4:3
+    px = to_pixels(
+        preprocess_frames(torch.from_numpy(frame), (32, 32), model.mean, model.std), model
+    )
+    # 48x64 -> 24x32, centered: rows 4..27 are the frame, every pixel still pure red.
+    np.testing.assert_array_equal(px[0, 4:28], 255)
+    np.testing.assert_array_equal(px[1:, 4:28], 0)
+    np.testing.assert_array_equal(px[:, :4], 0)
+    np.testing.assert_array_equal(px[:, 28:], 0)
+
+
 def test_center_crop_keeps_both_halves_symmetric(model: CLIPRewardModel) -> None:
     x = preprocess_frames(
         torch.from_numpy(halves(16, 32)), (32, 32), model.mean, model.std, resize="center_crop"
