@@ -9,11 +9,14 @@ here asserts a time.
 
 (a) Online loop overhead: ``PPO`` on ``rewardlab/GridEmpty-v0`` with rewardlab's hyperparameters
     for it (16 envs x 32 steps), ``--steps`` env steps, trained (i) on the env's own reward
-    through :func:`rewardlab.make_vec_env` and the agent factory, and (ii) by
+    through :func:`rewardlab.make_vec_env` and the agent factory, (i') on a fixed ensemble of
+    3 learned state rewards paid as the loop pays them (the reward's own cost, no loop), and
+    (ii) by
     :func:`rewardlab.learned.online.learn_online`: the same agent, envs and steps, paid the
     ensemble's mean learned reward (3 members, state inputs), its trajectories recorded, and
     ``--budget`` synthetic labels queried by disagreement and refit every ``--refit-every``
-    steps. Reported: the wall time of ``agent.learn`` (ii) / (i), best of ``--repeats``
+    steps. Reported: the wall time of ``agent.learn`` (ii) / (i) and (ii) / (i'), best of
+    ``--repeats``
     interleaved, and the share of (ii) spent refitting. The loop's files (segments, checkpoint,
     report) and the final evaluation are not timed (``judge=False``, no evaluation episodes).
 
@@ -43,7 +46,7 @@ import numpy as np
 import rewardlab
 from rewardlab.agents.factory import load_hyperparams, make_agent
 from rewardlab.evaluation.datasets import DatasetConfig, generate_dataset
-from rewardlab.learned.online import learn_online
+from rewardlab.learned.online import SIGNAL_KEYS, EnsembleReward, learn_online
 from rewardlab.learned.preferences import (
     SyntheticOracle,
     fit_preferences,
@@ -51,16 +54,25 @@ from rewardlab.learned.preferences import (
     sample_segments,
     task_values,
 )
-from rewardlab.learned.reward_net import RewardNetConfig
+from rewardlab.learned.reward_net import Normalization, RewardNetConfig, build_reward_net
 
 ENV = "rewardlab/GridEmpty-v0"
 
 
-def plain_ppo(steps: int, seed: int) -> float:
-    """Seconds of ``agent.learn`` for PPO on the env's own reward."""
+def plain_ppo(steps: int, seed: int, learned: bool = False) -> float:
+    """Seconds of ``agent.learn`` for PPO on the env's own reward, or (``learned``) on a fixed
+    ensemble of 3 learned state rewards paid as the online loop pays them, without the loop."""
     params = load_hyperparams("ppo", ENV)
     n_envs = int(params["n_envs"])
-    venv = rewardlab.make_vec_env(ENV, n_envs, seed=seed * n_envs)
+    reward = None
+    if learned:
+        with rewardlab.make(ENV) as env:
+            task = rewardlab.get_task(env)
+            layout = tuple((v.name, tuple(v.shape)) for v in task.state_variables)
+        config = RewardNetConfig(inputs="state", state_layout=layout, hidden=(64, 64))
+        reward = EnsembleReward(config, SIGNAL_KEYS["progress"])
+        reward.update([build_reward_net(config) for _ in range(3)], Normalization())
+    venv = rewardlab.make_vec_env(ENV, n_envs, reward, seed=seed * n_envs)
     try:
         agent = make_agent("ppo", venv, params, seed=seed, device="cpu")
         venv.seed(seed * n_envs)
@@ -96,13 +108,15 @@ def online_ppo(steps: int, budget: int, refit_every: int, seed: int) -> dict[str
 
 
 def measure_online(steps: int, budget: int, refit_every: int, repeats: int) -> dict[str, Any]:
-    plain, online = [], []
-    for r in range(repeats):  # interleaved: drifts in machine load hit both
+    plain, fixed, online = [], [], []
+    for r in range(repeats):  # interleaved: drifts in machine load hit all three
         plain.append(plain_ppo(steps, seed=r))
+        fixed.append(plain_ppo(steps, seed=r, learned=True))
         online.append(online_ppo(steps, budget, refit_every, seed=r))
         print(
-            f"online loop, repeat {r + 1}/{repeats}: plain {plain[-1]:.1f} s, "
-            f"online {online[-1]['train_s']:.1f} s (refits {online[-1]['fit_s']:.1f} s)",
+            f"online loop, repeat {r + 1}/{repeats}: plain {plain[-1]:.1f} s, fixed learned "
+            f"reward {fixed[-1]:.1f} s, online {online[-1]['train_s']:.1f} s (refits "
+            f"{online[-1]['fit_s']:.1f} s)",
             file=sys.stderr,
         )
     best = min(online, key=lambda row: row["train_s"])
@@ -120,9 +134,12 @@ def measure_online(steps: int, budget: int, refit_every: int, repeats: int) -> d
         "refit_s": best["fit_s"],
         "refits": best["refits"],
         "labels": best["labels"],
+        "fixed_learned_s": min(fixed),
         "ratio": best["train_s"] / min(plain),
+        "ratio_to_fixed_learned": best["train_s"] / min(fixed),
         "refit_share": best["fit_s"] / best["train_s"],
         "all_plain_s": plain,
+        "all_fixed_learned_s": fixed,
         "all_online_s": [row["train_s"] for row in online],
     }
 
@@ -212,11 +229,12 @@ def main() -> None:
         lines += [
             f"### Online preference loop on a PPO run (agent.learn wall time, best of {repeats})",
             "",
-            "| env | steps | labels | refits | plain PPO s | with the loop s | ratio "
-            "| refit share |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|",
+            "| env | steps | labels | refits | plain PPO s | fixed learned reward s "
+            "| with the loop s | ratio to plain | ratio to fixed | refit share |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
             f"| {ENV} | {row['steps']} | {row['labels']} | {row['refits']} | "
-            f"{row['plain_s']:.1f} | {row['online_s']:.1f} | {row['ratio']:.2f}x | "
+            f"{row['plain_s']:.1f} | {row['fixed_learned_s']:.1f} | {row['online_s']:.1f} | "
+            f"{row['ratio']:.2f}x | {row['ratio_to_fixed_learned']:.2f}x | "
             f"{row['refit_share']:.0%} |",
         ]
     if "fit" in parts:
