@@ -365,6 +365,18 @@ def _restore(path: str | os.PathLike[str], config: RewardNetConfig, payload: Any
         if stored is None:
             net.load_state_dict(payload["weights"])
             return net
+        smuggled = sorted(k for k in payload["weights"] if k.startswith(TOWER_PREFIX))
+        if smuggled or stored.get("source") != config.encoder:
+            raise ValueError(
+                f"the reward net {path} records its encoder {stored.get('source')!r} by hash "
+                f"but "
+                + (
+                    f"also stores its weights ({smuggled[0]}, ...)"
+                    if smuggled
+                    else f"its config names {config.encoder!r}"
+                )
+                + ": train it again (rewardlab learn-reward)"
+            )
         own = {k: v for k, v in net.state_dict().items() if k.startswith(TOWER_PREFIX)}
         if _tower_sha256(own) != stored.get("sha256"):
             raise ValueError(

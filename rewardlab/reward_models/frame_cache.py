@@ -50,6 +50,11 @@ def _hash_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
 
 
+# A forked child inherits the pool but not its threads: it would wait on them forever
+# (SubprocVecEnv with start_method="fork"); it makes its own pool instead.
+os.register_at_fork(after_in_child=_hash_pool.cache_clear)
+
+
 def frame_keys(frames: np.ndarray) -> list[bytes]:
     """:func:`_key` of each frame of a batch, on several threads for large batches."""
     frames = np.ascontiguousarray(frames)

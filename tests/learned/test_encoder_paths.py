@@ -4,6 +4,8 @@ batched tensor preprocessing and the frame cache's keys change speed, never the 
 from __future__ import annotations
 
 import copy
+import multiprocessing
+import os
 from typing import Any
 
 import numpy as np
@@ -142,3 +144,15 @@ def test_frame_keys_on_threads_equal_the_serial_keys() -> None:
     for batch in (frames, strided, frames[:1]):
         assert frame_keys(batch) == [_key(np.ascontiguousarray(f)) for f in batch]
     assert len(set(frame_keys(frames))) == 6
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork only")
+def test_a_forked_child_hashes_large_batches_too() -> None:
+    from rewardlab.reward_models.frame_cache import frame_keys
+
+    frames = np.random.default_rng(1).integers(0, 256, (8, 240, 320, 3), dtype=np.uint8)
+    want = frame_keys(frames)  # the parent's pool now exists
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:  # a child forked after it: its own pool, not a dead one
+        got = pool.apply_async(frame_keys, (frames,)).get(timeout=30)
+    assert got == want

@@ -246,6 +246,12 @@ def test_a_frozen_pretrained_encoder_is_not_stored_but_checked(tmp_path: Path) -
     torch.save(payload, tmp_path / "tampered.pt")
     with pytest.raises(ValueError, match="differ from those the reward net"):
         load_learned_reward(tmp_path / "tampered.pt", GRID, layout, space, "cpu")
+    # Weights smuggled in under the recorded hash are refused, not loaded over the checked ones.
+    payload = torch.load(path, weights_only=True)
+    payload["weights"]["tower.conv_stem.weight"] = torch.zeros(32, 3, 3, 3)
+    torch.save(payload, tmp_path / "smuggled.pt")
+    with pytest.raises(ValueError, match="records its encoder 'efficientnet_lite0' by hash but"):
+        load_learned_reward(tmp_path / "smuggled.pt", GRID, layout, space, "cpu")
     # A random or fine-tuned encoder has no source: its weights are stored.
     for cfg in (
         RewardNetConfig(inputs="frames", encoder="cnn", hidden=(8,)),
