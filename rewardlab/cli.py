@@ -783,7 +783,18 @@ def _cmd_llm_search(args: argparse.Namespace) -> int:
             if not isinstance(data.get(section) or {}, dict):
                 raise ValueError(f"{section} in the --config file must be a mapping of fields")
         llm, train, cache = (dict(data.get(section) or {}) for section in ("llm", "train", "cache"))
-        llm.update(_given(args, "model", "base_url", "api_key_env", "temperature"))
+        llm.update(
+            _given(
+                args,
+                "model",
+                "base_url",
+                "api_key_env",
+                "temperature",
+                "max_tokens",
+                "timeout_s",
+                "concurrency",
+            )
+        )
         train.update(_given(args, "steps", "seeds"))
         if args.env_kwarg:
             train["env_kwargs"] = {
@@ -1151,6 +1162,17 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         ("--api-key-env", "env var holding the API key", {}),
         ("--temperature", "sampling temperature", {"type": float}),
+        (
+            "--max-tokens",
+            "cap on each answer's length in tokens (default: the server's)",
+            {"type": int, "dest": "max_tokens"},
+        ),
+        (
+            "--timeout",
+            "seconds to wait for the connection and for each read of an answer (default: 120)",
+            {"type": float, "dest": "timeout_s", "metavar": "SECONDS"},
+        ),
+        ("--concurrency", "requests in flight at once (default: 4)", {"type": int}),
         ("--samples", "K programs per iteration", {"type": int}),
         ("--iterations", "N iterations per restart", {"type": int}),
         ("--restarts", "R independent restarts", {"type": int}),

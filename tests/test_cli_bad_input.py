@@ -341,6 +341,9 @@ CASES: list[tuple[str, Case, str]] = [
     ("search-steps", lambda p: [*SEARCH, "--steps", "0"], "search.train.steps: Input should be"),
     ("search-seeds", lambda p: [*SEARCH, "--seeds", "-1"], "search.train.seeds.0: Input should"),
     ("search-temperature", lambda p: [*SEARCH, "--temperature", "5"], "search.llm.temperature"),
+    ("search-max-tokens", lambda p: [*SEARCH, "--max-tokens", "0"], "search.llm.max_tokens"),
+    ("search-timeout", lambda p: [*SEARCH, "--timeout", "0"], "search.llm.timeout_s"),
+    ("search-concurrency", lambda p: [*SEARCH, "--concurrency", "0"], "search.llm.concurrency"),
     ("search-replay", lambda p: [*SEARCH, "--replay"], "--replay needs the recording"),
     (
         "search-base-url-not-url",

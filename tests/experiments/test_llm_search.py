@@ -537,3 +537,19 @@ def test_the_same_program_twice_is_trained_once(
     assert not (tmp_path / "run/candidates/r0-i0-k1/seed_0").exists()  # no second training
     assert (tmp_path / "run/candidates/r0-i0-k0/seed_0").is_dir()
     assert summary["env_steps"] == 256  # one candidate's training, not two
+
+
+def test_the_cli_sets_the_answer_cap_the_timeout_and_the_concurrency(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rewardlab.cli import main
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+    with FakeLLMServer(responses=script) as server:
+        args = ["llm-reward", "search", "--env", ENV, "--model", "m", "--base-url"]
+        args += [server.base_url, "--steps", "64", "--samples", "1", "--iterations", "1"]
+        args += ["--max-tokens", "77", "--timeout", "9.5", "--concurrency", "2"]
+        main([*args, "--out", str(tmp_path / "run")])
+        assert server.requests and all(r.get("max_tokens") == 77 for r in server.requests)
+    llm = json.loads((tmp_path / "run" / "search.json").read_text())["config"]["llm"]
+    assert (llm["max_tokens"], llm["timeout_s"], llm["concurrency"]) == (77, 9.5, 2)
