@@ -553,3 +553,26 @@ def test_the_cli_sets_the_answer_cap_the_timeout_and_the_concurrency(
         assert server.requests and all(r.get("max_tokens") == 77 for r in server.requests)
     llm = json.loads((tmp_path / "run" / "search.json").read_text())["config"]["llm"]
     assert (llm["max_tokens"], llm["timeout_s"], llm["concurrency"]) == (77, 9.5, 2)
+
+
+def test_a_rejected_program_whose_repair_request_failed_stays_rejected() -> None:
+    from rewardlab.experiments.llm_reward.search import _problem_list, _problems
+
+    smoke = {"passed": False, "stage": "validation", "reason": "syntax", "problems": ["line 2"]}
+    rejected = {
+        "attempts": [{"response": "def f(", "verdict": smoke}, {"response": None, "error": "503"}],
+        "smoke": smoke,
+        "fitness": None,
+    }
+    silent = {"attempts": [{"response": None, "error": "HTTP 503 from 10.0.0.7"}], "smoke": None}
+    assert _problems(rejected) == (
+        "rejected (validation: syntax): line 2 (then the request for its repair failed: 503)"
+    )
+    assert _problems(silent) == "no answer: HTTP 503 from 10.0.0.7"
+    # The LLM is told what it can act on, never the transport's errors.
+    told = _problem_list([rejected, silent])
+    assert "503" not in told and "10.0.0.7" not in told
+    assert told == (
+        "- program 1: rejected (validation: syntax): line 2\n"
+        "- program 2: no answer: the request to the server failed"
+    )

@@ -591,8 +591,12 @@ def _steps_taken(run_dir: Path) -> int:
         return 0
 
 
-def _problems(record: Mapping[str, Any]) -> str:
-    """Why a candidate has no fitness, in one line."""
+def _problems(record: Mapping[str, Any], for_model: bool = False) -> str:
+    """Why a candidate has no fitness, in one line.
+
+    A program that was rejected stays rejected when the request for its repair then failed:
+    the user is told both, the LLM only why its program was rejected (a transport error is
+    nothing it can act on, and ``for_model`` keeps it out)."""
     if record.get("error"):
         return f"the search stopped here: {record['error']}"
     if record.get("training_error"):
@@ -602,11 +606,17 @@ def _problems(record: Mapping[str, Any]) -> str:
     if record.get("skipped"):
         return f"not checked ({record['skipped']})"
     attempts = record.get("attempts") or []
-    if attempts and attempts[-1].get("error"):
-        return f"no answer: {attempts[-1]['error']}"
+    failed = attempts[-1].get("error") if attempts else None
     smoke = record.get("smoke")
-    if smoke:
-        return f"rejected ({smoke['stage']}: {smoke['reason']}): " + "; ".join(smoke["problems"])
+    if smoke and not smoke.get("passed"):
+        text = f"rejected ({smoke['stage']}: {smoke['reason']}): " + "; ".join(smoke["problems"])
+        if failed and not for_model:
+            text += f" (then the request for its repair failed: {failed})"
+        return text
+    if failed:
+        return (
+            "no answer: the request to the server failed" if for_model else f"no answer: {failed}"
+        )
     return "no program"
 
 
@@ -678,7 +688,9 @@ def _row(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _problem_list(records: list[dict[str, Any]]) -> str:
-    return "\n".join(f"- program {i + 1}: {_problems(c)}" for i, c in enumerate(records))
+    return "\n".join(
+        f"- program {i + 1}: {_problems(c, for_model=True)}" for i, c in enumerate(records)
+    )
 
 
 def _guard_notes(diagnostics: Mapping[str, Any]) -> list[str]:
