@@ -576,3 +576,33 @@ def test_a_rejected_program_whose_repair_request_failed_stays_rejected() -> None
         "- program 1: rejected (validation: syntax): line 2\n"
         "- program 2: no answer: the request to the server failed"
     )
+
+
+CUT = "Here is the reward.\n\n```python\ndef compute_reward(agent_pos, goal_pos):\n    d = np.abs("
+
+
+@pytest.mark.parametrize("repaired", [True, False])
+def test_an_answer_cut_at_the_token_limit_is_said_to_be_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, repaired: bool
+) -> None:
+    from rewardlab.experiments.llm_reward.search import CUT_NOTE
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+
+    def cut_then(body: dict[str, Any]) -> Any:
+        if "failed the check" in last_user_message(body) and repaired:
+            return GOOD.format(scale=0.05)
+        return Reply(content=CUT, finish_reason="length")
+
+    with FakeLLMServer(responses=cut_then) as server:
+        cfg = config(server.base_url, tmp_path / "c", samples=1, iterations=1)
+        summary = run_search(cfg, tmp_path / "run")
+        repair = server.requests[1]["messages"][-1]["content"]
+    assert CUT_NOTE in repair  # the LLM is told why, not only that the syntax broke
+    (record,) = summary["candidates"]
+    outcome = record["outcome"]
+    if repaired:
+        assert record["fitness"] is not None and "after 1 repair" in outcome
+    else:
+        assert record["fitness"] is None
+        assert "cut at the server's token limit: raise --max-tokens" in outcome

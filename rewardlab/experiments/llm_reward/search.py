@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError
 
@@ -164,6 +164,21 @@ def load_search_config(data: Mapping[str, Any], where: str = "search") -> Search
         raise ValueError(f"invalid search config: {format_validation_error(err, where)}") from None
 
 
+class _Answer(NamedTuple):
+    """One sampled answer: its text, or why there is none; ``cut``: the server stopped it at
+    the token limit (``finish_reason: "length"``)."""
+
+    text: str | None
+    error: str | None
+    cut: bool = False
+
+
+CUT_NOTE = (
+    "Your answer was cut off at the token limit before it ended. Write a shorter answer: "
+    "only the function, with brief comments."
+)
+"""Told to the LLM when a rejected answer had been cut at ``max_tokens``."""
+
 # Characters of a rejected response sent back in a repair round (see _echo).
 _ECHO_CHARS = 50_000
 _MODES = {
@@ -244,20 +259,20 @@ class _Search:
 
     # -- one candidate --
 
-    def _ask(self, messages: list[dict[str, str]], seed: int) -> tuple[str | None, str | None]:
-        """One repair request: (text, error)."""
+    def _ask(self, messages: list[dict[str, str]], seed: int) -> _Answer:
+        """One repair request."""
         try:
             return self._sample(messages, seed, k=1)[0]
         except _Stop as stop:
             # This candidate ends without its repair; the round's other answers are still
             # checked, and the search stops before asking for another round.
             self.tokens_spent = str(stop)
-            return None, self.tokens_spent
+            return _Answer(None, self.tokens_spent)
 
     def _sample(
         self, messages: list[dict[str, str]], seed: int, k: int | None = None
-    ) -> list[tuple[str | None, str | None]]:
-        """``k`` answers as ``(text, error)`` (the round's ``K`` by default)."""
+    ) -> list[_Answer]:
+        """``k`` answers (the round's ``K`` by default)."""
         k = k or self.config.samples
         if self.tokens_spent is not None:
             raise _Stop(self.tokens_spent)
@@ -273,8 +288,11 @@ class _Search:
         except BudgetExceeded as exc:
             raise _Stop(f"token budget spent: {exc}") from exc
         except LLMError as exc:  # the whole batch failed the same way
-            return [(None, str(exc))] * k
-        return [(c.text if c.error is None else None, c.error) for c in completions]
+            return [_Answer(None, str(exc))] * k
+        return [
+            _Answer(c.text if c.error is None else None, c.error, c.finish_reason == "length")
+            for c in completions
+        ]
 
     def _program(
         self,
@@ -283,6 +301,7 @@ class _Search:
         messages: list[dict[str, str]],
         seed: int,
         attempts: list[dict[str, Any]],
+        cut: bool = False,
     ) -> tuple[str | None, SmokeReport | None]:
         """Extract, validate and smoke-test a response, with repair rounds; each attempt is
         appended to ``attempts`` as it ends. Anything raised but a fatal error fails this
@@ -292,7 +311,7 @@ class _Search:
         try:
             for round_ in range(self.config.repair_rounds + 1):
                 if round_ > 0:
-                    text, error = self._ask(history, seed + 1000 * round_)
+                    text, error, cut = self._ask(history, seed + 1000 * round_)
                 if text is None:
                     attempts.append({"response": None, "error": error})
                     return None, report
@@ -306,9 +325,13 @@ class _Search:
                 attempts.append({"response": text, "code": code, "verdict": _report_json(report)})
                 if report.passed:
                     return code, report
+                message = report.message()
+                if cut:  # the server stopped it at max_tokens: say so, not only what broke
+                    attempts[-1]["cut"] = True
+                    message += "\n\n" + CUT_NOTE
                 history += [
                     {"role": "assistant", "content": _echo(text)},
-                    {"role": "user", "content": report.message()},
+                    {"role": "user", "content": message},
                 ]
         except _Fatal:
             raise
@@ -377,14 +400,16 @@ class _Search:
         error: str | None,
         messages: list[dict[str, str]],
         seed: int,
+        cut: bool = False,
     ) -> dict[str, Any]:
-        """Check, repair and train one sample; its record is written whatever happens."""
+        """Check, repair and train one sample (``cut``: its answer ended at the token limit);
+        its record is written whatever happens."""
         cand_dir = self.out / "candidates" / cid
         cand_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(cand_dir / "messages.json", json.dumps(messages, indent=1))
         record = _new_record(cid)
         try:
-            code, report = self._program(text, error, messages, seed, record["attempts"])
+            code, report = self._program(text, error, messages, seed, record["attempts"], cut)
             record.update(code=code, smoke=_report_json(report))
             if code is not None:
                 sha = record["sha256"] = hashlib.sha256(code.encode()).hexdigest()
@@ -484,13 +509,13 @@ class _Search:
         records: list[dict[str, Any]] = []
         stopped: str | None = None
         try:
-            for k, (text, err) in enumerate(answers):
+            for k, (text, err, cut) in enumerate(answers):
                 self._check_budgets()
-                records.append(self.candidate(ids[k], text, err, messages, seed + 100 * k))
+                records.append(self.candidate(ids[k], text, err, messages, seed + 100 * k, cut))
         except (_Stop, _Fatal) as exc:
             stopped = str(exc)
             written = {c["id"] for c in self.records}
-            for cid, (text, err) in zip(ids, answers, strict=True):
+            for cid, (text, err, _cut) in zip(ids, answers, strict=True):
                 if cid not in written:  # kept unchecked: its answer was paid for
                     attempts = [{"response": text, "error": err}]
                     self._keep({**_new_record(cid), "attempts": attempts, "skipped": stopped})
@@ -610,6 +635,13 @@ def _problems(record: Mapping[str, Any], for_model: bool = False) -> str:
     smoke = record.get("smoke")
     if smoke and not smoke.get("passed"):
         text = f"rejected ({smoke['stage']}: {smoke['reason']}): " + "; ".join(smoke["problems"])
+        if any(a.get("cut") for a in attempts):
+            text += (
+                " (the answer was cut off at the token limit)"
+                if for_model
+                else " (the answer was cut at the server's token limit: raise --max-tokens, "
+                "llm.max_tokens in a config)"
+            )
         if failed and not for_model:
             text += f" (then the request for its repair failed: {failed})"
         return text
