@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HELDOUT_SEED_OFFSET",
+    "cell",
     "dataset_env_kwargs",
     "eval_reward_lines",
     "judge",
@@ -138,12 +139,13 @@ def judge_checkpoint(
     summary["eval_reward"] = verdicts(judged, ("preference", "spearman_return"))
 
 
+def cell(x: float | None) -> str:
+    """A metric in a learn-reward report: three decimals, ``n/a`` where there is none."""
+    return "n/a" if x is None else f"{x:.3f}"
+
+
 def eval_reward_lines(eval_reward: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """The report section of :func:`judge_checkpoint`'s ``eval_reward``."""
-
-    def cell(x: float | None) -> str:
-        return "n/a" if x is None else f"{x:.3f}"
-
     lines = [
         "",
         "## eval-reward on other episodes (`eval/report.md`)",

@@ -33,7 +33,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rewardlab.learned.judging import dataset_env_kwargs, eval_reward_lines, judge_checkpoint
+from rewardlab.learned.judging import (
+    cell,
+    dataset_env_kwargs,
+    eval_reward_lines,
+    judge_checkpoint,
+)
 from rewardlab.progress import Progress
 
 if TYPE_CHECKING:
@@ -679,10 +684,6 @@ def _plot_losses(train: list[float], heldout: list[float], objective: str, path:
     save_png(fig, path)
 
 
-def _num(x: float | None, fmt: str = ".3f") -> str:
-    return "n/a" if x is None else format(x, fmt)
-
-
 def _findings(s: Mapping[str, Any]) -> list[str]:
     """Plain statements of what worked and what did not, from the numbers."""
     held, train, w = s["heldout_metrics"], s["train_metrics"], s["weights"]
@@ -766,9 +767,9 @@ def _report(s: Mapping[str, Any]) -> str:
     ]
     for name, m in (("training", s["train_metrics"]), ("held out", s["heldout_metrics"])):
         lines.append(
-            f"| {name} ({m['n_states']}) | {m['progress_mse']:.4f} | {_num(m['spearman'])} "
+            f"| {name} ({m['n_states']}) | {m['progress_mse']:.4f} | {cell(m['spearman'])} "
             f"({m['spearman_episodes']} ep.) | {m['success_accuracy']:.3f} | "
-            f"{_num(m['success_auc'])} |"
+            f"{cell(m['success_auc'])} |"
         )
     if "eval_reward" in s:
         lines += eval_reward_lines(s["eval_reward"])

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from rewardlab.learned.judging import eval_reward_lines, judge_checkpoint
+from rewardlab.learned.judging import cell, eval_reward_lines, judge_checkpoint
 from rewardlab.progress import Progress
 
 __all__ = ["SYNTHETIC", "describe_labeller", "learn_from_preferences", "synthetic_labeller"]
@@ -427,7 +427,7 @@ def _plot_losses(history: list[list[float]], path: Path) -> None:
 
 
 def _report(s: Mapping[str, Any]) -> str:
-    accuracy = ", ".join("n/a" if a is None else f"{a:.3f}" for a in s["heldout_accuracy"])
+    accuracy = ", ".join(cell(a) for a in s["heldout_accuracy"])
     lines = [
         f"# Reward learned from preferences: {s['env_id']}",
         "",

@@ -58,7 +58,12 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from rewardlab.evaluation.datasets import FORMAT, FORMAT_VERSION, Episode
 from rewardlab.info_keys import STATE_PREFIX
-from rewardlab.learned.judging import HELDOUT_SEED_OFFSET, eval_reward_lines, judge_checkpoint
+from rewardlab.learned.judging import (
+    HELDOUT_SEED_OFFSET,
+    cell,
+    eval_reward_lines,
+    judge_checkpoint,
+)
 from rewardlab.learned.learn import (
     CANDIDATES_PER_QUERY,
     QUERIES,
@@ -143,12 +148,9 @@ class EnsembleReward(RewardModel):
         n = len(batch)
         if not self.nets:
             return RewardOutput(np.zeros(n))
-        columns = [
-            np.asarray(batch.info[f"{STATE_PREFIX}{name}"], dtype=np.float32).reshape(n, -1)
-            for name, _ in self.config.state_layout
-        ]
+        state = self.config.state_vector(lambda name: batch.info[STATE_PREFIX + name], n)
         norm = self.normalization
-        return RewardOutput((self.raw(np.concatenate(columns, axis=1)) - norm.shift) / norm.scale)
+        return RewardOutput((self.raw(state) - norm.shift) / norm.scale)
 
 
 class RolloutPool:
@@ -747,9 +749,6 @@ def _plot_rounds(rounds: Sequence[Mapping[str, Any]], path: Path) -> None:
 
 
 def _report(s: Mapping[str, Any]) -> str:
-    def fmt(x: float | None) -> str:
-        return "n/a" if x is None else f"{x:.3f}"
-
     training = [r["success"] for r in s["rounds"] if r["success"] is not None]
     lines = [
         f"# Reward learned online from preferences: {s['env_id']}",
@@ -769,13 +768,13 @@ def _report(s: Mapping[str, Any]) -> str:
         "|---:|---:|---:|---:|---:|",
     ]
     for r in s["rounds"]:
-        cells = [fmt(r["loss"]), fmt(r["accuracy_before"]), fmt(r["success"])]
+        cells = [cell(r["loss"]), cell(r["accuracy_before"]), cell(r["success"])]
         lines.append(f"| {r['step']} | {r['labels']} | {' | '.join(cells)} |")
     lines += [
         "",
         f"- Final agent's true success on {s['eval_episodes']} evaluation episodes "
         f"(deterministic policy, seeds from seed + {HELDOUT_SEED_OFFSET}): "
-        f"{fmt(s['final_success'])}. The table's success is another measure: the training "
+        f"{cell(s['final_success'])}. The table's success is another measure: the training "
         "episodes finished before each round, under the stochastic policy while it learned.",
         f"- Checkpoint (member 0): `{s['checkpoint']}`; the queried segments and their labels: "
         f"`{s['segments']}` and `{s['preferences']}` (refit offline with "
@@ -785,14 +784,14 @@ def _report(s: Mapping[str, Any]) -> str:
     worked = []
     if accuracies:
         worked.append(
-            f"the ensemble ordered the next round's queries with accuracy {fmt(accuracies[-1])} "
-            f"before fitting them (first: {fmt(accuracies[0])})"
+            f"the ensemble ordered the next round's queries with accuracy {cell(accuracies[-1])} "
+            f"before fitting them (first: {cell(accuracies[0])})"
         )
     if len(training) >= 2:  # like with like: training episodes at the first and last round
         verb = "rose" if training[-1] > training[0] else "did not rise"
         worked.append(
             f"the true success of the training episodes (stochastic policy) {verb} from "
-            f"{fmt(training[0])} by the first round to {fmt(training[-1])} by the last"
+            f"{cell(training[0])} by the first round to {cell(training[-1])} by the last"
         )
     if worked:
         lines += ["", "What happened: " + "; ".join(worked) + "."]

@@ -473,14 +473,9 @@ def _state_inputs(
     ds: TrajectoryDataset, config: RewardNetConfig, rows: np.ndarray | None = None
 ) -> np.ndarray:
     """Dataset state rows (every row by default) as the network's flat state input (float32)."""
-    n = ds.n_states if rows is None else len(rows)
-    columns = [
-        np.asarray(
-            ds.state(name) if rows is None else ds.state(name)[rows], dtype=np.float32
-        ).reshape(n, -1)
-        for name, _ in config.state_layout
-    ]
-    return np.concatenate(columns, axis=1)
+    if rows is None:
+        return config.state_vector(ds.state, ds.n_states)
+    return config.state_vector(lambda name: ds.state(name)[rows], len(rows))
 
 
 def _check_inputs(ds: TrajectoryDataset, config: RewardNetConfig) -> None:

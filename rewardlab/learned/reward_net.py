@@ -21,7 +21,7 @@ import datetime
 import math
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,6 +95,15 @@ class RewardNetConfig:
     @property
     def state_dim(self) -> int:
         return sum(int(np.prod(shape)) for _, shape in self.state_layout)
+
+    def state_vector(self, value: Callable[[str], Any], n: int) -> np.ndarray:
+        """``(n, state_dim)`` float32: the state variables ``value(name)`` (each ``(n,
+        *shape)``), flattened and concatenated in the layout's order: the network's input."""
+        columns = [
+            np.asarray(value(name), dtype=np.float32).reshape(n, -1)
+            for name, _ in self.state_layout
+        ]
+        return np.concatenate(columns, axis=1)
 
 
 @dataclass(frozen=True)
@@ -340,11 +349,8 @@ class LearnedReward(RewardModel):
         n = len(batch)
         state = features = None
         if self.config.inputs != "frames":
-            columns = [
-                np.asarray(batch.info[f"{STATE_PREFIX}{name}"], dtype=np.float32).reshape(n, -1)
-                for name, _ in self.config.state_layout
-            ]
-            state = torch.from_numpy(np.concatenate(columns, axis=1)).to(self.device)
+            vector = self.config.state_vector(lambda name: batch.info[STATE_PREFIX + name], n)
+            state = torch.from_numpy(vector).to(self.device)
         if self.needs_frames:
             if batch.frames is None:
                 raise ValueError("this learned reward reads frames, but the batch has none")
