@@ -4,7 +4,6 @@ batched tensor preprocessing and the frame cache's keys change speed, never the 
 from __future__ import annotations
 
 import copy
-import multiprocessing
 import os
 from typing import Any
 
@@ -146,13 +145,32 @@ def test_frame_keys_on_threads_equal_the_serial_keys() -> None:
     assert len(set(frame_keys(frames))) == 6
 
 
+FORKED_CHILD = """
+import os, sys
+import numpy as np
+from rewardlab.reward_models.frame_cache import frame_keys
+
+frames = np.random.default_rng(1).integers(0, 256, (8, 240, 320, 3), dtype=np.uint8)
+want = frame_keys(frames)  # the parent's hashing pool now exists
+pid = os.fork()
+if pid == 0:  # a child forked after it: its own pool, not the parent's dead threads
+    os._exit(0 if frame_keys(frames) == want else 3)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork only")
 def test_a_forked_child_hashes_large_batches_too() -> None:
-    from rewardlab.reward_models.frame_cache import frame_keys
+    # In a fresh interpreter: forking this test process (torch's threads, pytest's) could
+    # deadlock on locks that have nothing to do with the cache.
+    import subprocess
+    import sys
 
-    frames = np.random.default_rng(1).integers(0, 256, (8, 240, 320, 3), dtype=np.uint8)
-    want = frame_keys(frames)  # the parent's pool now exists
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(1) as pool:  # a child forked after it: its own pool, not a dead one
-        got = pool.apply_async(frame_keys, (frames,)).get(timeout=30)
-    assert got == want
+    parent = subprocess.Popen([sys.executable, "-c", FORKED_CHILD], start_new_session=True)
+    try:
+        assert parent.wait(timeout=60) == 0
+    finally:  # a hung child is killed with its parent, not left behind
+        if parent.poll() is None:
+            os.killpg(parent.pid, 9)
+            parent.wait()
