@@ -8,18 +8,21 @@ OpenAI, vLLM, llama.cpp's server and Ollama through ``LLMConfig.base_url``; see
 
 from rewardlab.llm.cache import CACHE_MODES, CacheMode, ReplayMiss, ResponseCache, request_key
 from rewardlab.llm.client import (
+    Abandoned,
     AuthenticationError,
     BudgetExceeded,
     ChatClient,
     Completion,
     LLMConfig,
     LLMError,
+    SampleInterrupted,
     Usage,
     default_base_url,
 )
 
 __all__ = [
     "CACHE_MODES",
+    "Abandoned",
     "AuthenticationError",
     "BudgetExceeded",
     "CacheMode",
@@ -29,6 +32,7 @@ __all__ = [
     "LLMError",
     "ReplayMiss",
     "ResponseCache",
+    "SampleInterrupted",
     "Usage",
     "default_base_url",
     "request_key",

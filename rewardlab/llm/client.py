@@ -7,6 +7,25 @@ Several answers to one prompt are **independent concurrent requests**, each with
 ``seed`` (:meth:`ChatClient.sample`); ``n>1`` is never sent, because llama.cpp and Ollama
 ignore it and answer once. Answers and failures are cached (:mod:`rewardlab.llm.cache`).
 
+**Timeouts and the server's queue.** :attr:`LLMConfig.timeout_s` runs from when a request is
+sent, never while it waits for one of this client's :attr:`LLMConfig.concurrency` slots. It
+cannot leave out time the request spends queued *inside the server*, which a client cannot
+see: llama.cpp serves ``--parallel`` requests at once, vLLM ``--max-num-seqs``, Ollama
+``OLLAMA_NUM_PARALLEL``, and queues the rest, and a queued request is silent until it has been
+answered (the client reads whole responses). Set ``concurrency`` at most to the server's
+parallel slots, and ``timeout_s`` above the time of one whole answer (``max_tokens`` over the
+server's tokens per second, plus the prompt's processing); otherwise requests time out in the
+server's queue and are sent again.
+
+**Abandoned work.** A request that timed out, lost its connection after it was sent, or got
+HTTP 5xx may still have been worked on (or be worked on yet) by the server, and a retry asks
+for all of it again. Such attempts are *abandoned*: each is kept with its answer or failure
+(:attr:`Completion.abandoned`, and in the cache record, so a replay counts them as the
+recording did) and counted in :class:`Usage` with the prompt tokens sent with them, which the
+token budget counts too. Ctrl-C during :meth:`ChatClient.sample` stops the batch at once
+(:class:`SampleInterrupted`): no request is sent or retried after it, and the threads waiting
+on requests in flight never keep the process alive.
+
 The API key is read from the environment variable named by :attr:`LLMConfig.api_key_env` at
 each request. It is not stored in the config, and never written to logs, error messages or
 the cache; text a server sends back (an error body that echoes the key, say) has it replaced
@@ -17,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import email.utils
+import hashlib
 import http.client
 import json
 import logging
@@ -30,7 +50,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -90,6 +109,35 @@ class BudgetExceeded(LLMError):
     """The client's token budget is spent; raised before a request would be sent."""
 
 
+class SampleInterrupted(KeyboardInterrupt):
+    """Ctrl-C (a KeyboardInterrupt) arrived while :meth:`ChatClient.sample` waited for answers.
+
+    Still a KeyboardInterrupt: ``except KeyboardInterrupt`` catches it. The batch was cancelled
+    at once: no request that had not started is sent, and none is retried. Requests in flight
+    are left to daemon threads, which never keep the process alive; an answer that still
+    arrives before the process ends is cached (and counted in :attr:`ChatClient.usage`).
+
+    Attributes:
+        completions: One entry per sample, in sample order: the :class:`Completion` of each
+            sample that had ended (answered or failed), None for the others.
+        in_flight: Requests sent and still unanswered: abandoned, though the server may go on
+            computing them.
+    """
+
+    def __init__(self, completions: list[Completion | None], in_flight: int) -> None:
+        self.completions = completions
+        self.in_flight = in_flight
+        ended = sum(c is not None for c in completions)
+        super().__init__(
+            f"interrupted with {ended} of {len(completions)} samples ended and {in_flight} "
+            "requests in flight"
+        )
+
+
+class _Cancelled(Exception):
+    """A request of a batch that was interrupted: never sent, never recorded."""
+
+
 def default_base_url() -> str:
     """The server to use when none is given.
 
@@ -137,14 +185,22 @@ class LLMConfig:
             (local servers need none).
         temperature: Sampling temperature.
         max_tokens: Cap on the completion's length; None leaves it to the server.
-        timeout_s: Seconds to wait for the connection and for each read of the answer.
+        timeout_s: Seconds to wait for the connection and for each read of the answer,
+            from when the request is sent (not while it waits for a ``concurrency`` slot).
+            The server answers only when the whole completion is ready, so this covers the
+            time the request waits in the *server's* queue, which no client can see, plus
+            the time to compute the answer: keep ``concurrency`` at most the server's
+            parallel slots, and ``timeout_s`` above one whole answer's time (module
+            docstring). A request that times out is abandoned (counted in :class:`Usage`)
+            and retried.
         max_retries: Extra attempts after a retryable failure (connection refused or reset,
             timeout, HTTP 408/409/425/429 or 5xx). Other failures are not retried.
         backoff_s: Wait before the first retry; it doubles on each further retry, times a
             jitter factor in ``[0.5, 1]`` drawn from an RNG seeded by the request (so a
             rerun waits the same). A server's ``Retry-After`` takes precedence (capped at
             60 s).
-        concurrency: At most this many requests of this client in flight at once.
+        concurrency: At most this many requests of this client in flight at once; more
+            than the server's parallel slots only queues them there (see ``timeout_s``).
         price_per_1k_prompt: USD per 1000 prompt tokens, for :attr:`Usage.cost_usd`.
         price_per_1k_completion: USD per 1000 completion tokens.
         extra_body: More request fields, sent as they are, e.g. vLLM's ``top_k`` or Ollama's
@@ -256,6 +312,21 @@ def _check_base_url(url: str) -> str:
 
 
 @dataclass(frozen=True)
+class Abandoned:
+    """One attempt of a request that the server received but whose answer was never used:
+    the server may have computed it (or still be computing it) all the same.
+
+    Attributes:
+        reason: ``"timed out"``, ``"connection lost"`` (closed or reset by the server after
+            the request was sent) or ``"HTTP <status>"`` (a 5xx).
+        seconds: From when the attempt was sent until the client gave up on it.
+    """
+
+    reason: str
+    seconds: float
+
+
+@dataclass(frozen=True)
 class Completion:
     """One answer, or the reason there is none.
 
@@ -273,6 +344,8 @@ class Completion:
             :meth:`ChatClient.complete` raises instead); None on success. In replay mode, a
             recorded failure's message, as the recording run had it.
         request_hash: The request's cache key (:func:`~rewardlab.llm.cache.request_key`).
+        abandoned: The attempts of this request abandoned before its answer (or its
+            failure), in order; for a cached or replayed one, as recorded.
     """
 
     text: str
@@ -284,6 +357,7 @@ class Completion:
     cached: bool
     error: str | None
     request_hash: str
+    abandoned: tuple[Abandoned, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -295,8 +369,10 @@ class Completion:
 class Usage:
     """What a :class:`ChatClient` has used so far.
 
-    Only answers count: a failed request (at the server, or recorded and replayed) counts in
-    neither ``requests`` nor ``cached`` and uses no tokens.
+    Answers count in ``requests``, ``cached`` and the tokens: a failed request (at the server,
+    or recorded and replayed) counts in neither and uses none. Work the server was given but
+    whose answer was never used counts apart, in the ``abandoned`` fields (cached and replayed
+    answers bring theirs as recorded).
 
     Attributes:
         requests: Answers fetched from the server (retries of one request count once).
@@ -306,6 +382,14 @@ class Usage:
         completion_tokens: Completion tokens of every answer, likewise.
         cost_usd: Price of the tokens of the answers fetched from the server; cache hits are
             free.
+        abandoned: Attempts abandoned (:class:`Abandoned`): timed out, connection lost after
+            sending, or HTTP 5xx, whether retried or not.
+        abandoned_prompt_tokens: Prompt tokens sent with them, where the server has counted
+            that prompt (the same messages answered on any attempt or seed; a request's
+            retries resend the same prompt). Their completion tokens are unknown.
+        abandoned_unmeasured: Abandoned attempts whose prompt no answer has counted yet, so
+            they are not in ``abandoned_prompt_tokens``.
+        abandoned_s: Seconds spent waiting on abandoned attempts.
     """
 
     requests: int = 0
@@ -313,11 +397,21 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    abandoned: int = 0
+    abandoned_prompt_tokens: int = 0
+    abandoned_unmeasured: int = 0
+    abandoned_s: float = 0.0
 
     @property
     def total_tokens(self) -> int:
-        """Prompt and completion tokens together."""
+        """Prompt and completion tokens of the answers."""
         return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def spent_tokens(self) -> int:
+        """What the token budget counts: the answers' tokens and the prompt tokens sent with
+        abandoned attempts."""
+        return self.total_tokens + self.abandoned_prompt_tokens
 
 
 class ChatClient:
@@ -336,8 +430,9 @@ class ChatClient:
         cache_dir: Folder of the response cache (see :mod:`rewardlab.llm.cache`); None
             disables caching, which modes ``"replay"`` and ``"record"`` need.
         cache_mode: ``"off"``, ``"read_write"``, ``"replay"`` or ``"record"``.
-        token_budget: Once this many tokens (prompt and completion, cached answers
-            included) are used, further calls raise :class:`BudgetExceeded` before any
+        token_budget: Once this many tokens (:attr:`Usage.spent_tokens`: prompt and
+            completion of the answers, cached ones included, and the prompts of abandoned
+            attempts) are used, further calls raise :class:`BudgetExceeded` before any
             request is sent. It is checked before each :meth:`complete` and once before each
             :meth:`sample` batch, so a batch may overshoot it; None means no limit.
 
@@ -360,8 +455,8 @@ class ChatClient:
         ... except ReplayMiss as exc:
         ...     print(exc.digest)
         model='m', 1 message, last (user): 'hi'
-        >>> client.usage
-        Usage(requests=0, cached=0, prompt_tokens=0, completion_tokens=0, cost_usd=0.0)
+        >>> client.usage.requests, client.usage.total_tokens
+        (0, 0)
     """
 
     def __init__(
@@ -389,6 +484,10 @@ class ChatClient:
         self._slots = threading.BoundedSemaphore(config.concurrency)
         self._lock = threading.Lock()
         self._usage = Usage()
+        # By prompt (_prompt_key): its token count once an answer has reported it, and the
+        # abandoned attempts still waiting for that count.
+        self._prompt_tokens: dict[str, int] = {}
+        self._unmeasured: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return (
@@ -450,18 +549,45 @@ class ChatClient:
             AuthenticationError: The server refused the API key (every sample would fail).
             BudgetExceeded: The token budget was spent before the batch.
             ReplayMiss: Cache mode ``"replay"`` and a sample has no recorded answer.
+            SampleInterrupted: Ctrl-C while waiting: the batch is cancelled at once, and the
+                exception holds the samples that had ended.
             ValueError: For malformed messages or ``k < 1``.
         """
         _int_at_least("k", k, 1)
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise ValueError(f"seed must be an integer, got {seed!r}")
-        requests = [self._request(messages, seed + i) for i in range(k)]
+        batch = _Batch([self._request(messages, seed + i) for i in range(k)])
         self._check_budget()
-        workers = min(k, self.config.concurrency)
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rewardlab-llm") as pool:
-            futures = [pool.submit(self._sample_one, r) for r in requests]
-        # All samples have finished here, so the first fatal error is raised in sample order.
-        return [future.result() for future in futures]
+        # Daemon threads, not a ThreadPoolExecutor: the interpreter joins an executor's
+        # threads at exit, so Ctrl-C would wait for every request in flight (and every retry
+        # and queued sample) before the process could end.
+        threads = [
+            threading.Thread(
+                target=self._work, args=(batch,), name=f"rewardlab-llm-{i}", daemon=True
+            )
+            for i in range(min(k, self.config.concurrency))
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            for thread in threads:
+                thread.join()
+        except BaseException as exc:
+            with batch.lock:
+                batch.cancel.set()
+                ended = [r if isinstance(r, Completion) else None for r in batch.results]
+                in_flight = sum(
+                    started and result is None
+                    for started, result in zip(batch.started, batch.results, strict=True)
+                )
+            if isinstance(exc, KeyboardInterrupt):
+                raise SampleInterrupted(ended, in_flight) from exc
+            raise
+        # Every sample has ended, so the first fatal error is raised in sample order.
+        for result in batch.results:
+            if isinstance(result, BaseException):
+                raise result
+        return [result for result in batch.results if isinstance(result, Completion)]
 
     # -- internals --
 
@@ -496,11 +622,32 @@ class ChatClient:
             "extra_body": c.extra_body,
         }
 
-    def _sample_one(self, request: dict[str, Any]) -> Completion:
+    def _work(self, batch: _Batch) -> None:
+        """A thread of :meth:`sample`: take the batch's next sample until none is left or the
+        batch is cancelled; keep each outcome, an exception included, for the caller."""
+        while True:
+            with batch.lock:
+                if batch.cancel.is_set() or batch.next >= len(batch.requests):
+                    return
+                index = batch.next
+                batch.next += 1
+                batch.started[index] = True
+            result: Completion | BaseException
+            try:
+                result = self._sample_one(batch.requests[index], batch.cancel)
+            except BaseException as exc:  # noqa: BLE001  (raised in the caller's thread)
+                result = exc
+            with batch.lock:
+                batch.results[index] = result
+
+    def _sample_one(
+        self, request: dict[str, Any], cancel: threading.Event | None = None
+    ) -> Completion:
         """One sample of :meth:`sample`: a failure becomes an errored Completion unless fatal."""
         start = time.perf_counter()
+        abandoned: list[Abandoned] = []
         try:
-            return self._complete(request)
+            return self._complete(request, cancel, abandoned)
         except (AuthenticationError, BudgetExceeded):
             raise
         except LLMError as exc:
@@ -514,48 +661,69 @@ class ChatClient:
                 cached=False,
                 error=str(exc),
                 request_hash=request_key(request),
+                abandoned=tuple(abandoned),
             )
 
     def _check_budget(self) -> None:
         used = self.usage
-        if self.token_budget is not None and used.total_tokens >= self.token_budget:
+        if self.token_budget is not None and used.spent_tokens >= self.token_budget:
+            abandoned = (
+                f" + {used.abandoned_prompt_tokens} prompt tokens of abandoned attempts"
+                if used.abandoned_prompt_tokens
+                else ""
+            )
             raise BudgetExceeded(
-                f"token budget of {self.token_budget} spent: {used.total_tokens} tokens used "
-                f"({used.prompt_tokens} prompt + {used.completion_tokens} completion); raise "
-                "token_budget to continue"
+                f"token budget of {self.token_budget} spent: {used.spent_tokens} tokens used "
+                f"({used.prompt_tokens} prompt + {used.completion_tokens} completion"
+                f"{abandoned}); raise token_budget to continue"
             )
 
-    def _complete(self, request: dict[str, Any]) -> Completion:
+    def _complete(
+        self,
+        request: dict[str, Any],
+        cancel: threading.Event | None = None,
+        abandoned: list[Abandoned] | None = None,
+    ) -> Completion:
         """One request: from the cache if allowed, else from the server (then cached).
 
         A failure is cached too, for replay, but not an :class:`AuthenticationError`: a refused
         key says nothing about the request, and replaying it would hide where recording stopped.
+        The request's abandoned attempts are appended to ``abandoned`` as they happen (or as
+        recorded, for a cached or replayed outcome) and stored with the outcome.
         """
         start = time.perf_counter()
-        key = request_key(request)
+        key, prompt = request_key(request), _prompt_key(request)
+        abandoned = [] if abandoned is None else abandoned
         cache = self.cache
         if cache is not None and self.cache_mode in ("read_write", "replay"):
             record = cache.get(key)
             if record is not None:
-                completion = self._parse(
-                    record.get("response"), f"cache file {cache.path(key)}", key, start
-                )
-                return self._account(completion, cached=True)
+                source = f"cache file {cache.path(key)}"
+                completion = self._parse(record.get("response"), source, key, start)
+                self._abandon(prompt, abandoned, _recorded_abandoned(record, source))
+                completion = dataclasses.replace(completion, abandoned=tuple(abandoned))
+                return self._account(completion, prompt, cached=True)
             if self.cache_mode == "replay":
                 failure = cache.get_failure(key)
                 if failure is None:
                     raise ReplayMiss(key, describe_request(request), cache.directory)
+                source = f"cache file {cache.failure_path(key)}"
+                self._abandon(prompt, abandoned, _recorded_abandoned(failure, source))
                 raise LLMError(failure["error"])
         # Read once per request: the key sent, and the key kept out of errors and the cache.
         secret = os.environ.get(self.config.api_key_env) or None
         try:
-            response, completion = self._fetch(request, key, secret, start)
+            response, completion = self._fetch(request, key, secret, start, cancel, abandoned)
         except AuthenticationError:
             raise
         except LLMError as exc:
             if cache is not None:
                 record = self._record(
-                    request, secret, error=str(exc), latency_s=time.perf_counter() - start
+                    request,
+                    secret,
+                    error=str(exc),
+                    latency_s=time.perf_counter() - start,
+                    **_abandoned_field(abandoned),
                 )
                 try:
                     cache.put_failure(key, record)
@@ -566,22 +734,34 @@ class ChatClient:
                         "could not record a failed request in the cache: %s", write_error
                     )
             raise
+        completion = dataclasses.replace(completion, abandoned=tuple(abandoned))
         if cache is not None:
-            cache.put(
-                key,
-                self._record(request, secret, response=response, latency_s=completion.latency_s),
+            record = self._record(
+                request,
+                secret,
+                response=response,
+                latency_s=completion.latency_s,
+                **_abandoned_field(abandoned),
             )
-        return self._account(completion, cached=False)
+            cache.put(key, record)
+        return self._account(completion, prompt, cached=False)
 
     def _fetch(
-        self, request: dict[str, Any], key: str, secret: str | None, start: float
+        self,
+        request: dict[str, Any],
+        key: str,
+        secret: str | None,
+        start: float,
+        cancel: threading.Event | None,
+        abandoned: list[Abandoned],
     ) -> tuple[Any, Completion]:
         """Ask the server; returns its parsed JSON answer and the Completion it holds."""
         # Fields left unset (None) are not sent: the server's default applies.
         sent = ("model", "messages", "temperature", "max_tokens", "seed")
         body = {name: request[name] for name in sent if request[name] is not None}
         body.update(request["extra_body"])
-        raw = self._post(canonical_json(body).encode("ascii"), key, secret)
+        data = canonical_json(body).encode("ascii")
+        raw = self._post(data, key, secret, _prompt_key(request), cancel, abandoned)
         try:
             response = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -655,8 +835,9 @@ class ChatClient:
             request_hash=key,
         )
 
-    def _account(self, completion: Completion, *, cached: bool) -> Completion:
-        """Add ``completion`` to the usage; returns it, marked as cached if it was."""
+    def _account(self, completion: Completion, prompt: str, *, cached: bool) -> Completion:
+        """Add ``completion`` to the usage (and its prompt's token count to the abandoned
+        attempts of that prompt still unmeasured); returns it, marked as cached if it was."""
         c = self.config
         cost = 0.0
         if not cached:
@@ -666,17 +847,57 @@ class ChatClient:
             ) / 1000.0
         with self._lock:
             u = self._usage
-            self._usage = Usage(
+            measured = 0
+            if completion.prompt_tokens > 0:
+                self._prompt_tokens.setdefault(prompt, completion.prompt_tokens)
+                measured = self._unmeasured.pop(prompt, 0)
+            self._usage = dataclasses.replace(
+                u,
                 requests=u.requests + (not cached),
                 cached=u.cached + cached,
                 prompt_tokens=u.prompt_tokens + completion.prompt_tokens,
                 completion_tokens=u.completion_tokens + completion.completion_tokens,
                 cost_usd=u.cost_usd + cost,
+                abandoned_prompt_tokens=u.abandoned_prompt_tokens
+                + measured * self._prompt_tokens.get(prompt, 0),
+                abandoned_unmeasured=u.abandoned_unmeasured - measured,
             )
         return dataclasses.replace(completion, cached=True) if cached else completion
 
-    def _post(self, body: bytes, key: str, secret: str | None) -> bytes:
-        """POST ``body`` with API key ``secret``, retrying where it may help; returns the answer."""
+    def _abandon(self, prompt: str, into: list[Abandoned], attempts: Sequence[Abandoned]) -> None:
+        """Count ``attempts`` (of a request with prompt key ``prompt``) as abandoned work, and
+        append them to ``into``. Their prompt tokens count now if an answer has measured the
+        prompt, else when one does."""
+        if not attempts:
+            return
+        into.extend(attempts)
+        n = len(attempts)
+        with self._lock:
+            u = self._usage
+            tokens = self._prompt_tokens.get(prompt)
+            if tokens is None:
+                self._unmeasured[prompt] = self._unmeasured.get(prompt, 0) + n
+            self._usage = dataclasses.replace(
+                u,
+                abandoned=u.abandoned + n,
+                abandoned_prompt_tokens=u.abandoned_prompt_tokens + n * (tokens or 0),
+                abandoned_unmeasured=u.abandoned_unmeasured + n * (tokens is None),
+                abandoned_s=u.abandoned_s + sum(a.seconds for a in attempts),
+            )
+
+    def _post(
+        self,
+        body: bytes,
+        key: str,
+        secret: str | None,
+        prompt: str,
+        cancel: threading.Event | None,
+        abandoned: list[Abandoned],
+    ) -> bytes:
+        """POST ``body`` with API key ``secret``, retrying where it may help; returns the answer.
+
+        Each attempt the server received but did not answer usefully is counted as abandoned
+        (:meth:`_abandon`) as it ends. Once ``cancel`` is set, no further attempt is made."""
         c = self.config
         url = self._endpoint
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -691,7 +912,13 @@ class ChatClient:
         kind, detail = "", ""
         for attempt in range(1, attempts + 1):
             retry_after: float | None = None
+            lost: str | None = None
             with self._slots:
+                if cancel is not None and cancel.is_set():
+                    raise _Cancelled()
+                # The timeout, and an abandoned attempt's seconds, run from here: waiting for
+                # a slot (behind this client's own requests) is no part of them.
+                sent = time.perf_counter()
                 try:
                     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
                     with urllib.request.urlopen(request, timeout=c.timeout_s) as response:
@@ -719,10 +946,17 @@ class ChatClient:
                     limited = " (rate limited)" if status == 429 else ""
                     kind = "http"
                     detail = f"answered HTTP {status}{limited}: {_snippet(answer, secret)}"
+                    if status >= 500:  # 408, 409, 425 and 429 say the work was not done
+                        lost = f"HTTP {status}"
                 except urllib.error.URLError as exc:
+                    # Raised while connecting or sending: the server never had the request.
                     kind, detail = _connection_failure(exc.reason)
                 except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:
+                    # Raised waiting for or reading the answer: the request had been sent.
                     kind, detail = _connection_failure(exc)
+                    lost = "timed out" if kind == "timeout" else "connection lost"
+            if lost is not None:
+                self._abandon(prompt, abandoned, [Abandoned(lost, time.perf_counter() - sent)])
             if attempt < attempts:
                 if retry_after is not None:
                     wait = min(retry_after, _MAX_RETRY_WAIT_S)
@@ -754,6 +988,51 @@ class ChatClient:
                 f"${BASE_URL_ENV_VARS[0]}) and the network"
             )
         raise LLMError(f"{where} {detail} ({tried})")
+
+
+class _Batch:
+    """The shared state of one :meth:`ChatClient.sample` call; ``lock`` guards it."""
+
+    def __init__(self, requests: list[dict[str, Any]]) -> None:
+        self.requests = requests
+        self.results: list[Completion | BaseException | None] = [None] * len(requests)
+        self.started = [False] * len(requests)
+        self.next = 0
+        self.cancel = threading.Event()
+        self.lock = threading.Lock()
+
+
+def _prompt_key(request: Mapping[str, Any]) -> str:
+    """What determines a request's prompt tokens (the model, its messages and server options),
+    leaving out what only changes the answer (seed, temperature, max_tokens)."""
+    prompt = {name: request[name] for name in ("model", "messages", "extra_body")}
+    return hashlib.sha256(canonical_json(prompt).encode("ascii")).hexdigest()
+
+
+def _abandoned_field(abandoned: Sequence[Abandoned]) -> dict[str, Any]:
+    """``{"abandoned": [...]}`` for a cache record, or nothing when there were none."""
+    return {"abandoned": [dataclasses.asdict(a) for a in abandoned]} if abandoned else {}
+
+
+def _recorded_abandoned(record: Mapping[str, Any], source: str) -> list[Abandoned]:
+    """The abandoned attempts a cache record holds (none in records written without them).
+
+    Raises:
+        ValueError: For a malformed list, naming ``source``.
+    """
+    entries = record.get("abandoned", [])
+    try:
+        if not isinstance(entries, list):
+            raise TypeError("not a list")
+        found = [Abandoned(str(e["reason"]), float(e["seconds"])) for e in entries]
+        if not all(math.isfinite(a.seconds) and a.seconds >= 0 for a in found):
+            raise ValueError("seconds must be finite and >= 0")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(
+            f"{source} has a malformed 'abandoned' list ({exc}); delete the file to ask the "
+            "server again"
+        ) from None
+    return found
 
 
 def _connection_failure(reason: object) -> tuple[str, str]:

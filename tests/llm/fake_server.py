@@ -20,7 +20,9 @@ What it answers, in order of precedence:
    picks the answer. None answers ``"echo (seed=<seed>): <last user message>"``.
 
 An answer is a string (the completion's text), a dict (the whole JSON body, sent as is),
-bytes (a raw body) or a :class:`Reply` (status, headers, delay, token counts).
+bytes (a raw body) or a :class:`Reply` (status, headers, delay, token counts, or a connection
+closed without an answer). :meth:`FakeLLMServer.stop` ends every delay at once, so a server
+stopped mid-request closes its connections as a killed server would.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ class Reply:
         finish_reason: The completion's ``finish_reason``.
         usage: ``(prompt_tokens, completion_tokens)``; default: whitespace-separated words
             of the messages and of the text.
+        drop: Close the connection without answering (after ``delay_s``), as a server that
+            crashed or restarted mid-request does.
     """
 
     content: str = ""
@@ -59,6 +63,7 @@ class Reply:
     delay_s: float = 0.0
     finish_reason: str = "stop"
     usage: tuple[int, int] | None = None
+    drop: bool = False
 
 
 def unused_port() -> int:
@@ -118,6 +123,7 @@ class FakeLLMServer:
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     # -- lifecycle --
 
@@ -125,6 +131,7 @@ class FakeLLMServer:
         """Start serving in a background thread; returns self."""
         if self._httpd is not None:
             raise RuntimeError("FakeLLMServer is already running")
+        self._stopping.clear()
         handler = type("_BoundHandler", (_Handler,), {"fake": self})
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         # Handler threads may still be sleeping when a test ends (a client that timed out
@@ -137,9 +144,11 @@ class FakeLLMServer:
         return self
 
     def stop(self) -> None:
-        """Stop serving and close the port (later connections are refused)."""
+        """Stop serving and close the port (later connections are refused); requests waiting
+        out a delay have their connections closed unanswered."""
         if self._httpd is None:
             return
+        self._stopping.set()
         self._httpd.shutdown()
         self._httpd.server_close()
         if self._thread is not None:
@@ -347,7 +356,11 @@ class _Handler(BaseHTTPRequestHandler):
                     )
                     return
             reply = fake._answer(body)
-            time.sleep(fake.delay_s + reply.delay_s)
+            # Interrupted by stop(): the server is gone, and so is the answer.
+            if fake._stopping.wait(fake.delay_s + reply.delay_s) or reply.drop:
+                done()
+                self.close_connection = True
+                return
             out = reply.body if reply.body is not None else fake._completion(body, reply)
             done()
             self._send(reply.status, out, reply.headers)
