@@ -275,7 +275,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     import json
 
     from rewardlab.experiments.comparison_spec import load_spec
-    from rewardlab.experiments.runner import run_comparison
+    from rewardlab.experiments.runner import RunFailed, RunNotVisible, run_comparison
     from rewardlab.presets import preset_warnings
     from rewardlab.sandbox import ProgramContained
 
@@ -308,6 +308,15 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         return _error(exc)
+    except KeyboardInterrupt:
+        print(
+            f"stopped by Ctrl-C; finished runs are kept in {out}: run the same command again "
+            "to resume",
+            file=sys.stderr,
+        )
+        return 130
+    except (RunFailed, RunNotVisible) as exc:
+        return _error(f"{exc}; finished runs are kept in {out}", status=1)
     except ProgramContained as exc:
         kept = (
             f"Finished runs are kept in {out}; run the same command again to resume (only "
@@ -1205,7 +1214,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             import_task_modules(args.tasks)
         except ValueError as exc:
             return _error(exc)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:  # a command with work to keep says so itself, first
+        print("stopped by Ctrl-C", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

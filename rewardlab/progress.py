@@ -16,17 +16,26 @@ class Progress:
         >>> p = Progress(3)
         >>> p.tick().startswith("[1/3, ETA")
         True
+        >>> p.tick(running=1).startswith("[2/3 done, 1 running, 0 queued, ETA")
+        True
     """
 
     def __init__(self, total: int) -> None:
         self.total, self.done, self.start = total, 0, time.perf_counter()
 
-    def tick(self, n: int = 1) -> str:
-        """Count ``n`` more finished items; return ``[k/N, ETA ...]`` (``[N/N]`` at the end)."""
+    def tick(self, n: int = 1, *, running: int | None = None) -> str:
+        """Count ``n`` more finished items; return ``[k/N, ETA ...]`` (``[N/N]`` at the end).
+
+        With ``running`` (items started and not finished), ``[k/N done, r running, q queued,
+        ETA ...]``, ``q`` the items not started.
+        """
         self.done += n
         left = self.total - self.done
+        counts = f"{self.done}/{self.total}"
+        if running is not None:
+            counts += f" done, {running} running, {left - running} queued"
         if left <= 0:
-            return f"[{self.done}/{self.total}]"
+            return f"[{counts}]"
         eta = (time.perf_counter() - self.start) / self.done * left
         when = (
             f"{eta:.0f} s"
@@ -35,4 +44,4 @@ class Progress:
             if eta < 5400
             else f"{eta / 3600:.1f} h"
         )
-        return f"[{self.done}/{self.total}, ETA {when}]"
+        return f"[{counts}, ETA {when}]"

@@ -30,8 +30,9 @@ Anything else is read as a YAML mapping, e.g. ``"{shaping: progress, reward_type
 from __future__ import annotations
 
 import difflib
+import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -39,7 +40,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 # Configuration only: importing the options imports neither torch nor open_clip.
-from rewardlab.reward_models.clip import CLIPOptions
+from rewardlab.reward_models.clip import CLIPOptions, is_file_path
 
 __all__ = [
     "REWARD_SHORTHANDS",
@@ -51,6 +52,7 @@ __all__ = [
     "ProgramModelSpec",
     "RewardSpec",
     "build_model",
+    "check_digest",
     "check_info_keys",
     "load_yaml",
     "parse_reward",
@@ -62,6 +64,60 @@ __all__ = [
 
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _absolute(path: str, folder: Path) -> str:
+    """``path`` (``~`` expanded) made absolute against ``folder``."""
+    return str((folder / Path(path).expanduser()).absolute())
+
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def _digest(path: str, what: str, fix: str = "") -> str:
+    """The SHA-256 of the file at ``path`` (cached while its size and mtime hold).
+
+    Raises:
+        ValueError: Naming ``what`` the file is, where it does not exist (with ``fix``, what
+            to do) or cannot be read.
+    """
+    from rewardlab.provenance import file_sha256
+
+    try:
+        stat = os.stat(path)
+        key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+        if key not in _DIGESTS:
+            _DIGESTS[key] = file_sha256(path)
+    except FileNotFoundError:
+        raise ValueError(f"{what} {path} does not exist{fix}") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read the {what} {path}: {exc.strerror or exc}") from None
+    return _DIGESTS[key]
+
+
+def check_digest(path: str, sha256: str, what: str) -> None:
+    """Check the file at ``path`` is the one whose SHA-256 was recorded when the run was
+    planned (on a cluster: the same file on this node as on the driver's).
+
+    Raises:
+        ValueError: Naming the file, the node, and what to do.
+    """
+    import socket
+
+    node = socket.gethostname()
+    try:
+        actual = _digest(path, what)
+    except ValueError as exc:
+        raise ValueError(
+            f"{exc}, on node {node}; put the file at the same path on every node that runs "
+            "(a shared folder) or run on the machine that has it"
+        ) from None
+    if actual != sha256:
+        raise ValueError(
+            f"{what} {path} on node {node} is not the file the run was planned with (sha256 "
+            f"{actual[:12]}... here, {sha256[:12]}... recorded): copy the same file to every "
+            "node (or a shared folder), or re-plan the runs with this one"
+        )
 
 
 class ClipModelSpec(_Spec):
@@ -87,6 +143,7 @@ class ClipModelSpec(_Spec):
     precision: str = CLIPOptions.precision
     cache_size: int = CLIPOptions.cache_size
     cache_dir: str | None = CLIPOptions.cache_dir
+    pretrained_sha256: str | None = None
 
     def model_post_init(self, context: Any, /) -> None:
         try:
@@ -96,8 +153,36 @@ class ClipModelSpec(_Spec):
 
     def clip_options(self) -> CLIPOptions:
         """These options as a :class:`~rewardlab.reward_models.clip.CLIPOptions`."""
-        fields = self.model_dump(exclude={"kind", "goal", "baseline", "negatives", "options"})
-        return CLIPOptions(**fields, head_options=self.options)
+        exclude = {"kind", "goal", "baseline", "negatives", "options", "pretrained_sha256"}
+        return CLIPOptions(**self.model_dump(exclude=exclude), head_options=self.options)
+
+    @property
+    def pretrained_file(self) -> bool:
+        """Whether ``pretrained`` names a local checkpoint file (not an open_clip tag)."""
+        return self.pretrained is not None and is_file_path(self.pretrained)
+
+    def resolved(self, folder: Path) -> ClipModelSpec:
+        """This spec with a relative checkpoint path made absolute against ``folder``."""
+        if self.pretrained is None or not self.pretrained_file:
+            return self
+        return self.model_copy(update={"pretrained": _absolute(self.pretrained, folder)})
+
+    def pinned(self, task_name: Callable[[], str]) -> ClipModelSpec:
+        """This spec with its checkpoint file's SHA-256 (a tag names its weights already).
+
+        Raises:
+            ValueError: A checkpoint file that does not exist or cannot be read.
+        """
+        if not self.pretrained_file or self.pretrained_sha256 is not None:
+            return self
+        assert self.pretrained is not None
+        fix = (
+            "; give the path of an open_clip checkpoint on this machine (a relative path is "
+            "read from the spec file's folder), or a pretrained tag: "
+            f"open_clip.list_pretrained_tags_by_model({self.model!r})"
+        )
+        digest = _digest(self.pretrained, f"CLIP checkpoint file for {self.model!r}", fix)
+        return self.model_copy(update={"pretrained_sha256": digest})
 
 
 class InfoModelSpec(_Spec):
@@ -125,13 +210,24 @@ class ProgramModelSpec(_Spec):
     kind: Literal["program"]
     path: str | None = None
     source: str | None = None
+    sha256: str | None = None
     clip: float = Field(default=100.0, gt=0.0)
     timeout_s: float = Field(default=2.0, gt=0.0)
     max_exceptions: int = Field(default=3, ge=1)
 
     def model_post_init(self, context: Any, /) -> None:
-        if (self.path is None) == (self.source is None):
+        if self.sha256 is None and (self.path is None) == (self.source is None):
             raise ValueError("a program model needs exactly one of path and source")
+        if self.sha256 is not None:  # pinned: the source travels, the path is where it was read
+            if self.source is None:
+                raise ValueError("sha256 is the digest of the program's source: give source too")
+            actual = hashlib.sha256(self.source.encode()).hexdigest()
+            if actual != self.sha256:
+                raise ValueError(
+                    f"the program's source (sha256 {actual[:12]}...) does not match its sha256 "
+                    f"({self.sha256[:12]}...): it was changed after it was read; drop sha256 to "
+                    "use this source"
+                )
 
     def read_source(self, task_name: str) -> str:
         """The program's source (``path: reference``: the task's reference program)."""
@@ -146,6 +242,26 @@ class ProgramModelSpec(_Spec):
             return Path(self.path).read_text()
         except (OSError, UnicodeDecodeError) as exc:
             raise ValueError(f"cannot read the reward program {self.path}: {exc}") from None
+
+    def resolved(self, folder: Path) -> ProgramModelSpec:
+        """This spec with a relative program path made absolute against ``folder``."""
+        if self.source is not None or self.path in (None, "reference"):
+            return self
+        assert self.path is not None
+        return self.model_copy(update={"path": _absolute(self.path, folder)})
+
+    def pinned(self, task_name: Callable[[], str]) -> ProgramModelSpec:
+        """This spec with the program's source and its SHA-256 in it (``path`` kept as where
+        it was read), so that no other process reads a file of its own.
+
+        Raises:
+            ValueError: A program file that cannot be read.
+        """
+        if self.sha256 is not None:
+            return self
+        source = self.read_source(task_name() if self.path == "reference" else "")
+        digest = hashlib.sha256(source.encode()).hexdigest()
+        return self.model_copy(update={"source": source, "sha256": digest})
 
 
 class LearnedModelSpec(_Spec):
@@ -164,6 +280,26 @@ class LearnedModelSpec(_Spec):
     device: str = "auto"
     scale: float = 1.0
     shift: float = 0.0
+    sha256: str | None = None
+
+    def resolved(self, folder: Path) -> LearnedModelSpec:
+        """This spec with a relative checkpoint path made absolute against ``folder``."""
+        return self.model_copy(update={"path": _absolute(self.path, folder)})
+
+    def pinned(self, task_name: Callable[[], str]) -> LearnedModelSpec:
+        """This spec with its checkpoint's SHA-256, which every process loading it checks.
+
+        Raises:
+            ValueError: A checkpoint that does not exist or cannot be read.
+        """
+        if self.sha256 is not None:
+            return self
+        fix = (
+            "; give the checkpoint.pt that rewardlab learn-reward wrote (a relative path is "
+            "read from the spec file's folder)"
+        )
+        digest = _digest(self.path, "reward-net checkpoint", fix)
+        return self.model_copy(update={"sha256": digest})
 
     @field_validator("scale", "shift")
     @classmethod
@@ -226,6 +362,45 @@ class RewardSpec(_Spec):
     def is_negative_control(self) -> bool:
         """True for the controls that break policy invariance on purpose."""
         return self.progress_bonus is not None or self.shaping_gamma is not None
+
+    def resolved(self, folder: str | os.PathLike[str]) -> RewardSpec:
+        """This spec with every relative file path (a program, a reward-net or CLIP
+        checkpoint) made absolute against ``folder``."""
+        return self._map(lambda part: part.resolved(Path(folder)))
+
+    def pinned(self, env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> RewardSpec:
+        """This spec with what its files hold recorded in it: a reward program's source and
+        SHA-256 (so it travels with the run), a checkpoint's SHA-256 (checked by every
+        process that loads it). Relative paths are the working directory's (see
+        :meth:`resolved`); a pinned spec is returned as it is.
+
+        Raises:
+            ValueError: Naming the field (``model`` or ``shaping``) and a file that does not
+                exist or cannot be read.
+        """
+        name: list[str] = []
+
+        def task_name() -> str:  # the env is made only for a reference program
+            if not name:
+                from rewardlab.envs import get_task, make
+
+                with make(env_id, **(env_kwargs or {})) as env:
+                    name.append(get_task(env).name)
+            return name[0]
+
+        return self._map(lambda part: part.pinned(task_name))
+
+    def _map(self, fn: Callable[[Any], Any]) -> RewardSpec:
+        """This spec with ``fn`` applied to its program, learned and CLIP model specs."""
+        update = {}
+        for field in ("model", "shaping"):
+            part = getattr(self, field)
+            if isinstance(part, (ClipModelSpec, ProgramModelSpec, LearnedModelSpec)):
+                try:
+                    update[field] = fn(part)
+                except ValueError as exc:
+                    raise ValueError(f"{field}: {exc}") from None
+        return self.model_copy(update=update) if update else self
 
 
 REWARD_SHORTHANDS: dict[str, dict[str, Any]] = {
@@ -503,6 +678,8 @@ def build_model(
         from rewardlab.learned import load_learned_reward
 
         layout = [(v.name, tuple(v.shape)) for v in task.state_variables]
+        if spec.sha256 is not None:
+            check_digest(spec.path, spec.sha256, "reward-net checkpoint")
         learned = load_learned_reward(spec.path, env_id, layout, observation_space, spec.device)
         if spec.scale == 1.0 and spec.shift == 0.0:
             return learned
@@ -533,6 +710,10 @@ def build_model(
                 f"reward program {where} rejected ({exc.reason}): {exc.message}{check}",
                 exc.line,
             ) from None
+    if spec.pretrained is not None and spec.pretrained_sha256 is not None:
+        check_digest(
+            spec.pretrained, spec.pretrained_sha256, f"CLIP checkpoint file for {spec.model!r}"
+        )
     prompts = {k: getattr(spec, k) for k in ("goal", "baseline", "negatives")}
     return CLIPRewardModel.from_task(
         task, spec.clip_options(), **{k: v for k, v in prompts.items() if v is not None}

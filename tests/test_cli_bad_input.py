@@ -235,7 +235,7 @@ CASES: list[tuple[str, Case, str]] = [
     (
         "compare-program-missing",
         lambda p: ["compare", p.spec(variants={"m": p.program_reward(p.inputs / "no.py")})],
-        "variants.m: cannot read the reward program",
+        "variants.m.reward.model: cannot read the reward program",
     ),
     (
         "compare-program-syntax",

@@ -299,6 +299,11 @@ def train(
             :class:`~rewardlab.wrappers.timing.RewardTooSlow`, a subclass, when it is over its
             time budget.
     """
+    try:  # config.json records the program's source and each file's SHA-256
+        pinned = config.reward.resolved(Path.cwd()).pinned(config.env, config.env_kwargs)
+    except ValueError as exc:
+        raise ValueError(f"reward.{exc}") from None
+    config = config.model_copy(update={"reward": pinned})
     params, gamma = _resolve(config)
     # A misspelt info key fails here, before anything is written (library callers too).
     check_info_keys(config.reward, config.env, config.env_kwargs, evaluation=True)

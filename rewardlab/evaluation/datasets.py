@@ -52,7 +52,6 @@ half-written dataset.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
 import json
 import math
@@ -69,6 +68,7 @@ import numpy as np
 
 from rewardlab.envs.core import Task, expert_policy, get_task
 from rewardlab.envs.tasks import make, resolve_env_id, task_reward_types
+from rewardlab.provenance import file_sha256, package_versions
 
 __all__ = [
     "EPISODE_KINDS",
@@ -423,26 +423,6 @@ def _near_miss(
     )
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _package_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for name in ("rewardlab", "gymnasium", "numpy", "mujoco"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            continue
-    return out
-
-
 def _is_dataset(path: Path) -> bool:
     try:
         return json.loads((path / "metadata.json").read_text()).get("format") == FORMAT
@@ -583,13 +563,13 @@ def _write(config: DatasetConfig, folder: Path) -> None:
         "env_version": spec.version,
         "max_episode_steps": spec.max_episode_steps,
         "dense_reward_type": dense_type,
-        "versions": _package_versions(),
+        "versions": package_versions(("rewardlab", "gymnasium", "numpy", "mujoco")),
         "generator": config.to_dict(),
         "n_episodes": len(episodes),
         "n_states": start,
         "n_transitions": start - len(episodes),
         "state_variables": state_names,
-        "sha256": {f: _sha256(folder / f) for f in files},
+        "sha256": {f: file_sha256(folder / f) for f in files},
     }
     (folder / "metadata.json").write_text(json.dumps(metadata, indent=1))
 
@@ -718,7 +698,7 @@ class TrajectoryDataset:
         Raises:
             ValueError: Naming the files that changed since generation.
         """
-        bad = [f for f, h in self.metadata["sha256"].items() if _sha256(self.path / f) != h]
+        bad = [f for f, h in self.metadata["sha256"].items() if file_sha256(self.path / f) != h]
         if bad:
             raise ValueError(f"dataset {self.path}: {bad} changed since generation; regenerate it")
 

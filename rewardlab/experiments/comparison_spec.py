@@ -17,7 +17,10 @@ Example (``experiments/gridworld-keydoor.yaml`` is a full one)::
     workers: 2
     report: {normalize: {sparse: sparse, human: big-batch}}   # optional: Eureka's score
     task_modules: [my_tasks.py]   # optional: modules registering other envs' tasks
-                                  # (rewardlab.register_task; a .py path is this file's folder's)
+                                  # (rewardlab.register_task)
+
+A relative file path in a spec file (a reward program's ``path:``, a checkpoint, a ``.py``
+task module) is read from the spec file's folder, wherever the command runs.
 
 Every error names the field it is about, e.g. ``variants.pbrs.reward: unknown reward``.
 """
@@ -191,6 +194,18 @@ class ComparisonSpec(_Strict):
                 out[name] = {"reward": parse_reward(v, f"variants.{name}")}
         return out
 
+    @field_validator("envs")
+    @classmethod
+    def _unique_envs(cls, value: list[EnvEntry]) -> list[EnvEntry]:
+        ids = [env.id for env in value]
+        for env_id in ids:
+            if ids.count(env_id) > 1:
+                raise ValueError(
+                    f"{env_id} is listed {ids.count(env_id)} times; run folders are named by "
+                    "env id: compare other keywords of one env in separate comparisons"
+                )
+        return value
+
     @model_validator(mode="after")
     def _normalize_variants(self) -> ComparisonSpec:
         norm = self.report.normalize
@@ -205,13 +220,49 @@ class ComparisonSpec(_Strict):
                 raise ValueError("report.normalize: sparse and human must be two variants")
         return self
 
+    def resolved(self, folder: str | Path) -> ComparisonSpec:
+        """This spec with every relative file path its rewards name (reward programs,
+        reward-net and CLIP checkpoints) and its ``.py`` task modules made absolute against
+        ``folder``."""
+        variants = {
+            name: v.model_copy(update={"reward": v.reward.resolved(folder)})
+            for name, v in self.variants.items()
+        }
+        modules = [
+            str(Path(folder, m).absolute()) if m.endswith(".py") else m for m in self.task_modules
+        ]
+        return self.model_copy(update={"variants": variants, "task_modules": modules})
+
+    def pinned_rewards(self) -> dict[tuple[str, str], RewardSpec]:
+        """Each (env id, variant)'s reward with what its files hold recorded in it
+        (:meth:`RewardSpec.pinned`; paths still relative are the working directory's): a
+        program's source travels inside the run config, a checkpoint's SHA-256 is checked
+        where it is loaded.
+
+        Raises:
+            ValueError: Naming the env, the variant and the file.
+        """
+        rewards = {}
+        for i, env in enumerate(self.envs):
+            for name, variant in self.variants.items():
+                try:
+                    reward = variant.reward.resolved(Path.cwd()).pinned(env.id, env.kwargs)
+                except ValueError as exc:
+                    raise ValueError(
+                        f"envs[{i}] ({env.id}) x variants.{name}.reward.{exc}"
+                    ) from None
+                rewards[env.id, name] = reward
+        return rewards
+
     def run_configs(self) -> dict[tuple[str, str, int], TrainConfig]:
-        """One :class:`TrainConfig` per (env id, variant, seed), in a stable order."""
+        """One :class:`TrainConfig` per (env id, variant, seed), in a stable order, each with
+        its reward pinned (:meth:`pinned_rewards`)."""
+        rewards = self.pinned_rewards()
         return {
             (env.id, name, seed): TrainConfig(
                 env=env.id,
                 env_kwargs=env.kwargs,
-                reward=variant.reward,
+                reward=rewards[env.id, name],
                 algo=self.algo,
                 hyperparams={**self.hyperparams, **variant.hyperparams},
                 steps=self.budget,
@@ -257,11 +308,13 @@ class ComparisonSpec(_Strict):
         from rewardlab.reward_spec import ClipModelSpec, ProgramModelSpec, build_model
 
         built: set[tuple[str, str]] = set()
+        rewards = self.pinned_rewards()
         for i, env in enumerate(self.envs):
-            for name, variant in self.variants.items():
+            for name in self.variants:
                 if (env.id, name) not in runs:
                     continue
-                for part in (variant.reward.model, variant.reward.shaping):
+                reward = rewards[env.id, name]
+                for part in (reward.model, reward.shaping):
                     if not isinstance(part, (ClipModelSpec, ProgramModelSpec)):
                         continue
                     key = (env.id + repr(sorted(env.kwargs.items())), part.model_dump_json())
@@ -279,10 +332,17 @@ def load_spec(source: str | Path | Mapping[str, Any]) -> ComparisonSpec:
     """Read and validate a comparison spec from a YAML file, ``preset:NAME`` (a comparison
     preset of :mod:`rewardlab.presets`) or a mapping, and check it.
 
+    Relative file paths in a spec file (reward programs, checkpoints, ``.py`` task modules)
+    are the spec file's folder's; in a mapping or a preset, the working directory's. They are
+    made absolute here, on the driver, and every run config carries its program's source and
+    each file's SHA-256 (:meth:`ComparisonSpec.pinned_rewards`): no worker reads a path of its
+    own.
+
     Raises:
         ValueError: On one line: a file that is missing, unreadable or not valid YAML (a key
             given twice included), each invalid field, or the first run that cannot start.
     """
+    folder = Path.cwd()
     if isinstance(source, Mapping):
         data: Any = dict(source)
         where = "spec"
@@ -292,16 +352,7 @@ def load_spec(source: str | Path | Mapping[str, Any]) -> ComparisonSpec:
     else:
         data = read_yaml_file(source, "spec file")
         where = Path(source).name
-        modules = data.get("task_modules") if isinstance(data, Mapping) else None
-        if isinstance(modules, list):  # a .py path is the spec folder's, like the spec's own
-            folder = Path(source).resolve().parent
-            data = {
-                **data,
-                "task_modules": [
-                    str(folder / m) if isinstance(m, str) and m.endswith(".py") else m
-                    for m in modules
-                ],
-            }
+        folder = Path(source).resolve().parent
     if not isinstance(data, Mapping):
         raise ValueError(f"{where}: a spec is a mapping of fields, got {type(data).__name__}")
     try:
@@ -310,5 +361,6 @@ def load_spec(source: str | Path | Mapping[str, Any]) -> ComparisonSpec:
         raise ValueError(
             f"invalid comparison spec {where}: {format_validation_error(err, 'spec')}"
         ) from None
+    spec = spec.resolved(folder)
     spec.check()
     return spec

@@ -20,17 +20,22 @@ in flight.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import logging
 import os
+import re
+import secrets
 import shutil
+import socket
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, Protocol
 
 import numpy as np
 import yaml
@@ -38,10 +43,13 @@ import yaml
 from rewardlab.experiments.comparison_spec import ComparisonSpec
 from rewardlab.experiments.files import atomic_write
 from rewardlab.progress import Progress
+from rewardlab.provenance import package_versions
 
 __all__ = ["DONE_MARKER", "RunJob", "load_results", "plan_runs", "run_comparison"]
 
 DONE_MARKER = "done.json"
+ERRORS_FILE = "errors.log"
+"""Where a comparison appends the whole traceback of each failed run."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +91,7 @@ def execute_run(config: dict[str, Any], run_dir: str) -> dict[str, Any]:
     _setup_worker()
     from rewardlab.agents.train import TrainConfig, train
 
+    started = time.time()
     # A retried task (Ray retries one whose worker died) starts from an empty folder.
     if Path(run_dir).exists():
         shutil.rmtree(run_dir)
@@ -94,6 +103,8 @@ def execute_run(config: dict[str, Any], run_dir: str) -> dict[str, Any]:
         "steps": result.steps,
         "final": result.evals[-1],
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "node": socket.gethostname(),
+        "span": [started, time.time()],  # wall-clock start and end, in seconds since 1970
         "warnings": result.warnings,
     }
     atomic_write(Path(run_dir) / DONE_MARKER, json.dumps(marker, indent=2))
@@ -117,13 +128,13 @@ def _pending(
         marker = job.run_dir / DONE_MARKER
         if marker.exists():
             old = _recorded_config(marker, overwrite)
-            if old == job.config or _current_form(old) == job.config:
+            if old == job.config or _identity(old) == _identity(job.config):
                 continue
             changed.append((job, old))
         todo.append(job)
     if changed and not overwrite:
         job, old = changed[0]
-        diff = _differences(_current_form(old), _current_form(job.config))
+        diff = _differences(_identity(old), _identity(job.config))
         raise ValueError(
             f"{len(changed)} finished run(s), e.g. {job.run_dir}, ran with a different config "
             f"than the spec now asks for ({diff}); write to a new --out folder, or pass "
@@ -169,6 +180,24 @@ def _current_form(config: Any) -> Any:
         return config
 
 
+def _identity(config: Any) -> Any:
+    """What makes two run configs the same run: the current form (:func:`_current_form`),
+    without the paths of files whose SHA-256 it records (a program or checkpoint read from
+    another folder, or the comparison moved, is the same run; one whose content changed is
+    not)."""
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            hashed = {"path"} if value.get("sha256") else set()
+            hashed |= {"pretrained"} if value.get("pretrained_sha256") else set()
+            return {k: strip(v) for k, v in value.items() if k not in hashed}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return strip(_current_form(config))
+
+
 def _differences(old: Any, new: Any, limit: int = 3) -> str:
     """The first ``limit`` fields where two configs differ, as ``field: old -> new``."""
     found: list[str] = []
@@ -188,22 +217,226 @@ def _differences(old: Any, new: Any, limit: int = 3) -> str:
     return "; ".join(found)
 
 
-def _run_local(jobs: list[RunJob], workers: int, log: Callable[[str], None]) -> None:
-    # spawn: workers start clean (no inherited torch thread pools), once each, then reused;
-    # the caller's process keeps its own torch settings.
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(execute_run, job.config, str(job.run_dir)): job for job in jobs}
-        pending, progress = set(futures), Progress(len(jobs))
+class _Backend(Protocol):
+    """Where runs execute: :func:`_schedule` submits at most ``workers`` at a time."""
+
+    def submit(self, job: RunJob) -> Any: ...
+
+    def wait(self, handles: list[Any]) -> list[Any]:
+        """Block until at least one of ``handles`` is finished; return the finished ones."""
+        ...
+
+    def result(self, handle: Any, job: RunJob) -> dict[str, Any]:
+        """The run's marker, or its error raised (as the run raised it)."""
+        ...
+
+    def cancel(self, handles: list[Any]) -> None:
+        """Stop these runs, running or not; return once they are stopped."""
+        ...
+
+
+def _schedule(
+    jobs: list[RunJob],
+    workers: int,
+    backend: _Backend,
+    log: Callable[[str], None],
+    errors: Path,
+) -> None:
+    """Run ``jobs`` on ``backend``, at most ``workers`` at once, logging each as it finishes
+    with the runs done, running and queued, and an ETA.
+
+    The first failing run stops the others (running and queued) and its error is raised, its
+    traceback appended to ``errors``; so does Ctrl-C. Finished runs are kept either way.
+    """
+    queue, running = list(reversed(jobs)), dict[Any, RunJob]()
+    progress = Progress(len(jobs))
+    try:
+        while queue or running:
+            while queue and len(running) < workers:
+                job = queue.pop()
+                running[backend.submit(job)] = job
+            for handle in backend.wait(list(running)):
+                job = running.pop(handle)
+                try:
+                    marker = backend.result(handle, job)
+                    _check_written(job, marker)
+                except Exception as exc:
+                    _record_error(errors, job, exc)
+                    _raise_run_error(job, exc, errors)
+                _finished(job, marker, log, progress.tick(running=len(running)))
+    except BaseException as exc:
+        if running:
+            what = "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else "a run failed"
+            log(f"{what}: stopping the {len(running)} runs in flight; finished runs are kept")
+            backend.cancel(list(running))
+        raise
+
+
+def _raise_run_error(job: RunJob, exc: Exception, errors: Path) -> NoReturn:
+    """Raise a failed run's error for the caller: a reward program's failure as it is (the
+    CLI reports it with its own advice), bad input as a ValueError naming the run, anything
+    else as :class:`RunFailed` on one line, its traceback in ``errors``."""
+    from rewardlab.sandbox import ProgramContained
+
+    run = f"run {job.env} {job.variant} seed={job.seed}"
+    if isinstance(exc, (ProgramContained, RunNotVisible)):
+        raise exc
+    if isinstance(exc, ValueError):
+        raise ValueError(f"{run}: {clean_message(str(exc))}") from exc
+    detail = exc.args[0] if isinstance(exc, RunFailed) else _first_line(exc)
+    raise RunFailed(f"{run} failed: {detail} (the whole traceback is in {errors})") from exc
+
+
+def _check_written(job: RunJob, marker: dict[str, Any]) -> None:
+    """Raise unless the run's completion marker is where the driver reads results: a run on
+    a node that sees another output folder finishes there, invisibly."""
+    if not (job.run_dir / DONE_MARKER).is_file():
+        node = marker.get("node", "its node")
+        raise RunNotVisible(
+            f"run {job.run_dir} finished on {node}, but its folder is not there as the driver "
+            "sees it: every node must see the output folder at the same path (a shared "
+            "filesystem)"
+        )
+
+
+class RunNotVisible(OSError):
+    """A run finished on a node whose view of the output folder is not the driver's."""
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def clean_message(text: str) -> str:
+    """``text`` without terminal colour and cursor codes."""
+    return _ANSI.sub("", text)
+
+
+def _record_error(errors: Path, job: RunJob, exc: BaseException) -> None:
+    """Append a failed run's whole traceback (remote ones as the worker printed them) to
+    ``errors``."""
+    import traceback
+
+    text = clean_message("".join(traceback.format_exception(exc)))
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    try:
+        with errors.open("a") as fh:
+            fh.write(f"--- {stamp} run {job.env} {job.variant} seed={job.seed} failed\n{text}\n")
+    except OSError:
+        pass  # the error itself is raised either way
+
+
+def _setup_pool_worker() -> None:
+    """A pool worker leads its own process group: Ctrl-C in the terminal reaches the driver
+    only (which stops the workers), and stopping a worker stops its sub-envs with it."""
+    if hasattr(os, "setpgrp"):
+        os.setpgrp()
+
+
+class _LocalPool:
+    """Runs in spawned worker processes (they start clean: no inherited torch thread pools;
+    started once each, then reused; the caller's process keeps its own torch settings)."""
+
+    def __init__(self, workers: int) -> None:
+        self._pool = ProcessPoolExecutor(
+            max_workers=workers, mp_context=get_context("spawn"), initializer=_setup_pool_worker
+        )
+
+    def submit(self, job: RunJob) -> Future[dict[str, Any]]:
+        return self._pool.submit(execute_run, job.config, str(job.run_dir))
+
+    def wait(self, handles: list[Any]) -> list[Any]:
+        return list(wait(handles, return_when=FIRST_COMPLETED).done)
+
+    def result(self, handle: Any, job: RunJob) -> dict[str, Any]:
+        return handle.result()
+
+    def cancel(self, handles: list[Any]) -> None:
+        for handle in handles:
+            handle.cancel()
+        _stop_processes(_pool_processes(self._pool))
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def _pool_processes(pool: ProcessPoolExecutor) -> list[Any]:
+    """The worker processes of ``pool`` (CPython keeps them in ``_processes``; Python 3.14's
+    ``terminate_workers`` is the public form)."""
+    return list((getattr(pool, "_processes", None) or {}).values())
+
+
+def _stop_processes(processes: list[Any], grace_s: float = 5.0) -> None:
+    """SIGTERM each process's group (a worker and its sub-env processes), SIGKILL what is
+    left after ``grace_s``."""
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for proc in processes:
+            if proc.is_alive():
+                with contextlib.suppress(OSError):
+                    os.killpg(proc.pid, sig)
+        deadline = time.monotonic() + grace_s
+        for proc in processes:
+            proc.join(max(0.0, deadline - time.monotonic()))
+        processes = [p for p in processes if p.is_alive()]
+        if not processes:
+            return
+
+
+def _run_local(jobs: list[RunJob], workers: int, log: Callable[[str], None], errors: Path) -> None:
+    pool = _LocalPool(workers)
+    try:
+        _schedule(jobs, workers, pool, log, errors)
+    finally:
+        pool.close()
+
+
+class RunFailed(RuntimeError):
+    """A run failed with an error that is not bad input (its traceback is in the
+    comparison's ``errors.log``)."""
+
+
+class _RayCluster:
+    """Runs as Ray tasks, one CPU (and ``gpus_per_run`` GPUs) each; Ray retries a task whose
+    worker or node died."""
+
+    def __init__(self, ray: Any, gpus_per_run: float) -> None:
+        self._ray = ray
+        # Without num_gpus Ray hides every GPU from the task (CUDA_VISIBLE_DEVICES="").
+        self._remote = ray.remote(num_cpus=1, num_gpus=gpus_per_run)(execute_run)
+
+    def submit(self, job: RunJob) -> Any:
+        return self._remote.remote(job.config, str(job.run_dir.absolute()))
+
+    def wait(self, handles: list[Any]) -> list[Any]:
+        return list(self._ray.wait(handles, num_returns=1)[0])
+
+    def result(self, handle: Any, job: RunJob) -> dict[str, Any]:
+        from ray.exceptions import RayError, RayTaskError
+
         try:
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    _finished(futures[fut], fut.result(), log, progress)
-        except BaseException:
-            # Fail now, not after every queued run: the runs in flight are lost (and redone
-            # on resume), the finished ones are kept.
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+            return self._ray.get(handle)
+        except RayTaskError as exc:
+            cause = exc.cause if isinstance(exc.cause, Exception) else None
+            if cause is None:
+                raise RunFailed(_first_line(exc)) from exc
+            raise cause from exc  # as a local run raises it; the remote traceback chained
+        except RayError as exc:  # the task's worker or node died (after Ray's retries)
+            raise RunFailed(_first_line(exc)) from exc
+
+    def cancel(self, handles: list[Any]) -> None:
+        for handle in handles:
+            with contextlib.suppress(Exception):  # one that finished meanwhile
+                self._ray.cancel(handle, force=True)
+        # Return once they are stopped: a cancelled task's result is its cancellation.
+        with contextlib.suppress(Exception):
+            self._ray.wait(handles, num_returns=len(handles), timeout=30)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line for line in clean_message(str(exc)).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0].strip() if lines else ''}"
 
 
 def _run_ray(
@@ -212,6 +445,7 @@ def _run_ray(
     workers: int,
     gpus_per_run: float,
     log: Callable[[str], None],
+    out: Path,
 ) -> None:
     try:
         import ray
@@ -221,34 +455,161 @@ def _run_ray(
         ) from None
     started = not ray.is_initialized()
     if started:
+        # Ray's own log lines stay in its session logs; errors reach the caller as ours.
+        quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
         if address:
-            ray.init(address=address, log_to_driver=False)
+            ray.init(address=address, **quiet)
         else:
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+            ray.init(num_cpus=workers, include_dashboard=False, **quiet)
     try:
-        # Without num_gpus Ray hides every GPU from the task (CUDA_VISIBLE_DEVICES="").
-        remote = ray.remote(num_cpus=1, num_gpus=gpus_per_run)(execute_run)
-        refs = {remote.remote(job.config, str(job.run_dir.resolve())): job for job in jobs}
-        pending, progress = list(refs), Progress(len(jobs))
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            for ref in done:
-                _finished(refs[ref], ray.get(ref), log, progress)
+        check_cluster(ray, jobs, out, gpus_per_run, log)
+        _schedule(jobs, workers, _RayCluster(ray, gpus_per_run), log, out / ERRORS_FILE)
     finally:
         if started:
             ray.shutdown()
+
+
+PROBE_TIMEOUT_S = 120.0
+"""How long :func:`check_cluster` waits for every node's answer."""
+
+
+def check_cluster(
+    ray: Any, jobs: list[RunJob], out: Path, gpus_per_run: float, log: Callable[[str], None]
+) -> None:
+    """Check a Ray cluster can run ``jobs`` before any is submitted: some node has the CPU and
+    GPUs a run asks for; and on every node, a check task writes a file in ``out`` that the
+    driver must then see (the output folder is shared), finds each checkpoint the runs load
+    with the SHA-256 the driver recorded, and has the driver's versions of the packages that
+    decide what a run computes (:data:`~rewardlab.provenance.KEY_PACKAGES`).
+
+    Raises:
+        ValueError: One line: the first problem, and what to do.
+    """
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    where = {n["NodeID"]: str(n.get("NodeManagerAddress") or n["NodeID"][:12]) for n in nodes}
+    cpus = [float(n.get("Resources", {}).get("CPU", 0)) for n in nodes]
+    gpus = [float(n.get("Resources", {}).get("GPU", 0)) for n in nodes]
+    if not any(c >= 1 and g >= gpus_per_run for c, g in zip(cpus, gpus, strict=True)):
+        have = "; ".join(f"{c:g} CPU, {g:g} GPU" for c, g in zip(cpus, gpus, strict=True))
+        need = "1 CPU" + (f" and {gpus_per_run:g} GPU" if gpus_per_run else "")
+        raise ValueError(
+            f"a run needs {need} on one node, and no node of the Ray cluster has that (its "
+            f"nodes: {have or 'none'}): "
+            + ("set gpus_per_run: 0, or add a node with GPUs" if gpus_per_run else "add a node")
+        )
+    log(f"Ray cluster: {len(nodes)} nodes, {sum(cpus):g} CPUs, {sum(gpus):g} GPUs")
+    files = sorted(_pinned_files([job.config for job in jobs]))
+    folder = out.absolute() / f".probe-{secrets.token_hex(6)}"
+    folder.mkdir(parents=True)
+    try:
+        probe = ray.remote(num_cpus=0, max_retries=0)(probe_node)
+        refs = {
+            probe.options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)
+            ).remote(str(folder), node_id, files): node_id
+            for node_id in where
+        }
+        ready, late = ray.wait(list(refs), num_returns=len(refs), timeout=PROBE_TIMEOUT_S)
+        for ref in late:
+            ray.cancel(ref, force=True)
+        if late:
+            raise ValueError(
+                f"node {where[refs[late[0]]]} of the Ray cluster did not run a check task "
+                f"within {PROBE_TIMEOUT_S:.0f} s (see `ray status`); nothing was submitted"
+            )
+        mine = package_versions()
+        for ref in ready:
+            node_id = refs[ref]
+            try:
+                report = ray.get(ref)
+            except Exception as exc:  # noqa: BLE001 (rewardlab missing there, or anything)
+                raise ValueError(
+                    f"the check task failed on node {where[node_id]} ({_first_line(exc)}); "
+                    "install the driver's rewardlab there"
+                ) from None
+            problem = _probe_problem(report, (folder / node_id).is_file(), out, mine)
+            if problem:
+                raise ValueError(f"node {where[node_id]} of the Ray cluster: {problem}")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def probe_node(folder: str, node_id: str, files: list[tuple[str, str, str]]) -> dict[str, Any]:
+    """The check task of :func:`check_cluster`: write ``folder/<node_id>``, check ``files``
+    (``(path, sha256, what)``), and report this node's package versions and any problem."""
+    from rewardlab.reward_spec import check_digest
+
+    report: dict[str, Any] = {"versions": package_versions(), "write_error": None}
+    try:
+        atomic_write(Path(folder) / node_id, node_id)
+    except OSError as exc:
+        report["write_error"] = f"{type(exc).__name__}: {exc.strerror or exc}"
+    report["file_errors"] = []
+    for path, sha256, what in files:
+        try:
+            check_digest(path, sha256, what)
+        except ValueError as exc:
+            report["file_errors"].append(str(exc))
+    return report
+
+
+def _probe_problem(report: dict[str, Any], seen: bool, out: Path, mine: dict[str, str]) -> str:
+    """The first problem a node's check task found ('' for none)."""
+    if not seen:
+        detail = report["write_error"] or "it wrote a file there that the driver does not see"
+        return (
+            f"the output folder {out} is not shared with this node ({detail}); put it on a "
+            "filesystem every node mounts at the same path, e.g. NFS"
+        )
+    if report["file_errors"]:
+        return str(report["file_errors"][0])
+    theirs = report["versions"]
+    differ = [
+        f"{name} {theirs.get(name, 'missing')} there, {mine[name]} here"
+        for name in mine
+        if theirs.get(name) != mine[name]
+    ]
+    if differ:
+        return (
+            f"its packages differ from the driver's ({'; '.join(differ)}); install the same "
+            "versions on every node"
+        )
+    return ""
+
+
+def _pinned_files(configs: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    """``(path, sha256, what)`` of every checkpoint file the run configs load."""
+    found: set[tuple[str, str, str]] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            if value.get("kind") == "learned" and value.get("sha256"):
+                found.add((value["path"], value["sha256"], "reward-net checkpoint"))
+            if value.get("kind") == "clip" and value.get("pretrained_sha256"):
+                what = f"CLIP checkpoint file for {value.get('model')!r}"
+                found.add((value["pretrained"], value["pretrained_sha256"], what))
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    for config in configs:
+        walk(config)
+    return found
 
 
 def _finished(
     job: RunJob,
     marker: dict[str, Any],
     log: Callable[[str], None],
-    progress: Progress | None = None,
+    count: str = "",
 ) -> None:
     final = marker["final"]
-    count = "" if progress is None else progress.tick() + " "
     log(
-        f"{count}done {job.env} {job.variant} seed={job.seed}: "
+        f"{count + ' ' if count else ''}finished {job.env} {job.variant} seed={job.seed}: "
         f"success={final['success_rate']:.2f} return={final['mean_return']:.3f} "
         f"({marker['wall_s']:.0f} s)"
     )
@@ -357,9 +718,9 @@ def run_comparison(
     start = time.perf_counter()
     if todo:
         if backend == "ray":
-            _run_ray(todo, spec.address, workers, spec.gpus_per_run, log)
+            _run_ray(todo, spec.address, workers, spec.gpus_per_run, log, out_dir)
         elif backend == "local":
-            _run_local(todo, min(workers, len(todo)), log)
+            _run_local(todo, min(workers, len(todo)), log, out_dir / ERRORS_FILE)
         else:
             raise ValueError(f"backend must be 'local' or 'ray', got {backend!r}")
     log(f"trained {len(todo)} runs in {time.perf_counter() - start:.0f} s")

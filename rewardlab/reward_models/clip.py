@@ -55,7 +55,13 @@ if TYPE_CHECKING:
 
     from rewardlab.envs.core import Task
 
-__all__ = ["HEADS", "CLIPOptions", "CLIPRewardModel", "PretrainedWeightsNotFoundError"]
+__all__ = [
+    "HEADS",
+    "CLIPOptions",
+    "CLIPRewardModel",
+    "PretrainedWeightsNotFoundError",
+    "is_file_path",
+]
 
 Prompt = str | Sequence[str]
 
@@ -168,6 +174,16 @@ _FIELDS = frozenset(f.name for f in dataclasses.fields(CLIPOptions))
 _HEAD_OPTION_NAMES = frozenset(name for opts in HEADS.values() for name in opts)
 
 
+def is_file_path(pretrained: str) -> bool:
+    """Whether a ``pretrained`` value names a local checkpoint file rather than an open_clip
+    tag (tags have no path separator and no checkpoint extension)."""
+    return (
+        os.sep in pretrained
+        or "/" in pretrained
+        or pretrained.endswith((".bin", ".pt", ".pth", ".safetensors"))
+    )
+
+
 def _prompt_list(name: str, prompt: Prompt) -> list[str]:
     prompts = [prompt] if isinstance(prompt, str) else list(prompt)
     if not prompts:
@@ -272,13 +288,12 @@ def _load_model(options: CLIPOptions, device: torch.device) -> tuple[Any, Any]:
             stacklevel=3,
         )
     elif pretrained is not None and not schema and not os.path.isfile(pretrained):
-        if (
-            os.sep in pretrained
-            or "/" in pretrained
-            or pretrained.endswith((".bin", ".pt", ".pth", ".safetensors"))
-        ):
+        if is_file_path(pretrained):
             raise PretrainedWeightsNotFoundError(
-                f"CLIP checkpoint file for {model!r} not found: {pretrained!r}. {how_to_fix}"
+                f"CLIP checkpoint file for {model!r} not found: {pretrained!r}. Give the path "
+                "of an open_clip checkpoint that exists on this machine (e.g. "
+                "open_clip_pytorch_model.bin, downloaded once on a connected machine), or an "
+                f"open_clip pretrained tag: open_clip.list_pretrained_tags_by_model({model!r})"
             )
         tags = open_clip.list_pretrained_tags_by_model(model)
         if pretrained not in tags:

@@ -66,7 +66,9 @@ def test_compare_writes_report_and_resumes(tmp_path: Path, capsys: pytest.Captur
     assert (out / "rewardlab_GridEmpty-v0_proxy_vs_success.png").is_file()
     printed = capsys.readouterr().out
     assert "4 to run" in printed
-    assert "[1/4, ETA " in printed and "[4/4] done " in printed  # long runs show k/N, an ETA
+    # Long runs show k/N done, running and queued, and an ETA.
+    assert "[1/4 done, 1 running, 2 queued, ETA " in printed
+    assert "[4/4 done, 0 running, 0 queued] finished " in printed
 
     # Same command again: nothing is retrained. Runs trained before the training episodes
     # were recorded (here: their files removed) leave the check unavailable, saying so.
@@ -124,6 +126,10 @@ def test_ray_backend_gives_the_same_layout(tmp_path: Path) -> None:
         ({"seeds": None}, r"spec\.seeds"),
         ({"budget": -5}, r"spec\.budget: Input should be greater than 0"),
         ({"backend": "slurm"}, r"spec\.backend: Input should be 'local' or 'ray'"),
+        (
+            {"envs": ["rewardlab/GridEmpty-v0", {"id": "rewardlab/GridEmpty-v0"}]},
+            r"spec\.envs: .*GridEmpty-v0 is listed 2 times",
+        ),
         ({"variants": {"a": {"shaping": "progres"}}}, r"variants\.a.*shaping"),
         ({"hyperparams": {"n_step": 8}}, r"unknown PPO hyperparameter 'n_step'.*n_steps"),
         ({"evaluation": {"freq": 3}}, r"spec\.evaluation: Extra inputs are not permitted"),
@@ -238,13 +244,15 @@ def test_missing_clip_weights_fail_the_spec_check_in_one_line(
     out = tmp_path / "out"
     assert main(["compare", str(_write(tmp_path, spec)), "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "variants.clip" in err and "not found" in err and str(missing) in err
+    assert "variants.clip" in err and "does not exist" in err and str(missing) in err
     assert "Traceback" not in err
     assert not out.exists()
     assert main(["train", "--env", "rewardlab/GridEmpty-v0", "--reward", json.dumps(clip),
                  "--steps", "64", "--out", str(tmp_path / "run")]) == 2  # fmt: skip
     err = capsys.readouterr().err
-    assert err.startswith("error:") and "not found" in err and "Traceback" not in err
+    assert err.startswith("error:") and "does not exist" in err and "Traceback" not in err
+    assert err.count("\n") == 1 and "list_pretrained_tags_by_model('ViT-B-32')" in err
+    assert "create_model" not in err  # no download hint for a file path
     assert not (tmp_path / "run").exists()
 
 
