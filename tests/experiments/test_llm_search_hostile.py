@@ -159,9 +159,10 @@ def test_hostile_candidates_fail_alone_and_the_search_finishes(
 
     assert summary["stop_reason"] == "done" and summary["error"] is None
     assert len(summary["candidates"]) == len(ANSWERS)
-    # The round's request, then one line per candidate with its count.
+    # The round's request, then one line per candidate with its count, then the usage.
     assert logged[0] == f"r0-i0: asking test-model for {len(ANSWERS)} programs"
-    counts = [line.split("]")[0].split(",")[0] for line in logged[1:]]
+    assert logged[-1].startswith(f"LLM: {len(ANSWERS)} requests answered by the server")
+    counts = [line.split("]")[0].split(",")[0] for line in logged[1:-1]]
     assert counts == [f"[{k}/{len(ANSWERS)}" for k in range(1, len(ANSWERS) + 1)]
     # A forged frame in the check: the check rejects the program (the worker broke the
     # protocol), as it would any runtime failure.

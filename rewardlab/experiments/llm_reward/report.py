@@ -14,7 +14,7 @@ from typing import Any
 
 from rewardlab.evaluation.run_stats import human_normalized_score
 
-__all__ = ["REPORT_FILE", "search_report"]
+__all__ = ["REPORT_FILE", "counted", "search_report", "usage_text"]
 
 REPORT_FILE = "report.md"
 
@@ -97,8 +97,8 @@ def _outcome(summary: Mapping[str, Any]) -> str:
         )
     elif stop == "interrupted":
         ended = (
-            f"The search was {summary['error']}, after {n} of {planned} candidates; what it "
-            "had found is below."
+            f"The search stopped after {n} of {planned} candidates, {summary['error']}. What "
+            "it had found is below."
         )
     else:
         ended = f"The search stopped early, after {n} of {planned} candidates: {stop}."
@@ -330,12 +330,38 @@ def _settings(summary: Mapping[str, Any]) -> list[tuple[str, Any]]:
         ("budgets", ", ".join(spent) or "none"),
         (
             "used",
-            f"{usage['requests']} requests answered by the server, {usage['cached']} from the "
-            f"cache; {usage['prompt_tokens'] + usage['completion_tokens']} tokens, "
-            f"${usage['cost_usd']:.4f}; {summary['env_steps']} env steps; "
+            f"{usage_text(usage)}; {summary['env_steps']} env steps; "
             f"{summary['wall_s']:.0f} s of search",
         ),
     ]
+
+
+def counted(n: int, noun: str) -> str:
+    """``n`` and the noun, plural unless ``n == 1``: ``1 request``, ``2 requests``."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def usage_text(usage: Mapping[str, Any]) -> str:
+    """What the LLM was asked, in one line: answers, tokens, cost, and the abandoned work
+    (attempts timed out, dropped or failed with HTTP 5xx, which the server may have computed
+    all the same; see :class:`rewardlab.llm.Usage`)."""
+    text = (
+        f"{counted(usage['requests'], 'request')} answered by the server, {usage['cached']} "
+        f"from the cache; {usage['prompt_tokens'] + usage['completion_tokens']} tokens, "
+        f"${usage['cost_usd']:.4f}"
+    )
+    # Searches written before abandoned work was counted have none of these fields.
+    abandoned = usage.get("abandoned", 0)
+    if not abandoned:
+        return text + "; no attempt abandoned"
+    unmeasured = usage.get("abandoned_unmeasured", 0)
+    unknown = f" (and {unmeasured} whose prompt no answer measured)" if unmeasured else ""
+    return text + (
+        f"; {counted(abandoned, 'attempt')} abandoned (timed out, connection lost or HTTP 5xx: the "
+        f"server may have computed them anyway), {usage.get('abandoned_prompt_tokens', 0)} "
+        f"prompt tokens sent with them{unknown}, {usage.get('abandoned_s', 0.0):.1f} s "
+        "waited on them"
+    )
 
 
 def _baseline_section(summary: Mapping[str, Any]) -> list[str]:

@@ -20,7 +20,14 @@ choices (training is seeded).
 
 Budgets on tokens, wall time and env steps stop the search between candidates; the reason is
 recorded. Nothing here crashes on a bad response: an unreachable server, a malformed answer
-or a program without code become a candidate verdict. Nor on a hostile program: whatever
+or a program without code become a candidate verdict. A round in which *every* request
+failed stops the search with an error: the server is down (or refuses the prompt), and asking
+again would only make more candidates without an answer. Work the server was given but whose
+answer was never used (a request that timed out or was retried) is kept with each attempt
+(``abandoned``), counted in the usage and the token budget, and shown in the report and the
+last log line. Ctrl-C stops the search as cleanly as a budget does, but as an error: the
+answers already received stay in the LLM cache and the records, and ``stop_reason`` says
+how to go on. Nor on a hostile program: whatever
 checking, training or reflecting on one candidate raises (a forged answer from its sandbox
 worker, an exception nothing expected) is that candidate's failure, recorded with its reason,
 and the search goes on. Only what is no candidate's doing stops it: a refused API key, a
@@ -47,14 +54,21 @@ from rewardlab.experiments.llm_reward.feedback import (
     failure_summary,
     reward_reflection,
 )
-from rewardlab.experiments.llm_reward.report import REPORT_FILE, search_report
+from rewardlab.experiments.llm_reward.report import (
+    REPORT_FILE,
+    counted,
+    search_report,
+    usage_text,
+)
 from rewardlab.llm import (
     AuthenticationError,
     BudgetExceeded,
     ChatClient,
+    Completion,
     LLMConfig,
     LLMError,
     ReplayMiss,
+    SampleInterrupted,
     default_base_url,
 )
 from rewardlab.progress import Progress
@@ -166,11 +180,32 @@ def load_search_config(data: Mapping[str, Any], where: str = "search") -> Search
 
 class _Answer(NamedTuple):
     """One sampled answer: its text, or why there is none; ``cut``: the server stopped it at
-    the token limit (``finish_reason: "length"``)."""
+    the token limit (``finish_reason: "length"``); ``abandoned``: the attempts of its request
+    abandoned before it (:class:`~rewardlab.llm.Abandoned`, as JSON)."""
 
     text: str | None
     error: str | None
     cut: bool = False
+    abandoned: tuple[dict[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, completion: Completion) -> _Answer:
+        return cls(
+            completion.text if completion.error is None else None,
+            completion.error,
+            completion.finish_reason == "length",
+            tuple(asdict(a) for a in completion.abandoned),
+        )
+
+    def attempt(self, **verdict: Any) -> dict[str, Any]:
+        """This answer as a candidate's attempt: the response or the error, the ``verdict``
+        fields, and the abandoned attempts of its request if there were any."""
+        entry = {"response": self.text, **verdict}
+        if self.text is None:
+            entry["error"] = self.error
+        if self.abandoned:
+            entry["abandoned"] = list(self.abandoned)
+        return entry
 
 
 CUT_NOTE = (
@@ -246,6 +281,7 @@ class _Search:
         # Set once the token budget is spent: no more requests, but the answers already paid
         # for are still checked and trained (wall time and env steps permitting).
         self.tokens_spent: str | None = None
+        self.in_flight = 0  # requests abandoned in flight by Ctrl-C
         self.human_feedback = Path(config.feedback_file).read_text() if config.feedback_file else ""
 
     # -- budgets --
@@ -260,7 +296,8 @@ class _Search:
     # -- one candidate --
 
     def _ask(self, messages: list[dict[str, str]], seed: int) -> _Answer:
-        """One repair request."""
+        """One repair request (Ctrl-C while waiting for it is raised on: the candidate
+        records it)."""
         try:
             return self._sample(messages, seed, k=1)[0]
         except _Stop as stop:
@@ -289,31 +326,28 @@ class _Search:
             raise _Stop(f"token budget spent: {exc}") from exc
         except LLMError as exc:  # the whole batch failed the same way
             return [_Answer(None, str(exc))] * k
-        return [
-            _Answer(c.text if c.error is None else None, c.error, c.finish_reason == "length")
-            for c in completions
-        ]
+        return [_Answer.of(c) for c in completions]
 
     def _program(
         self,
-        text: str | None,
-        error: str | None,
+        answer: _Answer,
         messages: list[dict[str, str]],
         seed: int,
         attempts: list[dict[str, Any]],
-        cut: bool = False,
     ) -> tuple[str | None, SmokeReport | None]:
         """Extract, validate and smoke-test a response, with repair rounds; each attempt is
-        appended to ``attempts`` as it ends. Anything raised but a fatal error fails this
-        candidate's check, not the search (``attempts`` keeps the attempts that ended before)."""
+        appended to ``attempts`` as it ends. Anything raised but a fatal error or Ctrl-C fails
+        this candidate's check, not the search (``attempts`` keeps the attempts that ended
+        before)."""
         history = list(messages)
         report: SmokeReport | None = None
         try:
             for round_ in range(self.config.repair_rounds + 1):
                 if round_ > 0:
-                    text, error, cut = self._ask(history, seed + 1000 * round_)
+                    answer = self._ask(history, seed + 1000 * round_)
+                text, cut = answer.text, answer.cut
                 if text is None:
-                    attempts.append({"response": None, "error": error})
+                    attempts.append(answer.attempt())
                     return None, report
                 code: str | None = None
                 try:
@@ -322,7 +356,7 @@ class _Search:
                     report = SmokeReport(False, "extraction", exc.reason, [exc.message])
                 else:
                     report = smoke_test(code, self.context.shapes, self.states, n_envs=self.n_envs)
-                attempts.append({"response": text, "code": code, "verdict": _report_json(report)})
+                attempts.append(answer.attempt(code=code, verdict=_report_json(report)))
                 if report.passed:
                     return code, report
                 message = report.message()
@@ -394,22 +428,15 @@ class _Search:
         return failure_summary(ends)
 
     def candidate(
-        self,
-        cid: str,
-        text: str | None,
-        error: str | None,
-        messages: list[dict[str, str]],
-        seed: int,
-        cut: bool = False,
+        self, cid: str, answer: _Answer, messages: list[dict[str, str]], seed: int
     ) -> dict[str, Any]:
-        """Check, repair and train one sample (``cut``: its answer ended at the token limit);
-        its record is written whatever happens."""
+        """Check, repair and train one sample; its record is written whatever happens."""
         cand_dir = self.out / "candidates" / cid
         cand_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(cand_dir / "messages.json", json.dumps(messages, indent=1))
         record = _new_record(cid)
         try:
-            code, report = self._program(text, error, messages, seed, record["attempts"], cut)
+            code, report = self._program(answer, messages, seed, record["attempts"])
             record.update(code=code, smoke=_report_json(report))
             if code is not None:
                 sha = record["sha256"] = hashlib.sha256(code.encode()).hexdigest()
@@ -427,7 +454,7 @@ class _Search:
             record["error"] = str(exc)
             raise
         except BaseException as exc:  # an interruption: recorded here, raised on
-            record["error"] = f"interrupted by {_describe(exc)}"
+            record["error"] = _interruption(exc)
             raise
         finally:
             self._keep(record)
@@ -503,21 +530,35 @@ class _Search:
         :attr:`rounds` and the answers it did not get to as skipped candidates."""
         seed = self.config.seed + 1_000_000 * r + 10_000 * n
         model, samples = self.client.config.model, self.config.samples
-        self.log(f"r{r}-i{n}: asking {model} for {samples} programs")
-        answers = self._sample(messages, seed)
-        ids = [f"r{r}-i{n}-k{k}" for k in range(len(answers))]
-        records: list[dict[str, Any]] = []
+        ids = [f"r{r}-i{n}-k{k}" for k in range(samples)]
         stopped: str | None = None
+        self.log(f"r{r}-i{n}: asking {model} for {samples} programs")
         try:
-            for k, (text, err, cut) in enumerate(answers):
+            answers = self._sample(messages, seed)
+        except SampleInterrupted as exc:
+            # Ctrl-C while the round's requests were out: the answers that had arrived are
+            # kept, unchecked; the requests in flight are abandoned.
+            self.in_flight = exc.in_flight
+            stopped = f"{_interruption(exc)} while asking for this round's programs"
+            for cid, completion in zip(ids, exc.completions, strict=True):
+                if completion is not None:
+                    attempts = [_Answer.of(completion).attempt()]
+                    self._keep({**_new_record(cid), "attempts": attempts, "skipped": stopped})
+            self.rounds.append({"restart": r, "iteration": n, "best": None, "stopped": stopped})
+            raise
+        records: list[dict[str, Any]] = []
+        try:
+            for k, answer in enumerate(answers):
                 self._check_budgets()
-                records.append(self.candidate(ids[k], text, err, messages, seed + 100 * k, cut))
-        except (_Stop, _Fatal) as exc:
-            stopped = str(exc)
+                records.append(self.candidate(ids[k], answer, messages, seed + 100 * k))
+            if all(answer.text is None for answer in answers):
+                raise _Fatal(self._server_failed(f"r{r}-i{n}", answers))
+        except BaseException as exc:
+            stopped = str(exc) if isinstance(exc, (_Stop, _Fatal)) else _interruption(exc)
             written = {c["id"] for c in self.records}
-            for cid, (text, err, _cut) in zip(ids, answers, strict=True):
+            for cid, answer in zip(ids, answers, strict=True):
                 if cid not in written:  # kept unchecked: its answer was paid for
-                    attempts = [{"response": text, "error": err}]
+                    attempts = [answer.attempt()]
                     self._keep({**_new_record(cid), "attempts": attempts, "skipped": stopped})
             raise
         finally:
@@ -526,6 +567,49 @@ class _Search:
             entry = {"restart": r, "iteration": n, "best": best["id"] if best else None}
             self.rounds.append(entry if stopped is None else {**entry, "stopped": stopped})
         return records, best
+
+    def _server_failed(self, round_id: str, answers: list[_Answer]) -> str:
+        """Why the search stops after a round in which every request failed."""
+        usage = self.client.usage
+        answered = usage.requests + usage.cached
+        first = answers[0].error
+        if answered == 0:
+            # Not one answer: a wrong base_url or a broken server, not a finished search.
+            return f"the LLM server answered none of the requests; the first error: {first}"
+        return (
+            f"the LLM server failed every request of {round_id} "
+            f"({counted(len(answers), 'request')}), after {counted(answered, 'answer')} "
+            "before: it has stopped, or is overloaded or refusing this prompt; the first "
+            f"error: {first}. Once it answers again, {self.resume_hint()}"
+        )
+
+    def resume_hint(self) -> str:
+        """How to go on from where this search stopped, reusing the answers it received."""
+        cache = self.client.cache
+        if cache is None:
+            return "run the search again (the LLM cache was off: nothing received is kept)"
+        where = cache.directory
+        if self.client.cache_mode == "replay":
+            return f"replay it again with --cache-dir {where} --replay"
+        return (
+            f"run the same search with a new --out and --cache-dir {where}: the answers it "
+            "recorded are not asked again (add --replay to re-run only what was recorded, "
+            "offline)"
+        )
+
+    def interrupted(self, exc: BaseException) -> str:
+        """The ``error`` of a search stopped by Ctrl-C: where, what was kept, how to go on."""
+        n = self.in_flight
+        lost = (
+            f"; {counted(n, 'request')} in flight {'was' if n == 1 else 'were'} abandoned (the "
+            "server may still compute " + ("it)" if n == 1 else "them)")
+            if n
+            else ""
+        )
+        return (
+            f"{_interruption(exc)}{lost}; the answers received are kept: to go on, "
+            f"{self.resume_hint()}"
+        )
 
     def run(self) -> dict[str, Any]:
         """Search until done or stopped; the summary (what ``search.json`` holds)."""
@@ -551,12 +635,6 @@ class _Search:
             stop_reason = str(stop)
         except _Fatal as exc:
             stop_reason, error = "error", str(exc)
-        usage = self.client.usage
-        if stop_reason == "done" and self.records and usage.requests + usage.cached == 0:
-            # Not one answer: a wrong base_url or a broken server, not a finished search.
-            first = next((a.get("error") for c in self.records for a in c["attempts"]), None)
-            stop_reason = "error"
-            error = f"the LLM server answered none of the requests; the first error: {first}"
         return self.summary(stop_reason, error)
 
     def summary(self, stop_reason: str, error: str | None) -> dict[str, Any]:
@@ -592,6 +670,13 @@ def _echo(response: str) -> str:
     return (
         f"{response[:_ECHO_CHARS]}\n[... {len(response) - _ECHO_CHARS} more characters not shown]"
     )
+
+
+def _interruption(exc: BaseException) -> str:
+    """What stopped the search, after "interrupted": Ctrl-C, or an exception nothing expected."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)"
+    return f"interrupted by {_describe(exc)}"
 
 
 def _describe(exc: BaseException) -> str:
@@ -787,11 +872,19 @@ def run_search(
     return the summary.
 
     ``log`` hears each round's request, each candidate's outcome with ``[k/N, ETA ...]`` and
-    the best so far, and each baseline run as it finishes. A search that cannot go on (the
-    server refused the API key; in replay mode, a request the recording does not hold) stops
+    the best so far, and each baseline run as it finishes, and last the LLM usage with the
+    abandoned work. A search that cannot go on (the server refused the API key or failed
+    every request of a round; in replay mode, a request the recording does not hold) stops
     with ``stop_reason == "error"`` and the message in ``"error"``; everything found until
-    then is kept and written. An exception nothing expected (or Ctrl-C) is recorded
-    likewise (``stop_reason == "interrupted"``), the files are written, and it is raised on.
+    then is kept and written.
+
+    Ctrl-C (KeyboardInterrupt) during the requests, the checks, the training or the
+    baselines ends the search there and is *returned*, not raised: ``stop_reason ==
+    "interrupted"`` (for the baselines: their ``interrupted`` entry), and ``"error"`` says
+    what was kept and how to go on; a caller looping over searches should check it. The
+    answers received are in the LLM cache and the records, and the files are written. Any
+    other exception nothing expected is recorded likewise, the files are written, and it is
+    raised on.
 
     Raises:
         ValueError: For an unknown env, a training setting the run would reject (checked
@@ -823,20 +916,29 @@ def run_search(
     search = _Search(config, out, client, log)
     try:
         summary = search.run()
+    except KeyboardInterrupt as exc:
+        summary = search.summary("interrupted", search.interrupted(exc))
     except BaseException as exc:
-        summary = search.summary("interrupted", f"interrupted by {_describe(exc)}")
+        summary = search.summary("interrupted", _interruption(exc))
         _write_results(out, summary, search.records)
         raise
     best = _write_results(out, summary, search.records, report=False)
-    if config.baselines and best is not None:
+    if config.baselines and best is not None and summary["stop_reason"] != "interrupted":
         summary["baselines"] = {}
         try:
             _baselines(config, out / "baselines", best, summary["baselines"], log)
+        except KeyboardInterrupt as exc:
+            summary["baselines"]["interrupted"] = "Ctrl-C"
+            summary["error"] = (
+                f"the baselines were {_interruption(exc)}; the search had finished and is "
+                f"kept (best {best['id']})"
+            )
         except BaseException as exc:
             summary["baselines"]["interrupted"] = _describe(exc)
             _write_results(out, summary, search.records)
             raise
     _write_results(out, summary, search.records)
+    log(f"LLM: {usage_text(summary['usage'])}")
     return summary
 
 
