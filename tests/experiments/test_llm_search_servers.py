@@ -137,14 +137,21 @@ def search_process(tmp_path: Path, base_url: str, steps: int) -> subprocess.Pope
     command += ["--config", str(tmp_path / "search.yaml"), "--out", str(tmp_path / "run")]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENAI_API_KEY": "sk-test-not-a-real-key"}
     return subprocess.Popen(
-        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
     )
 
 
 def interrupt_when(
     proc: subprocess.Popen[str], ready: Callable[[], bool], timeout_s: float = 90
 ) -> tuple[str, str, float]:
-    """Send SIGINT once ``ready()``; returns stdout, stderr and the seconds it took to end."""
+    """Send SIGINT to the process group once ``ready()``, as Ctrl-C in a terminal does;
+    returns stdout, stderr and the seconds it took to end."""
     try:
         deadline = time.monotonic() + timeout_s
         while not ready():
@@ -153,7 +160,7 @@ def interrupt_when(
                 pytest.fail(f"never got ready to interrupt (exit {proc.poll()}): {out}\n{err}")
             time.sleep(0.05)
         sent = time.monotonic()
-        proc.send_signal(signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=60)
         return out, err, time.monotonic() - sent
     finally:

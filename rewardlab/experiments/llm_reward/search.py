@@ -300,6 +300,9 @@ class _Search:
         records it)."""
         try:
             return self._sample(messages, seed, k=1)[0]
+        except SampleInterrupted as exc:
+            self.in_flight = exc.in_flight
+            raise
         except _Stop as stop:
             # This candidate ends without its repair; the round's other answers are still
             # checked, and the search stops before asking for another round.
