@@ -285,6 +285,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         if args.tasks:
             modules = [*spec.task_modules, *args.tasks]
             spec = spec.model_copy(update={"task_modules": modules})
+        if args.address:
+            if args.backend == "local":
+                raise ValueError("--address is a Ray cluster's: drop --backend local")
+            spec = spec.model_copy(update={"address": args.address, "backend": "ray"})
         out = Path(args.out) if args.out else Path("results") / spec.name
         _check_out(out)
         if (args.backend or spec.backend) == "ray" and importlib.util.find_spec("ray") is None:
@@ -858,7 +862,11 @@ def _cmd_llm_search(args: argparse.Namespace) -> int:
     )
     print(f"report: {out / 'report.md'}")
     if summary.get("error"):
-        return _error(summary["error"], status=1)
+        # Ctrl-C (the search's, or its baselines'): 130, as a shell reports SIGINT.
+        stopped = summary["stop_reason"] == "interrupted" or (
+            (summary.get("baselines") or {}).get("interrupted") == "Ctrl-C"
+        )
+        return _error(summary["error"], status=130 if stopped else 1)
     return 0
 
 
@@ -994,12 +1002,19 @@ def build_parser() -> argparse.ArgumentParser:
         "Run every (env, variant, seed) of a YAML comparison spec (see experiments/), "
         "resuming: finished runs are skipped, interrupted ones redone. Then write "
         "report.md, summary.json and plots (IQM with stratified-bootstrap CIs, "
-        "probability of improvement, performance profiles) to the output folder. Exit 1 "
-        "when a reward program fails at run time (finished runs are kept), 2 on bad input.",
+        "probability of improvement, performance profiles) to the output folder. The first "
+        "failing run stops the others; so does Ctrl-C (exit 130). Exit 1 when a run fails "
+        "at run time (finished runs are kept; whole tracebacks in OUT/errors.log), 2 on bad "
+        "input (a Ray cluster that cannot run the spec included, found before any run).",
         ("spec", "comparison spec (YAML), or preset:NAME (rewardlab.presets)", {}),
         ("--out", "output folder (default: results/<spec name>)", {}),
         ("--backend", "override the spec's backend", {"choices": ["local", "ray"]}),
-        ("--workers", "parallel runs (default: the spec's)", {"type": int}),
+        (
+            "--address",
+            "Ray cluster to run on (host:port, or auto); implies --backend ray",
+            {"metavar": "ADDRESS"},
+        ),
+        ("--workers", "most runs at once, on every backend (default: the spec's)", {"type": int}),
         _TASKS_OPTION,
         ("--overwrite", "retrain finished runs whose config changed", _FLAG),
     )
@@ -1150,9 +1165,10 @@ def build_parser() -> argparse.ArgumentParser:
         "Options override the YAML --config. Responses are cached under <out>/llm_cache; "
         "to re-run a recorded search offline, into a new --out: --replay --cache-dir "
         "OLD_OUT/llm_cache. Exit 0 when the search ran (whatever it found), 1 when it had "
-        "to stop on an error (API key refused, not one request answered, replay off its "
-        "recording), 2 on bad input (checked before any request: a server address where "
-        "nothing answers is bad input too).",
+        "to stop on an error (API key refused, every request of a round failed: the server "
+        "died or refuses the prompt, replay off its recording), 130 on Ctrl-C (the answers "
+        "received are kept; the message says how to go on), 2 on bad input (checked before "
+        "any request: a server address where nothing answers is bad input too).",
         (
             "--config",
             "search config: the options below by field (llm: {model, base_url, ...}, train: "
@@ -1178,10 +1194,18 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         (
             "--timeout",
-            "seconds to wait for the connection and for each read of an answer (default: 120)",
+            "seconds to wait for the connection and for each read of an answer, from when the "
+            "request is sent; it includes time queued in the server, which no client sees "
+            "(default: 120)",
             {"type": float, "dest": "timeout_s", "metavar": "SECONDS"},
         ),
-        ("--concurrency", "requests in flight at once (default: 4)", {"type": int}),
+        (
+            "--concurrency",
+            "requests in flight at once (default: 4); at most the server's parallel slots "
+            "(llama.cpp --parallel, vLLM --max-num-seqs, OLLAMA_NUM_PARALLEL), or requests "
+            "wait in its queue and time out there",
+            {"type": int},
+        ),
         ("--samples", "K programs per iteration", {"type": int}),
         ("--iterations", "N iterations per restart", {"type": int}),
         ("--restarts", "R independent restarts", {"type": int}),

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import logging
 import os
@@ -29,8 +30,10 @@ import re
 import secrets
 import shutil
 import socket
+import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -43,7 +46,7 @@ import yaml
 from rewardlab.experiments.comparison_spec import ComparisonSpec
 from rewardlab.experiments.files import atomic_write
 from rewardlab.progress import Progress
-from rewardlab.provenance import package_versions
+from rewardlab.provenance import file_sha256, package_versions
 
 __all__ = ["DONE_MARKER", "RunJob", "load_results", "plan_runs", "run_comparison"]
 
@@ -454,19 +457,78 @@ def _run_ray(
             "backend: ray needs Ray: pip install 'rewardlab[ray]' (or use backend: local)"
         ) from None
     started = not ray.is_initialized()
-    if started:
-        # Ray's own log lines stay in its session logs; errors reach the caller as ours.
-        quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
-        if address:
-            ray.init(address=address, **quiet)
-        else:
-            ray.init(num_cpus=workers, include_dashboard=False, **quiet)
-    try:
-        check_cluster(ray, jobs, out, gpus_per_run, log)
-        _schedule(jobs, workers, _RayCluster(ray, gpus_per_run), log, out / ERRORS_FILE)
-    finally:
+    with _background_output_to(out / RAY_LOG):
         if started:
-            ray.shutdown()
+            _init_ray(ray, address, workers)
+        try:
+            check_cluster(ray, jobs, out, gpus_per_run, log)
+            _schedule(jobs, workers, _RayCluster(ray, gpus_per_run), log, out / ERRORS_FILE)
+        finally:
+            if started:
+                ray.shutdown()
+
+
+RAY_LOG = "ray.log"
+"""Where a comparison keeps what Ray prints on the driver (its worker and node reports)."""
+
+
+def _init_ray(ray: Any, address: str | None, workers: int) -> None:
+    """Start Ray here (``workers`` CPUs) or connect to the cluster at ``address``, quietly:
+    Ray's own log lines stay in its session logs.
+
+    Raises:
+        ValueError: One line, where the cluster cannot be reached.
+    """
+    quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
+    if not address:
+        ray.init(num_cpus=workers, include_dashboard=False, **quiet)
+        return
+    # A head started where a token exists (~/.ray/auth_token, which the first local
+    # ray.init() writes) requires token authentication, and a driver connecting by address
+    # does not turn it on by itself; token mode also reaches a cluster without it.
+    token = os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+    if token or (Path.home() / ".ray" / "auth_token").is_file():
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
+    try:
+        ray.init(address=address, **quiet)
+    except (ConnectionError, RuntimeError) as exc:
+        raise ValueError(
+            f"cannot connect to the Ray cluster at {address} ({_first_line(exc)}); check the "
+            "address and `ray status` on the head; a head with token authentication needs "
+            "its token here (RAY_AUTH_TOKEN, or the same ~/.ray/auth_token)"
+        ) from None
+
+
+class _MainThreadOnly(io.TextIOBase):
+    """A text stream passing what the main thread writes to ``stream``, and appending what
+    other threads write (Ray's reports of dead workers and nodes, with its state dumps) to
+    the file ``path``, without terminal codes."""
+
+    def __init__(self, stream: Any, path: Path) -> None:
+        self._stream, self._path = stream, path
+
+    def write(self, text: str) -> int:
+        if threading.current_thread() is threading.main_thread():
+            return int(self._stream.write(text))
+        with contextlib.suppress(OSError), self._path.open("a") as file:
+            file.write(clean_message(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return bool(self._stream.isatty())
+
+
+@contextlib.contextmanager
+def _background_output_to(path: Path) -> Iterator[None]:
+    """Send what threads other than the main one print, while inside, to the file ``path``."""
+    with (
+        contextlib.redirect_stdout(_MainThreadOnly(sys.stdout, path)),
+        contextlib.redirect_stderr(_MainThreadOnly(sys.stderr, path)),
+    ):
+        yield
 
 
 PROBE_TIMEOUT_S = 120.0
@@ -499,7 +561,7 @@ def check_cluster(
             f"nodes: {have or 'none'}): "
             + ("set gpus_per_run: 0, or add a node with GPUs" if gpus_per_run else "add a node")
         )
-    log(f"Ray cluster: {len(nodes)} nodes, {sum(cpus):g} CPUs, {sum(gpus):g} GPUs")
+    log(f"Ray cluster: {len(nodes)} node(s), {sum(cpus):g} CPUs, {sum(gpus):g} GPUs")
     files = sorted(_pinned_files([job.config for job in jobs]))
     folder = out.absolute() / f".probe-{secrets.token_hex(6)}"
     folder.mkdir(parents=True)
@@ -580,8 +642,12 @@ def _probe_problem(report: dict[str, Any], seen: bool, out: Path, mine: dict[str
 
 
 def _pinned_files(configs: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
-    """``(path, sha256, what)`` of every checkpoint file the run configs load."""
+    """``(path, sha256, what)`` of every checkpoint file the run configs load, and of every
+    task module they import from a ``.py`` file (a worker imports it from its own disk)."""
     found: set[tuple[str, str, str]] = set()
+    modules = {m for config in configs for m in config.get("task_modules", ())}
+    for module in sorted(m for m in modules if m.endswith(".py")):
+        found.add((module, file_sha256(module), "task module"))
 
     def walk(value: Any) -> None:
         if isinstance(value, dict):

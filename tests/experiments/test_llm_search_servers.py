@@ -186,7 +186,7 @@ def test_ctrl_c_while_waiting_on_the_server_stops_cleanly_and_keeps_the_answers(
         out, err, took = interrupt_when(
             proc, lambda: server.request_count == 4 and len(cached_answers(cache)) == 3
         )
-    assert proc.returncode == 1, err
+    assert proc.returncode == 130, err
     assert "Traceback" not in err and took < 30
     summary = json.loads((tmp_path / "run/search.json").read_text())
     assert summary["stop_reason"] == "interrupted"
@@ -233,7 +233,7 @@ def test_ctrl_c_during_training_stops_cleanly_and_keeps_the_rounds_answers(
             proc, lambda: (run / "candidates/r0-i0-k0/seed_0/config.json").exists()
         )
         assert server.request_count == 2
-    assert proc.returncode == 1, err
+    assert proc.returncode == 130, err
     assert "Traceback" not in err and took < 30
     summary = json.loads((run / "search.json").read_text())
     assert summary["stop_reason"] == "interrupted" and summary["best"] is None
