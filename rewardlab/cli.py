@@ -792,6 +792,9 @@ def _cmd_llm_search(args: argparse.Namespace) -> int:
             data = preset_spec(args.config, "llm_search", "--config")
         elif args.config:
             data = _mapping(args.config, "--config file")
+            feedback = data.get("feedback_file")
+            if isinstance(feedback, str):  # the config file's folder's, like a spec's paths
+                data["feedback_file"] = str(Path(args.config).resolve().parent / feedback)
         for section in ("llm", "train", "cache"):
             if not isinstance(data.get(section) or {}, dict):
                 raise ValueError(f"{section} in the --config file must be a mapping of fields")

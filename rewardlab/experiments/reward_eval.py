@@ -150,7 +150,8 @@ def needs_frames(specs: Sequence[RewardSpec]) -> bool:
 
 def load_sweep(path: str | Path, what: str = "sweep file") -> list[tuple[str, RewardSpec]]:
     """:func:`sweep_specs` of a YAML file; ``what`` names the file in errors (the CLI says
-    ``--sweep file``).
+    ``--sweep file``). A relative checkpoint path in it (``pretrained:``) is the file's
+    folder's.
 
     Raises:
         ValueError: On one line: the file is missing, unreadable, not YAML, not a mapping, or
@@ -159,7 +160,8 @@ def load_sweep(path: str | Path, what: str = "sweep file") -> list[tuple[str, Re
     data = read_yaml_file(path, what)
     if not isinstance(data, Mapping):
         raise ValueError(f"the {what} {path} must hold a mapping, got {type(data).__name__}")
-    return sweep_specs(data)
+    folder = Path(path).resolve().parent
+    return [(label, spec.resolved(folder)) for label, spec in sweep_specs(data)]
 
 
 # --- names -----------------------------------------------------------------------------------
