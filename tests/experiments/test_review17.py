@@ -1,0 +1,285 @@
+"""Review of issue 17 (Ray comparisons): defects found by probing the change, one test each.
+
+A test marked ``xfail(strict=True)`` fails today; the maintainer removes the mark with the fix.
+None starts Ray in the pytest worker: the Ray ones drive the CLI in a subprocess, or hand the
+runner a stand-in for the ``ray`` module.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rewardlab.experiments.comparison_spec import load_spec
+from rewardlab.experiments.runner import (
+    DONE_MARKER,
+    _background_output_to,
+    _identity,
+    _init_ray,
+    _pending,
+    plan_runs,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+PROGRAM = (
+    "def compute_reward(agent_pos, goal_pos):\n"
+    "    return -np.abs(goal_pos - agent_pos).sum(axis=-1).astype(np.float64), {}\n"
+)
+SPEC: dict[str, Any] = {
+    "name": "review",
+    "envs": [{"id": "rewardlab/GridEmpty-v0", "kwargs": {"size": 5}}],
+    "algo": "ppo",
+    "hyperparams": {"n_envs": 1, "n_steps": 32, "batch_size": 32, "n_epochs": 1},
+    "budget": 64,
+    "seeds": [0],
+    "eval": {"freq": 64, "episodes": 2},
+    "variants": {"sparse": "sparse"},
+    "report": {"reps": 50},
+}
+
+
+class _Tee:
+    """A stream as users write them to copy output to a log: ``write`` returns None, and it
+    has neither ``isatty`` nor ``fileno``."""
+
+    def __init__(self) -> None:
+        self.text = io.StringIO()
+
+    def write(self, text: str) -> None:
+        self.text.write(text)
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="_MainThreadOnly.write returns int(stream.write(...)): TypeError for a stream whose "
+    "write returns None, so a Ray comparison from the Python API crashes at its first log line",
+)
+def test_a_ray_comparisons_output_goes_through_a_stream_whose_write_returns_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tee = _Tee()
+    monkeypatch.setattr(sys, "stdout", tee)
+    with _background_output_to(tmp_path / "ray.log"):
+        print("Ray cluster: 1 node(s)")
+        assert sys.stdout.isatty() is False  # a caller asking whether to draw a progress bar
+    assert tee.text.getvalue() == "Ray cluster: 1 node(s)\n"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="_MainThreadOnly passes only the *main* thread's writes: a comparison run from "
+    "another thread (a web app, a GUI, a thread pool) has every log line sent to ray.log",
+)
+def test_a_comparison_run_from_another_thread_still_prints_its_own_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shown = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", shown)
+
+    def comparison() -> None:  # what run_comparison's log=print does inside _run_ray
+        with _background_output_to(tmp_path / "ray.log"):
+            print("[1/2 done, 1 running, 0 queued] finished ...")
+
+    thread = threading.Thread(target=comparison)
+    thread.start()
+    thread.join()
+    assert shown.getvalue() == "[1/2 done, 1 running, 0 queued] finished ...\n"
+    assert not (tmp_path / "ray.log").exists()
+
+
+def _as_recorded_before_pinning(config: dict[str, Any], **model: Any) -> dict[str, Any]:
+    """A run config as the version before issue 17 wrote it: no ``sha256``, and the paths as
+    the spec gave them (read from the working directory)."""
+    old = copy.deepcopy(config)
+    old["reward"]["model"].pop("sha256", None)
+    old["reward"]["model"].update(model)
+    return old
+
+
+def _finish(jobs: list[Any], configs: list[dict[str, Any]]) -> None:
+    for job, config in zip(jobs, configs, strict=True):
+        job.run_dir.mkdir(parents=True)
+        (job.run_dir / DONE_MARKER).write_text(json.dumps({"config": config}))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="_identity compares sha256 (null in markers written before pinning) and strips the "
+    "path only of pinned parts: every finished run with a program or a checkpoint is refused "
+    "on resume, as for experiments/results/gridworld-keydoor-learned/comparison (30 runs)",
+)
+def test_runs_recorded_before_pinning_resume_when_their_files_are_the_ones_now_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "spec" / "ckpt").mkdir(parents=True)
+    (tmp_path / "spec" / "ckpt" / "checkpoint.pt").write_bytes(b"weights")
+    variants = {
+        "learned": {"model": {"kind": "learned", "path": "ckpt/checkpoint.pt", "device": "cpu"}},
+        "inline": {"model": {"kind": "program", "source": PROGRAM}},
+    }
+    (tmp_path / "spec" / "spec.yaml").write_text(yaml.safe_dump({**SPEC, "variants": variants}))
+    monkeypatch.chdir(tmp_path)  # where the old version ran, reading paths from here
+    jobs = plan_runs(load_spec("spec/spec.yaml"), tmp_path / "out")
+    old = [
+        _as_recorded_before_pinning(job.config, path="spec/ckpt/checkpoint.pt")
+        if job.variant == "learned"
+        else _as_recorded_before_pinning(job.config)  # an inline source: nothing to read
+        for job in jobs
+    ]
+    _finish(jobs, old)
+    assert _pending(jobs, False, lambda _line: None) == []
+
+
+def test_runs_recorded_before_pinning_with_another_file_are_still_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "spec").mkdir()
+    (tmp_path / "spec" / "checkpoint.pt").write_bytes(b"weights")
+    (tmp_path / "checkpoint.pt").write_bytes(b"other weights")  # what the old run read
+    variants = {"learned": {"model": {"kind": "learned", "path": "checkpoint.pt"}}}
+    (tmp_path / "spec" / "spec.yaml").write_text(yaml.safe_dump({**SPEC, "variants": variants}))
+    monkeypatch.chdir(tmp_path)
+    jobs = plan_runs(load_spec("spec/spec.yaml"), tmp_path / "out")
+    _finish(jobs, [_as_recorded_before_pinning(job.config, path="checkpoint.pt") for job in jobs])
+    with pytest.raises(ValueError, match="ran with a different config"):
+        _pending(jobs, False, lambda _line: None)
+    assert all((job.run_dir / DONE_MARKER).is_file() for job in jobs)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="_identity drops 'path' from *every* dict with a 'sha256' key, env_kwargs included",
+)
+def test_a_changed_env_keyword_is_a_changed_run_even_beside_a_sha256_key() -> None:
+    config = load_spec(SPEC).run_configs()["rewardlab/GridEmpty-v0", "sparse", 0]
+    base = config.model_dump(mode="json")
+    a = {**base, "env_kwargs": {"size": 5, "layout": {"path": "maps/a.txt", "sha256": "f00d"}}}
+    b = {**base, "env_kwargs": {"size": 5, "layout": {"path": "maps/b.txt", "sha256": "f00d"}}}
+    assert _identity(a) != _identity(b)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the missing-checkpoint hint says a relative path is the spec file's folder's; in a "
+    "spec given as a mapping it is the working directory's",
+)
+def test_a_mapping_specs_missing_checkpoint_points_at_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    variants = {"learned": {"model": {"kind": "learned", "path": "ckpt/checkpoint.pt"}}}
+    with pytest.raises(ValueError, match="does not exist") as caught:
+        load_spec({**SPEC, "variants": variants}).run_configs()
+    assert "spec file's folder" not in str(caught.value), caught.value
+    assert "working directory" in str(caught.value), caught.value
+
+
+class _SlowRay:
+    """A stand-in for ``ray`` whose ``init`` does what Ray 2.60 does at an address where
+    nothing answers (20 tries of ~40 s each; still retrying when killed after 590 s),
+    shortened."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def init(self, **_kwargs: Any) -> None:
+        self.calls += 1
+        time.sleep(8.0)
+        raise ConnectionError("Failed to get cluster ID from GCS server")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="_init_ray hands an address where nothing listens to ray.init, which retries for "
+    "over 9 minutes (measured) printing raw GCS warnings before any one-line error",
+)
+def test_an_address_where_nothing_listens_fails_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    ray = _SlowRay()
+    start = time.monotonic()
+    with pytest.raises(ValueError, match=f"127.0.0.1:{port}"):
+        _init_ray(ray, f"127.0.0.1:{port}", 1)
+    assert time.monotonic() - start < 5.0
+    assert ray.calls == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="with RAY_ADDRESS set (as in a Ray job) and no address: in the spec, _init_ray "
+    "calls ray.init(num_cpus=...): a ConnectionError traceback, or with a live cluster Ray's "
+    "'num_cpus and num_gpus must not be provided'",
+)
+def test_ray_address_in_the_environment_is_the_cluster_to_use(tmp_path: Path) -> None:
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump({**SPEC, "backend": "ray"}))
+    empty = tmp_path / "no-ray-here"  # RAY_TMPDIR: `auto` finds no local cluster
+    empty.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(RAY_ADDRESS="auto", RAY_TMPDIR=str(empty), PYTHONPATH=str(ROOT))
+    result = subprocess.run(
+        [sys.executable, "-m", "rewardlab.cli", "compare", "spec.yaml", "--out", "out"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and "auto" in result.stderr, result.stderr
+
+
+_COLORAMA_AT_EXIT = """
+import io, sys
+from pathlib import Path
+from rewardlab.experiments.runner import _background_output_to
+
+shown = io.StringIO()
+sys.stdout = shown
+with _background_output_to(Path(sys.argv[1])):
+    # What the first ray.init() imports: colorama.init() keeps sys.stdout (the wrapper) and
+    # asks it isatty() at exit.
+    import ray.autoscaler._private.cli_logger  # noqa: F401
+sys.stdout = sys.__stdout__
+shown.close()  # a notebook's or a test's stream, closed before the interpreter ends
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Ray's colorama keeps the _MainThreadOnly wrapper as its stdout and calls isatty() "
+    "at exit; the wrapper asks the closed stream: 'Exception ignored in atexit callback'",
+)
+def test_no_traceback_at_exit_after_a_ray_comparison_whose_stream_was_closed(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("ray")
+    result = subprocess.run(
+        [sys.executable, "-c", _COLORAMA_AT_EXIT, str(tmp_path / "ray.log")],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
