@@ -71,6 +71,9 @@ def _absolute(path: str, folder: Path) -> str:
     return str((folder / Path(path).expanduser()).absolute())
 
 
+_RELATIVE = "read from the folder of the spec file that gives it, else the working directory"
+"""Where a relative file path in a reward spec is read from (see ``resolved``)."""
+
 _DIGESTS: dict[tuple[str, int, int], str] = {}
 
 
@@ -178,7 +181,7 @@ class ClipModelSpec(_Spec):
         assert self.pretrained is not None
         fix = (
             "; give the path of an open_clip checkpoint on this machine (a relative path is "
-            "read from the spec file's folder), or a pretrained tag: "
+            f"{_RELATIVE}), or a pretrained tag: "
             f"open_clip.list_pretrained_tags_by_model({self.model!r})"
         )
         digest = _digest(self.pretrained, f"CLIP checkpoint file for {self.model!r}", fix)
@@ -296,7 +299,7 @@ class LearnedModelSpec(_Spec):
             return self
         fix = (
             "; give the checkpoint.pt that rewardlab learn-reward wrote (a relative path is "
-            "read from the spec file's folder)"
+            f"{_RELATIVE})"
         )
         digest = _digest(self.path, "reward-net checkpoint", fix)
         return self.model_copy(update={"sha256": digest})

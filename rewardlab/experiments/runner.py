@@ -133,6 +133,9 @@ def _pending(
             old = _recorded_config(marker, overwrite)
             if old == job.config or _identity(old) == _identity(job.config):
                 continue
+            old = _pinned_now(old)
+            if _identity(old) == _identity(job.config):
+                continue
             changed.append((job, old))
         todo.append(job)
     if changed and not overwrite:
@@ -185,20 +188,35 @@ def _current_form(config: Any) -> Any:
 
 def _identity(config: Any) -> Any:
     """What makes two run configs the same run: the current form (:func:`_current_form`),
-    without the paths of files whose SHA-256 it records (a program or checkpoint read from
-    another folder, or the comparison moved, is the same run; one whose content changed is
-    not)."""
+    without the paths of the reward's files whose SHA-256 it records (a program or
+    checkpoint read from another folder, or the comparison moved, is the same run; one whose
+    content changed is not)."""
+    current = _current_form(config)
+    if not isinstance(current, dict) or not isinstance(current.get("reward"), dict):
+        return current
+    reward = dict(current["reward"])
+    for field in ("model", "shaping"):
+        part = reward.get(field)
+        if isinstance(part, dict) and part.get("kind") in ("program", "learned", "clip"):
+            hashed = {"path"} if part.get("sha256") else set()
+            hashed |= {"pretrained"} if part.get("pretrained_sha256") else set()
+            reward[field] = {k: v for k, v in part.items() if k not in hashed}
+    return {**current, "reward": reward}
 
-    def strip(value: Any) -> Any:
-        if isinstance(value, dict):
-            hashed = {"path"} if value.get("sha256") else set()
-            hashed |= {"pretrained"} if value.get("pretrained_sha256") else set()
-            return {k: strip(v) for k, v in value.items() if k not in hashed}
-        if isinstance(value, list):
-            return [strip(v) for v in value]
-        return value
 
-    return strip(_current_form(config))
+def _pinned_now(config: Any) -> Any:
+    """A run config recorded before runs pinned their reward's files (no SHA-256 in it),
+    pinned now as that version read them: relative paths from the working directory, a
+    ``reference`` program as the task ships it today. Anything that cannot be read or
+    pinned is returned as it is (and so differs from the spec)."""
+    from rewardlab.agents.train import TrainConfig
+
+    try:
+        old = TrainConfig.model_validate(config)
+        reward = old.reward.resolved(Path.cwd()).pinned(old.env, old.env_kwargs)
+        return old.model_copy(update={"reward": reward}).model_dump(mode="json")
+    except Exception:  # noqa: BLE001 - whatever fails (an env gone, a file unreadable) differs
+        return config
 
 
 def _differences(old: Any, new: Any, limit: int = 3) -> str:
@@ -473,60 +491,113 @@ RAY_LOG = "ray.log"
 
 
 def _init_ray(ray: Any, address: str | None, workers: int) -> None:
-    """Start Ray here (``workers`` CPUs) or connect to the cluster at ``address``, quietly:
-    Ray's own log lines stay in its session logs.
+    """Start Ray here (``workers`` CPUs) or connect to the cluster at ``address`` (without
+    one, ``RAY_ADDRESS``'s, as Ray itself does), quietly: Ray's own log lines stay in its
+    session logs.
 
     Raises:
         ValueError: One line, where the cluster cannot be reached.
     """
     quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
-    if not address:
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address in (None, "local"):
         ray.init(num_cpus=workers, include_dashboard=False, **quiet)
         return
-    # A head started where a token exists (~/.ray/auth_token, which the first local
-    # ray.init() writes) requires token authentication, and a driver connecting by address
-    # does not turn it on by itself; token mode also reaches a cluster without it.
-    token = os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
-    if token or (Path.home() / ".ray" / "auth_token").is_file():
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
+    fix = (
+        "check the address and `ray status` on the head; a head with token authentication "
+        "needs its token here (RAY_AUTH_TOKEN, or the same ~/.ray/auth_token)"
+    )
+    problem = _unreachable(address)
+    if problem:
+        raise ValueError(f"cannot connect to the Ray cluster at {address} ({problem}); {fix}")
     try:
-        ray.init(address=address, **quiet)
+        with _token_auth():
+            ray.init(address=address, **quiet)
     except (ConnectionError, RuntimeError) as exc:
         raise ValueError(
-            f"cannot connect to the Ray cluster at {address} ({_first_line(exc)}); check the "
-            "address and `ray status` on the head; a head with token authentication needs "
-            "its token here (RAY_AUTH_TOKEN, or the same ~/.ray/auth_token)"
+            f"cannot connect to the Ray cluster at {address} ({_first_line(exc)}); {fix}"
         ) from None
 
 
-class _MainThreadOnly(io.TextIOBase):
-    """A text stream passing what the main thread writes to ``stream``, and appending what
-    other threads write (Ray's reports of dead workers and nodes, with its state dumps) to
-    the file ``path``, without terminal codes."""
+CONNECT_TIMEOUT_S = 5.0
+"""How long a cluster address may take to accept a connection before the run fails (Ray
+itself retries an address where nothing listens for minutes)."""
+
+
+def _unreachable(address: str) -> str:
+    """Why nothing accepts a connection at a ``host:port`` (or ``ray://host:port``) Ray
+    address, or "" (also for ``auto``, which Ray looks up itself)."""
+    target = address.removeprefix("ray://")
+    host, colon, port = target.rpartition(":")
+    if not colon or not port.isdigit():
+        return ""
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), CONNECT_TIMEOUT_S):
+            return ""
+    except OSError as exc:
+        return f"nothing accepts connections at {target}: {exc.strerror or exc}"
+
+
+@contextlib.contextmanager
+def _token_auth() -> Iterator[None]:
+    """Token authentication turned on while connecting, where a token exists.
+
+    A head started where a token exists (~/.ray/auth_token, which the first local
+    ray.init() writes) requires it, and a driver connecting by address does not turn it on
+    by itself; token mode also reaches a cluster without it. The setting is put back after,
+    so that a Ray started later by this process does not require a token.
+    """
+    token = os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+    if "RAY_AUTH_MODE" in os.environ or not (
+        token or (Path.home() / ".ray" / "auth_token").is_file()
+    ):
+        yield
+        return
+    os.environ["RAY_AUTH_MODE"] = "token"
+    try:
+        yield
+    finally:
+        os.environ.pop("RAY_AUTH_MODE", None)
+
+
+class _ThisThreadOnly(io.TextIOBase):
+    """A text stream passing what the thread that made it writes to ``stream``, and
+    appending what other threads write (Ray's reports of dead workers and nodes, with its
+    state dumps) to the file ``path``, without terminal codes.
+
+    Ray's colorama may keep it as its stdout past the comparison and ask it ``isatty()`` at
+    exit, after the caller closed ``stream``: that answers False rather than raising.
+    """
 
     def __init__(self, stream: Any, path: Path) -> None:
         self._stream, self._path = stream, path
+        self._thread = threading.get_ident()
 
     def write(self, text: str) -> int:
-        if threading.current_thread() is threading.main_thread():
-            return int(self._stream.write(text))
+        if threading.get_ident() == self._thread:
+            self._stream.write(text)  # a user's stream may return None
+            return len(text)
         with contextlib.suppress(OSError), self._path.open("a") as file:
             file.write(clean_message(text))
         return len(text)
 
     def flush(self) -> None:
-        self._stream.flush()
+        with contextlib.suppress(ValueError, AttributeError):  # closed, or no flush
+            self._stream.flush()
 
     def isatty(self) -> bool:
-        return bool(self._stream.isatty())
+        try:
+            return bool(self._stream.isatty())
+        except (ValueError, AttributeError):  # closed, or a stream without isatty
+            return False
 
 
 @contextlib.contextmanager
 def _background_output_to(path: Path) -> Iterator[None]:
-    """Send what threads other than the main one print, while inside, to the file ``path``."""
+    """Send what threads other than this one print, while inside, to the file ``path``."""
     with (
-        contextlib.redirect_stdout(_MainThreadOnly(sys.stdout, path)),
-        contextlib.redirect_stderr(_MainThreadOnly(sys.stderr, path)),
+        contextlib.redirect_stdout(_ThisThreadOnly(sys.stdout, path)),
+        contextlib.redirect_stderr(_ThisThreadOnly(sys.stderr, path)),
     ):
         yield
 
