@@ -163,7 +163,7 @@ def _recorded_config(marker: Path, overwrite: bool) -> Any:
     ``overwrite`` retrains; without it, a ValueError naming the file)."""
     try:
         return json.loads(marker.read_text())["config"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         if overwrite:
             return None
         raise ValueError(
@@ -182,7 +182,7 @@ def _current_form(config: Any) -> Any:
 
     try:
         return TrainConfig.model_validate(config).model_dump(mode="json")
-    except (ValidationError, ValueError, TypeError):
+    except (ValidationError, ValueError, TypeError, RecursionError):
         return config
 
 
@@ -491,51 +491,100 @@ RAY_LOG = "ray.log"
 
 
 def _init_ray(ray: Any, address: str | None, workers: int) -> None:
-    """Start Ray here (``workers`` CPUs) or connect to the cluster at ``address`` (without
-    one, ``RAY_ADDRESS``'s, as Ray itself does), quietly: Ray's own log lines stay in its
-    session logs.
+    """Start Ray here (``workers`` CPUs) or connect to the cluster at ``address``, quietly:
+    Ray's own log lines stay in its session logs.
+
+    As in Ray, ``RAY_ADDRESS`` (set in a Ray job) stands for no address and for ``auto``;
+    ``local`` and, without ``RAY_ADDRESS``, no address start Ray here (not on a cluster that
+    ``ray start`` runs on this machine: that is ``auto``).
 
     Raises:
-        ValueError: One line, where the cluster cannot be reached.
+        ValueError: One line, where the address is malformed or the cluster cannot be
+            reached (an address where nothing accepts a connection fails within
+            :data:`CONNECT_TIMEOUT_S`, where Ray would retry it for minutes).
     """
     quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
-    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address in (None, "auto") and os.environ.get("RAY_ADDRESS"):
+        address = os.environ["RAY_ADDRESS"]
     if address in (None, "local"):
-        ray.init(num_cpus=workers, include_dashboard=False, **quiet)
+        ray.init(address="local", num_cpus=workers, include_dashboard=False, **quiet)
         return
+    assert address is not None
     fix = (
         "check the address and `ray status` on the head; a head with token authentication "
         "needs its token here (RAY_AUTH_TOKEN, or the same ~/.ray/auth_token)"
     )
-    problem = _unreachable(address)
+    problem = _address_problem(address)
     if problem:
-        raise ValueError(f"cannot connect to the Ray cluster at {address} ({problem}); {fix}")
+        raise ValueError(f"cannot connect to the Ray cluster at {address}: {problem}")
     try:
         with _token_auth():
             ray.init(address=address, **quiet)
-    except (ConnectionError, RuntimeError) as exc:
+    except (ConnectionError, RuntimeError, ValueError) as exc:
         raise ValueError(
             f"cannot connect to the Ray cluster at {address} ({_first_line(exc)}); {fix}"
         ) from None
 
 
 CONNECT_TIMEOUT_S = 5.0
-"""How long a cluster address may take to accept a connection before the run fails (Ray
-itself retries an address where nothing listens for minutes)."""
+"""How long a cluster address may take to accept a connection before the run fails."""
+
+RAY_CLIENT_PORT = 10001
+"""The port of a ``ray://HOST`` address that names none (Ray's)."""
+
+_ADDRESS_FORMS = (
+    "a Ray address is HOST:PORT (the head's port, 6379 unless `ray start --port` said "
+    "otherwise), ray://HOST:10001 or auto"
+)
 
 
-def _unreachable(address: str) -> str:
-    """Why nothing accepts a connection at a ``host:port`` (or ``ray://host:port``) Ray
-    address, or "" (also for ``auto``, which Ray looks up itself)."""
+def _address_problem(address: str) -> str:
+    """What is wrong with a Ray cluster address, or "": malformed, or nothing accepts a
+    connection where Ray will connect (this node's IP for a loopback host, as Ray does).
+    ``auto`` is not checked (Ray looks the cluster up itself)."""
+    if address == "auto":
+        return ""
+    if address.startswith(("http://", "https://")):
+        return (
+            "an http:// address is the dashboard's, for `ray job submit`; give the head's "
+            f"address instead: {_ADDRESS_FORMS}"
+        )
+    client = address.startswith("ray://")
     target = address.removeprefix("ray://")
     host, colon, port = target.rpartition(":")
-    if not colon or not port.isdigit():
-        return ""
+    if not colon:
+        host, port = target, str(RAY_CLIENT_PORT) if client else ""
+    host = host.strip("[]")
+    if not host or not port:
+        return _ADDRESS_FORMS
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        return f"{port!r} is not a port; {_ADDRESS_FORMS}"
+    where = f"{host}:{port}"
+    if not client and _is_loopback(host):
+        from ray.util import get_node_ip_address
+
+        host = get_node_ip_address()
+        where = f"{host}:{port} (this machine's address, where Ray connects for {where})"
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), CONNECT_TIMEOUT_S):
+        with socket.create_connection((host, int(port)), CONNECT_TIMEOUT_S):
             return ""
     except OSError as exc:
-        return f"nothing accepts connections at {target}: {exc.strerror or exc}"
+        return (
+            f"nothing accepts connections at {where}: {exc.strerror or exc}; check the "
+            "address, and that the head runs (`ray status` there)"
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether Ray takes ``host`` for this machine (and connects to its node IP instead)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name
+        return False
 
 
 @contextlib.contextmanager
@@ -560,24 +609,62 @@ def _token_auth() -> Iterator[None]:
         os.environ.pop("RAY_AUTH_MODE", None)
 
 
-class _ThisThreadOnly(io.TextIOBase):
-    """A text stream passing what the thread that made it writes to ``stream``, and
-    appending what other threads write (Ray's reports of dead workers and nodes, with its
-    state dumps) to the file ``path``, without terminal codes.
+class _Diversion:
+    """While comparisons run on Ray in this process, ``sys.stdout`` and ``sys.stderr`` pass
+    what their threads write and append what other threads write (Ray's reports of dead
+    workers and nodes, with its state dumps) to the ``ray.log`` of the comparison entered
+    last, without terminal codes. Comparisons may overlap in several threads; the streams
+    are put back when the last one leaves (unless something replaced them meanwhile)."""
 
-    Ray's colorama may keep it as its stdout past the comparison and ask it ``isatty()`` at
-    exit, after the caller closed ``stream``: that answers False rather than raising.
-    """
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._inside: list[tuple[int, Path]] = []  # (thread, ray.log) of each comparison
+        self._saved: tuple[Any, Any] = (None, None)
+        self._streams: tuple[Any, Any] = (None, None)
 
-    def __init__(self, stream: Any, path: Path) -> None:
-        self._stream, self._path = stream, path
-        self._thread = threading.get_ident()
+    @contextlib.contextmanager
+    def to(self, path: Path) -> Iterator[None]:
+        entry = (threading.get_ident(), path)
+        with self._lock:
+            if not self._inside:
+                self._saved = (sys.stdout, sys.stderr)
+                self._streams = (_Diverted(sys.stdout, self), _Diverted(sys.stderr, self))
+                sys.stdout, sys.stderr = self._streams
+            self._inside.append(entry)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._inside.remove(entry)
+                if not self._inside:
+                    if sys.stdout is self._streams[0]:
+                        sys.stdout = self._saved[0]
+                    if sys.stderr is self._streams[1]:
+                        sys.stderr = self._saved[1]
+
+    def elsewhere(self) -> Path | None:
+        """Where the calling thread's writes go instead of the stream (None: the stream)."""
+        inside = list(self._inside)
+        thread = threading.get_ident()
+        if not inside or any(owner == thread for owner, _ in inside):
+            return None
+        return inside[-1][1]
+
+
+class _Diverted(io.TextIOBase):
+    """``stream`` as :class:`_Diversion` routes it. Ray's colorama may keep it as its stdout
+    past the comparison and ask it ``isatty()`` at exit, after the caller closed ``stream``:
+    that answers False rather than raising."""
+
+    def __init__(self, stream: Any, diversion: _Diversion) -> None:
+        self._stream, self._diversion = stream, diversion
 
     def write(self, text: str) -> int:
-        if threading.get_ident() == self._thread:
+        path = self._diversion.elsewhere()
+        if path is None:
             self._stream.write(text)  # a user's stream may return None
             return len(text)
-        with contextlib.suppress(OSError), self._path.open("a") as file:
+        with contextlib.suppress(OSError), path.open("a") as file:
             file.write(clean_message(text))
         return len(text)
 
@@ -591,15 +678,21 @@ class _ThisThreadOnly(io.TextIOBase):
         except (ValueError, AttributeError):  # closed, or a stream without isatty
             return False
 
+    @property
+    def encoding(self) -> Any:  # type: ignore[override]
+        return getattr(self._stream, "encoding", None)
 
-@contextlib.contextmanager
-def _background_output_to(path: Path) -> Iterator[None]:
+    @property
+    def errors(self) -> Any:  # type: ignore[override]
+        return getattr(self._stream, "errors", None)
+
+
+_DIVERSION = _Diversion()
+
+
+def _background_output_to(path: Path) -> contextlib.AbstractContextManager[None]:
     """Send what threads other than this one print, while inside, to the file ``path``."""
-    with (
-        contextlib.redirect_stdout(_ThisThreadOnly(sys.stdout, path)),
-        contextlib.redirect_stderr(_ThisThreadOnly(sys.stderr, path)),
-    ):
-        yield
+    return _DIVERSION.to(path)
 
 
 PROBE_TIMEOUT_S = 120.0

@@ -269,7 +269,7 @@ def test_token_mode_for_a_connection_is_not_left_for_a_later_local_ray(
         monkeypatch.delenv(name, raising=False)
     ray = _RecordingRay()
     with socket.socket() as server:  # a head's port: something accepts connections
-        server.bind(("127.0.0.1", 0))
+        server.bind(("0.0.0.0", 0))  # on every address (Ray connects to the node IP)
         server.listen()
         _init_ray(ray, f"127.0.0.1:{server.getsockname()[1]}", 1)
     _init_ray(ray, None, 1)
