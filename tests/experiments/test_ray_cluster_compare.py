@@ -267,7 +267,7 @@ def test_a_killed_worker_is_retried_and_rays_report_goes_to_a_file(
 
 def test_a_node_check_reports_missing_checkpoints_and_other_versions(tmp_path: Path) -> None:
     # The check task's own logic, on this machine (the cluster tests run it on real nodes).
-    from rewardlab.experiments.runner import _probe_problem, probe_node
+    from rewardlab.experiments.ray_backend import _probe_problem, probe_node
     from rewardlab.provenance import file_sha256, package_versions
 
     checkpoint = tmp_path / "checkpoint.pt"

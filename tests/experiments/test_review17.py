@@ -23,11 +23,10 @@ import pytest
 import yaml
 
 from rewardlab.experiments.comparison_spec import load_spec
+from rewardlab.experiments.ray_backend import _background_output_to, _init_ray
 from rewardlab.experiments.runner import (
     DONE_MARKER,
-    _background_output_to,
     _identity,
-    _init_ray,
     _pending,
     plan_runs,
 )
@@ -81,7 +80,7 @@ def test_a_comparison_run_from_another_thread_still_prints_its_own_lines(
     shown = io.StringIO()
     monkeypatch.setattr(sys, "stdout", shown)
 
-    def comparison() -> None:  # what run_comparison's log=print does inside _run_ray
+    def comparison() -> None:  # what run_comparison's log=print does inside run_ray
         with _background_output_to(tmp_path / "ray.log"):
             print("[1/2 done, 1 running, 0 queued] finished ...")
 
@@ -218,7 +217,7 @@ def test_ray_address_in_the_environment_is_the_cluster_to_use(tmp_path: Path) ->
 _COLORAMA_AT_EXIT = """
 import io, sys
 from pathlib import Path
-from rewardlab.experiments.runner import _background_output_to
+from rewardlab.experiments.ray_backend import _background_output_to
 
 shown = io.StringIO()
 sys.stdout = shown

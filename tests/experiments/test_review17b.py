@@ -24,10 +24,9 @@ import pytest
 import yaml
 
 from rewardlab.experiments.comparison_spec import load_spec
+from rewardlab.experiments.ray_backend import _background_output_to, _init_ray
 from rewardlab.experiments.runner import (
     DONE_MARKER,
-    _background_output_to,
-    _init_ray,
     _pending,
     plan_runs,
 )
