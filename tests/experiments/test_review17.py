@@ -194,14 +194,19 @@ def test_an_address_where_nothing_listens_fails_at_once(monkeypatch: pytest.Monk
     assert ray.calls == 0
 
 
-def test_ray_address_in_the_environment_is_the_cluster_to_use(tmp_path: Path) -> None:
+def _compare_on_ray(
+    tmp_path: Path, *args: str, **env_vars: str
+) -> subprocess.CompletedProcess[str]:
+    """``rewardlab compare`` of a Ray spec in ``tmp_path``, on a machine where no Ray runs
+    (``RAY_TMPDIR`` empty: ``auto`` finds no cluster) and no ``RAY_*`` variable but
+    ``env_vars`` is set."""
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump({**SPEC, "backend": "ray"}))
-    empty = tmp_path / "no-ray-here"  # RAY_TMPDIR: `auto` finds no local cluster
+    empty = tmp_path / "no-ray-here"
     empty.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    env.update(RAY_ADDRESS="auto", RAY_TMPDIR=str(empty), PYTHONPATH=str(ROOT))
-    result = subprocess.run(
-        [sys.executable, "-m", "rewardlab.cli", "compare", "spec.yaml", "--out", "out"],
+    env.update(RAY_TMPDIR=str(empty), PYTHONPATH=str(ROOT), **env_vars)
+    return subprocess.run(
+        [sys.executable, "-m", "rewardlab.cli", "compare", "spec.yaml", "--out", "out", *args],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -209,6 +214,10 @@ def test_ray_address_in_the_environment_is_the_cluster_to_use(tmp_path: Path) ->
         timeout=120,
         check=False,
     )
+
+
+def test_ray_address_in_the_environment_is_the_cluster_to_use(tmp_path: Path) -> None:
+    result = _compare_on_ray(tmp_path, RAY_ADDRESS="auto")
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1 and "auto" in result.stderr, result.stderr
@@ -397,21 +406,7 @@ def test_a_loopback_address_is_checked_where_ray_will_connect() -> None:
 
 def test_an_address_without_a_port_says_what_to_give(tmp_path: Path) -> None:
     pytest.importorskip("ray")
-    (tmp_path / "spec.yaml").write_text(yaml.safe_dump({**SPEC, "backend": "ray"}))
-    empty = tmp_path / "no-ray-here"
-    empty.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    env.update(RAY_TMPDIR=str(empty), PYTHONPATH=str(ROOT))
-    result = subprocess.run(
-        [sys.executable, "-m", "rewardlab.cli", "compare", "spec.yaml", "--out", "out"]
-        + ["--address", "localhost"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = _compare_on_ray(tmp_path, "--address", "localhost")
     assert result.returncode == 2, result.stderr[-2000:]
     assert result.stderr.count("\n") == 1, result.stderr
     assert "Ray cluster" in result.stderr and "6379" in result.stderr, result.stderr
