@@ -126,10 +126,13 @@ def _pending(
         marker = job.run_dir / DONE_MARKER
         if marker.exists():
             old = _recorded_config(marker, overwrite)
-            if old == job.config or _identity(old) == _identity(job.config):
+            if old == job.config:
+                continue
+            wanted = _identity(job.config)
+            if _identity(old) == wanted:
                 continue
             old = _pinned_now(old)
-            if _identity(old) == _identity(job.config):
+            if _identity(old) == wanted:
                 continue
             changed.append((job, old))
         todo.append(job)
