@@ -148,6 +148,11 @@ CONNECT_TIMEOUT_S = 5.0
 RAY_CLIENT_PORT = 10001
 """The port of a ``ray://HOST`` address that names none (Ray's)."""
 
+RAY_LOCALHOSTS = ("localhost", "127.0.0.1", "::1")
+"""The hosts Ray takes for this machine, connecting to its node IP instead (Ray 2.60's
+``resolve_ip_for_localhost``; other 127.x addresses it connects to as they are)."""
+
+
 _ADDRESS_FORMS = (
     "a Ray address is HOST:PORT (the head's port, 6379 unless `ray start --port` said "
     "otherwise), ray://HOST:10001 or auto"
@@ -176,7 +181,7 @@ def _address_problem(address: str) -> str:
     if not port.isdigit() or not 0 < int(port) < 65536:
         return f"{port!r} is not a port; {_ADDRESS_FORMS}"
     where = f"{host}:{port}"
-    if not client and _is_loopback(host):
+    if not client and host in RAY_LOCALHOSTS:
         from ray.util import get_node_ip_address
 
         host = get_node_ip_address()
@@ -189,18 +194,6 @@ def _address_problem(address: str) -> str:
             f"nothing accepts connections at {where}: {exc.strerror or exc}; check the "
             "address, and that the head runs (`ray status` there)"
         )
-
-
-def _is_loopback(host: str) -> bool:
-    """Whether Ray takes ``host`` for this machine (and connects to its node IP instead)."""
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a name
-        return False
 
 
 @contextlib.contextmanager

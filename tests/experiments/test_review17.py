@@ -503,3 +503,16 @@ def test_an_old_record_with_a_pathological_reward_string_is_refused_not_a_crash(
     with pytest.raises(ValueError, match="ran with a different config"):
         _pending(jobs, False, lambda _line: None)
     assert all((job.run_dir / DONE_MARKER).is_file() for job in jobs)
+
+
+@pytest.mark.usefixtures("_no_ray_env")
+def test_a_loopback_address_ray_keeps_is_checked_as_it_is() -> None:
+    # Ray connects to this machine's node IP only for localhost, 127.0.0.1 and ::1; another
+    # 127.x address it connects to as given, so that is where the check must look.
+    with socket.socket() as server:
+        server.bind(("127.0.0.2", 0))
+        server.listen()
+        address = f"127.0.0.2:{server.getsockname()[1]}"
+        ray = _LikeRay()
+        _init_ray(ray, address, 1)
+    assert ray.hung == []
